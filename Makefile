@@ -1,0 +1,42 @@
+# Webhooky: the two commands of the README, and a few more.
+#   make demo   build and run the demo on a private, throwaway PostgreSQL
+#   make test   run the whole test suite (unit and integration, real PostgreSQL, real HTTP)
+
+SWIFT ?= swift
+# A hung test must not hang the run forever.
+TEST_TIMEOUT ?= 45m
+
+.PHONY: demo test build release deps clean
+
+demo: deps
+	$(SWIFT) build --product webhooky
+	$(SWIFT) run --skip-build webhooky demo
+
+test: deps
+	$(SWIFT) build --build-tests
+	timeout --signal=TERM --kill-after=30s $(TEST_TIMEOUT) $(SWIFT) test --skip-build
+
+build: deps
+	$(SWIFT) build --product webhooky
+
+release: deps
+	$(SWIFT) build -c release --product webhooky
+	@echo "binary: $$($(SWIFT) build -c release --show-bin-path)/webhooky"
+
+# Installs what a fresh Debian machine with Swift, postgresql-15, libpq-dev and libssl-dev lacks:
+# libcurl's development package (and pkg-config). Uses sudo when not root.
+deps:
+	@missing=""; \
+	pkg-config --version >/dev/null 2>&1 || missing="$$missing pkg-config"; \
+	pkg-config --exists libcurl 2>/dev/null || missing="$$missing libcurl4-openssl-dev"; \
+	pkg-config --exists libpq 2>/dev/null || missing="$$missing libpq-dev"; \
+	pkg-config --exists libcrypto 2>/dev/null || missing="$$missing libssl-dev"; \
+	[ -x /usr/lib/postgresql/15/bin/initdb ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql-15"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
+	fi
+
+clean:
+	rm -rf .build

@@ -1,0 +1,81 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Webhooky has no SwiftPM package dependencies: the toolchain plus three Debian C libraries,
+// each reached through one system library target and one Swift wrapper that owns its pointers.
+let package = Package(
+    name: "Webhooky",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "webhooky", targets: ["webhooky"]),
+    ],
+    targets: [
+        // C libraries (Debian packages), one shim header each.
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+
+        // Wrappers: the only code that touches C pointers.
+        .target(name: "Postgres", dependencies: ["CLibPQ"]),
+        .target(name: "HTTPClient", dependencies: ["CCurl"]),
+        .target(name: "StandardWebhooks", dependencies: ["CCrypto"]),
+
+        // Pure logic, no I/O.
+        .target(name: "Templates"),
+        .target(name: "Log"),
+        .target(name: "Delivery", dependencies: ["Templates", "StandardWebhooks"]),
+
+        // SQL: the numbered migrations in sql/ are embedded into the binary.
+        .target(
+            name: "Schema",
+            dependencies: ["Postgres", "Log"],
+            resources: [.embedInCode("sql")]
+        ),
+
+        // The worker: drivers that execute what the pure state machines decide.
+        .target(
+            name: "Worker",
+            dependencies: ["Postgres", "HTTPClient", "Delivery", "Templates", "Schema", "Log"]
+        ),
+
+        // Throwaway PostgreSQL clusters and loopback HTTP receivers (demo, tests, benchmarks).
+        .target(name: "LocalPostgres", dependencies: ["Postgres", "Log"]),
+        .target(name: "LoopbackReceiver"),
+        .target(
+            name: "Demo",
+            dependencies: ["Worker", "Schema", "LocalPostgres", "LoopbackReceiver", "Postgres", "Log"]
+        ),
+
+        // The command line: `webhooky run | migrate | demo`.
+        .executableTarget(
+            name: "webhooky",
+            dependencies: ["Worker", "Schema", "Demo", "Postgres", "Log"]
+        ),
+
+        .target(
+            name: "TestSupport",
+            dependencies: ["LocalPostgres", "LoopbackReceiver", "Postgres", "Schema", "Log", "Worker"],
+            path: "Tests/TestSupport"
+        ),
+        .testTarget(name: "TemplatesTests", dependencies: ["Templates"]),
+        .testTarget(name: "DeliveryTests", dependencies: ["Delivery", "Templates", "StandardWebhooks"]),
+        .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient", "LoopbackReceiver"]),
+        .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
+        .testTarget(
+            name: "WorkerTests",
+            dependencies: ["Worker", "Schema", "Postgres", "HTTPClient", "TestSupport", "LoopbackReceiver", "StandardWebhooks", "Templates", "Delivery", "Log"]
+        ),
+    ]
+)
+
+// Strictness is set once, for every target.
+for target in package.targets where target.type != .system {
+    var settings = target.swiftSettings ?? []
+    settings.append(contentsOf: [
+        .swiftLanguageMode(.v6),
+        .enableUpcomingFeature("ExistentialAny"),
+        .enableUpcomingFeature("InternalImportsByDefault"),
+        .enableUpcomingFeature("MemberImportVisibility"),
+    ])
+    target.swiftSettings = settings
+}

@@ -1,0 +1,96 @@
+public import StandardWebhooks
+public import Templates
+
+/// A webhook as the worker uses it: its templates parsed once, for one revision of its row.
+public struct Webhook: Sendable {
+    /// `webhooks.id`.
+    public let id: Int64
+    /// `webhooks.revision`: a changed row has a new revision and is parsed again.
+    public let revision: Int
+    /// `webhooks.name` (may be empty).
+    public let name: String
+    /// URL, body and header templates.
+    public let template: RequestTemplate
+    /// The signing secret; `nil` sends unsigned requests.
+    public let secret: SigningSecret?
+
+    /// Builds a webhook from its row's columns.
+    ///
+    /// - Parameters:
+    ///   - headersJSON: The `headers` column as JSON text (an object of strings).
+    ///   - secret: The `secret` column (`whsec_...`) or `nil`.
+    /// - Throws: ``WebhookError`` when a column cannot be used; the database's checks make
+    ///   this rare (a row edited while its checks were disabled, for example).
+    public init(id: Int64, revision: Int, name: String, url: String, body: String?, headersJSON: String, secret: String?) throws(WebhookError) {
+        self.id = id
+        self.revision = revision
+        self.name = name
+        var headers: [(name: String, value: String)] = []
+        do {
+            guard case .object(let object) = try JSONParser.parse(headersJSON) else {
+                throw WebhookError("headers must be a JSON object")
+            }
+            for member in object.members {
+                guard case .string(let value) = member.value else {
+                    throw WebhookError("header \"\(member.key)\" must have a string value")
+                }
+                headers.append((member.key, value))
+            }
+        } catch let error as WebhookError {
+            throw error
+        } catch {
+            throw WebhookError("headers are not valid JSON: \(error)")
+        }
+        do {
+            self.template = try RequestTemplate(url: url, body: body, headers: headers)
+        } catch {
+            throw WebhookError(error.message)
+        }
+        if let secret {
+            guard let parsed = SigningSecret(secret) else {
+                throw WebhookError("secret is not a Standard Webhooks secret (whsec_ + base64 of 24 to 64 bytes)")
+            }
+            self.secret = parsed
+        } else {
+            self.secret = nil
+        }
+    }
+
+    /// The exact request for one delivery: the rendered templates plus Webhooky's headers:
+    /// `Content-Type: application/json` on a `POST` (unless the webhook sets its own),
+    /// `webhook-id`, `webhook-timestamp` and, with a secret, `webhook-signature`.
+    ///
+    /// - Parameters:
+    ///   - payload: The event's payload.
+    ///   - messageID: The `webhook-id`, the same for every attempt of the delivery.
+    ///   - timestamp: Seconds since 1970 for `webhook-timestamp` (and the signature).
+    /// - Throws: ``TemplateError`` when the request cannot be made (a rendered URL without a
+    ///   host, a header value with a line break).
+    public func request(payload: JSONValue, messageID: String, timestamp: Int) throws(TemplateError) -> RenderedRequest {
+        var request = try template.render(payload)
+        var headers: [RenderedRequest.Header] = []
+        headers.reserveCapacity(request.headers.count + 4)
+        if request.body != nil, !request.headers.contains(where: { $0.name.lowercased() == "content-type" }) {
+            headers.append(.init(name: "Content-Type", value: "application/json"))
+        }
+        headers.append(contentsOf: request.headers)
+        headers.append(.init(name: "webhook-id", value: messageID))
+        headers.append(.init(name: "webhook-timestamp", value: String(timestamp)))
+        if let secret {
+            let signature = WebhookSignature.sign(id: messageID, timestamp: timestamp, body: Array((request.body ?? "").utf8), secrets: [secret])
+            headers.append(.init(name: "webhook-signature", value: signature))
+        }
+        request.headers = headers
+        return request
+    }
+
+    /// The `webhook-id` of a delivery: `msg_` and the delivery's id, stable across retries.
+    public static func messageID(deliveryID: Int64) -> String { "msg_\(deliveryID)" }
+}
+
+/// Why a webhook row cannot be used.
+public struct WebhookError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}

@@ -1,0 +1,126 @@
+import CCurl
+import Foundation
+import Synchronization
+
+/// An HTTP client on libcurl's multi interface: one dedicated thread drives every transfer,
+/// requests go in and results come out in batches.
+///
+/// Connections are kept alive and reused per host. Redirects are not followed unless
+/// configured. Only the first ``Configuration/maximumResponseBodyBytes`` of a response body are
+/// read. TLS certificates and host names are always verified against the system's CA bundle.
+public final class HTTPClient: Sendable {
+    /// Limits and timeouts; every field has a safe default.
+    public struct Configuration: Sendable {
+        /// Transfers in flight at once; more wait in a queue. Default 256.
+        public var maximumConcurrentRequests: Int = 256
+        /// Open connections to one host at once; more requests to that host wait. Default 16.
+        public var maximumConnectionsPerHost: Int = 16
+        /// Time allowed to establish a connection (TCP and TLS). Default 5 s.
+        public var connectTimeout: Duration = .seconds(5)
+        /// Time allowed for a whole request, from start to the last byte of the response. Default 15 s.
+        public var requestTimeout: Duration = .seconds(15)
+        /// Bytes of a response body that are read; the transfer stops after that. Default 4096.
+        public var maximumResponseBodyBytes: Int = 4096
+        /// Redirects followed; 0 (the default) follows none and reports the 3xx response.
+        public var maximumRedirects: Int = 0
+        /// The `User-Agent` header. Default `Webhooky/1`.
+        public var userAgent: String = "Webhooky/1"
+
+        public init() {}
+    }
+
+    /// Receives finished requests, in batches, on the client's thread. Keep it short.
+    public typealias Completion = @Sendable ([HTTPResult]) -> Void
+
+    /// Requests queued for the client's thread, and whether it should stop.
+    private final class Inbox: Sendable {
+        struct State {
+            var requests: [HTTPRequest] = []
+            var stopping = false
+        }
+
+        let state = Mutex(State())
+    }
+
+    private let inbox = Inbox()
+    private let multi: MultiHandle
+
+    /// Starts the client's thread.
+    ///
+    /// - Parameters:
+    ///   - configuration: Limits and timeouts.
+    ///   - completion: Called on the client's thread with each batch of finished requests.
+    /// - Throws: ``HTTPError/Code/other`` when libcurl cannot create its multi handle (out of memory).
+    public init(configuration: Configuration = Configuration(), completion: @escaping Completion) throws(HTTPError) {
+        CurlGlobal.initialize()
+        guard let multi = MultiHandle(configuration: configuration) else {
+            throw HTTPError(code: .other, message: "libcurl could not create a multi handle (out of memory)")
+        }
+        let inbox = self.inbox
+        self.multi = multi
+        let thread = Thread {
+            let loop = TransferLoop(multi: multi, configuration: configuration, completion: completion)
+            loop.run { inbox.state.withLock { state in
+                defer { state.requests.removeAll(keepingCapacity: true) }
+                return (state.requests, state.stopping)
+            } }
+            multi.finishedSignal.signal()
+        }
+        thread.name = "webhooky-http"
+        thread.start()
+    }
+
+    /// Queues `requests`; their results arrive through the completion handler.
+    public func send(_ requests: [HTTPRequest]) {
+        guard !requests.isEmpty else { return }
+        inbox.state.withLock { $0.requests.append(contentsOf: requests) }
+        multi.wakeUp()
+    }
+
+    /// Stops the client: requests still queued or in flight finish with
+    /// ``HTTPError/Code/cancelled``. Blocks until the client's thread has ended.
+    public func shutdown() {
+        let alreadyStopping = inbox.state.withLock { state in
+            defer { state.stopping = true }
+            return state.stopping
+        }
+        guard !alreadyStopping else { return }
+        multi.wakeUp()
+        multi.finishedSignal.wait()
+    }
+}
+
+/// libcurl's global initialisation, done exactly once before any handle exists.
+enum CurlGlobal {
+    private static let once: Void = {
+        curl_global_init(Int(CURL_GLOBAL_ALL))
+    }()
+
+    static func initialize() { once }
+}
+
+/// The multi handle, shared with other threads only for `curl_multi_wakeup`.
+///
+/// `@unchecked Sendable`: every libcurl call on `pointer` happens on the client's thread, except
+/// `curl_multi_wakeup`, which libcurl documents as safe to call from any thread. The handle is
+/// freed only in `deinit`, after the thread has ended (it holds a reference until then).
+final class MultiHandle: @unchecked Sendable {
+    let pointer: UnsafeMutableRawPointer
+    let finishedSignal = DispatchSemaphore(value: 0)
+
+    init?(configuration: HTTPClient.Configuration) {
+        guard let pointer = curl_multi_init() else { return nil }
+        self.pointer = pointer
+        _ = webhooky_curl_multi_setopt_long(pointer, CURLMOPT_MAX_TOTAL_CONNECTIONS, configuration.maximumConcurrentRequests)
+        _ = webhooky_curl_multi_setopt_long(pointer, CURLMOPT_MAX_HOST_CONNECTIONS, configuration.maximumConnectionsPerHost)
+        _ = webhooky_curl_multi_setopt_long(pointer, CURLMOPT_MAXCONNECTS, configuration.maximumConcurrentRequests)
+    }
+
+    func wakeUp() {
+        curl_multi_wakeup(pointer)
+    }
+
+    deinit {
+        curl_multi_cleanup(pointer)
+    }
+}

@@ -1,0 +1,112 @@
+/// One HTTP request for the client to send.
+public struct HTTPRequest: Sendable {
+    /// The caller's tag for this request, returned with its ``HTTPResult`` (e.g. a delivery id).
+    public var tag: Int64
+    /// `GET` or `POST` (any method name is passed through).
+    public var method: String
+    /// An absolute `http://` or `https://` URL.
+    public var url: String
+    /// Headers in the order they are sent.
+    public var headers: [HTTPHeader]
+    /// The request body; `nil` sends none.
+    public var body: [UInt8]?
+
+    public init(tag: Int64, method: String, url: String, headers: [HTTPHeader] = [], body: [UInt8]? = nil) {
+        self.tag = tag
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+    }
+}
+
+/// One header line.
+public struct HTTPHeader: Sendable, Hashable {
+    public var name: String
+    public var value: String
+
+    public init(name: String, value: String) {
+        self.name = name
+        self.value = value
+    }
+}
+
+/// What happened to one request.
+public struct HTTPResult: Sendable {
+    /// The tag of the ``HTTPRequest``.
+    public var tag: Int64
+    /// The response (any status code), or why there was none.
+    public var outcome: Result<HTTPResponse, HTTPError>
+    /// Wall-clock time when the request was started, in seconds since 1970.
+    public var startedAt: Double
+    /// Time from start to the end of the transfer.
+    public var duration: Duration
+
+    public init(tag: Int64, outcome: Result<HTTPResponse, HTTPError>, startedAt: Double, duration: Duration) {
+        self.tag = tag
+        self.outcome = outcome
+        self.startedAt = startedAt
+        self.duration = duration
+    }
+}
+
+/// A response: its status, the headers Webhooky acts on, and the start of its body.
+public struct HTTPResponse: Sendable, Hashable {
+    /// The HTTP status code, e.g. 200.
+    public var status: Int
+    /// The `Retry-After` header's value, if sent.
+    public var retryAfter: String?
+    /// The `Location` header's value, if sent (for redirects that were not followed).
+    public var location: String?
+    /// The body, at most ``HTTPClient/Configuration/maximumResponseBodyBytes`` bytes.
+    public var body: [UInt8]
+    /// True when the body was longer than the cap and the rest was not read.
+    public var bodyTruncated: Bool
+
+    public init(status: Int, retryAfter: String? = nil, location: String? = nil, body: [UInt8] = [], bodyTruncated: Bool = false) {
+        self.status = status
+        self.retryAfter = retryAfter
+        self.location = location
+        self.body = body
+        self.bodyTruncated = bodyTruncated
+    }
+}
+
+/// Why a request got no response.
+public struct HTTPError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// The kind of failure; new codes may be added.
+    public struct Code: RawRepresentable, Sendable, Hashable {
+        public var rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+
+        /// Connect or total timeout reached.
+        public static let timeout = Code(rawValue: "timeout")
+        /// The host name could not be resolved.
+        public static let dnsFailure = Code(rawValue: "dns_failure")
+        /// The TCP connection could not be made (refused, unreachable).
+        public static let connectFailure = Code(rawValue: "connect_failure")
+        /// TLS handshake or certificate verification failed.
+        public static let tlsFailure = Code(rawValue: "tls_failure")
+        /// The connection broke while sending or receiving (reset, closed, empty reply).
+        public static let connectionBroken = Code(rawValue: "connection_broken")
+        /// The URL is malformed or its scheme is not http/https; retrying cannot help.
+        public static let invalidURL = Code(rawValue: "invalid_url")
+        /// More redirects than allowed.
+        public static let tooManyRedirects = Code(rawValue: "too_many_redirects")
+        /// The client is shutting down and did not send the request.
+        public static let cancelled = Code(rawValue: "cancelled")
+        /// Any other libcurl failure.
+        public static let other = Code(rawValue: "other")
+    }
+
+    public var code: Code
+    /// A human-readable reason, e.g. `Failed to connect to 127.0.0.1 port 9: Connection refused`.
+    public var message: String
+
+    public init(code: Code, message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+}

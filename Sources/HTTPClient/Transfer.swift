@@ -1,0 +1,196 @@
+import CCurl
+import Glibc
+
+/// One request in flight: its easy handle's settings, and what comes back.
+///
+/// Lives on the client's thread only. The write and header callbacks receive it as an
+/// unretained pointer; the transfer loop keeps it alive until the transfer is removed.
+final class Transfer {
+    let request: HTTPRequest
+    let startedAt: Double
+    let started: ContinuousClock.Instant
+    private let handle: UnsafeMutableRawPointer
+    private let configuration: HTTPClient.Configuration
+    private var headerList: UnsafeMutablePointer<curl_slist>?
+    private let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
+    private var body: [UInt8] = []
+    private var bodyTruncated = false
+    private var retryAfter: String?
+    private var location: String?
+
+    init(request: HTTPRequest, handle: UnsafeMutableRawPointer, configuration: HTTPClient.Configuration) {
+        self.request = request
+        self.handle = handle
+        self.configuration = configuration
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        self.startedAt = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+        self.started = .now
+        errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+    }
+
+    deinit {
+        releaseResources()
+        errorBuffer.deallocate()
+    }
+
+    /// Frees the header list; called when the handle is recycled.
+    func releaseResources() {
+        if let headerList {
+            curl_slist_free_all(headerList)
+            self.headerList = nil
+        }
+    }
+
+    /// Sets every option of the easy handle; returns an error instead when one is refused.
+    func configure() -> HTTPError? {
+        let context = Unmanaged.passUnretained(self).toOpaque()
+        var codes: [CURLcode] = []
+        codes.append(webhooky_curl_easy_setopt_string(handle, CURLOPT_URL, request.url))
+        codes.append(webhooky_curl_easy_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https"))
+        codes.append(webhooky_curl_easy_setopt_string(handle, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"))
+        codes.append(webhooky_curl_easy_setopt_long(handle, CURLOPT_NOSIGNAL, 1))
+        codes.append(webhooky_curl_easy_setopt_long(handle, CURLOPT_TIMEOUT_MS, Transfer.milliseconds(configuration.requestTimeout)))
+        codes.append(webhooky_curl_easy_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Transfer.milliseconds(configuration.connectTimeout)))
+        codes.append(webhooky_curl_easy_setopt_long(handle, CURLOPT_FOLLOWLOCATION, configuration.maximumRedirects > 0 ? 1 : 0))
+        codes.append(webhooky_curl_easy_setopt_long(handle, CURLOPT_MAXREDIRS, configuration.maximumRedirects))
+        codes.append(webhooky_curl_easy_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 1))
+        codes.append(webhooky_curl_easy_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 2))
+        codes.append(webhooky_curl_easy_setopt_long(handle, CURLOPT_TCP_KEEPALIVE, 1))
+        codes.append(webhooky_curl_easy_setopt_string(handle, CURLOPT_USERAGENT, configuration.userAgent))
+        codes.append(webhooky_curl_easy_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer))
+        codes.append(webhooky_curl_easy_setopt_data_callback(handle, CURLOPT_WRITEFUNCTION, Transfer.onBody))
+        codes.append(webhooky_curl_easy_setopt_pointer(handle, CURLOPT_WRITEDATA, context))
+        codes.append(webhooky_curl_easy_setopt_data_callback(handle, CURLOPT_HEADERFUNCTION, Transfer.onHeader))
+        codes.append(webhooky_curl_easy_setopt_pointer(handle, CURLOPT_HEADERDATA, context))
+
+        switch request.method {
+        case "GET":
+            codes.append(webhooky_curl_easy_setopt_long(handle, CURLOPT_HTTPGET, 1))
+        case "POST":
+            codes.append(webhooky_curl_easy_setopt_long(handle, CURLOPT_POST, 1))
+        default:
+            codes.append(webhooky_curl_easy_setopt_string(handle, CURLOPT_CUSTOMREQUEST, request.method))
+        }
+        if let body = request.body {
+            codes.append(webhooky_curl_easy_setopt_offset(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count)))
+            codes.append(body.withUnsafeBufferPointer { buffer in
+                // COPYPOSTFIELDS copies the bytes, so the buffer need not outlive this call.
+                buffer.baseAddress.map { webhooky_curl_easy_setopt_pointer(handle, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: $0)) }
+                    ?? webhooky_curl_easy_setopt_string(handle, CURLOPT_COPYPOSTFIELDS, "")
+            })
+        }
+        // "Expect:" with no value stops libcurl from waiting for a 100-continue on larger bodies.
+        var lines = request.headers.map { "\($0.name): \($0.value)" }
+        lines.append("Expect:")
+        for line in lines {
+            guard let appended = curl_slist_append(headerList, line) else {
+                return HTTPError(code: .other, message: "libcurl could not build the header list (out of memory)")
+            }
+            headerList = appended
+        }
+        codes.append(webhooky_curl_easy_setopt_list(handle, CURLOPT_HTTPHEADER, headerList))
+
+        if let failed = codes.first(where: { $0 != CURLE_OK }) {
+            return HTTPError(code: Transfer.errorCode(failed), message: "libcurl refused an option: \(String(cString: curl_easy_strerror(failed)))")
+        }
+        return nil
+    }
+
+    /// The result of a finished transfer, given libcurl's code.
+    func result(code: CURLcode) -> HTTPResult {
+        var status = 0
+        _ = webhooky_curl_easy_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
+        let outcome: Result<HTTPResponse, HTTPError>
+        if code == CURLE_OK || (code == CURLE_WRITE_ERROR && bodyTruncated && status > 0) {
+            outcome = .success(HTTPResponse(status: status, retryAfter: retryAfter, location: location, body: body, bodyTruncated: bodyTruncated))
+        } else {
+            let detail = String(cString: errorBuffer)
+            let message = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
+            outcome = .failure(HTTPError(code: Transfer.errorCode(code), message: message))
+        }
+        return HTTPResult(tag: request.tag, outcome: outcome, startedAt: startedAt, duration: .now - started)
+    }
+
+    /// The result of a transfer stopped by shutdown.
+    func cancelled() -> HTTPResult {
+        HTTPResult(
+            tag: request.tag,
+            outcome: .failure(HTTPError(code: .cancelled, message: "cancelled: the HTTP client is shutting down")),
+            startedAt: startedAt,
+            duration: .now - started
+        )
+    }
+
+    /// The result of a request that could not be started.
+    static func failure(_ request: HTTPRequest, _ error: HTTPError) -> HTTPResult {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return HTTPResult(tag: request.tag, outcome: .failure(error), startedAt: Double(now.tv_sec) + Double(now.tv_nsec) / 1e9, duration: .zero)
+    }
+
+    private static let onBody: webhooky_curl_data_callback = { data, size, count, context in
+        guard let data, let context else { return 0 }
+        let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
+        let length = size * count
+        let room = transfer.configuration.maximumResponseBodyBytes - transfer.body.count
+        data.withMemoryRebound(to: UInt8.self, capacity: length) { bytes in
+            transfer.body.append(contentsOf: UnsafeBufferPointer(start: bytes, count: min(room, length)))
+        }
+        if length > room {
+            // Stop reading: the rest of a large body is never downloaded.
+            transfer.bodyTruncated = true
+            return 0
+        }
+        return length
+    }
+
+    private static let onHeader: webhooky_curl_data_callback = { data, size, count, context in
+        guard let data, let context else { return 0 }
+        let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
+        let length = size * count
+        let line = data.withMemoryRebound(to: UInt8.self, capacity: length) { bytes in
+            String(decoding: UnsafeBufferPointer(start: bytes, count: length), as: UTF8.self)
+        }
+        if line.hasPrefix("HTTP/") {
+            // A new response (after a redirect or a 100 Continue): forget the previous headers.
+            transfer.retryAfter = nil
+            transfer.location = nil
+        } else if let colon = line.firstIndex(of: ":") {
+            let name = line[..<colon].lowercased()
+            let value = line[line.index(after: colon)...].trimmingWhitespace()
+            if name == "retry-after" { transfer.retryAfter = value }
+            if name == "location" { transfer.location = value }
+        }
+        return length
+    }
+
+    static func milliseconds(_ duration: Duration) -> Int {
+        Int(duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)
+    }
+
+    static func errorCode(_ code: CURLcode) -> HTTPError.Code {
+        switch code {
+        case CURLE_OPERATION_TIMEDOUT: .timeout
+        case CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY: .dnsFailure
+        case CURLE_COULDNT_CONNECT: .connectFailure
+        case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CIPHER,
+             CURLE_SSL_CACERT_BADFILE, CURLE_SSL_ISSUER_ERROR, CURLE_SSL_PINNEDPUBKEYNOTMATCH, CURLE_SSL_INVALIDCERTSTATUS:
+            .tlsFailure
+        case CURLE_GOT_NOTHING, CURLE_RECV_ERROR, CURLE_SEND_ERROR, CURLE_PARTIAL_FILE, CURLE_HTTP2, CURLE_HTTP2_STREAM:
+            .connectionBroken
+        case CURLE_URL_MALFORMAT, CURLE_UNSUPPORTED_PROTOCOL: .invalidURL
+        case CURLE_TOO_MANY_REDIRECTS: .tooManyRedirects
+        default: .other
+        }
+    }
+}
+
+extension StringProtocol {
+    /// The text without leading and trailing spaces, tabs, CR and LF.
+    func trimmingWhitespace() -> String {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\n" || $0 == "\r\n" }
+        guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) }) else { return "" }
+        return String(self[first...last])
+    }
+}

@@ -1,0 +1,106 @@
+import CCurl
+import Glibc
+
+/// The client's thread: adds queued requests to the multi handle, drives transfers and hands
+/// finished ones to the completion handler in batches. Everything here runs on that thread.
+final class TransferLoop {
+    private let multi: MultiHandle
+    private let configuration: HTTPClient.Configuration
+    private let completion: HTTPClient.Completion
+    private var waiting: [HTTPRequest] = []
+    /// Transfers in flight, by their easy handle.
+    private var inFlight: [UnsafeMutableRawPointer: Transfer] = [:]
+    private var idleHandles: [UnsafeMutableRawPointer] = []
+
+    init(multi: MultiHandle, configuration: HTTPClient.Configuration, completion: @escaping HTTPClient.Completion) {
+        self.multi = multi
+        self.configuration = configuration
+        self.completion = completion
+    }
+
+    deinit {
+        for handle in idleHandles { curl_easy_cleanup(handle) }
+    }
+
+    /// Runs until `take` reports stopping; `take` hands over newly queued requests.
+    func run(take: () -> (requests: [HTTPRequest], stopping: Bool)) {
+        var finished: [HTTPResult] = []
+        while true {
+            let (requests, stopping) = take()
+            waiting.append(contentsOf: requests)
+            if stopping {
+                cancelAll(into: &finished)
+                completeIfAny(&finished)
+                return
+            }
+            startWaiting(into: &finished)
+            var running: Int32 = 0
+            curl_multi_perform(multi.pointer, &running)
+            collectFinished(into: &finished)
+            completeIfAny(&finished)
+            // Anything that finished may have freed a slot for a waiting request.
+            if !waiting.isEmpty && inFlight.count < configuration.maximumConcurrentRequests { continue }
+            curl_multi_poll(multi.pointer, nil, 0, 1000, nil)
+        }
+    }
+
+    private func completeIfAny(_ finished: inout [HTTPResult]) {
+        guard !finished.isEmpty else { return }
+        completion(finished)
+        finished.removeAll(keepingCapacity: true)
+    }
+
+    private func startWaiting(into finished: inout [HTTPResult]) {
+        var started = 0
+        while inFlight.count < configuration.maximumConcurrentRequests, started < waiting.count {
+            let request = waiting[started]
+            started += 1
+            let handle = idleHandles.popLast() ?? curl_easy_init()
+            guard let handle else {
+                finished.append(Transfer.failure(request, HTTPError(code: .other, message: "libcurl could not create a handle (out of memory)")))
+                continue
+            }
+            let transfer = Transfer(request: request, handle: handle, configuration: configuration)
+            if let error = transfer.configure() {
+                finished.append(Transfer.failure(request, error))
+                recycle(handle, transfer)
+                continue
+            }
+            curl_multi_add_handle(multi.pointer, handle)
+            inFlight[handle] = transfer
+        }
+        waiting.removeFirst(started)
+    }
+
+    private func collectFinished(into finished: inout [HTTPResult]) {
+        var remaining: Int32 = 0
+        while let message = curl_multi_info_read(multi.pointer, &remaining) {
+            guard message.pointee.msg == CURLMSG_DONE, let handle = message.pointee.easy_handle else { continue }
+            let code = message.pointee.data.result
+            curl_multi_remove_handle(multi.pointer, handle)
+            guard let transfer = inFlight.removeValue(forKey: handle) else { continue }
+            finished.append(transfer.result(code: code))
+            recycle(handle, transfer)
+        }
+    }
+
+    private func cancelAll(into finished: inout [HTTPResult]) {
+        for request in waiting {
+            finished.append(Transfer.failure(request, HTTPError(code: .cancelled, message: "not sent: the HTTP client is shutting down")))
+        }
+        waiting.removeAll()
+        for (handle, transfer) in inFlight {
+            curl_multi_remove_handle(multi.pointer, handle)
+            finished.append(transfer.cancelled())
+            recycle(handle, transfer)
+        }
+        inFlight.removeAll()
+    }
+
+    /// Resets a handle for reuse; the connection it used stays in the multi handle's cache.
+    private func recycle(_ handle: UnsafeMutableRawPointer, _ transfer: Transfer) {
+        transfer.releaseResources()
+        curl_easy_reset(handle)
+        idleHandles.append(handle)
+    }
+}

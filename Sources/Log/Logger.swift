@@ -1,0 +1,128 @@
+import Glibc
+
+/// A small structured logger: one line per event on stderr,
+/// `2026-11-29T11:40:00.123Z info  delivery succeeded delivery=12 status=200`.
+///
+/// Values are written as given, so callers must pass only what may be shown: never a signing
+/// secret, a password or a URL that was not redacted (see `Redaction` in the worker).
+public struct Logger: Sendable {
+    /// Severity, from most to least verbose.
+    public enum Level: Int, Sendable, Comparable, CaseIterable, CustomStringConvertible {
+        case trace, debug, info, notice, warning, error, critical
+
+        public static func < (lhs: Level, rhs: Level) -> Bool { lhs.rawValue < rhs.rawValue }
+
+        public var description: String {
+            switch self {
+            case .trace: "trace"
+            case .debug: "debug"
+            case .info: "info"
+            case .notice: "notice"
+            case .warning: "warning"
+            case .error: "error"
+            case .critical: "critical"
+            }
+        }
+
+        /// Parses `trace`, `debug`, `info`, `notice`, `warning`, `error` or `critical`.
+        public init?(name: String) {
+            guard let level = Level.allCases.first(where: { $0.description == name.lowercased() }) else { return nil }
+            self = level
+        }
+    }
+
+    /// Where finished lines go. Default: stderr.
+    public typealias Sink = @Sendable (String) -> Void
+
+    /// Lines below this level are dropped. Default `.info`.
+    public var level: Level
+    /// Metadata added to every line of this logger, e.g. `worker=host-1234`.
+    public var metadata: [(key: String, value: String)]
+    private let sink: Sink
+
+    /// Creates a logger writing to `sink` (stderr by default) at `level` (`.info` by default).
+    public init(level: Level = .info, sink: Sink? = nil) {
+        self.level = level
+        self.metadata = []
+        self.sink = sink ?? Logger.standardError
+    }
+
+    /// A logger that adds `key=value` to every line.
+    public func with(_ key: String, _ value: some CustomStringConvertible) -> Logger {
+        var copy = self
+        copy.metadata.append((key, value.description))
+        return copy
+    }
+
+    /// Writes one line if `level` is enabled. `metadata` pairs are appended as `key=value`.
+    public func log(_ level: Level, _ message: @autoclosure () -> String, _ metadata: KeyValuePairs<String, any CustomStringConvertible> = [:]) {
+        guard level >= self.level else { return }
+        var line = Logger.timestamp()
+        line += " "
+        line += level.description
+        line += String(repeating: " ", count: max(1, 9 - level.description.count))
+        line += message()
+        for (key, value) in self.metadata { Logger.append(key, value, to: &line) }
+        for (key, value) in metadata { Logger.append(key, value.description, to: &line) }
+        sink(line)
+    }
+
+    public func trace(_ message: @autoclosure () -> String, _ metadata: KeyValuePairs<String, any CustomStringConvertible> = [:]) { log(.trace, message(), metadata) }
+    public func debug(_ message: @autoclosure () -> String, _ metadata: KeyValuePairs<String, any CustomStringConvertible> = [:]) { log(.debug, message(), metadata) }
+    public func info(_ message: @autoclosure () -> String, _ metadata: KeyValuePairs<String, any CustomStringConvertible> = [:]) { log(.info, message(), metadata) }
+    public func notice(_ message: @autoclosure () -> String, _ metadata: KeyValuePairs<String, any CustomStringConvertible> = [:]) { log(.notice, message(), metadata) }
+    public func warning(_ message: @autoclosure () -> String, _ metadata: KeyValuePairs<String, any CustomStringConvertible> = [:]) { log(.warning, message(), metadata) }
+    public func error(_ message: @autoclosure () -> String, _ metadata: KeyValuePairs<String, any CustomStringConvertible> = [:]) { log(.error, message(), metadata) }
+    public func critical(_ message: @autoclosure () -> String, _ metadata: KeyValuePairs<String, any CustomStringConvertible> = [:]) { log(.critical, message(), metadata) }
+
+    /// Appends ` key=value`, quoting the value when it holds spaces, quotes or `=`.
+    static func append(_ key: String, _ value: String, to line: inout String) {
+        line += " "
+        line += key
+        line += "="
+        if value.isEmpty || value.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || $0.isNewline }) {
+            line += "\""
+            for character in value {
+                switch character {
+                case "\"": line += "\\\""
+                case "\\": line += "\\\\"
+                case "\n": line += "\\n"
+                case "\r": line += "\\r"
+                default: line.append(character)
+                }
+            }
+            line += "\""
+        } else {
+            line += value
+        }
+    }
+
+    /// UTC time with milliseconds, ISO 8601.
+    static func timestamp() -> String {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        var seconds = now.tv_sec
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func pad(_ value: Int32, _ width: Int) -> String {
+            let text = String(value)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
+            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(now.tv_nsec / 1_000_000), 3))Z"
+    }
+
+    /// One `write(2)` per line, so lines from different threads never interleave.
+    private static let standardError: Sink = { line in
+        var text = line + "\n"
+        text.withUTF8 { bytes in
+            guard let base = bytes.baseAddress else { return }
+            var offset = 0
+            while offset < bytes.count {
+                let written = write(2, base + offset, bytes.count - offset)
+                if written <= 0 { return }
+                offset += written
+            }
+        }
+    }
+}

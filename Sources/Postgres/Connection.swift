@@ -1,0 +1,212 @@
+import CLibPQ
+import Glibc
+
+/// One connection to PostgreSQL through libpq, with blocking calls.
+///
+/// A connection is not thread-safe: create it on the thread that uses it and keep it there.
+/// It owns its libpq handle and closes it exactly once, in `deinit`.
+public final class Connection {
+    private let handle: OpaquePointer
+    private var noticeBox: NoticeBox?
+
+    /// Opens a connection.
+    ///
+    /// - Parameters:
+    ///   - conninfo: A libpq connection string or URI (`postgresql://user@host/db`), passed to
+    ///     libpq untouched. An empty string means libpq's defaults and `PG*` environment
+    ///     variables (`PGHOST`, `PGDATABASE`...).
+    ///   - applicationName: Shown in `pg_stat_activity` unless the connection string sets
+    ///     `application_name`. Default `webhooky`.
+    /// - Throws: ``PostgresError/Code/connectionFailed`` with libpq's message (which never
+    ///   contains the password).
+    public init(conninfo: String, applicationName: String = "webhooky") throws(PostgresError) {
+        // Keywords are processed in order and a later one wins, so everything placed before
+        // `dbname` is a default that the DBA's connection string can override.
+        var keywords = ["fallback_application_name", "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count"]
+        var values = [applicationName, "1", "30", "10", "3"]
+        if getenv("PGCONNECT_TIMEOUT") == nil {
+            keywords.append("connect_timeout")
+            values.append("10")
+        }
+        keywords.append("dbname")
+        values.append(conninfo)
+        let connection: OpaquePointer? = withCStringArray(keywords) { keywordPointers in
+            withCStringArray(values) { valuePointers in
+                PQconnectdbParams(keywordPointers, valuePointers, 1)
+            }
+        }
+        guard let connection else {
+            throw PostgresError(code: .connectionFailed, message: "out of memory while connecting")
+        }
+        guard PQstatus(connection) == CONNECTION_OK else {
+            let message = Connection.trimmedMessage(PQerrorMessage(connection))
+            PQfinish(connection)
+            throw PostgresError(code: .connectionFailed, message: message)
+        }
+        self.handle = connection
+    }
+
+    deinit {
+        PQfinish(handle)
+    }
+
+    /// Whether the connection is still usable as far as libpq knows.
+    public var isConnected: Bool { PQstatus(handle) == CONNECTION_OK }
+
+    /// The process id of the server backend serving this connection.
+    public var backendPID: Int32 { PQbackendPID(handle) }
+
+    /// The server version as a number, e.g. `150018` for 15.18.
+    public var serverVersion: Int { Int(PQserverVersion(handle)) }
+
+    /// Routes the server's notices and warnings (which libpq prints to stderr by default) to
+    /// `handler`.
+    public func onNotice(_ handler: @escaping @Sendable (String) -> Void) {
+        let box = NoticeBox(handler: handler)
+        noticeBox = box
+        PQsetNoticeProcessor(handle, { context, message in
+            guard let context, let message else { return }
+            let box = Unmanaged<NoticeBox>.fromOpaque(context).takeUnretainedValue()
+            box.handler(Connection.trimmedMessage(message))
+        }, Unmanaged.passUnretained(box).toOpaque())
+    }
+
+    /// Runs one or more statements with the simple query protocol and returns the result of
+    /// the last one. Use this for scripts (migrations) and statements without parameters.
+    @discardableResult
+    public func execute(_ sql: String) throws(PostgresError) -> QueryResult {
+        try check(PQexec(handle, sql))
+    }
+
+    /// Runs one statement with text parameters `$1`, `$2`... bound by the server: values are
+    /// never spliced into SQL. `nil` is SQL `NULL`.
+    @discardableResult
+    public func query(_ sql: String, _ parameters: [String?] = []) throws(PostgresError) -> QueryResult {
+        let result = withOptionalCStringArray(parameters) { pointers in
+            PQexecParams(handle, sql, Int32(parameters.count), nil, pointers, nil, nil, 0)
+        }
+        return try check(result)
+    }
+
+    /// Prepares `sql` under `name` for repeated use with ``executePrepared(_:_:)``.
+    public func prepare(_ name: String, _ sql: String) throws(PostgresError) {
+        _ = try check(PQprepare(handle, name, sql, 0, nil))
+    }
+
+    /// Runs the statement prepared as `name` with text parameters.
+    @discardableResult
+    public func executePrepared(_ name: String, _ parameters: [String?] = []) throws(PostgresError) -> QueryResult {
+        let result = withOptionalCStringArray(parameters) { pointers in
+            PQexecPrepared(handle, name, Int32(parameters.count), pointers, nil, nil, 0)
+        }
+        return try check(result)
+    }
+
+    /// Starts listening on `channel` (quoted as an identifier).
+    public func listen(_ channel: String) throws(PostgresError) {
+        try execute("LISTEN \(try quoteIdentifier(channel))")
+    }
+
+    /// Quotes `identifier` for use in SQL, e.g. `my "table"` → `"my ""table"""`.
+    public func quoteIdentifier(_ identifier: String) throws(PostgresError) -> String {
+        guard let quoted = PQescapeIdentifier(handle, identifier, identifier.utf8.count) else {
+            throw PostgresError(code: .clientFailure, message: Connection.trimmedMessage(PQerrorMessage(handle)))
+        }
+        defer { PQfreemem(quoted) }
+        return String(cString: quoted)
+    }
+
+    /// Notifications that have already arrived, without waiting.
+    public func pendingNotifications() throws(PostgresError) -> [Notification] {
+        guard PQconsumeInput(handle) == 1 else { throw connectionError() }
+        return drainNotifications()
+    }
+
+    /// Waits up to `timeout` for notifications and returns those that arrived (possibly none).
+    ///
+    /// - Throws: ``PostgresError/Code/connectionLost`` when the connection breaks while waiting.
+    public func waitForNotifications(timeout: Duration) throws(PostgresError) -> [Notification] {
+        let ready = drainNotifications()
+        if !ready.isEmpty { return ready }
+        let socket = PQsocket(handle)
+        guard socket >= 0 else { throw connectionError() }
+        var descriptor = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
+        let milliseconds = Int32(clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        let status = poll(&descriptor, 1, max(0, milliseconds))
+        if status < 0 && errno != EINTR {
+            throw PostgresError(code: .clientFailure, message: "poll failed: errno \(errno)")
+        }
+        return try pendingNotifications()
+    }
+
+    private func drainNotifications() -> [Notification] {
+        var notifications: [Notification] = []
+        while let notify = PQnotifies(handle) {
+            let value = notify.pointee
+            notifications.append(Notification(
+                channel: String(cString: value.relname),
+                payload: value.extra.map { String(cString: $0) } ?? "",
+                senderPID: value.be_pid
+            ))
+            PQfreemem(notify)
+        }
+        return notifications
+    }
+
+    /// Turns a libpq result into a ``QueryResult`` or a ``PostgresError``.
+    private func check(_ result: OpaquePointer?) throws(PostgresError) -> QueryResult {
+        guard let result else { throw connectionError() }
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY, PGRES_COPY_IN, PGRES_COPY_OUT:
+            return QueryResult(taking: result)
+        default:
+            let error = statementError(result)
+            PQclear(result)
+            throw error
+        }
+    }
+
+    private func statementError(_ result: OpaquePointer) -> PostgresError {
+        // libpq's PG_DIAG_* codes are character constants, which Swift does not import.
+        func field(_ code: Unicode.Scalar) -> String? {
+            PQresultErrorField(result, Int32(code.value)).map { String(cString: $0) }
+        }
+        let sqlState = field("C")
+        let primary = field("M") ?? Connection.trimmedMessage(PQresultErrorMessage(result))
+        let lost = PQstatus(handle) != CONNECTION_OK
+        return PostgresError(
+            code: lost && sqlState == nil ? .connectionLost : .statementFailed,
+            message: primary.isEmpty ? Connection.trimmedMessage(PQerrorMessage(handle)) : primary,
+            sqlState: sqlState,
+            detail: field("D"),
+            hint: field("H")
+        )
+    }
+
+    private func connectionError() -> PostgresError {
+        let message = Connection.trimmedMessage(PQerrorMessage(handle))
+        let lost = PQstatus(handle) != CONNECTION_OK
+        return PostgresError(code: lost ? .connectionLost : .clientFailure, message: message.isEmpty ? "connection to the server was lost" : message)
+    }
+
+    static func trimmedMessage(_ message: UnsafePointer<CChar>?) -> String {
+        guard let message else { return "" }
+        var text = String(cString: message)
+        while let last = text.last, last.isWhitespace { text.removeLast() }
+        return text
+    }
+}
+
+/// A `NOTIFY` received on a channel this connection listens to.
+public struct Notification: Sendable, Hashable {
+    public var channel: String
+    public var payload: String
+    /// The backend that sent it.
+    public var senderPID: Int32
+}
+
+/// Holds the notice handler for libpq's C callback; retained by its ``Connection``.
+private final class NoticeBox {
+    let handler: @Sendable (String) -> Void
+    init(handler: @escaping @Sendable (String) -> Void) { self.handler = handler }
+}

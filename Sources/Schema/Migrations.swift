@@ -1,0 +1,30 @@
+/// One numbered SQL migration from `sql/`, embedded in the binary.
+public struct Migration: Sendable, Hashable {
+    /// The number in the file name, e.g. 1 for `0001_core.sql`.
+    public let version: Int
+    /// The rest of the file name, e.g. `core`.
+    public let name: String
+    /// The file's SQL, which runs in its own transaction (it holds `BEGIN` and `COMMIT`).
+    public let sql: String
+
+    /// The file name, e.g. `0001_core.sql`.
+    public var fileName: String {
+        let number = String(version)
+        return String(repeating: "0", count: max(0, 4 - number.count)) + number + "_" + name + ".sql"
+    }
+}
+
+/// The migrations this binary knows, in order, and the reference domain.
+public enum Migrations {
+    /// Every migration, oldest first. A new file in `sql/` is added here too (a test checks
+    /// that this list and the folder agree).
+    public static let all: [Migration] = [
+        Migration(version: 1, name: "core", sql: String(decoding: PackageResources._001_core_sql, as: UTF8.self)),
+    ]
+
+    /// The schema version this binary works with: the highest migration it knows.
+    public static var latestVersion: Int { all.last?.version ?? 0 }
+
+    /// `sql/examples/ellity.sql`: the Ellity-style reference domain with its two triggers.
+    public static let referenceDomain = String(decoding: PackageResources.ellity_sql, as: UTF8.self)
+}

@@ -1,0 +1,31 @@
+import Delivery
+import Postgres
+
+/// Webhooks parsed once per revision. A delivery names its webhook's revision; a new
+/// revision (the row was edited) is read and parsed again.
+struct WebhookCache {
+    private var entries: [Int64: (revision: Int, webhook: Result<Webhook, WebhookError>)] = [:]
+
+    /// Reads and parses the webhooks of `deliveries` whose revision is not cached yet.
+    mutating func load(for deliveries: [ClaimedDelivery], from connection: Connection) throws(PostgresError) {
+        var missing: Set<Int64> = []
+        for delivery in deliveries where entries[delivery.webhookID]?.revision != delivery.webhookRevision {
+            missing.insert(delivery.webhookID)
+        }
+        guard !missing.isEmpty else { return }
+        for row in try DeliveryStore.webhooks(connection, ids: Array(missing)) {
+            let webhook = Result { () throws(WebhookError) -> Webhook in
+                try Webhook(id: row.id, revision: row.revision, name: row.name, url: row.url, body: row.body, headersJSON: row.headers, secret: row.secret)
+            }
+            entries[row.id] = (row.revision, webhook)
+        }
+    }
+
+    /// The webhook for `delivery`, or why it cannot be used.
+    func webhook(for delivery: ClaimedDelivery) -> Result<Webhook, WebhookError> {
+        guard let entry = entries[delivery.webhookID] else {
+            return .failure(WebhookError("webhook \(delivery.webhookID) was deleted"))
+        }
+        return entry.webhook
+    }
+}

@@ -1,0 +1,127 @@
+import Dispatch
+import Foundation
+import HTTPClient
+import Log
+import Postgres
+import Schema
+import Synchronization
+
+/// `webhooky run`: LISTENs for wake-ups, claims due deliveries, sends them and records what
+/// happened, until ``stop()``.
+///
+/// Threads: the caller's thread runs the dispatcher (database work and rendering), one thread
+/// drives libcurl, one holds the LISTEN connection. They exchange batches through an inbox.
+public final class Worker: Sendable {
+    private let configuration: WorkerConfiguration
+    private let inbox = DispatcherInbox()
+    private let stopping = StopFlag()
+
+    public init(configuration: WorkerConfiguration) {
+        self.configuration = configuration
+    }
+
+    /// Runs until ``stop()`` is called, then returns after finishing or releasing every
+    /// delivery it holds.
+    ///
+    /// - Throws: ``WorkerError`` when it cannot start: the database is unreachable or refuses
+    ///   the login (``WorkerError/Code/databaseUnavailable``), or its schema does not match
+    ///   this binary (``WorkerError/Code/schemaMismatch``).
+    public func run() throws(WorkerError) {
+        let logger = configuration.logger
+        let connection: Connection
+        do {
+            connection = try Connection(conninfo: configuration.databaseURL, applicationName: "webhooky worker")
+        } catch {
+            throw WorkerError(.databaseUnavailable, "cannot connect to the database: \(error.message)")
+        }
+        connection.onNotice { logger.notice("database notice", ["message": $0]) }
+        do {
+            try Migrator(connection: connection).requireCurrent()
+        } catch let error as SchemaError {
+            throw WorkerError(.schemaMismatch, error.message)
+        } catch {
+            throw WorkerError(.databaseUnavailable, "cannot read the schema version: \(error)")
+        }
+
+        let inbox = self.inbox
+        let http: HTTPClient
+        do {
+            http = try HTTPClient(configuration: configuration.http) { inbox.post(results: $0) }
+        } catch {
+            throw WorkerError(.internalFailure, error.message)
+        }
+        let listenerDone = DispatchSemaphore(value: 0)
+        if configuration.listen {
+            let stopping = self.stopping
+            let conninfo = configuration.databaseURL
+            let thread = Thread {
+                Listener(conninfo: conninfo, inbox: inbox, logger: logger).run { stopping.isSet }
+                listenerDone.signal()
+            }
+            thread.name = "webhooky-listener"
+            thread.start()
+        } else {
+            listenerDone.signal()
+        }
+
+        logger.notice("worker started", [
+            "worker": configuration.workerID, "listen": configuration.listen, "batch": configuration.batchSize,
+            "max_in_flight": configuration.maximumInFlight, "lease": Dispatcher.seconds(configuration.leaseDuration),
+            "poll": Dispatcher.seconds(configuration.pollInterval), "schema": Migrations.latestVersion,
+        ])
+        Dispatcher(configuration: configuration, connection: connection, inbox: inbox, http: http).run()
+        stopping.set()
+        http.shutdown()
+        listenerDone.wait()
+        logger.notice("worker stopped", ["worker": configuration.workerID])
+    }
+
+    /// Asks the worker to stop: it claims nothing more, waits up to the shutdown grace period
+    /// for requests in flight, records their outcomes, releases the rest, and ``run()`` returns.
+    /// Safe to call from any thread, more than once.
+    public func stop() {
+        stopping.set()
+        inbox.requestStop()
+    }
+}
+
+/// A flag set once, read from any thread.
+final class StopFlag: Sendable {
+    private let value = Atomic(false)
+    var isSet: Bool { value.load(ordering: .acquiring) }
+    func set() { value.store(true, ordering: .releasing) }
+}
+
+/// Why the worker could not start. Each code maps to a documented exit status of `webhooky run`.
+public struct WorkerError: Error, Sendable, CustomStringConvertible {
+    public struct Code: RawRepresentable, Sendable, Hashable {
+        public var rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+
+        /// The database cannot be reached or refused the login. Exit status 3.
+        public static let databaseUnavailable = Code(rawValue: "database_unavailable")
+        /// The `webhooky` schema is missing, older or newer than this binary. Exit status 4.
+        public static let schemaMismatch = Code(rawValue: "schema_mismatch")
+        /// Something the worker needs could not be created (out of memory). Exit status 1.
+        public static let internalFailure = Code(rawValue: "internal_failure")
+    }
+
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+
+    /// The process exit status for this error.
+    public var exitStatus: Int32 {
+        switch code {
+        case .databaseUnavailable: 3
+        case .schemaMismatch: 4
+        default: 1
+        }
+    }
+}

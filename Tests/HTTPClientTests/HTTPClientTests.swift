@@ -1,0 +1,204 @@
+import Foundation
+import HTTPClient
+import LoopbackReceiver
+import Synchronization
+import Testing
+
+/// Collects results from an ``HTTPClient`` and lets a test wait for them.
+final class ResultCollector: Sendable {
+    private let results = Mutex<[HTTPResult]>([])
+    private let condition = NSCondition()
+
+    func add(_ batch: [HTTPResult]) {
+        results.withLock { $0.append(contentsOf: batch) }
+        condition.lock()
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func wait(for count: Int, timeout: TimeInterval = 20) -> [HTTPResult] {
+        let deadline = Date().addingTimeInterval(timeout)
+        condition.lock()
+        defer { condition.unlock() }
+        while true {
+            let current = results.withLock { $0 }
+            if current.count >= count || !condition.wait(until: deadline) { return current.sorted { $0.tag < $1.tag } }
+        }
+    }
+}
+
+func makeClient(_ configure: (inout HTTPClient.Configuration) -> Void = { _ in }) throws -> (HTTPClient, ResultCollector) {
+    var configuration = HTTPClient.Configuration()
+    configure(&configuration)
+    let collector = ResultCollector()
+    let client = try HTTPClient(configuration: configuration) { collector.add($0) }
+    return (client, collector)
+}
+
+@Suite struct HTTPClientTests {
+    @Test func postSendsExactBodyAndHeaders() throws {
+        let receiver = try LoopbackReceiver()
+        let (client, results) = try makeClient()
+        defer { client.shutdown() }
+        let body = Array(#"{"credit": 12345678901234.56, "name": "ř😀"}"#.utf8)
+        client.send([HTTPRequest(
+            tag: 1, method: "POST", url: receiver.baseURL + "/hook?a=1&b=%40",
+            headers: [HTTPHeader(name: "Content-Type", value: "application/json"), HTTPHeader(name: "X-Custom", value: "v 1")],
+            body: body
+        )])
+        let result = try #require(results.wait(for: 1).first)
+        #expect(try result.outcome.get().status == 200)
+        #expect(try result.outcome.get().body == Array("ok".utf8))
+        let request = try #require(receiver.requests.first)
+        #expect(request.method == "POST")
+        #expect(request.target == "/hook?a=1&b=%40")
+        #expect(request.body == body)
+        #expect(request.header("content-type") == "application/json")
+        #expect(request.header("x-custom") == "v 1")
+        #expect(request.header("expect") == nil)
+        #expect(request.header("user-agent") == "Webhooky/1")
+    }
+
+    @Test func largeBodyIsSentWithoutExpectContinueDelay() throws {
+        let receiver = try LoopbackReceiver()
+        let (client, results) = try makeClient()
+        defer { client.shutdown() }
+        let body = Array(("[" + String(repeating: "1,", count: 50_000) + "1]").utf8)
+        client.send([HTTPRequest(tag: 1, method: "POST", url: receiver.baseURL + "/", body: body)])
+        let result = try #require(results.wait(for: 1).first)
+        #expect(try result.outcome.get().status == 200)
+        #expect(receiver.requests.first?.body == body)
+        #expect(result.duration < .milliseconds(900))
+    }
+
+    @Test func getHasNoBody() throws {
+        let receiver = try LoopbackReceiver()
+        let (client, results) = try makeClient()
+        defer { client.shutdown() }
+        client.send([HTTPRequest(tag: 7, method: "GET", url: receiver.baseURL + "/x?id=9007199254740993")])
+        let result = try #require(results.wait(for: 1).first)
+        #expect(result.tag == 7)
+        let request = try #require(receiver.requests.first)
+        #expect(request.method == "GET")
+        #expect(request.target == "/x?id=9007199254740993")
+        #expect(request.body.isEmpty)
+    }
+
+    @Test func manyRequestsReuseConnections() throws {
+        let receiver = try LoopbackReceiver()
+        let (client, results) = try makeClient { $0.maximumConnectionsPerHost = 4 }
+        defer { client.shutdown() }
+        client.send((1...200).map { HTTPRequest(tag: Int64($0), method: "GET", url: receiver.baseURL + "/\($0)") })
+        let finished = results.wait(for: 200)
+        #expect(finished.count == 200)
+        #expect(finished.allSatisfy { (try? $0.outcome.get().status) == 200 })
+        #expect(Set(receiver.requests.map(\.target)).count == 200)
+    }
+
+    @Test func statusAndRetryAfterAreReported() throws {
+        let receiver = try LoopbackReceiver { _, _ in
+            .respond(status: 503, headers: [.init(name: "Retry-After", value: "120")], body: "busy")
+        }
+        let (client, results) = try makeClient()
+        defer { client.shutdown() }
+        client.send([HTTPRequest(tag: 1, method: "GET", url: receiver.baseURL + "/")])
+        let response = try #require(results.wait(for: 1).first).outcome.get()
+        #expect(response.status == 503)
+        #expect(response.retryAfter == "120")
+        #expect(response.body == Array("busy".utf8))
+    }
+
+    @Test func redirectsAreNotFollowedByDefault() throws {
+        let receiver = try LoopbackReceiver { _, _ in
+            .respond(status: 302, headers: [.init(name: "Location", value: "http://169.254.169.254/latest")])
+        }
+        let (client, results) = try makeClient()
+        defer { client.shutdown() }
+        client.send([HTTPRequest(tag: 1, method: "GET", url: receiver.baseURL + "/")])
+        let response = try #require(results.wait(for: 1).first).outcome.get()
+        #expect(response.status == 302)
+        #expect(response.location == "http://169.254.169.254/latest")
+        #expect(receiver.requests.count == 1)
+    }
+
+    @Test func hangingEndpointTimesOut() throws {
+        let receiver = try LoopbackReceiver { _, _ in .hang }
+        defer { receiver.stop() }
+        let (client, results) = try makeClient { $0.requestTimeout = .milliseconds(300) }
+        defer { client.shutdown() }
+        client.send([HTTPRequest(tag: 1, method: "GET", url: receiver.baseURL + "/")])
+        let result = try #require(results.wait(for: 1).first)
+        #expect(throws: HTTPError.self) { try result.outcome.get() }
+        if case .failure(let error) = result.outcome { #expect(error.code == .timeout) }
+        #expect(result.duration >= .milliseconds(250))
+        #expect(result.duration < .seconds(3))
+    }
+
+    @Test func resetConnectionIsABrokenConnection() throws {
+        let receiver = try LoopbackReceiver { _, _ in .reset }
+        let (client, results) = try makeClient()
+        defer { client.shutdown() }
+        client.send([HTTPRequest(tag: 1, method: "GET", url: receiver.baseURL + "/")])
+        let result = try #require(results.wait(for: 1).first)
+        guard case .failure(let error) = result.outcome else {
+            Issue.record("expected a failure")
+            return
+        }
+        #expect(error.code == .connectionBroken)
+    }
+
+    @Test func refusedConnectionIsAConnectFailure() throws {
+        let receiver = try LoopbackReceiver()
+        let url = receiver.baseURL + "/"
+        receiver.stop()
+        let (client, results) = try makeClient()
+        defer { client.shutdown() }
+        client.send([HTTPRequest(tag: 1, method: "GET", url: url)])
+        let result = try #require(results.wait(for: 1).first)
+        guard case .failure(let error) = result.outcome else {
+            Issue.record("expected a failure")
+            return
+        }
+        #expect(error.code == .connectFailure)
+        #expect(error.message.contains("127.0.0.1"))
+    }
+
+    @Test func responseBodyIsReadOnlyUpToTheCap() throws {
+        let big = String(repeating: "x", count: 1_000_000)
+        let receiver = try LoopbackReceiver { _, _ in .respond(status: 200, body: big) }
+        let (client, results) = try makeClient { $0.maximumResponseBodyBytes = 100 }
+        defer { client.shutdown() }
+        client.send([HTTPRequest(tag: 1, method: "GET", url: receiver.baseURL + "/")])
+        let response = try #require(results.wait(for: 1).first).outcome.get()
+        #expect(response.status == 200)
+        #expect(response.body.count == 100)
+        #expect(response.bodyTruncated)
+    }
+
+    @Test func otherSchemesAreRefused() throws {
+        let (client, results) = try makeClient()
+        defer { client.shutdown() }
+        client.send([HTTPRequest(tag: 1, method: "GET", url: "file:///etc/passwd")])
+        let result = try #require(results.wait(for: 1).first)
+        guard case .failure(let error) = result.outcome else {
+            Issue.record("expected a failure")
+            return
+        }
+        #expect(error.code == .invalidURL)
+    }
+
+    @Test func shutdownCancelsWhatIsInFlight() throws {
+        let receiver = try LoopbackReceiver { _, _ in .hang }
+        defer { receiver.stop() }
+        let (client, results) = try makeClient()
+        client.send([HTTPRequest(tag: 1, method: "GET", url: receiver.baseURL + "/")])
+        receiver.waitForRequests(1)
+        client.shutdown()
+        let result = try #require(results.wait(for: 1).first)
+        guard case .failure(let error) = result.outcome else {
+            Issue.record("expected a failure")
+            return
+        }
+        #expect(error.code == .cancelled)
+    }
+}

@@ -1,0 +1,72 @@
+import Testing
+import Templates
+
+@Suite struct JSONParserTests {
+    @Test func numbersKeepTheirExactText() throws {
+        let value = try JSONParser.parse(#"{"id": 9007199254740993, "credit": 12345678901234.56, "e": -1.5E+300, "z": 0, "f": 1.0}"#)
+        #expect(value.value(at: ["id"]) == .number("9007199254740993"))
+        #expect(value.value(at: ["credit"]) == .number("12345678901234.56"))
+        #expect(value.value(at: ["e"]) == .number("-1.5E+300"))
+        #expect(value.value(at: ["z"]) == .number("0"))
+        #expect(value.value(at: ["f"]) == .number("1.0"))
+    }
+
+    @Test func oneIsANumberNotABoolean() throws {
+        #expect(try JSONParser.parse("[1, true]") == .array([.number("1"), .bool(true)]))
+    }
+
+    @Test func stringEscapesAreDecoded() throws {
+        let value = try JSONParser.parse(#""a\"b\\c\/d\n\t\r\b\f \u00e9 \ud83d\ude00 \u0001""#)
+        #expect(value == .string("a\"b\\c/d\n\t\r\u{08}\u{0C} é 😀 \u{01}"))
+    }
+
+    @Test func loneSurrogateBecomesReplacementCharacter() throws {
+        #expect(try JSONParser.parse(#""\ud83d x""#) == .string("\u{FFFD} x"))
+    }
+
+    @Test func objectsKeepOrderAndLastDuplicateWins() throws {
+        guard case .object(let object) = try JSONParser.parse(#"{"b": 1, "a": 2, "b": 3}"#) else {
+            Issue.record("not an object")
+            return
+        }
+        #expect(object.members.map(\.key) == ["b", "a", "b"])
+        #expect(object["b"] == .number("3"))
+    }
+
+    @Test(arguments: [
+        ("", "unexpected end of text, expected a value", 1, 1),
+        ("{\"a\": }", "unexpected character, expected a value (object, array, string, number, true, false or null)", 1, 7),
+        ("{\"a\": 1,\n \"b\" 2}", "expected ':' after an object key", 2, 6),
+        ("[1 2]", "expected ',' or ']'", 1, 4),
+        ("01", "unexpected text after the JSON value", 1, 2),
+        ("1.", "invalid number: expected a digit after '.'", 1, 3),
+        ("\"abc", "unterminated string", 1, 1),
+        ("\"a\nb\"", "control character inside a string (write it as an escape such as \\n)", 1, 3),
+        ("\"\\x\"", "invalid escape sequence in a string", 1, 2),
+        ("tru", "invalid literal, expected true", 1, 1),
+        ("{'a': 1}", "expected a string key in double quotes", 1, 2),
+        ("[1,]", "unexpected character, expected a value (object, array, string, number, true, false or null)", 1, 4),
+    ])
+    func syntaxErrorsSayWhatAndWhere(text: String, reason: String, line: Int, column: Int) {
+        #expect(throws: JSONSyntaxError.self) { try JSONParser.parse(text) }
+        do {
+            _ = try JSONParser.parse(text)
+        } catch {
+            #expect(error.reason == reason)
+            #expect(error.line == line)
+            #expect(error.column == column)
+        }
+    }
+
+    @Test func deepNestingIsRefusedNotCrashed() {
+        let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+        #expect(throws: JSONSyntaxError.self) { try JSONParser.parse(deep) }
+        let fine = String(repeating: "[", count: 500) + String(repeating: "]", count: 500)
+        #expect(throws: Never.self) { try JSONParser.parse(fine) }
+    }
+
+    @Test func serialisationRoundTrips() throws {
+        let text = #"{"a":[1,2.50,"x\"y\\z\n"],"b":{"c":null,"d":true,"e":"ř😀"},"f":-0.0}"#
+        #expect(try JSONParser.parse(text).jsonText == text)
+    }
+}

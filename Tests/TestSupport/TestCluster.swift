@@ -1,0 +1,83 @@
+import Glibc
+public import LocalPostgres
+public import Postgres
+import Schema
+import Synchronization
+
+/// One private PostgreSQL cluster for the whole test run, started on first use and destroyed
+/// when the test process exits. Each test gets its own database, copied from a template that
+/// holds the Webhooky schema and the reference domain, so tests can run in parallel.
+public enum TestCluster {
+    private static let state = Mutex<(cluster: LocalCluster?, error: String?, databases: Int)>((nil, nil, 0))
+
+    /// The shared cluster.
+    public static func shared() throws -> LocalCluster {
+        try state.withLock { state in
+            if let cluster = state.cluster { return cluster }
+            if let error = state.error { throw LocalPostgresError(error) }
+            do {
+                let cluster = try LocalCluster(name: "test")
+                state.cluster = cluster
+                atexit { TestCluster.destroy() }
+                try createTemplate(in: cluster)
+                return cluster
+            } catch {
+                state.error = "\(error)"
+                throw error
+            }
+        }
+    }
+
+    /// A new, empty-of-data database with the Webhooky schema (and the reference domain).
+    public static func newDatabase() throws -> TestDatabase {
+        let cluster = try shared()
+        let name = state.withLock { state in
+            state.databases += 1
+            return "t_\(getpid())_\(state.databases)"
+        }
+        let admin = try Connection(conninfo: cluster.conninfo())
+        try admin.execute("CREATE DATABASE \(name) TEMPLATE webhooky_template")
+        return TestDatabase(name: name, conninfo: cluster.conninfo(database: name), cluster: cluster)
+    }
+
+    /// A new database with nothing installed.
+    public static func newEmptyDatabase() throws -> TestDatabase {
+        let cluster = try shared()
+        let name = state.withLock { state in
+            state.databases += 1
+            return "e_\(getpid())_\(state.databases)"
+        }
+        let admin = try Connection(conninfo: cluster.conninfo())
+        try admin.execute("CREATE DATABASE \(name) TEMPLATE template0")
+        return TestDatabase(name: name, conninfo: cluster.conninfo(database: name), cluster: cluster)
+    }
+
+    private static func createTemplate(in cluster: LocalCluster) throws {
+        let admin = try Connection(conninfo: cluster.conninfo())
+        try admin.execute("CREATE DATABASE webhooky_template")
+        let template = try Connection(conninfo: cluster.conninfo(database: "webhooky_template"))
+        try Migrator(connection: template).migrate()
+        try template.execute(Migrations.referenceDomain)
+    }
+
+    private static func destroy() {
+        let cluster = state.withLock { state in
+            defer { state.cluster = nil }
+            return state.cluster
+        }
+        cluster?.destroy()
+    }
+}
+
+/// A database of its own for one test.
+public struct TestDatabase: Sendable {
+    public let name: String
+    /// A libpq connection string for it.
+    public let conninfo: String
+    public let cluster: LocalCluster
+
+    /// A new connection to it.
+    public func connect() throws -> Connection {
+        try Connection(conninfo: conninfo)
+    }
+}

@@ -1,0 +1,84 @@
+import Delivery
+import Foundation
+import Log
+import LoopbackReceiver
+import Postgres
+import TestSupport
+import Worker
+
+/// A database with the reference domain filled in: e-shop `shop-42`, group `Wholesale`,
+/// tiers `Silver` and a tier with quotes, backslash, newline and emoji in its name, and the
+/// customer 9007199254740993 (`jan+vip@example.cz`, credit 100.00).
+struct Shop {
+    static let customerID = "9007199254740993"
+    static let trickyTierName = "Gold \"Plus\" \\ tier\nnew line 🎉"
+
+    let database: TestDatabase
+    let connection: Connection
+
+    init() throws {
+        database = try TestCluster.newDatabase()
+        connection = try database.connect()
+        try connection.execute("""
+            INSERT INTO ellity.eshops VALUES ('shop-42', 'Shop 42'), ('shop-7', 'Shop 7');
+            INSERT INTO ellity.customer_groups VALUES (3, 'shop-42', 'Wholesale'), (4, 'shop-7', 'Retail');
+            INSERT INTO ellity.vip_tiers VALUES (1, 'shop-42', 'Silver', 0), (7, 'shop-7', 'Bronze', 0);
+            INSERT INTO ellity.customers VALUES (1, 'shop-7', 'eva@example.cz', 5, 4, 7);
+            """)
+        try connection.query("INSERT INTO ellity.vip_tiers VALUES (2, 'shop-42', $1, 1000)", [Shop.trickyTierName])
+        try connection.query("INSERT INTO ellity.customers VALUES ($1, 'shop-42', 'jan+vip@example.cz', 100.00, 3, 1)", [Shop.customerID])
+    }
+
+    /// Inserts a webhook and returns its id.
+    @discardableResult
+    func addWebhook(
+        event: String = "customer.credit_changed", url: String, body: String? = nil, headers: String = "{}",
+        secret: String? = nil, account: String? = nil, enabled: Bool = true, name: String = "test"
+    ) throws -> Int64 {
+        let result = try connection.query(
+            "INSERT INTO webhooky.webhooks (name, event, url, body, headers, secret, account_id, enabled) VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8) RETURNING id",
+            [name, event, url, body, headers, secret, account, enabled ? "true" : "false"]
+        )
+        return Int64(result.scalar ?? "") ?? -1
+    }
+
+    /// Sets the customer's credit (fires `customer.credit_changed`).
+    func setCredit(_ credit: String, customer: String = Shop.customerID) throws {
+        try connection.query("UPDATE ellity.customers SET credit = $1::numeric WHERE id = $2", [credit, customer])
+    }
+
+    /// Moves the customer to tier `tier` (fires `customer.tier_changed`).
+    func setTier(_ tier: Int, customer: String = Shop.customerID) throws {
+        try connection.query("UPDATE ellity.customers SET tier_id = $1 WHERE id = $2", [String(tier), customer])
+    }
+
+    /// The first column of every row of `sql`.
+    func column(_ sql: String, _ parameters: [String?] = []) throws -> [String?] {
+        try connection.query(sql, parameters).rows.map { $0.first ?? nil }
+    }
+
+    /// `state, attempts, last_status` of every delivery, by id.
+    func deliveryStates() throws -> [[String?]] {
+        try connection.query("SELECT state, attempts::text, last_status::text FROM webhooky.deliveries ORDER BY id").rows
+    }
+
+    /// Waits until `condition` holds for the first column of `sql` (a single value), polling.
+    func waitFor(_ sql: String, timeout: Duration = .seconds(20), until condition: (String?) -> Bool) throws -> String? {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let value = try connection.query(sql).scalar
+            if condition(value) || ContinuousClock.now >= deadline { return value }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+    }
+
+    /// A worker configuration for tests: fast polling, a short retry schedule, logs captured.
+    func workerConfiguration(logs: LogCapture? = nil, retry: [Duration] = [.milliseconds(100), .milliseconds(100)]) -> WorkerConfiguration {
+        var configuration = WorkerConfiguration(databaseURL: database.conninfo, workerID: "test-worker")
+        configuration.pollInterval = .milliseconds(200)
+        configuration.retryPolicy = RetryPolicy(delays: retry, jitter: 0)
+        configuration.shutdownGracePeriod = .seconds(2)
+        configuration.logger = (logs ?? LogCapture()).logger()
+        return configuration
+    }
+}

@@ -1,0 +1,177 @@
+import Foundation
+import LoopbackReceiver
+import Postgres
+import StandardWebhooks
+import TestSupport
+import Testing
+
+/// The seed's promises (S1-S8), end to end: a committed change in PostgreSQL, the worker, and
+/// the exact request a real receiver on 127.0.0.1 gets.
+@Suite struct SeedRulesTests {
+    static let seedBody = """
+        {
+          "eshop":"#account.eshopId#",
+          "email":"#customer.email#",
+          "credit":"#customer.credit#",
+          "custom": {
+           "field":"vlastni_pole"
+          }
+        }
+        """
+
+    @Test("S3, S4: no body is a GET with variables in the query, percent-encoded")
+    func getWithVariablesInQuery() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver()
+        try shop.addWebhook(url: receiver.baseURL + "/path?id=#customer.id#&email=#customer.email#")
+        let worker = RunningWorker(shop.workerConfiguration())
+        defer { worker.stop() }
+
+        try shop.setCredit("250.50")
+
+        let request = try #require(receiver.waitForRequests(1).first)
+        #expect(request.method == "GET")
+        #expect(request.target == "/path?id=9007199254740993&email=jan%2Bvip%40example.cz")
+        #expect(request.body.isEmpty)
+        #expect(request.header("content-type") == nil)
+        #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries") { $0 == "succeeded" } == "succeeded")
+        #expect(try shop.deliveryStates() == [["succeeded", "1", "200"]])
+        #expect(try shop.connection.query("SELECT attempt, status, error, response_body FROM webhooky.attempts").rows == [["1", "200", nil, "ok"]])
+    }
+
+    @Test("S3: variables in the path")
+    func variableInPath() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver()
+        try shop.addWebhook(url: receiver.baseURL + "/path/#customer.id#")
+        let worker = RunningWorker(shop.workerConfiguration())
+        defer { worker.stop() }
+        try shop.setCredit("1")
+        #expect(receiver.waitForRequests(1).first?.target == "/path/9007199254740993")
+    }
+
+    @Test("S4, S7: a body is a POST with the seed's JSON, values exact")
+    func postWithSeedBody() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver()
+        try shop.addWebhook(url: receiver.baseURL + "/credit", body: Self.seedBody)
+        let worker = RunningWorker(shop.workerConfiguration())
+        defer { worker.stop() }
+
+        try shop.setCredit("12345678901234.56")
+
+        let request = try #require(receiver.waitForRequests(1).first)
+        #expect(request.method == "POST")
+        #expect(request.target == "/credit")
+        #expect(request.header("content-type") == "application/json")
+        #expect(request.bodyText == """
+            {
+              "eshop":"shop-42",
+              "email":"jan+vip@example.cz",
+              "credit":"12345678901234.56",
+              "custom": {
+               "field":"vlastni_pole"
+              }
+            }
+            """)
+    }
+
+    @Test("S7: every seed variable reaches the wire, numbers character for character")
+    func everySeedVariable() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver()
+        try shop.addWebhook(url: receiver.baseURL + "/all", body: """
+            {"id": #customer.id#, "email": "#customer.email#", "credit": #customer.credit#,
+             "group": [#customer.group.id#, "#customer.group.name#"], "tier": [#customer.tier.id#, "#customer.tier.name#"],
+             "change": #creditChange.value#, "eshop": "#account.eshopId#"}
+            """)
+        let worker = RunningWorker(shop.workerConfiguration())
+        defer { worker.stop() }
+
+        try shop.setCredit("12345678901234.56")
+
+        let request = try #require(receiver.waitForRequests(1).first)
+        #expect(request.bodyText == """
+            {"id": 9007199254740993, "email": "jan+vip@example.cz", "credit": 12345678901234.56,
+             "group": [3, "Wholesale"], "tier": [1, "Silver"],
+             "change": 12345678901134.56, "eshop": "shop-42"}
+            """)
+    }
+
+    @Test("S2, S5: a tier change fires customer.tier_changed; the tricky tier name is escaped; unknown variables are empty")
+    func tierChangeWithTrickyName() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver()
+        try shop.addWebhook(event: "customer.tier_changed", url: receiver.baseURL + "/tier?x=#no.such.variable#",
+                            body: ##"{"tier": "#customer.tier.name#", "from": "#previousTier.name#", "missing": #nope#, "alsoMissing": "#nope#"}"##)
+        try shop.addWebhook(event: "customer.credit_changed", url: receiver.baseURL + "/credit-only")
+        let worker = RunningWorker(shop.workerConfiguration())
+        defer { worker.stop() }
+
+        try shop.setTier(2)
+
+        let request = try #require(receiver.waitForRequests(1).first)
+        #expect(request.target == "/tier?x=")
+        #expect(request.bodyText == #"{"tier": "Gold \"Plus\" \\ tier\nnew line 🎉", "from": "Silver", "missing": "", "alsoMissing": ""}"#)
+        let decoded = try JSONSerialization.jsonObject(with: Data(request.body)) as? [String: String]
+        #expect(decoded?["tier"] == Shop.trickyTierName)
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(receiver.requests.count == 1, "the credit webhook must not fire on a tier change")
+    }
+
+    @Test("S1: a disabled webhook sends nothing; enabling it again resumes its pending deliveries")
+    func disabledWebhookSendsNothing() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver()
+        let disabled = try shop.addWebhook(url: receiver.baseURL + "/disabled", enabled: false)
+        let paused = try shop.addWebhook(url: receiver.baseURL + "/paused")
+        try shop.addWebhook(url: receiver.baseURL + "/enabled")
+        // Pause one webhook that already has a pending delivery.
+        try shop.setCredit("1")
+        try shop.connection.query("UPDATE webhooky.webhooks SET enabled = false WHERE id = $1", [String(paused)])
+        let worker = RunningWorker(shop.workerConfiguration())
+        defer { worker.stop() }
+
+        try shop.setCredit("2")
+        receiver.waitForRequests(2)
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(receiver.requests.map(\.target) == ["/enabled", "/enabled"])
+        #expect(try shop.column("SELECT count(*) FROM webhooky.deliveries WHERE webhook_id = $1", [String(disabled)]) == ["0"])
+        #expect(try shop.column("SELECT state FROM webhooky.deliveries WHERE webhook_id = $1", [String(paused)]) == ["pending"])
+
+        try shop.connection.query("UPDATE webhooky.webhooks SET enabled = true WHERE id = $1", [String(paused)])
+        receiver.waitForRequests(3)
+        #expect(receiver.requests.map(\.target).sorted() == ["/enabled", "/enabled", "/paused"])
+    }
+
+    @Test("S6: a body that is not valid JSON is refused when saved, saying why and where")
+    func invalidBodyRefused() throws {
+        let shop = try Shop()
+        do {
+            try shop.addWebhook(url: "https://erp.example/x", body: "{\"credit\": #customer.credit# \"email\": 1}", name: "ERP")
+            Issue.record("an invalid body was accepted")
+        } catch let error as PostgresError {
+            #expect(error.sqlState == "23514")
+            #expect(error.message.hasPrefix("webhook "))
+            #expect(error.message.hasSuffix(#" "ERP": body is not valid JSON: Expected "," or "}", but found ""email"".)"#) || error.message.contains(#""ERP": body is not valid JSON"#))
+            #expect(error.detail?.contains("line 1") == true)
+            #expect(error.hint?.contains("placeholder") == true)
+        }
+        #expect(try shop.column("SELECT count(*) FROM webhooky.webhooks") == ["0"])
+    }
+
+    @Test("S8: an API key in the URL and custom headers such as Authorization")
+    func apiKeyAndAuthorizationHeader() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver()
+        try shop.addWebhook(url: receiver.baseURL + "/hook?apikey=k3y&shop=#account.eshopId#",
+                            headers: ##"{"Authorization": "Bearer token-#account.eshopId#", "X-Customer": "#customer.email#"}"##)
+        let worker = RunningWorker(shop.workerConfiguration())
+        defer { worker.stop() }
+        try shop.setCredit("3")
+        let request = try #require(receiver.waitForRequests(1).first)
+        #expect(request.target == "/hook?apikey=k3y&shop=shop-42")
+        #expect(request.header("authorization") == "Bearer token-shop-42")
+        #expect(request.header("x-customer") == "jan+vip@example.cz")
+    }
+}

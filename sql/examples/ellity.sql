@@ -1,0 +1,95 @@
+-- Reference domain: an Ellity-style loyalty schema (e-shops, customer groups, VIP tiers,
+-- customers with a credit balance) and the two triggers that fire Webhooky's seed events.
+--
+-- Install after the Webhooky schema:
+--   psql -X -v ON_ERROR_STOP=1 -f sql/examples/ellity.sql
+--
+-- The triggers show how any table gets webhooks: build a JSON payload from the row and call
+-- webhooky.emit(event, payload, account_id) in the same transaction as the change.
+
+BEGIN;
+
+CREATE SCHEMA ellity;
+COMMENT ON SCHEMA ellity IS 'Webhooky''s reference domain: an Ellity-style loyalty programme.';
+
+CREATE TABLE ellity.eshops (
+    id   text PRIMARY KEY,
+    name text NOT NULL
+);
+
+CREATE TABLE ellity.customer_groups (
+    id       bigint PRIMARY KEY,
+    eshop_id text   NOT NULL REFERENCES ellity.eshops,
+    name     text   NOT NULL
+);
+
+CREATE TABLE ellity.vip_tiers (
+    id         bigint        PRIMARY KEY,
+    eshop_id   text          NOT NULL REFERENCES ellity.eshops,
+    name       text          NOT NULL,
+    min_credit numeric(14,2) NOT NULL DEFAULT 0
+);
+
+CREATE TABLE ellity.customers (
+    id       bigint        PRIMARY KEY,
+    eshop_id text          NOT NULL REFERENCES ellity.eshops,
+    email    text          NOT NULL,
+    credit   numeric(16,2) NOT NULL DEFAULT 0,
+    group_id bigint        REFERENCES ellity.customer_groups,
+    tier_id  bigint        REFERENCES ellity.vip_tiers
+);
+CREATE INDEX customers_eshop ON ellity.customers (eshop_id);
+
+-- The payload of both events: every seed variable, as it is at this moment.
+--   customer.id, customer.email, customer.credit, customer.group.{id,name},
+--   customer.tier.{id,name}, creditChange.value (new - old credit), account.eshopId
+CREATE FUNCTION ellity.customer_event_payload(new_row ellity.customers, old_row ellity.customers) RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT jsonb_build_object(
+        'customer', jsonb_build_object(
+            'id',     new_row.id,
+            'email',  new_row.email,
+            'credit', new_row.credit,
+            'group',  (SELECT jsonb_build_object('id', g.id, 'name', g.name) FROM ellity.customer_groups g WHERE g.id = new_row.group_id),
+            'tier',   (SELECT jsonb_build_object('id', t.id, 'name', t.name) FROM ellity.vip_tiers t WHERE t.id = new_row.tier_id)),
+        'creditChange', jsonb_build_object('value', new_row.credit - old_row.credit, 'previous', old_row.credit),
+        'account', jsonb_build_object('eshopId', new_row.eshop_id))
+$$;
+
+-- customer.credit_changed: fired by every update that changes a customer's credit.
+CREATE FUNCTION ellity.customer_credit_changed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    -- Optional: skip building the payload when no webhook wants the event.
+    IF webhooky.has_webhooks('customer.credit_changed', NEW.eshop_id) THEN
+        PERFORM webhooky.emit('customer.credit_changed', ellity.customer_event_payload(NEW, OLD), NEW.eshop_id);
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER customer_credit_changed
+    AFTER UPDATE OF credit ON ellity.customers
+    FOR EACH ROW WHEN (OLD.credit IS DISTINCT FROM NEW.credit)
+    EXECUTE FUNCTION ellity.customer_credit_changed();
+
+-- customer.tier_changed: fired when a customer moves to another VIP tier.
+CREATE FUNCTION ellity.customer_tier_changed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF webhooky.has_webhooks('customer.tier_changed', NEW.eshop_id) THEN
+        PERFORM webhooky.emit(
+            'customer.tier_changed',
+            ellity.customer_event_payload(NEW, OLD)
+                || jsonb_build_object('previousTier',
+                       (SELECT jsonb_build_object('id', t.id, 'name', t.name) FROM ellity.vip_tiers t WHERE t.id = OLD.tier_id)),
+            NEW.eshop_id);
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER customer_tier_changed
+    AFTER UPDATE OF tier_id ON ellity.customers
+    FOR EACH ROW WHEN (OLD.tier_id IS DISTINCT FROM NEW.tier_id)
+    EXECUTE FUNCTION ellity.customer_tier_changed();
+
+COMMIT;
