@@ -49,7 +49,7 @@ let package = Package(
         // The command line: `webhooky run | migrate | demo`.
         .executableTarget(
             name: "webhooky",
-            dependencies: ["Worker", "Schema", "Demo", "Postgres", "Log"]
+            dependencies: ["Worker", "Schema", "Demo", "Postgres", "Log", "HTTPClient", "Delivery"]
         ),
 
         .target(
@@ -60,7 +60,7 @@ let package = Package(
         .testTarget(name: "TemplatesTests", dependencies: ["Templates"]),
         .testTarget(name: "DeliveryTests", dependencies: ["Delivery", "Templates", "StandardWebhooks"]),
         .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient", "LoopbackReceiver"]),
-        .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"]),
+        .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport", "LocalPostgres"]),
         .testTarget(
             name: "WorkerTests",
             dependencies: ["Worker", "Schema", "Postgres", "HTTPClient", "TestSupport", "LoopbackReceiver", "StandardWebhooks", "Templates", "Delivery", "Log"]

@@ -31,13 +31,20 @@ public struct DeliveryStateMachine: Sendable {
     /// What to record for the delivery (its row in `webhooky.deliveries`).
     public struct Completion: Sendable, Hashable {
         /// `pending` (a retry is scheduled), `succeeded` or `dead`.
-        public var state: String
+        public var state: DeliveryState
         /// With `pending`: how long until the retry.
         public var retryIn: Duration?
         /// The HTTP status, when there was a response.
         public var status: Int?
         /// Why the attempt failed; `nil` on success.
         public var error: String?
+
+        public init(state: DeliveryState, retryIn: Duration? = nil, status: Int? = nil, error: String? = nil) {
+            self.state = state
+            self.retryIn = retryIn
+            self.status = status
+            self.error = error
+        }
     }
 
     public private(set) var state: State
@@ -62,7 +69,7 @@ public struct DeliveryStateMachine: Sendable {
         switch result {
         case .response(let status, _) where (200...299).contains(status):
             state = .succeeded
-            return Completion(state: "succeeded", retryIn: nil, status: status, error: nil)
+            return Completion(state: .succeeded, retryIn: nil, status: status, error: nil)
         case .response(let status, let retryAfter):
             let wait = retryAfter.flatMap { RetryPolicy.parseRetryAfter($0, now: now) }
             return fail(attempt: attempt, status: status, error: DeliveryStateMachine.describe(status: status), retryAfter: wait, random: &random)
@@ -70,17 +77,17 @@ public struct DeliveryStateMachine: Sendable {
             return fail(attempt: attempt, status: nil, error: message, retryAfter: nil, random: &random)
         case .unsendable(let message):
             state = .dead
-            return Completion(state: "dead", retryIn: nil, status: nil, error: message)
+            return Completion(state: .dead, retryIn: nil, status: nil, error: message)
         }
     }
 
     private mutating func fail(attempt: Int, status: Int?, error: String, retryAfter: Duration?, random: inout some RandomNumberGenerator) -> Completion {
         if let delay = policy.delay(afterFailedAttempt: attempt, retryAfter: retryAfter, using: &random) {
             state = .retrying(after: delay)
-            return Completion(state: "pending", retryIn: delay, status: status, error: error)
+            return Completion(state: .pending, retryIn: delay, status: status, error: error)
         }
         state = .dead
-        return Completion(state: "dead", retryIn: nil, status: status, error: error + " (gave up after \(attempt) attempts)")
+        return Completion(state: .dead, retryIn: nil, status: status, error: error + " (gave up after \(attempt) attempts)")
     }
 
     static func describe(status: Int) -> String {
@@ -89,4 +96,16 @@ public struct DeliveryStateMachine: Sendable {
         default: "HTTP \(status)"
         }
     }
+}
+
+/// The states of a row in `webhooky.deliveries` (the SQL CHECK constraint allows exactly these).
+public enum DeliveryState: String, Sendable, Hashable {
+    /// Waiting for its first attempt or between retries.
+    case pending
+    /// Claimed by a worker, which holds a lease on it.
+    case sending
+    /// The endpoint answered 2xx.
+    case succeeded
+    /// Webhooky gave up; it can be redelivered with SQL.
+    case dead
 }

@@ -126,3 +126,13 @@ public struct Logger: Sendable {
         }
     }
 }
+
+extension Duration {
+    /// A short human form for logs and messages: `250ms`, `1.5s`, `60s`.
+    public var shortDescription: String {
+        let milliseconds = Double(components.seconds) * 1000 + Double(components.attoseconds) / 1e15
+        if milliseconds < 1000 { return "\(Int(milliseconds.rounded()))ms" }
+        let seconds = (milliseconds / 100).rounded() / 10
+        return seconds == seconds.rounded() ? "\(Int(seconds))s" : "\(seconds)s"
+    }
+}

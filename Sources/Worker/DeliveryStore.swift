@@ -133,7 +133,7 @@ enum DeliveryStore {
         var json = "["
         for (index, record) in records.enumerated() {
             if index > 0 { json += "," }
-            json += "{\"id\":\(record.deliveryID),\"attempt\":\(record.attempt),\"state\":\"\(record.completion.state)\""
+            json += "{\"id\":\(record.deliveryID),\"attempt\":\(record.attempt),\"state\":\"\(record.completion.state.rawValue)\""
             if let retry = record.completion.retryIn { json += ",\"retry_ms\":\(milliseconds(retry))" }
             if let status = record.completion.status { json += ",\"status\":\(status)" }
             if let error = record.completion.error {

@@ -162,10 +162,10 @@ final class Dispatcher {
         ))
         let rounded = (milliseconds * 10).rounded() / 10
         switch completion.state {
-        case "succeeded":
+        case .succeeded:
             logger.info("delivery succeeded", ["delivery": deliveryID, "webhook": webhookID, "attempt": attempt, "status": completion.status ?? 0, "duration_ms": rounded])
-        case "pending":
-            let retry = completion.retryIn.map(Dispatcher.seconds) ?? "?"
+        case .pending:
+            let retry = completion.retryIn.map(\.shortDescription) ?? "?"
             logger.warning("delivery failed, will retry", ["delivery": deliveryID, "webhook": webhookID, "attempt": attempt, "status": completion.status.map(String.init) ?? "none",
                                                            "error": completion.error ?? "", "retry_in": retry, "duration_ms": rounded])
         default:
@@ -229,7 +229,7 @@ final class Dispatcher {
         } catch {
             let delay = backoff.nextDelay(using: &random)
             reconnectAt = .now + delay
-            logger.warning("cannot reach the database; retrying", ["error": error.message, "retry_in": Dispatcher.seconds(delay)])
+            logger.warning("cannot reach the database; retrying", ["error": error.message, "retry_in": delay.shortDescription])
         }
     }
 
@@ -246,12 +246,6 @@ final class Dispatcher {
         if connection != nil { wake = min(wake, nextReap) } else { wake = reconnectAt }
         if let stopDeadline { wake = min(wake, stopDeadline) }
         return max(.milliseconds(1), min(wake - now, .seconds(1)))
-    }
-
-    /// A duration as seconds with one decimal, e.g. `5.1s`.
-    static func seconds(_ duration: Duration) -> String {
-        let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-        return String((seconds * 10).rounded() / 10) + "s"
     }
 
     private func wallClock() -> Double {

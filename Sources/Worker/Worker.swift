@@ -66,8 +66,8 @@ public final class Worker: Sendable {
 
         logger.notice("worker started", [
             "worker": configuration.workerID, "listen": configuration.listen, "batch": configuration.batchSize,
-            "max_in_flight": configuration.maximumInFlight, "lease": Dispatcher.seconds(configuration.leaseDuration),
-            "poll": Dispatcher.seconds(configuration.pollInterval), "schema": Migrations.latestVersion,
+            "max_in_flight": configuration.maximumInFlight, "lease": configuration.leaseDuration.shortDescription,
+            "poll": configuration.pollInterval.shortDescription, "schema": Migrations.latestVersion,
         ])
         Dispatcher(configuration: configuration, connection: connection, inbox: inbox, http: http).run()
         stopping.set()

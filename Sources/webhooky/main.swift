@@ -1,1 +1,25 @@
-print("webhooky")
+import Glibc
+
+// `webhooky`: run the worker, install or upgrade the schema, or try it all in a demo.
+// Exit status: 0 success; 1 unexpected failure; 2 usage error; 3 database unreachable or login
+// refused; 4 schema missing, older or newer than this binary; 5 a migration failed.
+
+signal(SIGPIPE, SIG_IGN)
+var arguments = Array(CommandLine.arguments.dropFirst())
+let command = arguments.isEmpty ? "help" : arguments.removeFirst()
+let status: Int32
+switch command {
+case "run": status = RunCommand.main(arguments)
+case "migrate": status = MigrateCommand.main(arguments)
+case "demo": status = DemoCommand.main(arguments)
+case "help", "--help", "-h":
+    print(Help.overview)
+    status = 0
+case "version", "--version":
+    print("webhooky \(Help.version) (schema version \(Help.schemaVersion))")
+    status = 0
+default:
+    Help.fail("unknown command \"\(command)\"; the commands are run, migrate and demo (see webhooky --help)")
+    status = 2
+}
+exit(status)

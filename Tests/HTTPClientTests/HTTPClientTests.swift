@@ -35,7 +35,7 @@ func makeClient(_ configure: (inout HTTPClient.Configuration) -> Void = { _ in }
     return (client, collector)
 }
 
-@Suite struct HTTPClientTests {
+@Suite(.timeLimit(.minutes(2))) struct HTTPClientTests {
     @Test func postSendsExactBodyAndHeaders() throws {
         let receiver = try LoopbackReceiver()
         let (client, results) = try makeClient()

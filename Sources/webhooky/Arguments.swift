@@ -1,0 +1,88 @@
+/// Command-line options of one command: `--name value`, `--name=value` and `--flag`.
+struct Arguments {
+    /// A problem with what was typed, reported with the command's usage; exit status 2.
+    struct UsageError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    private var values: [String: String] = [:]
+    private var flags: Set<String> = []
+    private let command: String
+
+    /// Parses `arguments`, accepting only `options` (which take a value) and `switches`.
+    init(_ arguments: [String], command: String, options: Set<String>, switches: Set<String>) throws(UsageError) {
+        self.command = command
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            index += 1
+            guard argument.hasPrefix("--") else {
+                throw UsageError(description: "unexpected argument \"\(argument)\" for \"webhooky \(command)\"")
+            }
+            var name = String(argument.dropFirst(2))
+            var value: String? = nil
+            if let equals = name.firstIndex(of: "=") {
+                value = String(name[name.index(after: equals)...])
+                name = String(name[..<equals])
+            }
+            if switches.contains(name) {
+                guard value == nil else { throw UsageError(description: "--\(name) takes no value") }
+                flags.insert(name)
+            } else if options.contains(name) {
+                if value == nil {
+                    guard index < arguments.count else { throw UsageError(description: "--\(name) needs a value") }
+                    value = arguments[index]
+                    index += 1
+                }
+                values[name] = value
+            } else {
+                throw UsageError(description: "unknown option --\(name) for \"webhooky \(command)\"")
+            }
+        }
+    }
+
+    func has(_ flag: String) -> Bool { flags.contains(flag) }
+
+    func string(_ name: String) -> String? { values[name] }
+
+    /// A whole number within `range`.
+    func integer(_ name: String, in range: ClosedRange<Int>) throws(UsageError) -> Int? {
+        guard let text = values[name] else { return nil }
+        guard let value = Int(text), range.contains(value) else {
+            throw UsageError(description: "--\(name) must be a whole number from \(range.lowerBound) to \(range.upperBound), not \"\(text)\"")
+        }
+        return value
+    }
+
+    /// A duration such as `500ms`, `5s`, `2m`, `1h`, `1d` (a bare number is seconds).
+    func duration(_ name: String) throws(UsageError) -> Duration? {
+        guard let text = values[name] else { return nil }
+        guard let duration = Arguments.parseDuration(text) else {
+            throw UsageError(description: "--\(name) must be a duration such as 500ms, 5s, 2m, 1h or 1d, not \"\(text)\"")
+        }
+        return duration
+    }
+
+    /// A comma-separated list of durations, e.g. `5s,30s,2m`.
+    func durations(_ name: String) throws(UsageError) -> [Duration]? {
+        guard let text = values[name] else { return nil }
+        var result: [Duration] = []
+        for part in text.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let duration = Arguments.parseDuration(String(part)) else {
+                throw UsageError(description: "--\(name) must be durations separated by commas, such as 5s,30s,2m,1h; \"\(part)\" is not a duration")
+            }
+            result.append(duration)
+        }
+        return result
+    }
+
+    static func parseDuration(_ text: String) -> Duration? {
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86_400)]
+        for (suffix, seconds) in units where text.hasSuffix(suffix) {
+            guard let number = Double(text.dropLast(suffix.count)), number >= 0, number.isFinite else { return nil }
+            return .milliseconds(Int64((number * seconds * 1000).rounded()))
+        }
+        guard let number = Double(text), number >= 0, number.isFinite else { return nil }
+        return .milliseconds(Int64((number * 1000).rounded()))
+    }
+}

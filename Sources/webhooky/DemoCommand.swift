@@ -1,0 +1,38 @@
+import Demo
+
+/// `webhooky demo`.
+enum DemoCommand {
+    static let usage = """
+        Usage: webhooky demo [--keep]
+
+        Shows Webhooky end to end with nothing to set up: starts a private PostgreSQL (as the
+        postgres OS user when run as root), installs the schema and an Ellity-style shop, starts
+        a receiver on 127.0.0.1, creates the seed's two webhooks, changes a customer's credit and
+        VIP tier, prints every request the receiver gets, and removes everything again.
+
+        Options:
+          --keep   leave PostgreSQL running at the end and print how to connect with psql;
+                   Ctrl-C then removes it
+        """
+
+    static func main(_ rawArguments: [String]) -> Int32 {
+        if rawArguments.contains("--help") || rawArguments.contains("-h") {
+            print(usage)
+            return 0
+        }
+        let arguments: Arguments
+        do {
+            arguments = try Arguments(rawArguments, command: "demo", options: [], switches: ["keep"])
+        } catch {
+            Help.fail("\(error)\n\n\(usage)")
+            return 2
+        }
+        do {
+            try DemoRun(keep: arguments.has("keep")).run()
+            return 0
+        } catch {
+            Help.fail("the demo failed: \(error)")
+            return 1
+        }
+    }
+}

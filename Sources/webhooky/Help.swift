@@ -1,0 +1,41 @@
+import Glibc
+import Schema
+
+/// Usage texts and error reporting shared by the commands.
+enum Help {
+    static let version = "1.0.0"
+    static var schemaVersion: Int { Migrations.latestVersion }
+
+    static let overview = """
+        webhooky: send HTTP webhooks when data changes in PostgreSQL.
+
+        Usage: webhooky <command> [options]
+
+        Commands:
+          run       Run the worker: deliver webhooks as events are committed.
+          migrate   Install or upgrade the webhooky schema in a database.
+          demo      Try it all on a private, throwaway PostgreSQL (nothing to set up).
+          version   Print the version.
+
+        Run "webhooky <command> --help" for a command's options and examples.
+
+        The database is given with --database-url (a libpq connection string or URI), or the
+        DATABASE_URL environment variable, or else libpq's own PGHOST, PGDATABASE, PGUSER...
+        """
+
+    /// Prints `message` on stderr as `webhooky: error: ...`.
+    static func fail(_ message: String) {
+        var text = "webhooky: error: \(message)\n"
+        text.withUTF8 { bytes in
+            guard let base = bytes.baseAddress else { return }
+            _ = write(2, base, bytes.count)
+        }
+    }
+
+    /// The connection string: `--database-url`, else `DATABASE_URL`, else "" (libpq's PG* variables).
+    static func databaseURL(_ arguments: Arguments) -> String {
+        if let url = arguments.string("database-url") { return url }
+        if let url = getenv("DATABASE_URL") { return String(cString: url) }
+        return ""
+    }
+}

@@ -1,0 +1,70 @@
+import Postgres
+import Schema
+
+/// `webhooky migrate`: installs or upgrades the schema.
+enum MigrateCommand {
+    static let usage = """
+        Usage: webhooky migrate [options]
+
+        Installs the webhooky schema, or upgrades it by applying the numbered migrations it
+        lacks, each in its own transaction, in order. Applying it again changes nothing.
+        Refuses a database whose schema is newer than this binary.
+
+        Options:
+          --database-url URL   libpq connection string or URI [DATABASE_URL, else PG* variables]
+          --dry-run            print what would be applied, change nothing
+
+        Exit status: 0 done (or nothing to do); 2 bad options; 3 database unreachable;
+        4 schema newer than this binary; 5 a migration failed (it was rolled back).
+
+        Examples:
+          webhooky migrate --database-url postgresql://admin@db.internal/shop
+          webhooky migrate --dry-run
+          psql -X -v ON_ERROR_STOP=1 -f sql/0001_core.sql     # the same, by hand
+        """
+
+    static func main(_ rawArguments: [String]) -> Int32 {
+        if rawArguments.contains("--help") || rawArguments.contains("-h") {
+            print(usage)
+            return 0
+        }
+        let arguments: Arguments
+        do {
+            arguments = try Arguments(rawArguments, command: "migrate", options: ["database-url"], switches: ["dry-run"])
+        } catch {
+            Help.fail("\(error)\n\n\(usage)")
+            return 2
+        }
+        let connection: Connection
+        do {
+            connection = try Connection(conninfo: Help.databaseURL(arguments), applicationName: "webhooky migrate")
+        } catch {
+            Help.fail("cannot connect to the database: \(error.message)")
+            return 3
+        }
+        let migrator = Migrator(connection: connection)
+        do {
+            if arguments.has("dry-run") {
+                let pending = try migrator.pending()
+                let current = try migrator.appliedVersions().last ?? 0
+                if pending.isEmpty {
+                    print("schema is up to date (version \(current)); nothing to do")
+                } else {
+                    print("schema version \(current == 0 ? "none (not installed)" : String(current)); would apply:")
+                    for migration in pending { print("  \(migration.fileName)") }
+                }
+                return 0
+            }
+            let applied = try migrator.migrate { print("applying \($0.fileName) ...") }
+            let current = try migrator.appliedVersions().last ?? 0
+            print(applied.isEmpty ? "schema is up to date (version \(current)); nothing to do" : "done: schema version \(current)")
+            return 0
+        } catch let error as SchemaError {
+            Help.fail(error.message)
+            return error.code == .newer ? 4 : 5
+        } catch {
+            Help.fail("\(error)")
+            return 5
+        }
+    }
+}

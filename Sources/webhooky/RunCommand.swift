@@ -1,0 +1,119 @@
+import Delivery
+import Dispatch
+import Glibc
+import HTTPClient
+import Log
+import Worker
+
+/// `webhooky run`: the worker.
+enum RunCommand {
+    static let usage = """
+        Usage: webhooky run [options]
+
+        Runs the worker: LISTENs for new events, claims due deliveries, renders and sends them,
+        retries failures, and records every attempt in webhooky.deliveries and webhooky.attempts.
+        Stops cleanly on SIGTERM or SIGINT (a second signal stops at once).
+
+        Options (defaults in brackets):
+          --database-url URL          libpq connection string or URI [DATABASE_URL, else PG* variables]
+          --worker-id NAME            name recorded on claims and attempts [hostname:pid]
+          --batch-size N              deliveries claimed per query [100]
+          --max-in-flight N           requests in flight at once [256]
+          --max-connections-per-host N  connections to one host at once [16]
+          --connect-timeout DURATION  time to connect (TCP and TLS) [5s]
+          --request-timeout DURATION  time for a whole request [15s]
+          --lease DURATION            how long a claim lasts before another worker may take it over [60s]
+          --poll-interval DURATION    backstop poll when no NOTIFY arrives [1s]
+          --no-listen                 poll only, no LISTEN (for transaction-mode connection poolers)
+          --retry-schedule LIST       delays between attempts [5s,30s,2m,10m,30m,1h,2h,4h,8h,12h,24h]
+          --shutdown-grace DURATION   how long a stop waits for requests in flight [10s]
+          --log-level LEVEL           trace, debug, info, notice, warning, error [info]
+
+        Durations: 500ms, 5s, 2m, 1h, 1d. Exit status: 0 stopped cleanly; 2 bad options;
+        3 database unreachable or login refused; 4 schema missing or of another version.
+
+        Examples:
+          webhooky run --database-url postgresql://webhooky@db.internal/shop
+          DATABASE_URL='host=/run/postgresql dbname=shop' webhooky run --max-in-flight 512
+          webhooky run --retry-schedule 10s,1m,10m --log-level notice
+        """
+
+    static func main(_ rawArguments: [String]) -> Int32 {
+        if rawArguments.contains("--help") || rawArguments.contains("-h") {
+            print(usage)
+            return 0
+        }
+        let configuration: WorkerConfiguration
+        do {
+            configuration = try parse(rawArguments)
+        } catch {
+            Help.fail("\(error)\n\n\(usage)")
+            return 2
+        }
+        let worker = Worker(configuration: configuration)
+        let signals = SignalHandler { worker.stop() }
+        defer { withExtendedLifetime(signals) {} }
+        do {
+            try worker.run()
+            return 0
+        } catch {
+            Help.fail(error.message)
+            return error.exitStatus
+        }
+    }
+
+    static func parse(_ rawArguments: [String]) throws(Arguments.UsageError) -> WorkerConfiguration {
+        let arguments = try Arguments(
+            rawArguments, command: "run",
+            options: ["database-url", "worker-id", "batch-size", "max-in-flight", "max-connections-per-host", "connect-timeout",
+                      "request-timeout", "lease", "poll-interval", "retry-schedule", "shutdown-grace", "log-level"],
+            switches: ["no-listen"]
+        )
+        var configuration = WorkerConfiguration(databaseURL: Help.databaseURL(arguments), workerID: arguments.string("worker-id"))
+        if let value = try arguments.integer("batch-size", in: 1...10_000) { configuration.batchSize = value }
+        if let value = try arguments.integer("max-in-flight", in: 1...100_000) { configuration.maximumInFlight = value }
+        if let value = try arguments.integer("max-connections-per-host", in: 1...10_000) { configuration.http.maximumConnectionsPerHost = value }
+        if let value = try arguments.duration("connect-timeout") { configuration.http.connectTimeout = value }
+        if let value = try arguments.duration("request-timeout") { configuration.http.requestTimeout = value }
+        if let value = try arguments.duration("lease") { configuration.leaseDuration = value }
+        if let value = try arguments.duration("poll-interval") { configuration.pollInterval = value }
+        if let value = try arguments.duration("shutdown-grace") { configuration.shutdownGracePeriod = value }
+        if let value = try arguments.durations("retry-schedule") { configuration.retryPolicy.delays = value }
+        if arguments.has("no-listen") { configuration.listen = false }
+        if let name = arguments.string("log-level") {
+            guard let level = Logger.Level(name: name) else {
+                throw Arguments.UsageError(description: "--log-level must be one of trace, debug, info, notice, warning, error, critical; not \"\(name)\"")
+            }
+            configuration.logger = Logger(level: level)
+        }
+        configuration.http.maximumConcurrentRequests = configuration.maximumInFlight
+        if configuration.pollInterval < .milliseconds(10) {
+            throw Arguments.UsageError(description: "--poll-interval must be at least 10ms")
+        }
+        if configuration.leaseDuration <= configuration.http.requestTimeout + .seconds(5) {
+            throw Arguments.UsageError(description: "--lease (\(configuration.leaseDuration.shortDescription)) must exceed --request-timeout (\(configuration.http.requestTimeout.shortDescription)) by more than 5s, or a slow request could be sent twice")
+        }
+        return configuration
+    }
+}
+
+/// Turns SIGTERM and SIGINT into a call of `onStop`; a second signal exits at once (status 130).
+final class SignalHandler {
+    private var sources: [any DispatchSourceSignal] = []
+
+    init(onStop: @escaping @Sendable () -> Void) {
+        let queue = DispatchQueue(label: "webhooky-signals")
+        for number in [SIGTERM, SIGINT] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+            var received = 0
+            source.setEventHandler {
+                received += 1
+                if received > 1 { _exit(130) }
+                onStop()
+            }
+            source.resume()
+            sources.append(source)
+        }
+    }
+}

@@ -1,0 +1,111 @@
+import Delivery
+import Testing
+
+/// A deterministic random source (SplitMix64), so that test runs repeat exactly. (A source
+/// that returns one constant would make `Double.random(in:)` reject forever.)
+struct SeededRandom: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64 = 42) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+@Suite struct RetryPolicyTests {
+    @Test func standardScheduleMatchesItsDocumentation() {
+        var random = SeededRandom()
+        var policy = RetryPolicy.standard
+        policy.jitter = 0
+        let delays = (1...11).map { policy.delay(afterFailedAttempt: $0, using: &random) }
+        let seconds: [Int64] = [5, 30, 120, 600, 1800, 3600, 7200, 14_400, 28_800, 43_200, 86_400]
+        #expect(delays.count == seconds.count)
+        for (delay, expected) in zip(delays, seconds) {
+            #expect(delay.map { abs(($0 - .seconds(expected)) / .seconds(1)) < 0.001 } == true, "\(String(describing: delay)) vs \(expected)s")
+        }
+        #expect(policy.maximumAttempts == 12)
+        #expect(policy.delay(afterFailedAttempt: 12, using: &random) == nil)
+    }
+
+    @Test func jitterStaysWithinTwentyPercent() {
+        var random = SystemRandomNumberGenerator()
+        let policy = RetryPolicy(delays: [.seconds(100)])
+        var seen: Set<Int> = []
+        for _ in 0..<1000 {
+            let delay = policy.delay(afterFailedAttempt: 1, using: &random)!
+            #expect(delay >= .seconds(80) && delay <= .seconds(120))
+            seen.insert(Int(delay / .seconds(1)))
+        }
+        #expect(seen.count > 10, "delays must vary")
+    }
+
+    @Test func retryAfterWaitsAtLeastThatLongButIsCapped() {
+        var random = SeededRandom()
+        let policy = RetryPolicy(delays: [.seconds(5)], jitter: 0.2, maximumRetryAfter: .seconds(3600))
+        #expect(policy.delay(afterFailedAttempt: 1, retryAfter: .seconds(120), using: &random) == .seconds(120))
+        let jittered = policy.delay(afterFailedAttempt: 1, retryAfter: .seconds(1), using: &random)
+        #expect(jittered.map { $0 >= .seconds(4) && $0 <= .seconds(6) } == true)
+        #expect(policy.delay(afterFailedAttempt: 1, retryAfter: .seconds(999_999), using: &random) == .seconds(3600))
+        #expect(policy.delay(afterFailedAttempt: 2, retryAfter: .seconds(1), using: &random) == nil)
+    }
+
+    @Test func retryAfterParsesSecondsAndHTTPDates() {
+        let now = 1_445_412_400.0  // Wed, 21 Oct 2015 07:26:40 GMT
+        #expect(RetryPolicy.parseRetryAfter("120", now: now) == .seconds(120))
+        #expect(RetryPolicy.parseRetryAfter(" 7 ", now: now) == .seconds(7))
+        #expect(RetryPolicy.parseRetryAfter("Wed, 21 Oct 2015 07:28:00 GMT", now: now) == .seconds(80))
+        #expect(RetryPolicy.parseRetryAfter("Wed, 21 Oct 2015 07:20:00 GMT", now: now) == nil)
+        #expect(RetryPolicy.parseRetryAfter("soon", now: now) == nil)
+        #expect(RetryPolicy.parseRetryAfter("-5", now: now) == nil)
+    }
+}
+
+@Suite struct DeliveryStateMachineTests {
+    let policy = RetryPolicy(delays: [.seconds(10), .seconds(20)], jitter: 0)
+
+    @Test func twoHundredsSucceed() {
+        var random = SeededRandom()
+        for status in [200, 201, 204, 299] {
+            var machine = DeliveryStateMachine(attempt: 1, policy: policy)
+            let completion = machine.finish(.response(status: status, retryAfter: nil), now: 0, random: &random)
+            #expect(completion == .init(state: .succeeded, retryIn: nil, status: status, error: nil))
+            #expect(machine.state == .succeeded)
+        }
+    }
+
+    @Test func failuresRetryOnScheduleThenDie() {
+        var random = SeededRandom()
+        var first = DeliveryStateMachine(attempt: 1, policy: policy)
+        #expect(first.finish(.response(status: 500, retryAfter: nil), now: 0, random: &random)
+                == .init(state: .pending, retryIn: .seconds(10), status: 500, error: "HTTP 500"))
+        #expect(first.state == .retrying(after: .seconds(10)))
+        var second = DeliveryStateMachine(attempt: 2, policy: policy)
+        #expect(second.finish(.transportFailure("Connection refused"), now: 0, random: &random)
+                == .init(state: .pending, retryIn: .seconds(20), status: nil, error: "Connection refused"))
+        var third = DeliveryStateMachine(attempt: 3, policy: policy)
+        #expect(third.finish(.response(status: 404, retryAfter: nil), now: 0, random: &random)
+                == .init(state: .dead, retryIn: nil, status: 404, error: "HTTP 404 (gave up after 3 attempts)"))
+        #expect(third.state == .dead)
+    }
+
+    @Test func redirectsAreFailuresThatSaySo() {
+        var random = SeededRandom()
+        var machine = DeliveryStateMachine(attempt: 1, policy: policy)
+        #expect(machine.finish(.response(status: 302, retryAfter: nil), now: 0, random: &random).error == "HTTP 302: redirects are not followed")
+    }
+
+    @Test func unsendableRequestsDieAtOnce() {
+        var random = SeededRandom()
+        var machine = DeliveryStateMachine(attempt: 1, policy: policy)
+        #expect(machine.finish(.unsendable("bad URL"), now: 0, random: &random) == .init(state: .dead, retryIn: nil, status: nil, error: "bad URL"))
+    }
+
+    @Test func retryAfterOnAFailureIsHonoured() {
+        var random = SeededRandom()
+        var machine = DeliveryStateMachine(attempt: 1, policy: policy)
+        #expect(machine.finish(.response(status: 503, retryAfter: "60"), now: 0, random: &random).retryIn == .seconds(60))
+    }
+}

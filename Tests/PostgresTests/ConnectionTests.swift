@@ -1,0 +1,90 @@
+import LocalPostgres
+import Postgres
+import Synchronization
+import TestSupport
+import Testing
+
+@Suite(.timeLimit(.minutes(2))) struct ConnectionTests {
+    @Test func parametersAreBoundAndValuesComeBackAsExactText() throws {
+        let connection = try TestCluster.newEmptyDatabase().connect()
+        let result = try connection.query(
+            "SELECT $1::numeric, $2::bigint, $3::text IS NULL, $4::jsonb -> 'a', $5::text",
+            ["12345678901234.56", "9007199254740993", nil, #"{"a": 9007199254740993.10}"#, "it's \"quoted\"; DROP TABLE x; --"]
+        )
+        #expect(result.rows == [["12345678901234.56", "9007199254740993", "t", "9007199254740993.10", "it's \"quoted\"; DROP TABLE x; --"]])
+        #expect(result.columnCount == 5)
+    }
+
+    @Test func statementErrorsCarrySQLStateDetailAndHint() throws {
+        let connection = try TestCluster.newEmptyDatabase().connect()
+        do {
+            try connection.execute("DO $$ BEGIN RAISE EXCEPTION 'nope' USING DETAIL = 'the detail', HINT = 'the hint', ERRCODE = '22023'; END $$")
+            Issue.record("no error")
+        } catch {
+            #expect(error.code == .statementFailed)
+            #expect(error.message == "nope")
+            #expect(error.sqlState == "22023")
+            #expect(error.detail == "the detail")
+            #expect(error.hint == "the hint")
+            #expect(!error.isTransient)
+        }
+        // The connection is still usable after a failed statement.
+        #expect(try connection.query("SELECT 1").scalar == "1")
+    }
+
+    @Test func affectedRowsAreReported() throws {
+        let connection = try TestCluster.newEmptyDatabase().connect()
+        try connection.execute("CREATE TABLE t (x int); INSERT INTO t SELECT generate_series(1, 7)")
+        #expect(try connection.query("UPDATE t SET x = x + 1 WHERE x > $1", ["2"]).affectedRows == 5)
+    }
+
+    @Test func noticesGoToTheHandlerNotStderr() throws {
+        let connection = try TestCluster.newEmptyDatabase().connect()
+        let notices = Mutex<[String]>([])
+        connection.onNotice { message in notices.withLock { $0.append(message) } }
+        try connection.execute("DO $$ BEGIN RAISE NOTICE 'hello %', 42; END $$")
+        #expect(notices.withLock { $0 } == ["NOTICE:  hello 42"])
+    }
+
+    @Test func notificationsArrive() throws {
+        let database = try TestCluster.newEmptyDatabase()
+        let listener = try database.connect()
+        try listener.listen("some channel")
+        let sender = try database.connect()
+        try sender.query("SELECT pg_notify('some channel', $1)", ["payload ✓"])
+        var received: [Notification] = []
+        for _ in 0..<20 where received.isEmpty {
+            received = try listener.waitForNotifications(timeout: .milliseconds(100))
+        }
+        #expect(received.map(\.channel) == ["some channel"])
+        #expect(received.map(\.payload) == ["payload ✓"])
+        #expect(received.first?.senderPID == sender.backendPID)
+    }
+
+    @Test func aFailedLoginNeverShowsThePassword() throws {
+        let cluster = try TestCluster.shared()
+        do {
+            _ = try Connection(conninfo: "host=\(cluster.socketDirectory) port=\(cluster.port) user=no_such_user password=Sup3rSecret dbname=postgres")
+            Issue.record("connected as a user that does not exist")
+        } catch {
+            #expect(error.code == .connectionFailed)
+            #expect(error.message.contains("no_such_user"))
+            #expect(!error.message.contains("Sup3rSecret"))
+            #expect(error.isTransient)
+        }
+    }
+
+    @Test func aLostConnectionIsReportedAsSuch() throws {
+        let database = try TestCluster.newEmptyDatabase()
+        let victim = try database.connect()
+        let killer = try database.connect()
+        try killer.query("SELECT pg_terminate_backend($1)", [String(victim.backendPID)])
+        do {
+            try victim.query("SELECT 1")
+            Issue.record("a terminated connection still answered")
+        } catch {
+            #expect(error.isTransient)
+        }
+        #expect(!victim.isConnected)
+    }
+}

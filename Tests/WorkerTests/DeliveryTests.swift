@@ -1,0 +1,234 @@
+import Foundation
+import LoopbackReceiver
+import Postgres
+import TestSupport
+import Testing
+import Worker
+
+/// Delivery semantics end to end: accounts, transactions, durability, retries, signatures.
+@Suite(.timeLimit(.minutes(2))) struct DeliveryTests {
+    @Test func anotherAccountsWebhookDoesNotFire() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver()
+        try shop.addWebhook(url: receiver.baseURL + "/shop-7", account: "shop-7")
+        try shop.addWebhook(url: receiver.baseURL + "/shop-42", account: "shop-42")
+        try shop.addWebhook(url: receiver.baseURL + "/every-shop", account: nil)
+        let worker = RunningWorker(shop.workerConfiguration())
+        defer { worker.stop() }
+
+        try shop.setCredit("10")
+        receiver.waitForRequests(2)
+        Thread.sleep(forTimeInterval: 0.4)
+        #expect(receiver.requests.map(\.target).sorted() == ["/every-shop", "/shop-42"])
+        #expect(try shop.column("SELECT count(*) FROM webhooky.deliveries") == ["2"])
+    }
+
+    @Test func rolledBackTransactionSendsNothing() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver()
+        try shop.addWebhook(url: receiver.baseURL + "/hook")
+        let worker = RunningWorker(shop.workerConfiguration())
+        defer { worker.stop() }
+
+        try shop.connection.execute("BEGIN")
+        try shop.setCredit("999")
+        #expect(try shop.column("SELECT count(*) FROM webhooky.deliveries") == ["1"], "recorded inside the transaction")
+        try shop.connection.execute("ROLLBACK")
+        Thread.sleep(forTimeInterval: 0.8)  // four poll intervals
+        #expect(receiver.requests.isEmpty)
+        #expect(try shop.column("SELECT (SELECT count(*) FROM webhooky.events) + (SELECT count(*) FROM webhooky.deliveries)") == ["0"])
+    }
+
+    @Test("a DBA's own event with a payload over 8000 bytes (NOTIFY's limit) arrives whole")
+    func largePayloadOfACustomEvent() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver()
+        try shop.connection.execute("INSERT INTO webhooky.event_types (name, description) VALUES ('order.created', 'An order was placed')")
+        try shop.addWebhook(event: "order.created", url: receiver.baseURL + "/orders/#order.id#", body: ##"{"note": "#order.note#", "lines": #order.lines#}"##)
+        let worker = RunningWorker(shop.workerConfiguration())
+        defer { worker.stop() }
+
+        let note = String(repeating: "Příliš žluťoučký kůň 🐎 ", count: 500)
+        let lines = "[" + (1...300).map { #"{"sku": "SKU-\#($0)", "qty": \#($0), "price": 12345678901234.56}"# }.joined(separator: ",") + "]"
+        let payload = #"{"order": {"id": 77, "note": "\#(note)", "lines": \#(lines)}}"#
+        #expect(payload.utf8.count > 20_000)
+        try shop.connection.query("SELECT webhooky.emit('order.created', $1::jsonb, 'shop-42')", [payload])
+
+        let request = try #require(receiver.waitForRequests(1).first)
+        #expect(request.target == "/orders/77")
+        let body = try #require(JSONSerialization.jsonObject(with: Data(request.body)) as? [String: Any])
+        #expect(body["note"] as? String == note)
+        #expect((body["lines"] as? [Any])?.count == 300)
+        #expect(request.bodyText.contains(#""price": 12345678901234.56"#) || request.bodyText.contains(#""price":12345678901234.56"#))
+    }
+
+    @Test func eventsCommittedWhileNoWorkerRunsAreDeliveredWhenItStarts() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver()
+        try shop.addWebhook(url: receiver.baseURL + "/c?credit=#customer.credit#")
+        for credit in ["1.00", "2.00", "3.00", "4.00", "5.00"] { try shop.setCredit(credit) }
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(receiver.requests.isEmpty)
+
+        let worker = RunningWorker(shop.workerConfiguration())
+        defer { worker.stop() }
+        let requests = receiver.waitForRequests(5)
+        #expect(requests.map(\.target).sorted() == ["/c?credit=1.00", "/c?credit=2.00", "/c?credit=3.00", "/c?credit=4.00", "/c?credit=5.00"])
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") { $0 == "5" } == "5")
+    }
+
+    @Test("500, 500, 200: one succeeded delivery after three attempts, all with the same webhook-id")
+    func retriesUntilSuccess() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver { _, number in number <= 2 ? .status(500, body: "boom \(number)") : .ok }
+        try shop.addWebhook(url: receiver.baseURL + "/flaky")
+        let worker = RunningWorker(shop.workerConfiguration(retry: [.milliseconds(100), .milliseconds(100), .milliseconds(100)]))
+        defer { worker.stop() }
+
+        try shop.setCredit("42")
+        let requests = receiver.waitForRequests(3)
+        #expect(requests.count == 3)
+        let ids = Set(requests.compactMap { $0.header("webhook-id") })
+        #expect(ids.count == 1)
+        #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries") { $0 == "succeeded" } == "succeeded")
+        #expect(try shop.deliveryStates() == [["succeeded", "3", "200"]])
+        #expect(try shop.connection.query("SELECT attempt, status, error, response_body FROM webhooky.attempts ORDER BY attempt").rows == [
+            ["1", "500", "HTTP 500", "boom 1"], ["2", "500", "HTTP 500", "boom 2"], ["3", "200", nil, "ok"],
+        ])
+        #expect(try shop.column("SELECT last_error FROM webhooky.deliveries") == [nil])
+        let messageID = try #require(ids.first)
+        #expect(try shop.column("SELECT 'msg_' || id FROM webhooky.deliveries") == [messageID])
+    }
+
+    @Test func deliveryIsDeadWhenTheScheduleIsExhausted() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver { _, _ in .status(503, body: "down") }
+        try shop.addWebhook(url: receiver.baseURL + "/down")
+        let worker = RunningWorker(shop.workerConfiguration(retry: [.milliseconds(50), .milliseconds(50)]))
+        defer { worker.stop() }
+
+        try shop.setCredit("7")
+        #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries") { $0 == "dead" } == "dead")
+        #expect(receiver.requests.count == 3)
+        let row = try shop.connection.query("SELECT attempts, last_status, last_error, completed_at IS NOT NULL FROM webhooky.deliveries").rows
+        #expect(row == [["3", "503", "HTTP 503 (gave up after 3 attempts)", "t"]])
+        #expect(try shop.column("SELECT count(*) FROM webhooky.attempts WHERE status = 503") == ["3"])
+    }
+
+    @Test func retryAfterIsHonoured() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver { _, number in
+            number == 1 ? .respond(status: 429, headers: [.init(name: "Retry-After", value: "1")], body: "slow down") : .ok
+        }
+        try shop.addWebhook(url: receiver.baseURL + "/limited")
+        let worker = RunningWorker(shop.workerConfiguration(retry: [.milliseconds(50)]))
+        defer { worker.stop() }
+
+        try shop.setCredit("8")
+        let requests = receiver.waitForRequests(2)
+        #expect(requests.count == 2)
+        if requests.count == 2 {
+            #expect(requests[1].receivedAt - requests[0].receivedAt >= 0.95)
+        }
+    }
+
+    @Test("the signature verifies with an independent HMAC-SHA256 over id.timestamp.body")
+    func signatureVerifiesIndependently() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver()
+        let secret = try #require(shop.column("SELECT webhooky.new_secret()").first ?? nil)
+        try shop.addWebhook(url: receiver.baseURL + "/signed", body: ##"{"credit": #customer.credit#}"##, secret: secret)
+        let worker = RunningWorker(shop.workerConfiguration())
+        defer { worker.stop() }
+
+        try shop.setCredit("12345678901234.56")
+        let request = try #require(receiver.waitForRequests(1).first)
+        let id = try #require(request.header("webhook-id"))
+        let timestamp = try #require(request.header("webhook-timestamp"))
+        let signature = try #require(request.header("webhook-signature"))
+        #expect(request.bodyText == #"{"credit": 12345678901234.56}"#)
+        let key = try #require(Data(base64Encoded: String(secret.dropFirst("whsec_".count))))
+        let expected = IndependentHMAC.hmacSHA256(key: Array(key), message: Array("\(id).\(timestamp).".utf8) + request.body)
+        #expect(signature == "v1," + Data(expected).base64EncodedString())
+        let sentAt = try #require(Double(timestamp))
+        #expect(abs(sentAt - Date().timeIntervalSince1970) < 60)
+    }
+
+    @Test("a header value that would inject a line break ends the delivery dead; the worker carries on")
+    func headerInjectionIsRefused() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver()
+        let bad = try shop.addWebhook(event: "customer.tier_changed", url: receiver.baseURL + "/bad", headers: ##"{"X-Tier": "#customer.tier.name#"}"##)
+        try shop.addWebhook(event: "customer.tier_changed", url: receiver.baseURL + "/good")
+        let logs = LogCapture()
+        let worker = RunningWorker(shop.workerConfiguration(logs: logs))
+        defer { worker.stop() }
+
+        try shop.setTier(2)  // the tier's name holds a newline
+        #expect(receiver.waitForRequests(1).map(\.target) == ["/good"])
+        #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries WHERE webhook_id = \(bad)") { $0 == "dead" } == "dead")
+        let error = try shop.column("SELECT last_error FROM webhooky.deliveries WHERE webhook_id = \(bad)").first ?? nil
+        #expect(error == "cannot build the request: header \"X-Tier\": the value of #customer.tier.name# contains a line break or control character; refused to prevent header injection")
+        #expect(logs.all.contains { $0.contains("delivery dead") && $0.contains("webhook=\(bad)") })
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(receiver.requests.count == 1)
+    }
+
+    @Test func anEditedWebhookIsReadAgain() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver()
+        let id = try shop.addWebhook(url: receiver.baseURL + "/v1")
+        let worker = RunningWorker(shop.workerConfiguration())
+        defer { worker.stop() }
+        try shop.setCredit("1")
+        receiver.waitForRequests(1)
+        try shop.connection.query("UPDATE webhooky.webhooks SET url = $1 WHERE id = $2", [receiver.baseURL + "/v2?c=#customer.credit#", String(id)])
+        try shop.setCredit("2")
+        #expect(receiver.waitForRequests(2).map(\.target) == ["/v1", "/v2?c=2.00"])
+        #expect(try shop.column("SELECT revision FROM webhooky.webhooks") == ["2"])
+    }
+
+    @Test func anExpiredLeaseIsTakenBack() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver()
+        try shop.addWebhook(url: receiver.baseURL + "/orphan")
+        try shop.setCredit("5")
+        // A worker that died holding the delivery: claimed, lease already over.
+        try shop.connection.execute("""
+            UPDATE webhooky.deliveries SET state = 'sending', attempts = 1, claimed_by = 'dead-worker',
+                   lease_expires_at = now() - interval '1 second'
+            """)
+        let worker = RunningWorker(shop.workerConfiguration())
+        defer { worker.stop() }
+        let request = try #require(receiver.waitForRequests(1).first)
+        #expect(request.header("webhook-id") == "msg_1")
+        #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries") { $0 == "succeeded" } == "succeeded")
+        #expect(try shop.deliveryStates() == [["succeeded", "2", "200"]])
+    }
+
+    @Test("stopping releases what is still in flight after the grace period, not counting the attempt")
+    func stopReleasesWhatItHolds() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver { _, _ in .hang }
+        defer { receiver.stop() }
+        try shop.addWebhook(url: receiver.baseURL + "/hangs")
+        var configuration = shop.workerConfiguration()
+        configuration.shutdownGracePeriod = .milliseconds(300)
+        let worker = RunningWorker(configuration)
+        try shop.setCredit("6")
+        receiver.waitForRequests(1)
+        #expect(try shop.column("SELECT state FROM webhooky.deliveries") == ["sending"])
+
+        let stopped = worker.stop(timeout: .seconds(10))
+        #expect(stopped.stoppedInTime)
+        #expect(try shop.connection.query("SELECT state, attempts, claimed_by FROM webhooky.deliveries").rows == [["pending", "0", nil]])
+    }
+
+    @Test func aDeletedWebhooksDeliveriesEndDead() throws {
+        let shop = try Shop()
+        let id = try shop.addWebhook(url: "http://127.0.0.1:9/never")
+        try shop.setCredit("3")
+        try shop.connection.query("DELETE FROM webhooky.webhooks WHERE id = $1", [String(id)])
+        #expect(try shop.connection.query("SELECT state, last_error FROM webhooky.deliveries").rows == [["dead", "webhook deleted"]])
+    }
+}

@@ -1,0 +1,163 @@
+import Foundation
+import LocalPostgres
+import Postgres
+import Schema
+import TestSupport
+import Testing
+import Worker
+
+/// Installing, upgrading and checking the schema; the SQL interface's own rules.
+@Suite(.timeLimit(.minutes(2))) struct SchemaTests {
+    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    @Test func everyMigrationFileIsEmbeddedInOrder() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: Self.repository.appendingPathComponent("sql").path)
+            .filter { $0.hasSuffix(".sql") }.sorted()
+        #expect(files == Migrations.all.map(\.fileName))
+        #expect(Migrations.all.map(\.version) == Array(1...Migrations.all.count))
+        for migration in Migrations.all {
+            let text = try String(contentsOf: Self.repository.appendingPathComponent("sql/" + migration.fileName), encoding: .utf8)
+            #expect(text == migration.sql, "the binary embeds the file as it is in sql/")
+        }
+    }
+
+    @Test func migrateInstallsThenHasNothingToDo() throws {
+        let database = try TestCluster.newEmptyDatabase()
+        let connection = try database.connect()
+        let migrator = Migrator(connection: connection)
+        #expect(try migrator.pending().map(\.version) == Migrations.all.map(\.version))
+        #expect(try migrator.migrate().map(\.version) == Migrations.all.map(\.version))
+        #expect(try migrator.migrate().isEmpty)
+        #expect(try migrator.appliedVersions() == Migrations.all.map(\.version))
+        #expect(throws: Never.self) { try migrator.requireCurrent() }
+    }
+
+    @Test func aNewerSchemaIsRefused() throws {
+        let database = try TestCluster.newDatabase()
+        let connection = try database.connect()
+        try connection.execute("INSERT INTO webhooky.migrations (version, name) VALUES (999, 'from the future')")
+        let migrator = Migrator(connection: connection)
+        #expect(throws: SchemaError.self) { try migrator.migrate() }
+        do {
+            try migrator.requireCurrent()
+            Issue.record("a newer schema was accepted")
+        } catch let error as SchemaError {
+            #expect(error.code == .newer)
+            #expect(error.message.contains("version 999"))
+            #expect(error.message.contains("upgrade webhooky"))
+        }
+    }
+
+    @Test func theWorkerRefusesADatabaseWithoutTheSchema() throws {
+        let database = try TestCluster.newEmptyDatabase()
+        let worker = RunningWorker(WorkerConfiguration(databaseURL: database.conninfo))
+        let outcome = worker.waitUntilFinished(timeout: .seconds(20))
+        #expect(outcome.stoppedInTime)
+        #expect(outcome.error?.code == .schemaMismatch)
+        #expect(outcome.error?.exitStatus == 4)
+        #expect(outcome.error?.message == "the webhooky schema is not installed in this database; run \"webhooky migrate\" first")
+    }
+
+    @Test func theWorkerRefusesAnUnreachableDatabase() throws {
+        let worker = RunningWorker(WorkerConfiguration(databaseURL: "host=/nonexistent-webhooky-socket-dir dbname=x connect_timeout=2"))
+        let outcome = worker.waitUntilFinished(timeout: .seconds(20))
+        #expect(outcome.error?.code == .databaseUnavailable)
+        #expect(outcome.error?.exitStatus == 3)
+        #expect(outcome.error?.message.hasPrefix("cannot connect to the database: ") == true)
+    }
+
+    @Test("psql -X -v ON_ERROR_STOP=1 -f installs the same schema, and refuses to run twice")
+    func psqlAppliesTheFiles() throws {
+        let database = try TestCluster.newEmptyDatabase()
+        let psql = try #require(["/usr/bin/psql", "/usr/lib/postgresql/15/bin/psql"].first { FileManager.default.isExecutableFile(atPath: $0) })
+        let file = Self.repository.appendingPathComponent("sql/0001_core.sql").path
+        let first = try ChildProcess.run(psql, ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", database.conninfo, "-f", file])
+        #expect(first.status == 0, "\(first.output)")
+        let second = try ChildProcess.run(psql, ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", database.conninfo, "-f", file])
+        #expect(second.status != 0)
+        #expect(second.output.contains("Webhooky migration 0001 (core) is already applied to this database"))
+        #expect(second.output.contains("Run \"webhooky migrate\""))
+        let connection = try database.connect()
+        #expect(throws: Never.self) { try Migrator(connection: connection).requireCurrent() }
+        let examples = Self.repository.appendingPathComponent("sql/examples/ellity.sql").path
+        let domain = try ChildProcess.run(psql, ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", database.conninfo, "-f", examples])
+        #expect(domain.status == 0, "\(domain.output)")
+    }
+
+    @Test func emitRefusesUnknownEventsAndNonObjectPayloads() throws {
+        let database = try TestCluster.newDatabase()
+        let connection = try database.connect()
+        do {
+            try connection.query("SELECT webhooky.emit('order.nope', '{}')")
+            Issue.record("an unknown event was accepted")
+        } catch {
+            #expect(error.message == "webhooky.emit: unknown event 'order.nope'")
+            #expect(error.hint?.contains("INSERT INTO webhooky.event_types") == true)
+        }
+        do {
+            try connection.query("SELECT webhooky.emit('customer.credit_changed', '[1]')")
+            Issue.record("an array payload was accepted")
+        } catch {
+            #expect(error.message == "webhooky.emit('customer.credit_changed'): payload must be a JSON object, not array")
+        }
+        #expect(try connection.query("SELECT webhooky.emit('customer.credit_changed', '{}') IS NULL").scalar == "t", "no webhook: nothing recorded")
+        #expect(try connection.query("SELECT count(*) FROM webhooky.events").scalar == "0")
+    }
+
+    @Test func oneNotifyPerTransactionHoweverManyEvents() throws {
+        let shop = try Shop()
+        try shop.addWebhook(url: "http://127.0.0.1:9/x")
+        let listener = try shop.database.connect()
+        try listener.listen("webhooky")
+        try shop.connection.execute("BEGIN")
+        for credit in 1...50 { try shop.setCredit(String(credit)) }
+        try shop.connection.execute("COMMIT")
+        var notifications: [Postgres.Notification] = []
+        let deadline = ContinuousClock.now + .seconds(2)
+        while ContinuousClock.now < deadline {
+            notifications += try listener.waitForNotifications(timeout: .milliseconds(100))
+        }
+        #expect(notifications.count == 1)
+        #expect(try shop.column("SELECT count(*) FROM webhooky.deliveries") == ["50"])
+    }
+
+    @Test(arguments: [
+        ("url", "ftp://x/", "URL must start with http:// or https://"),
+        ("url", "https:///x", "URL has no host"),
+        ("url", "https://x/a b", "URL contains a space"),
+        ("headers", #"{"X": 1}"#, "header \"X\" must have a string value, not a JSON number"),
+        ("headers", #"["X"]"#, "headers must be a JSON object"),
+        ("headers", #"{"Bad Name": "v"}"#, "\"Bad Name\" is not a valid HTTP header name"),
+        ("headers", #"{"webhook-signature": "v"}"#, "header \"webhook-signature\" is set by Webhooky"),
+        ("headers", #"{"X-A": "a\nb"}"#, "header \"X-A\" contains a line break or control character"),
+        ("secret", "whsec_short", "secret must be \"whsec_\" followed by 24 to 64 bytes in base64"),
+        ("event", "order.unknown", "unknown event 'order.unknown'"),
+    ])
+    func badWebhooksAreRefusedNamingTheWebhook(column: String, value: String, message: String) throws {
+        let database = try TestCluster.newDatabase()
+        let connection = try database.connect()
+        var values = ["event": "customer.credit_changed", "url": "https://erp.example/x", "headers": "{}", "secret": nil] as [String: String?]
+        values[column] = value
+        do {
+            try connection.query(
+                "INSERT INTO webhooky.webhooks (name, event, url, headers, secret) VALUES ('ERP sync', $1, $2, $3::jsonb, $4)",
+                [values["event"] ?? nil, values["url"] ?? nil, values["headers"] ?? nil, values["secret"] ?? nil]
+            )
+            Issue.record("accepted \(column) = \(value)")
+        } catch {
+            #expect(error.sqlState == "23514")
+            #expect(error.message.contains(#" "ERP sync": "#), "\(error.message)")
+            #expect(error.message.contains(message), "\(error.message)")
+        }
+    }
+
+    @Test func whiteSpaceBodyMeansGetAndEmptySecretMeansUnsigned() throws {
+        let database = try TestCluster.newDatabase()
+        let connection = try database.connect()
+        let row = try connection.query("""
+            INSERT INTO webhooky.webhooks (event, url, body, secret) VALUES ('customer.credit_changed', 'https://x/', E' \\n\\t ', '')
+            RETURNING body IS NULL, secret IS NULL
+            """).rows
+        #expect(row == [["t", "t"]])
+    }
+}
