@@ -343,4 +343,42 @@ $$;
 COMMENT ON FUNCTION webhooky.has_webhooks(text, text) IS
     'True when some enabled webhook wants this event for this account. A trigger may call it first to skip building a payload nobody wants.';
 
+-------------------------------------------------------------------------------
+-- "Insert variable": the variables an event offers.
+-------------------------------------------------------------------------------
+CREATE FUNCTION webhooky.variables(event text, recent_events integer DEFAULT 100)
+RETURNS TABLE (variable text, placeholder text, type text, example text, source text)
+LANGUAGE sql STABLE AS $$
+    WITH RECURSIVE payloads AS (
+        SELECT t.sample AS payload, 'sample' AS source, 0::bigint AS rank
+          FROM webhooky.event_types t
+         WHERE t.name = variables.event AND t.sample IS NOT NULL
+        UNION ALL
+        SELECT recent.payload, 'event ' || recent.id, recent.id
+          FROM (SELECT e.id, e.payload
+                  FROM (SELECT e.id, e.event, e.payload FROM webhooky.events e ORDER BY e.id DESC LIMIT 10000) e
+                 WHERE e.event = variables.event
+                 ORDER BY e.id DESC
+                 LIMIT variables.recent_events) recent
+    ), walk (path, value, source, rank) AS (
+        SELECT ARRAY[member.key], member.value, p.source, p.rank
+          FROM payloads p, jsonb_each(p.payload) member
+        UNION ALL
+        SELECT w.path || member.key, member.value, w.source, w.rank
+          FROM walk w, jsonb_each(w.value) member
+         WHERE jsonb_typeof(w.value) = 'object'
+    )
+    SELECT DISTINCT ON (array_to_string(w.path, '.'))
+           array_to_string(w.path, '.'),
+           '#' || array_to_string(w.path, '.') || '#',
+           jsonb_typeof(w.value),
+           CASE jsonb_typeof(w.value) WHEN 'string' THEN w.value #>> '{}' ELSE w.value::text END,
+           w.source
+      FROM walk w
+     WHERE NOT EXISTS (SELECT 1 FROM unnest(w.path) segment WHERE segment !~ '^[A-Za-z_][A-Za-z0-9_]*$')
+     ORDER BY array_to_string(w.path, '.'), (w.rank = 0), w.rank DESC
+$$;
+COMMENT ON FUNCTION webhooky.variables(text, integer) IS
+    'Insert variable: every #variable# an event offers (name, placeholder to paste, JSON type, an example value), from the event type''s sample and its most recent events.';
+
 COMMIT;

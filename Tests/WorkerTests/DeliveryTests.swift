@@ -231,4 +231,24 @@ import Worker
         try shop.connection.query("DELETE FROM webhooky.webhooks WHERE id = $1", [String(id)])
         #expect(try shop.connection.query("SELECT state, last_error FROM webhooky.deliveries").rows == [["dead", "webhook deleted"]])
     }
+    @Test("no log line ever shows a signing secret, an API key in the URL or a header value")
+    func secretsStayOutOfLogs() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver { _, number in number == 1 ? .status(500) : .ok }
+        let secret = try #require(shop.column("SELECT webhooky.new_secret()").first ?? nil)
+        try shop.addWebhook(url: receiver.baseURL + "/h?apikey=SeCrEtApIkEy&c=#customer.credit#", body: "{}",
+                            headers: #"{"Authorization": "Bearer ToKeNvAlUe"}"#, secret: secret)
+        try shop.addWebhook(url: "http://nonexistent.invalid/h?token=SeCrEtApIkEy", secret: secret)
+        let logs = LogCapture()
+        let worker = RunningWorker(shop.workerConfiguration(logs: logs))
+        try shop.setCredit("1")
+        receiver.waitForRequests(2)
+        _ = try shop.waitFor("SELECT count(*) FROM webhooky.attempts") { ($0.flatMap { Int($0) } ?? 0) >= 3 }
+        worker.stop()
+        let text = logs.all.joined(separator: "\n")
+        #expect(logs.all.count >= 4)
+        for needle in ["SeCrEtApIkEy", "ToKeNvAlUe", String(secret.dropFirst(6)), "apikey", "Authorization"] {
+            #expect(!text.contains(needle), "log shows \(needle)")
+        }
+    }
 }

@@ -174,4 +174,22 @@ import Testing
         #expect(request.header("authorization") == "Bearer token-shop-42")
         #expect(request.header("x-customer") == "jan+vip@example.cz")
     }
+    @Test("S7: an admin lists every variable an event offers (Insert variable), from the sample and real events")
+    func insertVariable() throws {
+        let shop = try Shop()
+        let fromSample = try shop.connection.query("SELECT variable, placeholder, type, example FROM webhooky.variables('customer.credit_changed') WHERE type <> 'object'").rows
+        let seedVariables = ["customer.id", "customer.email", "customer.credit", "customer.group.id", "customer.group.name",
+                             "customer.tier.id", "customer.tier.name", "creditChange.value", "account.eshopId"]
+        for variable in seedVariables {
+            #expect(fromSample.contains { $0[0] == variable && $0[1] == "#\(variable)#" }, "\(variable) missing")
+        }
+        #expect(fromSample.contains { $0 == ["customer.credit", "#customer.credit#", "number", "1250.50"] })
+
+        // A real event's values are preferred as examples, numbers exact.
+        try shop.addWebhook(url: "http://127.0.0.1:9/x")
+        try shop.setCredit("12345678901234.56")
+        let fromEvents = try shop.connection.query("SELECT example, source FROM webhooky.variables('customer.credit_changed') WHERE variable IN ('customer.id', 'customer.credit') ORDER BY variable").rows
+        #expect(fromEvents == [["12345678901234.56", "event 1"], ["9007199254740993", "event 1"]])
+        #expect(try shop.column("SELECT count(*) FROM webhooky.variables('customer.tier_changed') WHERE variable = 'previousTier.name'") == ["1"])
+    }
 }
