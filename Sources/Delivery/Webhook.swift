@@ -13,6 +13,9 @@ public struct Webhook: Sendable {
     public let template: RequestTemplate
     /// The signing secret; `nil` sends unsigned requests.
     public let secret: SigningSecret?
+    /// The endpoint every request of this webhook goes to (see ``Endpoint``), or `nil` when a
+    /// variable is part of the host, so that it is known only per request.
+    public let endpoint: String?
 
     /// Builds a webhook from its row's columns.
     ///
@@ -46,6 +49,7 @@ public struct Webhook: Sendable {
         } catch {
             throw WebhookError(error.message)
         }
+        self.endpoint = template.url.fixedOrigin.flatMap(Endpoint.key(forURL:))
         if let secret {
             guard let parsed = SigningSecret(secret) else {
                 throw WebhookError("secret is not a Standard Webhooks secret (whsec_ + base64 of 24 to 64 bytes)")

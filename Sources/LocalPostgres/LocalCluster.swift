@@ -32,9 +32,12 @@ public final class LocalCluster: Sendable {
     /// - Parameters:
     ///   - name: Part of the temporary folder's name, e.g. `demo` → `/tmp/webhooky-demo-XXXXXX`.
     ///   - durable: `true` keeps PostgreSQL's crash safety (`fsync` on), as benchmarks need;
-    ///     `false` (the default) turns `fsync` off for speed, as tests want.
+    ///     `false` (the default) turns `fsync` off for speed, as tests want: a server crash or
+    ///     `stop(mode: .immediate)` still loses no committed transaction, an OS crash could.
     ///   - settings: Extra server settings (`-c name=value`).
-    public init(name: String = "cluster", durable: Bool = false, settings: [String: String] = [:]) throws(LocalPostgresError) {
+    ///   - password: When given, the superuser `postgres` gets this password and every
+    ///     connection must present it (SCRAM); by default connections are trusted.
+    public init(name: String = "cluster", durable: Bool = false, settings: [String: String] = [:], password: String? = nil) throws(LocalPostgresError) {
         LocalCluster.removeAbandonedClusters()
         self.binDirectory = try LocalCluster.findBinDirectory()
         self.runAsPostgres = geteuid() == 0
@@ -53,14 +56,22 @@ public final class LocalCluster: Sendable {
             "-c max_connections=200",
             "-c shared_buffers=128MB",
         ]
-        if !durable { options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"] }
+        if !durable { options += ["-c fsync=off", "-c full_page_writes=off"] }
         options += settings.sorted(by: { $0.key < $1.key }).map { "-c \($0.key)=\($0.value)" }
         serverOptions = options.joined(separator: " ")
 
         do {
             try prepareFolders()
             try writeOwnerFile()
-            try runServerProgram("initdb", ["-D", dataDirectory, "--no-sync", "-A", "trust", "-U", "postgres", "-E", "UTF8", "--locale=C"])
+            var initdb = ["-D", dataDirectory, "--no-sync", "-U", "postgres", "-E", "UTF8", "--locale=C"]
+            if let password {
+                let passwordFile = directory + "/password"
+                try writeFile(passwordFile, password + "\n")
+                initdb += ["-A", "scram-sha-256", "--pwfile", passwordFile]
+            } else {
+                initdb += ["-A", "trust"]
+            }
+            try runServerProgram("initdb", initdb)
             try start()
         } catch {
             destroy()
@@ -124,11 +135,18 @@ public final class LocalCluster: Sendable {
     }
 
     private func writeOwnerFile() throws(LocalPostgresError) {
-        guard let file = fopen(directory + "/owner.pid", "w") else {
-            throw LocalPostgresError("could not write \(directory)/owner.pid")
+        try writeFile(directory + "/owner.pid", "\(getpid())\n")
+    }
+
+    private func writeFile(_ path: String, _ text: String) throws(LocalPostgresError) {
+        guard let file = fopen(path, "w") else {
+            throw LocalPostgresError("could not write \(path): \(String(cString: strerror(errno)))")
         }
-        fputs("\(getpid())\n", file)
+        fputs(text, file)
         fclose(file)
+        if runAsPostgres, let user = getpwnam("postgres") {
+            chown(path, user.pointee.pw_uid, user.pointee.pw_gid)
+        }
     }
 
     private func runServerProgram(_ program: String, _ arguments: [String]) throws(LocalPostgresError) {

@@ -9,6 +9,18 @@ public struct URLTemplate: Sendable, Hashable {
     public let source: String
     let pieces: [TemplatePiece]
 
+    /// The URL up to the end of its host and port when no variable stands in them (the usual
+    /// case), e.g. `https://erp.example.com:8443`; `nil` when a variable is part of the host.
+    public var fixedOrigin: String? {
+        guard case .text(let head) = pieces.first else { return nil }
+        guard let schemeEnd = head.firstRange(of: "://") else { return nil }
+        let rest = head[schemeEnd.upperBound...]
+        if let end = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) {
+            return String(head[..<end])
+        }
+        return pieces.count == 1 ? head : nil
+    }
+
     /// The variables the template uses, in order of appearance.
     public var variables: [Variable] {
         pieces.compactMap { if case .variable(let variable) = $0 { variable } else { nil } }

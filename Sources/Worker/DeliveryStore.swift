@@ -17,6 +17,7 @@ struct ClaimedDelivery {
 /// The outcome of one attempt, ready to be written.
 struct AttemptRecord {
     let deliveryID: Int64
+    let webhookID: Int64
     let attempt: Int
     let completion: DeliveryStateMachine.Completion
     /// Wall clock, seconds since 1970.
@@ -29,40 +30,42 @@ struct AttemptRecord {
 /// The worker's SQL: every statement it runs against `webhooky.*`, with values always bound
 /// as parameters. Stateless; the caller owns the connection.
 enum DeliveryStore {
-    /// Claims up to `limit` due deliveries in one statement: `FOR UPDATE SKIP LOCKED` so that
-    /// workers never claim the same row. Deliveries whose webhook was disabled meanwhile are
-    /// parked (`next_attempt_at = infinity`); those whose webhook was deleted end `dead`.
+    /// Claims up to `$1` due deliveries in one statement, a fair share per enabled webhook:
+    /// each webhook gives at most its room (`$5`, or less for the webhooks listed in `$3`/`$4`
+    /// whose endpoint is busy), starting from a random webhook, so that no endpoint's backlog
+    /// can crowd out the others. `FOR UPDATE SKIP LOCKED`: workers never claim the same row.
+    /// A disabled webhook's deliveries are not claimed at all.
     static let claimSQL = """
-        WITH due AS (
-            SELECT d.id, d.webhook_id
-              FROM webhooky.deliveries d
-             WHERE d.state = 'pending' AND d.next_attempt_at <= now()
-             ORDER BY d.next_attempt_at
+        WITH room AS (
+            SELECT w.id AS webhook_id, w.revision, coalesce(r.room, $5) AS room
+              FROM webhooky.webhooks w
+              LEFT JOIN unnest($3::bigint[], $4::integer[]) AS r(webhook_id, room) ON r.webhook_id = w.id
+             WHERE w.enabled AND coalesce(r.room, $5) > 0
+             ORDER BY random()
+        ), due AS (
+            SELECT d.id, room.webhook_id, room.revision
+              FROM room CROSS JOIN LATERAL (
+                   SELECT d.id
+                     FROM webhooky.deliveries d
+                    WHERE d.webhook_id = room.webhook_id AND d.state = 'pending' AND d.next_attempt_at <= now()
+                    ORDER BY d.next_attempt_at
+                    LIMIT room.room
+                      FOR UPDATE SKIP LOCKED) d
              LIMIT $1
-               FOR UPDATE SKIP LOCKED
-        ), targets AS (
-            SELECT due.id, w.id AS webhook_id, w.revision, w.enabled
-              FROM due LEFT JOIN webhooky.webhooks w ON w.id = due.webhook_id
-        ), held AS (
-            UPDATE webhooky.deliveries d
-               SET state = CASE WHEN t.webhook_id IS NULL THEN 'dead' ELSE 'pending' END,
-                   next_attempt_at = CASE WHEN t.webhook_id IS NULL THEN d.next_attempt_at ELSE 'infinity' END,
-                   last_error = CASE WHEN t.webhook_id IS NULL THEN 'webhook deleted' ELSE d.last_error END,
-                   completed_at = CASE WHEN t.webhook_id IS NULL THEN now() END,
-                   updated_at = now()
-              FROM targets t
-             WHERE d.id = t.id AND t.enabled IS NOT TRUE
         )
         UPDATE webhooky.deliveries d
            SET state = 'sending', attempts = d.attempts + 1, claimed_by = $2,
-               lease_expires_at = now() + $3 * interval '1 millisecond', updated_at = now()
-          FROM targets t, webhooky.events e
-         WHERE d.id = t.id AND t.enabled AND e.id = d.event_id
-        RETURNING d.id, d.attempts, t.webhook_id, t.revision, d.event_id, e.payload::text
+               lease_expires_at = now() + $6 * interval '1 millisecond', updated_at = now()
+          FROM due, webhooky.events e
+         WHERE d.id = due.id AND e.id = d.event_id
+        RETURNING d.id, d.attempts, due.webhook_id, due.revision, d.event_id, e.payload::text
         """
 
     /// Writes attempt outcomes: each delivery's new state (only while this worker still holds
-    /// it for that attempt) and one `webhooky.attempts` row per attempt.
+    /// it for that attempt), one `webhooky.attempts` row per attempt, each webhook's health
+    /// (`$3`: per-webhook summary of the batch), and disables webhooks that answered 410 Gone or
+    /// kept failing (at least `$4` failures in a row, failing for `$5` seconds; `$4` < 0: never).
+    /// Returns how many deliveries were updated and the webhooks disabled, as JSON.
     static let recordSQL = """
         WITH outcome AS (
             SELECT * FROM json_to_recordset($1::json) AS o(
@@ -78,19 +81,48 @@ enum DeliveryStore {
               FROM outcome o
              WHERE d.id = o.id AND d.state = 'sending' AND d.claimed_by = $2 AND d.attempts = o.attempt
             RETURNING d.id
+        ), attempts AS (
+            INSERT INTO webhooky.attempts (delivery_id, attempt, started_at, duration_ms, status, error, response_body, worker)
+            SELECT o.id, o.attempt, to_timestamp(o.started_at), o.duration_ms, o.status, o.error, o.body, $2
+              FROM outcome o
+        ), batch AS (
+            SELECT * FROM json_to_recordset($3::json) AS b(
+                webhook_id bigint, failures integer, first_failure double precision,
+                last_success double precision, last_attempt double precision, gone boolean)
+        ), health AS (
+            INSERT INTO webhooky.webhook_health AS h (webhook_id, consecutive_failures, failing_since, last_success_at, last_attempt_at)
+            SELECT b.webhook_id, b.failures, to_timestamp(b.first_failure), to_timestamp(b.last_success), to_timestamp(b.last_attempt)
+              FROM batch b
+            ON CONFLICT (webhook_id) DO UPDATE SET
+                consecutive_failures = CASE WHEN excluded.last_success_at IS NOT NULL THEN excluded.consecutive_failures
+                                            ELSE h.consecutive_failures + excluded.consecutive_failures END,
+                failing_since = CASE WHEN excluded.last_success_at IS NOT NULL THEN excluded.failing_since
+                                     ELSE coalesce(h.failing_since, excluded.failing_since) END,
+                last_success_at = coalesce(excluded.last_success_at, h.last_success_at),
+                last_attempt_at = greatest(excluded.last_attempt_at, h.last_attempt_at)
+            RETURNING h.webhook_id, h.consecutive_failures, h.failing_since
+        ), disabled AS (
+            UPDATE webhooky.webhooks w
+               SET enabled = false, disabled_at = now(),
+                   disabled_reason = CASE WHEN b.gone THEN 'the endpoint answered 410 Gone'
+                                          ELSE format('%s failed attempts in a row since %s', h.consecutive_failures,
+                                                      to_char(h.failing_since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"')) END
+              FROM health h JOIN batch b USING (webhook_id)
+             WHERE w.id = h.webhook_id AND w.enabled
+               AND (b.gone OR ($4 >= 0 AND h.consecutive_failures >= $4 AND h.failing_since <= now() - $5 * interval '1 second'))
+            RETURNING w.id, w.disabled_reason
         )
-        INSERT INTO webhooky.attempts (delivery_id, attempt, started_at, duration_ms, status, error, response_body, worker)
-        SELECT o.id, o.attempt, to_timestamp(o.started_at), o.duration_ms, o.status, o.error, o.body, $2
-          FROM outcome o
-        RETURNING (SELECT count(*) FROM updated)
+        SELECT (SELECT count(*) FROM updated),
+               (SELECT coalesce(json_agg(json_build_object('id', id, 'reason', disabled_reason)), '[]') FROM disabled)
         """
 
-    /// Gives back deliveries this worker claimed but did not send (shutdown): pending again,
-    /// due now, the unmade attempt not counted.
+    /// Gives back deliveries this worker claimed but did not send: pending again, due after
+    /// `$3` milliseconds, the unmade attempt not counted. Used at shutdown (due at once) and
+    /// for a delivery whose endpoint was already at its limit (due a moment later).
     static let releaseSQL = """
         UPDATE webhooky.deliveries
            SET state = 'pending', attempts = attempts - 1, claimed_by = NULL, lease_expires_at = NULL,
-               next_attempt_at = now(), updated_at = now()
+               next_attempt_at = now() + $3 * interval '1 millisecond', updated_at = now()
          WHERE id = ANY($1::bigint[]) AND state = 'sending' AND claimed_by = $2
         """
 
@@ -109,8 +141,14 @@ enum DeliveryStore {
          WHERE id = ANY($1::bigint[])
         """
 
-    static func claim(_ connection: Connection, limit: Int, workerID: String, lease: Duration) throws(PostgresError) -> [ClaimedDelivery] {
-        let result = try connection.query(claimSQL, [String(limit), workerID, String(milliseconds(lease))])
+    /// Claims up to `limit` due deliveries; `rooms` lowers (to 0: skips) the share of webhooks
+    /// whose endpoint already has requests in flight; every other webhook may give `room`.
+    static func claim(_ connection: Connection, limit: Int, workerID: String, lease: Duration, room: Int, rooms: [Int64: Int]) throws(PostgresError) -> [ClaimedDelivery] {
+        let ids = rooms.keys.sorted()
+        let result = try connection.query(claimSQL, [
+            String(limit), workerID, arrayLiteral(ids), "{" + ids.map { String(rooms[$0] ?? 0) }.joined(separator: ",") + "}",
+            String(room), String(milliseconds(lease)),
+        ])
         var claimed: [ClaimedDelivery] = []
         claimed.reserveCapacity(result.rowCount)
         for row in 0..<result.rowCount {
@@ -125,11 +163,18 @@ enum DeliveryStore {
         return claimed
     }
 
-    /// Writes `records`; returns how many deliveries were updated (the rest were no longer
-    /// held by this worker, but their attempts are recorded all the same).
-    @discardableResult
-    static func record(_ connection: Connection, _ records: [AttemptRecord], workerID: String) throws(PostgresError) -> Int {
-        guard !records.isEmpty else { return 0 }
+    /// What a batch of records did beyond the deliveries themselves.
+    struct RecordResult {
+        /// Deliveries updated (the rest were no longer held by this worker; their attempts are
+        /// recorded all the same).
+        var updated: Int
+        /// Webhooks disabled by this batch, with the reason.
+        var disabled: [(id: Int64, reason: String)]
+    }
+
+    /// Writes `records` and the health of their webhooks; disables webhooks per `autoDisable`.
+    static func record(_ connection: Connection, _ records: [AttemptRecord], workerID: String, autoDisable: AutoDisablePolicy?) throws(PostgresError) -> RecordResult {
+        guard !records.isEmpty else { return RecordResult(updated: 0, disabled: []) }
         var json = "["
         for (index, record) in records.enumerated() {
             if index > 0 { json += "," }
@@ -148,13 +193,24 @@ enum DeliveryStore {
             json += "}"
         }
         json += "]"
-        let result = try connection.query(recordSQL, [json, workerID])
-        return Int(result.scalar ?? "0") ?? 0
+        let result = try connection.query(recordSQL, [
+            json, workerID, WebhookBatchHealth.summarize(records),
+            String(autoDisable?.failures ?? -1), String(autoDisable.map { milliseconds($0.period) / 1000 } ?? 0),
+        ])
+        var disabled: [(id: Int64, reason: String)] = []
+        if let text = result[0, 1], case .array(let items) = try? JSONParser.parse(text) {
+            for case .object(let item) in items {
+                if case .number(let id)? = item["id"], let webhookID = Int64(id), case .string(let reason)? = item["reason"] {
+                    disabled.append((webhookID, reason))
+                }
+            }
+        }
+        return RecordResult(updated: Int(result[0, 0] ?? "0") ?? 0, disabled: disabled)
     }
 
-    static func release(_ connection: Connection, _ deliveryIDs: [Int64], workerID: String) throws(PostgresError) {
+    static func release(_ connection: Connection, _ deliveryIDs: [Int64], workerID: String, dueIn delay: Duration = .zero) throws(PostgresError) {
         guard !deliveryIDs.isEmpty else { return }
-        try connection.query(releaseSQL, [arrayLiteral(deliveryIDs), workerID])
+        try connection.query(releaseSQL, [arrayLiteral(deliveryIDs), workerID, String(milliseconds(delay))])
     }
 
     /// Returns how many leases were taken back.
@@ -189,4 +245,40 @@ struct WebhookRow {
     let body: String?
     let headers: String
     let secret: String?
+}
+
+/// A batch's effect on each webhook's health, in the order the attempts were made: failures
+/// after the last success, when they started, and whether the endpoint answered 410 Gone.
+enum WebhookBatchHealth {
+    /// The JSON array the record statement reads as `$3`.
+    static func summarize(_ records: [AttemptRecord]) -> String {
+        struct Summary {
+            var failures = 0
+            var firstFailure: Double?
+            var lastSuccess: Double?
+            var lastAttempt = 0.0
+            var gone = false
+        }
+        var summaries: [Int64: Summary] = [:]
+        for record in records.sorted(by: { $0.startedAt < $1.startedAt }) {
+            var summary = summaries[record.webhookID] ?? Summary()
+            summary.lastAttempt = max(summary.lastAttempt, record.startedAt)
+            if record.completion.state == .succeeded {
+                summary.failures = 0
+                summary.firstFailure = nil
+                summary.lastSuccess = record.startedAt
+                summary.gone = false
+            } else {
+                summary.failures += 1
+                summary.firstFailure = summary.firstFailure ?? record.startedAt
+                if record.completion.status == 410 { summary.gone = true }
+            }
+            summaries[record.webhookID] = summary
+        }
+        func number(_ value: Double?) -> String { value.map { String($0) } ?? "null" }
+        return "[" + summaries.map { id, summary in
+            "{\"webhook_id\":\(id),\"failures\":\(summary.failures),\"first_failure\":\(number(summary.firstFailure)),"
+                + "\"last_success\":\(number(summary.lastSuccess)),\"last_attempt\":\(summary.lastAttempt),\"gone\":\(summary.gone)}"
+        }.joined(separator: ",") + "]"
+    }
 }

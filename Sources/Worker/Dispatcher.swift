@@ -13,6 +13,7 @@ final class Dispatcher {
     private struct InFlight {
         var machine: DeliveryStateMachine
         let webhookID: Int64
+        let endpoint: String
     }
 
     private let configuration: WorkerConfiguration
@@ -26,6 +27,11 @@ final class Dispatcher {
     private var unrecorded: [AttemptRecord] = []
     /// Deliveries to give back unsent (cancelled at shutdown).
     private var unreleased: [Int64] = []
+    /// Deliveries to give back for a moment because their endpoint was at its limit.
+    private var deferred: [Int64] = []
+    /// Requests in flight per endpoint and per webhook.
+    private var endpointLoad: [String: Int] = [:]
+    private var webhookLoad: [Int64: Int] = [:]
     private var wantsClaim = true
     private var nextPoll: ContinuousClock.Instant = .now
     private var nextReap: ContinuousClock.Instant = .now
@@ -56,7 +62,7 @@ final class Dispatcher {
             if connection != nil && stopDeadline == nil && ContinuousClock.now >= nextReap { reapExpiredLeases() }
 
             if let stopDeadline {
-                if inFlight.isEmpty && (connection == nil ? ContinuousClock.now >= stopDeadline : unrecorded.isEmpty && unreleased.isEmpty) {
+                if inFlight.isEmpty && (connection == nil ? ContinuousClock.now >= stopDeadline : unrecorded.isEmpty && unreleased.isEmpty && deferred.isEmpty) {
                     break
                 }
                 if ContinuousClock.now >= stopDeadline && !inFlight.isEmpty {
@@ -90,7 +96,10 @@ final class Dispatcher {
         let limit = min(configuration.batchSize, capacity)
         let claimed: [ClaimedDelivery]
         do {
-            claimed = try DeliveryStore.claim(connection, limit: limit, workerID: configuration.workerID, lease: configuration.leaseDuration)
+            claimed = try DeliveryStore.claim(
+                connection, limit: limit, workerID: configuration.workerID, lease: configuration.leaseDuration,
+                room: configuration.maximumInFlightPerEndpoint, rooms: busyWebhookRooms()
+            )
             try webhooks.load(for: claimed, from: connection)
         } catch {
             lostDatabase(error)
@@ -99,6 +108,22 @@ final class Dispatcher {
         nextPoll = now + configuration.pollInterval
         wantsClaim = claimed.count == limit
         send(claimed)
+    }
+
+    /// The share each webhook with requests in flight may still take: the per-endpoint limit
+    /// minus what its endpoint (or the webhook itself) already has in flight.
+    private func busyWebhookRooms() -> [Int64: Int] {
+        let limit = configuration.maximumInFlightPerEndpoint
+        var rooms: [Int64: Int] = [:]
+        for (id, load) in webhookLoad where load > 0 {
+            rooms[id] = max(0, limit - load)
+        }
+        guard !endpointLoad.isEmpty else { return rooms }
+        for (id, endpoint) in webhooks.fixedEndpoints() {
+            guard let load = endpointLoad[endpoint], load > 0 else { continue }
+            rooms[id] = min(rooms[id] ?? limit, max(0, limit - load))
+        }
+        return rooms
     }
 
     private func send(_ claimed: [ClaimedDelivery]) {
@@ -112,6 +137,14 @@ final class Dispatcher {
                 let webhook = try webhooks.webhook(for: delivery).get()
                 let payload = try JSONParser.parse(delivery.payload)
                 let rendered = try webhook.request(payload: payload, messageID: Webhook.messageID(deliveryID: delivery.id), timestamp: timestamp)
+                let endpoint = Endpoint.key(forURL: rendered.url) ?? rendered.url
+                if endpointLoad[endpoint, default: 0] >= configuration.maximumInFlightPerEndpoint {
+                    // Another webhook on the same endpoint filled it meanwhile: try again shortly.
+                    deferred.append(delivery.id)
+                    continue
+                }
+                endpointLoad[endpoint, default: 0] += 1
+                webhookLoad[delivery.webhookID, default: 0] += 1
                 requests.append(HTTPRequest(
                     tag: delivery.id,
                     method: rendered.method,
@@ -119,7 +152,7 @@ final class Dispatcher {
                     headers: rendered.headers.map { HTTPHeader(name: $0.name, value: $0.value) },
                     body: rendered.body.map { Array($0.utf8) }
                 ))
-                inFlight[delivery.id] = InFlight(machine: machine, webhookID: delivery.webhookID)
+                inFlight[delivery.id] = InFlight(machine: machine, webhookID: delivery.webhookID, endpoint: endpoint)
             } catch {
                 // The request cannot be made: the delivery ends dead with the reason.
                 let completion = machine.finish(.unsendable("cannot build the request: \(error)"), now: wallClock(), random: &random)
@@ -134,6 +167,10 @@ final class Dispatcher {
 
     private func finish(_ result: HTTPResult) {
         guard var entry = inFlight.removeValue(forKey: result.tag) else { return }
+        endpointLoad[entry.endpoint, default: 1] -= 1
+        if endpointLoad[entry.endpoint] == 0 { endpointLoad[entry.endpoint] = nil }
+        webhookLoad[entry.webhookID, default: 1] -= 1
+        if webhookLoad[entry.webhookID] == 0 { webhookLoad[entry.webhookID] = nil }
         let attemptResult: DeliveryStateMachine.AttemptResult
         var responseBody: String? = nil
         switch result.outcome {
@@ -157,7 +194,7 @@ final class Dispatcher {
                           startedAt: Double, duration: Duration, responseBody: String?) {
         let milliseconds = Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
         unrecorded.append(AttemptRecord(
-            deliveryID: deliveryID, attempt: attempt, completion: completion,
+            deliveryID: deliveryID, webhookID: webhookID, attempt: attempt, completion: completion,
             startedAt: startedAt, durationMilliseconds: milliseconds, responseBody: responseBody
         ))
         let rounded = (milliseconds * 10).rounded() / 10
@@ -175,15 +212,22 @@ final class Dispatcher {
     }
 
     private func writeOutcomes() {
-        guard let connection, !unrecorded.isEmpty || !unreleased.isEmpty else { return }
+        guard let connection, !unrecorded.isEmpty || !unreleased.isEmpty || !deferred.isEmpty else { return }
         do {
             if !unrecorded.isEmpty {
-                try DeliveryStore.record(connection, unrecorded, workerID: configuration.workerID)
+                let result = try DeliveryStore.record(connection, unrecorded, workerID: configuration.workerID, autoDisable: configuration.autoDisable)
                 unrecorded.removeAll(keepingCapacity: true)
+                for (id, reason) in result.disabled {
+                    logger.error("webhook disabled; re-enable it with UPDATE webhooky.webhooks SET enabled = true", ["webhook": id, "reason": reason])
+                }
             }
             if !unreleased.isEmpty {
                 try DeliveryStore.release(connection, unreleased, workerID: configuration.workerID)
                 unreleased.removeAll()
+            }
+            if !deferred.isEmpty {
+                try DeliveryStore.release(connection, deferred, workerID: configuration.workerID, dueIn: .seconds(1))
+                deferred.removeAll()
             }
         } catch {
             lostDatabase(error)

@@ -21,6 +21,14 @@ struct WebhookCache {
         }
     }
 
+    /// The fixed endpoint of every cached webhook that has one.
+    func fixedEndpoints() -> [(id: Int64, endpoint: String)] {
+        entries.compactMap { id, entry in
+            guard case .success(let webhook) = entry.webhook, let endpoint = webhook.endpoint else { return nil }
+            return (id, endpoint)
+        }
+    }
+
     /// The webhook for `delivery`, or why it cannot be used.
     func webhook(for delivery: ClaimedDelivery) -> Result<Webhook, WebhookError> {
         guard let entry = entries[delivery.webhookID] else {

@@ -14,6 +14,11 @@ public struct WorkerConfiguration: Sendable {
     public var batchSize: Int = 100
     /// Requests in flight at once, over all endpoints. Default 256.
     public var maximumInFlight: Int = 256
+    /// Requests in flight at once to one endpoint (`scheme://host:port`): a slow or dead
+    /// endpoint can hold at most this many of ``maximumInFlight``. Default 32.
+    public var maximumInFlightPerEndpoint: Int = 32 {
+        didSet { http.maximumConnectionsPerHost = maximumInFlightPerEndpoint }
+    }
     /// How long a claimed delivery belongs to this worker; when a worker dies its claims are
     /// taken over once the lease has run out. Must exceed the request timeout. Default 60 s.
     public var leaseDuration: Duration = .seconds(60)
@@ -28,9 +33,15 @@ public struct WorkerConfiguration: Sendable {
     public var shutdownGracePeriod: Duration = .seconds(10)
     /// When to retry and when to give up. Default ``RetryPolicy/standard``.
     public var retryPolicy: RetryPolicy = .standard
-    /// HTTP limits and timeouts (connect 5 s, request 15 s, 16 connections per host, 4 KiB of
-    /// response body kept).
-    public var http: HTTPClient.Configuration = HTTPClient.Configuration()
+    /// When a webhook that keeps failing is disabled. Default ``AutoDisablePolicy/standard``;
+    /// `nil` never disables a webhook (an HTTP 410 Gone answer still does).
+    public var autoDisable: AutoDisablePolicy? = .standard
+    /// HTTP limits and timeouts (connect 5 s, request 15 s, 4 KiB of response body kept).
+    public var http: HTTPClient.Configuration = {
+        var http = HTTPClient.Configuration()
+        http.maximumConnectionsPerHost = 32
+        return http
+    }()
     /// Where the worker logs. Default: stderr at `info`.
     public var logger: Logger = Logger()
 
@@ -47,4 +58,23 @@ public struct WorkerConfiguration: Sendable {
             : "worker"
         return "\(host):\(getpid())"
     }
+}
+
+/// When Webhooky gives up on a webhook and disables it: after ``failures`` failed attempts in
+/// a row that span at least ``period`` with no success in between. An HTTP 410 Gone answer
+/// disables a webhook at once. Re-enabling it (`UPDATE webhooky.webhooks SET enabled = true`)
+/// resumes delivery of everything still pending.
+public struct AutoDisablePolicy: Sendable, Hashable {
+    /// Failed attempts in a row. Default 10.
+    public var failures: Int
+    /// How long the webhook must have been failing. Default 5 days.
+    public var period: Duration
+
+    public init(failures: Int, period: Duration) {
+        self.failures = failures
+        self.period = period
+    }
+
+    /// 10 failed attempts in a row over at least 5 days.
+    public static let standard = AutoDisablePolicy(failures: 10, period: .seconds(5 * 86_400))
 }

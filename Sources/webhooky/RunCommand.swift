@@ -19,7 +19,7 @@ enum RunCommand {
           --worker-id NAME            name recorded on claims and attempts [hostname:pid]
           --batch-size N              deliveries claimed per query [100]
           --max-in-flight N           requests in flight at once [256]
-          --max-connections-per-host N  connections to one host at once [16]
+          --max-in-flight-per-endpoint N  requests in flight to one scheme://host:port [32]
           --connect-timeout DURATION  time to connect (TCP and TLS) [5s]
           --request-timeout DURATION  time for a whole request [15s]
           --lease DURATION            how long a claim lasts before another worker may take it over [60s]
@@ -27,6 +27,9 @@ enum RunCommand {
           --no-listen                 poll only, no LISTEN (for transaction-mode connection poolers)
           --retry-schedule LIST       delays between attempts [5s,30s,2m,10m,30m,1h,2h,4h,8h,12h,24h]
           --shutdown-grace DURATION   how long a stop waits for requests in flight [10s]
+          --disable-after-failures N  disable a webhook after N failed attempts in a row... [10]
+          --disable-after DURATION    ...that span at least this long with no success [5d]
+          --no-auto-disable           never disable a failing webhook (410 Gone still disables)
           --log-level LEVEL           trace, debug, info, notice, warning, error [info]
 
         Durations: 500ms, 5s, 2m, 1h, 1d. Exit status: 0 stopped cleanly; 2 bad options;
@@ -65,14 +68,18 @@ enum RunCommand {
     static func parse(_ rawArguments: [String]) throws(Arguments.UsageError) -> WorkerConfiguration {
         let arguments = try Arguments(
             rawArguments, command: "run",
-            options: ["database-url", "worker-id", "batch-size", "max-in-flight", "max-connections-per-host", "connect-timeout",
-                      "request-timeout", "lease", "poll-interval", "retry-schedule", "shutdown-grace", "log-level"],
-            switches: ["no-listen"]
+            options: ["database-url", "worker-id", "batch-size", "max-in-flight", "max-in-flight-per-endpoint", "connect-timeout",
+                      "request-timeout", "lease", "poll-interval", "retry-schedule", "shutdown-grace", "log-level",
+                      "disable-after-failures", "disable-after"],
+            switches: ["no-listen", "no-auto-disable"]
         )
         var configuration = WorkerConfiguration(databaseURL: Help.databaseURL(arguments), workerID: arguments.string("worker-id"))
         if let value = try arguments.integer("batch-size", in: 1...10_000) { configuration.batchSize = value }
         if let value = try arguments.integer("max-in-flight", in: 1...100_000) { configuration.maximumInFlight = value }
-        if let value = try arguments.integer("max-connections-per-host", in: 1...10_000) { configuration.http.maximumConnectionsPerHost = value }
+        if let value = try arguments.integer("max-in-flight-per-endpoint", in: 1...10_000) { configuration.maximumInFlightPerEndpoint = value }
+        if let value = try arguments.integer("disable-after-failures", in: 1...1_000_000) { configuration.autoDisable?.failures = value }
+        if let value = try arguments.duration("disable-after") { configuration.autoDisable?.period = value }
+        if arguments.has("no-auto-disable") { configuration.autoDisable = nil }
         if let value = try arguments.duration("connect-timeout") { configuration.http.connectTimeout = value }
         if let value = try arguments.duration("request-timeout") { configuration.http.requestTimeout = value }
         if let value = try arguments.duration("lease") { configuration.leaseDuration = value }
@@ -90,8 +97,8 @@ enum RunCommand {
         if configuration.pollInterval < .milliseconds(10) {
             throw Arguments.UsageError(description: "--poll-interval must be at least 10ms")
         }
-        if configuration.leaseDuration <= configuration.http.requestTimeout + .seconds(5) {
-            throw Arguments.UsageError(description: "--lease (\(configuration.leaseDuration.shortDescription)) must exceed --request-timeout (\(configuration.http.requestTimeout.shortDescription)) by more than 5s, or a slow request could be sent twice")
+        if configuration.leaseDuration < configuration.http.requestTimeout + .seconds(2) {
+            throw Arguments.UsageError(description: "--lease (\(configuration.leaseDuration.shortDescription)) must exceed --request-timeout (\(configuration.http.requestTimeout.shortDescription)) by at least 2s, or a slow request could be sent twice")
         }
         return configuration
     }

@@ -76,6 +76,23 @@ public struct TestDatabase: Sendable {
     public let conninfo: String
     public let cluster: LocalCluster
 
+    public init(name: String, conninfo: String, cluster: LocalCluster) {
+        self.name = name
+        self.conninfo = conninfo
+        self.cluster = cluster
+    }
+
+    /// A database `name` with the current schema and the reference domain, in a cluster of
+    /// the test's own (for tests that stop or restart PostgreSQL).
+    public static func create(in cluster: LocalCluster, name: String = "shop") throws -> TestDatabase {
+        let admin = try Connection(conninfo: cluster.conninfo())
+        try admin.execute("CREATE DATABASE \(name)")
+        let connection = try Connection(conninfo: cluster.conninfo(database: name))
+        try Migrator(connection: connection).migrate()
+        try connection.execute(Migrations.referenceDomain)
+        return TestDatabase(name: name, conninfo: cluster.conninfo(database: name), cluster: cluster)
+    }
+
     /// A new connection to it.
     public func connect() throws -> Connection {
         try Connection(conninfo: conninfo)

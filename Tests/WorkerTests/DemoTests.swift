@@ -1,17 +1,13 @@
 import Foundation
 import LocalPostgres
+import TestSupport
 import Testing
 
 /// `webhooky demo` is a newcomer's first contact: it must run to the end, show both requests,
 /// verify the signature, and leave nothing behind.
 @Suite(.timeLimit(.minutes(2))) struct DemoTests {
     @Test func theDemoRunsToTheEndAndCleansUp() throws {
-        let binary = Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("webhooky").path
-        let alternative = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent(".build/debug/webhooky").path
-        let executable = try #require([binary, alternative].first { FileManager.default.isExecutableFile(atPath: $0) },
-                                      "build the webhooky executable first (swift build)")
-        let outcome = try ChildProcess.run(executable, ["demo"])
+        let outcome = try ChildProcess.run(WorkerProcess.executable(), ["demo"])
         #expect(outcome.status == 0, "\(outcome.output)")
         let output = outcome.output
         #expect(output.contains("GET /erp/credit?id=1001&email=jan.novak%2Bvip%40example.cz HTTP/1.1"))

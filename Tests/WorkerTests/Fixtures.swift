@@ -14,11 +14,12 @@ struct Shop {
     static let trickyTierName = "Gold \"Plus\" \\ tier\nnew line 🎉"
 
     let database: TestDatabase
-    let connection: Connection
+    private(set) var connection: Connection
 
-    init() throws {
-        database = try TestCluster.newDatabase()
-        connection = try database.connect()
+    /// A shop in a new database of the shared test cluster, or in `database`.
+    init(database: TestDatabase? = nil) throws {
+        self.database = try database ?? TestCluster.newDatabase()
+        connection = try self.database.connect()
         try connection.execute("""
             INSERT INTO ellity.eshops VALUES ('shop-42', 'Shop 42'), ('shop-7', 'Shop 7');
             INSERT INTO ellity.customer_groups VALUES (3, 'shop-42', 'Wholesale'), (4, 'shop-7', 'Retail');
@@ -27,6 +28,16 @@ struct Shop {
             """)
         try connection.query("INSERT INTO ellity.vip_tiers VALUES (2, 'shop-42', $1, 1000)", [Shop.trickyTierName])
         try connection.query("INSERT INTO ellity.customers VALUES ($1, 'shop-42', 'jan+vip@example.cz', 100.00, 3, 1)", [Shop.customerID])
+    }
+
+    /// Opens a new connection (after PostgreSQL was restarted).
+    mutating func reconnect() throws {
+        connection = try database.connect()
+    }
+
+    /// Adds `count` customers of shop-42 (ids 100001...), for events in bulk.
+    func addCustomers(_ count: Int) throws {
+        try connection.query("INSERT INTO ellity.customers SELECT 100000 + n, 'shop-42', 'c' || n || '@example.cz', 0, 3, 1 FROM generate_series(1, $1::int) n", [String(count)])
     }
 
     /// Inserts a webhook and returns its id.

@@ -66,21 +66,33 @@ import Worker
         #expect(outcome.error?.message.hasPrefix("cannot connect to the database: ") == true)
     }
 
-    @Test("psql -X -v ON_ERROR_STOP=1 -f installs the same schema, and refuses to run twice")
+    @Test("psql -X -v ON_ERROR_STOP=1 -f installs the same schema file by file, and refuses to run a file twice")
     func psqlAppliesTheFiles() throws {
         let database = try TestCluster.newEmptyDatabase()
         let psql = try #require(["/usr/bin/psql", "/usr/lib/postgresql/15/bin/psql"].first { FileManager.default.isExecutableFile(atPath: $0) })
-        let file = Self.repository.appendingPathComponent("sql/0001_core.sql").path
-        let first = try ChildProcess.run(psql, ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", database.conninfo, "-f", file])
-        #expect(first.status == 0, "\(first.output)")
-        let second = try ChildProcess.run(psql, ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", database.conninfo, "-f", file])
-        #expect(second.status != 0)
-        #expect(second.output.contains("Webhooky migration 0001 (core) is already applied to this database"))
-        #expect(second.output.contains("Run \"webhooky migrate\""))
+        func apply(_ path: String) throws -> ChildProcess.Outcome {
+            try ChildProcess.run(psql, ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", database.conninfo, "-f", Self.repository.appendingPathComponent(path).path])
+        }
+        // Out of order: refused, nothing applied.
+        if Migrations.all.count > 1 {
+            let early = try apply("sql/" + Migrations.all[1].fileName)
+            #expect(early.status != 0)
+        }
+        for migration in Migrations.all {
+            let outcome = try apply("sql/" + migration.fileName)
+            #expect(outcome.status == 0, "\(migration.fileName): \(outcome.output)")
+        }
+        let again = try apply("sql/0001_core.sql")
+        #expect(again.status != 0)
+        #expect(again.output.contains("Webhooky migration 0001 (core) is already applied to this database"))
+        #expect(again.output.contains("Run \"webhooky migrate\""))
+        if let last = Migrations.all.last, last.version > 1 {
+            let twice = try apply("sql/" + last.fileName)
+            #expect(twice.output.contains("is already applied to this database"))
+        }
         let connection = try database.connect()
         #expect(throws: Never.self) { try Migrator(connection: connection).requireCurrent() }
-        let examples = Self.repository.appendingPathComponent("sql/examples/ellity.sql").path
-        let domain = try ChildProcess.run(psql, ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", database.conninfo, "-f", examples])
+        let domain = try apply("sql/examples/ellity.sql")
         #expect(domain.status == 0, "\(domain.output)")
     }
 

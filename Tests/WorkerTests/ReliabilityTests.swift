@@ -1,0 +1,256 @@
+import Foundation
+import Glibc
+import HTTPClient
+import LocalPostgres
+import LoopbackReceiver
+import Postgres
+import Schema
+import Synchronization
+import TestSupport
+import Testing
+import Worker
+
+/// Nothing lost, nobody starved: crashes, restarts, several workers, bad endpoints.
+@Suite(.timeLimit(.minutes(3))) struct ReliabilityTests {
+    /// `webhooky run` options for fast tests: short request timeout and lease, fast polling.
+    static let fastWorker = ["--request-timeout", "1s", "--lease", "4s", "--poll-interval", "200ms", "--retry-schedule", "200ms,200ms,200ms"]
+
+    @Test("a worker killed with SIGKILL while sending: its claim is sent again after the lease, same webhook-id")
+    func killedWorkersClaimsAreResent() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver { _, number in number == 1 ? .hang : .ok }
+        defer { receiver.stop() }
+        try shop.addWebhook(url: receiver.baseURL + "/crash")
+        let first = try WorkerProcess(database: shop.database.conninfo, workerID: "doomed", arguments: Self.fastWorker)
+        try shop.setCredit("1")
+        #expect(receiver.waitForRequests(1).count == 1)
+        #expect(try shop.connection.query("SELECT state, claimed_by FROM webhooky.deliveries").rows == [["sending", "doomed"]])
+        first.send(SIGKILL)
+        #expect(first.wait() == 128 + SIGKILL)
+
+        let second = try WorkerProcess(database: shop.database.conninfo, workerID: "survivor", arguments: Self.fastWorker)
+        let requests = receiver.waitForRequests(2, timeout: .seconds(15))
+        #expect(requests.count == 2)
+        #expect(Set(requests.compactMap { $0.header("webhook-id") }) == ["msg_1"])
+        #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries") { $0 == "succeeded" } == "succeeded")
+        #expect(try shop.deliveryStates() == [["succeeded", "2", "200"]])
+        #expect(try shop.column("SELECT worker FROM webhooky.attempts") == ["survivor"])
+        second.send(SIGTERM)
+        #expect(second.wait() == 0)
+    }
+
+    @Test("PostgreSQL restarted (fast, then immediate): the worker reconnects, listens again, and delivers everything once")
+    func postgresRestarts() throws {
+        let cluster = try LocalCluster(name: "restart")
+        defer { cluster.destroy() }
+        var shop = try Shop(database: TestDatabase.create(in: cluster))
+        let receiver = try LoopbackReceiver()
+        try shop.addWebhook(url: receiver.baseURL + "/c?credit=#customer.credit#")
+        let logs = LogCapture()
+        let worker = RunningWorker(shop.workerConfiguration(logs: logs))
+        defer { worker.stop() }
+
+        try shop.setCredit("1.00")
+        #expect(receiver.waitForRequests(1).count == 1)
+        try cluster.restart(mode: .fast)
+        try shop.reconnect()
+        try shop.setCredit("2.00")
+        #expect(receiver.waitForRequests(2, timeout: .seconds(20)).count == 2)
+        try cluster.restart(mode: .immediate)
+        try shop.reconnect()
+        try shop.setCredit("3.00")
+        #expect(receiver.waitForRequests(3, timeout: .seconds(20)).count == 3)
+
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") { $0 == "3" } == "3")
+        #expect(receiver.requests.map(\.target) == ["/c?credit=1.00", "/c?credit=2.00", "/c?credit=3.00"])
+        let log = logs.all.joined(separator: "\n")
+        #expect(log.contains("listener lost its connection") || log.contains("lost the database connection"))
+        #expect(log.contains("reconnected to the database") || log.contains("listening for notifications"))
+    }
+
+    @Test("PostgreSQL down while a request is in flight: the result is recorded when it is back; no spinning meanwhile")
+    func outageDuringSend() throws {
+        let cluster = try LocalCluster(name: "outage")
+        defer { cluster.destroy() }
+        var shop = try Shop(database: TestDatabase.create(in: cluster))
+        let receiver = try LoopbackReceiver { _, _ in .respond(status: 200, body: "late", delay: .milliseconds(1500)) }
+        try shop.addWebhook(url: receiver.baseURL + "/slow")
+        let worker = try WorkerProcess(database: shop.database.conninfo, workerID: "outage",
+                                       arguments: ["--request-timeout", "5s", "--lease", "60s", "--poll-interval", "200ms"])
+        try shop.setCredit("4")
+        #expect(receiver.waitForRequests(1).count == 1)
+        try cluster.stop(mode: .fast)
+        let cpuBefore = worker.cpuSeconds
+        Thread.sleep(forTimeInterval: 6)
+        let cpuDuringOutage = worker.cpuSeconds - cpuBefore
+        #expect(cpuDuringOutage < 1.0, "the worker must back off, not spin: \(cpuDuringOutage) s of CPU in 6 s")
+        try cluster.start()
+        try shop.reconnect()
+        #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries", timeout: .seconds(30)) { $0 == "succeeded" } == "succeeded")
+        #expect(try shop.connection.query("SELECT attempt, status, response_body FROM webhooky.attempts").rows == [["1", "200", "late"]])
+        #expect(receiver.requests.count == 1, "sent once, recorded after the outage")
+        try shop.setCredit("5")
+        #expect(receiver.waitForRequests(2, timeout: .seconds(20)).count == 2, "and it carries on")
+        #expect(worker.log.contains("lost the database connection"))
+        #expect(worker.log.contains("reconnected to the database"))
+        worker.send(SIGTERM)
+        #expect(worker.wait() == 0)
+    }
+
+    @Test("three workers: each delivery sent exactly once; stopping or killing one loses nothing")
+    func threeWorkers() throws {
+        let shop = try Shop()
+        try shop.addCustomers(400)
+        let receiver = try LoopbackReceiver()
+        for path in ["a", "b", "c"] { try shop.addWebhook(url: receiver.baseURL + "/\(path)?id=#customer.id#") }
+        let workers = try (1...3).map { try WorkerProcess(database: shop.database.conninfo, workerID: "w\($0)", arguments: Self.fastWorker) }
+
+        try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id BETWEEN 100001 AND 100400")  // 400 events x 3 webhooks
+        #expect(receiver.waitForRequests(1200, timeout: .seconds(60)).count == 1200)
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") { $0 == "1200" } == "1200")
+        let ids = receiver.requests.compactMap { $0.header("webhook-id") }
+        #expect(ids.count == 1200 && Set(ids).count == 1200, "no delivery sent twice by different workers")
+        #expect(try shop.column("SELECT count(DISTINCT worker) FROM webhooky.attempts").first.flatMap { $0.flatMap { Int($0) } } ?? 0 >= 2)
+
+        // Stop one gracefully and kill another while more events come in.
+        try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id BETWEEN 100001 AND 100400")
+        workers[0].send(SIGTERM)
+        workers[1].send(SIGKILL)
+        #expect(workers[0].wait() == 0)
+        _ = workers[1].wait()
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'", timeout: .seconds(60)) { $0 == "2400" } == "2400")
+        let all = receiver.requests.compactMap { $0.header("webhook-id") }
+        #expect(Set(all).count == 2400, "every delivery arrived")
+        #expect(all.count - Set(all).count <= 256, "duplicates only from the killed worker's requests in flight")
+        workers[2].send(SIGTERM)
+        #expect(workers[2].wait() == 0)
+    }
+
+    @Test("hanging, slow, resetting, failing and huge endpoints do not hold back a healthy one")
+    func badEndpointsDoNotHoldBackGoodOnes() throws {
+        let shop = try Shop()
+        try shop.addCustomers(100)
+        let concurrent = Mutex((now: 0, peak: 0))
+        let hang = try LoopbackReceiver { _, _ in
+            concurrent.withLock { $0.now += 1; $0.peak = max($0.peak, $0.now) }
+            return .hang
+        }
+        defer { hang.stop() }
+        let slow = try LoopbackReceiver { _, _ in .respond(status: 200, delay: .seconds(3)) }
+        defer { slow.stop() }
+        let reset = try LoopbackReceiver { _, _ in .reset }
+        let failing = try LoopbackReceiver { _, _ in .status(500) }
+        let huge = try LoopbackReceiver { _, _ in .respond(status: 200, body: String(repeating: "x", count: 5_000_000)) }
+        let good = try LoopbackReceiver()
+        for receiver in [hang, slow, reset, failing, huge] { try shop.addWebhook(url: receiver.baseURL + "/bad") }
+        try shop.addWebhook(url: good.baseURL + "/good")
+        var configuration = shop.workerConfiguration(retry: [.seconds(30)])
+        configuration.maximumInFlight = 64
+        configuration.maximumInFlightPerEndpoint = 8
+        configuration.http.requestTimeout = .seconds(10)
+        let worker = RunningWorker(configuration)
+        defer { worker.stop(timeout: .seconds(30)) }
+
+        try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id BETWEEN 100001 AND 100100")  // 100 events x 6 webhooks
+        let started = ContinuousClock.now
+        let delivered = good.waitForRequests(100, timeout: .seconds(20))
+        let took = ContinuousClock.now - started
+        #expect(delivered.count == 100)
+        #expect(took < .seconds(3), "the healthy endpoint's 100 deliveries took \(took) while 500 others were stuck")
+        #expect(concurrent.withLock { $0.peak } <= 8, "a hanging endpoint holds at most its share of requests in flight")
+        #expect(try shop.column("SELECT response_body FROM webhooky.attempts a JOIN webhooky.deliveries d ON d.id = a.delivery_id WHERE d.webhook_id = 5 LIMIT 1")
+            .first??.count == 4096, "only the first 4 KiB of a huge body are read")
+    }
+
+    @Test("a webhook that keeps failing is disabled with a reason; re-enabling it resumes delivery")
+    func keepsFailingThenDisabled() throws {
+        let shop = try Shop()
+        let healthy = Atomic(false)
+        let receiver = try LoopbackReceiver { _, _ in healthy.load(ordering: .relaxed) ? .ok : .status(503) }
+        let id = try shop.addWebhook(url: receiver.baseURL + "/flaky")
+        var configuration = shop.workerConfiguration(retry: Array(repeating: .milliseconds(100), count: 20))
+        configuration.autoDisable = AutoDisablePolicy(failures: 3, period: .zero)
+        let logs = LogCapture()
+        configuration.logger = logs.logger()
+        let worker = RunningWorker(configuration)
+        defer { worker.stop() }
+
+        try shop.setCredit("9")
+        #expect(try shop.waitFor("SELECT enabled FROM webhooky.webhooks") { $0 == "f" } == "f")
+        let reason = try shop.column("SELECT disabled_reason FROM webhooky.webhooks").first ?? nil
+        #expect(reason?.hasPrefix("3 failed attempts in a row since ") == true, "\(reason ?? "nil")")
+        #expect(try shop.connection.query("SELECT consecutive_failures FROM webhooky.webhook_health WHERE webhook_id = $1", [String(id)]).scalar == "3")
+        #expect(logs.all.contains { $0.contains("webhook disabled") && $0.contains("webhook=\(id)") })
+        Thread.sleep(forTimeInterval: 0.5)
+        let attemptsWhileDisabled = receiver.requests.count
+        #expect(attemptsWhileDisabled == 3)
+        #expect(try shop.column("SELECT state FROM webhooky.deliveries") == ["pending"])
+
+        healthy.store(true, ordering: .relaxed)
+        try shop.connection.execute("UPDATE webhooky.webhooks SET enabled = true")
+        #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries") { $0 == "succeeded" } == "succeeded")
+        #expect(try shop.connection.query("SELECT disabled_reason, disabled_at FROM webhooky.webhooks").rows == [[nil, nil]])
+        #expect(try shop.connection.query("SELECT consecutive_failures, failing_since FROM webhooky.webhook_health").rows == [["0", nil]])
+    }
+
+    @Test("HTTP 410 Gone disables the webhook at once")
+    func goneDisables() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver { _, _ in .status(410, body: "unsubscribed") }
+        try shop.addWebhook(url: receiver.baseURL + "/gone")
+        let worker = RunningWorker(shop.workerConfiguration())
+        defer { worker.stop() }
+        try shop.setCredit("10")
+        #expect(try shop.waitFor("SELECT enabled FROM webhooky.webhooks") { $0 == "f" } == "f")
+        #expect(try shop.column("SELECT disabled_reason FROM webhooky.webhooks") == ["the endpoint answered 410 Gone"])
+        #expect(receiver.requests.count == 1)
+    }
+}
+
+/// Bad configuration: one clear message and a documented exit status.
+@Suite(.timeLimit(.minutes(2))) struct ConfigurationErrorTests {
+    private func run(_ arguments: [String]) throws -> ChildProcess.Outcome {
+        try ChildProcess.run(WorkerProcess.executable(), arguments)
+    }
+
+    @Test func wrongPasswordExitsThreeWithoutShowingIt() throws {
+        let cluster = try LocalCluster(name: "password", password: "right-password")
+        defer { cluster.destroy() }
+        let outcome = try run(["run", "--database-url", cluster.conninfo() + " password=Wr0ngPassw0rd"])
+        #expect(outcome.status == 3)
+        #expect(outcome.output.hasPrefix("webhooky: error: cannot connect to the database: "))
+        #expect(outcome.output.contains("password authentication failed"))
+        #expect(!outcome.output.contains("Wr0ngPassw0rd"))
+        let migrate = try run(["migrate", "--database-url", "postgresql://postgres:Wr0ngPassw0rd@/postgres?host=\(cluster.socketDirectory)"])
+        #expect(migrate.status == 3)
+        #expect(!migrate.output.contains("Wr0ngPassw0rd"))
+    }
+
+    @Test func anOlderOrNewerSchemaExitsFour() throws {
+        let database = try TestCluster.newEmptyDatabase()
+        let connection = try database.connect()
+        try connection.execute(Migrations.all[0].sql)
+        let older = try run(["run", "--database-url", database.conninfo])
+        #expect(older.status == 4)
+        #expect(older.output.contains("older than this webhooky binary"))
+        #expect(older.output.contains("run \"webhooky migrate\""))
+        let migrated = try run(["migrate", "--database-url", database.conninfo])
+        #expect(migrated.status == 0, "\(migrated.output)")
+        try connection.execute("INSERT INTO webhooky.migrations (version, name) VALUES (99, 'future')")
+        let newer = try run(["run", "--database-url", database.conninfo])
+        #expect(newer.status == 4)
+        #expect(newer.output.contains("newer than this webhooky binary"))
+        let refused = try run(["migrate", "--database-url", database.conninfo])
+        #expect(refused.status == 4)
+    }
+
+    @Test func badOptionsExitTwo() throws {
+        let unknown = try run(["run", "--bogus"])
+        #expect(unknown.status == 2)
+        #expect(unknown.output.contains("unknown option --bogus for \"webhooky run\""))
+        let duration = try run(["run", "--lease", "soon"])
+        #expect(duration.status == 2)
+        #expect(duration.output.contains("--lease must be a duration such as 500ms, 5s, 2m, 1h or 1d, not \"soon\""))
+        #expect(try run(["frobnicate"]).status == 2)
+    }
+}
