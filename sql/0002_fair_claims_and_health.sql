@@ -6,11 +6,12 @@
 --     simply not claimed, so they no longer need parking at next_attempt_at = infinity.
 --   * webhooky.webhook_health counts each webhook's consecutive failures; a webhook that keeps
 --     failing (or answers 410 Gone) is disabled with a recorded reason.
+--   * A body template nested deeper than 512 levels is refused when saved (the worker's limit).
 --
 -- Apply with `webhooky migrate`, or: psql -X -v ON_ERROR_STOP=1 -f sql/0002_fair_claims_and_health.sql
 
 BEGIN;
-SELECT webhooky.begin_migration(2, 'fair_claims_and_health');
+DO $$ BEGIN PERFORM webhooky.begin_migration(2, 'fair_claims_and_health'); END $$;
 
 -- Fair claims -----------------------------------------------------------------------------
 CREATE INDEX deliveries_due_by_webhook ON webhooky.deliveries (webhook_id, next_attempt_at) WHERE state = 'pending';
@@ -71,5 +72,45 @@ END
 $$;
 CREATE TRIGGER clear_disabled_reason BEFORE INSERT OR UPDATE OF enabled ON webhooky.webhooks
     FOR EACH ROW EXECUTE FUNCTION webhooky.clear_disabled_reason();
+
+-- Nesting depth --------------------------------------------------------------------------
+-- The deepest nesting of brackets in a JSON text (strings skipped).
+CREATE FUNCTION webhooky.json_depth(document text) RETURNS integer
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    depth integer := 0;
+    deepest integer := 0;
+    bracket text;
+BEGIN
+    FOREACH bracket IN ARRAY string_to_array(
+        regexp_replace(regexp_replace(document, '"(\\.|[^"\\])*"', '', 'g'), '[^][{}]', '', 'g'), NULL)
+    LOOP
+        IF bracket IN ('[', '{') THEN
+            depth := depth + 1;
+            deepest := greatest(deepest, depth);
+        ELSE
+            depth := depth - 1;
+        END IF;
+    END LOOP;
+    RETURN deepest;
+END
+$$;
+COMMENT ON FUNCTION webhooky.json_depth(text) IS 'The deepest nesting of [ ] and { } in a JSON text.';
+
+CREATE FUNCTION webhooky.check_webhook_body_depth() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.body IS NOT NULL
+       AND webhooky.json_depth(regexp_replace(NEW.body, webhooky.placeholder_pattern(), '[]', 'g')) > 512 THEN
+        RAISE EXCEPTION '%: body is nested deeper than 512 levels',
+                        format('webhook %s', NEW.id) || CASE WHEN NEW.name <> '' THEN format(' "%s"', NEW.name) ELSE '' END
+            USING ERRCODE = 'check_violation', HINT = 'Flatten the body; the worker renders at most 512 levels.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+-- Fires after check_webhook (triggers of the same kind fire in name order).
+CREATE TRIGGER check_webhook_body_depth BEFORE INSERT OR UPDATE ON webhooky.webhooks
+    FOR EACH ROW EXECUTE FUNCTION webhooky.check_webhook_body_depth();
 
 COMMIT;

@@ -81,7 +81,9 @@ final class Transfer {
             })
         }
         // "Expect:" with no value stops libcurl from waiting for a 100-continue on larger bodies.
-        var lines = request.headers.map { "\($0.name): \($0.value)" }
+        // A header whose value is empty is written "Name;", libcurl's form for sending it empty
+        // ("Name:" would remove it).
+        var lines = request.headers.map { $0.value.isEmpty ? "\($0.name);" : "\($0.name): \($0.value)" }
         lines.append("Expect:")
         for line in lines {
             guard let appended = curl_slist_append(headerList, line) else {

@@ -66,7 +66,12 @@ final class TransferLoop {
                 recycle(handle, transfer)
                 continue
             }
-            curl_multi_add_handle(multi.pointer, handle)
+            let added = curl_multi_add_handle(multi.pointer, handle)
+            guard added == CURLM_OK else {
+                finished.append(Transfer.failure(request, HTTPError(code: .other, message: "libcurl could not start the request: \(String(cString: curl_multi_strerror(added)))")))
+                recycle(handle, transfer)
+                continue
+            }
             inFlight[handle] = transfer
         }
         waiting.removeFirst(started)

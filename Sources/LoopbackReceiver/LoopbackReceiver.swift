@@ -12,6 +12,7 @@ public final class LoopbackReceiver: Sendable {
         struct Values {
             var requests: [ReceivedRequest] = []
             var connections: [Int32] = []
+            var accepted = 0
             var stopped = false
         }
 
@@ -71,6 +72,11 @@ public final class LoopbackReceiver: Sendable {
         state.values.withLock { $0.requests }
     }
 
+    /// How many TCP connections the receiver has accepted so far.
+    public var connectionsAccepted: Int {
+        state.values.withLock { $0.accepted }
+    }
+
     /// Waits until at least `count` requests have arrived or `timeout` passes, and returns all
     /// requests received so far (check the count: fewer means the timeout passed).
     @discardableResult
@@ -108,6 +114,7 @@ public final class LoopbackReceiver: Sendable {
             let accepted = state.values.withLock { values in
                 guard !values.stopped else { return false }
                 values.connections.append(connection)
+                values.accepted += 1
                 return true
             }
             guard accepted else {

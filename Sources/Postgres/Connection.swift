@@ -20,6 +20,7 @@ public final class Connection {
     /// - Throws: ``PostgresError/Code/connectionFailed`` with libpq's message (which never
     ///   contains the password).
     public init(conninfo: String, applicationName: String = "webhooky") throws(PostgresError) {
+        try Connection.checkSyntax(of: conninfo)
         // Keywords are processed in order and a later one wins, so everything placed before
         // `dbname` is a default that the DBA's connection string can override.
         var keywords = ["fallback_application_name", "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count"]
@@ -48,6 +49,42 @@ public final class Connection {
 
     deinit {
         PQfinish(handle)
+    }
+
+    /// Parses the connection string without connecting. libpq's own message quotes the part it
+    /// could not parse, which may be a password, so the message here shows quoted text as `"…"`.
+    static func checkSyntax(of conninfo: String) throws(PostgresError) {
+        var error: UnsafeMutablePointer<CChar>? = nil
+        let options = PQconninfoParse(conninfo, &error)
+        if let options {
+            PQconninfoFree(options)
+            return
+        }
+        let detail = error.map { String(cString: $0) } ?? "out of memory"
+        if let error { PQfreemem(error) }
+        throw PostgresError(code: .connectionFailed, message: "the connection string is malformed: " + redactQuoted(trimmed(detail)))
+    }
+
+    /// `text` with everything between double quotes replaced by `…`.
+    static func redactQuoted(_ text: String) -> String {
+        var result = ""
+        var quoted = false
+        for character in text {
+            if character == "\"" {
+                result.append(character)
+                if !quoted { result += "…" }
+                quoted.toggle()
+            } else if !quoted {
+                result.append(character)
+            }
+        }
+        return result
+    }
+
+    private static func trimmed(_ text: String) -> String {
+        var text = text
+        while let last = text.last, last.isWhitespace { text.removeLast() }
+        return text
     }
 
     /// Whether the connection is still usable as far as libpq knows.

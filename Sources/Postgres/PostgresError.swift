@@ -46,12 +46,13 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
     }
 
     /// True when retrying on a new connection may succeed (the connection broke or could not
-    /// be made, or the server is shutting down, restarting or out of connections).
+    /// be made, the server is shutting down, restarting or out of connections, or it is a
+    /// read-only standby, as after a failover, where a new connection may reach the primary).
     public var isTransient: Bool {
         if code == .connectionLost || code == .connectionFailed { return true }
         guard let sqlState else { return false }
         // Class 08: connection exception; 57P01-57P03: admin shutdown, crash shutdown, cannot connect now;
-        // 53300: too many connections.
-        return sqlState.hasPrefix("08") || ["57P01", "57P02", "57P03", "53300"].contains(sqlState)
+        // 53300: too many connections; 25006: read-only transaction (a standby).
+        return sqlState.hasPrefix("08") || ["57P01", "57P02", "57P03", "53300", "25006"].contains(sqlState)
     }
 }

@@ -16,6 +16,12 @@ struct ClaimedDelivery {
 
 /// The outcome of one attempt, ready to be written.
 struct AttemptRecord {
+    /// The same outcome without the response body (when the body cannot be stored).
+    var withoutResponseBody: AttemptRecord {
+        AttemptRecord(deliveryID: deliveryID, webhookID: webhookID, attempt: attempt, completion: completion,
+                      startedAt: startedAt, durationMilliseconds: durationMilliseconds, responseBody: nil)
+    }
+
     let deliveryID: Int64
     let webhookID: Int64
     let attempt: Int
@@ -34,7 +40,8 @@ enum DeliveryStore {
     /// each webhook gives at most its room (`$5`, or less for the webhooks listed in `$3`/`$4`
     /// whose endpoint is busy), starting from a random webhook, so that no endpoint's backlog
     /// can crowd out the others. `FOR UPDATE SKIP LOCKED`: workers never claim the same row.
-    /// A disabled webhook's deliveries are not claimed at all.
+    /// A disabled webhook's deliveries are not claimed at all; a delivery whose event row is
+    /// gone ends `dead` ("event deleted") instead of blocking its webhook's queue.
     static let claimSQL = """
         WITH room AS (
             SELECT w.id AS webhook_id, w.revision, coalesce(r.room, $5) AS room
@@ -52,6 +59,11 @@ enum DeliveryStore {
                     LIMIT room.room
                       FOR UPDATE SKIP LOCKED) d
              LIMIT $1
+        ), orphans AS (
+            UPDATE webhooky.deliveries d
+               SET state = 'dead', last_error = 'event deleted', completed_at = now(), updated_at = now()
+              FROM due
+             WHERE d.id = due.id AND NOT EXISTS (SELECT 1 FROM webhooky.events e WHERE e.id = d.event_id)
         )
         UPDATE webhooky.deliveries d
            SET state = 'sending', attempts = d.attempts + 1, claimed_by = $2,
@@ -85,6 +97,8 @@ enum DeliveryStore {
             INSERT INTO webhooky.attempts (delivery_id, attempt, started_at, duration_ms, status, error, response_body, worker)
             SELECT o.id, o.attempt, to_timestamp(o.started_at), o.duration_ms, o.status, o.error, o.body, $2
               FROM outcome o
+             -- A batch written again after its acknowledgement was lost adds no second row.
+             WHERE NOT EXISTS (SELECT 1 FROM webhooky.attempts a WHERE a.delivery_id = o.id AND a.attempt = o.attempt AND a.worker = $2)
         ), batch AS (
             SELECT * FROM json_to_recordset($3::json) AS b(
                 webhook_id bigint, failures integer, first_failure double precision,

@@ -11,6 +11,7 @@ import Templates
 final class Dispatcher {
     /// A delivery handed to the HTTP client and not yet recorded.
     private struct InFlight {
+        let deliveryID: Int64
         var machine: DeliveryStateMachine
         let webhookID: Int64
         let endpoint: String
@@ -22,7 +23,10 @@ final class Dispatcher {
     private let logger: Logger
     private var connection: Connection?
     private var webhooks = WebhookCache()
+    /// Requests in flight, by their HTTP request tag. (A delivery may be in flight twice when a
+    /// request outlived its lease and the delivery was claimed again; each attempt is its own.)
     private var inFlight: [Int64: InFlight] = [:]
+    private var nextTag: Int64 = 0
     /// Outcomes not yet written (kept while the database is unreachable).
     private var unrecorded: [AttemptRecord] = []
     /// Deliveries to give back unsent (cancelled at shutdown).
@@ -35,7 +39,9 @@ final class Dispatcher {
     private var wantsClaim = true
     private var nextPoll: ContinuousClock.Instant = .now
     private var nextReap: ContinuousClock.Instant = .now
-    private var reconnectAt: ContinuousClock.Instant = .now
+    /// No database work before this instant: after a lost connection (reconnect then) or a
+    /// failing statement (try again then), growing with each failure in a row.
+    private var databaseBackoffUntil: ContinuousClock.Instant = .now
     private var backoff = Backoff()
     private var random = SystemRandomNumberGenerator()
     private var stopDeadline: ContinuousClock.Instant?
@@ -57,12 +63,13 @@ final class Dispatcher {
             for result in news.results { finish(result) }
 
             if connection == nil { reconnectIfDue() }
-            if connection != nil { writeOutcomes() }
-            if connection != nil && stopDeadline == nil { claimAndSend() }
-            if connection != nil && stopDeadline == nil && ContinuousClock.now >= nextReap { reapExpiredLeases() }
+            if databaseUsable { writeOutcomes() }
+            if databaseUsable && stopDeadline == nil { claimAndSend() }
+            if databaseUsable && stopDeadline == nil && ContinuousClock.now >= nextReap { reapExpiredLeases() }
 
             if let stopDeadline {
-                if inFlight.isEmpty && (connection == nil ? ContinuousClock.now >= stopDeadline : unrecorded.isEmpty && unreleased.isEmpty && deferred.isEmpty) {
+                let written = unrecorded.isEmpty && unreleased.isEmpty && deferred.isEmpty
+                if inFlight.isEmpty && (written || ContinuousClock.now >= stopDeadline) {
                     break
                 }
                 if ContinuousClock.now >= stopDeadline && !inFlight.isEmpty {
@@ -70,12 +77,12 @@ final class Dispatcher {
                     http.shutdown()
                 }
             }
-            if canClaim && wantsClaim && connection != nil && stopDeadline == nil { continue }
+            if canClaim && wantsClaim && databaseUsable && stopDeadline == nil { continue }
             inbox.wait(timeout: sleepTime())
         }
-        if !unrecorded.isEmpty || !unreleased.isEmpty {
+        if !unrecorded.isEmpty || !unreleased.isEmpty || !deferred.isEmpty {
             logger.error("stopped without the database: outcomes not recorded; their leases will expire and they will be sent again", [
-                "unrecorded": unrecorded.count, "unreleased": unreleased.count,
+                "unrecorded": unrecorded.count, "unreleased": unreleased.count + deferred.count,
             ])
         }
     }
@@ -100,11 +107,20 @@ final class Dispatcher {
                 connection, limit: limit, workerID: configuration.workerID, lease: configuration.leaseDuration,
                 room: configuration.maximumInFlightPerEndpoint, rooms: busyWebhookRooms()
             )
-            try webhooks.load(for: claimed, from: connection)
         } catch {
-            lostDatabase(error)
+            databaseFailed(error)
             return
         }
+        do {
+            try webhooks.load(for: claimed, from: connection)
+        } catch {
+            // Claimed but cannot be rendered now: give them back (or, if the connection is
+            // gone, their lease will run out) rather than hold them unsent.
+            unreleased.append(contentsOf: claimed.map(\.id))
+            databaseFailed(error)
+            return
+        }
+        backoff.reset()
         nextPoll = now + configuration.pollInterval
         wantsClaim = claimed.count == limit
         send(claimed)
@@ -146,13 +162,14 @@ final class Dispatcher {
                 endpointLoad[endpoint, default: 0] += 1
                 webhookLoad[delivery.webhookID, default: 0] += 1
                 requests.append(HTTPRequest(
-                    tag: delivery.id,
+                    tag: nextTag,
                     method: rendered.method,
                     url: rendered.url,
                     headers: rendered.headers.map { HTTPHeader(name: $0.name, value: $0.value) },
                     body: rendered.body.map { Array($0.utf8) }
                 ))
-                inFlight[delivery.id] = InFlight(machine: machine, webhookID: delivery.webhookID, endpoint: endpoint)
+                inFlight[nextTag] = InFlight(deliveryID: delivery.id, machine: machine, webhookID: delivery.webhookID, endpoint: endpoint)
+                nextTag += 1
             } catch {
                 // The request cannot be made: the delivery ends dead with the reason.
                 let completion = machine.finish(.unsendable("cannot build the request: \(error)"), now: wallClock(), random: &random)
@@ -176,9 +193,10 @@ final class Dispatcher {
         switch result.outcome {
         case .success(let response):
             attemptResult = .response(status: response.status, retryAfter: response.retryAfter)
-            responseBody = String(decoding: response.body, as: UTF8.self)
+            // PostgreSQL text cannot hold NUL; invalid UTF-8 becomes U+FFFD when decoded.
+            responseBody = String(decoding: response.body, as: UTF8.self).replacingNUL()
         case .failure(let error) where error.code == .cancelled:
-            unreleased.append(result.tag)
+            unreleased.append(entry.deliveryID)
             return
         case .failure(let error) where error.code == .invalidURL:
             attemptResult = .unsendable(error.message)
@@ -186,7 +204,7 @@ final class Dispatcher {
             attemptResult = .transportFailure(error.message)
         }
         let completion = entry.machine.finish(attemptResult, now: wallClock(), random: &random)
-        complete(deliveryID: result.tag, webhookID: entry.webhookID, attempt: entry.machine.attempt, completion: completion,
+        complete(deliveryID: entry.deliveryID, webhookID: entry.webhookID, attempt: entry.machine.attempt, completion: completion,
                  startedAt: result.startedAt, duration: result.duration, responseBody: responseBody)
     }
 
@@ -215,11 +233,8 @@ final class Dispatcher {
         guard let connection, !unrecorded.isEmpty || !unreleased.isEmpty || !deferred.isEmpty else { return }
         do {
             if !unrecorded.isEmpty {
-                let result = try DeliveryStore.record(connection, unrecorded, workerID: configuration.workerID, autoDisable: configuration.autoDisable)
+                try record(unrecorded, on: connection)
                 unrecorded.removeAll(keepingCapacity: true)
-                for (id, reason) in result.disabled {
-                    logger.error("webhook disabled; re-enable it with UPDATE webhooky.webhooks SET enabled = true", ["webhook": id, "reason": reason])
-                }
             }
             if !unreleased.isEmpty {
                 try DeliveryStore.release(connection, unreleased, workerID: configuration.workerID)
@@ -230,7 +245,39 @@ final class Dispatcher {
                 deferred.removeAll()
             }
         } catch {
-            lostDatabase(error)
+            databaseFailed(error)
+        }
+    }
+
+    /// Writes a batch of outcomes. If the server refuses the batch (not a connection problem),
+    /// each outcome is written on its own, so one that cannot be stored never blocks the rest;
+    /// such an outcome is retried without its response body, and dropped (with an error in the
+    /// log; its lease will run out and it will be sent again) only if that fails too.
+    private func record(_ records: [AttemptRecord], on connection: Connection) throws(PostgresError) {
+        do {
+            let result = try DeliveryStore.record(connection, records, workerID: configuration.workerID, autoDisable: configuration.autoDisable)
+            logDisabled(result)
+            return
+        } catch where !error.isTransient && connection.isConnected && records.count > 1 {
+            logger.warning("recording a batch of outcomes failed; recording them one by one", ["count": records.count, "error": error.message])
+        }
+        for record in records {
+            do {
+                logDisabled(try DeliveryStore.record(connection, [record], workerID: configuration.workerID, autoDisable: configuration.autoDisable))
+            } catch where !error.isTransient && connection.isConnected {
+                do {
+                    logDisabled(try DeliveryStore.record(connection, [record.withoutResponseBody], workerID: configuration.workerID, autoDisable: configuration.autoDisable))
+                } catch where !error.isTransient && connection.isConnected {
+                    logger.error("cannot record an attempt; dropped it (the delivery will be sent again when its lease expires)",
+                                 ["delivery": record.deliveryID, "error": error.message])
+                }
+            }
+        }
+    }
+
+    private func logDisabled(_ result: DeliveryStore.RecordResult) {
+        for (id, reason) in result.disabled {
+            logger.error("webhook disabled; re-enable it with UPDATE webhooky.webhooks SET enabled = true", ["webhook": id, "reason": reason])
         }
     }
 
@@ -243,36 +290,40 @@ final class Dispatcher {
                 wantsClaim = true
             }
         } catch {
-            lostDatabase(error)
+            databaseFailed(error)
         }
         nextReap = .now + max(.seconds(1), configuration.leaseDuration / 4)
     }
 
     // MARK: Database connection
 
-    private func lostDatabase(_ error: any Error) {
-        if let error = error as? PostgresError, !error.isTransient, connection?.isConnected == true {
-            // A statement failed but the connection is fine: report it and carry on.
-            logger.error("database statement failed", ["error": error.description])
+    private var databaseUsable: Bool { connection != nil && ContinuousClock.now >= databaseBackoffUntil }
+
+    /// After a failed statement: reconnect later if the connection is gone (or the server is
+    /// read-only, shutting down...), else try again later; either way with growing backoff,
+    /// never in a tight loop.
+    private func databaseFailed(_ error: PostgresError) {
+        let delay = backoff.nextDelay(using: &random)
+        databaseBackoffUntil = .now + delay
+        if !error.isTransient, connection?.isConnected == true {
+            logger.error("database statement failed; trying again", ["error": error.description, "retry_in": delay.shortDescription])
             return
         }
-        logger.error("lost the database connection; will reconnect", ["error": "\(error)"])
+        logger.error("lost the database connection; will reconnect", ["error": error.description, "retry_in": delay.shortDescription])
         connection = nil
-        reconnectAt = .now + backoff.nextDelay(using: &random)
     }
 
     private func reconnectIfDue() {
-        guard ContinuousClock.now >= reconnectAt else { return }
+        guard ContinuousClock.now >= databaseBackoffUntil else { return }
         do {
             connection = try Connection(conninfo: configuration.databaseURL, applicationName: "webhooky worker")
             connection?.onNotice { [logger] in logger.notice("database notice", ["message": $0]) }
-            backoff.reset()
             wantsClaim = true
             nextReap = .now
             logger.notice("reconnected to the database")
         } catch {
             let delay = backoff.nextDelay(using: &random)
-            reconnectAt = .now + delay
+            databaseBackoffUntil = .now + delay
             logger.warning("cannot reach the database; retrying", ["error": error.message, "retry_in": delay.shortDescription])
         }
     }
@@ -286,8 +337,8 @@ final class Dispatcher {
 
     private func sleepTime() -> Duration {
         let now = ContinuousClock.now
-        var wake = nextPoll
-        if connection != nil { wake = min(wake, nextReap) } else { wake = reconnectAt }
+        var wake = min(nextPoll, nextReap)
+        if !databaseUsable { wake = databaseBackoffUntil }
         if let stopDeadline { wake = min(wake, stopDeadline) }
         return max(.milliseconds(1), min(wake - now, .seconds(1)))
     }
@@ -296,5 +347,13 @@ final class Dispatcher {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    }
+}
+
+extension String {
+    /// The text with every NUL replaced by U+FFFD (PostgreSQL text cannot hold NUL).
+    func replacingNUL() -> String {
+        guard utf8.contains(0) else { return self }
+        return String(unicodeScalars.map { $0 == "\u{0}" ? "\u{FFFD}" : Character($0) })
     }
 }

@@ -1,8 +1,12 @@
-import Foundation
+import Glibc
 import HTTPClient
+import Synchronization
 
 /// Where other threads leave news for the dispatcher (finished requests, a NOTIFY, a stop
 /// request) and how the dispatcher sleeps until there is some.
+///
+/// Sleeping is `poll(2)` on a self-pipe, whose timeout runs on the monotonic clock: a
+/// wall-clock step (NTP, a VM resumed) can neither stall the worker nor wake it early.
 final class DispatcherInbox: Sendable {
     /// What arrived since the last ``take()``.
     struct News {
@@ -11,10 +15,28 @@ final class DispatcherInbox: Sendable {
         var stopRequested = false
     }
 
-    // NSCondition's lock guards `news`: every access is between lock() and unlock().
-    private let condition = NSCondition()
-    nonisolated(unsafe) private var news = News()
-    nonisolated(unsafe) private var hasNews = false
+    private let news = Mutex(News())
+    /// A non-blocking pipe: a byte written to `wakeWrite` makes `wakeRead` readable. Both ends
+    /// live as long as the inbox.
+    private let wakeRead: Int32
+    private let wakeWrite: Int32
+
+    init() {
+        var ends: [Int32] = [-1, -1]
+        if pipe(&ends) == 0 {
+            for end in ends {
+                _ = fcntl(end, F_SETFL, fcntl(end, F_GETFL) | O_NONBLOCK)
+                _ = fcntl(end, F_SETFD, FD_CLOEXEC)
+            }
+        }
+        wakeRead = ends[0]
+        wakeWrite = ends[1]
+    }
+
+    deinit {
+        close(wakeRead)
+        close(wakeWrite)
+    }
 
     func post(results: [HTTPResult]) {
         update { $0.results.append(contentsOf: results) }
@@ -28,32 +50,27 @@ final class DispatcherInbox: Sendable {
         update { $0.stopRequested = true }
     }
 
-    /// Takes everything that arrived (stop stays requested once requested).
+    /// Takes everything that arrived (a stop, once requested, stays requested).
     func take() -> News {
-        condition.lock()
-        defer { condition.unlock() }
-        let taken = news
-        news = News(stopRequested: news.stopRequested)
-        hasNews = false
-        return taken
-    }
-
-    /// Sleeps until news arrives or `timeout` passes.
-    func wait(timeout: Duration) {
-        let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
-        let deadline = Date(timeIntervalSinceNow: max(0, seconds))
-        condition.lock()
-        defer { condition.unlock() }
-        while !hasNews {
-            if !condition.wait(until: deadline) { return }
+        var scratch = [UInt8](repeating: 0, count: 256)
+        while read(wakeRead, &scratch, scratch.count) > 0 {}
+        return news.withLock { news in
+            defer { news = News(stopRequested: news.stopRequested) }
+            return news
         }
     }
 
+    /// Sleeps until news arrives or `timeout` passes. News posted after the last ``take()``
+    /// ends the sleep at once.
+    func wait(timeout: Duration) {
+        let milliseconds = timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000
+        var descriptor = pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)
+        _ = poll(&descriptor, 1, Int32(clamping: max(0, milliseconds)))
+    }
+
     private func update(_ change: (inout News) -> Void) {
-        condition.lock()
-        change(&news)
-        hasNews = true
-        condition.signal()
-        condition.unlock()
+        news.withLock { change(&$0) }
+        var byte: UInt8 = 1
+        _ = write(wakeWrite, &byte, 1)  // a full pipe is already readable: nothing lost
     }
 }

@@ -93,6 +93,19 @@ func makeClient(_ configure: (inout HTTPClient.Configuration) -> Void = { _ in }
         #expect(finished.count == 200)
         #expect(finished.allSatisfy { (try? $0.outcome.get().status) == 200 })
         #expect(Set(receiver.requests.map(\.target)).count == 200)
+        #expect(receiver.connectionsAccepted <= 4, "200 requests over at most 4 kept-alive connections")
+    }
+
+    @Test func anEmptyHeaderValueIsSentEmptyNotDropped() throws {
+        let receiver = try LoopbackReceiver()
+        let (client, results) = try makeClient()
+        defer { client.shutdown() }
+        client.send([HTTPRequest(tag: 1, method: "POST", url: receiver.baseURL + "/", headers: [
+            HTTPHeader(name: "X-Api-Key", value: ""), HTTPHeader(name: "Content-Type", value: "application/json"),
+        ], body: Array("{}".utf8))])
+        _ = results.wait(for: 1)
+        let request = try #require(receiver.requests.first)
+        #expect(request.headers.contains(.init(name: "X-Api-Key", value: "")))
     }
 
     @Test func statusAndRetryAfterAreReported() throws {

@@ -226,6 +226,13 @@ import Worker
         #expect(!migrate.output.contains("Wr0ngPassw0rd"))
     }
 
+    @Test func aMalformedConnectionStringDoesNotEchoItsPassword() throws {
+        let outcome = try run(["run", "--database-url", "postgresql://user:s3cret%zzPW@localhost/db"])
+        #expect(outcome.status == 3)
+        #expect(outcome.output.contains("the connection string is malformed"))
+        #expect(!outcome.output.contains("s3cret"))
+    }
+
     @Test func anOlderOrNewerSchemaExitsFour() throws {
         let database = try TestCluster.newEmptyDatabase()
         let connection = try database.connect()

@@ -2,6 +2,7 @@ import Foundation
 import LocalPostgres
 import Postgres
 import Schema
+import Templates
 import TestSupport
 import Testing
 import Worker
@@ -61,6 +62,7 @@ import Worker
     @Test func theWorkerRefusesAnUnreachableDatabase() throws {
         let worker = RunningWorker(WorkerConfiguration(databaseURL: "host=/nonexistent-webhooky-socket-dir dbname=x connect_timeout=2"))
         let outcome = worker.waitUntilFinished(timeout: .seconds(20))
+        #expect(outcome.stoppedInTime)
         #expect(outcome.error?.code == .databaseUnavailable)
         #expect(outcome.error?.exitStatus == 3)
         #expect(outcome.error?.message.hasPrefix("cannot connect to the database: ") == true)
@@ -160,6 +162,45 @@ import Worker
             #expect(error.sqlState == "23514")
             #expect(error.message.contains(#" "ERP sync": "#), "\(error.message)")
             #expect(error.message.contains(message), "\(error.message)")
+        }
+    }
+
+    @Test("a body nested deeper than the worker renders (512 levels) is refused when saved")
+    func deepBodiesAreRefusedWhereTheWorkerWouldRefuseThem() throws {
+        let database = try TestCluster.newDatabase()
+        let connection = try database.connect()
+        let fine = String(repeating: "[", count: 511) + "#x#" + String(repeating: "]", count: 511)
+        let deep = String(repeating: "[", count: 512) + "#x#" + String(repeating: "]", count: 512)
+        #expect(throws: Never.self) { try BodyTemplate(fine) }
+        #expect(throws: TemplateError.self) { try BodyTemplate(deep) }
+        try connection.query("INSERT INTO webhooky.webhooks (name, event, url, body) VALUES ('fine', 'customer.credit_changed', 'https://x/', $1)", [fine])
+        do {
+            try connection.query("INSERT INTO webhooky.webhooks (name, event, url, body) VALUES ('deep', 'customer.credit_changed', 'https://x/', $1)", [deep])
+            Issue.record("a body nested 513 levels deep was accepted")
+        } catch {
+            #expect(error.message.hasSuffix(#" "deep": body is nested deeper than 512 levels"#))
+        }
+    }
+
+    @Test("the database's check and the worker's template engine accept and refuse the same bodies")
+    func sqlAndSwiftAgreeOnBodies() throws {
+        let database = try TestCluster.newDatabase()
+        let connection = try database.connect()
+        let bodies = [
+            ##"{"a": #x#}"##, ##"{"a": "#x#"}"##, ##"{"a": "\#x#"}"##, ##"{"a": "\\#x#"}"##, ##"{#x#: 1}"##, ##"{"a": 1#x#}"##, ##"{"a": #x##y#}"##,
+            ##"[#x#, #y.z#, "#a.b.c#"]"##, "#x#", "##x#", ##"{"a": "#fff"}"##, ##"{"a": #fff}"##, ##"{"a": -#x#}"##, ##"{"a": #x#.5}"##,
+            ##"{"a": "\u#x#"}"##, ##"{"a": "\u00e9#x#"}"##, ##"{"a": [#x#]"##, ##"{"a": tru#x#}"##, " [ #x# , #y# ] ", "{\"a\": \"#x#\n\"}",
+            ##"{"a": "#x#", "a": #x#}"##, "[1, 2, 3]", "12345678901234.56", ##""#x#""##, "#a##b#", ##"{"#a#": #b#}"##,
+        ]
+        for (index, body) in bodies.enumerated() {
+            let swiftAccepts = (try? BodyTemplate(body)) != nil
+            var sqlAccepts = true
+            do {
+                try connection.query("INSERT INTO webhooky.webhooks (name, event, url, body) VALUES ($1, 'customer.credit_changed', 'https://x/', $2)", ["b\(index)", body])
+            } catch {
+                sqlAccepts = false
+            }
+            #expect(swiftAccepts == sqlAccepts, "\(body): Swift \(swiftAccepts), SQL \(sqlAccepts)")
         }
     }
 

@@ -1,0 +1,95 @@
+import Foundation
+import LoopbackReceiver
+import Postgres
+import TestSupport
+import Testing
+import Worker
+
+/// Input that must never stop the worker or block other deliveries.
+@Suite(.timeLimit(.minutes(2))) struct RobustnessTests {
+    @Test("a response body with NUL bytes is stored, and blocks nothing")
+    func binaryResponseBody() throws {
+        let shop = try Shop()
+        let binary = try LoopbackReceiver { _, _ in .respond(status: 200, body: "bin\u{0}ary \u{1}") }
+        let normal = try LoopbackReceiver()
+        try shop.addWebhook(url: binary.baseURL + "/bin")
+        try shop.addWebhook(url: normal.baseURL + "/ok")
+        let worker = RunningWorker(shop.workerConfiguration())
+        try shop.setCredit("1")
+        try shop.setCredit("2")
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") { $0 == "4" } == "4")
+        #expect(try shop.column("SELECT DISTINCT response_body FROM webhooky.attempts WHERE response_body <> 'ok'") == ["bin\u{FFFD}ary \u{1}"])
+        #expect(worker.stop(timeout: .seconds(10)).stoppedInTime)
+    }
+
+    @Test("an empty value renders as an empty header, not a missing one (S5)")
+    func emptyHeaderValue() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver()
+        try shop.addWebhook(url: receiver.baseURL + "/h", body: "{}", headers: ##"{"X-Api-Key": "#account.apiKey#"}"##)
+        let worker = RunningWorker(shop.workerConfiguration())
+        defer { worker.stop() }
+        try shop.setCredit("3")
+        let request = try #require(receiver.waitForRequests(1).first)
+        #expect(request.header("x-api-key") == "")
+        #expect(request.header("content-type") == "application/json")
+    }
+
+    @Test("a delivery whose event row was deleted ends dead instead of blocking its webhook")
+    func orphanedDelivery() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver()
+        try shop.addWebhook(url: receiver.baseURL + "/o")
+        try shop.setCredit("4")
+        try shop.connection.execute("ALTER TABLE webhooky.events DISABLE TRIGGER ALL; DELETE FROM webhooky.events")
+        try shop.setCredit("5")
+        let worker = RunningWorker(shop.workerConfiguration())
+        defer { worker.stop() }
+        #expect(receiver.waitForRequests(1).first?.target == "/o")
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state IN ('succeeded', 'dead')") { $0 == "2" } == "2")
+        let rows = try shop.connection.query("SELECT state, last_error FROM webhooky.deliveries ORDER BY id").rows
+        #expect(rows == [["dead", "event deleted"], ["succeeded", nil]], "\(rows)")
+    }
+
+    @Test("a statement that keeps failing makes the worker back off, not spin")
+    func persistentStatementFailureBacksOff() throws {
+        let shop = try Shop()
+        try shop.addWebhook(url: "http://127.0.0.1:9/x")
+        try shop.setCredit("6")
+        try shop.connection.execute("""
+            CREATE ROLE limited_worker LOGIN;
+            GRANT USAGE ON SCHEMA webhooky TO limited_worker;
+            GRANT SELECT ON webhooky.migrations, webhooky.webhooks TO limited_worker;
+            """)
+        let logs = LogCapture()
+        var configuration = shop.workerConfiguration(logs: logs)
+        configuration.databaseURL = shop.database.conninfo.replacingOccurrences(of: "user=postgres", with: "user=limited_worker")
+        let worker = RunningWorker(configuration)
+        Thread.sleep(forTimeInterval: 3)
+        worker.stop()
+        let failures = logs.all.filter { $0.contains("database statement failed") }
+        #expect(!failures.isEmpty)
+        #expect(failures.count <= 8, "\(failures.count) failed statements in 3 s: the worker must back off")
+        #expect(failures.first?.contains("permission denied") == true)
+        #expect(try shop.column("SELECT state FROM webhooky.deliveries") == ["pending"])
+    }
+
+    @Test("a late outcome from an expired claim never overwrites the newer attempt's")
+    func staleOutcomeIsFenced() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver { _, number in
+            number == 1 ? .respond(status: 500, body: "late", delay: .milliseconds(2500)) : .ok
+        }
+        try shop.addWebhook(url: receiver.baseURL + "/f")
+        var configuration = shop.workerConfiguration()
+        configuration.leaseDuration = .milliseconds(300)  // shorter than the request: a second attempt starts
+        let worker = RunningWorker(configuration)
+        defer { worker.stop() }
+        try shop.setCredit("7")
+        #expect(receiver.waitForRequests(2, timeout: .seconds(10)).count == 2)
+        _ = try shop.waitFor("SELECT count(*) FROM webhooky.attempts") { $0 == "2" }
+        #expect(try shop.deliveryStates() == [["succeeded", "2", "200"]])
+        let attempts = try shop.connection.query("SELECT attempt, status, error FROM webhooky.attempts ORDER BY attempt").rows
+        #expect(attempts.map { Array($0.prefix(2)) } == [["1", "500"], ["2", "200"]], "\(attempts)")
+    }
+}
