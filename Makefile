@@ -6,7 +6,7 @@ SWIFT ?= swift
 # A hung test must not hang the run forever.
 TEST_TIMEOUT ?= 45m
 
-.PHONY: demo test build release deps clean
+.PHONY: demo test build release deps clean fuzz drill
 
 demo: deps
 	$(SWIFT) build --product webhooky
@@ -37,6 +37,15 @@ deps:
 		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
 		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
 	fi
+
+# The template fuzzer with a million random templates and payloads (the test suite runs 20,000).
+fuzz: deps
+	$(SWIFT) build --build-tests
+	WEBHOOKY_FUZZ_CASES=1000000 $(SWIFT) test --skip-build --filter FuzzTests
+
+# The fault drill: 10,000 events, a chaos receiver, workers killed, PostgreSQL restarted.
+drill: deps
+	bench/drill
 
 clean:
 	rm -rf .build
