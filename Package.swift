@@ -8,6 +8,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "webhooky", targets: ["webhooky"]),
+        .executable(name: "webhooky-drill", targets: ["webhooky-drill"]),
     ],
     targets: [
         // C libraries (Debian packages), one shim header each.
@@ -41,6 +42,8 @@ let package = Package(
         // Throwaway PostgreSQL clusters and loopback HTTP receivers (demo, tests, benchmarks).
         .target(name: "LocalPostgres", dependencies: ["Postgres", "Log"]),
         .target(name: "LoopbackReceiver"),
+        .target(name: "Drill", dependencies: ["LocalPostgres", "LoopbackReceiver", "Postgres", "Schema"]),
+        .executableTarget(name: "webhooky-drill", dependencies: ["Drill"]),
         .target(
             name: "Demo",
             dependencies: ["Worker", "Schema", "LocalPostgres", "LoopbackReceiver", "Postgres", "Log"]
@@ -63,7 +66,7 @@ let package = Package(
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport", "LocalPostgres"]),
         .testTarget(
             name: "WorkerTests",
-            dependencies: ["Worker", "Schema", "Postgres", "HTTPClient", "TestSupport", "LoopbackReceiver", "StandardWebhooks", "Templates", "Delivery", "Log"]
+            dependencies: ["Worker", "Schema", "Postgres", "HTTPClient", "TestSupport", "LoopbackReceiver", "StandardWebhooks", "Templates", "Delivery", "Log", "Drill"]
         ),
     ]
 )

@@ -162,6 +162,32 @@ import Worker
             .first??.count == 4096, "only the first 4 KiB of a huge body are read")
     }
 
+    @Test("a large backlog of one webhook drains steadily without starving another webhook's new events")
+    func backlogDoesNotStarveNewEvents() throws {
+        let shop = try Shop()
+        let busy = try LoopbackReceiver { _, _ in .respond(status: 200, delay: .milliseconds(20)) }
+        let quiet = try LoopbackReceiver()
+        let busyWebhook = try shop.addWebhook(url: busy.baseURL + "/backlog")
+        try shop.addWebhook(event: "customer.tier_changed", url: quiet.baseURL + "/fresh")
+        // 20,000 pending deliveries for the busy webhook, all due now.
+        try shop.connection.query("""
+            WITH e AS (INSERT INTO webhooky.events (event, account_id, payload)
+                       SELECT 'customer.credit_changed', 'shop-42', jsonb_build_object('n', n) FROM generate_series(1, 20000) n RETURNING id)
+            INSERT INTO webhooky.deliveries (event_id, webhook_id) SELECT id, $1 FROM e
+            """, [String(busyWebhook)])
+        var configuration = shop.workerConfiguration()
+        configuration.maximumInFlight = 64
+        let worker = RunningWorker(configuration)
+        defer { worker.stop(timeout: .seconds(30)) }
+        #expect(busy.waitForRequests(200, timeout: .seconds(20)).count >= 200, "the backlog is draining")
+        let started = ContinuousClock.now
+        try shop.setTier(2)
+        #expect(quiet.waitForRequests(1, timeout: .seconds(10)).count == 1)
+        let waited = ContinuousClock.now - started
+        #expect(waited < .seconds(2), "a new event waited \(waited) behind another webhook's backlog")
+        #expect(busy.requests.count < 20_000, "the backlog was still there when the new event went out")
+    }
+
     @Test("a webhook that keeps failing is disabled with a reason; re-enabling it resumes delivery")
     func keepsFailingThenDisabled() throws {
         let shop = try Shop()

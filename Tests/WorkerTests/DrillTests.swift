@@ -1,0 +1,23 @@
+import Drill
+import TestSupport
+import Testing
+
+/// A small fault drill on every test run: events committed while the chaos receiver
+/// misbehaves, the worker is SIGKILLed and PostgreSQL is restarted. Nothing may be lost.
+@Suite(.timeLimit(.minutes(3))) struct DrillTests {
+    @Test func smallFaultDrillLosesNothing() throws {
+        var configuration = FaultDrill.Configuration(workerExecutable: try WorkerProcess.executable())
+        configuration.events = 400
+        configuration.webhooks = 4
+        configuration.workerKills = 2
+        configuration.postgresRestarts = 2
+        configuration.emitDuration = .seconds(10)
+        configuration.drainTimeout = .seconds(90)
+        configuration.progress = { _ in }
+        let report = try FaultDrill(configuration: configuration).run()
+        #expect(report.lost == 0, "\(report.table)")
+        #expect(report.eventsInDatabase >= report.events, "\(report.table)")
+        #expect(report.succeeded + report.dead.reduce(0) { $0 + $1.count } == report.expected, "\(report.table)")
+        #expect(report.succeeded > 0)
+    }
+}
