@@ -51,6 +51,28 @@ import Worker
         #expect(rows == [["dead", "event deleted"], ["succeeded", nil]], "\(rows)")
     }
 
+    @Test("a webhook edited into nonsense behind the checks' back, or a URL that renders without a host: dead with a reason; the worker carries on")
+    func unusableWebhooksEndDead() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver()
+        let gopher = try shop.addWebhook(url: receiver.baseURL + "/soon-gopher")
+        let hostless = try shop.addWebhook(url: "https://#account.missingHost#/x")
+        try shop.addWebhook(url: receiver.baseURL + "/fine")
+        try shop.connection.execute("ALTER TABLE webhooky.webhooks DISABLE TRIGGER check_webhook")
+        try shop.connection.query("UPDATE webhooky.webhooks SET url = 'gopher://x/', body = '{nope' WHERE id = $1", [String(gopher)])
+        try shop.connection.execute("ALTER TABLE webhooky.webhooks ENABLE TRIGGER check_webhook")
+        let worker = RunningWorker(shop.workerConfiguration())
+        defer { worker.stop() }
+        try shop.setCredit("8")
+        #expect(receiver.waitForRequests(1).map(\.target) == ["/fine"])
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'dead'") { $0 == "2" } == "2")
+        let errors = try shop.connection.query("SELECT webhook_id, last_error FROM webhooky.deliveries WHERE state = 'dead' ORDER BY webhook_id").rows
+        #expect(errors == [
+            [String(gopher), "cannot build the request: URL must start with http:// or https:// (got scheme \"gopher\")"],
+            [String(hostless), "cannot build the request: rendered URL has an empty host (a host variable the event does not carry?)"],
+        ])
+    }
+
     @Test("a statement that keeps failing makes the worker back off, not spin")
     func persistentStatementFailureBacksOff() throws {
         let shop = try Shop()
