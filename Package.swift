@@ -60,8 +60,8 @@ let package = Package(
             dependencies: ["LocalPostgres", "LoopbackReceiver", "Postgres", "Schema", "Log", "Worker"],
             path: "Tests/TestSupport"
         ),
-        .testTarget(name: "TemplatesTests", dependencies: ["Templates"]),
-        .testTarget(name: "DeliveryTests", dependencies: ["Delivery", "Templates", "StandardWebhooks"]),
+        .testTarget(name: "TemplatesTests", dependencies: ["Templates", "TestSupport"]),
+        .testTarget(name: "DeliveryTests", dependencies: ["Delivery", "Templates", "StandardWebhooks", "TestSupport"]),
         .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient", "LoopbackReceiver"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport", "LocalPostgres"]),
         .testTarget(

@@ -30,25 +30,22 @@ public enum TestCluster {
 
     /// A new, empty-of-data database with the Webhooky schema (and the reference domain).
     public static func newDatabase() throws -> TestDatabase {
-        let cluster = try shared()
-        let name = state.withLock { state in
-            state.databases += 1
-            return "t_\(getpid())_\(state.databases)"
-        }
-        let admin = try Connection(conninfo: cluster.conninfo())
-        try admin.execute("CREATE DATABASE \(name) TEMPLATE webhooky_template")
-        return TestDatabase(name: name, conninfo: cluster.conninfo(database: name), cluster: cluster)
+        try newDatabase(prefix: "t", template: "webhooky_template")
     }
 
     /// A new database with nothing installed.
     public static func newEmptyDatabase() throws -> TestDatabase {
+        try newDatabase(prefix: "e", template: "template0")
+    }
+
+    private static func newDatabase(prefix: String, template: String) throws -> TestDatabase {
         let cluster = try shared()
         let name = state.withLock { state in
             state.databases += 1
-            return "e_\(getpid())_\(state.databases)"
+            return "\(prefix)_\(getpid())_\(state.databases)"
         }
         let admin = try Connection(conninfo: cluster.conninfo())
-        try admin.execute("CREATE DATABASE \(name) TEMPLATE template0")
+        try admin.execute("CREATE DATABASE \(name) TEMPLATE \(template)")
         return TestDatabase(name: name, conninfo: cluster.conninfo(database: name), cluster: cluster)
     }
 

@@ -1,17 +1,6 @@
+import TestSupport
 import Testing
 import Worker
-
-/// A deterministic random source (SplitMix64).
-struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64 = 7
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 @Suite struct BackoffTests {
     @Test func doublesUpToTheCapWithJitterAndResets() {
