@@ -73,6 +73,84 @@ enum DeliveryStore {
         RETURNING d.id, d.attempts, due.webhook_id, due.revision, d.event_id, e.payload::text
         """
 
+    /// Creates the deliveries of up to `$1` events that have none yet (the events a worker has
+    /// not fanned out), and claims at once the first attempts that fit: per webhook its room
+    /// (`$5`, or what `$3`/`$4` say for busy webhooks), `$6` in all, only for enabled webhooks.
+    /// The rest are inserted `pending` for the claim statement. A webhook deleted since the
+    /// event was emitted gets no delivery. Returns one row per claimed delivery, each with the
+    /// number of events fanned out and of deliveries left pending (a single row with NULLs
+    /// when none was claimed).
+    static let fanOutSQL = """
+        WITH fresh AS (
+            SELECT e.id, e.webhook_ids, e.created_at, e.payload
+              FROM webhooky.events e
+             WHERE NOT e.fanned_out
+             ORDER BY e.id
+             LIMIT $1
+               FOR UPDATE SKIP LOCKED
+        ), marked AS (
+            UPDATE webhooky.events e SET fanned_out = true FROM fresh WHERE e.id = fresh.id
+        ), targets AS (
+            SELECT fresh.id AS event_id, w.id AS webhook_id, w.revision, fresh.created_at,
+                   w.enabled AND row_number() OVER (PARTITION BY w.id ORDER BY fresh.id) <= coalesce(r.room, $5) AS within_room
+              FROM fresh
+             CROSS JOIN LATERAL unnest(fresh.webhook_ids) AS t(webhook_id)
+              JOIN webhooky.webhooks w ON w.id = t.webhook_id
+              LEFT JOIN unnest($3::bigint[], $4::integer[]) AS r(webhook_id, room) ON r.webhook_id = w.id
+        ), decided AS (
+            SELECT targets.*,
+                   within_room AND count(*) FILTER (WHERE within_room) OVER (ORDER BY event_id, webhook_id) <= $6 AS claim
+              FROM targets
+        ), inserted AS (
+            INSERT INTO webhooky.deliveries (event_id, webhook_id, created_at, state, attempts, claimed_by, lease_expires_at)
+            SELECT event_id, webhook_id, created_at,
+                   CASE WHEN claim THEN 'sending' ELSE 'pending' END, CASE WHEN claim THEN 1 ELSE 0 END,
+                   CASE WHEN claim THEN $2 END, CASE WHEN claim THEN now() + $7 * interval '1 millisecond' END
+              FROM decided
+            RETURNING id, event_id, webhook_id, state
+        ), claimed AS (
+            SELECT i.id, i.webhook_id, d.revision, i.event_id, f.payload
+              FROM inserted i
+              JOIN decided d ON d.event_id = i.event_id AND d.webhook_id = i.webhook_id
+              JOIN fresh f ON f.id = i.event_id
+             WHERE i.state = 'sending'
+        )
+        SELECT (SELECT count(*) FROM fresh), (SELECT count(*) FROM inserted WHERE state = 'pending'),
+               c.id, c.webhook_id, c.revision, c.event_id, c.payload::text
+          FROM (SELECT 1) AS one LEFT JOIN claimed c ON true
+        """
+
+    /// The result of a fan-out.
+    struct FanOut {
+        /// Events whose deliveries were created.
+        var events = 0
+        /// Deliveries created `pending` (for the claim statement).
+        var pending = 0
+        /// Deliveries created already claimed by this worker: send them.
+        var claimed: [ClaimedDelivery] = []
+    }
+
+    static func fanOut(_ connection: Connection, events: Int, workerID: String, lease: Duration, room: Int, rooms: [Int64: Int], capacity: Int) throws(PostgresError) -> FanOut {
+        let ids = rooms.keys.sorted()
+        let result = try connection.query(fanOutSQL, [
+            String(events), workerID, arrayLiteral(ids), "{" + ids.map { String(rooms[$0] ?? 0) }.joined(separator: ",") + "}",
+            String(room), String(capacity), String(milliseconds(lease)),
+        ])
+        var fanOut = FanOut()
+        guard result.rowCount > 0 else { return fanOut }
+        fanOut.events = Int(result[0, 0] ?? "0") ?? 0
+        fanOut.pending = Int(result[0, 1] ?? "0") ?? 0
+        for row in 0..<result.rowCount {
+            guard let id = result[row, 2].flatMap({ Int64($0) }),
+                  let webhookID = result[row, 3].flatMap({ Int64($0) }),
+                  let revision = result[row, 4].flatMap({ Int($0) }),
+                  let eventID = result[row, 5].flatMap({ Int64($0) }),
+                  let payload = result[row, 6] else { continue }
+            fanOut.claimed.append(ClaimedDelivery(id: id, attempt: 1, webhookID: webhookID, webhookRevision: revision, eventID: eventID, payload: payload))
+        }
+        return fanOut
+    }
+
     /// Writes attempt outcomes: each delivery's new state (only while this worker still holds
     /// it for that attempt), one `webhooky.attempts` row per attempt, each webhook's health
     /// (`$3`: per-webhook summary of the batch), and disables webhooks that answered 410 Gone or

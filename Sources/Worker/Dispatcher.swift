@@ -37,6 +37,14 @@ final class Dispatcher {
     private var endpointLoad: [String: Int] = [:]
     private var webhookLoad: [Int64: Int] = [:]
     private var wantsClaim = true
+    /// Whether events may be waiting for their deliveries (after a NOTIFY, a poll, a full batch).
+    private var wantsFanOut = true
+    /// What this worker's row says: it waits for a NOTIFY (idle), or finds work by itself (busy).
+    private var wantsWakeup = true
+    /// After going idle, a few quick looks for events committed by transactions that read
+    /// `wants_wakeup = false` just before it changed (so sent no NOTIFY).
+    private var stragglerChecks: [ContinuousClock.Instant] = []
+    private var nextHeartbeat: ContinuousClock.Instant = .now
     private var nextPoll: ContinuousClock.Instant = .now
     private var nextReap: ContinuousClock.Instant = .now
     /// No database work before this instant: after a lost connection (reconnect then) or a
@@ -58,14 +66,17 @@ final class Dispatcher {
     func run() {
         while true {
             let news = inbox.take()
-            if news.notified { wantsClaim = true }
+            if news.notified { wantsFanOut = true }
             if news.stopRequested && stopDeadline == nil { beginStopping() }
             for result in news.results { finish(result) }
 
             if connection == nil { reconnectIfDue() }
             if databaseUsable { writeOutcomes() }
+            if databaseUsable && stopDeadline == nil && ContinuousClock.now >= nextHeartbeat { heartbeat() }
+            if databaseUsable && stopDeadline == nil { fanOutAndSend() }
             if databaseUsable && stopDeadline == nil { claimAndSend() }
             if databaseUsable && stopDeadline == nil && ContinuousClock.now >= nextReap { reapExpiredLeases() }
+            if databaseUsable && stopDeadline == nil { updateWakeup() }
 
             if let stopDeadline {
                 let written = unrecorded.isEmpty && unreleased.isEmpty && deferred.isEmpty
@@ -77,9 +88,10 @@ final class Dispatcher {
                     http.shutdown()
                 }
             }
-            if canClaim && wantsClaim && databaseUsable && stopDeadline == nil { continue }
+            if canClaim && (wantsClaim || wantsFanOut) && databaseUsable && stopDeadline == nil { continue }
             inbox.wait(timeout: sleepTime())
         }
+        if let connection { _ = try? WorkerRegistry.remove(connection, id: configuration.workerID) }
         if !unrecorded.isEmpty || !unreleased.isEmpty || !deferred.isEmpty {
             logger.error("stopped without the database: outcomes not recorded; their leases will expire and they will be sent again", [
                 "unrecorded": unrecorded.count, "unreleased": unreleased.count + deferred.count,
@@ -96,9 +108,47 @@ final class Dispatcher {
         capacity >= max(1, min(configuration.batchSize, configuration.maximumInFlight) / 2) || (inFlight.isEmpty && capacity > 0)
     }
 
-    private func claimAndSend() {
+    private func fanOutAndSend() {
         let now = ContinuousClock.now
-        if now >= nextPoll { wantsClaim = true }
+        if now >= nextPoll {
+            wantsFanOut = true
+            wantsClaim = true
+            nextPoll = now + configuration.pollInterval
+        }
+        if let due = stragglerChecks.first, now >= due {
+            stragglerChecks.removeFirst()
+            wantsFanOut = true
+        }
+        guard wantsFanOut, canClaim, let connection else { return }
+        let limit = configuration.batchSize
+        let fanOut: DeliveryStore.FanOut
+        do {
+            fanOut = try DeliveryStore.fanOut(
+                connection, events: limit, workerID: configuration.workerID, lease: configuration.leaseDuration,
+                room: configuration.maximumInFlightPerEndpoint, rooms: busyWebhookRooms(), capacity: capacity
+            )
+        } catch {
+            databaseFailed(error)
+            return
+        }
+        wantsFanOut = fanOut.events == limit
+        if fanOut.pending > 0 { wantsClaim = true }
+        guard !fanOut.claimed.isEmpty else {
+            backoff.reset()
+            return
+        }
+        do {
+            try webhooks.load(for: fanOut.claimed, from: connection)
+        } catch {
+            unreleased.append(contentsOf: fanOut.claimed.map(\.id))
+            databaseFailed(error)
+            return
+        }
+        backoff.reset()
+        send(fanOut.claimed)
+    }
+
+    private func claimAndSend() {
         guard wantsClaim, canClaim, let connection else { return }
         let limit = min(configuration.batchSize, capacity)
         let claimed: [ClaimedDelivery]
@@ -121,7 +171,6 @@ final class Dispatcher {
             return
         }
         backoff.reset()
-        nextPoll = now + configuration.pollInterval
         wantsClaim = claimed.count == limit
         send(claimed)
     }
@@ -295,6 +344,38 @@ final class Dispatcher {
         nextReap = .now + max(.seconds(1), configuration.leaseDuration / 4)
     }
 
+    // MARK: Heartbeat and wake-ups
+
+    private func heartbeat() {
+        guard let connection else { return }
+        do {
+            try WorkerRegistry.upsert(connection, id: configuration.workerID, host: configuration.host, pid: getpid(),
+                                      version: Worker.version, listening: configuration.listen, wantsWakeup: wantsWakeup)
+        } catch {
+            databaseFailed(error)
+        }
+        nextHeartbeat = .now + .seconds(5)
+    }
+
+    /// Busy (more work waiting right now): stop asking for NOTIFYs, which cost every committing
+    /// transaction a database-wide lock. Idle again: ask for them, and look a few more times
+    /// for events whose transactions read the flag just before it changed.
+    private func updateWakeup() {
+        guard configuration.listen, let connection else { return }
+        let busy = (wantsFanOut || wantsClaim) && canClaim || inFlight.count >= configuration.maximumInFlight
+        guard busy == wantsWakeup else { return }
+        do {
+            try WorkerRegistry.setWantsWakeup(connection, id: configuration.workerID, !busy)
+            wantsWakeup = !busy
+            if !busy {
+                let now = ContinuousClock.now
+                stragglerChecks = [1, 3, 10, 30, 100, 300].map { now + .milliseconds($0) }
+            }
+        } catch {
+            databaseFailed(error)
+        }
+    }
+
     // MARK: Database connection
 
     private var databaseUsable: Bool { connection != nil && ContinuousClock.now >= databaseBackoffUntil }
@@ -319,7 +400,9 @@ final class Dispatcher {
             connection = try Connection(conninfo: configuration.databaseURL, applicationName: "webhooky worker")
             connection?.onNotice { [logger] in logger.notice("database notice", ["message": $0]) }
             wantsClaim = true
+            wantsFanOut = true
             nextReap = .now
+            nextHeartbeat = .now
             logger.notice("reconnected to the database")
         } catch {
             let delay = backoff.nextDelay(using: &random)
@@ -337,7 +420,8 @@ final class Dispatcher {
 
     private func sleepTime() -> Duration {
         let now = ContinuousClock.now
-        var wake = min(nextPoll, nextReap)
+        var wake = min(nextPoll, nextReap, nextHeartbeat)
+        if let straggler = stragglerChecks.first { wake = min(wake, straggler) }
         if !databaseUsable { wake = databaseBackoffUntil }
         if let stopDeadline { wake = min(wake, stopDeadline) }
         return max(.milliseconds(1), min(wake - now, .seconds(1)))

@@ -12,6 +12,9 @@ import Synchronization
 /// Threads: the caller's thread runs the dispatcher (database work and rendering), one thread
 /// drives libcurl, one holds the LISTEN connection. They exchange batches through an inbox.
 public final class Worker: Sendable {
+    /// The version of Webhooky, recorded in `webhooky.workers`.
+    public static let version = "1.0.0"
+
     private let configuration: WorkerConfiguration
     private let inbox = DispatcherInbox()
     private let stopping = StopFlag()

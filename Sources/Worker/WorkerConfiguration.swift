@@ -7,9 +7,11 @@ import Glibc
 public struct WorkerConfiguration: Sendable {
     /// libpq connection string or URI; empty means libpq's `PG*` environment variables.
     public var databaseURL: String
-    /// This worker's name in `deliveries.claimed_by` and `attempts.worker`.
+    /// This worker's name in `deliveries.claimed_by`, `attempts.worker` and `webhooky.workers`.
     /// Default: `<hostname>:<pid>`.
     public var workerID: String
+    /// The host name recorded in `webhooky.workers`.
+    public var host: String = WorkerConfiguration.hostName()
     /// Deliveries claimed per query. Default 100.
     public var batchSize: Int = 100
     /// Requests in flight at once, over all endpoints. Default 256.
@@ -52,11 +54,14 @@ public struct WorkerConfiguration: Sendable {
     }
 
     static func defaultWorkerID() -> String {
+        "\(hostName()):\(getpid())"
+    }
+
+    static func hostName() -> String {
         var name = [CChar](repeating: 0, count: 256)
-        let host = gethostname(&name, name.count) == 0
+        return gethostname(&name, name.count) == 0
             ? String(decoding: name.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            : "worker"
-        return "\(host):\(getpid())"
+            : "unknown"
     }
 }
 

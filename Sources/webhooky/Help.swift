@@ -1,9 +1,10 @@
 import Glibc
 import Schema
+import Worker
 
 /// Usage texts and error reporting shared by the commands.
 enum Help {
-    static let version = "1.0.0"
+    static var version: String { Worker.version }
     static var schemaVersion: Int { Migrations.latestVersion }
 
     static let overview = """

@@ -32,7 +32,7 @@ import Worker
 
         try shop.connection.execute("BEGIN")
         try shop.setCredit("999")
-        #expect(try shop.column("SELECT count(*) FROM webhooky.deliveries") == ["1"], "recorded inside the transaction")
+        #expect(try shop.column("SELECT count(*) FROM webhooky.events") == ["1"], "recorded inside the transaction")
         try shop.connection.execute("ROLLBACK")
         Thread.sleep(forTimeInterval: 0.8)  // four poll intervals
         #expect(receiver.requests.isEmpty)
@@ -193,10 +193,11 @@ import Worker
         let receiver = try LoopbackReceiver()
         try shop.addWebhook(url: receiver.baseURL + "/orphan")
         try shop.setCredit("5")
-        // A worker that died holding the delivery: claimed, lease already over.
+        // A worker that died holding the delivery: fanned out and claimed, lease already over.
         try shop.connection.execute("""
-            UPDATE webhooky.deliveries SET state = 'sending', attempts = 1, claimed_by = 'dead-worker',
-                   lease_expires_at = now() - interval '1 second'
+            UPDATE webhooky.events SET fanned_out = true;
+            INSERT INTO webhooky.deliveries (event_id, webhook_id, state, attempts, claimed_by, lease_expires_at)
+            SELECT id, webhook_ids[1], 'sending', 1, 'dead-worker', now() - interval '1 second' FROM webhooky.events;
             """)
         let worker = RunningWorker(shop.workerConfiguration())
         defer { worker.stop() }
@@ -224,13 +225,28 @@ import Worker
         #expect(try shop.connection.query("SELECT state, attempts, claimed_by FROM webhooky.deliveries").rows == [["pending", "0", nil]])
     }
 
-    @Test func aDeletedWebhooksDeliveriesEndDead() throws {
+    @Test("a deleted webhook's unfinished deliveries end dead; its events not yet fanned out get none")
+    func deletedWebhooks() throws {
         let shop = try Shop()
-        let id = try shop.addWebhook(url: "http://127.0.0.1:9/never")
+        let receiver = try LoopbackReceiver { _, _ in .status(503) }
+        let deleted = try shop.addWebhook(url: receiver.baseURL + "/retrying")
+        let worker = RunningWorker(shop.workerConfiguration(retry: [.seconds(60)]))
+        defer { worker.stop() }
         try shop.setCredit("3")
-        try shop.connection.query("DELETE FROM webhooky.webhooks WHERE id = $1", [String(id)])
+        #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries") { $0 == "pending" } == "pending", "failed once, retry scheduled")
+        try shop.connection.query("DELETE FROM webhooky.webhooks WHERE id = $1", [String(deleted)])
         #expect(try shop.connection.query("SELECT state, last_error FROM webhooky.deliveries").rows == [["dead", "webhook deleted"]])
+
+        worker.stop()
+        let gone = try shop.addWebhook(url: receiver.baseURL + "/gone-before-fan-out")
+        try shop.setCredit("4")
+        try shop.connection.query("DELETE FROM webhooky.webhooks WHERE id = $1", [String(gone)])
+        let again = RunningWorker(shop.workerConfiguration())
+        defer { again.stop() }
+        #expect(try shop.waitFor("SELECT bool_and(fanned_out)::text FROM webhooky.events") { $0 == "true" } == "true")
+        #expect(try shop.column("SELECT count(*) FROM webhooky.deliveries WHERE webhook_id = $1", [String(gone)]) == ["0"])
     }
+
     @Test("no log line ever shows a signing secret, an API key in the URL or a header value")
     func secretsStayOutOfLogs() throws {
         let shop = try Shop()

@@ -118,21 +118,30 @@ import Worker
         #expect(try connection.query("SELECT count(*) FROM webhooky.events").scalar == "0")
     }
 
-    @Test func oneNotifyPerTransactionHoweverManyEvents() throws {
+    @Test("at most one NOTIFY per transaction, and none while every worker is busy")
+    func notifyOnlyWhenAWorkerWaits() throws {
         let shop = try Shop()
         try shop.addWebhook(url: "http://127.0.0.1:9/x")
         let listener = try shop.database.connect()
         try listener.listen("webhooky")
-        try shop.connection.execute("BEGIN")
-        for credit in 1...50 { try shop.setCredit(String(credit)) }
-        try shop.connection.execute("COMMIT")
-        var notifications: [Postgres.Notification] = []
-        let deadline = ContinuousClock.now + .seconds(2)
-        while ContinuousClock.now < deadline {
-            notifications += try listener.waitForNotifications(timeout: .milliseconds(100))
+        func notificationsAfter(_ change: () throws -> Void) throws -> Int {
+            try change()
+            var count = 0
+            let deadline = ContinuousClock.now + .milliseconds(500)
+            while ContinuousClock.now < deadline { count += try listener.waitForNotifications(timeout: .milliseconds(50)).count }
+            return count
         }
-        #expect(notifications.count == 1)
-        #expect(try shop.column("SELECT count(*) FROM webhooky.deliveries") == ["50"])
+        func fiftyEventsInOneTransaction() throws {
+            try shop.connection.execute("BEGIN")
+            for credit in 1...50 { try shop.setCredit(String(credit)) }
+            try shop.connection.execute("COMMIT")
+        }
+        #expect(try notificationsAfter(fiftyEventsInOneTransaction) == 0, "no worker at all: nobody to wake")
+        try shop.connection.execute("INSERT INTO webhooky.workers (id, host, pid, version, listening, wants_wakeup) VALUES ('idle', 'h', 1, 'v', true, true)")
+        #expect(try notificationsAfter(fiftyEventsInOneTransaction) == 1, "an idle worker: one NOTIFY for the transaction")
+        try shop.connection.execute("UPDATE webhooky.workers SET wants_wakeup = false")
+        #expect(try notificationsAfter(fiftyEventsInOneTransaction) == 0, "a busy worker finds events by itself")
+        #expect(try shop.column("SELECT count(*) FROM webhooky.events") == ["150"])
     }
 
     @Test(arguments: [
