@@ -50,12 +50,16 @@ public struct DeliveryStateMachine: Sendable {
     public private(set) var state: State
     /// The number of the attempt being made, from 1.
     public let attempt: Int
+    /// Attempts made before the current retry schedule began (a redelivery starts a new one).
+    public let retryBase: Int
     private let policy: RetryPolicy
 
-    /// A delivery just claimed for attempt number `attempt` (from 1).
-    public init(attempt: Int, policy: RetryPolicy) {
+    /// A delivery just claimed for attempt number `attempt` (from 1), of which the first
+    /// `retryBase` were made before the delivery was redelivered (default 0).
+    public init(attempt: Int, retryBase: Int = 0, policy: RetryPolicy) {
         self.state = .sending(attempt: attempt)
         self.attempt = attempt
+        self.retryBase = retryBase
         self.policy = policy
     }
 
@@ -82,12 +86,12 @@ public struct DeliveryStateMachine: Sendable {
     }
 
     private mutating func fail(attempt: Int, status: Int?, error: String, retryAfter: Duration?, random: inout some RandomNumberGenerator) -> Completion {
-        if let delay = policy.delay(afterFailedAttempt: attempt, retryAfter: retryAfter, using: &random) {
+        if let delay = policy.delay(afterFailedAttempt: attempt - retryBase, retryAfter: retryAfter, using: &random) {
             state = .retrying(after: delay)
             return Completion(state: .pending, retryIn: delay, status: status, error: error)
         }
         state = .dead
-        return Completion(state: .dead, retryIn: nil, status: status, error: error + " (gave up after \(attempt) attempts)")
+        return Completion(state: .dead, retryIn: nil, status: status, error: error + " (gave up after \(attempt - retryBase) attempts)")
     }
 
     static func describe(status: Int) -> String {

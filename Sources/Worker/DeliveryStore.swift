@@ -12,6 +12,8 @@ struct ClaimedDelivery {
     let eventID: Int64
     /// The event's payload as JSON text (numbers exact).
     let payload: String
+    /// Attempts made before the current retry schedule (see `deliveries.retry_base`).
+    var retryBase = 0
 }
 
 /// The outcome of one attempt, ready to be written.
@@ -40,14 +42,16 @@ enum DeliveryStore {
     /// each webhook gives at most its room (`$5`, or less for the webhooks listed in `$3`/`$4`
     /// whose endpoint is busy), starting from a random webhook, so that no endpoint's backlog
     /// can crowd out the others. `FOR UPDATE SKIP LOCKED`: workers never claim the same row.
-    /// A disabled webhook's deliveries are not claimed at all; a delivery whose event row is
+    /// A disabled webhook's deliveries are not claimed, except tests (`webhooky.send_test`);
+    /// a delivery whose event row is
     /// gone ends `dead` ("event deleted") instead of blocking its webhook's queue.
     static let claimSQL = """
         WITH room AS (
-            SELECT w.id AS webhook_id, w.revision, coalesce(r.room, $5) AS room
+            SELECT w.id AS webhook_id, w.revision, w.enabled, coalesce(r.room, $5) AS room
               FROM webhooky.webhooks w
               LEFT JOIN unnest($3::bigint[], $4::integer[]) AS r(webhook_id, room) ON r.webhook_id = w.id
-             WHERE w.enabled AND coalesce(r.room, $5) > 0
+             WHERE (w.enabled OR EXISTS (SELECT 1 FROM webhooky.deliveries t WHERE t.webhook_id = w.id AND t.state = 'pending' AND t.is_test))
+               AND coalesce(r.room, $5) > 0
              ORDER BY random()
         ), due AS (
             SELECT d.id, room.webhook_id, room.revision
@@ -55,6 +59,7 @@ enum DeliveryStore {
                    SELECT d.id
                      FROM webhooky.deliveries d
                     WHERE d.webhook_id = room.webhook_id AND d.state = 'pending' AND d.next_attempt_at <= now()
+                      AND (room.enabled OR d.is_test)
                     ORDER BY d.next_attempt_at
                     LIMIT room.room
                       FOR UPDATE SKIP LOCKED) d
@@ -70,7 +75,7 @@ enum DeliveryStore {
                lease_expires_at = now() + $6 * interval '1 millisecond', updated_at = now()
           FROM due, webhooky.events e
          WHERE d.id = due.id AND e.id = d.event_id
-        RETURNING d.id, d.attempts, due.webhook_id, due.revision, d.event_id, e.payload::text
+        RETURNING d.id, d.attempts, due.webhook_id, due.revision, d.event_id, e.payload::text, d.retry_base
         """
 
     /// Creates the deliveries of up to `$1` events that have none yet (the events a worker has
@@ -159,7 +164,7 @@ enum DeliveryStore {
     static let recordSQL = """
         WITH outcome AS (
             SELECT * FROM json_to_recordset($1::json) AS o(
-                id bigint, attempt integer, state text, retry_ms bigint, status integer, error text,
+                id bigint, webhook_id bigint, attempt integer, state text, retry_ms bigint, status integer, error text,
                 started_at double precision, duration_ms double precision, body text)
         ), updated AS (
             UPDATE webhooky.deliveries d
@@ -172,8 +177,8 @@ enum DeliveryStore {
              WHERE d.id = o.id AND d.state = 'sending' AND d.claimed_by = $2 AND d.attempts = o.attempt
             RETURNING d.id
         ), attempts AS (
-            INSERT INTO webhooky.attempts (delivery_id, attempt, started_at, duration_ms, status, error, response_body, worker)
-            SELECT o.id, o.attempt, to_timestamp(o.started_at), o.duration_ms, o.status, o.error, o.body, $2
+            INSERT INTO webhooky.attempts (delivery_id, webhook_id, attempt, started_at, duration_ms, status, error, response_body, worker)
+            SELECT o.id, o.webhook_id, o.attempt, to_timestamp(o.started_at), o.duration_ms, o.status, o.error, o.body, $2
               FROM outcome o
              -- A batch written again after its acknowledgement was lost adds no second row.
              WHERE NOT EXISTS (SELECT 1 FROM webhooky.attempts a WHERE a.delivery_id = o.id AND a.attempt = o.attempt AND a.worker = $2)
@@ -227,6 +232,18 @@ enum DeliveryStore {
          WHERE state = 'sending' AND lease_expires_at < now()
         """
 
+    /// Arbitrary constant for `pg_try_advisory_lock`: one worker prunes at a time.
+    static let pruneLockKey = "7216487284"
+
+    /// Deletes one batch of old history; returns the deliveries and events deleted.
+    static func prune(_ connection: Connection, _ policy: RetentionPolicy) throws(PostgresError) -> (deliveries: Int, events: Int) {
+        let result = try connection.query(
+            "SELECT deliveries, events FROM webhooky.prune($1 * interval '1 second', $2 * interval '1 second', $3)",
+            [String(milliseconds(policy.succeeded) / 1000), String(milliseconds(policy.dead) / 1000), String(policy.batchSize)]
+        )
+        return (Int(result[0, 0] ?? "0") ?? 0, Int(result[0, 1] ?? "0") ?? 0)
+    }
+
     static let webhooksSQL = """
         SELECT id, revision, name, url, body, headers::text, secret
           FROM webhooky.webhooks
@@ -250,7 +267,8 @@ enum DeliveryStore {
                   let revision = result[row, 3].flatMap({ Int($0) }),
                   let eventID = result[row, 4].flatMap({ Int64($0) }),
                   let payload = result[row, 5] else { continue }
-            claimed.append(ClaimedDelivery(id: id, attempt: attempt, webhookID: webhookID, webhookRevision: revision, eventID: eventID, payload: payload))
+            claimed.append(ClaimedDelivery(id: id, attempt: attempt, webhookID: webhookID, webhookRevision: revision, eventID: eventID,
+                                           payload: payload, retryBase: result[row, 6].flatMap { Int($0) } ?? 0))
         }
         return claimed
     }
@@ -270,7 +288,7 @@ enum DeliveryStore {
         var json = "["
         for (index, record) in records.enumerated() {
             if index > 0 { json += "," }
-            json += "{\"id\":\(record.deliveryID),\"attempt\":\(record.attempt),\"state\":\"\(record.completion.state.rawValue)\""
+            json += "{\"id\":\(record.deliveryID),\"webhook_id\":\(record.webhookID),\"attempt\":\(record.attempt),\"state\":\"\(record.completion.state.rawValue)\""
             if let retry = record.completion.retryIn { json += ",\"retry_ms\":\(milliseconds(retry))" }
             if let status = record.completion.status { json += ",\"status\":\(status)" }
             if let error = record.completion.error {

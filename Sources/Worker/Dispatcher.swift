@@ -45,6 +45,10 @@ final class Dispatcher {
     /// `wants_wakeup = false` just before it changed (so sent no NOTIFY).
     private var stragglerChecks: [ContinuousClock.Instant] = []
     private var nextHeartbeat: ContinuousClock.Instant = .now
+    /// When to prune history next; `pruning` while this worker holds the prune lock.
+    private var nextPrune: ContinuousClock.Instant = .now + .seconds(10)
+    private var pruning = false
+    private var pruned = (deliveries: 0, events: 0)
     private var nextPoll: ContinuousClock.Instant = .now
     private var nextReap: ContinuousClock.Instant = .now
     /// No database work before this instant: after a lost connection (reconnect then) or a
@@ -76,6 +80,7 @@ final class Dispatcher {
             if databaseUsable && stopDeadline == nil { fanOutAndSend() }
             if databaseUsable && stopDeadline == nil { claimAndSend() }
             if databaseUsable && stopDeadline == nil && ContinuousClock.now >= nextReap { reapExpiredLeases() }
+            if databaseUsable && stopDeadline == nil && (pruning || ContinuousClock.now >= nextPrune) { pruneHistory() }
             if databaseUsable && stopDeadline == nil { updateWakeup() }
 
             if let stopDeadline {
@@ -197,7 +202,7 @@ final class Dispatcher {
         requests.reserveCapacity(claimed.count)
         let timestamp = Int(wallClock())
         for delivery in claimed {
-            var machine = DeliveryStateMachine(attempt: delivery.attempt, policy: configuration.retryPolicy)
+            var machine = DeliveryStateMachine(attempt: delivery.attempt, retryBase: delivery.retryBase, policy: configuration.retryPolicy)
             do {
                 let webhook = try webhooks.webhook(for: delivery).get()
                 let payload = try JSONParser.parse(delivery.payload)
@@ -344,6 +349,39 @@ final class Dispatcher {
         nextReap = .now + max(.seconds(1), configuration.leaseDuration / 4)
     }
 
+    // MARK: Retention
+
+    /// Deletes old history for up to 200 ms at a time (between other work), one batch per
+    /// transaction, while holding the prune lock; then waits for the next interval.
+    private func pruneHistory() {
+        guard let policy = configuration.retention, let connection else { return }
+        do {
+            if !pruning {
+                nextPrune = .now + policy.interval
+                guard try connection.query("SELECT pg_try_advisory_lock(\(DeliveryStore.pruneLockKey))").scalar == "t" else { return }
+                pruning = true
+                pruned = (0, 0)
+            }
+            let until = ContinuousClock.now + .milliseconds(200)
+            while ContinuousClock.now < until {
+                let batch = try DeliveryStore.prune(connection, policy)
+                pruned.deliveries += batch.deliveries
+                pruned.events += batch.events
+                if batch.deliveries == 0 && batch.events == 0 {
+                    pruning = false
+                    try connection.query("SELECT pg_advisory_unlock(\(DeliveryStore.pruneLockKey))")
+                    if pruned.deliveries + pruned.events > 0 {
+                        logger.notice("pruned old history", ["deliveries": pruned.deliveries, "events": pruned.events])
+                    }
+                    return
+                }
+            }
+        } catch {
+            pruning = false
+            databaseFailed(error)
+        }
+    }
+
     // MARK: Heartbeat and wake-ups
 
     private func heartbeat() {
@@ -420,7 +458,7 @@ final class Dispatcher {
 
     private func sleepTime() -> Duration {
         let now = ContinuousClock.now
-        var wake = min(nextPoll, nextReap, nextHeartbeat)
+        var wake = min(nextPoll, nextReap, nextHeartbeat, pruning ? .now : nextPrune)
         if let straggler = stragglerChecks.first { wake = min(wake, straggler) }
         if !databaseUsable { wake = databaseBackoffUntil }
         if let stopDeadline { wake = min(wake, stopDeadline) }

@@ -35,6 +35,9 @@ public struct WorkerConfiguration: Sendable {
     public var shutdownGracePeriod: Duration = .seconds(10)
     /// When to retry and when to give up. Default ``RetryPolicy/standard``.
     public var retryPolicy: RetryPolicy = .standard
+    /// How long history is kept, pruned by the worker. Default ``RetentionPolicy/standard``;
+    /// `nil` never prunes (prune by hand with `SELECT * FROM webhooky.prune()`).
+    public var retention: RetentionPolicy? = .standard
     /// When a webhook that keeps failing is disabled. Default ``AutoDisablePolicy/standard``;
     /// `nil` never disables a webhook (an HTTP 410 Gone answer still does).
     public var autoDisable: AutoDisablePolicy? = .standard
@@ -82,4 +85,26 @@ public struct AutoDisablePolicy: Sendable, Hashable {
 
     /// 10 failed attempts in a row over at least 5 days.
     public static let standard = AutoDisablePolicy(failures: 10, period: .seconds(5 * 86_400))
+}
+
+/// How long finished deliveries (with their attempts and events) are kept. The worker deletes
+/// older ones every ``interval``, in batches of ``batchSize`` rows, each its own short
+/// transaction; with several workers, one prunes at a time.
+public struct RetentionPolicy: Sendable, Hashable {
+    /// Succeeded deliveries are deleted this long after they succeeded. Default 7 days.
+    public var succeeded: Duration
+    /// Dead deliveries are deleted this long after they died. Default 30 days.
+    public var dead: Duration
+    /// How often the worker prunes. Default 5 minutes.
+    public var interval: Duration = .seconds(300)
+    /// Deliveries deleted per transaction. Default 1,000.
+    public var batchSize: Int = 1000
+
+    public init(succeeded: Duration, dead: Duration) {
+        self.succeeded = succeeded
+        self.dead = dead
+    }
+
+    /// Succeeded kept 7 days, dead 30 days.
+    public static let standard = RetentionPolicy(succeeded: .seconds(7 * 86_400), dead: .seconds(30 * 86_400))
 }

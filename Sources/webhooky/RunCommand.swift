@@ -30,6 +30,9 @@ enum RunCommand {
           --disable-after-failures N  disable a webhook after N failed attempts in a row... [10]
           --disable-after DURATION    ...that span at least this long with no success [5d]
           --no-auto-disable           never disable a failing webhook (410 Gone still disables)
+          --keep-succeeded DURATION   delete succeeded deliveries this long after success [7d]
+          --keep-dead DURATION        delete dead deliveries this long after they died [30d]
+          --no-prune                  keep all history (prune by hand: SELECT * FROM webhooky.prune())
           --log-level LEVEL           trace, debug, info, notice, warning, error [info]
 
         Durations: 500ms, 5s, 2m, 1h, 1d. Exit status: 0 stopped cleanly; 2 bad options;
@@ -70,8 +73,8 @@ enum RunCommand {
             rawArguments, command: "run",
             options: ["database-url", "worker-id", "batch-size", "max-in-flight", "max-in-flight-per-endpoint", "connect-timeout",
                       "request-timeout", "lease", "poll-interval", "retry-schedule", "shutdown-grace", "log-level",
-                      "disable-after-failures", "disable-after"],
-            switches: ["no-listen", "no-auto-disable"]
+                      "disable-after-failures", "disable-after", "keep-succeeded", "keep-dead"],
+            switches: ["no-listen", "no-auto-disable", "no-prune"]
         )
         var configuration = WorkerConfiguration(databaseURL: Help.databaseURL(arguments), workerID: arguments.string("worker-id"))
         if let value = try arguments.integer("batch-size", in: 1...10_000) { configuration.batchSize = value }
@@ -80,6 +83,9 @@ enum RunCommand {
         if let value = try arguments.integer("disable-after-failures", in: 1...1_000_000) { configuration.autoDisable?.failures = value }
         if let value = try arguments.duration("disable-after") { configuration.autoDisable?.period = value }
         if arguments.has("no-auto-disable") { configuration.autoDisable = nil }
+        if let value = try arguments.duration("keep-succeeded") { configuration.retention?.succeeded = value }
+        if let value = try arguments.duration("keep-dead") { configuration.retention?.dead = value }
+        if arguments.has("no-prune") { configuration.retention = nil }
         if let value = try arguments.duration("connect-timeout") { configuration.http.connectTimeout = value }
         if let value = try arguments.duration("request-timeout") { configuration.http.requestTimeout = value }
         if let value = try arguments.duration("lease") { configuration.leaseDuration = value }

@@ -1,0 +1,237 @@
+import Foundation
+import LoopbackReceiver
+import Postgres
+import Schema
+import Synchronization
+import TestSupport
+import Testing
+import Worker
+
+/// The admin's SQL: test deliveries, redelivery, health, retention, upgrades, roles.
+@Suite(.timeLimit(.minutes(2))) struct AdminTests {
+    @Test("send_test: the sample payload, a given one or a past event's; sent even while the webhook is disabled; marked as a test")
+    func sendTest() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver()
+        let webhook = try shop.addWebhook(url: receiver.baseURL + "/t?id=#customer.id#", body: ##"{"tier": "#customer.tier.name#"}"##, enabled: false)
+        let worker = RunningWorker(shop.workerConfiguration())
+        defer { worker.stop() }
+
+        let first = try #require(shop.column("SELECT webhooky.send_test($1)", [String(webhook)]).first ?? nil)
+        let request = try #require(receiver.waitForRequests(1).first)
+        #expect(request.target == "/t?id=1001")
+        #expect(request.bodyText == #"{"tier": "Gold"}"#)
+        #expect(request.header("webhook-id") == "msg_\(first)")
+        #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries WHERE id = \(first)") { $0 == "succeeded" } == "succeeded")
+        #expect(try shop.column("SELECT is_test::text FROM webhooky.deliveries WHERE id = $1", [first]) == ["true"])
+
+        try shop.connection.query("SELECT webhooky.send_test($1, $2::jsonb)", [String(webhook), #"{"customer": {"id": 9007199254740993, "tier": {"name": "Given"}}}"#])
+        #expect(receiver.waitForRequests(2).last?.target == "/t?id=9007199254740993")
+        try shop.connection.execute("UPDATE webhooky.webhooks SET enabled = true")
+        try shop.setCredit("5")  // a real event, then a test from it
+        #expect(receiver.waitForRequests(3).count == 3)
+        let event = try #require(shop.column("SELECT max(id) FROM webhooky.events WHERE NOT is_test").first ?? nil)
+        try shop.connection.query("SELECT webhooky.send_test($1, from_event => $2)", [String(webhook), event])
+        #expect(receiver.waitForRequests(4).last?.bodyText == #"{"tier": "Silver"}"#)
+        #expect(try shop.column("SELECT count(*) FROM webhooky.deliveries WHERE is_test") == ["3"])
+
+        do {
+            try shop.connection.query("SELECT webhooky.send_test(424242)")
+            Issue.record("a test of a missing webhook was accepted")
+        } catch {
+            #expect(error.message == "webhooky.send_test: there is no webhook 424242")
+        }
+    }
+
+    @Test("redeliver: a dead delivery goes out again with the same webhook-id and a fresh schedule")
+    func redeliverOne() throws {
+        let shop = try Shop()
+        let healthy = Atomic(false)
+        let receiver = try LoopbackReceiver { _, _ in healthy.load(ordering: .relaxed) ? .ok : .status(500) }
+        try shop.addWebhook(url: receiver.baseURL + "/r")
+        let worker = RunningWorker(shop.workerConfiguration(retry: [.milliseconds(50)]))
+        defer { worker.stop() }
+        try shop.setCredit("6")
+        #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries") { $0 == "dead" } == "dead")
+        let id = try #require(shop.column("SELECT id FROM webhooky.deliveries").first ?? nil)
+        do {
+            try shop.connection.query("SELECT webhooky.redeliver(424242)")
+            Issue.record("redelivered a missing delivery")
+        } catch {
+            #expect(error.message == "webhooky.redeliver: there is no delivery 424242")
+        }
+
+        healthy.store(true, ordering: .relaxed)
+        try shop.connection.query("SELECT webhooky.redeliver($1)", [id])
+        #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries") { $0 == "succeeded" } == "succeeded")
+        let ids = receiver.requests.compactMap { $0.header("webhook-id") }
+        #expect(ids == ["msg_\(id)", "msg_\(id)", "msg_\(id)"])
+        #expect(try shop.connection.query("SELECT attempt, status FROM webhooky.attempts ORDER BY attempt").rows == [["1", "500"], ["2", "500"], ["3", "200"]])
+        do {
+            try shop.connection.execute("UPDATE webhooky.deliveries SET state = 'pending'")
+            try shop.connection.query("SELECT webhooky.redeliver($1)", [id])
+            Issue.record("redelivered a pending delivery")
+        } catch {
+            #expect(error.message == "webhooky.redeliver: delivery \(id) is pending; it will be sent without being redelivered")
+        }
+    }
+
+    @Test func redeliverAWebhooksDeadDeliveriesInATimeRange() throws {
+        let shop = try Shop()
+        let webhook = try shop.addWebhook(url: "https://erp.example/x")
+        try shop.connection.query("""
+            INSERT INTO webhooky.events (event, payload, webhook_ids, fanned_out, created_at)
+            SELECT 'customer.credit_changed', '{}', ARRAY[$1::bigint], true, now() - n * interval '1 hour' FROM generate_series(1, 6) n
+            """, [String(webhook)])
+        try shop.connection.query("""
+            INSERT INTO webhooky.deliveries (event_id, webhook_id, state, attempts, created_at, completed_at)
+            SELECT id, $1, CASE WHEN id % 2 = 0 THEN 'dead' ELSE 'succeeded' END, 12, created_at, created_at FROM webhooky.events
+            """, [String(webhook)])
+        let deadInRange = try shop.column("SELECT webhooky.redeliver_webhook($1, now() - interval '4 hours')", [String(webhook)])
+        #expect(deadInRange == ["1"], "of the events 1..3 hours old, only one is dead")
+        let allInRange = try shop.column("SELECT webhooky.redeliver_webhook($1, now() - interval '10 hours', include_succeeded => true)", [String(webhook)])
+        #expect(allInRange == ["5"], "the five others, dead or succeeded")
+        #expect(try shop.column("SELECT count(*) FROM webhooky.deliveries WHERE state = 'pending' AND retry_base = 12") == ["6"])
+    }
+
+    @Test("the health view: one row per webhook with its backlog, outcomes, failures and timings")
+    func healthView() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver { request, _ in request.target.hasPrefix("/bad") ? .status(503, body: "down") : .ok }
+        let good = try shop.addWebhook(url: receiver.baseURL + "/good", name: "good")
+        let bad = try shop.addWebhook(url: receiver.baseURL + "/bad", name: "bad")
+        let paused = try shop.addWebhook(url: receiver.baseURL + "/paused", enabled: true, name: "paused")
+        try shop.connection.query("UPDATE webhooky.webhooks SET enabled = false WHERE id = $1", [String(paused)])
+        let worker = RunningWorker(shop.workerConfiguration(retry: [.milliseconds(50)]))
+        defer { worker.stop() }
+        for credit in ["1", "2", "3"] { try shop.setCredit(credit) }
+        _ = try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state IN ('succeeded', 'dead')") { $0 == "6" }
+        let rows = try shop.connection.query("""
+            SELECT webhook_id, name, enabled, pending, succeeded_24h, dead_24h, consecutive_failures, last_status, last_error,
+                   p50_ms IS NOT NULL, p95_ms >= p50_ms
+              FROM webhooky.health ORDER BY webhook_id
+            """).rows
+        #expect(rows == [
+            [String(good), "good", "t", "0", "3", "0", "0", "200", nil, "t", "t"],
+            [String(bad), "bad", "t", "0", "0", "3", "6", "503", "HTTP 503 (gave up after 2 attempts)", "t", "t"],
+            [String(paused), "paused", "f", "0", "0", "0", "0", nil, nil, "f", nil],
+        ])
+    }
+
+    @Test("retention: old succeeded and dead deliveries go with their attempts and events; recent and pending ones stay")
+    func retention() throws {
+        let shop = try Shop()
+        let webhook = try shop.addWebhook(url: "https://erp.example/x")
+        try shop.connection.query("""
+            INSERT INTO webhooky.events (event, payload, webhook_ids, fanned_out, created_at)
+            SELECT 'customer.credit_changed', '{}', ARRAY[$1::bigint], true, now() - interval '40 days' FROM generate_series(1, 2500);
+            """, [String(webhook)])
+        // 1,000 succeeded 8 days ago, 1,000 succeeded yesterday, 300 dead 31 days ago, 100 dead 10 days ago, 100 pending.
+        try shop.connection.query("""
+            INSERT INTO webhooky.deliveries (event_id, webhook_id, state, attempts, completed_at)
+            SELECT id, $1,
+                   CASE WHEN rn <= 2000 THEN 'succeeded' WHEN rn <= 2400 THEN 'dead' ELSE 'pending' END, 1,
+                   CASE WHEN rn <= 1000 THEN now() - interval '8 days' WHEN rn <= 2000 THEN now() - interval '1 day'
+                        WHEN rn <= 2300 THEN now() - interval '31 days' WHEN rn <= 2400 THEN now() - interval '10 days' END
+              FROM (SELECT id, row_number() OVER (ORDER BY id) AS rn FROM webhooky.events) e
+            """, [String(webhook)])
+        try shop.connection.execute("""
+            INSERT INTO webhooky.attempts (delivery_id, webhook_id, attempt, started_at, duration_ms, status, worker)
+            SELECT id, webhook_id, 1, now() - interval '40 days', 1, 200, 'w' FROM webhooky.deliveries
+            """)
+        try shop.connection.execute("UPDATE webhooky.webhooks SET enabled = false")  // the pending ones wait
+        var configuration = shop.workerConfiguration()
+        configuration.retention?.interval = .milliseconds(200)
+        configuration.retention?.batchSize = 250
+        let logs = LogCapture()
+        configuration.logger = logs.logger()
+        let worker = RunningWorker(configuration)
+        defer { worker.stop() }
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries", timeout: .seconds(30)) { $0 == "1200" } == "1200")
+        #expect(try shop.connection.query("SELECT state, count(*) FROM webhooky.deliveries GROUP BY state ORDER BY state").rows
+                == [["dead", "100"], ["pending", "100"], ["succeeded", "1000"]])
+        #expect(try shop.column("SELECT count(*) FROM webhooky.attempts") == ["1200"])
+        #expect(try shop.column("SELECT count(*) FROM webhooky.events") == ["1200"])
+        #expect(logs.all.contains { $0.contains("pruned old history") && $0.contains("deliveries=1300") })
+        // By hand: one batch at a time, zeros when there is nothing left.
+        #expect(try shop.connection.query("SELECT * FROM webhooky.prune()").rows == [["0", "0", "0"]])
+    }
+
+    @Test("upgrading a live schema loses no events: deliveries of every version are sent")
+    func upgradeKeepsEvents() throws {
+        let database = try TestCluster.newEmptyDatabase()
+        let connection = try database.connect()
+        let receiver = try LoopbackReceiver()
+        try Migrator(connection: connection, migrations: Array(Migrations.all.prefix(1))).migrate()
+        try connection.execute(Migrations.referenceDomain)
+        try connection.query("INSERT INTO webhooky.webhooks (event, url) VALUES ('customer.credit_changed', $1)", [receiver.baseURL + "/v?c=#customer.credit#"])
+        try connection.execute("""
+            INSERT INTO ellity.eshops VALUES ('s', 'S'); INSERT INTO ellity.customers (id, eshop_id, email) VALUES (1, 's', 'a@b.cz');
+            UPDATE ellity.customers SET credit = 1;
+            """)
+        for version in 2...Migrations.latestVersion {
+            try Migrator(connection: connection, migrations: Array(Migrations.all.prefix(version))).migrate()
+            try connection.query("UPDATE ellity.customers SET credit = $1", [String(version)])
+        }
+        #expect(try Migrator(connection: connection).pending().isEmpty)
+        let worker = RunningWorker(WorkerConfiguration(databaseURL: database.conninfo))
+        defer { worker.stop() }
+        let targets = receiver.waitForRequests(Migrations.latestVersion).map(\.target).sorted()
+        #expect(targets == (1...Migrations.latestVersion).map { "/v?c=\($0).00" })
+    }
+
+    @Test("roles: the worker, admin and emitter roles can do their jobs and no more")
+    func leastPrivilege() throws {
+        let shop = try Shop()
+        let suffix = "\(getpid())_\(UInt16.random(in: 0...UInt16.max))"
+        try shop.connection.execute("""
+            CREATE ROLE worker_\(suffix) LOGIN IN ROLE webhooky_worker;
+            CREATE ROLE admin_\(suffix) LOGIN IN ROLE webhooky_admin;
+            CREATE ROLE app_\(suffix) LOGIN IN ROLE webhooky_emitter;
+            GRANT USAGE ON SCHEMA ellity TO app_\(suffix);
+            GRANT SELECT, UPDATE ON ALL TABLES IN SCHEMA ellity TO app_\(suffix);
+            """)
+        func connect(as role: String) throws -> Connection {
+            try Connection(conninfo: shop.database.conninfo.replacingOccurrences(of: "user=postgres", with: "user=\(role)_\(suffix)"))
+        }
+        let receiver = try LoopbackReceiver()
+        let admin = try connect(as: "admin")
+        let webhook = try #require(admin.query("INSERT INTO webhooky.webhooks (event, url) VALUES ('customer.credit_changed', $1) RETURNING id", [receiver.baseURL + "/roles"]).scalar)
+        #expect(try admin.query("SELECT count(*) FROM webhooky.health").scalar == "1")
+
+        let app = try connect(as: "app")
+        try app.query("UPDATE ellity.customers SET credit = 77 WHERE id = $1", [Shop.customerID])
+        #expect(throws: PostgresError.self) { try app.query("SELECT * FROM webhooky.webhooks") }
+        #expect(throws: PostgresError.self) { try app.query("INSERT INTO webhooky.events (event, payload) VALUES ('x', '{}')") }
+
+        var configuration = shop.workerConfiguration()
+        configuration.databaseURL = shop.database.conninfo.replacingOccurrences(of: "user=postgres", with: "user=worker_\(suffix)")
+        let worker = RunningWorker(configuration)
+        defer { worker.stop() }
+        #expect(receiver.waitForRequests(1).first?.target == "/roles")
+        #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries") { $0 == "succeeded" } == "succeeded")
+
+        try admin.query("SELECT webhooky.send_test($1)", [webhook])
+        #expect(receiver.waitForRequests(2).count == 2)
+        #expect(throws: PostgresError.self) { try admin.query("UPDATE webhooky.deliveries SET state = 'dead'") }
+        #expect(throws: PostgresError.self) { try admin.query("SELECT webhooky.emit('customer.credit_changed', '{}')") }
+    }
+
+    @Test("poll-only mode (no LISTEN, for transaction-mode poolers) delivers within the poll interval")
+    func pollOnly() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver()
+        try shop.addWebhook(url: receiver.baseURL + "/polled")
+        var configuration = shop.workerConfiguration()
+        configuration.listen = false
+        configuration.pollInterval = .milliseconds(300)
+        let worker = RunningWorker(configuration)
+        defer { worker.stop() }
+        #expect(try shop.waitFor("SELECT listening::text FROM webhooky.workers") { $0 == "false" } == "false")
+        let listener = try shop.database.connect()
+        try listener.listen("webhooky")
+        try shop.setCredit("11")
+        #expect(receiver.waitForRequests(1, timeout: .seconds(5)).count == 1)
+        #expect(try listener.pendingNotifications().isEmpty, "no worker waits for a NOTIFY, so none is sent")
+    }
+}
