@@ -23,6 +23,7 @@ public enum Migrations {
         Migration(version: 2, name: "fair_claims_and_health", sql: String(decoding: PackageResources._002_fair_claims_and_health_sql, as: UTF8.self)),
         Migration(version: 3, name: "worker_fan_out", sql: String(decoding: PackageResources._003_worker_fan_out_sql, as: UTF8.self)),
         Migration(version: 4, name: "admin", sql: String(decoding: PackageResources._004_admin_sql, as: UTF8.self)),
+        Migration(version: 5, name: "cheaper_checks", sql: String(decoding: PackageResources._005_cheaper_checks_sql, as: UTF8.self)),
     ]
 
     /// The schema version this binary works with: the highest migration it knows.

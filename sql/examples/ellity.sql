@@ -43,9 +43,12 @@ CREATE INDEX customers_eshop ON ellity.customers (eshop_id);
 -- The payload of both events: every seed variable, as it is at this moment.
 --   customer.id, customer.email, customer.credit, customer.group.{id,name},
 --   customer.tier.{id,name}, creditChange.value (new - old credit), account.eshopId
+-- (PL/pgSQL rather than LANGUAGE sql: its query plans are cached for the session, which
+-- matters in a trigger that runs on every update.)
 CREATE FUNCTION ellity.customer_event_payload(new_row ellity.customers, old_row ellity.customers) RETURNS jsonb
-LANGUAGE sql STABLE AS $$
-    SELECT jsonb_build_object(
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN jsonb_build_object(
         'customer', jsonb_build_object(
             'id',     new_row.id,
             'email',  new_row.email,
@@ -53,7 +56,8 @@ LANGUAGE sql STABLE AS $$
             'group',  (SELECT jsonb_build_object('id', g.id, 'name', g.name) FROM ellity.customer_groups g WHERE g.id = new_row.group_id),
             'tier',   (SELECT jsonb_build_object('id', t.id, 'name', t.name) FROM ellity.vip_tiers t WHERE t.id = new_row.tier_id)),
         'creditChange', jsonb_build_object('value', new_row.credit - old_row.credit, 'previous', old_row.credit),
-        'account', jsonb_build_object('eshopId', new_row.eshop_id))
+        'account', jsonb_build_object('eshopId', new_row.eshop_id));
+END
 $$;
 
 -- customer.credit_changed: fired by every update that changes a customer's credit.
