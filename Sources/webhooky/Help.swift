@@ -15,10 +15,22 @@ enum Help {
         Commands:
           run       Run the worker: deliver webhooks as events are committed.
           migrate   Install or upgrade the webhooky schema in a database.
+          preview   Print the exact request a webhook would send, without sending it.
+          tail      Show delivery attempts as they happen.
+          status    Show every webhook's health in one table.
+          doctor    Check the database and the workers; explain what needs attention.
           demo      Try it all on a private, throwaway PostgreSQL (nothing to set up).
           version   Print the version.
 
         Run "webhooky <command> --help" for a command's options and examples.
+
+        Examples:
+          webhooky migrate --database-url postgresql://admin@db.internal/shop
+          webhooky run
+          webhooky preview 3 --payload '{"customer": {"id": 1001}}'
+          webhooky tail --webhook 3
+          webhooky status
+          webhooky doctor
 
         The database is given with --database-url (a libpq connection string or URI), or the
         DATABASE_URL environment variable, or else libpq's own PGHOST, PGDATABASE, PGUSER...
@@ -27,6 +39,16 @@ enum Help {
     /// Prints `message` on stderr as `webhooky: error: ...`.
     static func fail(_ message: String) {
         var text = "webhooky: error: \(message)\n"
+        text.withUTF8 { bytes in
+            guard let base = bytes.baseAddress else { return }
+            _ = write(2, base, bytes.count)
+        }
+    }
+
+    /// Prints `message` on stderr as `webhooky: note: ...` (things worth knowing that are not
+    /// part of a command's output).
+    static func note(_ message: String) {
+        var text = "webhooky: note: \(message)\n"
         text.withUTF8 { bytes in
             guard let base = bytes.baseAddress else { return }
             _ = write(2, base, bytes.count)
