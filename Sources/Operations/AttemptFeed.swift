@@ -43,6 +43,22 @@ public struct AttemptRow: Sendable, Hashable {
     /// Whether it was a test delivery (`webhooky.send_test`).
     public var isTest: Bool
 
+    /// An attempt with every field given.
+    public init(id: Int64, startedAt: Double, webhookID: Int64?, webhookName: String?, deliveryID: Int64, attempt: Int,
+                status: Int?, error: String?, durationMilliseconds: Double, outcome: Outcome, isTest: Bool) {
+        self.id = id
+        self.startedAt = startedAt
+        self.webhookID = webhookID
+        self.webhookName = webhookName
+        self.deliveryID = deliveryID
+        self.attempt = attempt
+        self.status = status
+        self.error = error
+        self.durationMilliseconds = durationMilliseconds
+        self.outcome = outcome
+        self.isTest = isTest
+    }
+
     /// One line for a terminal: time, webhook, delivery, attempt, status or `error`, duration,
     /// outcome, and the error when it says more than the status. `today` (seconds since 1970)
     /// decides whether the date is shown.
@@ -52,7 +68,7 @@ public struct AttemptRow: Sendable, Hashable {
             webhookID.map { "webhook \($0)" + (webhookName.map { $0.isEmpty ? "" : " \"\($0)\"" } ?? " (deleted)") } ?? "webhook ?", to: 34)
         let result = status.map(String.init) ?? "error"
         var text = style.faint(time) + "  " + TextFormatting.padded(webhook, to: 34) + "  "
-            + TextFormatting.padded("delivery \(deliveryID)", to: 16) + "  " + TextFormatting.padded("attempt \(attempt)", to: 10) + "  "
+            + TextFormatting.padded("delivery \(deliveryID)", to: 14) + "  " + TextFormatting.padded("attempt \(attempt)", to: 10) + "  "
         let paddedResult = TextFormatting.padded(result, to: 5)
         let paddedDuration = TextFormatting.padded(TextFormatting.milliseconds(durationMilliseconds), to: 8, right: true)
         switch outcome {

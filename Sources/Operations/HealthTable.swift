@@ -32,6 +32,28 @@ public struct HealthRow: Sendable, Hashable {
     public var p50Milliseconds: Double?
     /// 95th percentile attempt duration over the last 24 hours, in milliseconds.
     public var p95Milliseconds: Double?
+
+    /// A row with every field given; counts default to 0 and the rest to `nil`.
+    public init(webhookID: Int64, name: String, event: String, enabled: Bool, disabledReason: String? = nil, pending: Int = 0,
+                sending: Int = 0, oldestPendingSeconds: Double? = nil, succeeded24h: Int = 0, dead24h: Int = 0,
+                consecutiveFailures: Int = 0, lastStatus: Int? = nil, lastError: String? = nil,
+                p50Milliseconds: Double? = nil, p95Milliseconds: Double? = nil) {
+        self.webhookID = webhookID
+        self.name = name
+        self.event = event
+        self.enabled = enabled
+        self.disabledReason = disabledReason
+        self.pending = pending
+        self.sending = sending
+        self.oldestPendingSeconds = oldestPendingSeconds
+        self.succeeded24h = succeeded24h
+        self.dead24h = dead24h
+        self.consecutiveFailures = consecutiveFailures
+        self.lastStatus = lastStatus
+        self.lastError = lastError
+        self.p50Milliseconds = p50Milliseconds
+        self.p95Milliseconds = p95Milliseconds
+    }
 }
 
 /// `webhooky status`: the `webhooky.health` view as a compact table.
