@@ -79,9 +79,9 @@ extension Doctor {
         case (true, true):
             return DoctorCheck(.ok, "privileges", "role \(role) can run the worker and do admin work")
         case (true, false):
-            return DoctorCheck(.ok, "privileges", "role \(role) can run the worker (for admin work as well: GRANT webhooky_admin TO \(role);)", details: details)
+            return DoctorCheck(.ok, "privileges", "role \(role) can run the worker (for admin work as well: GRANT webhooky_admin TO \(role);)")
         case (false, true):
-            return DoctorCheck(.ok, "privileges", "role \(role) can do admin work (to run the worker as well: GRANT webhooky_worker TO \(role);)", details: details)
+            return DoctorCheck(.ok, "privileges", "role \(role) can do admin work (to run the worker as well: GRANT webhooky_worker TO \(role);)")
         case (false, false):
             return DoctorCheck(.warn, "privileges", "role \(role) can neither run the worker nor do admin work: a DBA runs GRANT webhooky_worker TO \(role); (or webhooky_admin)", details: details)
         }

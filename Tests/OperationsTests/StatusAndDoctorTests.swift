@@ -189,6 +189,13 @@ import Testing
         let worker = try CommandProcess.run(["doctor", "--database-url", database.url.replacingOccurrences(of: "user=postgres", with: "user=\(role)")])
         #expect(StatusAndDoctorTests.finding(worker.output, "privileges")
                 == "OK    privileges    role \(role) can run the worker (for admin work as well: GRANT webhooky_admin TO \(role);)")
-        #expect(worker.output.contains("missing for admin work: INSERT on webhooky.webhooks"))
+        #expect(worker.output.contains("FAIL  workers       no worker alive"), "a worker's role may read what the doctor needs")
+
+        try database.connection.execute("REVOKE webhooky_worker FROM \(role); GRANT USAGE ON SCHEMA webhooky TO \(role); GRANT SELECT ON webhooky.migrations TO \(role)")
+        let partial = try CommandProcess.run(["doctor", "--database-url", database.url.replacingOccurrences(of: "user=postgres", with: "user=\(role)")])
+        #expect(StatusAndDoctorTests.finding(partial.output, "privileges")
+                == "WARN  privileges    role \(role) can neither run the worker nor do admin work: a DBA runs GRANT webhooky_worker TO \(role); (or webhooky_admin)")
+        #expect(partial.output.contains("missing for the worker: SELECT on webhooky.event_types, "))
+        #expect(StatusAndDoctorTests.finding(partial.output, "workers")?.hasPrefix("WARN  workers       could not check: permission denied for table workers") == true)
     }
 }
