@@ -183,6 +183,7 @@ public struct AttemptFeed: Sendable {
           LEFT JOIN webhooky.webhooks w ON w.id = coalesce(a.webhook_id, d.webhook_id)
         """
 
+    /// The rows of a query on ``selectSQL``.
     static func rows(_ result: QueryResult) -> [AttemptRow] {
         (0..<result.rowCount).compactMap { row -> AttemptRow? in
             guard let id = result[row, 0].flatMap({ Int64($0) }), let deliveryID = result[row, 4].flatMap({ Int64($0) }) else { return nil }

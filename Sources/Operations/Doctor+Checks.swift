@@ -2,6 +2,7 @@ import Postgres
 
 /// The SQL behind each of the doctor's findings.
 extension Doctor {
+    /// Server version, address, database and role; FAIL on a read-only standby or a server older than 13.
     func connectionCheck(_ connection: Connection) throws(PostgresError) -> DoctorCheck {
         let result = try connection.query("""
             SELECT current_setting('server_version'), current_setting('server_version_num')::int, current_user, current_database(),
@@ -63,6 +64,7 @@ extension Doctor {
                END
         """
 
+    /// Whether the current role can run the worker, do admin work, both or neither.
     func privilegesCheck(_ connection: Connection) throws(PostgresError) -> DoctorCheck {
         let role = try connection.query("SELECT quote_ident(current_user)").scalar ?? "current_user"
         let missing = try connection.query(Doctor.privilegesSQL).rows
@@ -87,6 +89,7 @@ extension Doctor {
         }
     }
 
+    /// Workers with a heartbeat within ``heartbeatWindow``; none is a FAIL.
     func workersCheck(_ connection: Connection) throws(PostgresError) -> DoctorCheck {
         let result = try connection.query("""
             SELECT id, host, version, extract(epoch FROM now() - heartbeat_at), listening
@@ -111,6 +114,7 @@ extension Doctor {
         return DoctorCheck(.ok, "workers", alive.count == 1 ? "1 worker alive" : "\(alive.count) workers alive", details: alive + gone)
     }
 
+    /// Deliveries due and events not yet fanned out; WARN when the oldest waits over ``backlogWarning``.
     func backlogCheck(_ connection: Connection) throws(PostgresError) -> DoctorCheck {
         let result = try connection.query("""
             WITH pending AS (
@@ -150,6 +154,7 @@ extension Doctor {
         return DoctorCheck(.ok, "backlog", "\(counts); \(age)", details: details)
     }
 
+    /// `pg_notification_queue_usage()`; WARN over ``notifyQueueWarning``.
     func notifyQueueCheck(_ connection: Connection) throws(PostgresError) -> DoctorCheck {
         let usage = try connection.query("SELECT pg_notification_queue_usage()").scalar.flatMap { Double($0) } ?? 0
         let percent = TextFormatting.formatted(usage * 100, decimals: 1) + " %"
@@ -162,6 +167,7 @@ extension Doctor {
         return DoctorCheck(.ok, "NOTIFY queue", "\(percent) full")
     }
 
+    /// Deliveries that ended dead in the last 24 hours, per webhook; any is a WARN.
     func deadCheck(_ connection: Connection) throws(PostgresError) -> DoctorCheck {
         let result = try connection.query("""
             SELECT d.webhook_id, w.name, count(*)
@@ -182,6 +188,7 @@ extension Doctor {
         return DoctorCheck(.warn, "dead", "\(TextFormatting.count(total)) \(total == 1 ? "delivery" : "deliveries") gave up (dead) in the last 24 h", details: details)
     }
 
+    /// Failing webhooks and those Webhooky disabled (WARN), those disabled by hand (noted).
     func webhooksCheck(_ connection: Connection) throws(PostgresError) -> DoctorCheck {
         let result = try connection.query("""
             SELECT w.id, w.name, w.enabled, w.disabled_reason, coalesce(h.consecutive_failures, 0),
@@ -226,6 +233,7 @@ extension Doctor {
         return DoctorCheck(problems.isEmpty ? .ok : .warn, "webhooks", parts.joined(separator: ", "), details: problems + notes)
     }
 
+    /// Event types with enabled webhooks whose last event is overdue against their usual pace (WARN).
     func eventsCheck(_ connection: Connection) throws(PostgresError) -> DoctorCheck {
         let result = try connection.query("""
             WITH types AS (

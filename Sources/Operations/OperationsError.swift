@@ -4,6 +4,7 @@
 public struct OperationsError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The kind of problem; new codes may be added.
     public struct Code: RawRepresentable, Sendable, Hashable {
+        /// The code's name, e.g. `not_found`.
         public var rawValue: String
         /// A code with this name.
         public init(rawValue: String) { self.rawValue = rawValue }

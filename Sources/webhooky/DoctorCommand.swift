@@ -4,6 +4,7 @@ import Worker
 
 /// `webhooky doctor`: is everything in order, and if not, what to do.
 enum DoctorCommand {
+    /// What `webhooky doctor --help` prints.
     static let usage = """
         Usage: webhooky doctor [options]
 
@@ -33,6 +34,7 @@ enum DoctorCommand {
           webhooky doctor || alert "webhooky needs attention"
         """
 
+    /// Runs `webhooky doctor` with the arguments after the command name; returns the exit status.
     static func main(_ rawArguments: [String]) -> Int32 {
         if rawArguments.contains("--help") || rawArguments.contains("-h") {
             print(usage)

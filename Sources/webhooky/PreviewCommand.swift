@@ -4,6 +4,7 @@ import Operations
 
 /// `webhooky preview`: the exact request a webhook would send, without sending it.
 enum PreviewCommand {
+    /// What `webhooky preview --help` prints.
     static let usage = """
         Usage: webhooky preview WEBHOOK_ID [--event EVENT_ID | --payload JSON] [--unmask] [options]
 
@@ -39,6 +40,7 @@ enum PreviewCommand {
           webhooky preview 3 --payload @order.json --unmask
         """
 
+    /// Runs `webhooky preview` with the arguments after the command name; returns the exit status.
     static func main(_ rawArguments: [String]) -> Int32 {
         if rawArguments.contains("--help") || rawArguments.contains("-h") {
             print(usage)

@@ -2,6 +2,7 @@ import Operations
 
 /// `webhooky status`: every webhook's health in one table.
 enum StatusCommand {
+    /// What `webhooky status --help` prints.
     static let usage = """
         Usage: webhooky status [options]
 
@@ -23,6 +24,7 @@ enum StatusCommand {
           watch -n 5 webhooky status
         """
 
+    /// Runs `webhooky status` with the arguments after the command name; returns the exit status.
     static func main(_ rawArguments: [String]) -> Int32 {
         if rawArguments.contains("--help") || rawArguments.contains("-h") {
             print(usage)

@@ -6,6 +6,7 @@ import Synchronization
 
 /// `webhooky tail`: delivery attempts as they happen.
 enum TailCommand {
+    /// What `webhooky tail --help` prints.
     static let usage = """
         Usage: webhooky tail [--webhook ID] [--since DURATION] [options]
 
@@ -35,6 +36,7 @@ enum TailCommand {
     /// How often new attempts are looked for.
     static let pollInterval = 0.5
 
+    /// Runs `webhooky tail` with the arguments after the command name; returns the exit status.
     static func main(_ rawArguments: [String]) -> Int32 {
         if rawArguments.contains("--help") || rawArguments.contains("-h") {
             print(usage)
