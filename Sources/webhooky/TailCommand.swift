@@ -77,10 +77,11 @@ enum TailCommand {
             let duration = ContinuousClock.now - started
             return Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
         }
-        func show(_ rows: [AttemptRow]) {
+        /// Prints `rows`; `false` when standard output is gone (e.g. `webhooky tail | head`).
+        func show(_ rows: [AttemptRow]) -> Bool {
             let today = TextFormatting.now()
             for row in rows { print(row.line(style: style, today: today)) }
-            fflush(nil)
+            return fflush(nil) == 0
         }
 
         var feed = AttemptFeed(webhookID: webhookID)
@@ -89,14 +90,14 @@ enum TailCommand {
             let scope = webhookID.map { " of webhook \($0)" } ?? ""
             let what = since.map { "the attempts\(scope) of the last \(TextFormatting.duration(seconds: Double($0.components.seconds)))" } ?? "the last \(history.count == 1 ? "attempt" : "\(history.count) attempts")\(scope)"
             Help.note(history.isEmpty ? "no attempts\(scope) yet; waiting for new ones (Ctrl-C stops)" : "\(what), then new ones as they are recorded (Ctrl-C stops)")
-            show(history)
+            guard show(history) else { return 0 }
         } catch {
             return CommandDatabase.report(error)
         }
 
         while !stop.wait(seconds: pollInterval) {
             do {
-                show(try feed.poll(connection, now: elapsed()))
+                guard show(try feed.poll(connection, now: elapsed())) else { break }
             } catch where error.isTransient {
                 Help.note("lost the database (\(error.message)); reconnecting")
                 guard let reconnected = reconnect(arguments, stop: stop) else { break }
