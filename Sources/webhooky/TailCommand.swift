@@ -95,11 +95,12 @@ enum TailCommand {
             return CommandDatabase.report(error)
         }
 
-        while !stop.wait(seconds: pollInterval) {
+        while !stop.wait(seconds: pollInterval), !standardOutputClosed() {
             do {
                 guard show(try feed.poll(connection, now: elapsed())) else { break }
             } catch where error.isTransient {
-                Help.note("lost the database (\(error.message)); reconnecting")
+                let reason = error.message.split(whereSeparator: { $0.isNewline }).map { $0.trimmingPrefix(while: \.isWhitespace) }.joined(separator: " ")
+                Help.note("lost the database (\(reason)); reconnecting")
                 guard let reconnected = reconnect(arguments, stop: stop) else { break }
                 connection = reconnected
                 Help.note("reconnected")
@@ -108,6 +109,12 @@ enum TailCommand {
             }
         }
         return 0
+    }
+
+    /// Whether whoever read standard output has gone (the reader of a pipe closed it).
+    private static func standardOutputClosed() -> Bool {
+        var descriptor = pollfd(fd: 1, events: Int16(POLLOUT), revents: 0)
+        return poll(&descriptor, 1, 0) == 1 && descriptor.revents & Int16(POLLERR | POLLHUP) != 0
     }
 
     /// Connects again with growing pauses (0.5 s … 5 s) until it works or a stop is requested.
