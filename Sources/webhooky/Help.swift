@@ -34,6 +34,12 @@ enum Help {
 
         The database is given with --database-url (a libpq connection string or URI), or the
         DATABASE_URL environment variable, or else libpq's own PGHOST, PGDATABASE, PGUSER...
+
+        Exit status: 0 done; 1 failed (doctor: something needs attention); 2 bad options;
+        3 database unreachable; 4 schema missing, older or newer than this binary; 5 a
+        migration failed (rolled back).
+        Recipes: docs/admin.md (webhooks, tests, redelivery) and docs/dba.md (install, roles,
+        triggers, retention, workers).
         """
 
     /// Prints `message` on stderr as `webhooky: error: ...`.

@@ -8,7 +8,7 @@ import Testing
         let outcome = try CommandProcess.run([command, "--help"])
         #expect(outcome.status == 0)
         #expect(outcome.output.hasPrefix("Usage: webhooky \(command)"))
-        if command != "demo" { #expect(outcome.output.contains("Examples:")) }
+        #expect(outcome.output.contains("Examples:"))
         let overview = try CommandProcess.run(["--help"])
         #expect(overview.output.contains("\n  \(command) "))
     }
