@@ -49,10 +49,14 @@ let package = Package(
             dependencies: ["Worker", "Schema", "LocalPostgres", "LoopbackReceiver", "Postgres", "Log"]
         ),
 
-        // The command line: `webhooky run | migrate | demo`.
+        // The admin's and the DBA's commands (preview, tail, status, doctor): queries and
+        // formatting, kept out of the executable so that tests can call them.
+        .target(name: "Operations", dependencies: ["Postgres", "Schema", "Delivery", "Templates"]),
+
+        // The command line: `webhooky run | migrate | demo | preview | tail | status | doctor`.
         .executableTarget(
             name: "webhooky",
-            dependencies: ["Worker", "Schema", "Demo", "Postgres", "Log", "HTTPClient", "Delivery"]
+            dependencies: ["Worker", "Schema", "Demo", "Postgres", "Log", "HTTPClient", "Delivery", "Operations"]
         ),
 
         .target(
@@ -67,6 +71,10 @@ let package = Package(
         .testTarget(
             name: "WorkerTests",
             dependencies: ["Worker", "Schema", "Postgres", "HTTPClient", "TestSupport", "LoopbackReceiver", "StandardWebhooks", "Templates", "Delivery", "Log", "Drill"]
+        ),
+        .testTarget(
+            name: "OperationsTests",
+            dependencies: ["Operations", "Worker", "Schema", "Postgres", "TestSupport", "LoopbackReceiver", "StandardWebhooks", "Templates", "Delivery"]
         ),
     ]
 )

@@ -8,16 +8,23 @@ struct Arguments {
     private var values: [String: String] = [:]
     private var flags: Set<String> = []
     private let command: String
+    /// The arguments that are not options, in order (at most the number allowed).
+    private(set) var positionals: [String] = []
 
-    /// Parses `arguments`, accepting only `options` (which take a value) and `switches`.
-    init(_ arguments: [String], command: String, options: Set<String>, switches: Set<String>) throws(UsageError) {
+    /// Parses `arguments`, accepting only `options` (which take a value), `switches`, and up
+    /// to `positionals` arguments that are not options (default none).
+    init(_ arguments: [String], command: String, options: Set<String>, switches: Set<String>, positionals allowed: Int = 0) throws(UsageError) {
         self.command = command
         var index = 0
         while index < arguments.count {
             let argument = arguments[index]
             index += 1
             guard argument.hasPrefix("--") else {
-                throw UsageError(description: "unexpected argument \"\(argument)\" for \"webhooky \(command)\"")
+                guard positionals.count < allowed else {
+                    throw UsageError(description: "unexpected argument \"\(argument)\" for \"webhooky \(command)\"")
+                }
+                positionals.append(argument)
+                continue
             }
             var name = String(argument.dropFirst(2))
             var value: String? = nil
@@ -50,6 +57,14 @@ struct Arguments {
         guard let text = values[name] else { return nil }
         guard let value = Int(text), range.contains(value) else {
             throw UsageError(description: "--\(name) must be a whole number from \(range.lowerBound) to \(range.upperBound), not \"\(text)\"")
+        }
+        return value
+    }
+
+    /// A webhook, event or delivery id: a positive whole number. `what` names it in the error.
+    static func identifier(_ text: String, what: String) throws(UsageError) -> Int64 {
+        guard let value = Int64(text), value > 0 else {
+            throw UsageError(description: "\(what) must be a positive whole number (an id from webhooky.webhooks or webhooky.events), not \"\(text)\"")
         }
         return value
     }

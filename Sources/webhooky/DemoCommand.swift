@@ -13,6 +13,10 @@ enum DemoCommand {
         Options:
           --keep   leave PostgreSQL running at the end and print how to connect with psql;
                    Ctrl-C then removes it
+
+        Examples:
+          webhooky demo
+          webhooky demo --keep      # then, in another terminal: DATABASE_URL='...' webhooky status
         """
 
     static func main(_ rawArguments: [String]) -> Int32 {

@@ -15,18 +15,46 @@ enum Help {
         Commands:
           run       Run the worker: deliver webhooks as events are committed.
           migrate   Install or upgrade the webhooky schema in a database.
+          preview   Print the exact request a webhook would send, without sending it.
+          tail      Show delivery attempts as they happen.
+          status    Show every webhook's health in one table.
+          doctor    Check the database and the workers; explain what needs attention.
           demo      Try it all on a private, throwaway PostgreSQL (nothing to set up).
           version   Print the version.
 
         Run "webhooky <command> --help" for a command's options and examples.
 
+        Examples:
+          webhooky migrate --database-url postgresql://admin@db.internal/shop
+          webhooky run
+          webhooky preview 3 --payload '{"customer": {"id": 1001}}'
+          webhooky tail --webhook 3
+          webhooky status
+          webhooky doctor
+
         The database is given with --database-url (a libpq connection string or URI), or the
         DATABASE_URL environment variable, or else libpq's own PGHOST, PGDATABASE, PGUSER...
+
+        Exit status: 0 done; 1 failed (doctor: something needs attention); 2 bad options;
+        3 database unreachable; 4 schema missing, older or newer than this binary; 5 a
+        migration failed (rolled back).
+        Recipes: docs/admin.md (webhooks, tests, redelivery) and docs/dba.md (install, roles,
+        triggers, retention, workers).
         """
 
     /// Prints `message` on stderr as `webhooky: error: ...`.
     static func fail(_ message: String) {
         var text = "webhooky: error: \(message)\n"
+        text.withUTF8 { bytes in
+            guard let base = bytes.baseAddress else { return }
+            _ = write(2, base, bytes.count)
+        }
+    }
+
+    /// Prints `message` on stderr as `webhooky: note: ...` (things worth knowing that are not
+    /// part of a command's output).
+    static func note(_ message: String) {
+        var text = "webhooky: note: \(message)\n"
         text.withUTF8 { bytes in
             guard let base = bytes.baseAddress else { return }
             _ = write(2, base, bytes.count)

@@ -1,8 +1,10 @@
 import Glibc
 
-// `webhooky`: run the worker, install or upgrade the schema, or try it all in a demo.
-// Exit status: 0 success; 1 unexpected failure; 2 usage error; 3 database unreachable or login
-// refused; 4 schema missing, older or newer than this binary; 5 a migration failed.
+// `webhooky`: run the worker, install or upgrade the schema, look at what it does (preview,
+// tail, status, doctor), or try it all in a demo.
+// Exit status: 0 success; 1 unexpected failure, or (doctor) something needs attention;
+// 2 usage error; 3 database unreachable or login refused; 4 schema missing, older or newer than
+// this binary; 5 a migration failed.
 
 signal(SIGPIPE, SIG_IGN)
 var arguments = Array(CommandLine.arguments.dropFirst())
@@ -11,6 +13,10 @@ let status: Int32
 switch command {
 case "run": status = RunCommand.main(arguments)
 case "migrate": status = MigrateCommand.main(arguments)
+case "preview": status = PreviewCommand.main(arguments)
+case "tail": status = TailCommand.main(arguments)
+case "status": status = StatusCommand.main(arguments)
+case "doctor": status = DoctorCommand.main(arguments)
 case "demo": status = DemoCommand.main(arguments)
 case "help", "--help", "-h":
     print(Help.overview)
@@ -19,7 +25,7 @@ case "version", "--version":
     print("webhooky \(Help.version) (schema version \(Help.schemaVersion))")
     status = 0
 default:
-    Help.fail("unknown command \"\(command)\"; the commands are run, migrate and demo (see webhooky --help)")
+    Help.fail("unknown command \"\(command)\"; the commands are run, migrate, preview, tail, status, doctor, demo and version (see webhooky --help)")
     status = 2
 }
 exit(status)

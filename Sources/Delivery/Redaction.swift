@@ -1,0 +1,111 @@
+/// Hides secrets in what Webhooky shows people: URLs and header values of a webhook's request,
+/// for `webhooky preview` and for logs. Pure: no I/O, no state.
+///
+/// | what | example | shown as |
+/// |---|---|---|
+/// | a query parameter named like a secret (see ``secretParameterNames``) | `?apikey=k3y&id=7` | `?apikey=***&id=7` |
+/// | a password in the URL | `https://bob:pw@h/` | `https://bob:***@h/` |
+/// | `Authorization` and headers whose name contains a ``secretHeaderWords`` word | `Bearer abc` | `Bearer ***` |
+/// | such a header of one word | `abc` | `***` |
+///
+/// Everything else is kept exactly, so a redacted request still shows its shape.
+public enum Redaction {
+    /// What a hidden value is replaced by.
+    public static let mask = "***"
+
+    /// Names of URL query parameters whose values are hidden, compared without regard to case
+    /// (after percent-decoding the name): `key`, `token`, `apikey`, `api_key`, `secret`,
+    /// `password`, `access_token`, `auth`, `signature`.
+    public static let secretParameterNames: Set<String> = [
+        "key", "token", "apikey", "api_key", "secret", "password", "access_token", "auth", "signature",
+    ]
+
+    /// Words that make a header secret when its name contains one (without regard to case):
+    /// `token`, `key`, `secret`, `password`, `cookie`. `Authorization` and
+    /// `Proxy-Authorization` are secret too.
+    public static let secretHeaderWords = ["token", "key", "secret", "password", "cookie"]
+
+    /// `url` with the values of secret query parameters and any password in its user
+    /// information replaced by ``mask``. Parameters are split on `&`; a parameter without `=`
+    /// has no value and is kept. The fragment (after `#`) is kept.
+    public static func url(_ url: String) -> String {
+        var result = redactUserInformation(url)
+        guard let question = result.firstIndex(of: "?") else { return result }
+        let afterQuestion = result.index(after: question)
+        let fragmentStart = result[afterQuestion...].firstIndex(of: "#") ?? result.endIndex
+        let query = result[afterQuestion..<fragmentStart]
+        let redacted = query.split(separator: "&", omittingEmptySubsequences: false).map { parameter -> String in
+            guard let equals = parameter.firstIndex(of: "=") else { return String(parameter) }
+            let name = parameter[..<equals]
+            guard isSecretParameter(String(name)), parameter.index(after: equals) < parameter.endIndex else { return String(parameter) }
+            return name + "=" + mask
+        }.joined(separator: "&")
+        result.replaceSubrange(afterQuestion..<fragmentStart, with: redacted)
+        return result
+    }
+
+    /// Whether a header called `name` carries a secret: `Authorization`, `Proxy-Authorization`,
+    /// or a name containing one of ``secretHeaderWords``.
+    public static func isSecretHeader(_ name: String) -> Bool {
+        let lowered = name.lowercased()
+        if lowered == "authorization" || lowered == "proxy-authorization" { return true }
+        return secretHeaderWords.contains { lowered.contains($0) }
+    }
+
+    /// The value of header `name` as it may be shown: a secret header keeps only its first
+    /// word when that is an authentication scheme (letters, digits, `-` and `_`, followed by
+    /// more text: `Bearer ***`), and is ``mask`` otherwise (one word, or a first word such as
+    /// a cookie's `session=abc;`); an empty value stays empty; other headers are kept as they are.
+    public static func headerValue(name: String, value: String) -> String {
+        guard isSecretHeader(name) else { return value }
+        let words = value.split(whereSeparator: { $0 == " " || $0 == "\t" })
+        guard let first = words.first else { return value }
+        let isScheme = first.unicodeScalars.allSatisfy { scalar in
+            scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || scalar == "-" || scalar == "_")
+        }
+        return words.count > 1 && isScheme ? first + " " + mask : mask
+    }
+
+    /// Whether a query parameter called `name` (possibly percent-encoded) carries a secret.
+    public static func isSecretParameter(_ name: String) -> Bool {
+        secretParameterNames.contains(percentDecoded(name).lowercased())
+    }
+
+    /// `https://user:password@host/...` with the password replaced by ``mask``.
+    static func redactUserInformation(_ url: String) -> String {
+        guard let schemeEnd = url.firstRange(of: "://") else { return url }
+        let authorityStart = schemeEnd.upperBound
+        let authorityEnd = url[authorityStart...].firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? url.endIndex
+        let authority = url[authorityStart..<authorityEnd]
+        guard let at = authority.lastIndex(of: "@"), let colon = authority[..<at].firstIndex(of: ":") else { return url }
+        var result = url
+        result.replaceSubrange(result.index(after: colon)..<at, with: mask)
+        return result
+    }
+
+    /// `text` with `%XX` sequences decoded (invalid sequences are kept as written).
+    static func percentDecoded(_ text: String) -> String {
+        guard text.contains("%") else { return text }
+        var bytes: [UInt8] = []
+        var iterator = Array(text.utf8)[...]
+        while let byte = iterator.popFirst() {
+            if byte == UInt8(ascii: "%"), iterator.count >= 2,
+               let high = hexValue(iterator[iterator.startIndex]), let low = hexValue(iterator[iterator.startIndex + 1]) {
+                bytes.append(high << 4 | low)
+                iterator = iterator.dropFirst(2)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+}

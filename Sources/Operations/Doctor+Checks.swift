@@ -1,0 +1,300 @@
+import Postgres
+
+/// The SQL behind each of the doctor's findings.
+extension Doctor {
+    /// Server version, address, database and role; FAIL on a read-only standby or a server older than 13.
+    func connectionCheck(_ connection: Connection) throws(PostgresError) -> DoctorCheck {
+        let result = try connection.query("""
+            SELECT current_setting('server_version'), current_setting('server_version_num')::int, current_user, current_database(),
+                   coalesce(host(inet_server_addr()) || ':' || current_setting('port'), 'a local socket'),
+                   (SELECT rolsuper FROM pg_roles WHERE rolname = current_user), pg_is_in_recovery()
+            """)
+        let version = result[0, 0] ?? "?"
+        let number = result[0, 1].flatMap { Int($0) } ?? 0
+        let role = result[0, 2] ?? "?"
+        let summary = "PostgreSQL \(version) at \(result[0, 4] ?? "?"), database \"\(result[0, 3] ?? "?")\", role \"\(role)\""
+            + (result[0, 5] == "t" ? " (superuser)" : "")
+        if result[0, 6] == "t" {
+            return DoctorCheck(.fail, "connection", summary + ": a read-only standby", details: [
+                "Webhooky writes events, deliveries and attempts: connect the worker and the doctor to the primary.",
+            ])
+        }
+        if number < 130_000 {
+            return DoctorCheck(.fail, "connection", summary + ": Webhooky needs PostgreSQL 13 or newer")
+        }
+        return DoctorCheck(.ok, "connection", summary)
+    }
+
+    /// What `webhooky run` needs (`worker`) and what an admin needs (`admin`): `kind`, object,
+    /// privilege. The worker needs no DELETE on history: `webhooky.prune` runs as its owner.
+    static let privilegesSQL = """
+        WITH needed (purpose, kind, object, privilege) AS (VALUES
+            ('worker', 'schema', 'webhooky', 'USAGE'),
+            ('worker', 'table', 'webhooky.migrations', 'SELECT'), ('worker', 'table', 'webhooky.event_types', 'SELECT'),
+            ('worker', 'table', 'webhooky.webhooks', 'SELECT'),
+            ('worker', 'column', 'webhooky.webhooks.enabled', 'UPDATE'), ('worker', 'column', 'webhooky.webhooks.disabled_reason', 'UPDATE'),
+            ('worker', 'column', 'webhooky.webhooks.disabled_at', 'UPDATE'),
+            ('worker', 'table', 'webhooky.events', 'SELECT'), ('worker', 'table', 'webhooky.events', 'UPDATE'),
+            ('worker', 'table', 'webhooky.deliveries', 'SELECT'), ('worker', 'table', 'webhooky.deliveries', 'INSERT'),
+            ('worker', 'table', 'webhooky.deliveries', 'UPDATE'),
+            ('worker', 'table', 'webhooky.attempts', 'SELECT'), ('worker', 'table', 'webhooky.attempts', 'INSERT'),
+            ('worker', 'table', 'webhooky.webhook_health', 'SELECT'), ('worker', 'table', 'webhooky.webhook_health', 'INSERT'),
+            ('worker', 'table', 'webhooky.webhook_health', 'UPDATE'),
+            ('worker', 'table', 'webhooky.workers', 'SELECT'), ('worker', 'table', 'webhooky.workers', 'INSERT'),
+            ('worker', 'table', 'webhooky.workers', 'UPDATE'), ('worker', 'table', 'webhooky.workers', 'DELETE'),
+            ('worker', 'function', 'webhooky.prune(interval, interval, integer)', 'EXECUTE'),
+            ('admin', 'schema', 'webhooky', 'USAGE'),
+            ('admin', 'table', 'webhooky.webhooks', 'SELECT'), ('admin', 'table', 'webhooky.webhooks', 'INSERT'),
+            ('admin', 'table', 'webhooky.webhooks', 'UPDATE'), ('admin', 'table', 'webhooky.webhooks', 'DELETE'),
+            ('admin', 'table', 'webhooky.event_types', 'SELECT'), ('admin', 'table', 'webhooky.events', 'SELECT'),
+            ('admin', 'table', 'webhooky.deliveries', 'SELECT'), ('admin', 'table', 'webhooky.attempts', 'SELECT'),
+            ('admin', 'table', 'webhooky.health', 'SELECT'), ('admin', 'table', 'webhooky.workers', 'SELECT'),
+            ('admin', 'function', 'webhooky.send_test(bigint, jsonb, bigint)', 'EXECUTE'),
+            ('admin', 'function', 'webhooky.redeliver(bigint)', 'EXECUTE'),
+            ('admin', 'function', 'webhooky.redeliver_webhook(bigint, timestamptz, timestamptz, boolean)', 'EXECUTE'),
+            ('admin', 'function', 'webhooky.variables(text, integer)', 'EXECUTE')
+        )
+        SELECT purpose, privilege || ' on ' || object
+          FROM needed
+         WHERE NOT CASE kind
+                   WHEN 'schema' THEN has_schema_privilege(object, privilege)
+                   WHEN 'table' THEN has_table_privilege(object, privilege)
+                   WHEN 'column' THEN has_column_privilege(regexp_replace(object, '\\.[^.]*$', ''), regexp_replace(object, '^.*\\.', ''), privilege)
+                   ELSE has_function_privilege(object, privilege)
+               END
+        """
+
+    /// Whether the current role can run the worker, do admin work, both or neither.
+    func privilegesCheck(_ connection: Connection) throws(PostgresError) -> DoctorCheck {
+        let role = try connection.query("SELECT quote_ident(current_user)").scalar ?? "current_user"
+        let missing = try connection.query(Doctor.privilegesSQL).rows
+        let worker = missing.filter { $0[0] == "worker" }.compactMap { $0[1] }
+        let admin = missing.filter { $0[0] == "admin" }.compactMap { $0[1] }
+        let groups = try connection.query("SELECT string_agg(rolname, ', ' ORDER BY rolname) FROM pg_roles WHERE rolname IN ('webhooky_worker', 'webhooky_admin')").scalar ?? ""
+        var details: [String] = []
+        if !worker.isEmpty { details.append("missing for the worker: " + worker.joined(separator: ", ")) }
+        if !admin.isEmpty { details.append("missing for admin work: " + admin.joined(separator: ", ")) }
+        if (!worker.isEmpty || !admin.isEmpty) && !(groups.contains("webhooky_worker") && groups.contains("webhooky_admin")) {
+            details.append("The roles webhooky_worker and webhooky_admin do not both exist: a DBA creates them (CREATE ROLE webhooky_worker NOLOGIN; CREATE ROLE webhooky_admin NOLOGIN;) and runs SELECT webhooky.grant_roles();")
+        }
+        switch (worker.isEmpty, admin.isEmpty) {
+        case (true, true):
+            return DoctorCheck(.ok, "privileges", "role \(role) can run the worker and do admin work")
+        case (true, false):
+            return DoctorCheck(.ok, "privileges", "role \(role) can run the worker (for admin work as well: GRANT webhooky_admin TO \(role);)")
+        case (false, true):
+            return DoctorCheck(.ok, "privileges", "role \(role) can do admin work (to run the worker as well: GRANT webhooky_worker TO \(role);)")
+        case (false, false):
+            return DoctorCheck(.warn, "privileges", "role \(role) can neither run the worker nor do admin work: a DBA runs GRANT webhooky_worker TO \(role); (or webhooky_admin)", details: details)
+        }
+    }
+
+    /// Workers with a heartbeat within ``heartbeatWindow``; none is a FAIL.
+    func workersCheck(_ connection: Connection) throws(PostgresError) -> DoctorCheck {
+        let result = try connection.query("""
+            SELECT id, host, version, extract(epoch FROM now() - heartbeat_at), listening
+              FROM webhooky.workers ORDER BY heartbeat_at DESC, id
+            """)
+        var alive: [String] = []
+        var gone: [String] = []
+        for row in 0..<result.rowCount {
+            let age = result[row, 3].flatMap { Double($0) } ?? .infinity
+            let mode = result[row, 4] == "t" ? "listening" : "polling only (--no-listen)"
+            let who = "\(result[row, 0] ?? "?") on \(result[row, 1] ?? "?"), webhooky \(result[row, 2] ?? "?")"
+            if age <= heartbeatWindow {
+                alive.append("\(who), heartbeat \(TextFormatting.duration(seconds: age)) ago, \(mode)")
+            } else {
+                gone.append("\(who): last heartbeat \(TextFormatting.duration(seconds: age)) ago (stopped, or lost the database)")
+            }
+        }
+        guard !alive.isEmpty else {
+            return DoctorCheck(.fail, "workers", "no worker alive: events are recorded but nothing is sent: start webhooky run",
+                               details: gone + ["Run it next to the database, e.g. with deploy/webhooky.service: webhooky run --database-url ..."])
+        }
+        return DoctorCheck(.ok, "workers", alive.count == 1 ? "1 worker alive" : "\(alive.count) workers alive", details: alive + gone)
+    }
+
+    /// Deliveries due and events not yet fanned out; WARN when the oldest waits over ``backlogWarning``.
+    func backlogCheck(_ connection: Connection) throws(PostgresError) -> DoctorCheck {
+        let result = try connection.query("""
+            WITH pending AS (
+                SELECT d.next_attempt_at, d.next_attempt_at <= now() AS due, w.enabled OR d.is_test AS sendable
+                  FROM webhooky.deliveries d JOIN webhooky.webhooks w ON w.id = d.webhook_id
+                 WHERE d.state = 'pending'
+            ), waiting AS (
+                SELECT e.created_at FROM webhooky.events e WHERE NOT e.fanned_out
+            )
+            SELECT (SELECT count(*) FROM pending WHERE due AND sendable),
+                   (SELECT extract(epoch FROM now() - min(next_attempt_at)) FROM pending WHERE due AND sendable),
+                   (SELECT count(*) FROM waiting),
+                   (SELECT extract(epoch FROM now() - min(created_at)) FROM waiting),
+                   (SELECT count(*) FROM pending WHERE NOT due AND sendable),
+                   (SELECT count(*) FROM pending WHERE NOT sendable),
+                   (SELECT count(*) FROM webhooky.deliveries WHERE state = 'sending')
+            """)
+        func int(_ column: Int) -> Int { result[0, column].flatMap { Int($0) } ?? 0 }
+        let due = int(0), waiting = int(2), retrying = int(4), held = int(5), sending = int(6)
+        let oldest = max(result[0, 1].flatMap { Double($0) } ?? 0, result[0, 3].flatMap { Double($0) } ?? 0)
+        var details: [String] = []
+        var others: [String] = []
+        if retrying > 0 { others.append("\(TextFormatting.count(retrying)) pending until their retry is due") }
+        if held > 0 { others.append("\(TextFormatting.count(held)) held by disabled webhooks") }
+        if sending > 0 { others.append("\(TextFormatting.count(sending)) being sent") }
+        if !others.isEmpty { details.append("Besides: " + others.joined(separator: ", ") + ".") }
+        guard due + waiting > 0 else {
+            return DoctorCheck(.ok, "backlog", "nothing waiting to be sent", details: details)
+        }
+        let counts = "\(TextFormatting.count(due)) \(due == 1 ? "delivery" : "deliveries") due and \(TextFormatting.count(waiting)) \(waiting == 1 ? "event" : "events") not yet fanned out"
+        let age = "the oldest has waited \(TextFormatting.duration(seconds: oldest))"
+        if oldest > backlogWarning {
+            return DoctorCheck(.warn, "backlog", "\(counts); \(age): the workers are not keeping up (or none runs)", details: [
+                "Start more workers (webhooky run, anywhere), and look for a slow or failing endpoint with webhooky status.",
+            ] + details)
+        }
+        return DoctorCheck(.ok, "backlog", "\(counts); \(age)", details: details)
+    }
+
+    /// `pg_notification_queue_usage()`; WARN over ``notifyQueueWarning``.
+    func notifyQueueCheck(_ connection: Connection) throws(PostgresError) -> DoctorCheck {
+        let usage = try connection.query("SELECT pg_notification_queue_usage()").scalar.flatMap { Double($0) } ?? 0
+        let percent = TextFormatting.formatted(usage * 100, decimals: 1) + " %"
+        guard usage <= notifyQueueWarning else {
+            return DoctorCheck(.warn, "NOTIFY queue", "\(percent) full: a session that LISTENs does not read its notifications", details: [
+                "When the queue is full, NOTIFY fails, and with it every transaction that emits an event.",
+                "Usually a session idle in a transaction holds it up: SELECT pid, usename, state, xact_start, query FROM pg_stat_activity WHERE state LIKE 'idle in transaction%'; then SELECT pg_terminate_backend(pid);",
+            ])
+        }
+        return DoctorCheck(.ok, "NOTIFY queue", "\(percent) full")
+    }
+
+    /// Deliveries that ended dead in the last 24 hours, per webhook; any is a WARN.
+    func deadCheck(_ connection: Connection) throws(PostgresError) -> DoctorCheck {
+        let result = try connection.query("""
+            SELECT d.webhook_id, w.name, count(*)
+              FROM webhooky.deliveries d LEFT JOIN webhooky.webhooks w ON w.id = d.webhook_id
+             WHERE d.state = 'dead' AND d.completed_at > now() - interval '24 hours'
+             GROUP BY d.webhook_id, w.name ORDER BY count(*) DESC, d.webhook_id
+            """)
+        var total = 0
+        var details: [String] = []
+        for row in 0..<result.rowCount {
+            let count = result[row, 2].flatMap { Int($0) } ?? 0
+            total += count
+            details.append("webhook \(result[row, 0] ?? "?")\(result[row, 1].map { $0.isEmpty ? "" : " \"\($0)\"" } ?? " (deleted)"): \(TextFormatting.count(count))")
+        }
+        guard total > 0 else { return DoctorCheck(.ok, "dead", "no delivery gave up in the last 24 h") }
+        details.append("Why: SELECT id, webhook_id, last_status, last_error FROM webhooky.deliveries WHERE state = 'dead' ORDER BY completed_at DESC LIMIT 20;")
+        details.append("Once the endpoint works, send them again: SELECT webhooky.redeliver_webhook(WEBHOOK_ID, now() - interval '1 day');")
+        return DoctorCheck(.warn, "dead", "\(TextFormatting.count(total)) \(total == 1 ? "delivery" : "deliveries") gave up (dead) in the last 24 h", details: details)
+    }
+
+    /// Failing webhooks and those Webhooky disabled (WARN), those disabled by hand (noted).
+    func webhooksCheck(_ connection: Connection) throws(PostgresError) -> DoctorCheck {
+        let result = try connection.query("""
+            SELECT w.id, w.name, w.enabled, w.disabled_reason, coalesce(h.consecutive_failures, 0),
+                   extract(epoch FROM now() - h.failing_since),
+                   (SELECT count(*) FROM webhooky.deliveries d WHERE d.webhook_id = w.id AND d.state = 'pending' AND NOT d.is_test),
+                   (SELECT coalesce(a.error, 'HTTP ' || a.status) FROM webhooky.attempts a
+                     WHERE a.webhook_id = w.id ORDER BY a.started_at DESC LIMIT 1)
+              FROM webhooky.webhooks w LEFT JOIN webhooky.webhook_health h ON h.webhook_id = w.id
+             ORDER BY w.id
+            """)
+        var enabled = 0, failing = 0, disabledByWebhooky = 0, disabledByHand = 0
+        var problems: [String] = []
+        var notes: [String] = []
+        for row in 0..<result.rowCount {
+            let id = result[row, 0] ?? "?"
+            let label = "webhook \(id)" + ((result[row, 1] ?? "").isEmpty ? "" : " \"\(result[row, 1] ?? "")\"")
+            let waiting = result[row, 6].flatMap { Int($0) } ?? 0
+            if result[row, 2] == "t" {
+                enabled += 1
+                let failures = result[row, 4].flatMap { Int($0) } ?? 0
+                guard failures > 0 else { continue }
+                failing += 1
+                let since = result[row, 5].flatMap { Double($0) }.map { " for \(TextFormatting.duration(seconds: $0))" } ?? ""
+                let last = result[row, 7].map { "; last: " + TextFormatting.shortened($0, to: 80) } ?? ""
+                problems.append("\(label): \(failures) failed \(failures == 1 ? "attempt" : "attempts") in a row\(since)\(last). Watch it with webhooky tail --webhook \(id); fix the endpoint or the webhook's URL.")
+            } else if let reason = result[row, 3] {
+                disabledByWebhooky += 1
+                problems.append("\(label) was disabled by Webhooky: \(reason); \(TextFormatting.count(waiting)) deliveries wait. Once the endpoint works: UPDATE webhooky.webhooks SET enabled = true WHERE id = \(id);")
+            } else {
+                disabledByHand += 1
+                notes.append("\(label) is disabled by hand" + (waiting > 0 ? "; \(TextFormatting.count(waiting)) deliveries wait for it" : ""))
+            }
+        }
+        guard result.rowCount > 0 else {
+            return DoctorCheck(.ok, "webhooks", "no webhooks yet (INSERT INTO webhooky.webhooks adds one; see docs/admin.md)")
+        }
+        var parts = ["\(result.rowCount) \(result.rowCount == 1 ? "webhook" : "webhooks"), \(enabled) enabled"]
+        if failing > 0 { parts.append("\(failing) failing") }
+        if disabledByWebhooky > 0 { parts.append("\(disabledByWebhooky) disabled by Webhooky") }
+        if disabledByHand > 0 { parts.append("\(disabledByHand) disabled by hand") }
+        if failing == 0 && disabledByWebhooky == 0 { parts.append("none failing") }
+        return DoctorCheck(problems.isEmpty ? .ok : .warn, "webhooks", parts.joined(separator: ", "), details: problems + notes)
+    }
+
+    /// Event types with enabled webhooks whose last event is overdue against their usual pace (WARN).
+    func eventsCheck(_ connection: Connection) throws(PostgresError) -> DoctorCheck {
+        let result = try connection.query("""
+            WITH types AS (
+                SELECT DISTINCT w.event FROM webhooky.webhooks w WHERE w.enabled
+            ), scan AS (
+                SELECT coalesce(max(id), 0) - $1 AS floor FROM webhooky.events
+            ), recent AS (
+                SELECT t.event, e.created_at
+                  FROM types t CROSS JOIN LATERAL (
+                       SELECT e.created_at FROM webhooky.events e
+                        WHERE e.event = t.event AND NOT e.is_test AND e.id > (SELECT floor FROM scan)
+                        ORDER BY e.id DESC LIMIT 1000) e
+            )
+            SELECT t.event, count(r.created_at), extract(epoch FROM now() - max(r.created_at)),
+                   extract(epoch FROM max(r.created_at) - min(r.created_at)) / nullif(count(r.created_at) - 1, 0)
+              FROM types t LEFT JOIN recent r ON r.event = t.event
+             GROUP BY t.event ORDER BY t.event
+            """, [String(paceScanEvents)])
+        var overdue: [(event: String, text: String)] = []
+        var judged = 0
+        for row in 0..<result.rowCount {
+            let event = result[row, 0] ?? "?"
+            let count = result[row, 1].flatMap { Int($0) } ?? 0
+            guard count >= paceMinimumEvents, let silence = result[row, 2].flatMap({ Double($0) }),
+                  let gap = result[row, 3].flatMap({ Double($0) }) else { continue }
+            judged += 1
+            if silence > max(paceFactor * gap, paceMinimum) {
+                overdue.append((event, "\(event): none for \(TextFormatting.duration(seconds: silence)), though one came every \(TextFormatting.duration(seconds: gap)) on average over its last \(TextFormatting.count(count)) events: has a trigger been dropped?"))
+            }
+        }
+        guard !overdue.isEmpty else {
+            let summary = result.rowCount == 0 ? "no enabled webhooks, so no events are expected"
+                : judged == 0 ? "too few events yet to know their usual pace"
+                : "every event type with enabled webhooks had an event at its usual pace"
+            return DoctorCheck(.ok, "events", summary)
+        }
+        var details: [String] = []
+        for item in overdue {
+            details.append(item.text)
+            details.append(contentsOf: try triggers(for: item.event, connection))
+        }
+        return DoctorCheck(.warn, "events", overdue.count == 1 ? "1 event type has had no event for unusually long"
+                           : "\(overdue.count) event types have had no event for unusually long", details: details)
+    }
+
+    /// The triggers whose function names `event` (so probably emits it), and whether they fire.
+    private func triggers(for event: String, _ connection: Connection) throws(PostgresError) -> [String] {
+        let result = try connection.query("""
+            SELECT t.tgrelid::regclass::text, t.tgname, t.tgenabled = 'D'
+              FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+             WHERE NOT t.tgisinternal AND strpos(p.prosrc, 'webhooky.emit') > 0 AND strpos(p.prosrc, quote_literal($1)) > 0
+             ORDER BY 1, 2
+            """, [event])
+        guard result.rowCount > 0 else {
+            return ["  No trigger function calls webhooky.emit('\(event)', ...): if one did, it was dropped or replaced."]
+        }
+        return (0..<result.rowCount).map { row in
+            let table = result[row, 0] ?? "?", name = result[row, 1] ?? "?"
+            return result[row, 2] == "t"
+                ? "  Trigger \(name) on \(table) is DISABLED: ALTER TABLE \(table) ENABLE TRIGGER \(name);"
+                : "  Trigger \(name) on \(table) is enabled: maybe nothing changed, or its WHEN condition no longer matches."
+        }
+    }
+}

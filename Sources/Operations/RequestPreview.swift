@@ -1,0 +1,161 @@
+import Delivery
+public import Postgres
+public import Templates
+
+/// The payload a preview renders a webhook with.
+public enum PreviewPayload: Sendable, Hashable {
+    /// The sample of the webhook's event type (`webhooky.event_types.sample`).
+    case sample
+    /// The payload of a recorded event (`webhooky.events.id`).
+    case event(Int64)
+    /// A payload given as JSON text; it must be a JSON object.
+    case json(String)
+}
+
+/// The exact request a webhook would send for a payload, rendered by the same code as the
+/// worker's (``Webhook/request(payload:messageID:timestamp:)``) but never sent.
+///
+/// The signing secret is used to sign and then forgotten: it is in no property and no text.
+public struct RequestPreview: Sendable {
+    /// The `webhook-id` of every preview (a real delivery has `msg_` and its delivery id).
+    public static let messageID = "msg_preview"
+
+    /// `webhooks.id`.
+    public let webhookID: Int64
+    /// `webhooks.name` (may be empty).
+    public let webhookName: String
+    /// The webhook's event type.
+    public let event: String
+    /// Whether the webhook is enabled (a disabled one sends nothing).
+    public let enabled: Bool
+    /// Where the payload came from, in words: `the sample of customer.credit_changed`.
+    public let payloadDescription: String
+    /// The request: method, URL, headers (Webhooky's included) and body, unredacted.
+    public let request: RenderedRequest
+    /// Things worth knowing about this preview (a disabled webhook, an event of another type),
+    /// one sentence each.
+    public let notes: [String]
+
+    /// Loads webhook `webhookID` and renders its request for `payload`.
+    ///
+    /// - Parameters:
+    ///   - connection: A connection that may read `webhooky.webhooks`, `event_types` and `events`.
+    ///   - timestamp: `webhook-timestamp`, seconds since 1970 (and what the signature covers).
+    /// - Throws: ``OperationsError`` (`notFound`: no such webhook, event or sample;
+    ///   `invalidInput`: the given payload is not a JSON object; `cannotRender`: the templates
+    ///   cannot make a request for this payload, with the reason), or ``PostgresError``.
+    public static func load(_ connection: Connection, webhookID: Int64, payload: PreviewPayload, timestamp: Int) throws -> RequestPreview {
+        let rows = try connection.query("""
+            SELECT w.id, w.revision, w.name, w.url, w.body, w.headers::text, w.secret, w.event, w.enabled, w.account_id, t.sample::text
+              FROM webhooky.webhooks w LEFT JOIN webhooky.event_types t ON t.name = w.event
+             WHERE w.id = $1
+            """, [String(webhookID)])
+        guard rows.rowCount == 1 else {
+            throw OperationsError(.notFound, "there is no webhook \(webhookID)",
+                                  hint: "SELECT id, name, event, enabled FROM webhooky.webhooks ORDER BY id; lists them (webhooky status too).")
+        }
+        let name = rows[0, 2] ?? ""
+        let event = rows[0, 7] ?? ""
+        let enabled = rows[0, 8] == "t"
+        let label = "webhook \(webhookID)" + (name.isEmpty ? "" : " \"\(name)\"")
+        var notes: [String] = []
+        if !enabled {
+            notes.append("\(label) is disabled: nothing is sent until it is enabled (webhooky.send_test sends a test all the same)")
+        }
+
+        let payloadText: String
+        let description: String
+        switch payload {
+        case .sample:
+            guard let sample = rows[0, 10] else {
+                throw OperationsError(.notFound, "the event type \"\(event)\" of \(label) has no sample payload",
+                                      hint: "Preview with --payload '{\"customer\": {\"id\": 1}}' or with a recorded event (--event ID), or give the event type a sample: UPDATE webhooky.event_types SET sample = '{...}' WHERE name = '\(event)';")
+            }
+            payloadText = sample
+            description = "the sample of \(event)"
+        case .event(let eventID):
+            let found = try connection.query("SELECT payload::text, event, account_id FROM webhooky.events WHERE id = $1", [String(eventID)])
+            guard found.rowCount == 1, let text = found[0, 0] else {
+                throw OperationsError(.notFound, "there is no event \(eventID)",
+                                      hint: "SELECT id, event, created_at FROM webhooky.events ORDER BY id DESC LIMIT 20; lists the latest (events go with their deliveries after the retention period).")
+            }
+            payloadText = text
+            description = "the payload of event \(eventID)"
+            if let other = found[0, 1], other != event {
+                notes.append("event \(eventID) is a \(other) event, but \(label) fires on \(event)")
+            }
+            if let account = rows[0, 9], found[0, 2] != account {
+                notes.append("event \(eventID) belongs to account \(found[0, 2].map { "\"\($0)\"" } ?? "none"), but \(label) fires only for account \"\(account)\"")
+            }
+        case .json(let text):
+            payloadText = try normalizedPayload(text, connection: connection)
+            description = "the given payload"
+        }
+
+        let webhook: Webhook
+        do {
+            webhook = try Webhook(id: webhookID, revision: Int(rows[0, 1] ?? "1") ?? 1, name: name, url: rows[0, 3] ?? "",
+                                  body: rows[0, 4], headersJSON: rows[0, 5] ?? "{}", secret: rows[0, 6])
+        } catch {
+            throw OperationsError(.cannotRender, "\(label) cannot be used: \(error.message)",
+                                  hint: "Correct the row with UPDATE webhooky.webhooks SET ... WHERE id = \(webhookID); until then the worker ends its deliveries dead.")
+        }
+        let parsed: JSONValue
+        do {
+            parsed = try JSONParser.parse(payloadText)
+        } catch {
+            throw OperationsError(.invalidInput, "the payload is not valid JSON: \(error)")
+        }
+        do {
+            let request = try webhook.request(payload: parsed, messageID: messageID, timestamp: timestamp)
+            return RequestPreview(webhookID: webhookID, webhookName: name, event: event, enabled: enabled,
+                                  payloadDescription: description, request: request, notes: notes)
+        } catch {
+            throw OperationsError(.cannotRender, "\(label) cannot render a request for \(description): \(error.message)",
+                                  hint: "The worker would end such a delivery dead at once, with this reason. Change the template, or the data behind the variable.")
+        }
+    }
+
+    /// Checks that `text` is a JSON object and returns it as PostgreSQL's `jsonb` prints it,
+    /// which is how the worker reads an event's payload (numbers such as `1e2` become `100`).
+    static func normalizedPayload(_ text: String, connection: Connection) throws -> String {
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(text)
+        } catch {
+            throw OperationsError(.invalidInput, "the payload is not valid JSON: \(error)",
+                                  hint: "Quote it for the shell, e.g. --payload '{\"customer\": {\"id\": 1001, \"email\": \"a@example.cz\"}}', or read it from a file with --payload @payload.json.")
+        }
+        guard case .object = value else {
+            throw OperationsError(.invalidInput, "the payload must be a JSON object ({...}), as webhooky.emit records them",
+                                  hint: "For example --payload '{\"customer\": {\"id\": 1001}}'.")
+        }
+        let normalized: String?
+        do {
+            normalized = try connection.query("SELECT $1::jsonb::text", [text]).scalar
+        } catch {
+            guard error.code == .statementFailed else { throw error }
+            // For example a \u0000 escape, which JSON allows and jsonb does not.
+            throw OperationsError(.invalidInput, "PostgreSQL does not accept the payload as jsonb: \(error.message)")
+        }
+        return normalized ?? text
+    }
+
+    /// The request as text: `METHOD URL`, the headers one per line (`User-Agent` first, as
+    /// the HTTP client sends it, when `userAgent` is given), and the body after a blank line.
+    /// Secrets in the URL and headers are hidden (see ``Redaction``) unless `unmask` is true;
+    /// the body is shown as it is. The signing secret is never part of it.
+    public func text(unmask: Bool, userAgent: String?) -> String {
+        var lines = ["\(request.method) \(unmask ? request.url : Redaction.url(request.url))"]
+        if let userAgent { lines.append("User-Agent: \(userAgent)") }
+        for header in request.headers {
+            let value = unmask ? header.value : Redaction.headerValue(name: header.name, value: header.value)
+            lines.append(value.isEmpty ? "\(header.name):" : "\(header.name): \(value)")
+        }
+        if let body = request.body {
+            lines.append("")
+            lines.append(body)
+        }
+        return lines.joined(separator: "\n")
+    }
+}

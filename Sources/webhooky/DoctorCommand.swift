@@ -1,0 +1,63 @@
+import Operations
+import Postgres
+import Worker
+
+/// `webhooky doctor`: is everything in order, and if not, what to do.
+enum DoctorCommand {
+    /// What `webhooky doctor --help` prints.
+    static let usage = """
+        Usage: webhooky doctor [options]
+
+        Checks the database and the workers and explains each finding in plain words, one line
+        each, OK, WARN or FAIL, with what to do:
+          connection     server version, database, role
+          schema         the schema version against this binary's
+          privileges     whether the role can run the worker and do admin work
+          workers        workers with a heartbeat in the last 30 s (none: FAIL)
+          backlog        deliveries due and events not yet fanned out (WARN when the oldest
+                         has waited over 5 minutes)
+          NOTIFY queue   pg_notification_queue_usage() (WARN over 50 %)
+          dead           deliveries that gave up in the last 24 hours
+          webhooks       failing webhooks, and those Webhooky disabled (and why)
+          events         event types that have had no event for over 10 times their usual
+                         gap and at least an hour: a dropped or disabled trigger?
+
+        Options:
+          --database-url URL   libpq connection string or URI [DATABASE_URL, else PG* variables]
+
+        Exit status: 0 all OK; 1 something needs attention (a WARN or a FAIL); 2 bad options;
+        3 database unreachable.
+
+        Examples:
+          webhooky doctor
+          webhooky doctor --database-url 'postgresql://webhooky_worker@db.internal/shop'
+          webhooky doctor || alert "webhooky needs attention"
+        """
+
+    /// Runs `webhooky doctor` with the arguments after the command name; returns the exit status.
+    static func main(_ rawArguments: [String]) -> Int32 {
+        if rawArguments.contains("--help") || rawArguments.contains("-h") {
+            print(usage)
+            return 0
+        }
+        let arguments: Arguments
+        do {
+            arguments = try Arguments(rawArguments, command: "doctor", options: ["database-url"], switches: [])
+        } catch {
+            Help.fail("\(error)\n\n\(usage)")
+            return 2
+        }
+        let style = TerminalStyle.forStandardOutput()
+        let connection: Connection
+        do {
+            connection = try Connection(conninfo: Help.databaseURL(arguments), applicationName: "webhooky doctor")
+        } catch {
+            print(Doctor.report([Doctor.unreachable(error)], style: style))
+            return 3
+        }
+        connection.onNotice { _ in }
+        let checks = Doctor(binaryVersion: Worker.version).examine(connection)
+        print(Doctor.report(checks, style: style))
+        return Doctor.exitStatus(checks)
+    }
+}

@@ -1,0 +1,51 @@
+import Operations
+
+/// `webhooky status`: every webhook's health in one table.
+enum StatusCommand {
+    /// What `webhooky status --help` prints.
+    static let usage = """
+        Usage: webhooky status [options]
+
+        Prints the webhooky.health view as a table, one row per webhook: id, name, enabled,
+        deliveries pending and how long the oldest has waited, attempts answered 2xx (OK) and
+        deliveries that gave up (DEAD) in the last 24 hours, failed attempts in a row, the last
+        status or error (shortened), median and 95th percentile duration in ms over 24 hours,
+        and why Webhooky disabled it. The full view: SELECT * FROM webhooky.health;
+
+        Options:
+          --database-url URL   libpq connection string or URI [DATABASE_URL, else PG* variables]
+
+        Exit status: 0 printed; 1 the role may not read webhooky.health (it needs
+        webhooky_admin); 2 bad options; 3 database unreachable; 4 schema missing or of another
+        version.
+
+        Examples:
+          webhooky status
+          webhooky status --database-url postgresql://admin@db.internal/shop
+          watch -n 5 webhooky status
+        """
+
+    /// Runs `webhooky status` with the arguments after the command name; returns the exit status.
+    static func main(_ rawArguments: [String]) -> Int32 {
+        if rawArguments.contains("--help") || rawArguments.contains("-h") {
+            print(usage)
+            return 0
+        }
+        let arguments: Arguments
+        do {
+            arguments = try Arguments(rawArguments, command: "status", options: ["database-url"], switches: [])
+        } catch {
+            Help.fail("\(error)\n\n\(usage)")
+            return 2
+        }
+        do {
+            let connection = try CommandDatabase.open(arguments, applicationName: "webhooky status")
+            print(HealthTable.text(try HealthTable.load(connection), style: .forStandardOutput()))
+            return 0
+        } catch let exit as CommandExit {
+            return exit.status
+        } catch {
+            return CommandDatabase.report(error)
+        }
+    }
+}

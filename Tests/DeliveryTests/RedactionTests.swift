@@ -1,0 +1,52 @@
+import Delivery
+import Testing
+
+@Suite struct RedactionTests {
+    @Test(arguments: [
+        ("https://h/p?apikey=k3y&id=7", "https://h/p?apikey=***&id=7"),
+        ("https://h/p?id=7&APIKey=k3y", "https://h/p?id=7&APIKey=***"),
+        ("https://h/?key=a&token=b&api_key=c&secret=d&password=e&access_token=f&auth=g&signature=h",
+         "https://h/?key=***&token=***&api_key=***&secret=***&password=***&access_token=***&auth=***&signature=***"),
+        ("https://h/?api%5Fkey=c", "https://h/?api%5Fkey=***"),
+        ("https://h/?monkey=1&keys=2&tokenizer=3", "https://h/?monkey=1&keys=2&tokenizer=3"),
+        ("https://h/?token=", "https://h/?token="),
+        ("https://h/?token", "https://h/?token"),
+        ("https://h/?a=1&&token=x#token=frag", "https://h/?a=1&&token=***#token=frag"),
+        ("https://h/path/token=abc", "https://h/path/token=abc"),
+        ("https://bob:pa55@h:8443/p?x=1", "https://bob:***@h:8443/p?x=1"),
+        ("https://bob@h/p", "https://bob@h/p"),
+        ("https://h/p?email=a%40b.cz", "https://h/p?email=a%40b.cz"),
+        ("https://h/p?next=https://x:y@z/", "https://h/p?next=https://x:y@z/"),
+    ])
+    func urls(url: String, shown: String) {
+        #expect(Redaction.url(url) == shown)
+    }
+
+    @Test(arguments: [
+        ("Authorization", "Bearer eshop-42-token", "Bearer ***"),
+        ("authorization", "Basic dXNlcjpwYXNz", "Basic ***"),
+        ("Authorization", "s3cr3t", "***"),
+        ("Proxy-Authorization", "Basic x", "Basic ***"),
+        ("X-Api-Key", "k3y", "***"),
+        ("X-Auth-Token", "Token abc def", "Token ***"),
+        ("X-Client-Secret", "abc", "***"),
+        ("X-Password", "hunter2", "***"),
+        ("Cookie", "session=abc; theme=dark", "***"),
+        ("Authorization", "key=abc; more", "***"),
+        ("X-Token", "", ""),
+        ("X-Shop", "eshop-42", "eshop-42"),
+        ("Content-Type", "application/json", "application/json"),
+        ("webhook-signature", "v1,abc=", "v1,abc="),
+    ])
+    func headers(name: String, value: String, shown: String) {
+        #expect(Redaction.headerValue(name: name, value: value) == shown)
+    }
+
+    @Test func secretHeadersAndParametersAreRecognisedWithoutRegardToCase() {
+        #expect(Redaction.isSecretHeader("AUTHORIZATION"))
+        #expect(Redaction.isSecretHeader("x-API-KEY"))
+        #expect(!Redaction.isSecretHeader("X-Request-Id"))
+        #expect(Redaction.isSecretParameter("ACCESS_TOKEN"))
+        #expect(!Redaction.isSecretParameter("id"))
+    }
+}

@@ -1,0 +1,39 @@
+import TestSupport
+import Testing
+
+/// What every command says about itself, and the exit statuses they share.
+@Suite(.timeLimit(.minutes(2))) struct CommandLineTests {
+    @Test("every command has --help with examples; the overview lists them all", arguments: ["run", "migrate", "preview", "tail", "status", "doctor", "demo"])
+    func help(command: String) throws {
+        let outcome = try CommandProcess.run([command, "--help"])
+        #expect(outcome.status == 0)
+        #expect(outcome.output.hasPrefix("Usage: webhooky \(command)"))
+        #expect(outcome.output.contains("Examples:"))
+        let overview = try CommandProcess.run(["--help"])
+        #expect(overview.output.contains("\n  \(command) "))
+    }
+
+    @Test("bad options exit 2, an unreachable database 3, a database without the schema 4", arguments: ["preview 1", "tail", "status"])
+    func exitStatuses(command: String) throws {
+        let arguments = command.split(separator: " ").map(String.init)
+        let bad = try CommandProcess.run(arguments + ["--no-such-option"])
+        #expect(bad.status == 2)
+        #expect(bad.errors.hasPrefix("webhooky: error: unknown option --no-such-option for \"webhooky \(arguments[0])\""))
+
+        let unreachable = try CommandProcess.run(arguments + ["--database-url", "host=/nonexistent-socket-dir port=1"])
+        #expect(unreachable.status == 3)
+        #expect(unreachable.errors.contains("cannot connect to the database: "))
+        #expect(unreachable.errors.contains("Check --database-url or DATABASE_URL"))
+
+        let empty = try TestCluster.newEmptyDatabase()
+        let missing = try CommandProcess.run(arguments + ["--database-url", empty.conninfo])
+        #expect(missing.status == 4)
+        #expect(missing.errors == "webhooky: error: the webhooky schema is not installed in this database; run \"webhooky migrate\" first\n")
+    }
+
+    @Test func unknownCommandsAreNamed() throws {
+        let outcome = try CommandProcess.run(["stats"])
+        #expect(outcome.status == 2)
+        #expect(outcome.errors.contains("unknown command \"stats\"; the commands are run, migrate, preview, tail, status, doctor, demo and version"))
+    }
+}

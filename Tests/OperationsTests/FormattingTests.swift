@@ -1,0 +1,69 @@
+import Operations
+import Testing
+
+@Suite struct FormattingTests {
+    @Test(arguments: [
+        (0.25, "250ms"), (12.9, "12s"), (60, "1m"), (303, "5m 3s"), (7500, "2h 5m"), (7200, "2h"), (273_600, "3d 4h"), (-5, "0ms"),
+    ] as [(Double, String)])
+    func durations(seconds: Double, text: String) {
+        #expect(TextFormatting.duration(seconds: seconds) == text)
+    }
+
+    @Test func numbersAndMilliseconds() {
+        #expect(TextFormatting.count(1_234_567) == "1,234,567")
+        #expect(TextFormatting.count(999) == "999")
+        #expect(TextFormatting.milliseconds(3.14) == "3.1 ms")
+        #expect(TextFormatting.milliseconds(850) == "850 ms")
+        #expect(TextFormatting.milliseconds(1234) == "1.2 s")
+        #expect(TextFormatting.formatted(0.05, decimals: 1) == "0.1")
+        #expect(TextFormatting.formatted(12.0, decimals: 1) == "12")
+        #expect(TextFormatting.shortened("line one\nline two", to: 12) == "line one li…")
+    }
+
+    @Test("a table lines its columns up; numbers on the right")
+    func table() {
+        var table = TextTable(columns: [.init("ID", rightAligned: true), .init("NAME")])
+        table.rows = [["7", "ERP"], ["12", "Mailer"]]
+        #expect(table.render() == "ID  NAME\n 7  ERP\n12  Mailer")
+    }
+
+    @Test("colour only when asked for")
+    func colours() {
+        #expect(TerminalStyle.plain.bad("dead") == "dead")
+        #expect(TerminalStyle(colored: true).bad("dead") == "\u{1B}[31mdead\u{1B}[0m")
+    }
+
+    @Test("a tail line: time, webhook, delivery, attempt, status, duration, outcome, and the error when it adds something")
+    func attemptLine() {
+        let row = AttemptRow(id: 9, startedAt: 1_795_952_756.25, webhookID: 3, webhookName: "ERP credit sync", deliveryID: 42, attempt: 2,
+                             status: 503, error: "HTTP 503", durationMilliseconds: 12.3, outcome: .retrying(inSeconds: 29.6), isTest: false)
+        let line = row.line(style: .plain, today: 1_795_952_756)
+        #expect(line.hasSuffix(#"webhook 3 "ERP credit sync"         delivery 42     attempt 2   503     12.3 ms  retry in 29s"#))
+        var dead = row
+        dead.outcome = .dead
+        dead.status = nil
+        dead.error = "Connection refused (gave up after 12 attempts)"
+        #expect(dead.line(style: .plain, today: 1_795_952_756).hasSuffix("attempt 2   error   12.3 ms  dead  Connection refused (gave up after 12 attempts)"))
+        #expect(row.line(style: .plain, today: 1_795_952_756 + 3 * 86_400).contains("-"), "another day: the date is shown")
+    }
+}
+
+@Suite struct HealthTableTests {
+    @Test("status: one aligned row per webhook; the last outcome shortened; why a webhook was disabled")
+    func rows() {
+        let rows = [
+            HealthRow(webhookID: 1, name: "ERP credit sync", event: "customer.credit_changed", enabled: true, succeeded24h: 1234,
+                      lastStatus: 200, p50Milliseconds: 12.34, p95Milliseconds: 40),
+            HealthRow(webhookID: 12, name: "Mailer", event: "customer.tier_changed", enabled: false, disabledReason: "the endpoint answered 410 Gone",
+                      pending: 3, oldestPendingSeconds: 400, dead24h: 2, consecutiveFailures: 11, lastStatus: 410,
+                      lastError: "HTTP 410 (gave up after 12 attempts)"),
+        ]
+        let text = HealthTable.text(rows, style: .plain)
+        #expect(text == """
+            ID  NAME             ENABLED  PENDING  OLDEST  OK 24H  DEAD 24H  FAILS  LAST                             P50 MS  P95 MS  DISABLED BECAUSE
+             1  ERP credit sync  yes            0       -   1,234         0      0  200                                12.3      40
+            12  Mailer           no             3  6m 40s       0         2     11  410 (gave up after 12 attempts)       -       -  the endpoint answered 410 Gone
+            """)
+        #expect(HealthTable.text([], style: .plain).hasPrefix("no webhooks yet"))
+    }
+}

@@ -1,0 +1,152 @@
+import Foundation
+import LoopbackReceiver
+import Postgres
+import StandardWebhooks
+import TestSupport
+import Testing
+
+/// `webhooky preview`, run as the admin runs it: the built binary against a real database.
+@Suite(.timeLimit(.minutes(2))) struct PreviewTests {
+    /// A webhook with a secret in its URL, an Authorization header and a signing secret.
+    static func addSecretiveWebhook(_ database: AdminDatabase, baseURL: String) throws -> (id: Int64, secret: String) {
+        let secret = try #require(try database.value("SELECT webhooky.new_secret()"))
+        let id = try database.addWebhook(
+            url: baseURL + "/hooks/#customer.id#?apikey=k3y-s3cr3t&email=#customer.email#",
+            body: ##"{"email": "#customer.email#", "credit": #customer.credit#, "tier": "#customer.tier.name#"}"##,
+            headers: ##"{"Authorization": "Bearer #account.eshopId#-t0ken", "X-Shop": "#account.eshopId#"}"##,
+            secret: secret, name: "Mailer")
+        return (id, secret)
+    }
+
+    /// A printed request split into its parts.
+    struct Printed {
+        var requestLine: String
+        var headers: [(name: String, value: String)]
+        var body: String?
+
+        init(_ text: String) {
+            var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            if lines.last == "" { lines.removeLast() }
+            requestLine = lines.first ?? ""
+            let blank = lines.firstIndex(of: "") ?? lines.endIndex
+            headers = lines[1..<blank].map { line in
+                let colon = line.firstIndex(of: ":") ?? line.endIndex
+                return (String(line[..<colon]), String(line[line.index(after: min(colon, line.index(before: line.endIndex)))...]).trimmingCharacters(in: .whitespaces))
+            }
+            body = blank < lines.endIndex ? lines[(blank + 1)...].joined(separator: "\n") : nil
+        }
+
+        func header(_ name: String) -> String? { headers.first { $0.name.lowercased() == name.lowercased() }?.value }
+    }
+
+    @Test("preview prints exactly the request the worker sends for the same webhook and payload")
+    func previewIsWhatTheWorkerSends() throws {
+        let database = try AdminDatabase()
+        let receiver = try LoopbackReceiver()
+        let (webhook, secret) = try PreviewTests.addSecretiveWebhook(database, baseURL: receiver.baseURL)
+
+        let outcome = try database.run(["preview", String(webhook), "--unmask"])
+        #expect(outcome.status == 0, "\(outcome.errors)")
+        let preview = Printed(outcome.output)
+
+        let worker = RunningWorker(database.workerConfiguration())
+        defer { worker.stop() }
+        _ = try database.value("SELECT webhooky.send_test($1)", [String(webhook)])  // the sample payload, as preview used
+        let received = try #require(receiver.waitForRequests(1).first)
+
+        #expect(preview.requestLine == "\(received.method) \(receiver.baseURL)\(received.target)")
+        #expect(preview.requestLine == "POST \(receiver.baseURL)/hooks/1001?apikey=k3y-s3cr3t&email=jan.novak%40example.cz")
+        #expect(preview.body == received.bodyText)
+        // libcurl adds the transport's own headers; everything else must be the same, in order.
+        let sent = received.headers.filter { !["host", "accept", "content-length"].contains($0.name.lowercased()) }
+        #expect(preview.headers.map(\.name) == sent.map(\.name))
+        let standard: Set<String> = ["webhook-id", "webhook-timestamp", "webhook-signature"]
+        #expect(preview.headers.filter { !standard.contains($0.name) }.map(\.value) == sent.filter { !standard.contains($0.name) }.map(\.value))
+        #expect(preview.header("Authorization") == "Bearer eshop-42-t0ken")
+        #expect(preview.header("webhook-id") == "msg_preview")
+
+        // The signature is real: a receiver with the secret accepts it.
+        let signingSecret = try #require(SigningSecret(secret))
+        #expect(WebhookSignature.verify(id: "msg_preview", timestamp: try #require(preview.header("webhook-timestamp")),
+                                        body: Array((preview.body ?? "").utf8), header: try #require(preview.header("webhook-signature")),
+                                        secret: signingSecret))
+        #expect(!outcome.output.contains(secret) && !outcome.output.contains(String(secret.dropFirst(6))), "the signing secret is never printed")
+    }
+
+    @Test("secrets are masked by default and shown with --unmask; the signing secret never is")
+    func masking() throws {
+        let database = try AdminDatabase()
+        let (webhook, secret) = try PreviewTests.addSecretiveWebhook(database, baseURL: "https://mailer.example.com")
+
+        let masked = try database.run(["preview", String(webhook)])
+        #expect(masked.status == 0, "\(masked.errors)")
+        let printed = Printed(masked.output)
+        #expect(printed.requestLine == "POST https://mailer.example.com/hooks/1001?apikey=***&email=jan.novak%40example.cz")
+        #expect(printed.header("Authorization") == "Bearer ***")
+        #expect(printed.header("X-Shop") == "eshop-42")
+        #expect(!masked.output.contains("k3y-s3cr3t") && !masked.output.contains("t0ken"))
+
+        let unmasked = try database.run(["preview", String(webhook), "--unmask"])
+        #expect(unmasked.output.contains("apikey=k3y-s3cr3t") && unmasked.output.contains("Authorization: Bearer eshop-42-t0ken"))
+        for output in [masked.output + masked.errors, unmasked.output + unmasked.errors] {
+            #expect(!output.contains(secret) && !output.contains(String(secret.dropFirst(6))) && !output.contains("whsec_"))
+        }
+    }
+
+    @Test("the payload: a recorded event's, or given JSON (read as jsonb reads it), numbers kept exact; a GET has no body")
+    func payloads() throws {
+        let database = try AdminDatabase()
+        let webhook = try database.addWebhook(url: "https://erp.example.com/sync?id=#customer.id#&credit=#customer.credit#", name: "ERP")
+        let event = try #require(try database.value("""
+            INSERT INTO webhooky.events (event, payload, webhook_ids, fanned_out)
+            VALUES ('customer.credit_changed', '{"customer": {"id": 9007199254740993, "credit": 12345678901234.56}}', '{}', true) RETURNING id
+            """))
+
+        let fromEvent = try database.run(["preview", String(webhook), "--event", event])
+        #expect(fromEvent.status == 0, "\(fromEvent.errors)")
+        #expect(fromEvent.output == """
+            GET https://erp.example.com/sync?id=9007199254740993&credit=12345678901234.56
+            User-Agent: Webhooky/1
+            webhook-id: msg_preview
+            webhook-timestamp: \(Printed(fromEvent.output).header("webhook-timestamp") ?? "?")
+
+            """)
+
+        let given = try database.run(["preview", String(webhook), "--payload", #"{"customer": {"id": 1e2, "credit": 0.10}}"#])
+        #expect(given.status == 0, "\(given.errors)")
+        #expect(Printed(given.output).requestLine == "GET https://erp.example.com/sync?id=100&credit=0.10", "as the worker would read it from jsonb")
+
+        let tier = try database.run(["preview", String(webhook), "--event", event, "--unmask"])
+        #expect(tier.status == 0)
+        try database.connection.execute("UPDATE webhooky.webhooks SET enabled = false")
+        let disabled = try database.run(["preview", String(webhook)])
+        #expect(disabled.status == 0)
+        #expect(disabled.errors.contains("webhook \(webhook) \"ERP\" is disabled: nothing is sent until it is enabled"))
+    }
+
+    @Test("errors say what is wrong and what to do, with the documented exit status")
+    func errors() throws {
+        let database = try AdminDatabase()
+        let webhook = try database.addWebhook(url: "https://erp.example.com/x", headers: ##"{"X-Tier": "#customer.tier.name#"}"##)
+        try database.connection.execute("INSERT INTO webhooky.event_types (name, description) VALUES ('order.paid', 'An order was paid')")
+        let unsampled = try database.addWebhook(event: "order.paid", url: "https://erp.example.com/orders")
+
+        func check(_ arguments: [String], status: Int32, _ words: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+            let outcome = try database.run(arguments)
+            #expect(outcome.status == status, "\(arguments): \(outcome.errors)", sourceLocation: sourceLocation)
+            #expect(outcome.errors.contains(words), "\(arguments): \(outcome.errors)", sourceLocation: sourceLocation)
+            #expect(outcome.output.isEmpty, sourceLocation: sourceLocation)
+        }
+        try check(["preview", "424242"], status: 1, "webhooky: error: there is no webhook 424242\nSELECT id, name, event, enabled FROM webhooky.webhooks")
+        try check(["preview", String(webhook), "--event", "424242"], status: 1, "there is no event 424242")
+        try check(["preview", String(unsampled)], status: 1, "the event type \"order.paid\" of webhook \(unsampled) \"test\" has no sample payload\nPreview with --payload")
+        try check(["preview", String(webhook), "--payload", #"{"customer": }"#], status: 2, "the payload is not valid JSON: unexpected character")
+        try check(["preview", String(webhook), "--payload", "[1, 2]"], status: 2, "the payload must be a JSON object")
+        try check(["preview", String(webhook), "--payload", #"{"customer": {"tier": {"name": "Gold\nX-Evil: 1"}}}"#], status: 1,
+                  "webhook \(webhook) \"test\" cannot render a request for the given payload: header \"X-Tier\": the value of #customer.tier.name# contains a line break")
+        try check(["preview", "seven"], status: 2, "WEBHOOK_ID must be a positive whole number")
+        try check(["preview"], status: 2, "which webhook? give its id")
+        try check(["preview", String(webhook), "--event", "1", "--payload", "{}"], status: 2, "give --event or --payload, not both")
+        try check(["preview", String(webhook), "--payload", "@/nonexistent/payload.json"], status: 2, "cannot read /nonexistent/payload.json")
+    }
+}

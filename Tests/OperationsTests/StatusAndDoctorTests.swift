@@ -1,0 +1,201 @@
+import Foundation
+import LoopbackReceiver
+import Postgres
+import TestSupport
+import Testing
+
+/// `webhooky status` and `webhooky doctor`, run as child processes against real databases.
+@Suite(.timeLimit(.minutes(2))) struct StatusAndDoctorTests {
+    /// The doctor's line about `topic` (its first line; details follow indented).
+    static func finding(_ output: String, _ topic: String) -> String? {
+        output.split(separator: "\n").first { line in
+            ["OK", "WARN", "FAIL"].contains { level in line.hasPrefix(level) } && line.dropFirst(6).hasPrefix(topic)
+        }.map(String.init)
+    }
+
+    @Test("status: one row per webhook from webhooky.health")
+    func status() throws {
+        let database = try AdminDatabase()
+        let receiver = try LoopbackReceiver { request, _ in request.target == "/bad" ? .status(503, body: "down") : .ok }
+        let good = try database.addWebhook(url: receiver.baseURL + "/good", name: "ERP credit sync")
+        let bad = try database.addWebhook(url: receiver.baseURL + "/bad", name: "Mailer")
+        let gone = try database.addWebhook(url: receiver.baseURL + "/gone", name: "Old CRM")
+        try database.connection.query("UPDATE webhooky.webhooks SET enabled = false, disabled_reason = 'the endpoint answered 410 Gone' WHERE id = $1", [String(gone)])
+        let worker = RunningWorker(database.workerConfiguration(retry: [.milliseconds(50)]))
+        defer { worker.stop() }
+        for webhook in [good, bad, good] { _ = try database.value("SELECT webhooky.send_test($1)", [String(webhook)]) }
+        _ = try database.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state IN ('succeeded', 'dead')") { $0 == "3" }
+
+        let outcome = try database.run(["status"])
+        #expect(outcome.status == 0, "\(outcome.errors)")
+        let lines = outcome.output.split(separator: "\n").map(String.init)
+        #expect(lines.count == 4)
+        #expect(lines[0].hasPrefix("ID  NAME             ENABLED  PENDING  OLDEST  OK 24H  DEAD 24H  FAILS  LAST"))
+        #expect(lines[1].hasPrefix(" \(good)  ERP credit sync  yes            0       -       2         0      0  200"))
+        #expect(lines[2].hasPrefix(" \(bad)  Mailer           yes            0       -       0         1      2  503 (gave up after 2 attempts)"))
+        #expect(lines[3].hasPrefix(" \(gone)  Old CRM          no             0       -       0         0      0  -"))
+        #expect(lines[3].hasSuffix("the endpoint answered 410 Gone"))
+
+        let empty = try AdminDatabase().run(["status"])
+        #expect(empty.output.hasPrefix("no webhooks yet"))
+    }
+
+    @Test("doctor: all OK on a healthy database with a running worker; exit status 0")
+    func healthy() throws {
+        let database = try AdminDatabase()
+        let receiver = try LoopbackReceiver()
+        let webhook = try database.addWebhook(url: receiver.baseURL + "/ok", name: "ERP")
+        let worker = RunningWorker(database.workerConfiguration())
+        defer { worker.stop() }
+        _ = try database.value("SELECT webhooky.send_test($1)", [String(webhook)])
+        _ = try database.waitFor("SELECT state FROM webhooky.deliveries") { $0 == "succeeded" }
+
+        let outcome = try database.run(["doctor"])
+        #expect(outcome.status == 0, "\(outcome.output)\(outcome.errors)")
+        for topic in ["connection", "schema", "privileges", "workers", "backlog", "NOTIFY queue", "dead", "webhooks", "events"] {
+            #expect(StatusAndDoctorTests.finding(outcome.output, topic)?.hasPrefix("OK ") == true, "\(topic): \(outcome.output)")
+        }
+        #expect(StatusAndDoctorTests.finding(outcome.output, "workers")?.hasSuffix("1 worker alive") == true)
+        #expect(outcome.output.contains("test-worker-\(database.database.name) on "))
+        #expect(StatusAndDoctorTests.finding(outcome.output, "privileges")?.contains("can run the worker and do admin work") == true)
+        #expect(outcome.output.hasSuffix("All is well.\n"))
+    }
+
+    @Test("doctor: no worker alive is a FAIL that says what to do; exit status 1")
+    func noWorker() throws {
+        let database = try AdminDatabase()
+        try database.addWebhook(url: "https://erp.example.com/x")
+        try database.connection.execute("""
+            INSERT INTO webhooky.workers (id, host, pid, version, heartbeat_at, listening)
+            VALUES ('old-worker', 'db-host', 1, '1.0.0', now() - interval '2 minutes', true)
+            """)
+        let outcome = try database.run(["doctor"])
+        #expect(outcome.status == 1)
+        #expect(StatusAndDoctorTests.finding(outcome.output, "workers")
+                == "FAIL  workers       no worker alive: events are recorded but nothing is sent: start webhooky run")
+        #expect(outcome.output.contains("old-worker on db-host, webhooky 1.0.0: last heartbeat 2m ago (stopped, or lost the database)"))
+        #expect(outcome.output.hasSuffix("Needs attention: 1 failure.\n"))
+    }
+
+    @Test("doctor: a backlog older than 5 minutes is a WARN")
+    func backlog() throws {
+        let database = try AdminDatabase()
+        let webhook = try database.addWebhook(url: "https://erp.example.com/x")
+        let paused = try database.addWebhook(url: "https://erp.example.com/y", enabled: false)
+        for _ in 1...30 { _ = try database.addDelivery(webhook: webhook) }
+        _ = try database.addDelivery(webhook: paused)
+        try database.connection.execute("UPDATE webhooky.deliveries SET next_attempt_at = now() - interval '12 minutes'")
+        try database.connection.query("""
+            INSERT INTO webhooky.events (event, payload, webhook_ids, fanned_out, created_at)
+            SELECT 'customer.credit_changed', '{}', ARRAY[$1::bigint], false, now() - interval '3 minutes' FROM generate_series(1, 5)
+            """, [String(webhook)])
+        let outcome = try database.run(["doctor"])
+        #expect(outcome.status == 1)
+        #expect(StatusAndDoctorTests.finding(outcome.output, "backlog")
+                == "WARN  backlog       30 deliveries due and 5 events not yet fanned out; the oldest has waited 12m: the workers are not keeping up (or none runs)")
+        #expect(outcome.output.contains("Besides: 1 held by disabled webhooks."))
+
+        try database.connection.execute("UPDATE webhooky.deliveries SET next_attempt_at = now() - interval '10 seconds'; UPDATE webhooky.events SET created_at = now()")
+        let recent = try database.run(["doctor"])
+        #expect(StatusAndDoctorTests.finding(recent.output, "backlog")?.hasPrefix("OK    backlog       30 deliveries due and 5 events not yet fanned out; the oldest has waited 1") == true)
+    }
+
+    @Test("doctor: a webhook Webhooky disabled, a failing one, and dead deliveries are WARNs that say why and what to do")
+    func disabledAndFailingWebhooks() throws {
+        let database = try AdminDatabase()
+        let gone = try database.addWebhook(url: "https://crm.example.com/x", name: "Old CRM")
+        let failing = try database.addWebhook(url: "https://erp.example.com/x", name: "ERP")
+        let paused = try database.addWebhook(url: "https://erp.example.com/y", name: "Paused")
+        try database.connection.query("UPDATE webhooky.webhooks SET enabled = false, disabled_reason = 'the endpoint answered 410 Gone' WHERE id = $1", [String(gone)])
+        try database.connection.query("UPDATE webhooky.webhooks SET enabled = false WHERE id = $1", [String(paused)])
+        try database.connection.query("INSERT INTO webhooky.webhook_health (webhook_id, consecutive_failures, failing_since) VALUES ($1, 4, now() - interval '2 hours')", [String(failing)])
+        let dead = try database.addDelivery(webhook: failing, state: "dead", attempts: 12)
+        try TailTests.recordAttempt(database.connection, delivery: dead, webhook: failing, number: 12, status: 503, error: "HTTP 503 (gave up after 12 attempts)")
+
+        let outcome = try database.run(["doctor"])
+        #expect(outcome.status == 1)
+        #expect(StatusAndDoctorTests.finding(outcome.output, "webhooks")
+                == "WARN  webhooks      3 webhooks, 1 enabled, 1 failing, 1 disabled by Webhooky, 1 disabled by hand")
+        #expect(outcome.output.contains(#"webhook \#(gone) "Old CRM" was disabled by Webhooky: the endpoint answered 410 Gone; 0 deliveries wait. Once the endpoint works: UPDATE webhooky.webhooks SET enabled = true WHERE id = \#(gone);"#))
+        #expect(outcome.output.contains(#"webhook \#(failing) "ERP": 4 failed attempts in a row for 2h; last: HTTP 503 (gave up after 12 attempts). Watch it with webhooky tail --webhook \#(failing)"#))
+        #expect(outcome.output.contains(#"webhook \#(paused) "Paused" is disabled by hand"#))
+        #expect(StatusAndDoctorTests.finding(outcome.output, "dead") == "WARN  dead          1 delivery gave up (dead) in the last 24 h")
+        #expect(outcome.output.contains("SELECT webhooky.redeliver_webhook(WEBHOOK_ID, now() - interval '1 day');"))
+    }
+
+    @Test("doctor: an event type whose events stopped far beyond their usual pace is a WARN: has a trigger been dropped?")
+    func oldLastEvent() throws {
+        let database = try AdminDatabase()
+        try database.addWebhook(url: "https://erp.example.com/x")
+        try database.connection.execute("INSERT INTO webhooky.event_types (name) VALUES ('order.paid')")
+        try database.addWebhook(event: "order.paid", url: "https://erp.example.com/orders")
+        // 30 credit changes a minute apart, the last 3 hours ago; 30 orders a minute apart up to now.
+        try database.connection.execute("""
+            INSERT INTO webhooky.events (event, payload, fanned_out, created_at)
+            SELECT 'customer.credit_changed', '{}', true, now() - interval '3 hours' - n * interval '1 minute' FROM generate_series(29, 0, -1) n;
+            INSERT INTO webhooky.events (event, payload, fanned_out, created_at)
+            SELECT 'order.paid', '{}', true, now() - n * interval '1 minute' FROM generate_series(29, 0, -1) n;
+            ALTER TABLE ellity.customers DISABLE TRIGGER customer_credit_changed;
+            """)
+        let outcome = try database.run(["doctor"])
+        #expect(outcome.status == 1)
+        #expect(StatusAndDoctorTests.finding(outcome.output, "events") == "WARN  events        1 event type has had no event for unusually long")
+        #expect(outcome.output.contains("customer.credit_changed: none for 3h, though one came every 1m on average over its last 30 events: has a trigger been dropped?"))
+        #expect(outcome.output.contains("Trigger customer_credit_changed on ellity.customers is DISABLED: ALTER TABLE ellity.customers ENABLE TRIGGER customer_credit_changed;"))
+        #expect(!outcome.output.contains("order.paid: none"))
+
+        try database.connection.execute("ALTER TABLE ellity.customers ENABLE TRIGGER customer_credit_changed; UPDATE webhooky.events SET event = 'order.paid' WHERE event = 'customer.credit_changed'")
+        try database.connection.execute("UPDATE webhooky.webhooks SET event = 'order.paid'")
+        try database.connection.execute("INSERT INTO webhooky.event_types (name) VALUES ('order.shipped'), ('order.refunded')")
+        try database.addWebhook(event: "order.shipped", url: "https://erp.example.com/shipped")
+        try database.addWebhook(event: "order.refunded", url: "https://erp.example.com/refunded")
+        // Shipped every 5 minutes until 2 hours ago: overdue. Refunded hourly until 5 hours ago: not yet (10 times its pace).
+        try database.connection.execute("""
+            INSERT INTO webhooky.events (event, payload, fanned_out, created_at)
+            SELECT 'order.shipped', '{}', true, now() - interval '2 hours' - n * interval '5 minutes' FROM generate_series(29, 0, -1) n;
+            INSERT INTO webhooky.events (event, payload, fanned_out, created_at)
+            SELECT 'order.refunded', '{}', true, now() - interval '5 hours' - n * interval '1 hour' FROM generate_series(29, 0, -1) n;
+            """)
+        let dropped = try database.run(["doctor"])
+        #expect(dropped.output.contains("order.shipped: none for 2h, though one came every 5m on average over its last 30 events: has a trigger been dropped?"),
+                "\(dropped.output)")
+        #expect(dropped.output.contains("No trigger function calls webhooky.emit('order.shipped', ...): if one did, it was dropped or replaced."))
+        #expect(!dropped.output.contains("order.refunded: none") && !dropped.output.contains("order.paid: none"))
+        #expect(!dropped.output.contains("customer.credit_changed"), "no enabled webhook wants it any more")
+    }
+
+    @Test("doctor: an unreachable database, a schema of another version, a role without privileges")
+    func cannotCheck() throws {
+        let unreachable = try CommandProcess.run(["doctor", "--database-url", "host=/nonexistent-socket-dir port=1 connect_timeout=2"])
+        #expect(unreachable.status == 3)
+        #expect(unreachable.output.hasPrefix("FAIL  connection    cannot connect to the database: "))
+
+        let empty = try TestCluster.newEmptyDatabase()
+        let missing = try CommandProcess.run(["doctor", "--database-url", empty.conninfo])
+        #expect(missing.status == 1)
+        #expect(StatusAndDoctorTests.finding(missing.output, "schema")
+                == #"FAIL  schema        the webhooky schema is not installed in this database; run "webhooky migrate" first"#)
+        #expect(StatusAndDoctorTests.finding(missing.output, "workers") == nil, "checks that need the schema are left out")
+
+        let database = try AdminDatabase()
+        let role = "nobody_\(getpid())_\(UInt16.random(in: 0...UInt16.max))"
+        try database.connection.execute("CREATE ROLE \(role) LOGIN")
+        let stranger = try CommandProcess.run(["doctor", "--database-url", database.url.replacingOccurrences(of: "user=postgres", with: "user=\(role)")])
+        #expect(stranger.status == 1)
+        #expect(StatusAndDoctorTests.finding(stranger.output, "schema")?.hasPrefix("FAIL  schema        role \(role) may not use the webhooky schema") == true, "\(stranger.output)")
+        #expect(stranger.output.contains("GRANT webhooky_admin TO \(role);"))
+
+        try database.connection.execute("GRANT webhooky_worker TO \(role)")
+        let worker = try CommandProcess.run(["doctor", "--database-url", database.url.replacingOccurrences(of: "user=postgres", with: "user=\(role)")])
+        #expect(StatusAndDoctorTests.finding(worker.output, "privileges")
+                == "OK    privileges    role \(role) can run the worker (for admin work as well: GRANT webhooky_admin TO \(role);)")
+        #expect(worker.output.contains("FAIL  workers       no worker alive"), "a worker's role may read what the doctor needs")
+
+        try database.connection.execute("REVOKE webhooky_worker FROM \(role); GRANT USAGE ON SCHEMA webhooky TO \(role); GRANT SELECT ON webhooky.migrations TO \(role)")
+        let partial = try CommandProcess.run(["doctor", "--database-url", database.url.replacingOccurrences(of: "user=postgres", with: "user=\(role)")])
+        #expect(StatusAndDoctorTests.finding(partial.output, "privileges")
+                == "WARN  privileges    role \(role) can neither run the worker nor do admin work: a DBA runs GRANT webhooky_worker TO \(role); (or webhooky_admin)")
+        #expect(partial.output.contains("missing for the worker: SELECT on webhooky.event_types, "))
+        #expect(StatusAndDoctorTests.finding(partial.output, "workers")?.hasPrefix("WARN  workers       could not check: permission denied for table workers") == true)
+    }
+}
