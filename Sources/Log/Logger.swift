@@ -4,7 +4,7 @@ import Glibc
 /// `2026-11-29T11:40:00.123Z info  delivery succeeded delivery=12 status=200`.
 ///
 /// Values are written as given, so callers must pass only what may be shown: never a signing
-/// secret, a password or a URL that was not redacted (see `Redaction` in the worker).
+/// secret, a password or a URL that was not redacted (see `Redaction` in the Delivery module).
 public struct Logger: Sendable {
     /// Severity, from most to least verbose.
     public enum Level: Int, Sendable, Comparable, CaseIterable, CustomStringConvertible {

@@ -232,9 +232,6 @@ enum DeliveryStore {
          WHERE state = 'sending' AND lease_expires_at < now()
         """
 
-    /// Arbitrary constant for `pg_try_advisory_lock`: one worker prunes at a time.
-    static let pruneLockKey = "7216487284"
-
     /// Deletes one batch of old history; returns the deliveries and events deleted.
     static func prune(_ connection: Connection, _ policy: RetentionPolicy) throws(PostgresError) -> (deliveries: Int, events: Int) {
         let result = try connection.query(

@@ -45,7 +45,7 @@ final class Dispatcher {
     /// `wants_wakeup = false` just before it changed (so sent no NOTIFY).
     private var stragglerChecks: [ContinuousClock.Instant] = []
     private var nextHeartbeat: ContinuousClock.Instant = .now
-    /// When to prune history next; `pruning` while this worker holds the prune lock.
+    /// When to prune history next; `pruning` while a pruning run is under way.
     private var nextPrune: ContinuousClock.Instant = .now + .seconds(10)
     private var pruning = false
     private var pruned = (deliveries: 0, events: 0)
@@ -352,13 +352,14 @@ final class Dispatcher {
     // MARK: Retention
 
     /// Deletes old history for up to 200 ms at a time (between other work), one batch per
-    /// transaction, while holding the prune lock; then waits for the next interval.
+    /// transaction; then waits for the next interval. Several workers may prune at once: each
+    /// batch locks its rows with SKIP LOCKED, so they share the work (and no session lock is
+    /// needed, which a transaction-mode connection pooler would not keep).
     private func pruneHistory() {
         guard let policy = configuration.retention, let connection else { return }
         do {
             if !pruning {
                 nextPrune = .now + policy.interval
-                guard try connection.query("SELECT pg_try_advisory_lock(\(DeliveryStore.pruneLockKey))").scalar == "t" else { return }
                 pruning = true
                 pruned = (0, 0)
             }
@@ -369,7 +370,6 @@ final class Dispatcher {
                 pruned.events += batch.events
                 if batch.deliveries == 0 && batch.events == 0 {
                     pruning = false
-                    try connection.query("SELECT pg_advisory_unlock(\(DeliveryStore.pruneLockKey))")
                     if pruned.deliveries + pruned.events > 0 {
                         logger.notice("pruned old history", ["deliveries": pruned.deliveries, "events": pruned.events])
                     }

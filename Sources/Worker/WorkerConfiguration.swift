@@ -89,7 +89,7 @@ public struct AutoDisablePolicy: Sendable, Hashable {
 
 /// How long finished deliveries (with their attempts and events) are kept. The worker deletes
 /// older ones every ``interval``, in batches of ``batchSize`` rows, each its own short
-/// transaction; with several workers, one prunes at a time.
+/// transaction; several workers share the work.
 public struct RetentionPolicy: Sendable, Hashable {
     /// Succeeded deliveries are deleted this long after they succeeded. Default 7 days.
     public var succeeded: Duration
