@@ -142,6 +142,46 @@ def proc_status_kb(pid: int, key: str) -> int:
     return 0
 
 
+def machine_cpu() -> tuple[float, float]:
+    """(busy CPU seconds of the whole machine, steal seconds) from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = v
+    return (user + nice + system + irq + softirq) / CLK_TCK, steal / CLK_TCK
+
+
+class Meter:
+    """CPU used during a run: by the worker, by PostgreSQL, by the rest of the bench (receiver,
+    pgbench, the harness), and by everything else on this shared machine ("other"): the noise
+    figure that tells a disturbed run from a clean one."""
+
+    def __init__(self, cluster, worker_pid: int | None, receiver_pid: int | None):
+        import resource  # noqa: PLC0415
+        self._resource = resource
+        self.cluster, self.worker_pid, self.receiver_pid = cluster, worker_pid, receiver_pid
+        self.t0 = time.time()
+        self.snap0 = self._snap()
+
+    def _snap(self) -> dict:
+        r = self._resource
+        me, kids = r.getrusage(r.RUSAGE_SELF), r.getrusage(r.RUSAGE_CHILDREN)
+        busy, steal = machine_cpu()
+        return {
+            "busy": busy, "steal": steal,
+            "pg": self.cluster.cpu_seconds(),
+            "worker": proc_cpu_seconds(self.worker_pid) if self.worker_pid else 0.0,
+            "receiver": proc_cpu_seconds(self.receiver_pid) if self.receiver_pid else 0.0,
+            "harness": me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime,
+        }
+
+    def stop(self) -> dict:
+        a, b = self.snap0, self._snap()
+        d = {k: b[k] - a[k] for k in a}
+        ours = d["pg"] + d["worker"] + d["receiver"] + d["harness"]
+        return {"wall": time.time() - self.t0, "worker": d["worker"], "pg": d["pg"], "bench": d["receiver"] + d["harness"],
+                "other": max(0.0, d["busy"] - ours), "steal": d["steal"]}
+
+
 # ---------------------------------------------------------------------------------------------
 # The private PostgreSQL cluster
 # ---------------------------------------------------------------------------------------------
@@ -230,10 +270,12 @@ class Cluster:
     def execute(self, db: str, *statements: str) -> None:
         with self.connect(db) as conn:
             for sql in statements:
+                COMMANDS.add(f"-- SQL in {db}: {sql}")
                 conn.execute(sql)
 
     def clone(self, template: str, name: str) -> None:
         """A fresh database, an exact copy of `template` (data, statistics, hint bits)."""
+        COMMANDS.add(f'-- SQL: CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY FILE_COPY; CHECKPOINT')
         with self.connect("postgres") as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}" STRATEGY FILE_COPY')
@@ -260,7 +302,8 @@ class Receiver:
         cmd = [str(binary), str(port), str(log_path), str(portfile)]
         COMMANDS.add(shlex.join(cmd[:1] + ["PORT", "LOGFILE", "PORTFILE"]))
         self.stderr = open(log_path.with_suffix(".stderr"), "w")
-        self.proc = spawn(cmd, stdout=self.stderr, stderr=self.stderr)
+        env = dict(os.environ, RECEIVER_SAMPLE=str(log_path.with_suffix(".sample.http")))
+        self.proc = spawn(cmd, stdout=self.stderr, stderr=self.stderr, env=env)
         deadline = time.time() + 10
         while not portfile.exists():
             if self.proc.poll() is not None or time.time() > deadline:
@@ -362,7 +405,7 @@ class Report:
                     row.append("n/a")
             if ratio:
                 a, b = meds.get(ratio[0]), meds.get(ratio[1])
-                row.append(f"{a / b:.2f}" if a is not None and b not in (None, 0) else "n/a")
+                row.append("" if not fig.better else f"{a / b:.2f}" if a is not None and b not in (None, 0) else "n/a")
             rows.append(row)
         self.add_table(title, head, rows)
 
@@ -392,7 +435,8 @@ class Report:
     def write(self, started: float) -> Path:
         RESULTS.mkdir(parents=True, exist_ok=True)
         date = dt.date.today().isoformat()
-        path = RESULTS / f"{date}-{self.scenario}.md"
+        suffix = "-diagnose" if self.args.diagnose else ""
+        path = RESULTS / f"{date}-{self.scenario}{suffix}.md"
         elapsed = time.time() - started
         md = [f"# Benchmark: {self.scenario} ({date})", ""]
         md += [f"- {k}: {v}" for k, v in self.env.items()]
@@ -454,6 +498,16 @@ PG_SETTINGS = {
 }
 
 
+# --diagnose: where the database's time goes. These add overhead: never compare diagnosed runs
+# with normal ones.
+DIAGNOSE_SETTINGS = {
+    "shared_preload_libraries": "'pg_stat_statements'",
+    "pg_stat_statements.track": "all",
+    "pg_stat_statements.track_planning": "on",
+    "track_functions": "all",
+}
+
+
 class Bench:
     def __init__(self, args):
         self.args = args
@@ -482,7 +536,12 @@ class Bench:
 
     def start_cluster(self) -> None:
         log(f"starting PostgreSQL in {self.root}")
-        self.cluster.init(PG_SETTINGS)
+        settings = dict(PG_SETTINGS)
+        if self.args.diagnose:
+            settings.update(DIAGNOSE_SETTINGS)
+        self.cluster.init(settings)
+        if self.args.diagnose:
+            self.cluster.execute("postgres", "CREATE EXTENSION pg_stat_statements")
         self.pg_version = self.cluster.scalar("postgres", "SHOW server_version")
 
     def env(self) -> dict:
@@ -506,6 +565,7 @@ class Bench:
             "baseline": "bench/baseline/worker.py (Python " + platform.python_version() + ", psycopg "
                         + psycopg.__version__ + ", aiohttp " + aiohttp_version() + "), batch 100, 64 in flight",
             "Webhooky worker": "`webhooky run` with its defaults (batch 100, 256 in flight, 16 connections per host)",
+            **({"DIAGNOSE": "pg_stat_statements and track_functions on: figures NOT comparable with normal runs"} if self.args.diagnose else {}),
         }
 
     def template(self, system: str, pending_rounds: int = 0) -> str:
@@ -546,6 +606,30 @@ class Bench:
         self.cluster.clone(tpl, name)
         self.cluster.checkpoint()
         return name
+
+    def diagnose_dump(self, db: str, tag: str) -> None:
+        """With --diagnose: the statements and functions that took the database's time in this
+        run (pg_stat_statements, pg_stat_user_functions), into the raw folder; then reset."""
+        if not self.args.diagnose:
+            return
+        time.sleep(1.1)  # backends flush their statistics at most once a second
+        lines = []
+        with self.cluster.connect("postgres") as conn:
+            rows = conn.execute(
+                "SELECT calls, round(total_exec_time::numeric, 1), round(mean_exec_time::numeric * 1000, 1), rows, "
+                "round(total_plan_time::numeric, 1), regexp_replace(query, '\\s+', ' ', 'g') "
+                "FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = %s) "
+                "ORDER BY total_exec_time DESC LIMIT 30", (db,)).fetchall()
+            lines.append("calls\ttotal_ms\tmean_us\trows\tplan_ms\tquery")
+            lines += ["\t".join(str(c) for c in r) for r in rows]
+            conn.execute("SELECT pg_stat_statements_reset()")
+        with self.cluster.connect(db) as conn:
+            rows = conn.execute(
+                "SELECT schemaname || '.' || funcname, calls, round(total_time::numeric, 1), round(self_time::numeric, 1), "
+                "round((self_time / nullif(calls, 0) * 1000)::numeric, 1) FROM pg_stat_user_functions ORDER BY self_time DESC").fetchall()
+            lines += ["", "function\tcalls\ttotal_ms\tself_ms\tself_us_per_call"]
+            lines += ["\t".join(str(c) for c in r) for r in rows]
+        (self.raw / f"{tag}.diagnose.tsv").write_text("\n".join(lines) + "\n")
 
     # -- workers ------------------------------------------------------------------------------
 
@@ -637,8 +721,9 @@ class Bench:
         db = self.fresh_db(system, rounds)
         tag = self.tag(system, what)
         receiver = Receiver(self.receiver_bin, self.port, self.raw / f"{tag}.arrivals")
-        pg0 = self.cluster.cpu_seconds()
+        meter = Meter(self.cluster, None, receiver.proc.pid)
         worker, t0 = self.start_worker(system, db, tag)
+        meter.worker_pid = worker.pid
         rss_samples = []
         try:
             deadline = t0 + (window if window else max(300, expected / 500))
@@ -658,7 +743,8 @@ class Bench:
             cpu = proc_cpu_seconds(worker.pid)
             hwm = proc_status_kb(worker.pid, "VmHWM")
             rss = proc_status_kb(worker.pid, "VmRSS")
-            pg1 = self.cluster.cpu_seconds()
+            cpu_use = meter.stop()
+            self.diagnose_dump(db, tag)
         finally:
             self.stop_worker(worker)
             arrivals = receiver.stop()
@@ -667,9 +753,10 @@ class Bench:
         times = sorted(first.values())
         res = {"system": system, "delivered": delivered, "duplicates": dups, "foreign": foreign}
         if window:
+            in_window = sum(1 for t in times if t <= (t0 + window) * 1e6)
             res.update({
                 "window_s": window,
-                "rate_per_s": delivered / window,
+                "rate_per_s": in_window / window,
                 "rss_end_mb": rss / 1024,
                 "rss_peak_mb": hwm / 1024,
                 "cpu_s": cpu,
@@ -687,10 +774,12 @@ class Bench:
                 "record_lag_s": t_recorded - t_seen,
                 "worker_cpu_s": cpu,
                 "worker_cpu_per_1k": cpu / delivered * 1000 if delivered else float("nan"),
-                "pg_cpu_s": pg1 - pg0,
-                "pg_cpu_per_1k": (pg1 - pg0) / delivered * 1000 if delivered else float("nan"),
+                "pg_cpu_s": cpu_use["pg"],
+                "pg_cpu_per_1k": cpu_use["pg"] / delivered * 1000 if delivered else float("nan"),
                 "rss_peak_mb": hwm / 1024,
             })
+        res["other_cpu_s"] = cpu_use["other"]
+        res["steal_s"] = cpu_use["steal"]
         (self.raw / f"{tag}.rss.tsv").write_text("".join(f"{t:.2f}\t{kb}\n" for t, kb in rss_samples))
         self.cluster.drop(db)
         log(f"  {what} {system}: " + ", ".join(f"{k}={fmt_cell(v)}" for k, v in res.items() if k != "system"))
@@ -712,6 +801,7 @@ class Bench:
             Figure("pg_cpu_per_1k", "PostgreSQL CPU per 1,000 deliveries", "CPU s", "lower", "{:.3f}"),
             Figure("record_lag_s", "last arrival seen to all recorded in the database", "s", "lower", "{:.2f}"),
             Figure("rss_peak_mb", "worker peak RSS (VmHWM)", "MB", "lower", "{:.1f}"),
+            NOISE,
         ]
         report.table(f"Drain: {self.n:,} pending deliveries, then the worker starts", figs, collect(runs, figs))
         report.raw_runs("Runs", runs)
@@ -730,18 +820,15 @@ class Bench:
             time.sleep(2)  # let the worker connect and settle
             if worker.poll() is not None:
                 raise RuntimeError(f"worker died (see {self.raw / (tag + '.worker.log')})")
-            pg0 = self.cluster.cpu_seconds()
-            cpu0 = proc_cpu_seconds(worker.pid)
+            meter = Meter(self.cluster, worker.pid, receiver.proc.pid)
             bench = self.pgbench(db, clients, seconds, rate, tag)
             arrived_at_end = receiver.count()
-            cpu1 = proc_cpu_seconds(worker.pid)
-            pg1 = self.cluster.cpu_seconds()
+            cpu_use = meter.stop()
             committed = self.cluster.scalar(db, "SELECT count(*) FROM webhooky.deliveries" if system == "webhooky"
                                             else "SELECT count(*) FROM baseline.outbox")
-            t_end = time.time()
             complete = receiver.wait_for(committed, timeout=max(120, committed / 500))
-            t_all = time.time()
             hwm = proc_status_kb(worker.pid, "VmHWM")
+            self.diagnose_dump(db, tag)
         finally:
             self.stop_worker(worker)
             arrivals = receiver.stop()
@@ -764,16 +851,19 @@ class Bench:
             "deliveries_per_s": in_window / (bench["end"] - bench["start"]),
             "backlog_end": backlog_end,
             "backlog_end_poll": committed - arrived_at_end,
+            "all_arrived_in_time": complete,
             "drain_after_s": max(0.0, last - bench["end"]),
             "p50_ms": percentile(lat, 50),
             "p95_ms": percentile(lat, 95),
             "p99_ms": percentile(lat, 99),
             "max_ms": lat[-1] if lat else float("nan"),
-            "worker_cpu_s": cpu1 - cpu0,
-            "pg_cpu_s": pg1 - pg0,
+            "worker_cpu_s": cpu_use["worker"],
+            "pg_cpu_s": cpu_use["pg"],
+            "bench_cpu_s": cpu_use["bench"],
+            "other_cpu_s": cpu_use["other"],
+            "steal_s": cpu_use["steal"],
             "rss_peak_mb": hwm / 1024,
         }
-        _ = (t_end, t_all, complete)
         log(f"  {what} {system}: " + ", ".join(f"{k}={fmt_cell(v)}" for k, v in res.items() if k != "system"))
         return res
 
@@ -797,6 +887,7 @@ class Bench:
             Figure("worker_cpu_s", "worker CPU during pgbench", "CPU s", "lower", "{:.1f}"),
             Figure("pg_cpu_s", "PostgreSQL CPU during pgbench", "CPU s", "lower", "{:.1f}"),
             Figure("rss_peak_mb", "worker peak RSS", "MB", "lower", "{:.1f}"),
+            NOISE,
         ]
         report.table(f"Flood: pgbench -c 4 -j 2 -T {secs}, as fast as it goes, worker running", figs, collect(runs, figs))
         report.raw_runs("Runs", runs)
@@ -815,6 +906,7 @@ class Bench:
             Figure("backlog_end", "backlog when pgbench stops", "deliveries", "lower", "{:,.0f}"),
             Figure("worker_cpu_s", "worker CPU during pgbench", "CPU s", "lower", "{:.2f}"),
             Figure("pg_cpu_s", "PostgreSQL CPU during pgbench", "CPU s", "lower", "{:.1f}"),
+            NOISE,
         ]
         all_runs = []
         for rate, clients in ((300, 2), (2000, 4)):
@@ -872,7 +964,10 @@ class Bench:
                             self.cluster.execute(db, webhook_sql % k)
                     self.cluster.checkpoint()
                     tag = self.tag(v, f"cost-c{clients}")
+                    meter = Meter(self.cluster, None, None)
                     b = self.pgbench(db, clients, secs, None, tag)
+                    cpu_use = meter.stop()
+                    self.diagnose_dump(db, tag)
                     if v.startswith("webhooky"):
                         k = int(v.split("-")[1])
                         events = self.cluster.scalar(db, "SELECT count(*) FROM webhooky.events")
@@ -887,7 +982,9 @@ class Bench:
                     self.cluster.drop(db)
                     values.setdefault((v, clients), []).append(b["tps"])
                     runs.append({"run": i + 1, "clients": clients, "variant": v, "tps": b["tps"], "tx": b["tx"],
-                                 "events": events, "deliveries": deliveries, "consistent": ok})
+                                 "events": events, "deliveries": deliveries, "consistent": ok,
+                                 "pg_cpu_s": cpu_use["pg"], "pgbench_cpu_s": cpu_use["bench"],
+                                 "other_cpu_s": cpu_use["other"], "steal_s": cpu_use["steal"]})
                     log(f"  cost c={clients} {v}: tps={b['tps']:.0f} events={events} deliveries={deliveries}")
         head = ["clients"] + [f"{v} TPS min / median / max" for v in variants] + [f"{v} / none" for v in variants[1:]]
         rows = []
@@ -1006,6 +1103,9 @@ class Bench:
         report.notes.append("wrk runs on the same 2 cores: the receiver's own capacity is about requests/s divided by its CPU share")
 
 
+NOISE = Figure("other_cpu_s", "CPU used meanwhile by processes outside the bench (noise)", "CPU s", "", "{:.2f}")
+
+
 def collect(runs: list[dict], figs: list[Figure]) -> dict[str, dict[str, list[float]]]:
     out: dict[str, dict[str, list[float]]] = {}
     for r in runs:
@@ -1040,6 +1140,9 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=None,
                         help="seconds of pgbench (flood/steady 30, cost 10) or of the 1M window (memory 30)")
     parser.add_argument("--verbose", action="store_true", help="show the build output")
+    parser.add_argument("--diagnose", action="store_true",
+                        help="record pg_stat_statements and function timings per run in the raw folder (slows the database: "
+                             "figures are not comparable with normal runs)")
     args = parser.parse_args()
 
     if os.geteuid() != 0:

@@ -10,6 +10,9 @@
  * run, so that disk writes do not disturb the measurement). The arrival time is taken when
  * the whole request (headers and body) has been read.
  *
+ * With the environment variable RECEIVER_SAMPLE=FILE, the first recorded request is also
+ * written to FILE as received (headers and body), to show what was sent.
+ *
  * GET /_count answers with the number of requests recorded so far (not itself recorded), so
  * that the harness can wait for the last delivery without touching the database.
  *
@@ -50,6 +53,7 @@ static volatile sig_atomic_t stop_requested = 0;
 static char *log_buf;
 static size_t log_len, log_cap;
 static unsigned long long recorded;
+static const char *sample_path;  /* RECEIVER_SAMPLE: the first recorded request, raw */
 
 static const char OK_RESPONSE[] =
     "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok";
@@ -196,6 +200,10 @@ static int process(conn_t *c) {
             } else {
                 size_t idlen = 0;
                 const char *id = header_value(start, hlen, "webhook-id", &idlen);
+                if (recorded == 0 && sample_path) {
+                    FILE *sf = fopen(sample_path, "w");
+                    if (sf) { fwrite(start, 1, hlen + body_len, sf); fclose(sf); }
+                }
                 record(t, id, id ? idlen : 0);
                 out_append(c, OK_RESPONSE, sizeof OK_RESPONSE - 1);
             }
@@ -262,6 +270,7 @@ int main(int argc, char **argv) {
     int port = atoi(argv[1]);
     const char *log_path = argv[2];
     const char *port_path = argc > 3 ? argv[3] : NULL;
+    sample_path = getenv("RECEIVER_SAMPLE");
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
