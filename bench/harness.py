@@ -607,6 +607,26 @@ class Bench:
         self.cluster.checkpoint()
         return name
 
+    def wait_quiet(self) -> float:
+        """The machine is shared: before a run, wait (up to --quiet-wait seconds) until other
+        processes have used less than 0.15 of a core for 2 seconds in a row. Returns the wait."""
+        start = time.time()
+        if self.args.quiet_wait <= 0:
+            return 0.0
+        streak = 0
+        while True:
+            b0, pg0 = machine_cpu()[0], self.cluster.cpu_seconds()
+            time.sleep(1)
+            b1, pg1 = machine_cpu()[0], self.cluster.cpu_seconds()
+            other = (b1 - b0) - (pg1 - pg0)
+            streak = streak + 1 if other < 0.15 else 0
+            if streak >= 2:
+                break
+            if time.time() - start > self.args.quiet_wait:
+                log(f"  machine still busy after {self.args.quiet_wait} s (other processes use {other:.2f} cores): running anyway")
+                break
+        return time.time() - start
+
     def diagnose_dump(self, db: str, tag: str) -> None:
         """With --diagnose: the statements and functions that took the database's time in this
         run (pg_stat_statements, pg_stat_user_functions), into the raw folder; then reset."""
@@ -720,6 +740,7 @@ class Bench:
         expected = rounds * self.n
         db = self.fresh_db(system, rounds)
         tag = self.tag(system, what)
+        waited = self.wait_quiet()
         receiver = Receiver(self.receiver_bin, self.port, self.raw / f"{tag}.arrivals")
         meter = Meter(self.cluster, None, receiver.proc.pid)
         worker, t0 = self.start_worker(system, db, tag)
@@ -780,6 +801,7 @@ class Bench:
             })
         res["other_cpu_s"] = cpu_use["other"]
         res["steal_s"] = cpu_use["steal"]
+        res["quiet_wait_s"] = waited
         (self.raw / f"{tag}.rss.tsv").write_text("".join(f"{t:.2f}\t{kb}\n" for t, kb in rss_samples))
         self.cluster.drop(db)
         log(f"  {what} {system}: " + ", ".join(f"{k}={fmt_cell(v)}" for k, v in res.items() if k != "system"))
@@ -817,7 +839,8 @@ class Bench:
         receiver = Receiver(self.receiver_bin, self.port, self.raw / f"{tag}.arrivals")
         worker, _ = self.start_worker(system, db, tag)
         try:
-            time.sleep(2)  # let the worker connect and settle
+            time.sleep(1)  # let the worker connect
+            waited = self.wait_quiet()
             if worker.poll() is not None:
                 raise RuntimeError(f"worker died (see {self.raw / (tag + '.worker.log')})")
             meter = Meter(self.cluster, worker.pid, receiver.proc.pid)
@@ -863,6 +886,7 @@ class Bench:
             "other_cpu_s": cpu_use["other"],
             "steal_s": cpu_use["steal"],
             "rss_peak_mb": hwm / 1024,
+            "quiet_wait_s": waited,
         }
         log(f"  {what} {system}: " + ", ".join(f"{k}={fmt_cell(v)}" for k, v in res.items() if k != "system"))
         return res
@@ -964,6 +988,7 @@ class Bench:
                             self.cluster.execute(db, webhook_sql % k)
                     self.cluster.checkpoint()
                     tag = self.tag(v, f"cost-c{clients}")
+                    waited = self.wait_quiet()
                     meter = Meter(self.cluster, None, None)
                     b = self.pgbench(db, clients, secs, None, tag)
                     cpu_use = meter.stop()
@@ -984,7 +1009,7 @@ class Bench:
                     runs.append({"run": i + 1, "clients": clients, "variant": v, "tps": b["tps"], "tx": b["tx"],
                                  "events": events, "deliveries": deliveries, "consistent": ok,
                                  "pg_cpu_s": cpu_use["pg"], "pgbench_cpu_s": cpu_use["bench"],
-                                 "other_cpu_s": cpu_use["other"], "steal_s": cpu_use["steal"]})
+                                 "other_cpu_s": cpu_use["other"], "steal_s": cpu_use["steal"], "quiet_wait_s": waited})
                     log(f"  cost c={clients} {v}: tps={b['tps']:.0f} events={events} deliveries={deliveries}")
         head = ["clients"] + [f"{v} TPS min / median / max" for v in variants] + [f"{v} / none" for v in variants[1:]]
         rows = []
@@ -1022,6 +1047,7 @@ class Bench:
     def idle_once(self, system: str, seconds: float = 5) -> dict:
         db = self.fresh_db(system, 0)
         tag = self.tag(system, "idle")
+        self.wait_quiet()
         worker, _ = self.start_worker(system, db, tag)
         try:
             time.sleep(seconds)
@@ -1130,15 +1156,19 @@ def aiohttp_version() -> str:
 
 
 SCENARIOS = ("drain", "flood", "steady", "cost", "memory")
+ALL = ("receiver",) + SCENARIOS
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="bench/run", description="Webhooky vs a hand-written baseline. See bench/README.md.")
-    parser.add_argument("scenario", choices=SCENARIOS + ("all", "receiver"))
+    parser.add_argument("scenario", choices=ALL + ("all",))
     parser.add_argument("--runs", type=int, default=3, help="runs per system (interleaved) [3]")
     parser.add_argument("--customers", type=int, default=100_000, help="customers, = pending deliveries of the drain [100000]")
     parser.add_argument("--duration", type=int, default=None,
                         help="seconds of pgbench (flood/steady 30, cost 10) or of the 1M window (memory 30)")
+    parser.add_argument("--quiet-wait", type=int, default=30,
+                        help="before each run, wait up to this many seconds for other processes on the machine to "
+                             "go quiet (0: do not wait) [30]")
     parser.add_argument("--verbose", action="store_true", help="show the build output")
     parser.add_argument("--diagnose", action="store_true",
                         help="record pg_stat_statements and function timings per run in the raw folder (slows the database: "
@@ -1151,7 +1181,10 @@ def main() -> int:
     signal.signal(signal.SIGHUP, _on_signal)
     atexit.register(cleanup)
 
-    scenarios = SCENARIOS if args.scenario == "all" else (args.scenario,)
+    scenarios = ALL if args.scenario == "all" else (args.scenario,)
+    if args.scenario == "all" and not shutil.which("wrk"):
+        log("wrk is not installed (apt-get install wrk): skipping the receiver check")
+        scenarios = SCENARIOS
     try:
         for scenario in scenarios:
             global COMMANDS
