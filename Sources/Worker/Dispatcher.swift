@@ -75,10 +75,11 @@ final class Dispatcher {
             for result in news.results { finish(result) }
 
             if connection == nil { reconnectIfDue() }
-            if databaseUsable { writeOutcomes() }
-            if databaseUsable && stopDeadline == nil && ContinuousClock.now >= nextHeartbeat { heartbeat() }
+            // New work first (it waits on the network), then the bookkeeping of what finished.
             if databaseUsable && stopDeadline == nil { fanOutAndSend() }
             if databaseUsable && stopDeadline == nil { claimAndSend() }
+            if databaseUsable { writeOutcomes() }
+            if databaseUsable && stopDeadline == nil && ContinuousClock.now >= nextHeartbeat { heartbeat() }
             if databaseUsable && stopDeadline == nil && ContinuousClock.now >= nextReap { reapExpiredLeases() }
             if databaseUsable && stopDeadline == nil && (pruning || ContinuousClock.now >= nextPrune) { pruneHistory() }
             if databaseUsable && stopDeadline == nil { updateWakeup() }
