@@ -13,6 +13,13 @@ public struct Webhook: Sendable {
     public let template: RequestTemplate
     /// The signing secret; `nil` sends unsigned requests.
     public let secret: SigningSecret?
+    /// The secret before the last rotation, signed with too until ``previousSecretExpiresAt``.
+    public let previousSecret: SigningSecret?
+    /// When the previous secret stops being used, in seconds since 1970.
+    public let previousSecretExpiresAt: Double?
+    /// Redirects followed (each hop checked like the first): 5 when the webhook opts in
+    /// (`follow_redirects`), else 0.
+    public let maximumRedirects: Int
     /// The endpoint every request of this webhook goes to (see ``Endpoint``), or `nil` when a
     /// variable is part of the host, so that it is known only per request.
     public let endpoint: String?
@@ -22,9 +29,15 @@ public struct Webhook: Sendable {
     /// - Parameters:
     ///   - headersJSON: The `headers` column as JSON text (an object of strings).
     ///   - secret: The `secret` column (`whsec_...`) or `nil`.
+    ///   - previousSecret: The `previous_secret` column, `nil` by default.
+    ///   - previousSecretExpiresAt: `previous_secret_expires_at`, seconds since 1970.
+    ///   - followRedirects: The `follow_redirects` column, `false` by default.
     /// - Throws: ``WebhookError`` when a column cannot be used; the database's checks make
     ///   this rare (a row edited while its checks were disabled, for example).
-    public init(id: Int64, revision: Int, name: String, url: String, body: String?, headersJSON: String, secret: String?) throws(WebhookError) {
+    public init(
+        id: Int64, revision: Int, name: String, url: String, body: String?, headersJSON: String, secret: String?,
+        previousSecret: String? = nil, previousSecretExpiresAt: Double? = nil, followRedirects: Bool = false
+    ) throws(WebhookError) {
         self.id = id
         self.revision = revision
         self.name = name
@@ -58,6 +71,17 @@ public struct Webhook: Sendable {
         } else {
             self.secret = nil
         }
+        if let previousSecret, let previousSecretExpiresAt {
+            guard let parsed = SigningSecret(previousSecret) else {
+                throw WebhookError("previous_secret is not a Standard Webhooks secret (whsec_ + base64 of 24 to 64 bytes)")
+            }
+            self.previousSecret = parsed
+            self.previousSecretExpiresAt = previousSecretExpiresAt
+        } else {
+            self.previousSecret = nil
+            self.previousSecretExpiresAt = nil
+        }
+        self.maximumRedirects = followRedirects ? 5 : 0
     }
 
     /// The exact request for one delivery: the rendered templates plus Webhooky's headers:
@@ -68,10 +92,13 @@ public struct Webhook: Sendable {
     ///   - payload: The event's payload.
     ///   - messageID: The `webhook-id`, the same for every attempt of the delivery.
     ///   - timestamp: Seconds since 1970 for `webhook-timestamp` (and the signature).
+    ///   While a rotated secret's overlap lasts, the signature header carries one signature per
+    ///   secret (space-separated), the new one first.
     /// - Throws: ``TemplateError`` when the request cannot be made (a rendered URL without a
-    ///   host, a header value with a line break).
-    public func request(payload: JSONValue, messageID: String, timestamp: Int) throws(TemplateError) -> RenderedRequest {
+    ///   host, a header value with a line break, a part larger than `limits` allow).
+    public func request(payload: JSONValue, messageID: String, timestamp: Int, limits: RequestLimits = .standard) throws(TemplateError) -> RenderedRequest {
         var request = try template.render(payload)
+        try limits.check(request)
         var headers: [RenderedRequest.Header] = []
         headers.reserveCapacity(request.headers.count + 4)
         if request.body != nil, !request.headers.contains(where: { $0.name.lowercased() == "content-type" }) {
@@ -81,7 +108,9 @@ public struct Webhook: Sendable {
         headers.append(.init(name: "webhook-id", value: messageID))
         headers.append(.init(name: "webhook-timestamp", value: String(timestamp)))
         if let secret {
-            let signature = WebhookSignature.sign(id: messageID, timestamp: timestamp, body: Array((request.body ?? "").utf8), secrets: [secret])
+            var secrets = [secret]
+            if let previousSecret, let expires = previousSecretExpiresAt, Double(timestamp) < expires { secrets.append(previousSecret) }
+            let signature = WebhookSignature.sign(id: messageID, timestamp: timestamp, body: Array((request.body ?? "").utf8), secrets: secrets)
             headers.append(.init(name: "webhook-signature", value: signature))
         }
         request.headers = headers

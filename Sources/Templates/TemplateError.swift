@@ -14,6 +14,8 @@ public struct TemplateError: Error, Sendable, Hashable, CustomStringConvertible 
         public static let invalidHeaderName = Code(rawValue: "invalid_header_name")
         /// A header value holds CR, LF or another control character (before or after rendering).
         public static let invalidHeaderValue = Code(rawValue: "invalid_header_value")
+        /// The rendered request is larger than its limits allow.
+        public static let requestTooLarge = Code(rawValue: "request_too_large")
     }
 
     public var code: Code

@@ -242,7 +242,8 @@ enum DeliveryStore {
     }
 
     static let webhooksSQL = """
-        SELECT id, revision, name, url, body, headers::text, secret
+        SELECT id, revision, name, url, body, headers::text, secret, follow_redirects,
+               previous_secret, extract(epoch FROM previous_secret_expires_at)
           FROM webhooky.webhooks
          WHERE id = ANY($1::bigint[])
         """
@@ -330,7 +331,9 @@ enum DeliveryStore {
         let result = try connection.query(webhooksSQL, [arrayLiteral(ids)])
         return (0..<result.rowCount).compactMap { row in
             guard let id = result[row, 0].flatMap({ Int64($0) }), let revision = result[row, 1].flatMap({ Int($0) }) else { return nil }
-            return WebhookRow(id: id, revision: revision, name: result[row, 2] ?? "", url: result[row, 3] ?? "", body: result[row, 4], headers: result[row, 5] ?? "{}", secret: result[row, 6])
+            return WebhookRow(id: id, revision: revision, name: result[row, 2] ?? "", url: result[row, 3] ?? "", body: result[row, 4], headers: result[row, 5] ?? "{}",
+                              secret: result[row, 6], followRedirects: result[row, 7] == "t", previousSecret: result[row, 8],
+                              previousSecretExpiresAt: result[row, 9].flatMap(Double.init))
         }
     }
 
@@ -352,6 +355,9 @@ struct WebhookRow {
     let body: String?
     let headers: String
     let secret: String?
+    let followRedirects: Bool
+    let previousSecret: String?
+    let previousSecretExpiresAt: Double?
 }
 
 /// A batch's effect on each webhook's health, in the order the attempts were made: failures

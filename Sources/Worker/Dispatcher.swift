@@ -207,7 +207,8 @@ final class Dispatcher {
             do {
                 let webhook = try webhooks.webhook(for: delivery).get()
                 let payload = try JSONParser.parse(delivery.payload)
-                let rendered = try webhook.request(payload: payload, messageID: Webhook.messageID(deliveryID: delivery.id), timestamp: timestamp)
+                let rendered = try webhook.request(payload: payload, messageID: Webhook.messageID(deliveryID: delivery.id), timestamp: timestamp,
+                                                   limits: configuration.requestLimits)
                 let endpoint = Endpoint.key(forURL: rendered.url) ?? rendered.url
                 if endpointLoad[endpoint, default: 0] >= configuration.maximumInFlightPerEndpoint {
                     // Another webhook on the same endpoint filled it meanwhile: try again shortly.

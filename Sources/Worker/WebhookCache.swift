@@ -15,7 +15,8 @@ struct WebhookCache {
         guard !missing.isEmpty else { return }
         for row in try DeliveryStore.webhooks(connection, ids: Array(missing)) {
             let webhook = Result { () throws(WebhookError) -> Webhook in
-                try Webhook(id: row.id, revision: row.revision, name: row.name, url: row.url, body: row.body, headersJSON: row.headers, secret: row.secret)
+                try Webhook(id: row.id, revision: row.revision, name: row.name, url: row.url, body: row.body, headersJSON: row.headers, secret: row.secret,
+                            previousSecret: row.previousSecret, previousSecretExpiresAt: row.previousSecretExpiresAt, followRedirects: row.followRedirects)
             }
             entries[row.id] = (row.revision, webhook)
         }

@@ -35,6 +35,9 @@ public struct WorkerConfiguration: Sendable {
     public var shutdownGracePeriod: Duration = .seconds(10)
     /// When to retry and when to give up. Default ``RetryPolicy/standard``.
     public var retryPolicy: RetryPolicy = .standard
+    /// The largest request a webhook may render (8 KiB URL, 1 MiB body, 16 KiB headers); a
+    /// larger one ends the delivery `dead` with the reason.
+    public var requestLimits: RequestLimits = .standard
     /// How long history is kept, pruned by the worker. Default ``RetentionPolicy/standard``;
     /// `nil` never prunes (prune by hand with `SELECT * FROM webhooky.prune()`).
     public var retention: RetentionPolicy? = .standard

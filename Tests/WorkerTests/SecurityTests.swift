@@ -1,0 +1,164 @@
+import Delivery
+import Foundation
+import LoopbackReceiver
+import Postgres
+import StandardWebhooks
+import TestSupport
+import Testing
+import Worker
+import Glibc
+
+/// Tenants, limits on hostile input, and secret rotation.
+@Suite(.timeLimit(.minutes(2))) struct SecurityTests {
+    /// Two tenant login roles, one per e-shop, and an admin; returns connections as each.
+    private func tenants(_ shop: Shop) throws -> (a: Connection, b: Connection, suffix: String) {
+        let suffix = "\(getpid())_\(UInt32.random(in: 0...UInt32.max))"
+        try shop.connection.execute("""
+            CREATE ROLE tenant_a_\(suffix) LOGIN IN ROLE webhooky_tenant;
+            CREATE ROLE tenant_b_\(suffix) LOGIN IN ROLE webhooky_tenant;
+            INSERT INTO webhooky.tenants VALUES ('tenant_a_\(suffix)', 'shop-42'), ('tenant_b_\(suffix)', 'shop-7');
+            """)
+        func connect(_ role: String) throws -> Connection {
+            try Connection(conninfo: shop.database.conninfo.replacingOccurrences(of: "user=postgres", with: "user=\(role)_\(suffix)"))
+        }
+        return (try connect("tenant_a"), try connect("tenant_b"), suffix)
+    }
+
+    @Test("a tenant sees and edits only its own account's webhooks, events, deliveries and attempts")
+    func tenantsAreIsolated() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver()
+        let (a, b, _) = try tenants(shop)
+        let mine = try #require(a.query("INSERT INTO webhooky.webhooks (account_id, event, url) VALUES ('shop-42', 'customer.credit_changed', $1) RETURNING id",
+                                        [receiver.baseURL + "/a"]).scalar)
+        let theirs = try #require(b.query("INSERT INTO webhooky.webhooks (account_id, event, url) VALUES ('shop-7', 'customer.credit_changed', $1) RETURNING id",
+                                          [receiver.baseURL + "/b"]).scalar)
+        let worker = RunningWorker(shop.workerConfiguration())
+        defer { worker.stop() }
+        try shop.setCredit("1")                    // shop-42's customer
+        try shop.setCredit("2", customer: "1")     // shop-7's customer
+        _ = try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") { $0 == "2" }
+
+        #expect(try a.query("SELECT id FROM webhooky.webhooks").rows == [[mine]])
+        #expect(try b.query("SELECT id FROM webhooky.webhooks").rows == [[theirs]])
+        #expect(try a.query("SELECT count(*) FROM webhooky.events").scalar == "1")
+        #expect(try a.query("SELECT webhook_id FROM webhooky.deliveries").rows == [[mine]])
+        #expect(try a.query("SELECT webhook_id FROM webhooky.attempts").rows == [[mine]])
+        #expect(try a.query("SELECT webhook_id FROM webhooky.health").rows == [[mine]])
+        #expect(try a.query("UPDATE webhooky.webhooks SET url = 'https://evil.example/' WHERE id = $1", [theirs]).affectedRows == 0)
+        #expect(try a.query("DELETE FROM webhooky.webhooks WHERE id = $1", [theirs]).affectedRows == 0)
+        #expect(try shop.column("SELECT url FROM webhooky.webhooks WHERE id = $1", [theirs]) == [receiver.baseURL + "/b"])
+
+        for account in ["'shop-7'", "NULL"] {
+            do {
+                try a.query("INSERT INTO webhooky.webhooks (account_id, event, url) VALUES (\(account), 'customer.credit_changed', 'https://x.example/')")
+                Issue.record("a tenant created a webhook for account \(account)")
+            } catch {
+                #expect(error.message.contains("row-level security"), "\(error.message)")
+            }
+        }
+        do {
+            try a.query("UPDATE webhooky.webhooks SET account_id = NULL WHERE id = $1", [mine])
+            Issue.record("a tenant made its webhook fire for every account")
+        } catch {
+            #expect(error.message.contains("row-level security"))
+        }
+        let theirDelivery = try #require(shop.column("SELECT id FROM webhooky.deliveries WHERE webhook_id = $1", [theirs]).first ?? nil)
+        for (sql, message) in [
+            ("SELECT webhooky.send_test(\(theirs))", "webhooky.send_test: there is no webhook \(theirs)"),
+            ("SELECT webhooky.redeliver(\(theirDelivery))", "webhooky.redeliver: there is no delivery \(theirDelivery)"),
+            ("SELECT webhooky.redeliver_webhook(\(theirs), now() - interval '1 day')", "webhooky.redeliver_webhook: there is no webhook \(theirs)"),
+            ("SELECT webhooky.rotate_secret(\(theirs))", "webhooky.rotate_secret: there is no webhook \(theirs)"),
+        ] {
+            do {
+                try a.query(sql)
+                Issue.record("a tenant ran \(sql)")
+            } catch {
+                #expect(error.message == message)
+            }
+        }
+        #expect(throws: PostgresError.self) { try a.query("SELECT * FROM webhooky.tenants") }
+        // Its own: allowed.
+        #expect(try a.query("SELECT webhooky.send_test($1) IS NOT NULL", [mine]).scalar == "t")
+    }
+
+    @Test(arguments: [
+        ("url", "https://x.example/?q=" + String(repeating: "a", count: 2100), "URL is 2121 characters long; the limit is 2048"),
+        ("body", "[" + String(repeating: "1,", count: 40_000) + "1]", "body is 80003 characters long; the limit is 65536"),
+        ("headers", "{" + (1...21).map { "\"X-\($0)\": \"v\"" }.joined(separator: ",") + "}", "21 headers; the limit is 20"),
+        ("headers", "{\"X-Big\": \"" + String(repeating: "v", count: 5000) + "\"}", "header \"X-Big\" is 5000 characters long; the limit is 4096"),
+    ])
+    func oversizedWebhooksAreRefused(column: String, value: String, message: String) throws {
+        let database = try TestCluster.newDatabase()
+        let connection = try database.connect()
+        var values: [String: String?] = ["url": "https://x.example/", "body": nil, "headers": "{}"]
+        values[column] = value
+        do {
+            try connection.query("INSERT INTO webhooky.webhooks (name, event, url, body, headers) VALUES ('big', 'customer.credit_changed', $1, $2, $3::jsonb)",
+                                 [values["url"] ?? nil, values["body"] ?? nil, values["headers"] ?? nil])
+            Issue.record("accepted an oversized \(column)")
+        } catch {
+            #expect(error.message.hasSuffix(#" "big": "# + message), "\(error.message)")
+        }
+    }
+
+    @Test func anAccountsWebhooksAreCapped() throws {
+        let database = try TestCluster.newDatabase()
+        let connection = try database.connect()
+        try connection.execute("INSERT INTO webhooky.settings VALUES ('max_webhooks_per_account', '2')")
+        for _ in 1...2 { try connection.execute("INSERT INTO webhooky.webhooks (account_id, event, url) VALUES ('shop-1', 'customer.credit_changed', 'https://x.example/')") }
+        do {
+            try connection.execute("INSERT INTO webhooky.webhooks (name, account_id, event, url) VALUES ('third', 'shop-1', 'customer.credit_changed', 'https://x.example/')")
+            Issue.record("a third webhook was accepted")
+        } catch {
+            #expect(error.message.hasSuffix(#" "third": account 'shop-1' already has 2 webhooks; the limit is 2"#))
+            #expect(error.hint?.contains("max_webhooks_per_account") == true)
+        }
+        try connection.execute("INSERT INTO webhooky.webhooks (account_id, event, url) VALUES ('shop-2', 'customer.credit_changed', 'https://x.example/')")
+    }
+
+    @Test("a rendered request larger than its limits ends dead with the reason")
+    func renderedLimits() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver()
+        try shop.connection.execute("INSERT INTO webhooky.event_types (name) VALUES ('blob.created')")
+        try shop.addWebhook(event: "blob.created", url: receiver.baseURL + "/b", body: #"{"data": #blob#}"#)
+        var configuration = shop.workerConfiguration()
+        configuration.requestLimits.maximumBodyBytes = 10_000
+        let worker = RunningWorker(configuration)
+        defer { worker.stop() }
+        try shop.connection.query("SELECT webhooky.emit('blob.created', jsonb_build_object('blob', repeat('x', 20000)))")
+        #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries") { $0 == "dead" } == "dead")
+        #expect(try shop.column("SELECT last_error FROM webhooky.deliveries") == ["cannot build the request: the rendered body is 20012 bytes; the limit is 10000"])
+        #expect(receiver.requests.isEmpty)
+    }
+
+    @Test("rotating a secret: both signatures during the overlap, the new one alone after it")
+    func secretRotation() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver()
+        let old = try #require(shop.column("SELECT webhooky.new_secret()").first ?? nil)
+        let id = try shop.addWebhook(url: receiver.baseURL + "/s", body: "{}", secret: old)
+        let key = try #require(Data(base64Encoded: String(old.dropFirst(6))))
+        #expect(key.count == 32, "256-bit secrets")
+        let new = try #require(shop.column("SELECT webhooky.rotate_secret($1)", [String(id)]).first ?? nil)
+        #expect(new != old && new.hasPrefix("whsec_"))
+        let worker = RunningWorker(shop.workerConfiguration())
+        defer { worker.stop() }
+
+        try shop.setCredit("1")
+        let during = try #require(receiver.waitForRequests(1).first)
+        let signatures = try #require(during.header("webhook-signature")).split(separator: " ")
+        #expect(signatures.count == 2)
+        for (signature, secret) in zip(signatures, [new, old]) {
+            #expect(WebhookSignature.verify(id: during.header("webhook-id") ?? "", timestamp: during.header("webhook-timestamp") ?? "",
+                                            body: during.body, header: String(signature), secret: try #require(SigningSecret(secret))))
+        }
+        try shop.connection.query("UPDATE webhooky.webhooks SET previous_secret_expires_at = now() - interval '1 second' WHERE id = $1", [String(id)])
+        try shop.setCredit("2")
+        let after = try #require(receiver.waitForRequests(2).last)
+        #expect(after.header("webhook-signature")?.split(separator: " ").count == 1)
+        #expect(WebhookSignature.verify(id: after.header("webhook-id") ?? "", timestamp: after.header("webhook-timestamp") ?? "",
+                                        body: after.body, header: after.header("webhook-signature") ?? "", secret: try #require(SigningSecret(new))))
+    }
+}
