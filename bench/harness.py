@@ -523,6 +523,7 @@ class Bench:
         self.hook_url = f"http://127.0.0.1:{self.port}/hook"
         self.templates: set[str] = set()
         self.run_counter = 0
+        self.diagnosed: list[tuple[str, list[str]]] = []
 
     # -- set-up -------------------------------------------------------------------------------
 
@@ -556,8 +557,10 @@ class Bench:
                     break
         except OSError:
             pass
+        code = run(["git", "-C", REPO, "log", "-1", "--format=%h", "--", "Sources", "sql", "Package.swift"],
+                   capture=True, log_cmd=False).stdout.strip()
         return {
-            "Webhooky commit": commit + (" (Sources/sql modified)" if dirty else ""),
+            "commit": f"{commit} (Webhooky's code: {code})" + (" (Sources/sql modified)" if dirty else ""),
             "machine": f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}",
             "PostgreSQL": f"{self.pg_version}, fsync on, synchronous_commit on, shared_buffers 1GB, max_wal_size 16GB",
             "customers": f"{self.n:,}",
@@ -650,6 +653,7 @@ class Bench:
             lines += ["", "function\tcalls\ttotal_ms\tself_ms\tself_us_per_call"]
             lines += ["\t".join(str(c) for c in r) for r in rows]
         (self.raw / f"{tag}.diagnose.tsv").write_text("\n".join(lines) + "\n")
+        self.diagnosed.append((tag, lines))
 
     # -- workers ------------------------------------------------------------------------------
 
@@ -1279,6 +1283,8 @@ def main() -> int:
                 report = Report(scenario, sub, bench.env())
                 log(f"scenario {scenario}: {sub.runs} runs per system, raw logs in {bench.raw.relative_to(REPO)}")
                 getattr(bench, f"scenario_{scenario}")(report)
+                for tag, lines in bench.diagnosed:
+                    report.sections.append(f"#### --diagnose: {tag}\n\n```\n" + "\n".join(l[:300] for l in lines) + "\n```")
                 report.write(started)
             finally:
                 cleanup()
