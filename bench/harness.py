@@ -523,6 +523,7 @@ class Bench:
         self.hook_url = f"http://127.0.0.1:{self.port}/hook"
         self.templates: set[str] = set()
         self.run_counter = 0
+        self.diagnosed: list[tuple[str, list[str]]] = []
 
     # -- set-up -------------------------------------------------------------------------------
 
@@ -556,8 +557,10 @@ class Bench:
                     break
         except OSError:
             pass
+        code = run(["git", "-C", REPO, "log", "-1", "--format=%h", "--", "Sources", "sql", "Package.swift"],
+                   capture=True, log_cmd=False).stdout.strip()
         return {
-            "Webhooky commit": commit + (" (Sources/sql modified)" if dirty else ""),
+            "commit": f"{commit} (Webhooky's code: {code})" + (" (Sources/sql modified)" if dirty else ""),
             "machine": f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}",
             "PostgreSQL": f"{self.pg_version}, fsync on, synchronous_commit on, shared_buffers 1GB, max_wal_size 16GB",
             "customers": f"{self.n:,}",
@@ -650,6 +653,7 @@ class Bench:
             lines += ["", "function\tcalls\ttotal_ms\tself_ms\tself_us_per_call"]
             lines += ["\t".join(str(c) for c in r) for r in rows]
         (self.raw / f"{tag}.diagnose.tsv").write_text("\n".join(lines) + "\n")
+        self.diagnosed.append((tag, lines))
 
     # -- workers ------------------------------------------------------------------------------
 
@@ -1042,6 +1046,85 @@ class Bench:
         report.notes.append("every run wrote exactly one event per transaction and one delivery per webhook" if not bad
                             else f"INCONSISTENT runs: {bad}")
 
+    # -- scenario: triggers (where the cost of Webhooky's trigger goes) ---------------------------
+
+    TRIGGER_VARIANTS = {
+        # name: (function body between BEGIN and RETURN NULL, what it shows)
+        "none": (None, "no trigger"),
+        "empty": ("", "an empty PL/pgSQL AFTER trigger: the trigger machinery alone"),
+        "check-inline": ("IF EXISTS (SELECT 1 FROM webhooky.webhooks w WHERE w.event = 'customer.credit_changed' AND w.enabled "
+                         "AND (w.account_id IS NULL OR w.account_id = NEW.eshop_id)) THEN RAISE 'unexpected'; END IF;",
+                         "has_webhooks' query written inline in the trigger"),
+        "check-sql-fn": ("IF bench_scratch.has_webhooks_plain('customer.credit_changed', NEW.eshop_id) THEN RAISE 'unexpected'; END IF;",
+                         "the same query in a plain LANGUAGE sql function (no SECURITY DEFINER, no SET)"),
+        "check-shipped": ("IF webhooky.has_webhooks('customer.credit_changed', NEW.eshop_id) THEN RAISE 'unexpected'; END IF;",
+                          "webhooky.has_webhooks as shipped (LANGUAGE sql, SECURITY DEFINER, SET search_path)"),
+        "payload-inline": ("p := jsonb_build_object('customer', jsonb_build_object('id', NEW.id, 'email', NEW.email, 'credit', NEW.credit, "
+                           "'group', (SELECT jsonb_build_object('id', g.id, 'name', g.name) FROM ellity.customer_groups g WHERE g.id = NEW.group_id), "
+                           "'tier', (SELECT jsonb_build_object('id', t.id, 'name', t.name) FROM ellity.vip_tiers t WHERE t.id = NEW.tier_id)), "
+                           "'creditChange', jsonb_build_object('value', NEW.credit - OLD.credit, 'previous', OLD.credit), "
+                           "'account', jsonb_build_object('eshopId', NEW.eshop_id));",
+                           "the credit_changed payload built inline (as the baseline's trigger does), not stored"),
+        "payload-sql-fn": ("p := ellity.customer_event_payload(NEW, OLD);",
+                           "the same payload through ellity.customer_event_payload (LANGUAGE sql), not stored"),
+        "reference-0": (None, "the reference domain's triggers as shipped, 0 webhooks (= cost's webhooky-0)"),
+        "reference-1": (None, "the reference domain's triggers as shipped, 1 webhook (= cost's webhooky-1)"),
+    }
+
+    def scenario_triggers(self, report: Report) -> None:
+        tpl = self.template("webhooky", 0)
+        secs = self.args.duration or 10
+        with self.cluster.connect(tpl) as conn:
+            trigger_defs = [r[0] for r in conn.execute(
+                "SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = 'ellity.customers'::regclass AND NOT tgisinternal ORDER BY tgname")]
+        variants = list(self.TRIGGER_VARIANTS)
+        values: dict[str, list[float]] = {}
+        runs = []
+        for i in range(self.args.runs):
+            order = variants if i % 2 == 0 else variants[::-1]
+            for v in order:
+                body, _ = self.TRIGGER_VARIANTS[v]
+                db = self.fresh_db("webhooky", 0)
+                stmts = []
+                if not v.startswith("reference"):
+                    stmts += ["DROP TRIGGER customer_credit_changed ON ellity.customers",
+                              "DROP TRIGGER customer_tier_changed ON ellity.customers"]
+                if v != "reference-1":
+                    stmts.append("DELETE FROM webhooky.webhooks")
+                stmts += ["CREATE SCHEMA bench_scratch",
+                          "CREATE FUNCTION bench_scratch.has_webhooks_plain(event text, account_id text DEFAULT NULL) RETURNS boolean "
+                          "LANGUAGE sql STABLE AS $$ SELECT EXISTS (SELECT 1 FROM webhooky.webhooks w WHERE w.event = $1 AND w.enabled "
+                          "AND (w.account_id IS NULL OR w.account_id = $2)) $$"]
+                if body is not None:
+                    stmts += [f"CREATE FUNCTION bench_scratch.t() RETURNS trigger LANGUAGE plpgsql AS $$ DECLARE p jsonb; BEGIN {body} RETURN NULL; END $$",
+                              "CREATE TRIGGER t AFTER UPDATE OF credit ON ellity.customers FOR EACH ROW "
+                              "WHEN (OLD.credit IS DISTINCT FROM NEW.credit) EXECUTE FUNCTION bench_scratch.t()"]
+                self.cluster.execute(db, *stmts)
+                self.cluster.checkpoint()
+                tag = self.tag(v, "triggers")
+                waited = self.wait_quiet()
+                meter = Meter(self.cluster, None, None)
+                b = self.pgbench(db, 1, secs, None, tag)
+                cpu_use = meter.stop()
+                self.cluster.drop(db)
+                values.setdefault(v, []).append(b["tps"])
+                runs.append({"run": i + 1, "variant": v, "tps": b["tps"], "us_per_tx": 1e6 / b["tps"],
+                             "other_cpu_s": cpu_use["other"], "quiet_wait_s": waited})
+                log(f"  triggers {v}: tps={b['tps']:.0f} ({1e6 / b['tps']:.0f} µs per transaction)")
+        base = statistics.median(values["none"])
+        rows = []
+        for v in variants:
+            vals = values[v]
+            med = statistics.median(vals)
+            rows.append([v, self.TRIGGER_VARIANTS[v][1], " / ".join(f"{x:,.0f}" for x in (min(vals), med, max(vals))),
+                         f"{1e6 / med:.0f}", f"{1e6 / med - 1e6 / base:+.0f}"])
+        report.add_table(f"Where the trigger's cost goes: pgbench -c 1 -T {secs}, one credit UPDATE per transaction, no worker",
+                         ["variant", "what the AFTER UPDATE OF credit trigger does", "TPS min / median / max",
+                          "µs per transaction (median)", "µs added vs none"], rows)
+        report.raw_runs("Runs", runs)
+        report.notes.append("every variant except reference-1 has 0 enabled webhooks, so nothing is recorded; "
+                            "the reference-* variants keep the triggers of sql/examples/ellity.sql: " + "; ".join(trigger_defs))
+
     # -- scenario: memory ---------------------------------------------------------------------
 
     def idle_once(self, system: str, seconds: float = 5) -> dict:
@@ -1157,11 +1240,12 @@ def aiohttp_version() -> str:
 
 SCENARIOS = ("drain", "flood", "steady", "cost", "memory")
 ALL = ("receiver",) + SCENARIOS
+EXTRA = ("triggers",)  # not part of "all"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="bench/run", description="Webhooky vs a hand-written baseline. See bench/README.md.")
-    parser.add_argument("scenario", choices=ALL + ("all",))
+    parser.add_argument("scenario", choices=ALL + EXTRA + ("all",))
     parser.add_argument("--runs", type=int, default=3, help="runs per system (interleaved) [3]")
     parser.add_argument("--customers", type=int, default=100_000, help="customers, = pending deliveries of the drain [100000]")
     parser.add_argument("--duration", type=int, default=None,
@@ -1199,6 +1283,8 @@ def main() -> int:
                 report = Report(scenario, sub, bench.env())
                 log(f"scenario {scenario}: {sub.runs} runs per system, raw logs in {bench.raw.relative_to(REPO)}")
                 getattr(bench, f"scenario_{scenario}")(report)
+                for tag, lines in bench.diagnosed:
+                    report.sections.append(f"#### --diagnose: {tag}\n\n```\n" + "\n".join(l[:300] for l in lines) + "\n```")
                 report.write(started)
             finally:
                 cleanup()
