@@ -8,6 +8,8 @@ import Glibc
 public final class Connection {
     private let handle: OpaquePointer
     private var noticeBox: NoticeBox?
+    /// Names of the statements prepared on this connection (see ``query(prepared:_:_:)``).
+    private var prepared: Set<String> = []
 
     /// Opens a connection.
     ///
@@ -123,6 +125,18 @@ public final class Connection {
             PQexecParams(handle, sql, Int32(parameters.count), nil, pointers, nil, nil, 0)
         }
         return try check(result)
+    }
+
+    /// Runs `sql` as the statement prepared under `name`, preparing it on first use on this
+    /// connection: the server parses and plans it once, not on every call. For statements a
+    /// worker runs many times a second.
+    @discardableResult
+    public func query(prepared name: String, _ sql: String, _ parameters: [String?] = []) throws(PostgresError) -> QueryResult {
+        if !prepared.contains(name) {
+            try prepare(name, sql)
+            prepared.insert(name)
+        }
+        return try executePrepared(name, parameters)
     }
 
     /// Prepares `sql` under `name` for repeated use with ``executePrepared(_:_:)``.

@@ -137,7 +137,7 @@ enum DeliveryStore {
 
     static func fanOut(_ connection: Connection, events: Int, workerID: String, lease: Duration, room: Int, rooms: [Int64: Int], capacity: Int) throws(PostgresError) -> FanOut {
         let ids = rooms.keys.sorted()
-        let result = try connection.query(fanOutSQL, [
+        let result = try connection.query(prepared: "webhooky_fan_out", fanOutSQL, [
             String(events), workerID, arrayLiteral(ids), "{" + ids.map { String(rooms[$0] ?? 0) }.joined(separator: ",") + "}",
             String(room), String(capacity), String(milliseconds(lease)),
         ])
@@ -252,7 +252,7 @@ enum DeliveryStore {
     /// whose endpoint already has requests in flight; every other webhook may give `room`.
     static func claim(_ connection: Connection, limit: Int, workerID: String, lease: Duration, room: Int, rooms: [Int64: Int]) throws(PostgresError) -> [ClaimedDelivery] {
         let ids = rooms.keys.sorted()
-        let result = try connection.query(claimSQL, [
+        let result = try connection.query(prepared: "webhooky_claim", claimSQL, [
             String(limit), workerID, arrayLiteral(ids), "{" + ids.map { String(rooms[$0] ?? 0) }.joined(separator: ",") + "}",
             String(room), String(milliseconds(lease)),
         ])
@@ -301,7 +301,7 @@ enum DeliveryStore {
             json += "}"
         }
         json += "]"
-        let result = try connection.query(recordSQL, [
+        let result = try connection.query(prepared: "webhooky_record", recordSQL, [
             json, workerID, WebhookBatchHealth.summarize(records),
             String(autoDisable?.failures ?? -1), String(autoDisable.map { milliseconds($0.period) / 1000 } ?? 0),
         ])
@@ -318,17 +318,17 @@ enum DeliveryStore {
 
     static func release(_ connection: Connection, _ deliveryIDs: [Int64], workerID: String, dueIn delay: Duration = .zero) throws(PostgresError) {
         guard !deliveryIDs.isEmpty else { return }
-        try connection.query(releaseSQL, [arrayLiteral(deliveryIDs), workerID, String(milliseconds(delay))])
+        try connection.query(prepared: "webhooky_release", releaseSQL, [arrayLiteral(deliveryIDs), workerID, String(milliseconds(delay))])
     }
 
     /// Returns how many leases were taken back.
     static func reapExpiredLeases(_ connection: Connection) throws(PostgresError) -> Int {
-        try connection.query(reapSQL).affectedRows
+        try connection.query(prepared: "webhooky_reap", reapSQL).affectedRows
     }
 
     /// The rows of webhooks `ids` (those that still exist).
     static func webhooks(_ connection: Connection, ids: [Int64]) throws(PostgresError) -> [WebhookRow] {
-        let result = try connection.query(webhooksSQL, [arrayLiteral(ids)])
+        let result = try connection.query(prepared: "webhooky_webhooks", webhooksSQL, [arrayLiteral(ids)])
         return (0..<result.rowCount).compactMap { row in
             guard let id = result[row, 0].flatMap({ Int64($0) }), let revision = result[row, 1].flatMap({ Int($0) }) else { return nil }
             return WebhookRow(id: id, revision: revision, name: result[row, 2] ?? "", url: result[row, 3] ?? "", body: result[row, 4], headers: result[row, 5] ?? "{}",

@@ -58,6 +58,13 @@ final class Dispatcher {
     private var random = SystemRandomNumberGenerator()
     private var stopDeadline: ContinuousClock.Instant?
 
+    /// Readies a new database connection for the dispatcher: notices go to the log, and the
+    /// worker's prepared statements are planned once (generic plans), not on every call.
+    static func prepareSession(_ connection: Connection, logger: Logger) throws(PostgresError) {
+        connection.onNotice { logger.notice("database notice", ["message": $0]) }
+        try connection.execute("SET plan_cache_mode = force_generic_plan")
+    }
+
     init(configuration: WorkerConfiguration, connection: Connection, inbox: DispatcherInbox, http: HTTPClient) {
         self.configuration = configuration
         self.connection = connection
@@ -437,8 +444,9 @@ final class Dispatcher {
     private func reconnectIfDue() {
         guard ContinuousClock.now >= databaseBackoffUntil else { return }
         do {
-            connection = try Connection(conninfo: configuration.databaseURL, applicationName: "webhooky worker")
-            connection?.onNotice { [logger] in logger.notice("database notice", ["message": $0]) }
+            let opened = try Connection(conninfo: configuration.databaseURL, applicationName: "webhooky worker")
+            try Dispatcher.prepareSession(opened, logger: logger)
+            connection = opened
             wantsClaim = true
             wantsFanOut = true
             nextReap = .now

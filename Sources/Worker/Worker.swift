@@ -37,8 +37,8 @@ public final class Worker: Sendable {
         } catch {
             throw WorkerError(.databaseUnavailable, "cannot connect to the database: \(error.message)")
         }
-        connection.onNotice { logger.notice("database notice", ["message": $0]) }
         do {
+            try Dispatcher.prepareSession(connection, logger: logger)
             try Migrator(connection: connection).requireCurrent()
         } catch let error as SchemaError {
             throw WorkerError(.schemaMismatch, error.message)

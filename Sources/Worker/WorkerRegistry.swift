@@ -20,11 +20,11 @@ enum WorkerRegistry {
         """
 
     static func upsert(_ connection: Connection, id: String, host: String, pid: Int32, version: String, listening: Bool, wantsWakeup: Bool) throws(PostgresError) {
-        try connection.query(upsertSQL, [id, host, String(pid), version, listening ? "true" : "false", String(staleAfterSeconds), wantsWakeup ? "true" : "false"])
+        try connection.query(prepared: "webhooky_worker_upsert", upsertSQL, [id, host, String(pid), version, listening ? "true" : "false", String(staleAfterSeconds), wantsWakeup ? "true" : "false"])
     }
 
     static func setWantsWakeup(_ connection: Connection, id: String, _ wants: Bool) throws(PostgresError) {
-        try connection.query("UPDATE webhooky.workers SET wants_wakeup = $2 WHERE id = $1", [id, wants ? "true" : "false"])
+        try connection.query(prepared: "webhooky_worker_wakeup", "UPDATE webhooky.workers SET wants_wakeup = $2 WHERE id = $1", [id, wants ? "true" : "false"])
     }
 
     static func remove(_ connection: Connection, id: String) throws(PostgresError) {
