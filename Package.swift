@@ -66,7 +66,7 @@ let package = Package(
         ),
         .testTarget(name: "TemplatesTests", dependencies: ["Templates", "TestSupport"]),
         .testTarget(name: "DeliveryTests", dependencies: ["Delivery", "Templates", "StandardWebhooks", "TestSupport"]),
-        .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient", "LoopbackReceiver"]),
+        .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient", "LoopbackReceiver", "LocalPostgres"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport", "LocalPostgres"]),
         .testTarget(
             name: "WorkerTests",

@@ -10,13 +10,20 @@ public struct HTTPRequest: Sendable {
     public var headers: [HTTPHeader]
     /// The request body; `nil` sends none.
     public var body: [UInt8]?
+    /// Redirects to follow. Default 0: none; a 3xx response is the result, with its
+    /// ``HTTPResponse/location``. Each hop must be `http` or `https` and is checked by the
+    /// client's ``HTTPClient/Configuration/addressPolicy``; one more than this many redirects
+    /// fails with ``HTTPError/Code/tooManyRedirects``. Negative values count as 0.
+    public var maximumRedirects: Int
 
-    public init(tag: Int64, method: String, url: String, headers: [HTTPHeader] = [], body: [UInt8]? = nil) {
+    /// A request; `headers` default to none, `body` to none, `maximumRedirects` to 0.
+    public init(tag: Int64, method: String, url: String, headers: [HTTPHeader] = [], body: [UInt8]? = nil, maximumRedirects: Int = 0) {
         self.tag = tag
         self.method = method
         self.url = url
         self.headers = headers
         self.body = body
+        self.maximumRedirects = maximumRedirects
     }
 }
 
@@ -91,8 +98,12 @@ public struct HTTPError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let connectionBroken = Code(rawValue: "connection_broken")
         /// The URL is malformed or its scheme is not http/https; retrying cannot help.
         public static let invalidURL = Code(rawValue: "invalid_url")
-        /// More redirects than allowed.
+        /// More redirects than the request's ``HTTPRequest/maximumRedirects``.
         public static let tooManyRedirects = Code(rawValue: "too_many_redirects")
+        /// The address the host name resolved to (or a redirect led to) is private or internal
+        /// and the client's ``HTTPClient/Configuration/addressPolicy`` refuses it. The message
+        /// names the address and its kind, never the URL's path or query.
+        public static let addressNotAllowed = Code(rawValue: "address_not_allowed")
         /// The client is shutting down and did not send the request.
         public static let cancelled = Code(rawValue: "cancelled")
         /// Any other libcurl failure.
