@@ -66,6 +66,7 @@ let package = Package(
         ),
         .testTarget(name: "TemplatesTests", dependencies: ["Templates", "TestSupport"]),
         .testTarget(name: "DeliveryTests", dependencies: ["Delivery", "Templates", "StandardWebhooks", "TestSupport"]),
+        // LocalPostgres for ChildProcess, which runs openssl (a test CA, s_server) for the TLS tests.
         .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient", "LoopbackReceiver", "LocalPostgres"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport", "LocalPostgres"]),
         .testTarget(
