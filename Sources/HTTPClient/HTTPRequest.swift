@@ -29,9 +29,12 @@ public struct HTTPRequest: Sendable {
 
 /// One header line.
 public struct HTTPHeader: Sendable, Hashable {
+    /// The header's name as sent, e.g. `Authorization`.
     public var name: String
+    /// The value; an empty value is sent empty, not dropped.
     public var value: String
 
+    /// A header line `name: value`.
     public init(name: String, value: String) {
         self.name = name
         self.value = value
@@ -49,6 +52,7 @@ public struct HTTPResult: Sendable {
     /// Time from start to the end of the transfer.
     public var duration: Duration
 
+    /// A result with every field given.
     public init(tag: Int64, outcome: Result<HTTPResponse, HTTPError>, startedAt: Double, duration: Duration) {
         self.tag = tag
         self.outcome = outcome
@@ -70,6 +74,7 @@ public struct HTTPResponse: Sendable, Hashable {
     /// True when the body was longer than the cap and the rest was not read.
     public var bodyTruncated: Bool
 
+    /// A response; every field but `status` defaults to absent or empty.
     public init(status: Int, retryAfter: String? = nil, location: String? = nil, body: [UInt8] = [], bodyTruncated: Bool = false) {
         self.status = status
         self.retryAfter = retryAfter
@@ -83,7 +88,9 @@ public struct HTTPResponse: Sendable, Hashable {
 public struct HTTPError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The kind of failure; new codes may be added.
     public struct Code: RawRepresentable, Sendable, Hashable {
+        /// The code as recorded, e.g. `address_not_allowed`.
         public var rawValue: String
+        /// The code spelled `rawValue`.
         public init(rawValue: String) { self.rawValue = rawValue }
 
         /// Connect or total timeout reached.
@@ -110,14 +117,17 @@ public struct HTTPError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let other = Code(rawValue: "other")
     }
 
+    /// The kind of failure.
     public var code: Code
     /// A human-readable reason, e.g. `Failed to connect to 127.0.0.1 port 9: Connection refused`.
     public var message: String
 
+    /// An error of kind `code`, explained by `message`.
     public init(code: Code, message: String) {
         self.code = code
         self.message = message
     }
 
+    /// The ``message``.
     public var description: String { message }
 }

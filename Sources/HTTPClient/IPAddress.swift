@@ -158,5 +158,6 @@ public struct AddressPolicyError: Error, Sendable, Hashable, CustomStringConvert
     /// An error with `message`.
     public init(_ message: String) { self.message = message }
 
+    /// The ``message``.
     public var description: String { message }
 }

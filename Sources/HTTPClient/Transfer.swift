@@ -6,8 +6,11 @@ import Glibc
 /// Lives on the client's thread only. The write and header callbacks receive it as an
 /// unretained pointer; the transfer loop keeps it alive until the transfer is removed.
 final class Transfer {
+    /// The request being sent.
     let request: HTTPRequest
+    /// Wall-clock start, in seconds since 1970.
     let startedAt: Double
+    /// Monotonic start, for the duration.
     let started: ContinuousClock.Instant
     private let handle: UnsafeMutableRawPointer
     private let configuration: HTTPClient.Configuration
@@ -20,6 +23,7 @@ final class Transfer {
     /// The first connection attempt the address policy refused, if any.
     private var refusal: AddressPolicy.Refusal?
 
+    /// A transfer of `request` on `handle` (a fresh or reset easy handle), not yet configured.
     init(request: HTTPRequest, handle: UnsafeMutableRawPointer, configuration: HTTPClient.Configuration) {
         self.request = request
         self.handle = handle

@@ -3,12 +3,14 @@ import Testing
 
 /// Certificate and host name verification against `openssl s_server` with a throwaway CA.
 @Suite(.timeLimit(.minutes(2))) struct TLSTests {
+    /// A fresh CA and server certificates for each test.
     let certificates: TestCertificates
 
     init() throws {
         certificates = try TestCertificates()
     }
 
+    /// Starts `openssl s_server` with server certificate `name` (`localhost` or `other`).
     func server(_ name: String) throws -> TLSServer {
         let (certificate, key) = certificates.server(name)
         return try TLSServer(openssl: certificates.openssl, certificate: certificate, key: key)
