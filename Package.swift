@@ -66,7 +66,8 @@ let package = Package(
         ),
         .testTarget(name: "TemplatesTests", dependencies: ["Templates", "TestSupport"]),
         .testTarget(name: "DeliveryTests", dependencies: ["Delivery", "Templates", "StandardWebhooks", "TestSupport"]),
-        .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient", "LoopbackReceiver"]),
+        // LocalPostgres for ChildProcess, which runs openssl (a test CA, s_server) for the TLS tests.
+        .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient", "LoopbackReceiver", "LocalPostgres"]),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport", "LocalPostgres"]),
         .testTarget(
             name: "WorkerTests",

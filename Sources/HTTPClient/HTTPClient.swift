@@ -5,9 +5,18 @@ import Synchronization
 /// An HTTP client on libcurl's multi interface: one dedicated thread drives every transfer,
 /// requests go in and results come out in batches.
 ///
-/// Connections are kept alive and reused per host. Redirects are not followed unless
-/// configured. Only the first ``Configuration/maximumResponseBodyBytes`` of a response body are
-/// read. TLS certificates and host names are always verified against the system's CA bundle.
+/// Connections are kept alive and reused per host. Redirects are not followed unless a request
+/// asks for them (``HTTPRequest/maximumRedirects``). Only the first
+/// ``Configuration/maximumResponseBodyBytes`` of a response body are read.
+///
+/// Safe for sending to URLs that other people wrote:
+/// - Every connection attempt (redirect hops included) is checked, after DNS resolution,
+///   against ``Configuration/addressPolicy``: by default private and internal networks are
+///   refused with ``HTTPError/Code/addressNotAllowed``.
+/// - Proxies are never used, whatever `http_proxy`, `https_proxy` or `ALL_PROXY` say.
+/// - Only `http` and `https`, also for redirect hops.
+/// - TLS certificates and host names are always verified, against the system's CA bundle (or
+///   ``Configuration/caBundlePath``); there is no way to turn verification off.
 public final class HTTPClient: Sendable {
     /// Limits and timeouts; every field has a safe default.
     public struct Configuration: Sendable {
@@ -21,11 +30,18 @@ public final class HTTPClient: Sendable {
         public var requestTimeout: Duration = .seconds(15)
         /// Bytes of a response body that are read; the transfer stops after that. Default 4096.
         public var maximumResponseBodyBytes: Int = 4096
-        /// Redirects followed; 0 (the default) follows none and reports the 3xx response.
-        public var maximumRedirects: Int = 0
+        /// Which addresses may be connected to, checked after DNS resolution for every
+        /// connection attempt and redirect hop. Default ``AddressPolicy/standard``: public
+        /// internet addresses only. Tests, the demo and development on 127.0.0.1 need
+        /// ``AddressPolicy/allowingAll`` or an allow-list such as `127.0.0.0/8`.
+        public var addressPolicy: AddressPolicy = .standard
+        /// A PEM file of CA certificates trusted for `https` instead of the system's. Default
+        /// `nil`: the system's CA bundle. Meant for tests with a throwaway CA.
+        public var caBundlePath: String? = nil
         /// The `User-Agent` header. Default `Webhooky/1`.
         public var userAgent: String = "Webhooky/1"
 
+        /// The defaults above.
         public init() {}
     }
 

@@ -10,21 +10,31 @@ public struct HTTPRequest: Sendable {
     public var headers: [HTTPHeader]
     /// The request body; `nil` sends none.
     public var body: [UInt8]?
+    /// Redirects to follow. Default 0: none; a 3xx response is the result, with its
+    /// ``HTTPResponse/location``. Each hop must be `http` or `https` and is checked by the
+    /// client's ``HTTPClient/Configuration/addressPolicy``; one more than this many redirects
+    /// fails with ``HTTPError/Code/tooManyRedirects``. Negative values count as 0.
+    public var maximumRedirects: Int
 
-    public init(tag: Int64, method: String, url: String, headers: [HTTPHeader] = [], body: [UInt8]? = nil) {
+    /// A request; `headers` default to none, `body` to none, `maximumRedirects` to 0.
+    public init(tag: Int64, method: String, url: String, headers: [HTTPHeader] = [], body: [UInt8]? = nil, maximumRedirects: Int = 0) {
         self.tag = tag
         self.method = method
         self.url = url
         self.headers = headers
         self.body = body
+        self.maximumRedirects = maximumRedirects
     }
 }
 
 /// One header line.
 public struct HTTPHeader: Sendable, Hashable {
+    /// The header's name as sent, e.g. `Authorization`.
     public var name: String
+    /// The value; an empty value is sent empty, not dropped.
     public var value: String
 
+    /// A header line `name: value`.
     public init(name: String, value: String) {
         self.name = name
         self.value = value
@@ -42,6 +52,7 @@ public struct HTTPResult: Sendable {
     /// Time from start to the end of the transfer.
     public var duration: Duration
 
+    /// A result with every field given.
     public init(tag: Int64, outcome: Result<HTTPResponse, HTTPError>, startedAt: Double, duration: Duration) {
         self.tag = tag
         self.outcome = outcome
@@ -63,6 +74,7 @@ public struct HTTPResponse: Sendable, Hashable {
     /// True when the body was longer than the cap and the rest was not read.
     public var bodyTruncated: Bool
 
+    /// A response; every field but `status` defaults to absent or empty.
     public init(status: Int, retryAfter: String? = nil, location: String? = nil, body: [UInt8] = [], bodyTruncated: Bool = false) {
         self.status = status
         self.retryAfter = retryAfter
@@ -76,7 +88,9 @@ public struct HTTPResponse: Sendable, Hashable {
 public struct HTTPError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The kind of failure; new codes may be added.
     public struct Code: RawRepresentable, Sendable, Hashable {
+        /// The code as recorded, e.g. `address_not_allowed`.
         public var rawValue: String
+        /// The code spelled `rawValue`.
         public init(rawValue: String) { self.rawValue = rawValue }
 
         /// Connect or total timeout reached.
@@ -91,22 +105,29 @@ public struct HTTPError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let connectionBroken = Code(rawValue: "connection_broken")
         /// The URL is malformed or its scheme is not http/https; retrying cannot help.
         public static let invalidURL = Code(rawValue: "invalid_url")
-        /// More redirects than allowed.
+        /// More redirects than the request's ``HTTPRequest/maximumRedirects``.
         public static let tooManyRedirects = Code(rawValue: "too_many_redirects")
+        /// The address the host name resolved to (or a redirect led to) is private or internal
+        /// and the client's ``HTTPClient/Configuration/addressPolicy`` refuses it. The message
+        /// names the address and its kind, never the URL's path or query.
+        public static let addressNotAllowed = Code(rawValue: "address_not_allowed")
         /// The client is shutting down and did not send the request.
         public static let cancelled = Code(rawValue: "cancelled")
         /// Any other libcurl failure.
         public static let other = Code(rawValue: "other")
     }
 
+    /// The kind of failure.
     public var code: Code
     /// A human-readable reason, e.g. `Failed to connect to 127.0.0.1 port 9: Connection refused`.
     public var message: String
 
+    /// An error of kind `code`, explained by `message`.
     public init(code: Code, message: String) {
         self.code = code
         self.message = message
     }
 
+    /// The ``message``.
     public var description: String { message }
 }

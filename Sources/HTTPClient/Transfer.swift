@@ -6,8 +6,11 @@ import Glibc
 /// Lives on the client's thread only. The write and header callbacks receive it as an
 /// unretained pointer; the transfer loop keeps it alive until the transfer is removed.
 final class Transfer {
+    /// The request being sent.
     let request: HTTPRequest
+    /// Wall-clock start, in seconds since 1970.
     let startedAt: Double
+    /// Monotonic start, for the duration.
     let started: ContinuousClock.Instant
     private let handle: UnsafeMutableRawPointer
     private let configuration: HTTPClient.Configuration
@@ -17,7 +20,10 @@ final class Transfer {
     private var bodyTruncated = false
     private var retryAfter: String?
     private var location: String?
+    /// The first connection attempt the address policy refused, if any.
+    private var refusal: AddressPolicy.Refusal?
 
+    /// A transfer of `request` on `handle` (a fresh or reset easy handle), not yet configured.
     init(request: HTTPRequest, handle: UnsafeMutableRawPointer, configuration: HTTPClient.Configuration) {
         self.request = request
         self.handle = handle
@@ -52,10 +58,22 @@ final class Transfer {
         codes.append(webhooky_curl_easy_setopt_long(handle, CURLOPT_NOSIGNAL, 1))
         codes.append(webhooky_curl_easy_setopt_long(handle, CURLOPT_TIMEOUT_MS, Transfer.milliseconds(configuration.requestTimeout)))
         codes.append(webhooky_curl_easy_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Transfer.milliseconds(configuration.connectTimeout)))
-        codes.append(webhooky_curl_easy_setopt_long(handle, CURLOPT_FOLLOWLOCATION, configuration.maximumRedirects > 0 ? 1 : 0))
-        codes.append(webhooky_curl_easy_setopt_long(handle, CURLOPT_MAXREDIRS, configuration.maximumRedirects))
+        let redirects = max(0, request.maximumRedirects)
+        codes.append(webhooky_curl_easy_setopt_long(handle, CURLOPT_FOLLOWLOCATION, redirects > 0 ? 1 : 0))
+        codes.append(webhooky_curl_easy_setopt_long(handle, CURLOPT_MAXREDIRS, redirects))
+        // Every connection, redirect hops included, is opened by `onOpenSocket`, which refuses
+        // addresses the policy does not allow. An empty proxy disables proxies, including those
+        // named by http_proxy, https_proxy and ALL_PROXY: a proxy would be the only address checked.
+        codes.append(webhooky_curl_easy_setopt_opensocket(handle, CURLOPT_OPENSOCKETFUNCTION, Transfer.onOpenSocket))
+        codes.append(webhooky_curl_easy_setopt_pointer(handle, CURLOPT_OPENSOCKETDATA, context))
+        codes.append(webhooky_curl_easy_setopt_string(handle, CURLOPT_PROXY, ""))
+        // Verification is always on; a custom CA bundle replaces the system's (no CA folder).
         codes.append(webhooky_curl_easy_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 1))
         codes.append(webhooky_curl_easy_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 2))
+        if let caBundlePath = configuration.caBundlePath {
+            codes.append(webhooky_curl_easy_setopt_string(handle, CURLOPT_CAINFO, caBundlePath))
+            codes.append(webhooky_curl_easy_setopt_string(handle, CURLOPT_CAPATH, nil))
+        }
         codes.append(webhooky_curl_easy_setopt_long(handle, CURLOPT_TCP_KEEPALIVE, 1))
         codes.append(webhooky_curl_easy_setopt_string(handle, CURLOPT_USERAGENT, configuration.userAgent))
         codes.append(webhooky_curl_easy_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer))
@@ -106,6 +124,9 @@ final class Transfer {
         let outcome: Result<HTTPResponse, HTTPError>
         if code == CURLE_OK || (code == CURLE_WRITE_ERROR && bodyTruncated && status > 0) {
             outcome = .success(HTTPResponse(status: status, retryAfter: retryAfter, location: location, body: body, bodyTruncated: bodyTruncated))
+        } else if let refusal, code == CURLE_COULDNT_CONNECT {
+            // libcurl only knows that no socket was opened; say which address and why.
+            outcome = .failure(HTTPError(code: .addressNotAllowed, message: refusal.description))
         } else {
             let detail = String(cString: errorBuffer)
             let message = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
@@ -147,6 +168,22 @@ final class Transfer {
         return length
     }
 
+    /// Opens the socket of a connection attempt if the address policy allows its address;
+    /// otherwise remembers the refusal and returns `CURL_SOCKET_BAD`, which makes libcurl try the
+    /// host's next address or fail with `CURLE_COULDNT_CONNECT`.
+    private static let onOpenSocket: curl_opensocket_callback = { context, purpose, address in
+        guard let context, let address, purpose == CURLSOCKTYPE_IPCXN else { return CURL_SOCKET_BAD }
+        let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
+        var bytes = [UInt8](repeating: 0, count: 16)
+        let count = Int(webhooky_curl_sockaddr_ip(address, &bytes))
+        guard let ip = IPAddress(bytes: Array(bytes.prefix(count))) else { return CURL_SOCKET_BAD }
+        if let refusal = transfer.configuration.addressPolicy.refusal(for: ip) {
+            if transfer.refusal == nil { transfer.refusal = refusal }
+            return CURL_SOCKET_BAD
+        }
+        return socket(address.pointee.family, address.pointee.socktype | Int32(SOCK_CLOEXEC.rawValue), address.pointee.protocol)
+    }
+
     private static let onHeader: webhooky_curl_data_callback = { data, size, count, context in
         guard let data, let context else { return 0 }
         let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
@@ -177,7 +214,8 @@ final class Transfer {
         case CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY: .dnsFailure
         case CURLE_COULDNT_CONNECT: .connectFailure
         case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CERTPROBLEM, CURLE_SSL_CIPHER,
-             CURLE_SSL_CACERT_BADFILE, CURLE_SSL_ISSUER_ERROR, CURLE_SSL_PINNEDPUBKEYNOTMATCH, CURLE_SSL_INVALIDCERTSTATUS:
+             CURLE_SSL_CACERT_BADFILE, CURLE_SSL_ISSUER_ERROR, CURLE_SSL_PINNEDPUBKEYNOTMATCH, CURLE_SSL_INVALIDCERTSTATUS,
+             CURLE_SSL_CRL_BADFILE, CURLE_SSL_ENGINE_INITFAILED, CURLE_SSL_ENGINE_NOTFOUND, CURLE_SSL_ENGINE_SETFAILED:
             .tlsFailure
         case CURLE_GOT_NOTHING, CURLE_RECV_ERROR, CURLE_SEND_ERROR, CURLE_PARTIAL_FILE, CURLE_HTTP2, CURLE_HTTP2_STREAM:
             .connectionBroken

@@ -27,8 +27,11 @@ final class ResultCollector: Sendable {
     }
 }
 
+/// A client for tests, which send to 127.0.0.1: every address is allowed
+/// (``AddressPolicy/allowingAll``) unless `configure` sets another policy.
 func makeClient(_ configure: (inout HTTPClient.Configuration) -> Void = { _ in }) throws -> (HTTPClient, ResultCollector) {
     var configuration = HTTPClient.Configuration()
+    configuration.addressPolicy = .allowingAll
     configure(&configuration)
     let collector = ResultCollector()
     let client = try HTTPClient(configuration: configuration) { collector.add($0) }

@@ -1,0 +1,211 @@
+import Glibc
+import HTTPClient
+import LoopbackReceiver
+import Testing
+
+/// The first result's error, failing the test when the request got a response.
+func failure(of results: ResultCollector, sourceLocation: SourceLocation = #_sourceLocation) throws -> HTTPError {
+    let result = try #require(results.wait(for: 1).first, sourceLocation: sourceLocation)
+    switch result.outcome {
+    case .failure(let error):
+        return error
+    case .success(let response):
+        Issue.record("expected a failure, got HTTP \(response.status)", sourceLocation: sourceLocation)
+        return HTTPError(code: .other, message: "")
+    }
+}
+
+/// An address policy allowing 127.0.0.0/8, so that a receiver on 127.0.0.1 passes the check.
+func allowingLoopback() throws -> AddressPolicy {
+    try AddressPolicy(allowing: ["127.0.0.0/8"])
+}
+
+/// The address check on real connections: receivers on 127.0.0.1, refused or allowed.
+@Suite(.timeLimit(.minutes(2))) struct AddressCheckTests {
+    @Test func theDefaultsRefuseInternalNetworksAndFollowNoRedirects() {
+        let configuration = HTTPClient.Configuration()
+        #expect(configuration.addressPolicy == .standard)
+        #expect(configuration.addressPolicy.allowedNetworks.isEmpty)
+        #expect(!configuration.addressPolicy.allowsAllAddresses)
+        #expect(configuration.caBundlePath == nil)
+        #expect(HTTPRequest(tag: 1, method: "GET", url: "https://example.com/").maximumRedirects == 0)
+    }
+
+    @Test func aReceiverOnLoopbackIsRefusedByDefaultAndNeverConnectedTo() throws {
+        let receiver = try LoopbackReceiver()
+        let (client, results) = try makeClient { $0.addressPolicy = .standard }
+        defer { client.shutdown() }
+        client.send([HTTPRequest(tag: 1, method: "POST", url: receiver.baseURL + "/hooks/erp?apikey=s3cr3t", body: Array("{}".utf8))])
+        let error = try failure(of: results)
+        #expect(error.code == .addressNotAllowed)
+        #expect(error.message == "refused to connect to 127.0.0.1 (loopback address): private and internal networks are not allowed; allow them with an allow-list")
+        #expect(!error.message.contains("s3cr3t") && !error.message.contains("/hooks"), "never the URL's path or query")
+        #expect(receiver.connectionsAccepted == 0)
+        #expect(receiver.requests.isEmpty)
+    }
+
+    @Test func theSwitchAndAnAllowListLetLoopbackThrough() throws {
+        let receiver = try LoopbackReceiver()
+        for policy in [AddressPolicy.allowingAll, try allowingLoopback(), try AddressPolicy(allowing: ["127.0.0.1/32"])] {
+            let (client, results) = try makeClient { $0.addressPolicy = policy }
+            defer { client.shutdown() }
+            client.send([HTTPRequest(tag: 1, method: "GET", url: receiver.baseURL + "/")])
+            #expect(try #require(results.wait(for: 1).first).outcome.get().status == 200, "\(policy)")
+        }
+        #expect(receiver.requests.count == 3)
+    }
+
+    @Test func anAllowListOfOtherNetworksStillRefusesLoopback() throws {
+        let receiver = try LoopbackReceiver()
+        let policy = try AddressPolicy(allowing: ["10.0.0.0/8", "127.0.0.2/32", "::1"])
+        let (client, results) = try makeClient { $0.addressPolicy = policy }
+        defer { client.shutdown() }
+        client.send([HTTPRequest(tag: 1, method: "GET", url: receiver.baseURL + "/")])
+        #expect(try failure(of: results).code == .addressNotAllowed)
+        #expect(receiver.connectionsAccepted == 0)
+    }
+
+    /// "localhost" is a name: it is resolved first, and the address it resolves to is refused.
+    @Test func aHostNameThatResolvesToLoopbackIsRefusedAfterResolution() throws {
+        let receiver = try LoopbackReceiver()
+        let (client, results) = try makeClient { $0.addressPolicy = .standard }
+        defer { client.shutdown() }
+        client.send([HTTPRequest(tag: 1, method: "GET", url: "http://localhost:\(receiver.port)/latest/meta-data")])
+        let error = try failure(of: results)
+        #expect(error.code == .addressNotAllowed)
+        #expect(error.message.hasPrefix("refused to connect to 127.0.0.1 (loopback address)") || error.message.hasPrefix("refused to connect to ::1 (loopback address)"))
+        #expect(!error.message.contains("meta-data"))
+        #expect(receiver.connectionsAccepted == 0)
+    }
+
+    /// Other spellings of the receiver's address reach it when allowed, and are refused by default.
+    @Test(arguments: [
+        ("http://[::ffff:127.0.0.1]:PORT/", "refused to connect to ::ffff:127.0.0.1 (IPv4-mapped form of a loopback address)"),
+        ("http://0.0.0.0:PORT/", "refused to connect to 0.0.0.0 (unspecified (\"this network\") address)"),
+        ("http://127.1.2.3:PORT/", "refused to connect to 127.1.2.3 (loopback address)"),
+        ("http://[::1]:PORT/", "refused to connect to ::1 (loopback address)"),
+    ])
+    func otherFormsOfLoopbackAreRefused(_ template: String, _ message: String) throws {
+        let receiver = try LoopbackReceiver()
+        let url = template.replacing("PORT", with: String(receiver.port))
+        let (client, results) = try makeClient { $0.addressPolicy = .standard }
+        defer { client.shutdown() }
+        client.send([HTTPRequest(tag: 1, method: "GET", url: url)])
+        let error = try failure(of: results)
+        #expect(error.code == .addressNotAllowed)
+        #expect(error.message.hasPrefix(message + ":"))
+        #expect(receiver.connectionsAccepted == 0)
+    }
+
+    /// The IPv4-mapped form really reaches a receiver on 127.0.0.1: refusing it matters.
+    @Test func theMappedFormOfAnAllowedNetworkIsAllowedAndReachesTheReceiver() throws {
+        let receiver = try LoopbackReceiver()
+        let policy = try allowingLoopback()
+        let (client, results) = try makeClient { $0.addressPolicy = policy }
+        defer { client.shutdown() }
+        client.send([HTTPRequest(tag: 1, method: "GET", url: "http://[::ffff:127.0.0.1]:\(receiver.port)/mapped")])
+        #expect(try #require(results.wait(for: 1).first).outcome.get().status == 200)
+        #expect(receiver.requests.map(\.target) == ["/mapped"])
+    }
+
+    @Test func aRedirectIsNotFollowedUnlessTheRequestOptsIn() throws {
+        let receiver = try LoopbackReceiver { request, _ in
+            request.target == "/final" ? .ok : .respond(status: 302, headers: [.init(name: "Location", value: "/final")])
+        }
+        let policy = try allowingLoopback()
+        let (client, results) = try makeClient { $0.addressPolicy = policy }
+        defer { client.shutdown() }
+        client.send([HTTPRequest(tag: 1, method: "GET", url: receiver.baseURL + "/start")])
+        let response = try #require(results.wait(for: 1).first).outcome.get()
+        #expect(response.status == 302)
+        #expect(response.location == "/final")
+        #expect(receiver.requests.map(\.target) == ["/start"])
+
+        client.send([HTTPRequest(tag: 2, method: "GET", url: receiver.baseURL + "/start", maximumRedirects: 1)])
+        let followed = try #require(results.wait(for: 2).last).outcome.get()
+        #expect(followed.status == 200)
+        #expect(followed.body == Array("ok".utf8))
+        #expect(receiver.requests.map(\.target) == ["/start", "/start", "/final"])
+    }
+
+    /// The classic SSRF: an allowed endpoint redirects to the cloud metadata service.
+    @Test func aRedirectIntoAnInternalNetworkIsRefused() throws {
+        let receiver = try LoopbackReceiver { _, _ in
+            .respond(status: 302, headers: [.init(name: "Location", value: "http://169.254.169.254/latest/meta-data/iam?token=abc")])
+        }
+        let policy = try allowingLoopback()
+        let (client, results) = try makeClient { $0.addressPolicy = policy }
+        defer { client.shutdown() }
+        client.send([HTTPRequest(tag: 1, method: "GET", url: receiver.baseURL + "/", maximumRedirects: 5)])
+        let error = try failure(of: results)
+        #expect(error.code == .addressNotAllowed)
+        #expect(error.message == "refused to connect to 169.254.169.254 (link-local address): private and internal networks are not allowed; allow them with an allow-list")
+        #expect(!error.message.contains("latest") && !error.message.contains("token"))
+        #expect(receiver.requests.count == 1)
+    }
+
+    @Test func aRedirectToAnotherSchemeIsRefused() throws {
+        for location in ["file:///etc/passwd", "ftp://127.0.0.1/x", "gopher://127.0.0.1/x"] {
+            let receiver = try LoopbackReceiver { _, _ in .respond(status: 302, headers: [.init(name: "Location", value: location)]) }
+            let (client, results) = try makeClient { $0.addressPolicy = .allowingAll }
+            defer { client.shutdown() }
+            client.send([HTTPRequest(tag: 1, method: "GET", url: receiver.baseURL + "/", maximumRedirects: 5)])
+            #expect(try failure(of: results).code == .invalidURL, "\(location)")
+        }
+    }
+
+    @Test func aRedirectLoopStopsAtTheRequestsLimit() throws {
+        let receiver = try LoopbackReceiver { _, number in
+            .respond(status: 302, headers: [.init(name: "Location", value: "/loop/\(number)")])
+        }
+        let policy = try allowingLoopback()
+        let (client, results) = try makeClient { $0.addressPolicy = policy }
+        defer { client.shutdown() }
+        client.send([HTTPRequest(tag: 1, method: "GET", url: receiver.baseURL + "/", maximumRedirects: 3)])
+        let error = try failure(of: results)
+        #expect(error.code == .tooManyRedirects)
+        #expect(receiver.requests.map(\.target) == ["/", "/loop/1", "/loop/2", "/loop/3"], "the first request and 3 redirects")
+    }
+
+    @Test func aNegativeRedirectLimitFollowsNone() throws {
+        let receiver = try LoopbackReceiver { _, _ in .respond(status: 302, headers: [.init(name: "Location", value: "/again")]) }
+        let (client, results) = try makeClient()
+        defer { client.shutdown() }
+        client.send([HTTPRequest(tag: 1, method: "GET", url: receiver.baseURL + "/", maximumRedirects: -1)])
+        #expect(try #require(results.wait(for: 1).first).outcome.get().status == 302)
+        #expect(receiver.requests.count == 1)
+    }
+}
+
+/// Proxies named in the environment are never used: through one, the proxy's address would be
+/// the only one checked. Serialized because it changes the process's environment.
+@Suite(.serialized, .timeLimit(.minutes(2))) struct EnvironmentProxyTests {
+    @Test(arguments: [
+        ("http_proxy", "http://169.254.169.254/latest/meta-data"),
+        ("ALL_PROXY", "http://169.254.169.254/latest/meta-data"),
+        ("all_proxy", "http://10.0.0.1/admin"),
+        ("https_proxy", "https://169.254.169.254/latest/meta-data"),
+        ("HTTPS_PROXY", "https://192.168.1.1/"),
+    ])
+    func anEnvironmentProxyDoesNotBypassTheCheck(_ variable: String, _ url: String) throws {
+        // The proxy is on 127.0.0.1, which the policy allows; the target is internal.
+        let proxy = try LoopbackReceiver()
+        let names: [String] = ["http_proxy", "https_proxy", "HTTPS_PROXY", "ALL_PROXY", "all_proxy", "no_proxy", "NO_PROXY"]
+        let saved: [(String, String?)] = names.map { name in (name, getenv(name).map { String(cString: $0) }) }
+        defer {
+            for (name, value) in saved {
+                if let value { setenv(name, value, 1) } else { unsetenv(name) }
+            }
+        }
+        for (name, _) in saved { unsetenv(name) }
+        setenv(variable, proxy.baseURL, 1)
+
+        let policy = try allowingLoopback()
+        let (client, results) = try makeClient { $0.addressPolicy = policy }
+        defer { client.shutdown() }
+        client.send([HTTPRequest(tag: 1, method: "GET", url: url)])
+        let error = try failure(of: results)
+        #expect(error.code == .addressNotAllowed)
+        #expect(proxy.connectionsAccepted == 0, "the request went through the proxy")
+    }
+}
