@@ -46,7 +46,7 @@ let package = Package(
         .executableTarget(name: "webhooky-drill", dependencies: ["Drill"]),
         .target(
             name: "Demo",
-            dependencies: ["Worker", "Schema", "LocalPostgres", "LoopbackReceiver", "Postgres", "Log"]
+            dependencies: ["Worker", "Schema", "LocalPostgres", "LoopbackReceiver", "Postgres", "Log", "HTTPClient", "StandardWebhooks"]
         ),
 
         // The admin's and the DBA's commands (preview, tail, status, doctor): queries and
@@ -75,7 +75,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OperationsTests",
-            dependencies: ["Operations", "Worker", "Schema", "Postgres", "TestSupport", "LoopbackReceiver", "StandardWebhooks", "Templates", "Delivery"]
+            dependencies: ["Operations", "Worker", "Schema", "Postgres", "TestSupport", "LoopbackReceiver", "StandardWebhooks", "Templates", "Delivery", "HTTPClient"]
         ),
     ]
 )

@@ -567,7 +567,7 @@ class Bench:
             "runs per system": str(self.args.runs),
             "baseline": "bench/baseline/worker.py (Python " + platform.python_version() + ", psycopg "
                         + psycopg.__version__ + ", aiohttp " + aiohttp_version() + "), batch 100, 64 in flight",
-            "Webhooky worker": "`webhooky run` with its defaults (batch 100, 256 in flight, 16 connections per host)",
+            "Webhooky worker": "`webhooky run --allow-network 127.0.0.0/8` with its defaults (batch 100, 256 in flight, 32 per endpoint)",
             **({"DIAGNOSE": "pg_stat_statements and track_functions on: figures NOT comparable with normal runs"} if self.args.diagnose else {}),
         }
 
@@ -660,7 +660,8 @@ class Bench:
     def start_worker(self, system: str, db: str, tag: str) -> tuple[subprocess.Popen, float]:
         logfile = open(self.raw / f"{tag}.worker.log", "w")
         if system == "webhooky":
-            cmd = [str(self.webhooky), "run", "--database-url", self.cluster.url(db)]
+            # The receiver listens on 127.0.0.1, which the worker refuses unless allowed.
+            cmd = [str(self.webhooky), "run", "--database-url", self.cluster.url(db), "--allow-network", "127.0.0.0/8"]
         else:
             cmd = [sys.executable, str(HERE / "baseline" / "worker.py"), "--dsn", self.cluster.dsn(db), "--url", self.hook_url]
         COMMANDS.add(shlex.join(cmd) + " 2> WORKER_LOG")

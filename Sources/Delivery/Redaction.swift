@@ -28,7 +28,10 @@ public enum Redaction {
     /// `url` with the values of secret query parameters and any password in its user
     /// information replaced by ``mask``. Parameters are split on `&`; a parameter without `=`
     /// has no value and is kept. The fragment (after `#`) is kept.
-    public static func url(_ url: String) -> String {
+    ///
+    /// - Parameter extraParameters: More parameter names to hide, besides
+    ///   ``secretParameterNames`` (lowercase; default none).
+    public static func url(_ url: String, extraParameters: Set<String> = []) -> String {
         var result = redactUserInformation(url)
         guard let question = result.firstIndex(of: "?") else { return result }
         let afterQuestion = result.index(after: question)
@@ -37,7 +40,8 @@ public enum Redaction {
         let redacted = query.split(separator: "&", omittingEmptySubsequences: false).map { parameter -> String in
             guard let equals = parameter.firstIndex(of: "=") else { return String(parameter) }
             let name = parameter[..<equals]
-            guard isSecretParameter(String(name)), parameter.index(after: equals) < parameter.endIndex else { return String(parameter) }
+            guard isSecretParameter(String(name)) || extraParameters.contains(percentDecoded(String(name)).lowercased()),
+                  parameter.index(after: equals) < parameter.endIndex else { return String(parameter) }
             return name + "=" + mask
         }.joined(separator: "&")
         result.replaceSubrange(afterQuestion..<fragmentStart, with: redacted)

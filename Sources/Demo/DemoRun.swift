@@ -1,4 +1,5 @@
 import Foundation
+import HTTPClient
 import LocalPostgres
 import Log
 import LoopbackReceiver
@@ -85,6 +86,8 @@ public struct DemoRun {
         out.step("Starting the worker (what `webhooky run` does)")
         let logs = DemoLog()
         var configuration = WorkerConfiguration(databaseURL: conninfo, workerID: "demo-worker")
+        // The demo's receiver is on 127.0.0.1, which the worker refuses by default.
+        configuration.http.addressPolicy = .allowingLoopback
         configuration.logger = Logger(level: .info) { logs.append($0) }
         let worker = Worker(configuration: configuration)
         let finished = DispatchSemaphore(value: 0)

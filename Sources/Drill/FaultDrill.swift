@@ -39,7 +39,7 @@ public struct FaultDrill {
     static let workerOptions = [
         "--request-timeout", "2s", "--connect-timeout", "1s", "--lease", "6s", "--poll-interval", "250ms",
         "--retry-schedule", "250ms,500ms,1s,2s,2s,3s,3s,5s,5s,5s", "--max-in-flight", "128",
-        "--no-auto-disable", "--log-level", "warning",
+        "--no-auto-disable", "--log-level", "warning", "--allow-network", "127.0.0.0/8",
     ]
 
     let configuration: Configuration

@@ -54,6 +54,13 @@ public struct AddressPolicy: Sendable, Hashable {
     /// Every address allowed, internal networks included: for development, the demo and tests.
     public static let allowingAll = AddressPolicy(allowsAllAddresses: true)
 
+    /// Public addresses and this machine's loopback (`127.0.0.0/8`, `::1`): for the demo and
+    /// tests, whose receivers listen on 127.0.0.1; every other internal network stays refused.
+    public static let allowingLoopback = AddressPolicy(allowedNetworks: [
+        IPNetwork(masking: IPAddress(ipv4: (127, 0, 0, 0)), prefixLength: 8),
+        IPNetwork(masking: IPAddress(ipv6: [0, 0, 0, 0, 0, 0, 0, 1]), prefixLength: 128),
+    ])
+
     /// True when the client may connect to `address`.
     public func isAllowed(_ address: IPAddress) -> Bool {
         refusal(for: address) == nil

@@ -54,7 +54,9 @@ final class Transfer {
         var codes: [CURLcode] = []
         codes.append(webhooky_curl_easy_setopt_string(handle, CURLOPT_URL, request.url))
         codes.append(webhooky_curl_easy_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https"))
-        codes.append(webhooky_curl_easy_setopt_string(handle, CURLOPT_REDIR_PROTOCOLS_STR, "http,https"))
+        // A redirect never downgrades: from an https URL only https hops are followed.
+        let secure = request.url.prefix(8).lowercased() == "https://"
+        codes.append(webhooky_curl_easy_setopt_string(handle, CURLOPT_REDIR_PROTOCOLS_STR, secure ? "https" : "http,https"))
         codes.append(webhooky_curl_easy_setopt_long(handle, CURLOPT_NOSIGNAL, 1))
         codes.append(webhooky_curl_easy_setopt_long(handle, CURLOPT_TIMEOUT_MS, Transfer.milliseconds(configuration.requestTimeout)))
         codes.append(webhooky_curl_easy_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Transfer.milliseconds(configuration.connectTimeout)))

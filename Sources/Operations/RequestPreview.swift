@@ -145,8 +145,10 @@ public struct RequestPreview: Sendable {
     /// the HTTP client sends it, when `userAgent` is given), and the body after a blank line.
     /// Secrets in the URL and headers are hidden (see ``Redaction``) unless `unmask` is true;
     /// the body is shown as it is. The signing secret is never part of it.
-    public func text(unmask: Bool, userAgent: String?) -> String {
-        var lines = ["\(request.method) \(unmask ? request.url : Redaction.url(request.url))"]
+    ///
+    /// - Parameter extraSecretParameters: More query parameter names to mask (lowercase).
+    public func text(unmask: Bool, userAgent: String?, extraSecretParameters: Set<String> = []) -> String {
+        var lines = ["\(request.method) \(unmask ? request.url : Redaction.url(request.url, extraParameters: extraSecretParameters))"]
         if let userAgent { lines.append("User-Agent: \(userAgent)") }
         for header in request.headers {
             let value = unmask ? header.value : Redaction.headerValue(name: header.name, value: header.value)

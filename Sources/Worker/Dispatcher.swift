@@ -229,7 +229,8 @@ final class Dispatcher {
                     method: rendered.method,
                     url: rendered.url,
                     headers: rendered.headers.map { HTTPHeader(name: $0.name, value: $0.value) },
-                    body: rendered.body.map { Array($0.utf8) }
+                    body: rendered.body.map { Array($0.utf8) },
+                    maximumRedirects: webhook.maximumRedirects
                 ))
                 inFlight[nextTag] = InFlight(deliveryID: delivery.id, machine: machine, webhookID: delivery.webhookID, endpoint: endpoint)
                 nextTag += 1
@@ -261,7 +262,8 @@ final class Dispatcher {
         case .failure(let error) where error.code == .cancelled:
             unreleased.append(entry.deliveryID)
             return
-        case .failure(let error) where error.code == .invalidURL:
+        case .failure(let error) where error.code == .invalidURL || error.code == .addressNotAllowed:
+            // Retrying cannot help: a malformed URL, or an address the policy refuses.
             attemptResult = .unsendable(error.message)
         case .failure(let error):
             attemptResult = .transportFailure(error.message)

@@ -18,7 +18,7 @@ enum PreviewCommand {
         parameters key, token, apikey, api_key, secret, password, access_token, auth and
         signature (and a password before @); in the headers Authorization and every header
         whose name contains token, key, secret, password or cookie keep only their first word
-        (Bearer ***). The body is printed as it is. libcurl adds Host, Accept and
+        (Bearer ***); --mask-parameters adds parameter names. The body is printed as it is. libcurl adds Host, Accept and
         Content-Length when it sends.
 
         Options:
@@ -26,6 +26,7 @@ enum PreviewCommand {
           --payload JSON       render with this payload (a JSON object); @FILE reads it from a
                                file, - from standard input
           --unmask             print secret values as they are
+          --mask-parameters NAME,...  also mask these query parameters (e.g. sig,hash)
           --database-url URL   libpq connection string or URI [DATABASE_URL, else PG* variables]
 
         Exit status: 0 printed; 1 no such webhook or event, no sample, or the template cannot
@@ -50,7 +51,7 @@ enum PreviewCommand {
         let payload: PreviewPayload
         let arguments: Arguments
         do {
-            arguments = try Arguments(rawArguments, command: "preview", options: ["database-url", "event", "payload"],
+            arguments = try Arguments(rawArguments, command: "preview", options: ["database-url", "event", "payload", "mask-parameters"],
                                       switches: ["unmask"], positionals: 1)
             guard let id = arguments.positionals.first else {
                 throw Arguments.UsageError(description: "which webhook? give its id: webhooky preview WEBHOOK_ID")
@@ -65,7 +66,8 @@ enum PreviewCommand {
             let connection = try CommandDatabase.open(arguments, applicationName: "webhooky preview")
             let preview = try RequestPreview.load(connection, webhookID: webhookID, payload: payload, timestamp: Int(TextFormatting.now()))
             for note in preview.notes { Help.note(note) }
-            print(preview.text(unmask: arguments.has("unmask"), userAgent: HTTPClient.Configuration().userAgent))
+            let extra = Set((arguments.string("mask-parameters") ?? "").split(separator: ",").map { $0.lowercased() })
+            print(preview.text(unmask: arguments.has("unmask"), userAgent: HTTPClient.Configuration().userAgent, extraSecretParameters: extra))
             return 0
         } catch let exit as CommandExit {
             return exit.status

@@ -34,6 +34,9 @@ enum RunCommand {
           --keep-dead DURATION        delete dead deliveries this long after they died [30d]
           --no-prune                  keep all history (prune by hand: SELECT * FROM webhooky.prune())
           --log-level LEVEL           trace, debug, info, notice, warning, error [info]
+          --allow-network CIDR,...    also allow these private or internal networks, e.g. 10.20.0.0/16
+                                      [none: loopback, private, link-local, ... addresses are refused]
+          --allow-private-networks    allow every address (development only; never in production)
 
         Durations: 500ms, 5s, 2m, 1h, 1d. Exit status: 0 stopped cleanly; 2 bad options;
         3 database unreachable or login refused; 4 schema missing or of another version.
@@ -73,8 +76,8 @@ enum RunCommand {
             rawArguments, command: "run",
             options: ["database-url", "worker-id", "batch-size", "max-in-flight", "max-in-flight-per-endpoint", "connect-timeout",
                       "request-timeout", "lease", "poll-interval", "retry-schedule", "shutdown-grace", "log-level",
-                      "disable-after-failures", "disable-after", "keep-succeeded", "keep-dead"],
-            switches: ["no-listen", "no-auto-disable", "no-prune"]
+                      "disable-after-failures", "disable-after", "keep-succeeded", "keep-dead", "allow-network"],
+            switches: ["no-listen", "no-auto-disable", "no-prune", "allow-private-networks"]
         )
         var configuration = WorkerConfiguration(databaseURL: Help.databaseURL(arguments), workerID: arguments.string("worker-id"))
         if let value = try arguments.integer("batch-size", in: 1...10_000) { configuration.batchSize = value }
@@ -86,6 +89,14 @@ enum RunCommand {
         if let value = try arguments.duration("keep-succeeded") { configuration.retention?.succeeded = value }
         if let value = try arguments.duration("keep-dead") { configuration.retention?.dead = value }
         if arguments.has("no-prune") { configuration.retention = nil }
+        if let list = arguments.string("allow-network") {
+            do {
+                configuration.http.addressPolicy = try AddressPolicy(allowing: list.split(separator: ",").map(String.init))
+            } catch {
+                throw Arguments.UsageError(description: "--allow-network: \(error)")
+            }
+        }
+        if arguments.has("allow-private-networks") { configuration.http.addressPolicy = .allowingAll }
         if let value = try arguments.duration("connect-timeout") { configuration.http.connectTimeout = value }
         if let value = try arguments.duration("request-timeout") { configuration.http.requestTimeout = value }
         if let value = try arguments.duration("lease") { configuration.leaseDuration = value }

@@ -50,3 +50,10 @@ import Testing
         #expect(!Redaction.isSecretParameter("id"))
     }
 }
+
+@Suite struct ConfigurableRedactionTests {
+    @Test func extraParameterNamesAreMaskedToo() {
+        #expect(Redaction.url("https://h/p?sig=abc&Hash=def&id=7&apikey=k", extraParameters: ["sig", "hash"]) == "https://h/p?sig=***&Hash=***&id=7&apikey=***")
+        #expect(Redaction.url("https://h/p?sig=abc") == "https://h/p?sig=abc")
+    }
+}

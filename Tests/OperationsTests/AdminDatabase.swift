@@ -1,3 +1,4 @@
+import HTTPClient
 import Delivery
 import Foundation
 import Postgres
@@ -54,6 +55,7 @@ struct AdminDatabase {
     /// A worker for tests: fast polling, a short retry schedule, logs kept out of the way.
     func workerConfiguration(retry: [Duration] = [.milliseconds(100)]) -> WorkerConfiguration {
         var configuration = WorkerConfiguration(databaseURL: database.conninfo, workerID: "test-worker-\(database.name)")
+        configuration.http.addressPolicy = .allowingLoopback  // the receivers listen on 127.0.0.1
         configuration.pollInterval = .milliseconds(200)
         configuration.retryPolicy = RetryPolicy(delays: retry, jitter: 0)
         configuration.shutdownGracePeriod = .seconds(2)

@@ -28,7 +28,7 @@ public final class WorkerProcess: Sendable {
         logPath = "/tmp/webhooky-worker-\(getpid())-\(workerID)-\(UInt32.random(in: 0...UInt32.max)).log"
         pid = try ChildProcess.spawn(
             WorkerProcess.executable(),
-            ["run", "--database-url", database, "--worker-id", workerID, "--log-level", "debug"] + arguments,
+            ["run", "--database-url", database, "--worker-id", workerID, "--log-level", "debug", "--allow-network", "127.0.0.0/8"] + arguments,
             outputPath: logPath
         )
     }

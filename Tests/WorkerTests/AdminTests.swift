@@ -1,3 +1,4 @@
+import HTTPClient
 import Foundation
 import LoopbackReceiver
 import Postgres
@@ -174,7 +175,9 @@ import Worker
             try connection.query("UPDATE ellity.customers SET credit = $1", [String(version)])
         }
         #expect(try Migrator(connection: connection).pending().isEmpty)
-        let worker = RunningWorker(WorkerConfiguration(databaseURL: database.conninfo))
+        var configuration = WorkerConfiguration(databaseURL: database.conninfo)
+        configuration.http.addressPolicy = .allowingLoopback
+        let worker = RunningWorker(configuration)
         defer { worker.stop() }
         let targets = receiver.waitForRequests(Migrations.latestVersion).map(\.target).sorted()
         #expect(targets == (1...Migrations.latestVersion).map { "/v?c=\($0).00" })

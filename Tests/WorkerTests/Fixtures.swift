@@ -1,3 +1,4 @@
+import HTTPClient
 import Delivery
 import Foundation
 import Log
@@ -86,6 +87,7 @@ struct Shop {
     /// A worker configuration for tests: fast polling, a short retry schedule, logs captured.
     func workerConfiguration(logs: LogCapture? = nil, retry: [Duration] = [.milliseconds(100), .milliseconds(100)]) -> WorkerConfiguration {
         var configuration = WorkerConfiguration(databaseURL: database.conninfo, workerID: "test-worker")
+        configuration.http.addressPolicy = .allowingLoopback  // the receivers listen on 127.0.0.1
         configuration.pollInterval = .milliseconds(200)
         configuration.retryPolicy = RetryPolicy(delays: retry, jitter: 0)
         configuration.shutdownGracePeriod = .seconds(2)

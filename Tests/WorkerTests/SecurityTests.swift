@@ -1,5 +1,6 @@
 import Delivery
 import Foundation
+import HTTPClient
 import LoopbackReceiver
 import Postgres
 import StandardWebhooks
@@ -160,5 +161,53 @@ import Glibc
         #expect(after.header("webhook-signature")?.split(separator: " ").count == 1)
         #expect(WebhookSignature.verify(id: after.header("webhook-id") ?? "", timestamp: after.header("webhook-timestamp") ?? "",
                                         body: after.body, header: after.header("webhook-signature") ?? "", secret: try #require(SigningSecret(new))))
+    }
+}
+
+/// The worker's default address policy: no requests into private or internal networks.
+@Suite(.timeLimit(.minutes(2))) struct NetworkPolicyTests {
+    @Test("by default a webhook to 127.0.0.1 or to a name resolving to it ends dead at once, and the receiver never sees a request")
+    func privateAddressesAreRefused() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver()
+        try shop.addWebhook(url: receiver.baseURL + "/direct")
+        try shop.addWebhook(url: "http://localhost:\(receiver.port)/by-name")
+        var configuration = shop.workerConfiguration()
+        configuration.http.addressPolicy = .standard
+        let worker = RunningWorker(configuration)
+        defer { worker.stop() }
+        try shop.setCredit("1")
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'dead'") { $0 == "2" } == "2")
+        let errors = try shop.connection.query("SELECT attempts, last_error FROM webhooky.deliveries ORDER BY id").rows
+        for row in errors {
+            #expect(row[0] == "1", "refused at once, not retried")
+            #expect(row[1]?.contains("(loopback address): private and internal networks are not allowed") == true, "\(row)")
+        }
+        #expect(receiver.connectionsAccepted == 0)
+    }
+
+    @Test("a webhook may follow redirects; a hop into an internal network is refused")
+    func redirectsAreCheckedHopByHop() throws {
+        let shop = try Shop()
+        let metadata = try LoopbackReceiver()
+        let redirector = try LoopbackReceiver { request, _ in
+            request.target == "/to-metadata"
+                ? .respond(status: 302, headers: [.init(name: "Location", value: "http://169.254.169.254/latest/meta-data")])
+                : .respond(status: 307, headers: [.init(name: "Location", value: metadata.baseURL + "/moved")])
+        }
+        let follows = try shop.addWebhook(url: redirector.baseURL + "/to-metadata")
+        let moved = try shop.addWebhook(url: redirector.baseURL + "/to-loopback", body: "{}")
+        let stays = try shop.addWebhook(url: redirector.baseURL + "/not-followed", body: "{}")
+        try shop.connection.query("UPDATE webhooky.webhooks SET follow_redirects = true WHERE id IN ($1, $2)", [String(follows), String(moved)])
+        let worker = RunningWorker(shop.workerConfiguration(retry: [.seconds(60)]))
+        defer { worker.stop() }
+        try shop.setCredit("2")
+        #expect(metadata.waitForRequests(1).first?.target == "/moved", "an allowed hop is followed (307 keeps the POST)")
+        #expect(metadata.requests.first?.method == "POST")
+        #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries WHERE webhook_id = \(follows)") { $0 == "dead" } == "dead")
+        let error = try shop.column("SELECT last_error FROM webhooky.deliveries WHERE webhook_id = \(follows)").first ?? nil
+        #expect(error?.hasPrefix("refused to connect to 169.254.169.254 (link-local address)") == true, "\(error ?? "nil")")
+        #expect(try shop.waitFor("SELECT last_status FROM webhooky.deliveries WHERE webhook_id = \(stays)") { $0 == "307" } == "307",
+                "without follow_redirects a redirect is a failed attempt")
     }
 }
