@@ -567,7 +567,7 @@ class Bench:
             "runs per system": str(self.args.runs),
             "baseline": "bench/baseline/worker.py (Python " + platform.python_version() + ", psycopg "
                         + psycopg.__version__ + ", aiohttp " + aiohttp_version() + "), batch 100, 64 in flight",
-            "Webhooky worker": "`webhooky run --allow-network 127.0.0.0/8` with its defaults (batch 100, 256 in flight, 32 per endpoint)",
+            "Webhooky worker": "`webhooky run --allow-network 127.0.0.0/8` with its defaults (batch 100, 256 in flight, 64 per endpoint)",
             **({"DIAGNOSE": "pg_stat_statements and track_functions on: figures NOT comparable with normal runs"} if self.args.diagnose else {}),
         }
 

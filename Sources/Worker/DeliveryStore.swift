@@ -79,7 +79,7 @@ enum DeliveryStore {
         """
 
     /// Creates the deliveries of up to `$1` events that have none yet (the events a worker has
-    /// not fanned out), and claims at once the first attempts that fit: per webhook its room
+    /// not fanned out), from event id `$8` on, and claims at once the first attempts that fit: per webhook its room
     /// (`$5`, or what `$3`/`$4` say for busy webhooks), `$6` in all, only for enabled webhooks.
     /// The rest are inserted `pending` for the claim statement. A webhook deleted since the
     /// event was emitted gets no delivery. Returns one row per claimed delivery, each with the
@@ -89,12 +89,14 @@ enum DeliveryStore {
         WITH fresh AS (
             SELECT e.id, e.webhook_ids, e.created_at, e.payload
               FROM webhooky.events e
-             WHERE NOT e.fanned_out
+             WHERE NOT e.fanned_out AND e.id > $8
              ORDER BY e.id
              LIMIT $1
                FOR UPDATE SKIP LOCKED
         ), marked AS (
-            UPDATE webhooky.events e SET fanned_out = true FROM fresh WHERE e.id = fresh.id
+            -- By id array rather than a join: the prepared (generic) plan then probes the
+            -- primary key instead of hashing the whole table.
+            UPDATE webhooky.events e SET fanned_out = true WHERE e.id = ANY (ARRAY(SELECT fresh.id FROM fresh))
         ), targets AS (
             SELECT fresh.id AS event_id, w.id AS webhook_id, w.revision, fresh.created_at,
                    w.enabled AND row_number() OVER (PARTITION BY w.id ORDER BY fresh.id) <= coalesce(r.room, $5) AS within_room
@@ -121,7 +123,7 @@ enum DeliveryStore {
              WHERE i.state = 'sending'
         )
         SELECT (SELECT count(*) FROM fresh), (SELECT count(*) FROM inserted WHERE state = 'pending'),
-               c.id, c.webhook_id, c.revision, c.event_id, c.payload::text
+               c.id, c.webhook_id, c.revision, c.event_id, c.payload::text, (SELECT max(id) FROM fresh)
           FROM (SELECT 1) AS one LEFT JOIN claimed c ON true
         """
 
@@ -133,18 +135,21 @@ enum DeliveryStore {
         var pending = 0
         /// Deliveries created already claimed by this worker: send them.
         var claimed: [ClaimedDelivery] = []
+        /// The highest event id fanned out, if any.
+        var lastEventID: Int64?
     }
 
-    static func fanOut(_ connection: Connection, events: Int, workerID: String, lease: Duration, room: Int, rooms: [Int64: Int], capacity: Int) throws(PostgresError) -> FanOut {
+    static func fanOut(_ connection: Connection, events: Int, after eventID: Int64, workerID: String, lease: Duration, room: Int, rooms: [Int64: Int], capacity: Int) throws(PostgresError) -> FanOut {
         let ids = rooms.keys.sorted()
         let result = try connection.query(prepared: "webhooky_fan_out", fanOutSQL, [
             String(events), workerID, arrayLiteral(ids), "{" + ids.map { String(rooms[$0] ?? 0) }.joined(separator: ",") + "}",
-            String(room), String(capacity), String(milliseconds(lease)),
+            String(room), String(capacity), String(milliseconds(lease)), String(eventID),
         ])
         var fanOut = FanOut()
         guard result.rowCount > 0 else { return fanOut }
         fanOut.events = Int(result[0, 0] ?? "0") ?? 0
         fanOut.pending = Int(result[0, 1] ?? "0") ?? 0
+        fanOut.lastEventID = result[0, 7].flatMap { Int64($0) }
         for row in 0..<result.rowCount {
             guard let id = result[row, 2].flatMap({ Int64($0) }),
                   let webhookID = result[row, 3].flatMap({ Int64($0) }),

@@ -36,9 +36,17 @@ final class Dispatcher {
     /// Requests in flight per endpoint and per webhook.
     private var endpointLoad: [String: Int] = [:]
     private var webhookLoad: [Int64: Int] = [:]
+    /// Webhooks whose last claim was cut short by their share: when one of their requests
+    /// finishes, claim again (their backlog would otherwise wait for the next poll).
+    private var webhooksWithMoreDue: Set<Int64> = []
     private var wantsClaim = true
     /// Whether events may be waiting for their deliveries (after a NOTIFY, a poll, a full batch).
     private var wantsFanOut = true
+    /// Fan-outs continue after the last event fanned out, so that they do not wade through the
+    /// index entries of events already done; 0 looks from the start again (after a short batch,
+    /// and at least once per poll interval), which finds events whose transactions committed
+    /// out of id order.
+    private var fanOutAfter: Int64 = 0
     /// What this worker's row says: it waits for a NOTIFY (idle), or finds work by itself (busy).
     private var wantsWakeup = true
     /// After going idle, a few quick looks for events committed by transactions that read
@@ -60,9 +68,14 @@ final class Dispatcher {
 
     /// Readies a new database connection for the dispatcher: notices go to the log, and the
     /// worker's prepared statements are planned once (generic plans), not on every call.
+    ///
+    /// A plan made once may be made while the tables are still small (a fresh install, a drained
+    /// queue), when a sequential scan looks cheapest; kept as the tables grow, it would turn each
+    /// statement into a full scan. Every statement of the worker is written for its indexes, so
+    /// the session plans with sequential scans disabled.
     static func prepareSession(_ connection: Connection, logger: Logger) throws(PostgresError) {
         connection.onNotice { logger.notice("database notice", ["message": $0]) }
-        try connection.execute("SET plan_cache_mode = force_generic_plan")
+        try connection.execute("SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off")
     }
 
     init(configuration: WorkerConfiguration, connection: Connection, inbox: DispatcherInbox, http: HTTPClient) {
@@ -83,8 +96,9 @@ final class Dispatcher {
 
             if connection == nil { reconnectIfDue() }
             // New work first (it waits on the network), then the bookkeeping of what finished.
-            if databaseUsable && stopDeadline == nil { fanOutAndSend() }
+            checkTimers()
             if databaseUsable && stopDeadline == nil { claimAndSend() }
+            if databaseUsable && stopDeadline == nil { fanOutAndSend() }
             if databaseUsable { writeOutcomes() }
             if databaseUsable && stopDeadline == nil && ContinuousClock.now >= nextHeartbeat { heartbeat() }
             if databaseUsable && stopDeadline == nil && ContinuousClock.now >= nextReap { reapExpiredLeases() }
@@ -101,7 +115,7 @@ final class Dispatcher {
                     http.shutdown()
                 }
             }
-            if canClaim && (wantsClaim || wantsFanOut) && databaseUsable && stopDeadline == nil { continue }
+            if ((canClaim && wantsClaim) || wantsFanOut) && databaseUsable && stopDeadline == nil { continue }
             inbox.wait(timeout: sleepTime())
         }
         if let connection { _ = try? WorkerRegistry.remove(connection, id: configuration.workerID) }
@@ -121,30 +135,46 @@ final class Dispatcher {
         capacity >= max(1, min(configuration.batchSize, configuration.maximumInFlight) / 2) || (inFlight.isEmpty && capacity > 0)
     }
 
-    private func fanOutAndSend() {
+    /// The poll timer (the backstop for lost notifications, and how retries become due) and the
+    /// quick looks after going idle.
+    private func checkTimers() {
         let now = ContinuousClock.now
         if now >= nextPoll {
             wantsFanOut = true
             wantsClaim = true
+            fanOutAfter = 0
             nextPoll = now + configuration.pollInterval
         }
         if let due = stragglerChecks.first, now >= due {
             stragglerChecks.removeFirst()
             wantsFanOut = true
         }
-        guard wantsFanOut, canClaim, let connection else { return }
+    }
+
+    /// Fans out new events even when no request can be sent now: each delivery then waits in
+    /// its webhook's fair queue (`pending`) instead of behind other webhooks' events.
+    private func fanOutAndSend() {
+        guard wantsFanOut, let connection else { return }
         let limit = configuration.batchSize
         let fanOut: DeliveryStore.FanOut
         do {
             fanOut = try DeliveryStore.fanOut(
-                connection, events: limit, workerID: configuration.workerID, lease: configuration.leaseDuration,
-                room: configuration.maximumInFlightPerEndpoint, rooms: busyWebhookRooms(), capacity: capacity
+                connection, events: limit, after: fanOutAfter, workerID: configuration.workerID, lease: configuration.leaseDuration,
+                room: endpointLimit, rooms: busyWebhookRooms(), capacity: capacity
             )
         } catch {
             databaseFailed(error)
             return
         }
-        wantsFanOut = fanOut.events == limit
+        if fanOut.events == limit, let last = fanOut.lastEventID {
+            fanOutAfter = last
+            wantsFanOut = true
+        } else {
+            // The range is exhausted; if it did not start at the beginning, look once more from
+            // there (for events of transactions that committed out of id order).
+            wantsFanOut = fanOutAfter != 0
+            fanOutAfter = 0
+        }
         if fanOut.pending > 0 { wantsClaim = true }
         guard !fanOut.claimed.isEmpty else {
             backoff.reset()
@@ -164,11 +194,12 @@ final class Dispatcher {
     private func claimAndSend() {
         guard wantsClaim, canClaim, let connection else { return }
         let limit = min(configuration.batchSize, capacity)
+        let rooms = busyWebhookRooms()
         let claimed: [ClaimedDelivery]
         do {
             claimed = try DeliveryStore.claim(
                 connection, limit: limit, workerID: configuration.workerID, lease: configuration.leaseDuration,
-                room: configuration.maximumInFlightPerEndpoint, rooms: busyWebhookRooms()
+                room: endpointLimit, rooms: rooms
             )
         } catch {
             databaseFailed(error)
@@ -184,14 +215,27 @@ final class Dispatcher {
             return
         }
         backoff.reset()
+        // A webhook that filled its share may have more due: claim again as soon as one of its
+        // requests finishes (or right away when the whole batch was used).
+        var claimedPerWebhook: [Int64: Int] = [:]
+        for delivery in claimed { claimedPerWebhook[delivery.webhookID, default: 0] += 1 }
+        for (id, count) in claimedPerWebhook where count >= (rooms[id] ?? endpointLimit) {
+            webhooksWithMoreDue.insert(id)
+        }
         wantsClaim = claimed.count == limit
         send(claimed)
+    }
+
+    /// Requests in flight one endpoint may have: the configured limit, but never more than
+    /// three quarters of all, so that other endpoints always keep some.
+    private var endpointLimit: Int {
+        max(1, min(configuration.maximumInFlightPerEndpoint, configuration.maximumInFlight * 3 / 4))
     }
 
     /// The share each webhook with requests in flight may still take: the per-endpoint limit
     /// minus what its endpoint (or the webhook itself) already has in flight.
     private func busyWebhookRooms() -> [Int64: Int] {
-        let limit = configuration.maximumInFlightPerEndpoint
+        let limit = endpointLimit
         var rooms: [Int64: Int] = [:]
         for (id, load) in webhookLoad where load > 0 {
             rooms[id] = max(0, limit - load)
@@ -217,7 +261,7 @@ final class Dispatcher {
                 let rendered = try webhook.request(payload: payload, messageID: Webhook.messageID(deliveryID: delivery.id), timestamp: timestamp,
                                                    limits: configuration.requestLimits)
                 let endpoint = Endpoint.key(forURL: rendered.url) ?? rendered.url
-                if endpointLoad[endpoint, default: 0] >= configuration.maximumInFlightPerEndpoint {
+                if endpointLoad[endpoint, default: 0] >= endpointLimit {
                     // Another webhook on the same endpoint filled it meanwhile: try again shortly.
                     deferred.append(delivery.id)
                     continue
@@ -252,6 +296,7 @@ final class Dispatcher {
         if endpointLoad[entry.endpoint] == 0 { endpointLoad[entry.endpoint] = nil }
         webhookLoad[entry.webhookID, default: 1] -= 1
         if webhookLoad[entry.webhookID] == 0 { webhookLoad[entry.webhookID] = nil }
+        if webhooksWithMoreDue.remove(entry.webhookID) != nil { wantsClaim = true }
         let attemptResult: DeliveryStateMachine.AttemptResult
         var responseBody: String? = nil
         switch result.outcome {
@@ -411,7 +456,7 @@ final class Dispatcher {
     /// for events whose transactions read the flag just before it changed.
     private func updateWakeup() {
         guard configuration.listen, let connection else { return }
-        let busy = (wantsFanOut || wantsClaim) && canClaim || inFlight.count >= configuration.maximumInFlight
+        let busy = wantsFanOut || (wantsClaim && canClaim) || inFlight.count >= configuration.maximumInFlight
         guard busy == wantsWakeup else { return }
         do {
             try WorkerRegistry.setWantsWakeup(connection, id: configuration.workerID, !busy)

@@ -17,8 +17,8 @@ public struct WorkerConfiguration: Sendable {
     /// Requests in flight at once, over all endpoints. Default 256.
     public var maximumInFlight: Int = 256
     /// Requests in flight at once to one endpoint (`scheme://host:port`): a slow or dead
-    /// endpoint can hold at most this many of ``maximumInFlight``. Default 32.
-    public var maximumInFlightPerEndpoint: Int = 32 {
+    /// endpoint can hold at most this many of ``maximumInFlight``. Default 64.
+    public var maximumInFlightPerEndpoint: Int = 64 {
         didSet { http.maximumConnectionsPerHost = maximumInFlightPerEndpoint }
     }
     /// How long a claimed delivery belongs to this worker; when a worker dies its claims are
@@ -47,7 +47,7 @@ public struct WorkerConfiguration: Sendable {
     /// HTTP limits and timeouts (connect 5 s, request 15 s, 4 KiB of response body kept).
     public var http: HTTPClient.Configuration = {
         var http = HTTPClient.Configuration()
-        http.maximumConnectionsPerHost = 32
+        http.maximumConnectionsPerHost = 64
         return http
     }()
     /// Where the worker logs. Default: stderr at `info`.

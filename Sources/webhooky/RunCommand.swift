@@ -19,7 +19,7 @@ enum RunCommand {
           --worker-id NAME            name recorded on claims and attempts [hostname:pid]
           --batch-size N              deliveries claimed per query [100]
           --max-in-flight N           requests in flight at once [256]
-          --max-in-flight-per-endpoint N  requests in flight to one scheme://host:port [32]
+          --max-in-flight-per-endpoint N  requests in flight to one scheme://host:port [64]
           --connect-timeout DURATION  time to connect (TCP and TLS) [5s]
           --request-timeout DURATION  time for a whole request [15s]
           --lease DURATION            how long a claim lasts before another worker may take it over [60s]

@@ -158,8 +158,8 @@ import Worker
         #expect(delivered.count == 100)
         #expect(took < .seconds(3), "the healthy endpoint's 100 deliveries took \(took) while 500 others were stuck")
         #expect(concurrent.withLock { $0.peak } <= 8, "a hanging endpoint holds at most its share of requests in flight")
-        #expect(try shop.column("SELECT response_body FROM webhooky.attempts a JOIN webhooky.deliveries d ON d.id = a.delivery_id WHERE d.webhook_id = 5 LIMIT 1")
-            .first??.count == 4096, "only the first 4 KiB of a huge body are read")
+        let hugeBody = try shop.waitFor("SELECT length(response_body) FROM webhooky.attempts WHERE webhook_id = 5 LIMIT 1") { $0 != nil }
+        #expect(hugeBody == "4096", "only the first 4 KiB of a huge body are read")
     }
 
     @Test("a large backlog of one webhook drains steadily without starving another webhook's new events")
