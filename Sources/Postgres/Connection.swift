@@ -139,6 +139,14 @@ public final class Connection {
         return try executePrepared(name, parameters)
     }
 
+    /// Drops every statement prepared on this connection (`DEALLOCATE ALL`); the next
+    /// ``query(prepared:_:_:)`` of each prepares it again, planned with the tables as they are
+    /// now.
+    public func forgetPreparedStatements() throws(PostgresError) {
+        try execute("DEALLOCATE ALL")
+        prepared.removeAll()
+    }
+
     /// Prepares `sql` under `name` for repeated use with ``executePrepared(_:_:)``.
     public func prepare(_ name: String, _ sql: String) throws(PostgresError) {
         _ = try check(PQprepare(handle, name, sql, 0, nil))

@@ -14,6 +14,21 @@ struct ClaimedDelivery {
     let payload: String
     /// Attempts made before the current retry schedule (see `deliveries.retry_base`).
     var retryBase = 0
+    /// Where the claim statement found it: its `next_attempt_at` (PostgreSQL's text), and id.
+    var position: ClaimCursor?
+}
+
+/// A place in one webhook's queue of due deliveries: its next claim reads after it.
+struct ClaimCursor: Equatable, Comparable {
+    /// `next_attempt_at`, as PostgreSQL printed it in this session (read back exactly).
+    let dueAt: String
+    /// The same instant in microseconds since 1970, for ordering.
+    let dueAtMicroseconds: Int64
+    let id: Int64
+
+    static func < (lhs: ClaimCursor, rhs: ClaimCursor) -> Bool {
+        (lhs.dueAtMicroseconds, lhs.id) < (rhs.dueAtMicroseconds, rhs.id)
+    }
 }
 
 /// The outcome of one attempt, ready to be written.
@@ -43,13 +58,18 @@ enum DeliveryStore {
     /// whose endpoint is busy), starting from a random webhook, so that no endpoint's backlog
     /// can crowd out the others. `FOR UPDATE SKIP LOCKED`: workers never claim the same row.
     /// A disabled webhook's deliveries are not claimed, except tests (`webhooky.send_test`);
-    /// a delivery whose event row is
-    /// gone ends `dead` ("event deleted") instead of blocking its webhook's queue.
+    /// a delivery whose event row is gone ends `dead` ("event deleted") instead of blocking its
+    /// webhook's queue. Each webhook listed in `$7` is read after the (next_attempt_at, id)
+    /// given in `$8`/`$9` (the last delivery claimed), not from the start of the index, whose
+    /// first entries may be thousands of deliveries already claimed and not yet vacuumed.
+    /// Returns each delivery's `next_attempt_at` (as text) for the next cursor.
     static let claimSQL = """
         WITH room AS (
-            SELECT w.id AS webhook_id, w.revision, w.enabled, coalesce(r.room, $5) AS room
+            SELECT w.id AS webhook_id, w.revision, w.enabled, coalesce(r.room, $5) AS room,
+                   coalesce(c.after_at, '-infinity') AS after_at, coalesce(c.after_id, 0) AS after_id
               FROM webhooky.webhooks w
               LEFT JOIN unnest($3::bigint[], $4::integer[]) AS r(webhook_id, room) ON r.webhook_id = w.id
+              LEFT JOIN unnest($7::bigint[], $8::timestamptz[], $9::bigint[]) AS c(webhook_id, after_at, after_id) ON c.webhook_id = w.id
              WHERE (w.enabled OR EXISTS (SELECT 1 FROM webhooky.deliveries t WHERE t.webhook_id = w.id AND t.state = 'pending' AND t.is_test))
                AND coalesce(r.room, $5) > 0
              ORDER BY random()
@@ -59,23 +79,27 @@ enum DeliveryStore {
                    SELECT d.id
                      FROM webhooky.deliveries d
                     WHERE d.webhook_id = room.webhook_id AND d.state = 'pending' AND d.next_attempt_at <= now()
+                      AND (d.next_attempt_at, d.id) > (room.after_at, room.after_id)
                       AND (room.enabled OR d.is_test)
-                    ORDER BY d.next_attempt_at
+                    ORDER BY d.next_attempt_at, d.id
                     LIMIT room.room
                       FOR UPDATE SKIP LOCKED) d
              LIMIT $1
         ), orphans AS (
             UPDATE webhooky.deliveries d
                SET state = 'dead', last_error = 'event deleted', completed_at = now(), updated_at = now()
-              FROM due
-             WHERE d.id = due.id AND NOT EXISTS (SELECT 1 FROM webhooky.events e WHERE e.id = d.event_id)
+             WHERE d.id = ANY (ARRAY(SELECT due.id FROM due)) AND NOT EXISTS (SELECT 1 FROM webhooky.events e WHERE e.id = d.event_id)
+        ), claimed AS (
+            UPDATE webhooky.deliveries d
+               SET state = 'sending', attempts = d.attempts + 1, claimed_by = $2,
+                   lease_expires_at = now() + $6 * interval '1 millisecond', updated_at = now()
+             WHERE d.id = ANY (ARRAY(SELECT due.id FROM due)) AND EXISTS (SELECT 1 FROM webhooky.events e WHERE e.id = d.event_id)
+            RETURNING d.id, d.attempts, d.webhook_id, d.event_id, d.retry_base, d.next_attempt_at
         )
-        UPDATE webhooky.deliveries d
-           SET state = 'sending', attempts = d.attempts + 1, claimed_by = $2,
-               lease_expires_at = now() + $6 * interval '1 millisecond', updated_at = now()
-          FROM due, webhooky.events e
-         WHERE d.id = due.id AND e.id = d.event_id
-        RETURNING d.id, d.attempts, due.webhook_id, due.revision, d.event_id, e.payload::text, d.retry_base
+        SELECT c.id, c.attempts, c.webhook_id, due.revision, c.event_id,
+               (SELECT e.payload::text FROM webhooky.events e WHERE e.id = c.event_id), c.retry_base,
+               c.next_attempt_at::text, (extract(epoch FROM c.next_attempt_at) * 1000000)::bigint
+          FROM claimed c JOIN due ON due.id = c.id
         """
 
     /// Creates the deliveries of up to `$1` events that have none yet (the events a worker has
@@ -179,7 +203,11 @@ enum DeliveryStore {
                    claimed_by = NULL, lease_expires_at = NULL, updated_at = now(),
                    completed_at = CASE WHEN o.state <> 'pending' THEN now() END
               FROM outcome o
-             WHERE d.id = o.id AND d.state = 'sending' AND d.claimed_by = $2 AND d.attempts = o.attempt
+             -- By id array, and `state || ''` so that the partial lease index does not match:
+             -- the plan then probes the primary key instead of reading every 'sending' entry of
+             -- that index (including those of deliveries already done and not yet vacuumed).
+             WHERE d.id = ANY (ARRAY(SELECT outcome.id FROM outcome)) AND d.id = o.id
+               AND d.state || '' = 'sending' AND d.claimed_by = $2 AND d.attempts = o.attempt
             RETURNING d.id
         ), attempts AS (
             INSERT INTO webhooky.attempts (delivery_id, webhook_id, attempt, started_at, duration_ms, status, error, response_body, worker)
@@ -225,7 +253,7 @@ enum DeliveryStore {
         UPDATE webhooky.deliveries
            SET state = 'pending', attempts = attempts - 1, claimed_by = NULL, lease_expires_at = NULL,
                next_attempt_at = now() + $3 * interval '1 millisecond', updated_at = now()
-         WHERE id = ANY($1::bigint[]) AND state = 'sending' AND claimed_by = $2
+         WHERE id = ANY($1::bigint[]) AND state || '' = 'sending' AND claimed_by = $2 -- by primary key (see recordSQL)
         """
 
     /// Makes deliveries whose lease ran out (their worker died or lost the database) pending
@@ -255,11 +283,16 @@ enum DeliveryStore {
 
     /// Claims up to `limit` due deliveries; `rooms` lowers (to 0: skips) the share of webhooks
     /// whose endpoint already has requests in flight; every other webhook may give `room`.
-    static func claim(_ connection: Connection, limit: Int, workerID: String, lease: Duration, room: Int, rooms: [Int64: Int]) throws(PostgresError) -> [ClaimedDelivery] {
+    /// Each webhook in `after` is read after its cursor; the others from the start.
+    static func claim(_ connection: Connection, limit: Int, workerID: String, lease: Duration, room: Int, rooms: [Int64: Int],
+                      after cursors: [Int64: ClaimCursor] = [:]) throws(PostgresError) -> [ClaimedDelivery] {
         let ids = rooms.keys.sorted()
+        let cursorIDs = cursors.keys.sorted()
         let result = try connection.query(prepared: "webhooky_claim", claimSQL, [
             String(limit), workerID, arrayLiteral(ids), "{" + ids.map { String(rooms[$0] ?? 0) }.joined(separator: ",") + "}",
             String(room), String(milliseconds(lease)),
+            arrayLiteral(cursorIDs), "{" + cursorIDs.map { "\"\(cursors[$0]!.dueAt)\"" }.joined(separator: ",") + "}",
+            arrayLiteral(cursorIDs.map { cursors[$0]!.id }),
         ])
         var claimed: [ClaimedDelivery] = []
         claimed.reserveCapacity(result.rowCount)
@@ -271,7 +304,10 @@ enum DeliveryStore {
                   let eventID = result[row, 4].flatMap({ Int64($0) }),
                   let payload = result[row, 5] else { continue }
             claimed.append(ClaimedDelivery(id: id, attempt: attempt, webhookID: webhookID, webhookRevision: revision, eventID: eventID,
-                                           payload: payload, retryBase: result[row, 6].flatMap { Int($0) } ?? 0))
+                                           payload: payload, retryBase: result[row, 6].flatMap { Int($0) } ?? 0,
+                                           position: result[row, 7].flatMap { dueAt in
+                                               result[row, 8].flatMap(Int64.init).map { ClaimCursor(dueAt: dueAt, dueAtMicroseconds: $0, id: id) }
+                                           }))
         }
         return claimed
     }

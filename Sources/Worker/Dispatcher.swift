@@ -47,6 +47,13 @@ final class Dispatcher {
     /// and at least once per poll interval), which finds events whose transactions committed
     /// out of id order.
     private var fanOutAfter: Int64 = 0
+    /// Per webhook, the last delivery claimed: the next claim reads its queue after it (past the
+    /// index entries of deliveries already claimed, which VACUUM has not removed yet). Cleared
+    /// on every poll, so that deliveries that became due out of order (committed by another
+    /// worker or an admin with an earlier `next_attempt_at`) wait one poll interval at most.
+    private var claimAfter: [Int64: ClaimCursor] = [:]
+    /// When to plan the statements again (see ``PlanRenewal``).
+    private var planRenewal = PlanRenewal(now: .now)
     /// What this worker's row says: it waits for a NOTIFY (idle), or finds work by itself (busy).
     private var wantsWakeup = true
     /// After going idle, a few quick looks for events committed by transactions that read
@@ -97,6 +104,7 @@ final class Dispatcher {
             if connection == nil { reconnectIfDue() }
             // New work first (it waits on the network), then the bookkeeping of what finished.
             checkTimers()
+            if databaseUsable { replanIfGrown() }
             if databaseUsable && stopDeadline == nil { claimAndSend() }
             if databaseUsable && stopDeadline == nil { fanOutAndSend() }
             if databaseUsable { writeOutcomes() }
@@ -143,12 +151,24 @@ final class Dispatcher {
             wantsFanOut = true
             wantsClaim = true
             fanOutAfter = 0
+            claimAfter.removeAll()
             nextPoll = now + configuration.pollInterval
         }
         if let due = stragglerChecks.first, now >= due {
             stragglerChecks.removeFirst()
             wantsFanOut = true
         }
+    }
+
+    private func replanIfGrown() {
+        guard let connection, planRenewal.isDue(now: .now) else { return }
+        do {
+            try connection.forgetPreparedStatements()
+        } catch {
+            databaseFailed(error)
+            return
+        }
+        planRenewal.planned(now: .now)
     }
 
     /// Fans out new events even when no request can be sent now: each delivery then waits in
@@ -176,6 +196,7 @@ final class Dispatcher {
             fanOutAfter = 0
         }
         if fanOut.pending > 0 { wantsClaim = true }
+        planRenewal.record(fanOut.pending + fanOut.claimed.count)
         guard !fanOut.claimed.isEmpty else {
             backoff.reset()
             return
@@ -199,7 +220,7 @@ final class Dispatcher {
         do {
             claimed = try DeliveryStore.claim(
                 connection, limit: limit, workerID: configuration.workerID, lease: configuration.leaseDuration,
-                room: endpointLimit, rooms: rooms
+                room: endpointLimit, rooms: rooms, after: claimAfter
             )
         } catch {
             databaseFailed(error)
@@ -215,10 +236,16 @@ final class Dispatcher {
             return
         }
         backoff.reset()
+        planRenewal.record(claimed.count)
         // A webhook that filled its share may have more due: claim again as soon as one of its
         // requests finishes (or right away when the whole batch was used).
         var claimedPerWebhook: [Int64: Int] = [:]
-        for delivery in claimed { claimedPerWebhook[delivery.webhookID, default: 0] += 1 }
+        for delivery in claimed {
+            claimedPerWebhook[delivery.webhookID, default: 0] += 1
+            if let position = delivery.position, claimAfter[delivery.webhookID].map({ $0 < position }) ?? true {
+                claimAfter[delivery.webhookID] = position
+            }
+        }
         for (id, count) in claimedPerWebhook where count >= (rooms[id] ?? endpointLimit) {
             webhooksWithMoreDue.insert(id)
         }

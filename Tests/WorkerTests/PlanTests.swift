@@ -1,0 +1,110 @@
+import Foundation
+import Log
+import Postgres
+import TestSupport
+import Testing
+@testable import Worker
+
+@Suite struct PlanRenewalTests {
+    let start = ContinuousClock.now
+
+    @Test func plansAgainAfterEachDoublingOfTheDeliveriesHandled() {
+        var renewal = PlanRenewal(now: start)
+        renewal.record(999)
+        #expect(!renewal.isDue(now: start))
+        renewal.record(1)
+        #expect(renewal.isDue(now: start))
+        renewal.planned(now: start)
+        #expect(renewal.threshold == 2_000 && renewal.handled == 0)
+        renewal.record(1_999)
+        #expect(!renewal.isDue(now: start))
+        renewal.record(1)
+        #expect(renewal.isDue(now: start))
+    }
+
+    @Test func plansAgainOnceAMinuteOnlyWhileThereIsWork() {
+        var renewal = PlanRenewal(now: start)
+        #expect(!renewal.isDue(now: start + .seconds(3_600)), "idle: the plans are kept")
+        renewal.record(1)
+        #expect(!renewal.isDue(now: start + .seconds(59)))
+        #expect(renewal.isDue(now: start + .seconds(60)))
+        renewal.planned(now: start + .seconds(60))
+        #expect(renewal.threshold == 1_000, "a renewal by age does not raise the threshold")
+    }
+
+    @Test func theThresholdStopsGrowingAtItsMaximum() {
+        var renewal = PlanRenewal(threshold: 1_000, maximumThreshold: 4_000, now: start)
+        for _ in 0..<5 {
+            renewal.record(renewal.threshold)
+            renewal.planned(now: start)
+        }
+        #expect(renewal.threshold == 4_000)
+    }
+}
+
+/// The worker's statements, planned as the worker plans them (generic plans, sequential scans
+/// off) on a queue of 20,000 deliveries, must reach `webhooky.deliveries`, `events` and
+/// `attempts` only through index conditions: a scan of a whole index (a plan that worked on an
+/// empty table, or a partial index full of entries of finished deliveries) makes a large
+/// backlog drain slower and slower.
+@Suite struct StatementPlanTests {
+    static let bigTables: Set<String> = ["deliveries", "events", "attempts"]
+
+    /// Every scan of a big table in `plan` (EXPLAIN's JSON), with whether it has an index condition.
+    static func scans(in plan: [String: Any], into found: inout [(relation: String, node: String, indexed: Bool)]) {
+        if let relation = plan["Relation Name"] as? String, bigTables.contains(relation), let node = plan["Node Type"] as? String, node.hasSuffix("Scan") {
+            let indexed = plan["Index Cond"] != nil || plan["Recheck Cond"] != nil
+            found.append((relation, "\(node) \(plan["Index Name"] as? String ?? "")", indexed))
+        }
+        for child in plan["Plans"] as? [[String: Any]] ?? [] { scans(in: child, into: &found) }
+    }
+
+    static let statements: [String: String] = [
+        "claim": DeliveryStore.claimSQL, "claim after a cursor": DeliveryStore.claimSQL, "fan-out": DeliveryStore.fanOutSQL,
+        "record": DeliveryStore.recordSQL, "release": DeliveryStore.releaseSQL, "reap": DeliveryStore.reapSQL,
+    ]
+
+    @Test(arguments: [
+        ("claim", ["100", "w1", "{}", "{}", "64", "60000", "{}", "{}", "{}"]),
+        ("claim after a cursor", ["100", "w1", "{}", "{}", "64", "60000", "{1}", "{\"2026-01-01 00:00:00+00\"}", "{5}"]),
+        ("fan-out", ["100", "w1", "{}", "{}", "64", "100", "60000", "0"]),
+        ("record", [
+            #"[{"id":11,"webhook_id":1,"attempt":1,"state":"succeeded","status":200,"started_at":1.5,"duration_ms":2}]"#, "w1",
+            #"[{"webhook_id":1,"failures":0,"first_failure":null,"last_success":1.5,"last_attempt":1.5,"gone":false}]"#, "10", "60",
+        ]),
+        ("release", ["{11,21}", "w1", "0"]),
+        ("reap", []),
+    ] as [(String, [String])])
+    func findsItsRowsThroughIndexes(name: String, parameters: [String]) throws {
+        let sql = try #require(StatementPlanTests.statements[name])
+        let shop = try Shop()
+        let webhook = try shop.addWebhook(url: "http://127.0.0.1:9/hook")
+        try shop.connection.execute("""
+            INSERT INTO webhooky.events (event, account_id, payload, webhook_ids, fanned_out)
+                 SELECT 'customer.credit_changed', 'shop-42', '{"customer":{"id":1}}', ARRAY[\(webhook)]::bigint[], n % 10 <> 0
+                   FROM generate_series(1, 20000) n;
+            INSERT INTO webhooky.deliveries (event_id, webhook_id, state, attempts, claimed_by, lease_expires_at, completed_at)
+                 SELECT id, \(webhook), CASE WHEN id % 200 = 1 THEN 'sending' WHEN id % 10 = 2 THEN 'pending' ELSE 'succeeded' END,
+                        1, CASE WHEN id % 200 = 1 THEN 'w1' END, CASE WHEN id % 200 = 1 THEN now() + interval '1 minute' END,
+                        CASE WHEN id % 200 <> 1 AND id % 10 <> 2 THEN now() END
+                   FROM webhooky.events WHERE fanned_out;
+            INSERT INTO webhooky.attempts (delivery_id, webhook_id, attempt, started_at, duration_ms, status, worker)
+                 SELECT id, webhook_id, 1, now(), 1, 200, 'w1' FROM webhooky.deliveries WHERE state = 'succeeded';
+            """)
+        try shop.connection.execute("VACUUM ANALYZE webhooky.events, webhooky.deliveries, webhooky.attempts")
+        let connection = try shop.database.connect()
+        try Dispatcher.prepareSession(connection, logger: Logger(level: .error))
+        try connection.prepare("statement", sql)
+        let literals = parameters.map { "'" + $0.replacingOccurrences(of: "'", with: "''") + "'" }
+        let explain = try connection.query("EXPLAIN (FORMAT JSON) EXECUTE statement" + (literals.isEmpty ? "" : "(" + literals.joined(separator: ", ") + ")"))
+        let json = try #require(explain.scalar)
+        let root = try #require((try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]])?.first?["Plan"] as? [String: Any])
+        var found: [(relation: String, node: String, indexed: Bool)] = []
+        StatementPlanTests.scans(in: root, into: &found)
+        #expect(!found.isEmpty, "the plan of \(name) reads no big table?")
+        // Test deliveries (webhooky.send_test) are few by nature: reading all pending ones is fine.
+        for scan in found where !scan.node.hasSuffix("deliveries_pending_tests") {
+            #expect(scan.indexed, "\(name): \(scan.node) on \(scan.relation) reads the whole index or table\n\(json)")
+        }
+    }
+}
