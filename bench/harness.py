@@ -1001,7 +1001,9 @@ class Bench:
                     if v.startswith("webhooky"):
                         k = int(v.split("-")[1])
                         events = self.cluster.scalar(db, "SELECT count(*) FROM webhooky.events")
-                        deliveries = self.cluster.scalar(db, "SELECT count(*) FROM webhooky.deliveries")
+                        # No worker runs here: the deliveries each event needs are its webhook_ids
+                        # (the worker creates the rows when it fans the event out).
+                        deliveries = self.cluster.scalar(db, "SELECT coalesce(sum(cardinality(webhook_ids)), 0) FROM webhooky.events")
                         ok = (events == (b["tx"] if k else 0)) and deliveries == k * b["tx"]
                     elif v == "baseline":
                         events = deliveries = self.cluster.scalar(db, "SELECT count(*) FROM baseline.outbox")

@@ -107,8 +107,8 @@ enum DeliveryStore {
     /// (`$5`, or what `$3`/`$4` say for busy webhooks), `$6` in all, only for enabled webhooks.
     /// The rest are inserted `pending` for the claim statement. A webhook deleted since the
     /// event was emitted gets no delivery. Returns one row per claimed delivery, each with the
-    /// number of events fanned out and of deliveries left pending (a single row with NULLs
-    /// when none was claimed).
+    /// number of events fanned out, of deliveries left pending and their webhooks, and the last
+    /// event id (a single row with NULLs when none was claimed).
     static let fanOutSQL = """
         WITH fresh AS (
             SELECT e.id, e.webhook_ids, e.created_at, e.payload
@@ -147,7 +147,8 @@ enum DeliveryStore {
              WHERE i.state = 'sending'
         )
         SELECT (SELECT count(*) FROM fresh), (SELECT count(*) FROM inserted WHERE state = 'pending'),
-               c.id, c.webhook_id, c.revision, c.event_id, c.payload::text, (SELECT max(id) FROM fresh)
+               (SELECT array_agg(DISTINCT inserted.webhook_id) FROM inserted WHERE state = 'pending')::text,
+               (SELECT max(id) FROM fresh), c.id, c.webhook_id, c.revision, c.event_id, c.payload::text
           FROM (SELECT 1) AS one LEFT JOIN claimed c ON true
         """
 
@@ -155,8 +156,9 @@ enum DeliveryStore {
     struct FanOut {
         /// Events whose deliveries were created.
         var events = 0
-        /// Deliveries created `pending` (for the claim statement).
+        /// Deliveries created `pending` (for the claim statement), and their webhooks.
         var pending = 0
+        var pendingWebhooks: [Int64] = []
         /// Deliveries created already claimed by this worker: send them.
         var claimed: [ClaimedDelivery] = []
         /// The highest event id fanned out, if any.
@@ -173,13 +175,14 @@ enum DeliveryStore {
         guard result.rowCount > 0 else { return fanOut }
         fanOut.events = Int(result[0, 0] ?? "0") ?? 0
         fanOut.pending = Int(result[0, 1] ?? "0") ?? 0
-        fanOut.lastEventID = result[0, 7].flatMap { Int64($0) }
+        fanOut.pendingWebhooks = result[0, 2].map { $0.split { "{},".contains($0) }.compactMap { Int64($0) } } ?? []
+        fanOut.lastEventID = result[0, 3].flatMap { Int64($0) }
         for row in 0..<result.rowCount {
-            guard let id = result[row, 2].flatMap({ Int64($0) }),
-                  let webhookID = result[row, 3].flatMap({ Int64($0) }),
-                  let revision = result[row, 4].flatMap({ Int($0) }),
-                  let eventID = result[row, 5].flatMap({ Int64($0) }),
-                  let payload = result[row, 6] else { continue }
+            guard let id = result[row, 4].flatMap({ Int64($0) }),
+                  let webhookID = result[row, 5].flatMap({ Int64($0) }),
+                  let revision = result[row, 6].flatMap({ Int($0) }),
+                  let eventID = result[row, 7].flatMap({ Int64($0) }),
+                  let payload = result[row, 8] else { continue }
             fanOut.claimed.append(ClaimedDelivery(id: id, attempt: 1, webhookID: webhookID, webhookRevision: revision, eventID: eventID, payload: payload))
         }
         return fanOut

@@ -188,6 +188,27 @@ import Worker
         #expect(busy.requests.count < 20_000, "the backlog was still there when the new event went out")
     }
 
+    @Test("deliveries a fan-out leaves pending because their endpoint is at its limit go out as its requests finish, not at the next poll")
+    func roomLimitedFanOutDoesNotWaitForThePoll() throws {
+        let shop = try Shop()
+        try shop.addCustomers(20)
+        let receiver = try LoopbackReceiver { _, _ in .respond(status: 200, delay: .milliseconds(50)) }
+        try shop.addWebhook(url: receiver.baseURL + "/limited")
+        var configuration = shop.workerConfiguration()
+        configuration.maximumInFlightPerEndpoint = 2
+        configuration.pollInterval = .seconds(60)  // only the worker's own bookkeeping can find the pending ones
+        let worker = RunningWorker(configuration)
+        defer { worker.stop(timeout: .seconds(30)) }
+        _ = try shop.waitFor("SELECT count(*) FROM webhooky.workers WHERE wants_wakeup") { $0 == "1" }
+
+        // One transaction, 20 events: the fan-out claims 2 (the endpoint's limit) and leaves 18 pending.
+        try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id BETWEEN 100001 AND 100020")
+        let delivered = receiver.waitForRequests(20, timeout: .seconds(20))
+        #expect(delivered.count == 20, "only \(delivered.count) of 20 arrived within 20 s (the poll is 60 s away)")
+        let pending = try shop.connection.query("SELECT count(*) FROM webhooky.deliveries WHERE attempts = 0").scalar
+        #expect(pending == "0")
+    }
+
     @Test("a webhook that keeps failing is disabled with a reason; re-enabling it resumes delivery")
     func keepsFailingThenDisabled() throws {
         let shop = try Shop()
