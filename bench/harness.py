@@ -1061,7 +1061,7 @@ class Bench:
         "check-sql-fn": ("IF bench_scratch.has_webhooks_plain('customer.credit_changed', NEW.eshop_id) THEN RAISE 'unexpected'; END IF;",
                          "the same query in a plain LANGUAGE sql function (no SECURITY DEFINER, no SET)"),
         "check-shipped": ("IF webhooky.has_webhooks('customer.credit_changed', NEW.eshop_id) THEN RAISE 'unexpected'; END IF;",
-                          "webhooky.has_webhooks as shipped (LANGUAGE sql, SECURITY DEFINER, SET search_path)"),
+                          "webhooky.has_webhooks as shipped (PL/pgSQL, SECURITY DEFINER, SET search_path)"),
         "payload-inline": ("p := jsonb_build_object('customer', jsonb_build_object('id', NEW.id, 'email', NEW.email, 'credit', NEW.credit, "
                            "'group', (SELECT jsonb_build_object('id', g.id, 'name', g.name) FROM ellity.customer_groups g WHERE g.id = NEW.group_id), "
                            "'tier', (SELECT jsonb_build_object('id', t.id, 'name', t.name) FROM ellity.vip_tiers t WHERE t.id = NEW.tier_id)), "
@@ -1069,7 +1069,7 @@ class Bench:
                            "'account', jsonb_build_object('eshopId', NEW.eshop_id));",
                            "the credit_changed payload built inline (as the baseline's trigger does), not stored"),
         "payload-sql-fn": ("p := ellity.customer_event_payload(NEW, OLD);",
-                           "the same payload through ellity.customer_event_payload (LANGUAGE sql), not stored"),
+                           "the same payload through ellity.customer_event_payload (PL/pgSQL, as shipped), not stored"),
         "reference-0": (None, "the reference domain's triggers as shipped, 0 webhooks (= cost's webhooky-0)"),
         "reference-1": (None, "the reference domain's triggers as shipped, 1 webhook (= cost's webhooky-1)"),
     }
