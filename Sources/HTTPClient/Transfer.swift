@@ -186,24 +186,35 @@ final class Transfer {
         return socket(address.pointee.family, address.pointee.socktype | Int32(SOCK_CLOEXEC.rawValue), address.pointee.protocol)
     }
 
+    /// Called for every header line; only two headers matter, so the others are compared as
+    /// bytes and never turned into strings.
     private static let onHeader: webhooky_curl_data_callback = { data, size, count, context in
         guard let data, let context else { return 0 }
         let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
         let length = size * count
-        let line = data.withMemoryRebound(to: UInt8.self, capacity: length) { bytes in
-            String(decoding: UnsafeBufferPointer(start: bytes, count: length), as: UTF8.self)
-        }
-        if line.hasPrefix("HTTP/") {
+        let line = UnsafeRawBufferPointer(start: data, count: length)
+        if line.starts(with: "HTTP/".utf8) {
             // A new response (after a redirect or a 100 Continue): forget the previous headers.
             transfer.retryAfter = nil
             transfer.location = nil
-        } else if let colon = line.firstIndex(of: ":") {
-            let name = line[..<colon].lowercased()
-            let value = line[line.index(after: colon)...].trimmingWhitespace()
-            if name == "retry-after" { transfer.retryAfter = value }
-            if name == "location" { transfer.location = value }
+        } else if let value = headerValue(line, named: "retry-after") {
+            transfer.retryAfter = value
+        } else if let value = headerValue(line, named: "location") {
+            transfer.location = value
         }
         return length
+    }
+
+    /// The trimmed value of `line` if it is the header `name` (lowercase ASCII), any case.
+    static func headerValue(_ line: UnsafeRawBufferPointer, named name: String) -> String? {
+        let name = name.utf8
+        guard line.count > name.count, line[name.count] == UInt8(ascii: ":") else { return nil }
+        for (offset, expected) in name.enumerated() {
+            var byte = line[offset]
+            if byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") { byte += 32 }
+            guard byte == expected else { return nil }
+        }
+        return String(decoding: line[(name.count + 1)...], as: UTF8.self).trimmingWhitespace()
     }
 
     static func milliseconds(_ duration: Duration) -> Int {

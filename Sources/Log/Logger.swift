@@ -57,7 +57,9 @@ public struct Logger: Sendable {
     /// Writes one line if `level` is enabled. `metadata` pairs are appended as `key=value`.
     public func log(_ level: Level, _ message: @autoclosure () -> String, _ metadata: KeyValuePairs<String, any CustomStringConvertible> = [:]) {
         guard level >= self.level else { return }
-        var line = Logger.timestamp()
+        var line = ""
+        line.reserveCapacity(192)
+        line += Logger.timestamp()
         line += " "
         line += level.description
         line += String(repeating: " ", count: max(1, 9 - level.description.count))
@@ -80,7 +82,7 @@ public struct Logger: Sendable {
         line += " "
         line += key
         line += "="
-        if value.isEmpty || value.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || $0.isNewline }) {
+        if value.isEmpty || Logger.needsQuotes(value) {
             line += "\""
             for character in value {
                 switch character {
@@ -97,19 +99,50 @@ public struct Logger: Sendable {
         }
     }
 
-    /// UTC time with milliseconds, ISO 8601.
+    /// Whether a value holds a space, a quote, `=` or a line break (checked on bytes; values
+    /// with non-ASCII text are checked character by character, for Unicode line breaks).
+    static func needsQuotes(_ value: String) -> Bool {
+        var ascii = true
+        for byte in value.utf8 {
+            switch byte {
+            case UInt8(ascii: " "), UInt8(ascii: "\""), UInt8(ascii: "="), 0x0A, 0x0B, 0x0C, 0x0D: return true
+            case 0x80...: ascii = false
+            default: continue
+            }
+        }
+        return !ascii && value.contains(where: \.isNewline)
+    }
+
+    /// UTC time with milliseconds, ISO 8601 (`2026-11-29T15:04:05.123Z`).
     static func timestamp() -> String {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         var seconds = now.tv_sec
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        func pad(_ value: Int32, _ width: Int) -> String {
-            let text = String(value)
-            return String(repeating: "0", count: max(0, width - text.count)) + text
+        return String(unsafeUninitializedCapacity: 24) { buffer in
+            var index = 0
+            func put(_ value: Int, digits: Int) {
+                var divisor = 1
+                for _ in 1..<digits { divisor *= 10 }
+                var rest = max(0, value)
+                for _ in 0..<digits {
+                    buffer[index] = UInt8(ascii: "0") + UInt8((rest / divisor) % 10)
+                    rest %= divisor
+                    divisor /= 10
+                    index += 1
+                }
+            }
+            func put(_ character: Unicode.Scalar) {
+                buffer[index] = UInt8(ascii: character)
+                index += 1
+            }
+            put(Int(parts.tm_year) + 1900, digits: 4); put("-"); put(Int(parts.tm_mon) + 1, digits: 2); put("-")
+            put(Int(parts.tm_mday), digits: 2); put("T"); put(Int(parts.tm_hour), digits: 2); put(":")
+            put(Int(parts.tm_min), digits: 2); put(":"); put(Int(parts.tm_sec), digits: 2); put(".")
+            put(Int(now.tv_nsec / 1_000_000), digits: 3); put("Z")
+            return index
         }
-        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
-            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(now.tv_nsec / 1_000_000), 3))Z"
     }
 
     /// One `write(2)` per line, so lines from different threads never interleave.

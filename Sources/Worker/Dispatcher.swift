@@ -293,7 +293,8 @@ final class Dispatcher {
                 let payload = try JSONParser.parse(delivery.payload)
                 let rendered = try webhook.request(payload: payload, messageID: Webhook.messageID(deliveryID: delivery.id), timestamp: timestamp,
                                                    limits: configuration.requestLimits)
-                let endpoint = Endpoint.key(forURL: rendered.url) ?? rendered.url
+                // A fixed origin (the usual case) was keyed once, when the webhook was parsed.
+                let endpoint = webhook.endpoint ?? Endpoint.key(forURL: rendered.url) ?? rendered.url
                 if endpointLoad[endpoint, default: 0] >= endpointLimit {
                     // Another webhook on the same endpoint filled it meanwhile: try again shortly.
                     deferred.append(delivery.id)
