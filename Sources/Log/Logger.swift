@@ -84,13 +84,14 @@ public struct Logger: Sendable {
         line += "="
         if value.isEmpty || Logger.needsQuotes(value) {
             line += "\""
-            for character in value {
-                switch character {
+            // By scalar: "\r\n" is one Character and would match neither case below.
+            for scalar in value.unicodeScalars {
+                switch scalar {
                 case "\"": line += "\\\""
                 case "\\": line += "\\\\"
                 case "\n": line += "\\n"
                 case "\r": line += "\\r"
-                default: line.append(character)
+                default: line.unicodeScalars.append(scalar)
                 }
             }
             line += "\""

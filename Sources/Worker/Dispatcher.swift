@@ -31,13 +31,20 @@ final class Dispatcher {
     private var unrecorded: [AttemptRecord] = []
     /// Deliveries to give back unsent (cancelled at shutdown).
     private var unreleased: [Int64] = []
-    /// Deliveries to give back for a moment because their endpoint was at its limit.
-    private var deferred: [Int64] = []
+    /// Deliveries to give back because their endpoint was at its limit when they were sent:
+    /// due at once when the webhook's endpoint is fixed (the claim sees that it is full, and
+    /// claims them again when a request to it finishes), else due in a second (see
+    /// `claimDeferredAt`), so that a full endpoint is never claimed and given back in a loop.
+    private var deferred: [(id: Int64, endpointKnown: Bool)] = []
+    private var claimDeferredAt: ContinuousClock.Instant?
     /// Requests in flight per endpoint and per webhook.
     private var endpointLoad: [String: Int] = [:]
     private var webhookLoad: [Int64: Int] = [:]
-    /// Webhooks whose last claim was cut short by their share: when one of their requests
-    /// finishes, claim again (their backlog would otherwise wait for the next poll).
+    /// Webhooks with due deliveries that their endpoint's limit held back (a claim cut short by
+    /// their share, a fan-out that left them pending): when a request to that endpoint finishes
+    /// (of any webhook: several may share one), claim again; their deliveries would otherwise
+    /// wait for the next poll. A webhook leaves the set when a claim that had room for it
+    /// found less than its share (its due queue is empty, or it is disabled).
     private var webhooksWithMoreDue: Set<Int64> = []
     private var wantsClaim = true
     /// Whether events may be waiting for their deliveries (after a NOTIFY, a poll, a full batch).
@@ -157,6 +164,10 @@ final class Dispatcher {
             claimAfter.removeAll()
             nextPoll = now + configuration.pollInterval
         }
+        if let due = claimDeferredAt, now >= due {
+            claimDeferredAt = nil
+            wantsClaim = true
+        }
         if let due = stragglerChecks.first, now >= due {
             stragglerChecks.removeFirst()
             wantsFanOut = true
@@ -165,13 +176,14 @@ final class Dispatcher {
 
     private func replanIfGrown() {
         guard let connection, planRenewal.isDue(now: .now) else { return }
+        // Counted as done even when it fails: a server that refuses DEALLOCATE must not stop
+        // the worker (the old plans keep working; a lost connection brings new ones anyway).
+        planRenewal.planned(now: .now)
         do {
             try connection.forgetPreparedStatements()
         } catch {
             databaseFailed(error)
-            return
         }
-        planRenewal.planned(now: .now)
     }
 
     /// Fans out new events even when no request can be sent now: each delivery then waits in
@@ -252,11 +264,23 @@ final class Dispatcher {
                 claimAfter[delivery.webhookID] = position
             }
         }
+        for id in webhooksWithMoreDue where (rooms[id] ?? endpointLimit) > 0 && claimedPerWebhook[id, default: 0] < (rooms[id] ?? endpointLimit) {
+            webhooksWithMoreDue.remove(id)
+        }
         for (id, count) in claimedPerWebhook where count >= (rooms[id] ?? endpointLimit) {
             webhooksWithMoreDue.insert(id)
         }
         wantsClaim = claimed.count == limit
         send(claimed)
+    }
+
+    /// Whether a finished request to `endpoint` (of webhook `webhookID`) makes room for a
+    /// webhook in ``webhooksWithMoreDue``: the same webhook, or one with the same fixed endpoint
+    /// (or one whose endpoint is not known in advance).
+    private func frees(endpoint: String, webhookID: Int64) -> Bool {
+        guard !webhooksWithMoreDue.isEmpty else { return false }
+        if webhooksWithMoreDue.contains(webhookID) { return true }
+        return webhooksWithMoreDue.contains { (webhooks.endpoint(of: $0) ?? endpoint) == endpoint }
     }
 
     /// Requests in flight one endpoint may have: the configured limit, but never more than
@@ -296,8 +320,10 @@ final class Dispatcher {
                 // A fixed origin (the usual case) was keyed once, when the webhook was parsed.
                 let endpoint = webhook.endpoint ?? Endpoint.key(forURL: rendered.url) ?? rendered.url
                 if endpointLoad[endpoint, default: 0] >= endpointLimit {
-                    // Another webhook on the same endpoint filled it meanwhile: try again shortly.
-                    deferred.append(delivery.id)
+                    // Another webhook on the same endpoint filled it meanwhile: try again when it
+                    // has room.
+                    deferred.append((delivery.id, webhook.endpoint != nil))
+                    if webhook.endpoint != nil { webhooksWithMoreDue.insert(delivery.webhookID) }
                     continue
                 }
                 endpointLoad[endpoint, default: 0] += 1
@@ -330,7 +356,7 @@ final class Dispatcher {
         if endpointLoad[entry.endpoint] == 0 { endpointLoad[entry.endpoint] = nil }
         webhookLoad[entry.webhookID, default: 1] -= 1
         if webhookLoad[entry.webhookID] == 0 { webhookLoad[entry.webhookID] = nil }
-        if webhooksWithMoreDue.remove(entry.webhookID) != nil { wantsClaim = true }
+        if frees(endpoint: entry.endpoint, webhookID: entry.webhookID) { wantsClaim = true }
         let attemptResult: DeliveryStateMachine.AttemptResult
         var responseBody: String? = nil
         switch result.outcome {
@@ -400,8 +426,15 @@ final class Dispatcher {
                 unreleased.removeAll()
             }
             if !deferred.isEmpty {
-                try DeliveryStore.release(connection, deferred, workerID: configuration.workerID, dueIn: .seconds(1))
+                let known = deferred.filter(\.endpointKnown).map(\.id)
+                let unknown = deferred.filter { !$0.endpointKnown }.map(\.id)
+                try DeliveryStore.release(connection, known, workerID: configuration.workerID)
+                try DeliveryStore.release(connection, unknown, workerID: configuration.workerID, dueIn: .seconds(1))
                 deferred.removeAll()
+                // Due now: a claim right away takes them if their endpoint has room again, and
+                // keeps them for a finishing request if not.
+                if !known.isEmpty { wantsClaim = true }
+                if !unknown.isEmpty { claimDeferredAt = .now + .seconds(1) }
             }
         } catch {
             databaseFailed(error)
@@ -545,6 +578,11 @@ final class Dispatcher {
             connection = opened
             wantsClaim = true
             wantsFanOut = true
+            // Look from the start (a cursor's timestamp text belongs to the old session), and
+            // plan with the tables as they are now.
+            fanOutAfter = 0
+            claimAfter.removeAll()
+            planRenewal = PlanRenewal(now: .now)
             nextReap = .now
             nextHeartbeat = .now
             logger.notice("reconnected to the database")
@@ -567,6 +605,7 @@ final class Dispatcher {
         var wake = min(nextPoll, nextReap, nextHeartbeat, pruning ? .now : nextPrune)
         if let straggler = stragglerChecks.first { wake = min(wake, straggler) }
         if let first = firstUnrecordedAt { wake = min(wake, first + Dispatcher.recordingDelay) }
+        if let claimDeferredAt { wake = min(wake, claimDeferredAt) }
         if !databaseUsable { wake = databaseBackoffUntil }
         if let stopDeadline { wake = min(wake, stopDeadline) }
         return max(.milliseconds(1), min(wake - now, .seconds(1)))

@@ -30,6 +30,13 @@ struct WebhookCache {
         }
     }
 
+    /// The fixed endpoint of webhook `id`, or `nil` when it is not cached, cannot be used, or
+    /// its URL template varies its origin.
+    func endpoint(of id: Int64) -> String? {
+        guard case .success(let webhook)? = entries[id]?.webhook else { return nil }
+        return webhook.endpoint
+    }
+
     /// The webhook for `delivery`, or why it cannot be used.
     func webhook(for delivery: ClaimedDelivery) -> Result<Webhook, WebhookError> {
         guard let entry = entries[delivery.webhookID] else {

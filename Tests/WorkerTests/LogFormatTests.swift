@@ -27,6 +27,7 @@ import Testing
         ("a=b", #""a=b""#),
         ("line\nbreak", #""line\nbreak""#),
         ("carriage\rreturn", #""carriage\rreturn""#),
+        ("crlf\r\nline", #""crlf\r\nline""#),
         ("back\\slash", "back\\slash"),
         ("čeština", "čeština"),
         ("unicode\u{2028}separator", "\"unicode\u{2028}separator\""),

@@ -209,6 +209,29 @@ import Worker
         #expect(pending == "0")
     }
 
+    @Test("a webhook held back by another webhook's requests to the same endpoint goes out when those finish")
+    func sharedEndpointHandsOverItsRoom() throws {
+        let shop = try Shop()
+        try shop.addCustomers(3)
+        let receiver = try LoopbackReceiver { _, _ in .respond(status: 200, delay: .milliseconds(300)) }
+        try shop.addWebhook(url: receiver.baseURL + "/credit")
+        try shop.addWebhook(event: "customer.tier_changed", url: receiver.baseURL + "/tier")
+        var configuration = shop.workerConfiguration()
+        configuration.maximumInFlightPerEndpoint = 2
+        configuration.pollInterval = .seconds(60)  // only the worker's own bookkeeping can find the held-back ones
+        let worker = RunningWorker(configuration)
+        defer { worker.stop(timeout: .seconds(30)) }
+        _ = try shop.waitFor("SELECT count(*) FROM webhooky.workers WHERE wants_wakeup") { $0 == "1" }
+
+        // Two credit changes fill the endpoint; three tier changes then find no room and wait.
+        try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id BETWEEN 100001 AND 100002")
+        _ = receiver.waitForRequests(1, timeout: .seconds(5))
+        try shop.connection.execute("UPDATE ellity.customers SET tier_id = 2 WHERE id BETWEEN 100001 AND 100003")
+        let delivered = receiver.waitForRequests(5, timeout: .seconds(20))
+        #expect(delivered.filter { $0.target == "/tier" }.count == 3, "\(delivered.map(\.target))")
+        #expect(delivered.filter { $0.target == "/credit" }.count == 2)
+    }
+
     @Test("a webhook that keeps failing is disabled with a reason; re-enabling it resumes delivery")
     func keepsFailingThenDisabled() throws {
         let shop = try Shop()
