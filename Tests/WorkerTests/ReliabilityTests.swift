@@ -188,18 +188,25 @@ import Worker
         #expect(busy.requests.count < 20_000, "the backlog was still there when the new event went out")
     }
 
+    /// A worker allowed 2 requests in flight per endpoint whose poll is a minute away (so only
+    /// its own bookkeeping can find held-back deliveries), once it waits for NOTIFYs.
+    static func idleWorkerTwoPerEndpointWithoutPolling(_ shop: Shop) throws -> RunningWorker {
+        var configuration = shop.workerConfiguration()
+        configuration.maximumInFlightPerEndpoint = 2
+        configuration.pollInterval = .seconds(60)
+        let worker = RunningWorker(configuration)
+        _ = try shop.waitFor("SELECT count(*) FROM webhooky.workers WHERE wants_wakeup") { $0 == "1" }
+        return worker
+    }
+
     @Test("deliveries a fan-out leaves pending because their endpoint is at its limit go out as its requests finish, not at the next poll")
     func roomLimitedFanOutDoesNotWaitForThePoll() throws {
         let shop = try Shop()
         try shop.addCustomers(20)
         let receiver = try LoopbackReceiver { _, _ in .respond(status: 200, delay: .milliseconds(50)) }
         try shop.addWebhook(url: receiver.baseURL + "/limited")
-        var configuration = shop.workerConfiguration()
-        configuration.maximumInFlightPerEndpoint = 2
-        configuration.pollInterval = .seconds(60)  // only the worker's own bookkeeping can find the pending ones
-        let worker = RunningWorker(configuration)
+        let worker = try ReliabilityTests.idleWorkerTwoPerEndpointWithoutPolling(shop)
         defer { worker.stop(timeout: .seconds(30)) }
-        _ = try shop.waitFor("SELECT count(*) FROM webhooky.workers WHERE wants_wakeup") { $0 == "1" }
 
         // One transaction, 20 events: the fan-out claims 2 (the endpoint's limit) and leaves 18 pending.
         try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id BETWEEN 100001 AND 100020")
@@ -216,12 +223,8 @@ import Worker
         let receiver = try LoopbackReceiver { _, _ in .respond(status: 200, delay: .milliseconds(300)) }
         try shop.addWebhook(url: receiver.baseURL + "/credit")
         try shop.addWebhook(event: "customer.tier_changed", url: receiver.baseURL + "/tier")
-        var configuration = shop.workerConfiguration()
-        configuration.maximumInFlightPerEndpoint = 2
-        configuration.pollInterval = .seconds(60)  // only the worker's own bookkeeping can find the held-back ones
-        let worker = RunningWorker(configuration)
+        let worker = try ReliabilityTests.idleWorkerTwoPerEndpointWithoutPolling(shop)
         defer { worker.stop(timeout: .seconds(30)) }
-        _ = try shop.waitFor("SELECT count(*) FROM webhooky.workers WHERE wants_wakeup") { $0 == "1" }
 
         // Two credit changes fill the endpoint; three tier changes then find no room and wait.
         try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id BETWEEN 100001 AND 100002")
