@@ -251,7 +251,8 @@ enum DeliveryStore {
 
     /// Gives back deliveries this worker claimed but did not send: pending again, due after
     /// `$3` milliseconds, the unmade attempt not counted. Used at shutdown (due at once) and
-    /// for a delivery whose endpoint was already at its limit (due a moment later).
+    /// for a delivery whose endpoint was already at its limit (due at once, or a second later when
+    /// the webhook's endpoint varies with the payload).
     static let releaseSQL = """
         UPDATE webhooky.deliveries
            SET state = 'pending', attempts = attempts - 1, claimed_by = NULL, lease_expires_at = NULL,
