@@ -55,4 +55,15 @@ public final class LogCapture: Sendable {
 
     /// Every line so far.
     public var all: [String] { lines.withLock { $0 } }
+
+    /// Waits until a line satisfies `condition` (the worker logs on its own thread, maybe a
+    /// moment after the state a test waited for); returns whether one did within `timeout`.
+    public func waitForLine(timeout: Duration = .seconds(10), where condition: (String) -> Bool) -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            if all.contains(where: condition) { return true }
+            if ContinuousClock.now >= deadline { return false }
+            usleep(20_000)
+        }
+    }
 }
