@@ -417,8 +417,7 @@ final class Dispatcher {
         guard let connection, outcomesDue || !unreleased.isEmpty || !deferred.isEmpty else { return }
         do {
             if !unrecorded.isEmpty {
-                try record(unrecorded, on: connection)
-                unrecorded.removeAll(keepingCapacity: true)
+                try recordOutcomes(on: connection)
                 firstUnrecordedAt = nil
             }
             if !unreleased.isEmpty {
@@ -441,19 +440,23 @@ final class Dispatcher {
         }
     }
 
-    /// Writes a batch of outcomes. If the server refuses the batch (not a connection problem),
-    /// each outcome is written on its own, so one that cannot be stored never blocks the rest;
-    /// such an outcome is retried without its response body, and dropped (with an error in the
-    /// log; its lease will run out and it will be sent again) only if that fails too.
-    private func record(_ records: [AttemptRecord], on connection: Connection) throws(PostgresError) {
+    /// Writes the unrecorded outcomes, removing each from ``unrecorded`` once written. If the
+    /// server refuses the batch (not a connection problem), each outcome is written on its own,
+    /// so one that cannot be stored never blocks the rest; such an outcome is retried without its
+    /// response body, and dropped (with an error in the log; its lease will run out and it will
+    /// be sent again) only if that fails too. A lost connection midway leaves only the outcomes
+    /// not yet written, so none is written twice (which would count a failure twice in the
+    /// webhook's health).
+    private func recordOutcomes(on connection: Connection) throws(PostgresError) {
         do {
-            let result = try DeliveryStore.record(connection, records, workerID: configuration.workerID, autoDisable: configuration.autoDisable)
+            let result = try DeliveryStore.record(connection, unrecorded, workerID: configuration.workerID, autoDisable: configuration.autoDisable)
             logDisabled(result)
+            unrecorded.removeAll(keepingCapacity: true)
             return
-        } catch where !error.isTransient && connection.isConnected && records.count > 1 {
-            logger.warning("recording a batch of outcomes failed; recording them one by one", ["count": records.count, "error": error.message])
+        } catch where !error.isTransient && connection.isConnected {
+            logger.warning("recording a batch of outcomes failed; recording them one by one", ["count": unrecorded.count, "error": error.message])
         }
-        for record in records {
+        while let record = unrecorded.first {
             do {
                 logDisabled(try DeliveryStore.record(connection, [record], workerID: configuration.workerID, autoDisable: configuration.autoDisable))
             } catch where !error.isTransient && connection.isConnected {
@@ -464,6 +467,7 @@ final class Dispatcher {
                                  ["delivery": record.deliveryID, "error": error.message])
                 }
             }
+            unrecorded.removeFirst()
         }
     }
 

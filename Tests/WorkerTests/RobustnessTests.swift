@@ -22,6 +22,36 @@ import Worker
         #expect(worker.stop(timeout: .seconds(10)).stoppedInTime)
     }
 
+    @Test("an outcome the database refuses is written without its response body; the rest of its batch is written as usual")
+    func outcomeThatCannotBeStored() throws {
+        let shop = try Shop()
+        try shop.addCustomers(5)
+        // Stands for any row PostgreSQL refuses (a constraint, a trigger of the DBA's): this one
+        // refuses the response body "poison".
+        try shop.connection.execute("""
+            CREATE FUNCTION public.refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.response_body = 'poison' THEN RAISE EXCEPTION 'this body cannot be stored'; END IF;
+                RETURN NEW;
+            END $$;
+            CREATE TRIGGER refuse_poison BEFORE INSERT ON webhooky.attempts FOR EACH ROW EXECUTE FUNCTION public.refuse_poison();
+            """)
+        let receiver = try LoopbackReceiver { request, _ in .respond(status: 200, body: request.target.hasSuffix("=100003") ? "poison" : "ok") }
+        try shop.addWebhook(url: receiver.baseURL + "/c?id=#customer.id#")
+        let logs = LogCapture()
+        var configuration = shop.workerConfiguration()
+        configuration.logger = logs.logger()
+        let worker = RunningWorker(configuration)
+        defer { worker.stop(timeout: .seconds(10)) }
+        try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id BETWEEN 100001 AND 100005")
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.attempts") { $0 == "5" } == "5")
+        #expect(try shop.column("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") == ["5"])
+        #expect(try shop.connection.query("SELECT response_body FROM webhooky.attempts a JOIN webhooky.deliveries d ON d.id = a.delivery_id JOIN webhooky.events e ON e.id = d.event_id ORDER BY e.payload #>> '{customer,id}'").rows
+                == [["ok"], ["ok"], [nil], ["ok"], ["ok"]])
+        #expect(logs.all.contains { $0.contains("recording them one by one") })
+        #expect(receiver.requests.count == 5, "nothing was sent twice")
+    }
+
     @Test("an empty value renders as an empty header, not a missing one (S5)")
     func emptyHeaderValue() throws {
         let shop = try Shop()
