@@ -11,6 +11,23 @@ struct Arguments {
     /// The arguments that are not options, in order (at most the number allowed).
     private(set) var positionals: [String] = []
 
+    /// How a command's `main` begins: the parsed arguments, or (when `arguments` is `nil`) the
+    /// exit status after printing `usage` for `--help` (0) or a usage error with it (2).
+    struct Parsed {
+        let arguments: Arguments?
+        let exitStatus: Int32
+    }
+
+    static func parse(_ arguments: [String], command: String, usage: String, options: Set<String>, switches: Set<String> = []) -> Parsed {
+        if Help.printsUsage(for: arguments, usage) { return Parsed(arguments: nil, exitStatus: 0) }
+        do {
+            return Parsed(arguments: try Arguments(arguments, command: command, options: options, switches: switches), exitStatus: 0)
+        } catch {
+            Help.fail("\(error)\n\n\(usage)")
+            return Parsed(arguments: nil, exitStatus: 2)
+        }
+    }
+
     /// Parses `arguments`, accepting only `options` (which take a value), `switches`, and up
     /// to `positionals` arguments that are not options (default none).
     init(_ arguments: [String], command: String, options: Set<String>, switches: Set<String>, positionals allowed: Int = 0) throws(UsageError) {

@@ -20,17 +20,8 @@ enum DemoCommand {
         """
 
     static func main(_ rawArguments: [String]) -> Int32 {
-        if rawArguments.contains("--help") || rawArguments.contains("-h") {
-            print(usage)
-            return 0
-        }
-        let arguments: Arguments
-        do {
-            arguments = try Arguments(rawArguments, command: "demo", options: [], switches: ["keep"])
-        } catch {
-            Help.fail("\(error)\n\n\(usage)")
-            return 2
-        }
+        let parsed = Arguments.parse(rawArguments, command: "demo", usage: usage, options: [], switches: ["keep"])
+        guard let arguments = parsed.arguments else { return parsed.exitStatus }
         do {
             try DemoRun(keep: arguments.has("keep")).run()
             return 0

@@ -36,17 +36,8 @@ enum DoctorCommand {
 
     /// Runs `webhooky doctor` with the arguments after the command name; returns the exit status.
     static func main(_ rawArguments: [String]) -> Int32 {
-        if rawArguments.contains("--help") || rawArguments.contains("-h") {
-            print(usage)
-            return 0
-        }
-        let arguments: Arguments
-        do {
-            arguments = try Arguments(rawArguments, command: "doctor", options: ["database-url"], switches: [])
-        } catch {
-            Help.fail("\(error)\n\n\(usage)")
-            return 2
-        }
+        let parsed = Arguments.parse(rawArguments, command: "doctor", usage: usage, options: ["database-url"])
+        guard let arguments = parsed.arguments else { return parsed.exitStatus }
         let style = TerminalStyle.forStandardOutput()
         let connection: Connection
         do {

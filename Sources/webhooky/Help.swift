@@ -42,6 +42,13 @@ enum Help {
         triggers, retention, workers).
         """
 
+    /// Whether `arguments` ask for help (`--help`, `-h`); if so, `usage` has been printed.
+    static func printsUsage(for arguments: [String], _ usage: String) -> Bool {
+        guard arguments.contains("--help") || arguments.contains("-h") else { return false }
+        print(usage)
+        return true
+    }
+
     /// Prints `message` on stderr as `webhooky: error: ...`.
     static func fail(_ message: String) {
         var text = "webhooky: error: \(message)\n"

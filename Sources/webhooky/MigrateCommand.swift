@@ -24,17 +24,8 @@ enum MigrateCommand {
         """
 
     static func main(_ rawArguments: [String]) -> Int32 {
-        if rawArguments.contains("--help") || rawArguments.contains("-h") {
-            print(usage)
-            return 0
-        }
-        let arguments: Arguments
-        do {
-            arguments = try Arguments(rawArguments, command: "migrate", options: ["database-url"], switches: ["dry-run"])
-        } catch {
-            Help.fail("\(error)\n\n\(usage)")
-            return 2
-        }
+        let parsed = Arguments.parse(rawArguments, command: "migrate", usage: usage, options: ["database-url"], switches: ["dry-run"])
+        guard let arguments = parsed.arguments else { return parsed.exitStatus }
         let connection: Connection
         do {
             connection = try Connection(conninfo: Help.databaseURL(arguments), applicationName: "webhooky migrate")

@@ -43,10 +43,7 @@ enum PreviewCommand {
 
     /// Runs `webhooky preview` with the arguments after the command name; returns the exit status.
     static func main(_ rawArguments: [String]) -> Int32 {
-        if rawArguments.contains("--help") || rawArguments.contains("-h") {
-            print(usage)
-            return 0
-        }
+        if Help.printsUsage(for: rawArguments, usage) { return 0 }
         let webhookID: Int64
         let payload: PreviewPayload
         let arguments: Arguments

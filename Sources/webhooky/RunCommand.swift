@@ -48,10 +48,7 @@ enum RunCommand {
         """
 
     static func main(_ rawArguments: [String]) -> Int32 {
-        if rawArguments.contains("--help") || rawArguments.contains("-h") {
-            print(usage)
-            return 0
-        }
+        if Help.printsUsage(for: rawArguments, usage) { return 0 }
         let configuration: WorkerConfiguration
         do {
             configuration = try parse(rawArguments)

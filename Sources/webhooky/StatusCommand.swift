@@ -27,17 +27,8 @@ enum StatusCommand {
 
     /// Runs `webhooky status` with the arguments after the command name; returns the exit status.
     static func main(_ rawArguments: [String]) -> Int32 {
-        if rawArguments.contains("--help") || rawArguments.contains("-h") {
-            print(usage)
-            return 0
-        }
-        let arguments: Arguments
-        do {
-            arguments = try Arguments(rawArguments, command: "status", options: ["database-url"], switches: [])
-        } catch {
-            Help.fail("\(error)\n\n\(usage)")
-            return 2
-        }
+        let parsed = Arguments.parse(rawArguments, command: "status", usage: usage, options: ["database-url"])
+        guard let arguments = parsed.arguments else { return parsed.exitStatus }
         do {
             let connection = try CommandDatabase.open(arguments, applicationName: "webhooky status")
             print(HealthTable.text(try HealthTable.load(connection), style: .forStandardOutput()))

@@ -39,10 +39,7 @@ enum TailCommand {
 
     /// Runs `webhooky tail` with the arguments after the command name; returns the exit status.
     static func main(_ rawArguments: [String]) -> Int32 {
-        if rawArguments.contains("--help") || rawArguments.contains("-h") {
-            print(usage)
-            return 0
-        }
+        if Help.printsUsage(for: rawArguments, usage) { return 0 }
         let arguments: Arguments
         let webhookID: Int64?
         let since: Duration?

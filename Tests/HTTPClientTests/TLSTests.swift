@@ -16,11 +16,20 @@ import Testing
         return try TLSServer(openssl: certificates.openssl, certificate: certificate, key: key)
     }
 
+    /// A client whose address policy is `policy` (loopback allowed by default) and which trusts
+    /// the CA bundle at `caBundlePath` (nil: the system's).
+    func client(policy: AddressPolicy? = nil, caBundlePath: String?) throws -> (HTTPClient, ResultCollector) {
+        let policy = try policy ?? allowingLoopback()
+        return try makeClient {
+            $0.addressPolicy = policy
+            $0.caBundlePath = caBundlePath
+        }
+    }
+
     @Test func aCertificateFromAnUnknownCAFailsAgainstTheSystemBundle() throws {
         let server = try server("localhost")
         defer { server.stop() }
-        let policy = try allowingLoopback()
-        let (client, results) = try makeClient { $0.addressPolicy = policy }
+        let (client, results) = try client(caBundlePath: nil)
         defer { client.shutdown() }
         client.send([HTTPRequest(tag: 1, method: "GET", url: "https://localhost:\(server.port)/")])
         let error = try failure(of: results)
@@ -31,12 +40,7 @@ import Testing
     @Test func theTestCAIsTrustedWithCABundlePath() throws {
         let server = try server("localhost")
         defer { server.stop() }
-        let policy = try allowingLoopback()
-        let caPath = certificates.caPath
-        let (client, results) = try makeClient {
-            $0.addressPolicy = policy
-            $0.caBundlePath = caPath
-        }
+        let (client, results) = try client(caBundlePath: certificates.caPath)
         defer { client.shutdown() }
         client.send([
             HTTPRequest(tag: 1, method: "GET", url: "https://localhost:\(server.port)/"),
@@ -54,12 +58,7 @@ import Testing
     @Test func aCertificateForAnotherNameFails() throws {
         let server = try server("other")
         defer { server.stop() }
-        let policy = try allowingLoopback()
-        let caPath = certificates.caPath
-        let (client, results) = try makeClient {
-            $0.addressPolicy = policy
-            $0.caBundlePath = caPath
-        }
+        let (client, results) = try client(caBundlePath: certificates.caPath)
         defer { client.shutdown() }
         client.send([HTTPRequest(tag: 1, method: "GET", url: "https://127.0.0.1:\(server.port)/")])
         let error = try failure(of: results)
@@ -71,11 +70,7 @@ import Testing
     @Test func aMissingCABundleIsATLSFailure() throws {
         let server = try server("localhost")
         defer { server.stop() }
-        let policy = try allowingLoopback()
-        let (client, results) = try makeClient {
-            $0.addressPolicy = policy
-            $0.caBundlePath = "/nonexistent/webhooky-ca.pem"
-        }
+        let (client, results) = try client(caBundlePath: "/nonexistent/webhooky-ca.pem")
         defer { client.shutdown() }
         client.send([HTTPRequest(tag: 1, method: "GET", url: "https://localhost:\(server.port)/")])
         #expect(try failure(of: results).code == .tlsFailure)
@@ -85,11 +80,7 @@ import Testing
     @Test func httpsIsCheckedByTheAddressPolicyToo() throws {
         let server = try server("localhost")
         defer { server.stop() }
-        let caPath = certificates.caPath
-        let (client, results) = try makeClient {
-            $0.addressPolicy = .standard
-            $0.caBundlePath = caPath
-        }
+        let (client, results) = try client(policy: .standard, caBundlePath: certificates.caPath)
         defer { client.shutdown() }
         client.send([HTTPRequest(tag: 1, method: "GET", url: "https://localhost:\(server.port)/")])
         #expect(try failure(of: results).code == .addressNotAllowed)

@@ -34,7 +34,7 @@ struct AdminDatabase {
 
     /// The first column of every row of `sql`.
     func column(_ sql: String, _ parameters: [String?] = []) throws -> [String?] {
-        try connection.query(sql, parameters).rows.map { $0.first ?? nil }
+        try connection.column(sql, parameters)
     }
 
     /// The single value of `sql`.
@@ -44,12 +44,7 @@ struct AdminDatabase {
 
     /// Waits until `condition` holds for the single value of `sql`, polling.
     func waitFor(_ sql: String, timeout: Duration = .seconds(20), until condition: (String?) -> Bool) throws -> String? {
-        let deadline = ContinuousClock.now + timeout
-        while true {
-            let value = try connection.query(sql).scalar
-            if condition(value) || ContinuousClock.now >= deadline { return value }
-            Thread.sleep(forTimeInterval: 0.02)
-        }
+        try connection.waitFor(sql, timeout: timeout, until: condition)
     }
 
     /// A worker for tests: fast polling, a short retry schedule, logs kept out of the way.

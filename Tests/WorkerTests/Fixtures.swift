@@ -66,7 +66,7 @@ struct Shop {
 
     /// The first column of every row of `sql`.
     func column(_ sql: String, _ parameters: [String?] = []) throws -> [String?] {
-        try connection.query(sql, parameters).rows.map { $0.first ?? nil }
+        try connection.column(sql, parameters)
     }
 
     /// `state, attempts, last_status` of every delivery, by id.
@@ -76,12 +76,7 @@ struct Shop {
 
     /// Waits until `condition` holds for the first column of `sql` (a single value), polling.
     func waitFor(_ sql: String, timeout: Duration = .seconds(20), until condition: (String?) -> Bool) throws -> String? {
-        let deadline = ContinuousClock.now + timeout
-        while true {
-            let value = try connection.query(sql).scalar
-            if condition(value) || ContinuousClock.now >= deadline { return value }
-            Thread.sleep(forTimeInterval: 0.02)
-        }
+        try connection.waitFor(sql, timeout: timeout, until: condition)
     }
 
     /// A worker configuration for tests: fast polling, a short retry schedule, logs captured.
