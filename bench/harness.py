@@ -909,10 +909,7 @@ class Bench:
             Figure("deliveries_per_s", "deliveries/s while pgbench runs", "1/s", "higher", "{:,.0f}"),
             Figure("backlog_end", "backlog when pgbench stops (committed, not yet arrived)", "deliveries", "lower", "{:,.0f}"),
             Figure("drain_after_s", "time from pgbench end to last arrival", "s", "lower", "{:.2f}"),
-            Figure("p50_ms", "commit-to-arrival latency p50", "ms", "lower", "{:,.1f}"),
-            Figure("p95_ms", "commit-to-arrival latency p95", "ms", "lower", "{:,.1f}"),
-            Figure("p99_ms", "commit-to-arrival latency p99", "ms", "lower", "{:,.1f}"),
-            Figure("max_ms", "commit-to-arrival latency max", "ms", "lower", "{:,.1f}"),
+            *latency_figures("{:,.1f}"),
             Figure("worker_cpu_s", "worker CPU during pgbench", "CPU s", "lower", "{:.1f}"),
             Figure("pg_cpu_s", "PostgreSQL CPU during pgbench", "CPU s", "lower", "{:.1f}"),
             Figure("rss_peak_mb", "worker peak RSS", "MB", "lower", "{:.1f}"),
@@ -928,10 +925,7 @@ class Bench:
         secs = self.args.duration or 30
         figs = [
             Figure("tps", "commit rate reached (pgbench TPS)", "tx/s", "higher", "{:,.0f}"),
-            Figure("p50_ms", "commit-to-arrival latency p50", "ms", "lower", "{:.2f}"),
-            Figure("p95_ms", "commit-to-arrival latency p95", "ms", "lower", "{:.2f}"),
-            Figure("p99_ms", "commit-to-arrival latency p99", "ms", "lower", "{:.2f}"),
-            Figure("max_ms", "commit-to-arrival latency max", "ms", "lower", "{:.1f}"),
+            *latency_figures("{:.2f}"),
             Figure("backlog_end", "backlog when pgbench stops", "deliveries", "lower", "{:,.0f}"),
             Figure("worker_cpu_s", "worker CPU during pgbench", "CPU s", "lower", "{:.2f}"),
             Figure("pg_cpu_s", "PostgreSQL CPU during pgbench", "CPU s", "lower", "{:.1f}"),
@@ -1213,6 +1207,12 @@ class Bench:
         ], values, systems=("receiver",), ratio=None, labels={"receiver": "receiver"})
         report.raw_runs("Runs", runs)
         report.notes.append("wrk runs on the same 2 cores: the receiver's own capacity is about requests/s divided by its CPU share")
+
+
+def latency_figures(fmt: str) -> list[Figure]:
+    """Commit-to-arrival latency p50, p95 and p99 in `fmt`, and the maximum with one decimal."""
+    figs = [Figure(f"p{q}_ms", f"commit-to-arrival latency p{q}", "ms", "lower", fmt) for q in (50, 95, 99)]
+    return figs + [Figure("max_ms", "commit-to-arrival latency max", "ms", "lower", "{:.1f}")]
 
 
 NOISE = Figure("other_cpu_s", "CPU used meanwhile by processes outside the bench (noise)", "CPU s", "", "{:.2f}")
