@@ -105,10 +105,16 @@ enum DeliveryStore {
     /// Creates the deliveries of up to `$1` events that have none yet (the events a worker has
     /// not fanned out), from event id `$8` on, and claims at once the first attempts that fit: per webhook its room
     /// (`$5`, or what `$3`/`$4` say for busy webhooks), `$6` in all, only for enabled webhooks.
-    /// The rest are inserted `pending` for the claim statement. A webhook deleted since the
-    /// event was emitted gets no delivery. Returns one row per claimed delivery, each with the
-    /// number of events fanned out, of deliveries left pending and their webhooks, and the last
-    /// event id (a single row with NULLs when none was claimed).
+    /// With `$9` (only what fits) the fan-out stops before the first event with a delivery
+    /// that cannot be claimed now (its endpoint is full, or the worker is), so that every
+    /// delivery it creates is created claimed, and none takes the longer way through
+    /// `pending` and the claim statement (a second row version and its index entries);
+    /// without it, what does not fit is inserted `pending` for the claim statement. A webhook
+    /// deleted since the event was emitted gets no delivery; a disabled one's delivery waits
+    /// `pending` and stops nothing. Returns one row per claimed delivery, each with the number
+    /// of events fanned out, of deliveries left pending and their webhooks, the last event id
+    /// fanned out, whether the fan-out stopped early and the webhook that stopped it (NULL:
+    /// the worker's limit); a single row with NULLs for the delivery when none was claimed.
     static let fanOutSQL = """
         WITH fresh AS (
             SELECT e.id, e.webhook_ids, e.created_at, e.payload
@@ -117,12 +123,8 @@ enum DeliveryStore {
              ORDER BY e.id
              LIMIT $1
                FOR UPDATE SKIP LOCKED
-        ), marked AS (
-            -- By id array rather than a join: the prepared (generic) plan then probes the
-            -- primary key instead of hashing the whole table.
-            UPDATE webhooky.events e SET fanned_out = true WHERE e.id = ANY (ARRAY(SELECT fresh.id FROM fresh))
         ), targets AS (
-            SELECT fresh.id AS event_id, w.id AS webhook_id, w.revision, fresh.created_at,
+            SELECT fresh.id AS event_id, w.id AS webhook_id, w.revision, w.enabled, fresh.created_at,
                    w.enabled AND row_number() OVER (PARTITION BY w.id ORDER BY fresh.id) <= coalesce(r.room, $5) AS within_room
               FROM fresh
              CROSS JOIN LATERAL unnest(fresh.webhook_ids) AS t(webhook_id)
@@ -132,23 +134,37 @@ enum DeliveryStore {
             SELECT targets.*,
                    within_room AND count(*) FILTER (WHERE within_room) OVER (ORDER BY event_id, webhook_id) <= $6 AS claim
               FROM targets
+        ), stop AS (
+            SELECT decided.event_id, CASE WHEN NOT decided.within_room THEN decided.webhook_id END AS webhook_id
+              FROM decided
+             WHERE $9 AND decided.enabled AND NOT decided.claim
+             ORDER BY decided.event_id, decided.webhook_id
+             LIMIT 1
+        ), taken AS (
+            SELECT fresh.* FROM fresh WHERE NOT EXISTS (SELECT 1 FROM stop WHERE fresh.id >= stop.event_id)
+        ), marked AS (
+            -- By id array rather than a join: the prepared (generic) plan then probes the
+            -- primary key instead of hashing the whole table.
+            UPDATE webhooky.events e SET fanned_out = true WHERE e.id = ANY (ARRAY(SELECT taken.id FROM taken))
         ), inserted AS (
             INSERT INTO webhooky.deliveries (event_id, webhook_id, created_at, state, attempts, claimed_by, lease_expires_at)
             SELECT event_id, webhook_id, created_at,
                    CASE WHEN claim THEN 'sending' ELSE 'pending' END, CASE WHEN claim THEN 1 ELSE 0 END,
                    CASE WHEN claim THEN $2 END, CASE WHEN claim THEN now() + $7 * interval '1 millisecond' END
               FROM decided
+             WHERE NOT EXISTS (SELECT 1 FROM stop WHERE decided.event_id >= stop.event_id)
             RETURNING id, event_id, webhook_id, state
         ), claimed AS (
             SELECT i.id, i.webhook_id, d.revision, i.event_id, f.payload
               FROM inserted i
               JOIN decided d ON d.event_id = i.event_id AND d.webhook_id = i.webhook_id
-              JOIN fresh f ON f.id = i.event_id
+              JOIN taken f ON f.id = i.event_id
              WHERE i.state = 'sending'
         )
-        SELECT (SELECT count(*) FROM fresh), (SELECT count(*) FROM inserted WHERE state = 'pending'),
+        SELECT (SELECT count(*) FROM taken), (SELECT count(*) FROM inserted WHERE state = 'pending'),
                (SELECT array_agg(DISTINCT inserted.webhook_id) FROM inserted WHERE state = 'pending')::text,
-               (SELECT max(id) FROM fresh), c.id, c.webhook_id, c.revision, c.event_id, c.payload::text
+               (SELECT max(id) FROM taken), EXISTS (SELECT 1 FROM stop), (SELECT stop.webhook_id FROM stop),
+               c.id, c.webhook_id, c.revision, c.event_id, c.payload::text
           FROM (SELECT 1) AS one LEFT JOIN claimed c ON true
         """
 
@@ -163,13 +179,20 @@ enum DeliveryStore {
         var claimed: [ClaimedDelivery] = []
         /// The highest event id fanned out, if any.
         var lastEventID: Int64?
+        /// Whether a fan-out of only what fits stopped before an event that did not fit.
+        var stopped = false
+        /// The webhook whose room stopped it (`nil`: the worker's own limit, or not stopped).
+        var stoppedBy: Int64?
     }
 
-    static func fanOut(_ connection: Connection, events: Int, after eventID: Int64, workerID: String, lease: Duration, room: Int, rooms: [Int64: Int], capacity: Int) throws(PostgresError) -> FanOut {
+    /// Fans out up to `events` events after event id `eventID`. `onlyWhatFits`: stop before
+    /// the first event whose deliveries cannot all be claimed now (see ``fanOutSQL``).
+    static func fanOut(_ connection: Connection, events: Int, after eventID: Int64, workerID: String, lease: Duration, room: Int, rooms: [Int64: Int],
+                       capacity: Int, onlyWhatFits: Bool) throws(PostgresError) -> FanOut {
         let ids = rooms.keys.sorted()
         let result = try connection.query(prepared: "webhooky_fan_out", fanOutSQL, [
             String(events), workerID, arrayLiteral(ids), "{" + ids.map { String(rooms[$0] ?? 0) }.joined(separator: ",") + "}",
-            String(room), String(capacity), String(milliseconds(lease)), String(eventID),
+            String(room), String(capacity), String(milliseconds(lease)), String(eventID), onlyWhatFits ? "true" : "false",
         ])
         var fanOut = FanOut()
         guard result.rowCount > 0 else { return fanOut }
@@ -177,12 +200,14 @@ enum DeliveryStore {
         fanOut.pending = Int(result[0, 1] ?? "0") ?? 0
         fanOut.pendingWebhooks = result[0, 2].map { $0.split { "{},".contains($0) }.compactMap { Int64($0) } } ?? []
         fanOut.lastEventID = result[0, 3].flatMap { Int64($0) }
+        fanOut.stopped = result[0, 4] == "t"
+        fanOut.stoppedBy = result[0, 5].flatMap { Int64($0) }
         for row in 0..<result.rowCount {
-            guard let id = result[row, 4].flatMap({ Int64($0) }),
-                  let webhookID = result[row, 5].flatMap({ Int64($0) }),
-                  let revision = result[row, 6].flatMap({ Int($0) }),
-                  let eventID = result[row, 7].flatMap({ Int64($0) }),
-                  let payload = result[row, 8] else { continue }
+            guard let id = result[row, 6].flatMap({ Int64($0) }),
+                  let webhookID = result[row, 7].flatMap({ Int64($0) }),
+                  let revision = result[row, 8].flatMap({ Int($0) }),
+                  let eventID = result[row, 9].flatMap({ Int64($0) }),
+                  let payload = result[row, 10] else { continue }
             fanOut.claimed.append(ClaimedDelivery(id: id, attempt: 1, webhookID: webhookID, webhookRevision: revision, eventID: eventID, payload: payload))
         }
         return fanOut

@@ -54,6 +54,8 @@ final class Dispatcher {
     /// and at least once per poll interval), which finds events whose transactions committed
     /// out of id order.
     private var fanOutAfter: Int64 = 0
+    /// Set while the fan-out waits for room (see ``FanOutHold``).
+    private var fanOutHold: FanOutHold?
     /// Per webhook, the last delivery claimed: the next claim reads its queue after it (past the
     /// index entries of deliveries already claimed, which VACUUM has not removed yet). Cleared
     /// on every poll, so that deliveries that became due out of order (committed by another
@@ -133,7 +135,7 @@ final class Dispatcher {
                     http.shutdown()
                 }
             }
-            if ((canClaim && wantsClaim) || wantsFanOut) && databaseUsable && stopDeadline == nil { continue }
+            if ((canClaim && wantsClaim) || nextFanOut != nil) && databaseUsable && stopDeadline == nil { continue }
             inbox.wait(timeout: sleepTime())
         }
         if let connection { _ = try? WorkerRegistry.remove(connection, id: configuration.workerID) }
@@ -186,29 +188,70 @@ final class Dispatcher {
         }
     }
 
-    /// Fans out new events even when no request can be sent now: each delivery then waits in
-    /// its webhook's fair queue (`pending`) instead of behind other webhooks' events.
+    /// Why the next fan-out waits: the next event did not fit (its endpoint, or the worker, was
+    /// full). Its deliveries would otherwise be inserted `pending` and claimed by a second
+    /// statement, a third more database work per delivery; waiting a moment lets them be
+    /// created claimed. The fan-out goes on when that endpoint has half its share free again;
+    /// while it stays full longer than ``WorkerConfiguration/fanOutPatience``, each fan-out
+    /// takes a whole batch and leaves what does not fit `pending` in its webhook's fair queue,
+    /// so a slow endpoint holds other webhooks' events back for that long at most.
+    private struct FanOutHold {
+        /// The webhook whose endpoint had no room; `nil` when the worker was at its own limit.
+        var webhookID: Int64?
+        /// Since when the fan-out has made no progress.
+        var since: ContinuousClock.Instant
+    }
+
+    /// The next fan-out, if one should run now: how many events, and whether only what fits.
+    private var nextFanOut: (events: Int, onlyWhatFits: Bool)? {
+        guard wantsFanOut else { return nil }
+        let fitting = min(configuration.batchSize, capacity)
+        guard let hold = fanOutHold else { return fitting > 0 ? (fitting, true) : nil }
+        if canClaim {
+            guard let webhookID = hold.webhookID else { return (fitting, true) }
+            let room = room(of: webhookID)
+            if room >= max(1, endpointLimit / 2) { return (min(fitting, room), true) }
+        }
+        if ContinuousClock.now - hold.since >= configuration.fanOutPatience { return (configuration.batchSize, false) }
+        return nil
+    }
+
+    /// Fans out new events: creates their deliveries, claimed when they can be sent now.
     private func fanOutAndSend() {
-        guard wantsFanOut, let connection else { return }
-        let limit = configuration.batchSize
+        guard let connection, wantsFanOut else { return }
+        guard let next = nextFanOut else {
+            // The worker is full: wait for room (or patience) like for a full endpoint.
+            if fanOutHold == nil { fanOutHold = FanOutHold(webhookID: nil, since: .now) }
+            return
+        }
         let fanOut: DeliveryStore.FanOut
         do {
             fanOut = try DeliveryStore.fanOut(
-                connection, events: limit, after: fanOutAfter, workerID: configuration.workerID, lease: configuration.leaseDuration,
-                room: endpointLimit, rooms: busyWebhookRooms(), capacity: capacity
+                connection, events: next.events, after: fanOutAfter, workerID: configuration.workerID, lease: configuration.leaseDuration,
+                room: endpointLimit, rooms: busyWebhookRooms(), capacity: capacity, onlyWhatFits: next.onlyWhatFits
             )
         } catch {
             databaseFailed(error)
             return
         }
-        if fanOut.events == limit, let last = fanOut.lastEventID {
+        if fanOut.stopped {
+            // Wait for room; the events before the one that did not fit are done.
+            let since = fanOut.events == 0 ? fanOutHold?.since ?? .now : .now
+            fanOutHold = FanOutHold(webhookID: fanOut.stoppedBy, since: since)
+            if let last = fanOut.lastEventID { fanOutAfter = last }
+        } else if fanOut.events == next.events, let last = fanOut.lastEventID {
             fanOutAfter = last
             wantsFanOut = true
+            // A batch cut to a full endpoint's room was probably all of it: wait for its room
+            // again rather than lock a whole batch of events that will not fit. (After a batch
+            // of everything, the hold stays as it was: still out of patience.)
+            if next.onlyWhatFits, let hold = fanOutHold { fanOutHold = FanOutHold(webhookID: hold.webhookID, since: .now) }
         } else {
             // The range is exhausted; if it did not start at the beginning, look once more from
             // there (for events of transactions that committed out of id order).
             wantsFanOut = fanOutAfter != 0
             fanOutAfter = 0
+            fanOutHold = nil
         }
         if fanOut.pending > 0 { wantsClaim = true }
         // Deliveries left pending because their endpoint was at its limit: claim them as soon as
@@ -287,6 +330,15 @@ final class Dispatcher {
     /// three quarters of all, so that other endpoints always keep some.
     private var endpointLimit: Int {
         max(1, min(configuration.maximumInFlightPerEndpoint, configuration.maximumInFlight * 3 / 4))
+    }
+
+    /// The share one webhook may still take now (see ``busyWebhookRooms()``).
+    private func room(of webhookID: Int64) -> Int {
+        var room = endpointLimit - webhookLoad[webhookID, default: 0]
+        if let endpoint = webhooks.endpoint(of: webhookID), let load = endpointLoad[endpoint] {
+            room = min(room, endpointLimit - load)
+        }
+        return max(0, room)
     }
 
     /// The share each webhook with requests in flight may still take: the per-endpoint limit
@@ -585,6 +637,7 @@ final class Dispatcher {
             // Look from the start (a cursor's timestamp text belongs to the old session), and
             // plan with the tables as they are now.
             fanOutAfter = 0
+            fanOutHold = nil
             claimAfter.removeAll()
             planRenewal = PlanRenewal(now: .now)
             nextReap = .now
@@ -610,6 +663,7 @@ final class Dispatcher {
         if let straggler = stragglerChecks.first { wake = min(wake, straggler) }
         if let first = firstUnrecordedAt { wake = min(wake, first + Dispatcher.recordingDelay) }
         if let claimDeferredAt { wake = min(wake, claimDeferredAt) }
+        if wantsFanOut, let hold = fanOutHold { wake = min(wake, hold.since + configuration.fanOutPatience) }
         if !databaseUsable { wake = databaseBackoffUntil }
         if let stopDeadline { wake = min(wake, stopDeadline) }
         return max(.milliseconds(1), min(wake - now, .seconds(1)))

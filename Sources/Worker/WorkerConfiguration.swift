@@ -21,6 +21,10 @@ public struct WorkerConfiguration: Sendable {
     public var maximumInFlightPerEndpoint: Int = 64 {
         didSet { http.maximumConnectionsPerHost = maximumInFlightPerEndpoint }
     }
+    /// How long new events wait for room when their endpoint is full before their deliveries
+    /// are created `pending` in the webhook's queue (which costs the database a second write
+    /// per delivery, but lets events of other webhooks behind them go first). Default 20 ms.
+    public var fanOutPatience: Duration = .milliseconds(20)
     /// How long a claimed delivery belongs to this worker; when a worker dies its claims are
     /// taken over once the lease has run out. Must exceed the request timeout. Default 60 s.
     public var leaseDuration: Duration = .seconds(60)

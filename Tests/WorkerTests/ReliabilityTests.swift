@@ -235,6 +235,55 @@ import Worker
         #expect(delivered.filter { $0.target == "/credit" }.count == 2)
     }
 
+    @Test("a full endpoint's new events wait for its room and are created claimed: no delivery is written pending and claimed again")
+    func fullEndpointDeliveriesAreCreatedClaimed() throws {
+        let shop = try Shop()
+        try shop.addCustomers(600)
+        let receiver = try LoopbackReceiver()
+        try shop.addWebhook(url: receiver.baseURL + "/busy")
+        // Counts every delivery that went pending -> sending (the claim statement's way).
+        try shop.connection.execute("""
+            CREATE TABLE public.claimed_again (delivery_id bigint);
+            CREATE FUNCTION public.note_claimed_again() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN INSERT INTO public.claimed_again VALUES (NEW.id); RETURN NULL; END $$;
+            CREATE TRIGGER note_claimed_again AFTER UPDATE ON webhooky.deliveries FOR EACH ROW
+                WHEN (OLD.state = 'pending' AND NEW.state = 'sending') EXECUTE FUNCTION public.note_claimed_again();
+            """)
+        try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id BETWEEN 100001 AND 100600")
+        var configuration = shop.workerConfiguration()
+        configuration.maximumInFlightPerEndpoint = 4
+        configuration.fanOutPatience = .seconds(30)  // only room decides here, never a noisy machine's pause
+        let worker = RunningWorker(configuration)
+        defer { worker.stop() }
+
+        #expect(receiver.waitForRequests(600, timeout: .seconds(60)).count == 600)
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded' AND attempts = 1") { $0 == "600" } == "600")
+        #expect(try shop.connection.query("SELECT count(*) FROM public.claimed_again").scalar == "0")
+    }
+
+    @Test("events behind a full, slow endpoint's wait only the fan-out patience, not until it has room")
+    func fullEndpointHoldsOtherEventsBackOnlyBriefly() throws {
+        let shop = try Shop()
+        try shop.addCustomers(6)
+        let slow = try LoopbackReceiver { _, _ in .respond(status: 200, delay: .seconds(3)) }
+        defer { slow.stop() }
+        let quick = try LoopbackReceiver()
+        try shop.addWebhook(url: slow.baseURL + "/slow")
+        try shop.addWebhook(event: "customer.tier_changed", url: quick.baseURL + "/quick")
+        let worker = try ReliabilityTests.idleWorkerTwoPerEndpointWithoutPolling(shop)
+        defer { worker.stop(timeout: .seconds(30)) }
+
+        // Six credit changes: two fill the slow endpoint, four wait; then a tier change behind them.
+        try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id BETWEEN 100001 AND 100006")
+        #expect(slow.waitForRequests(2, timeout: .seconds(5)).count == 2)
+        let started = ContinuousClock.now
+        try shop.setTier(2)
+        #expect(quick.waitForRequests(1, timeout: .seconds(10)).count == 1)
+        let waited = ContinuousClock.now - started
+        #expect(waited < .seconds(1), "the tier change waited \(waited) behind the slow endpoint's events")
+        #expect(slow.waitForRequests(6, timeout: .seconds(20)).count == 6, "the held-back credit changes go out as the slow endpoint frees room")
+    }
+
     @Test("a webhook that keeps failing is disabled with a reason; re-enabling it resumes delivery")
     func keepsFailingThenDisabled() throws {
         let shop = try Shop()
