@@ -68,6 +68,10 @@ final class Dispatcher {
     /// After going idle, a few quick looks for events committed by transactions that read
     /// `wants_wakeup = false` just before it changed (so sent no NOTIFY).
     private var stragglerChecks: [ContinuousClock.Instant] = []
+    /// When a fan-out last found events: the worker stays awake (no NOTIFY wanted) for
+    /// ``WorkerConfiguration/stayAwake`` after it, looking for events on its own.
+    private var lastFoundEvents: ContinuousClock.Instant?
+    private var nextAwakeCheck: ContinuousClock.Instant = .now
     private var nextHeartbeat: ContinuousClock.Instant = .now
     /// When to prune history next; `pruning` while a pruning run is under way.
     private var nextPrune: ContinuousClock.Instant = .now + .seconds(10)
@@ -170,6 +174,10 @@ final class Dispatcher {
             claimDeferredAt = nil
             wantsClaim = true
         }
+        if awake && now >= nextAwakeCheck {
+            wantsFanOut = true
+            nextAwakeCheck = now + configuration.awakeCheckInterval
+        }
         if let due = stragglerChecks.first, now >= due {
             stragglerChecks.removeFirst()
             wantsFanOut = true
@@ -234,6 +242,7 @@ final class Dispatcher {
             databaseFailed(error)
             return
         }
+        if fanOut.events > 0 { lastFoundEvents = .now }
         if fanOut.stopped {
             // Wait for room; the events before the one that did not fit are done.
             let since = fanOut.events == 0 ? fanOutHold?.since ?? .now : .now
@@ -592,9 +601,15 @@ final class Dispatcher {
     /// Busy (more work waiting right now): stop asking for NOTIFYs, which cost every committing
     /// transaction a database-wide lock. Idle again: ask for them, and look a few more times
     /// for events whose transactions read the flag just before it changed.
+    /// Whether events came recently enough that the worker looks for more on its own.
+    private var awake: Bool {
+        guard let lastFoundEvents else { return false }
+        return ContinuousClock.now - lastFoundEvents < configuration.stayAwake
+    }
+
     private func updateWakeup() {
         guard configuration.listen, let connection else { return }
-        let busy = wantsFanOut || (wantsClaim && canClaim) || inFlight.count >= configuration.maximumInFlight
+        let busy = wantsFanOut || (wantsClaim && canClaim) || inFlight.count >= configuration.maximumInFlight || awake
         guard busy == wantsWakeup else { return }
         do {
             try WorkerRegistry.setWantsWakeup(connection, id: configuration.workerID, !busy)
@@ -661,6 +676,7 @@ final class Dispatcher {
         let now = ContinuousClock.now
         var wake = min(nextPoll, nextReap, nextHeartbeat, pruning ? .now : nextPrune)
         if let straggler = stragglerChecks.first { wake = min(wake, straggler) }
+        if awake { wake = min(wake, nextAwakeCheck) }
         if let first = firstUnrecordedAt { wake = min(wake, first + Dispatcher.recordingDelay) }
         if let claimDeferredAt { wake = min(wake, claimDeferredAt) }
         if wantsFanOut, let hold = fanOutHold { wake = min(wake, hold.since + configuration.fanOutPatience) }

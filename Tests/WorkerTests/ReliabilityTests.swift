@@ -284,6 +284,35 @@ import Worker
         #expect(slow.waitForRequests(6, timeout: .seconds(20)).count == 6, "the held-back credit changes go out as the slow endpoint frees room")
     }
 
+    @Test("a stream of events wakes the worker once: while events keep coming, it looks for them itself and committing transactions send no NOTIFY")
+    func aStreamOfEventsSendsOneNotify() throws {
+        let shop = try Shop()
+        try shop.addCustomers(200)
+        let receiver = try LoopbackReceiver()
+        try shop.addWebhook(url: receiver.baseURL + "/stream")
+        var configuration = shop.workerConfiguration()
+        configuration.pollInterval = .seconds(60)  // only NOTIFYs and its own looks find events
+        configuration.stayAwake = .seconds(5)      // a pause of the machine must not count as the stream's end
+        let worker = RunningWorker(configuration)
+        defer { worker.stop() }
+        _ = try shop.waitFor("SELECT count(*) FROM webhooky.workers WHERE wants_wakeup") { $0 == "1" }
+        let listener = try shop.database.connect()
+        try listener.listen("webhooky")
+
+        // 200 transactions, one event each, a few milliseconds apart.
+        for id in 100_001...100_200 {
+            try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id = \(id)")
+            Thread.sleep(forTimeInterval: 0.002)
+        }
+        #expect(receiver.waitForRequests(200, timeout: .seconds(20)).count == 200)
+        var notifications = 0
+        while case let received = try listener.waitForNotifications(timeout: .milliseconds(200)), !received.isEmpty { notifications += received.count }
+        #expect(notifications == 1, "\(notifications) NOTIFYs for 200 events in a stream")
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") { $0 == "200" } == "200")
+        // Once the stream has ended the worker waits for a NOTIFY again.
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.workers WHERE wants_wakeup", timeout: .seconds(20)) { $0 == "1" } == "1")
+    }
+
     @Test("a webhook that keeps failing is disabled with a reason; re-enabling it resumes delivery")
     func keepsFailingThenDisabled() throws {
         let shop = try Shop()
