@@ -68,9 +68,9 @@ final class Dispatcher {
     /// After going idle, a few quick looks for events committed by transactions that read
     /// `wants_wakeup = false` just before it changed (so sent no NOTIFY).
     private var stragglerChecks: [ContinuousClock.Instant] = []
-    /// When a fan-out last found events: the worker stays awake (no NOTIFY wanted) for
-    /// ``WorkerConfiguration/stayAwake`` after it, looking for events on its own.
-    private var lastFoundEvents: ContinuousClock.Instant?
+    /// How fast fan-outs find new events: fast enough, and the worker stays awake (no NOTIFY
+    /// wanted), looking for them on its own.
+    private lazy var eventRate = EventRate(awakeAbove: configuration.awakeAboveEventsPerSecond)
     private var nextAwakeCheck: ContinuousClock.Instant = .now
     private var nextHeartbeat: ContinuousClock.Instant = .now
     /// When to prune history next; `pruning` while a pruning run is under way.
@@ -242,7 +242,7 @@ final class Dispatcher {
             databaseFailed(error)
             return
         }
-        if fanOut.events > 0 { lastFoundEvents = .now }
+        eventRate.found(fanOut.events, now: .now)
         if fanOut.stopped {
             // Wait for room; the events before the one that did not fit are done.
             let since = fanOut.events == 0 ? fanOutHold?.since ?? .now : .now
@@ -601,11 +601,8 @@ final class Dispatcher {
     /// Busy (more work waiting right now): stop asking for NOTIFYs, which cost every committing
     /// transaction a database-wide lock. Idle again: ask for them, and look a few more times
     /// for events whose transactions read the flag just before it changed.
-    /// Whether events came recently enough that the worker looks for more on its own.
-    private var awake: Bool {
-        guard let lastFoundEvents else { return false }
-        return ContinuousClock.now - lastFoundEvents < configuration.stayAwake
-    }
+    /// Whether events come fast enough that the worker looks for them on its own.
+    private var awake: Bool { eventRate.isAwake(now: .now) }
 
     private func updateWakeup() {
         guard configuration.listen, let connection else { return }

@@ -25,11 +25,11 @@ public struct WorkerConfiguration: Sendable {
     /// are created `pending` in the webhook's queue (which costs the database a second write
     /// per delivery, but lets events of other webhooks behind them go first). Default 20 ms.
     public var fanOutPatience: Duration = .milliseconds(20)
-    /// How long a worker that has found new events stays awake, looking for more every
-    /// ``awakeCheckInterval`` instead of asking for a NOTIFY: while events keep coming, the
-    /// business transactions that emit them do not pay NOTIFY's database-wide commit lock, and
-    /// the worker takes them in batches. Default 100 ms.
-    public var stayAwake: Duration = .milliseconds(100)
+    /// When the worker stays awake, looking for new events every ``awakeCheckInterval`` instead
+    /// of asking emitting transactions for a NOTIFY (which takes a database-wide lock at their
+    /// commit): while it finds at least this many events per second (see ``EventRate``).
+    /// Default 2,500; 0 never.
+    public var awakeAboveEventsPerSecond: Double = 2_500
     /// How often an awake worker looks for new events. Default 1 ms.
     public var awakeCheckInterval: Duration = .milliseconds(1)
     /// How long a claimed delivery belongs to this worker; when a worker dies its claims are

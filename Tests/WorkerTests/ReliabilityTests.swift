@@ -284,7 +284,7 @@ import Worker
         #expect(slow.waitForRequests(6, timeout: .seconds(20)).count == 6, "the held-back credit changes go out as the slow endpoint frees room")
     }
 
-    @Test("a stream of events wakes the worker once: while events keep coming, it looks for them itself and committing transactions send no NOTIFY")
+    @Test("a stream of events wakes the worker once or so: while events come fast enough, it looks for them itself and committing transactions send no NOTIFY")
     func aStreamOfEventsSendsOneNotify() throws {
         let shop = try Shop()
         try shop.addCustomers(200)
@@ -292,7 +292,7 @@ import Worker
         try shop.addWebhook(url: receiver.baseURL + "/stream")
         var configuration = shop.workerConfiguration()
         configuration.pollInterval = .seconds(60)  // only NOTIFYs and its own looks find events
-        configuration.stayAwake = .seconds(5)      // a pause of the machine must not count as the stream's end
+        configuration.awakeAboveEventsPerSecond = 10  // a test machine cannot promise thousands per second
         let worker = RunningWorker(configuration)
         defer { worker.stop() }
         _ = try shop.waitFor("SELECT count(*) FROM webhooky.workers WHERE wants_wakeup") { $0 == "1" }
@@ -307,7 +307,9 @@ import Worker
         #expect(receiver.waitForRequests(200, timeout: .seconds(20)).count == 200)
         var notifications = 0
         while case let received = try listener.waitForNotifications(timeout: .milliseconds(200)), !received.isEmpty { notifications += received.count }
-        #expect(notifications == 1, "\(notifications) NOTIFYs for 200 events in a stream")
+        // The first wakes it; a few more come from transactions that read `wants_wakeup` just
+        // before the worker said it was awake.
+        #expect(notifications >= 1 && notifications <= 5, "\(notifications) NOTIFYs for 200 events in a stream")
         #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") { $0 == "200" } == "200")
         // Once the stream has ended the worker waits for a NOTIFY again.
         #expect(try shop.waitFor("SELECT count(*) FROM webhooky.workers WHERE wants_wakeup", timeout: .seconds(20)) { $0 == "1" } == "1")
