@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 
 /// A small structured logger: one line per event on stderr,
 /// `2026-11-29T11:40:00.123Z info  delivery succeeded delivery=12 status=200`.
@@ -39,12 +40,36 @@ public struct Logger: Sendable {
     /// Metadata added to every line of this logger, e.g. `worker=host-1234`.
     public var metadata: [(key: String, value: String)]
     private let sink: Sink
+    /// Writes several finished lines at once: one `write(2)` on stderr, else the sink per line.
+    private let writeLines: @Sendable ([String]) -> Void
 
     /// Creates a logger writing to `sink` (stderr by default) at `level` (`.info` by default).
     public init(level: Level = .info, sink: Sink? = nil) {
         self.level = level
         self.metadata = []
-        self.sink = sink ?? Logger.standardError
+        if let sink {
+            self.sink = sink
+            self.writeLines = { lines in lines.forEach(sink) }
+        } else {
+            self.sink = { Logger.writeStandardError($0 + "\n") }
+            self.writeLines = { lines in Logger.writeStandardError(lines.joined(separator: "\n") + "\n") }
+        }
+    }
+
+    private init(level: Level, metadata: [(key: String, value: String)], sink: @escaping Sink, writeLines: @escaping @Sendable ([String]) -> Void) {
+        self.level = level
+        self.metadata = metadata
+        self.sink = sink
+        self.writeLines = writeLines
+    }
+
+    /// The same logger (level, metadata, destination), but its lines wait in the returned
+    /// buffer until ``LogBuffer/flush()``, which writes them together (one `write(2)` on
+    /// stderr instead of one per line). For a thread that logs in bursts and flushes before
+    /// it waits, such as the worker's dispatcher with its line per delivery.
+    public func buffered() -> (logger: Logger, buffer: LogBuffer) {
+        let buffer = LogBuffer(writeLines: writeLines)
+        return (Logger(level: level, metadata: metadata, sink: { buffer.append($0) }, writeLines: { buffer.append(contentsOf: $0) }), buffer)
     }
 
     /// A logger that adds `key=value` to every line.
@@ -146,9 +171,9 @@ public struct Logger: Sendable {
         }
     }
 
-    /// One `write(2)` per line, so lines from different threads never interleave.
-    private static let standardError: Sink = { line in
-        var text = line + "\n"
+    /// One `write(2)` per call, so lines from different threads never interleave.
+    private static func writeStandardError(_ text: String) {
+        var text = text
         text.withUTF8 { bytes in
             guard let base = bytes.baseAddress else { return }
             var offset = 0
@@ -159,6 +184,36 @@ public struct Logger: Sendable {
             }
         }
     }
+}
+
+/// Log lines held back until ``flush()`` (see ``Logger/buffered()``). Holds at most 1,000
+/// lines; the next line then flushes them.
+public final class LogBuffer: Sendable {
+    private let lines = Mutex<[String]>([])
+    private let writeLines: @Sendable ([String]) -> Void
+
+    init(writeLines: @escaping @Sendable ([String]) -> Void) {
+        self.writeLines = writeLines
+    }
+
+    func append(_ line: String) {
+        if lines.withLock({ $0.append(line); return $0.count >= 1_000 }) { flush() }
+    }
+
+    func append(contentsOf more: [String]) {
+        if lines.withLock({ $0.append(contentsOf: more); return $0.count >= 1_000 }) { flush() }
+    }
+
+    /// Writes the lines held, in order.
+    public func flush() {
+        let held = lines.withLock { lines -> [String] in
+            defer { lines.removeAll(keepingCapacity: true) }
+            return lines
+        }
+        if !held.isEmpty { writeLines(held) }
+    }
+
+    deinit { flush() }
 }
 
 extension Duration {

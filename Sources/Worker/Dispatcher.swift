@@ -20,7 +20,10 @@ final class Dispatcher {
     private let configuration: WorkerConfiguration
     private let inbox: DispatcherInbox
     private let http: HTTPClient
+    /// The configured logger, its lines written together once per turn of the loop (a line per
+    /// delivery would otherwise be a `write(2)` per delivery).
     private let logger: Logger
+    private let logBuffer: LogBuffer
     private var connection: Connection?
     private var webhooks = WebhookCache()
     /// Requests in flight, by their HTTP request tag. (A delivery may be in flight twice when a
@@ -106,7 +109,7 @@ final class Dispatcher {
         self.connection = connection
         self.inbox = inbox
         self.http = http
-        self.logger = configuration.logger
+        (self.logger, self.logBuffer) = configuration.logger.buffered()
     }
 
     /// Runs until a stop is requested and everything held is recorded or released.
@@ -139,9 +142,11 @@ final class Dispatcher {
                     http.shutdown()
                 }
             }
+            logBuffer.flush()
             if ((canClaim && wantsClaim) || nextFanOut != nil) && databaseUsable && stopDeadline == nil { continue }
             inbox.wait(timeout: sleepTime())
         }
+        defer { logBuffer.flush() }
         if let connection { _ = try? WorkerRegistry.remove(connection, id: configuration.workerID) }
         if !unrecorded.isEmpty || !unreleased.isEmpty || !deferred.isEmpty {
             logger.error("stopped without the database: outcomes not recorded; their leases will expire and they will be sent again", [

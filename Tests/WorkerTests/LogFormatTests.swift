@@ -37,3 +37,31 @@ import Testing
         #expect(line(["error": value]).hasSuffix(" error=" + written))
     }
 }
+
+@Suite struct LogBufferTests {
+    @Test("a buffered logger holds its lines until flush, then writes them in order, with the logger's level and metadata")
+    func holdsUntilFlush() {
+        let lines = Mutex<[String]>([])
+        let logger = Logger(level: .info) { line in lines.withLock { $0.append(line) } }.with("worker", "w1")
+        let (buffered, buffer) = logger.buffered()
+        buffered.info("first", ["n": 1])
+        buffered.debug("below the level")
+        buffered.warning("second")
+        #expect(lines.withLock { $0.isEmpty }, "nothing written before flush")
+        buffer.flush()
+        let written = lines.withLock { $0 }
+        #expect(written.count == 2)
+        #expect(written.first?.hasSuffix("info     first worker=w1 n=1") == true, "\(written)")
+        #expect(written.last?.hasSuffix("warning  second worker=w1") == true, "\(written)")
+        buffer.flush()
+        #expect(lines.withLock { $0.count } == 2, "a second flush writes nothing again")
+    }
+
+    @Test("a buffer that is never flushed writes by itself every 1,000 lines")
+    func boundedWithoutFlush() {
+        let count = Mutex(0)
+        let (buffered, _) = Logger(level: .info) { _ in count.withLock { $0 += 1 } }.buffered()
+        for n in 0..<2_500 { buffered.info("line", ["n": n]) }
+        #expect(count.withLock { $0 } == 2_000)
+    }
+}
