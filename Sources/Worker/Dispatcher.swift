@@ -30,8 +30,10 @@ final class Dispatcher {
     /// request outlived its lease and the delivery was claimed again; each attempt is its own.)
     private var inFlight: [Int64: InFlight] = [:]
     private var nextTag: Int64 = 0
-    /// Outcomes not yet written (kept while the database is unreachable).
+    /// Outcomes not yet handed to the recorder (see ``outcomesDue``).
     private var unrecorded: [AttemptRecord] = []
+    /// Writes outcomes on its own connection.
+    private let recorder: OutcomeRecorder
     /// Deliveries to give back unsent (cancelled at shutdown).
     private var unreleased: [Int64] = []
     /// Deliveries to give back because their endpoint was at its limit when they were sent:
@@ -110,6 +112,7 @@ final class Dispatcher {
         self.inbox = inbox
         self.http = http
         (self.logger, self.logBuffer) = configuration.logger.buffered()
+        self.recorder = OutcomeRecorder(configuration: configuration, logger: configuration.logger)
     }
 
     /// Runs until a stop is requested and everything held is recorded or released.
@@ -126,14 +129,15 @@ final class Dispatcher {
             if databaseUsable { replanIfGrown() }
             if databaseUsable && stopDeadline == nil { claimAndSend() }
             if databaseUsable && stopDeadline == nil { fanOutAndSend() }
-            if databaseUsable { writeOutcomes() }
+            submitOutcomes()
+            if databaseUsable { releaseUnsent() }
             if databaseUsable && stopDeadline == nil && ContinuousClock.now >= nextHeartbeat { heartbeat() }
             if databaseUsable && stopDeadline == nil && ContinuousClock.now >= nextReap { reapExpiredLeases() }
             if databaseUsable && stopDeadline == nil && (pruning || ContinuousClock.now >= nextPrune) { pruneHistory() }
             if databaseUsable && stopDeadline == nil { updateWakeup() }
 
             if let stopDeadline {
-                let written = unrecorded.isEmpty && unreleased.isEmpty && deferred.isEmpty
+                let written = unrecorded.isEmpty && unreleased.isEmpty && deferred.isEmpty && recorder.unwritten == 0
                 if inFlight.isEmpty && (written || ContinuousClock.now >= stopDeadline) {
                     break
                 }
@@ -147,10 +151,11 @@ final class Dispatcher {
             inbox.wait(timeout: sleepTime())
         }
         defer { logBuffer.flush() }
+        let unwritten = recorder.finish(by: stopDeadline ?? .now)
         if let connection { _ = try? WorkerRegistry.remove(connection, id: configuration.workerID) }
-        if !unrecorded.isEmpty || !unreleased.isEmpty || !deferred.isEmpty {
+        if unwritten > 0 || !unreleased.isEmpty || !deferred.isEmpty {
             logger.error("stopped without the database: outcomes not recorded; their leases will expire and they will be sent again", [
-                "unrecorded": unrecorded.count, "unreleased": unreleased.count + deferred.count,
+                "unrecorded": unwritten, "unreleased": unreleased.count + deferred.count,
             ])
         }
     }
@@ -411,6 +416,9 @@ final class Dispatcher {
                          startedAt: wallClock(), duration: .zero, responseBody: nil)
             }
         }
+        // What was logged before (a reconnect, the outcomes just finished) goes out before the
+        // requests it led to.
+        logBuffer.flush()
         http.send(requests)
     }
 
@@ -479,13 +487,18 @@ final class Dispatcher {
             || ContinuousClock.now - first >= Dispatcher.recordingDelay
     }
 
-    private func writeOutcomes() {
-        guard let connection, outcomesDue || !unreleased.isEmpty || !deferred.isEmpty else { return }
+    /// Hands the outcomes over to the recorder when they are due.
+    private func submitOutcomes() {
+        guard outcomesDue else { return }
+        recorder.submit(unrecorded)
+        unrecorded.removeAll(keepingCapacity: true)
+        firstUnrecordedAt = nil
+    }
+
+    /// Gives back deliveries claimed and not sent (cancelled at shutdown, or their endpoint full).
+    private func releaseUnsent() {
+        guard let connection, !unreleased.isEmpty || !deferred.isEmpty else { return }
         do {
-            if !unrecorded.isEmpty {
-                try recordOutcomes(on: connection)
-                firstUnrecordedAt = nil
-            }
             if !unreleased.isEmpty {
                 try DeliveryStore.release(connection, unreleased, workerID: configuration.workerID)
                 unreleased.removeAll()
@@ -503,43 +516,6 @@ final class Dispatcher {
             }
         } catch {
             databaseFailed(error)
-        }
-    }
-
-    /// Writes the unrecorded outcomes, removing each from ``unrecorded`` once written. If the
-    /// server refuses the batch (not a connection problem), each outcome is written on its own,
-    /// so one that cannot be stored never blocks the rest; such an outcome is retried without its
-    /// response body, and dropped (with an error in the log; its lease will run out and it will
-    /// be sent again) only if that fails too. A lost connection midway leaves only the outcomes
-    /// not yet written, so none is written twice (which would count a failure twice in the
-    /// webhook's health).
-    private func recordOutcomes(on connection: Connection) throws(PostgresError) {
-        do {
-            let result = try DeliveryStore.record(connection, unrecorded, workerID: configuration.workerID, autoDisable: configuration.autoDisable)
-            logDisabled(result)
-            unrecorded.removeAll(keepingCapacity: true)
-            return
-        } catch where !error.isTransient && connection.isConnected {
-            logger.warning("recording a batch of outcomes failed; recording them one by one", ["count": unrecorded.count, "error": error.message])
-        }
-        while let record = unrecorded.first {
-            do {
-                logDisabled(try DeliveryStore.record(connection, [record], workerID: configuration.workerID, autoDisable: configuration.autoDisable))
-            } catch where !error.isTransient && connection.isConnected {
-                do {
-                    logDisabled(try DeliveryStore.record(connection, [record.withoutResponseBody], workerID: configuration.workerID, autoDisable: configuration.autoDisable))
-                } catch where !error.isTransient && connection.isConnected {
-                    logger.error("cannot record an attempt; dropped it (the delivery will be sent again when its lease expires)",
-                                 ["delivery": record.deliveryID, "error": error.message])
-                }
-            }
-            unrecorded.removeFirst()
-        }
-    }
-
-    private func logDisabled(_ result: DeliveryStore.RecordResult) {
-        for (id, reason) in result.disabled {
-            logger.error("webhook disabled; re-enable it with UPDATE webhooky.webhooks SET enabled = true", ["webhook": id, "reason": reason])
         }
     }
 

@@ -9,8 +9,10 @@ import Synchronization
 /// `webhooky run`: LISTENs for wake-ups, claims due deliveries, sends them and records what
 /// happened, until ``stop()``.
 ///
-/// Threads: the caller's thread runs the dispatcher (database work and rendering), one thread
-/// drives libcurl, one holds the LISTEN connection. They exchange batches through an inbox.
+/// Threads: the caller's thread runs the dispatcher (fan-out, claims, rendering), one thread
+/// drives libcurl, one writes outcomes (``OutcomeRecorder``), one holds the LISTEN connection:
+/// three database connections per worker (two with `--no-listen`). They exchange batches
+/// through an inbox.
 public final class Worker: Sendable {
     /// The version of Webhooky, recorded in `webhooky.workers`.
     public static let version = "1.0.0"

@@ -315,6 +315,31 @@ import Worker
         #expect(try shop.waitFor("SELECT count(*) FROM webhooky.workers WHERE wants_wakeup", timeout: .seconds(20)) { $0 == "1" } == "1")
     }
 
+    @Test("sending goes on while outcomes cannot be written (their table locked); they are written once the lock is gone")
+    func sendingDoesNotWaitForOutcomes() throws {
+        let shop = try Shop()
+        try shop.addCustomers(10)
+        let receiver = try LoopbackReceiver()
+        try shop.addWebhook(url: receiver.baseURL + "/hook")
+        let worker = RunningWorker(shop.workerConfiguration())
+        defer { worker.stop() }
+        try shop.setCredit("1")
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") { $0 == "1" } == "1")
+
+        let locker = try shop.database.connect()
+        try locker.execute("BEGIN; LOCK TABLE webhooky.attempts IN EXCLUSIVE MODE")
+        // One event, whose outcome then waits for the lock; then more events, one at a time.
+        for (index, id) in (100_001...100_005).enumerated() {
+            try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id = \(id)")
+            #expect(receiver.waitForRequests(index + 2, timeout: .seconds(10)).count == index + 2, "event \(index + 1) was sent while outcomes waited")
+            Thread.sleep(forTimeInterval: 0.05)  // past the recording delay: its outcome is being written
+        }
+        #expect(try shop.connection.query("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'").scalar == "1")
+        try locker.execute("COMMIT")
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") { $0 == "6" } == "6")
+        #expect(try shop.connection.query("SELECT count(*) FROM webhooky.attempts").scalar == "6")
+    }
+
     @Test("a webhook that keeps failing is disabled with a reason; re-enabling it resumes delivery")
     func keepsFailingThenDisabled() throws {
         let shop = try Shop()

@@ -1,0 +1,159 @@
+import Dispatch
+import Foundation
+import Log
+import Postgres
+import Synchronization
+
+/// Writes attempt outcomes on its own database connection and thread, so that the dispatcher's
+/// connection fans out and claims while outcomes are being written: PostgreSQL works on both
+/// statements at once, and neither waits for the other's commit (WAL flush). Outcomes are
+/// written in the order handed over, in batches of at most ``batchLimit``.
+///
+/// If the server refuses a batch (not a connection problem), each outcome is written on its
+/// own, so one that cannot be stored never blocks the rest; such an outcome is retried without
+/// its response body, and dropped (with an error in the log; its lease will run out and it will
+/// be sent again) only if that fails too. A lost connection midway keeps only the outcomes not
+/// yet written, so none is written twice (which would count a failure twice in the webhook's
+/// health); they are written after reconnecting, with growing backoff (``Backoff``).
+final class OutcomeRecorder: Sendable {
+    /// Outcomes per statement. Default 1,000 (after an outage thousands may be waiting).
+    static let batchLimit = 1_000
+
+    private struct State {
+        var queued: [AttemptRecord] = []
+        /// Taken by the thread and not yet written.
+        var writing = 0
+        /// Set by ``finish(by:)``: write what is left, trying until then, and stop.
+        var finishBy: ContinuousClock.Instant?
+    }
+
+    private let state = Mutex(State())
+    private let wake = DispatchSemaphore(value: 0)
+    private let stopped = DispatchSemaphore(value: 0)
+    private let configuration: WorkerConfiguration
+    private let logger: Logger
+
+    /// Starts the recorder's thread; it connects when it has the first outcomes to write.
+    init(configuration: WorkerConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        let thread = Thread { [self] in run() }
+        thread.name = "webhooky-recorder"
+        thread.start()
+    }
+
+    /// Hands outcomes over for writing.
+    func submit(_ records: [AttemptRecord]) {
+        guard !records.isEmpty else { return }
+        state.withLock { $0.queued.append(contentsOf: records) }
+        wake.signal()
+    }
+
+    /// Outcomes handed over and not written yet.
+    var unwritten: Int { state.withLock { $0.queued.count + $0.writing } }
+
+    /// Writes what is left (retrying until `deadline` while the database is unreachable), stops
+    /// the thread, and returns how many outcomes could not be written.
+    func finish(by deadline: ContinuousClock.Instant) -> Int {
+        state.withLock { $0.finishBy = deadline }
+        wake.signal()
+        stopped.wait()
+        return unwritten
+    }
+
+    private func run() {
+        var connection: Connection?
+        var backoff = Backoff()
+        var random = SystemRandomNumberGenerator()
+        var retryAt = ContinuousClock.now
+        var planRenewal = PlanRenewal(now: .now)
+        var batch: [AttemptRecord] = []
+        while true {
+            let finishBy = state.withLock { state -> ContinuousClock.Instant? in
+                let room = OutcomeRecorder.batchLimit - batch.count
+                if room > 0 && !state.queued.isEmpty {
+                    let taken = state.queued.prefix(room)
+                    batch.append(contentsOf: taken)
+                    state.queued.removeFirst(taken.count)
+                }
+                state.writing = batch.count
+                return state.finishBy
+            }
+            if batch.isEmpty {
+                if finishBy != nil { break }
+                wake.wait()
+                continue
+            }
+            let now = ContinuousClock.now
+            if now < retryAt {
+                if let finishBy, now >= finishBy { break }
+                _ = wake.wait(timeout: .now() + OutcomeRecorder.seconds(min(retryAt, finishBy ?? retryAt) - now))
+                continue
+            }
+            do {
+                if connection == nil {
+                    let opened = try Connection(conninfo: configuration.databaseURL, applicationName: "webhooky recorder")
+                    try Dispatcher.prepareSession(opened, logger: logger)
+                    connection = opened
+                    planRenewal = PlanRenewal(now: .now)
+                }
+                guard let connection else { continue }
+                if planRenewal.isDue(now: .now) {
+                    planRenewal.planned(now: .now)
+                    try connection.forgetPreparedStatements()
+                }
+                let count = batch.count
+                try write(&batch, on: connection)
+                planRenewal.record(count)
+                backoff.reset()
+            } catch {
+                let delay = backoff.nextDelay(using: &random)
+                retryAt = .now + delay
+                if !error.isTransient, connection?.isConnected == true {
+                    logger.error("recording outcomes failed; trying again", ["error": error.message, "retry_in": delay.shortDescription])
+                } else {
+                    logger.error("recording outcomes: lost the database connection; will reconnect", ["error": error.message, "retry_in": delay.shortDescription])
+                    connection = nil
+                }
+                if let finishBy, ContinuousClock.now >= finishBy { break }
+            }
+        }
+        state.withLock { $0.queued.insert(contentsOf: batch, at: 0); $0.writing = 0 }
+        stopped.signal()
+    }
+
+    /// Writes `batch`, removing each outcome once written (see the type's description).
+    private func write(_ batch: inout [AttemptRecord], on connection: Connection) throws(PostgresError) {
+        do {
+            logDisabled(try DeliveryStore.record(connection, batch, workerID: configuration.workerID, autoDisable: configuration.autoDisable))
+            batch.removeAll(keepingCapacity: true)
+            return
+        } catch where !error.isTransient && connection.isConnected {
+            logger.warning("recording a batch of outcomes failed; recording them one by one", ["count": batch.count, "error": error.message])
+        }
+        while let record = batch.first {
+            do {
+                logDisabled(try DeliveryStore.record(connection, [record], workerID: configuration.workerID, autoDisable: configuration.autoDisable))
+            } catch where !error.isTransient && connection.isConnected {
+                do {
+                    logDisabled(try DeliveryStore.record(connection, [record.withoutResponseBody], workerID: configuration.workerID, autoDisable: configuration.autoDisable))
+                } catch where !error.isTransient && connection.isConnected {
+                    logger.error("cannot record an attempt; dropped it (the delivery will be sent again when its lease expires)",
+                                 ["delivery": record.deliveryID, "error": error.message])
+                }
+            }
+            batch.removeFirst()
+            state.withLock { $0.writing = batch.count }
+        }
+    }
+
+    private func logDisabled(_ result: DeliveryStore.RecordResult) {
+        for (id, reason) in result.disabled {
+            logger.error("webhook disabled; re-enable it with UPDATE webhooky.webhooks SET enabled = true", ["webhook": id, "reason": reason])
+        }
+    }
+
+    private static func seconds(_ duration: Duration) -> DispatchTimeInterval {
+        .microseconds(Int(clamping: duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000))
+    }
+}
