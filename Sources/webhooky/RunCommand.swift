@@ -25,6 +25,10 @@ enum RunCommand {
           --lease DURATION            how long a claim lasts before another worker may take it over [60s]
           --poll-interval DURATION    backstop poll when no NOTIFY arrives [1s]
           --no-listen                 poll only, no LISTEN (for transaction-mode connection poolers)
+          --stay-awake-above N        events/s above which the worker looks for events itself every
+                                      millisecond instead of asking for a NOTIFY per commit; 0 never [2500]
+          --fan-out-patience DURATION how long new events wait for room at their full endpoint before
+                                      their deliveries queue as pending (one more write each) [20ms]
           --retry-schedule LIST       delays between attempts [5s,30s,2m,10m,30m,1h,2h,4h,8h,12h,24h]
           --shutdown-grace DURATION   how long a stop waits for requests in flight [10s]
           --disable-after-failures N  disable a webhook after N failed attempts in a row... [10]
@@ -73,6 +77,7 @@ enum RunCommand {
             rawArguments, command: "run",
             options: ["database-url", "worker-id", "batch-size", "max-in-flight", "max-in-flight-per-endpoint", "connect-timeout",
                       "request-timeout", "lease", "poll-interval", "retry-schedule", "shutdown-grace", "log-level",
+                      "stay-awake-above", "fan-out-patience",
                       "disable-after-failures", "disable-after", "keep-succeeded", "keep-dead", "allow-network"],
             switches: ["no-listen", "no-auto-disable", "no-prune", "allow-private-networks"]
         )
@@ -98,6 +103,8 @@ enum RunCommand {
         if let value = try arguments.duration("request-timeout") { configuration.http.requestTimeout = value }
         if let value = try arguments.duration("lease") { configuration.leaseDuration = value }
         if let value = try arguments.duration("poll-interval") { configuration.pollInterval = value }
+        if let value = try arguments.integer("stay-awake-above", in: 0...10_000_000) { configuration.awakeAboveEventsPerSecond = Double(value) }
+        if let value = try arguments.duration("fan-out-patience") { configuration.fanOutPatience = value }
         if let value = try arguments.duration("shutdown-grace") { configuration.shutdownGracePeriod = value }
         if let value = try arguments.durations("retry-schedule") { configuration.retryPolicy.delays = value }
         if arguments.has("no-listen") { configuration.listen = false }

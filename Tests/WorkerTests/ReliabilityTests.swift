@@ -436,6 +436,12 @@ import Worker
         let duration = try run(["run", "--lease", "soon"])
         #expect(duration.status == 2)
         #expect(duration.output.contains("--lease must be a duration such as 500ms, 5s, 2m, 1h or 1d, not \"soon\""))
+        let rate = try run(["run", "--stay-awake-above", "-5"])
+        #expect(rate.status == 2)
+        #expect(rate.output.contains("--stay-awake-above must be a whole number from 0 to 10000000, not \"-5\""), "\(rate.output)")
+        let patience = try run(["run", "--fan-out-patience", "a while"])
+        #expect(patience.status == 2)
+        #expect(patience.output.contains("--fan-out-patience must be a duration"), "\(patience.output)")
         #expect(try run(["frobnicate"]).status == 2)
     }
 }
