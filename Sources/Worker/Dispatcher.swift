@@ -112,7 +112,7 @@ final class Dispatcher {
         self.inbox = inbox
         self.http = http
         (self.logger, self.logBuffer) = configuration.logger.buffered()
-        self.recorder = OutcomeRecorder(configuration: configuration, logger: configuration.logger)
+        self.recorder = OutcomeRecorder(configuration: configuration, logger: configuration.logger) { [inbox] in inbox.wake() }
     }
 
     /// Runs until a stop is requested and everything held is recorded or released.
@@ -151,6 +151,7 @@ final class Dispatcher {
             inbox.wait(timeout: sleepTime())
         }
         defer { logBuffer.flush() }
+        logBuffer.flush()
         let unwritten = recorder.finish(by: stopDeadline ?? .now)
         if let connection { _ = try? WorkerRegistry.remove(connection, id: configuration.workerID) }
         if unwritten > 0 || !unreleased.isEmpty || !deferred.isEmpty {
@@ -162,7 +163,14 @@ final class Dispatcher {
 
     // MARK: Claiming
 
-    private var capacity: Int { configuration.maximumInFlight - inFlight.count }
+    /// Requests that may start now: the limit, less those in flight, less outcomes beyond one
+    /// full window that the recorder has not written yet (when it cannot write, for instance
+    /// without a connection, the worker stops taking work instead of sending deliveries whose
+    /// outcomes would be lost and sent again after their lease).
+    private var capacity: Int {
+        let unwritten = recorder.unwritten + unrecorded.count
+        return configuration.maximumInFlight - inFlight.count - max(0, unwritten - configuration.maximumInFlight)
+    }
 
     /// Claim only when a worthwhile batch fits, so that a busy worker claims in batches.
     private var canClaim: Bool {
@@ -218,6 +226,9 @@ final class Dispatcher {
         var webhookID: Int64?
         /// Since when the fan-out has made no progress.
         var since: ContinuousClock.Instant
+        /// The worker's free capacity then: a hold on it ends only when it has grown (an event
+        /// with more deliveries than the worker can ever take at once waits for the patience).
+        var capacity: Int
     }
 
     /// The next fan-out, if one should run now: how many events, and whether only what fits.
@@ -226,9 +237,12 @@ final class Dispatcher {
         let fitting = min(configuration.batchSize, capacity)
         guard let hold = fanOutHold else { return fitting > 0 ? (fitting, true) : nil }
         if canClaim {
-            guard let webhookID = hold.webhookID else { return (fitting, true) }
-            let room = room(of: webhookID)
-            if room >= max(1, endpointLimit / 2) { return (min(fitting, room), true) }
+            if let webhookID = hold.webhookID {
+                let room = room(of: webhookID)
+                if room >= max(1, endpointLimit / 2) { return (min(fitting, room), true) }
+            } else if capacity > hold.capacity {
+                return (fitting, true)
+            }
         }
         if ContinuousClock.now - hold.since >= configuration.fanOutPatience { return (configuration.batchSize, false) }
         return nil
@@ -239,7 +253,7 @@ final class Dispatcher {
         guard let connection, wantsFanOut else { return }
         guard let next = nextFanOut else {
             // The worker is full: wait for room (or patience) like for a full endpoint.
-            if fanOutHold == nil { fanOutHold = FanOutHold(webhookID: nil, since: .now) }
+            if fanOutHold == nil { fanOutHold = FanOutHold(webhookID: nil, since: .now, capacity: capacity) }
             return
         }
         let fanOut: DeliveryStore.FanOut
@@ -256,7 +270,7 @@ final class Dispatcher {
         if fanOut.stopped {
             // Wait for room; the events before the one that did not fit are done.
             let since = fanOut.events == 0 ? fanOutHold?.since ?? .now : .now
-            fanOutHold = FanOutHold(webhookID: fanOut.stoppedBy, since: since)
+            fanOutHold = FanOutHold(webhookID: fanOut.stoppedBy, since: since, capacity: capacity)
             if let last = fanOut.lastEventID { fanOutAfter = last }
         } else if fanOut.events == next.events, let last = fanOut.lastEventID {
             fanOutAfter = last
@@ -264,7 +278,7 @@ final class Dispatcher {
             // A batch cut to a full endpoint's room was probably all of it: wait for its room
             // again rather than lock a whole batch of events that will not fit. (After a batch
             // of everything, the hold stays as it was: still out of patience.)
-            if next.onlyWhatFits, let hold = fanOutHold { fanOutHold = FanOutHold(webhookID: hold.webhookID, since: .now) }
+            if next.onlyWhatFits, let hold = fanOutHold { fanOutHold = FanOutHold(webhookID: hold.webhookID, since: .now, capacity: capacity) }
         } else {
             // The range is exhausted; if it did not start at the beginning, look once more from
             // there (for events of transactions that committed out of id order).

@@ -46,6 +46,11 @@ final class DispatcherInbox: Sendable {
         update { $0.notified = true }
     }
 
+    /// Wakes the dispatcher without news (it looks at its state again).
+    func wake() {
+        update { _ in }
+    }
+
     func requestStop() {
         update { $0.stopRequested = true }
     }

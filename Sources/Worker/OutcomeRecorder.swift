@@ -32,11 +32,14 @@ final class OutcomeRecorder: Sendable {
     private let stopped = DispatchSemaphore(value: 0)
     private let configuration: WorkerConfiguration
     private let logger: Logger
+    private let onWritten: @Sendable () -> Void
 
     /// Starts the recorder's thread; it connects when it has the first outcomes to write.
-    init(configuration: WorkerConfiguration, logger: Logger) {
+    /// `onWritten` is called (on that thread) each time everything handed over is written.
+    init(configuration: WorkerConfiguration, logger: Logger, onWritten: @escaping @Sendable () -> Void) {
         self.configuration = configuration
         self.logger = logger
+        self.onWritten = onWritten
         let thread = Thread { [self] in run() }
         thread.name = "webhooky-recorder"
         thread.start()
@@ -106,6 +109,7 @@ final class OutcomeRecorder: Sendable {
                 try write(&batch, on: connection)
                 planRenewal.record(count)
                 backoff.reset()
+                if state.withLock({ $0.writing = 0; return $0.queued.isEmpty }) { onWritten() }
             } catch {
                 let delay = backoff.nextDelay(using: &random)
                 retryAt = .now + delay

@@ -315,19 +315,26 @@ import Worker
         #expect(try shop.waitFor("SELECT count(*) FROM webhooky.workers WHERE wants_wakeup", timeout: .seconds(20)) { $0 == "1" } == "1")
     }
 
+    /// A running worker with one webhook (to `receiver`) that has recorded one delivery (so its
+    /// outcome connection is open), and a connection holding `webhooky.attempts` locked: no
+    /// outcome can be written until it commits.
+    static func workerWithAttemptsLocked(_ shop: Shop, _ receiver: LoopbackReceiver, _ configuration: WorkerConfiguration) throws -> (RunningWorker, Connection) {
+        try shop.addWebhook(url: receiver.baseURL + "/hook")
+        let worker = RunningWorker(configuration)
+        try shop.setCredit("1")
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") { $0 == "1" } == "1")
+        let locker = try shop.database.connect()
+        try locker.execute("BEGIN; LOCK TABLE webhooky.attempts IN EXCLUSIVE MODE")
+        return (worker, locker)
+    }
+
     @Test("sending goes on while outcomes cannot be written (their table locked); they are written once the lock is gone")
     func sendingDoesNotWaitForOutcomes() throws {
         let shop = try Shop()
         try shop.addCustomers(10)
         let receiver = try LoopbackReceiver()
-        try shop.addWebhook(url: receiver.baseURL + "/hook")
-        let worker = RunningWorker(shop.workerConfiguration())
+        let (worker, locker) = try ReliabilityTests.workerWithAttemptsLocked(shop, receiver, shop.workerConfiguration())
         defer { worker.stop() }
-        try shop.setCredit("1")
-        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") { $0 == "1" } == "1")
-
-        let locker = try shop.database.connect()
-        try locker.execute("BEGIN; LOCK TABLE webhooky.attempts IN EXCLUSIVE MODE")
         // One event, whose outcome then waits for the lock; then more events, one at a time.
         for (index, id) in (100_001...100_005).enumerated() {
             try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id = \(id)")
@@ -338,6 +345,41 @@ import Worker
         try locker.execute("COMMIT")
         #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") { $0 == "6" } == "6")
         #expect(try shop.connection.query("SELECT count(*) FROM webhooky.attempts").scalar == "6")
+    }
+
+    @Test("outcomes that cannot be written hold the worker back: it stops sending after a window of them, and nothing is sent twice")
+    func unwrittenOutcomesHoldTheWorkerBack() throws {
+        let shop = try Shop()
+        try shop.addCustomers(100)
+        let receiver = try LoopbackReceiver()
+        var configuration = shop.workerConfiguration()
+        configuration.maximumInFlight = 8
+        let (worker, locker) = try ReliabilityTests.workerWithAttemptsLocked(shop, receiver, configuration)
+        defer { worker.stop() }
+        try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id BETWEEN 100001 AND 100100")
+        Thread.sleep(forTimeInterval: 1.5)
+        // 8 in flight, then up to 8 unwritten beyond one window of 8: at most 16 sent meanwhile.
+        let sentWhileLocked = receiver.requests.count - 1
+        #expect(sentWhileLocked > 0 && sentWhileLocked <= 16, "\(sentWhileLocked) sent while no outcome could be written")
+        try locker.execute("COMMIT")
+        #expect(receiver.waitForRequests(101, timeout: .seconds(30)).count == 101)
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded' AND attempts = 1") { $0 == "101" } == "101")
+        let ids = receiver.requests.compactMap { $0.header("webhook-id") }
+        #expect(Set(ids).count == ids.count, "nothing sent twice")
+    }
+
+    @Test("an event with more deliveries than the worker may have in flight still goes out (after the fan-out patience)")
+    func eventLargerThanTheWorker() throws {
+        let shop = try Shop()
+        let receivers = try (0..<3).map { _ in try LoopbackReceiver() }
+        for receiver in receivers { try shop.addWebhook(url: receiver.baseURL + "/hook") }
+        var configuration = shop.workerConfiguration()
+        configuration.maximumInFlight = 2
+        let worker = RunningWorker(configuration)
+        defer { worker.stop() }
+        try shop.setCredit("7")  // one event, three deliveries, room for two at a time
+        for receiver in receivers { #expect(receiver.waitForRequests(1, timeout: .seconds(10)).count == 1) }
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") { $0 == "3" } == "3")
     }
 
     @Test("a webhook that keeps failing is disabled with a reason; re-enabling it resumes delivery")
