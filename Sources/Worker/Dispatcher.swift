@@ -75,7 +75,7 @@ final class Dispatcher {
     private var stragglerChecks: [ContinuousClock.Instant] = []
     /// How fast fan-outs find new events: fast enough, and the worker stays awake (no NOTIFY
     /// wanted), looking for them on its own.
-    private lazy var eventRate = EventRate(awakeAbove: configuration.awakeAboveEventsPerSecond)
+    private var eventRate: EventRate
     private var nextAwakeCheck: ContinuousClock.Instant = .now
     private var nextHeartbeat: ContinuousClock.Instant = .now
     /// When to prune history next; `pruning` while a pruning run is under way.
@@ -106,12 +106,21 @@ final class Dispatcher {
         try connection.execute("SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; SET jit = off")
     }
 
+    /// A new connection named `applicationName` (as `pg_stat_activity` shows it), readied by
+    /// ``prepareSession(_:logger:)``.
+    static func openSession(_ configuration: WorkerConfiguration, applicationName: String, logger: Logger) throws(PostgresError) -> Connection {
+        let connection = try Connection(conninfo: configuration.databaseURL, applicationName: applicationName)
+        try prepareSession(connection, logger: logger)
+        return connection
+    }
+
     init(configuration: WorkerConfiguration, connection: Connection, inbox: DispatcherInbox, http: HTTPClient) {
         self.configuration = configuration
         self.connection = connection
         self.inbox = inbox
         self.http = http
         (self.logger, self.logBuffer) = configuration.logger.buffered()
+        self.eventRate = EventRate(awakeAbove: configuration.awakeAboveEventsPerSecond)
         self.recorder = OutcomeRecorder(configuration: configuration, logger: configuration.logger) { [inbox] in inbox.wake() }
     }
 
@@ -234,13 +243,14 @@ final class Dispatcher {
     /// The next fan-out, if one should run now: how many events, and whether only what fits.
     private var nextFanOut: (events: Int, onlyWhatFits: Bool)? {
         guard wantsFanOut else { return nil }
-        let fitting = min(configuration.batchSize, capacity)
+        let free = capacity
+        let fitting = min(configuration.batchSize, free)
         guard let hold = fanOutHold else { return fitting > 0 ? (fitting, true) : nil }
         if canClaim {
             if let webhookID = hold.webhookID {
                 let room = room(of: webhookID)
                 if room >= max(1, endpointLimit / 2) { return (min(fitting, room), true) }
-            } else if capacity > hold.capacity {
+            } else if free > hold.capacity {
                 return (fitting, true)
             }
         }
@@ -636,9 +646,7 @@ final class Dispatcher {
     private func reconnectIfDue() {
         guard ContinuousClock.now >= databaseBackoffUntil else { return }
         do {
-            let opened = try Connection(conninfo: configuration.databaseURL, applicationName: "webhooky worker")
-            try Dispatcher.prepareSession(opened, logger: logger)
-            connection = opened
+            connection = try Dispatcher.openSession(configuration, applicationName: "webhooky worker", logger: logger)
             wantsClaim = true
             wantsFanOut = true
             // Look from the start (a cursor's timestamp text belongs to the old session), and

@@ -16,8 +16,8 @@ public struct EventRate: Sendable {
     public let awakeAbove: Double
     /// The averaging window. Default 100 ms.
     public let window: Duration
-    /// The current estimate, in events per second.
-    public private(set) var perSecond: Double = 0
+    /// The estimate, in events per second, as of `updatedAt`.
+    private var perSecond: Double = 0
     private var updatedAt: ContinuousClock.Instant?
 
     public init(awakeAbove: Double = 2_500, window: Duration = .milliseconds(100)) {
@@ -27,26 +27,18 @@ public struct EventRate: Sendable {
 
     /// Adds `events` found at `now` (0 for a look that found none: the estimate decays).
     public mutating func found(_ events: Int, now: ContinuousClock.Instant) {
-        let windowSeconds = EventRate.seconds(window)
-        if let updatedAt {
-            perSecond *= exp(-EventRate.seconds(now - updatedAt) / windowSeconds)
-        }
-        perSecond += Double(events) / windowSeconds
+        perSecond = estimate(now: now) + Double(events) / (window / .seconds(1))
         updatedAt = now
     }
 
     /// The estimate at `now`, decayed since the last update.
     public func estimate(now: ContinuousClock.Instant) -> Double {
         guard let updatedAt else { return 0 }
-        return perSecond * exp(-EventRate.seconds(now - updatedAt) / EventRate.seconds(window))
+        return perSecond * exp(-((now - updatedAt) / window))
     }
 
     /// Whether the worker should stay awake at `now`.
     public func isAwake(now: ContinuousClock.Instant) -> Bool {
         awakeAbove > 0 && estimate(now: now) >= awakeAbove
-    }
-
-    private static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 }

@@ -90,23 +90,24 @@ final class OutcomeRecorder: Sendable {
             let now = ContinuousClock.now
             if now < retryAt {
                 if let finishBy, now >= finishBy { break }
-                _ = wake.wait(timeout: .now() + OutcomeRecorder.seconds(min(retryAt, finishBy ?? retryAt) - now))
+                _ = wake.wait(timeout: .now() + .milliseconds(Int(DeliveryStore.milliseconds(min(retryAt, finishBy ?? retryAt) - now)) + 1))
                 continue
             }
             do {
-                if connection == nil {
-                    let opened = try Connection(conninfo: configuration.databaseURL, applicationName: "webhooky recorder")
-                    try Dispatcher.prepareSession(opened, logger: logger)
-                    connection = opened
+                let current: Connection
+                if let connection {
+                    current = connection
+                } else {
+                    current = try Dispatcher.openSession(configuration, applicationName: "webhooky recorder", logger: logger)
+                    connection = current
                     planRenewal = PlanRenewal(now: .now)
                 }
-                guard let connection else { continue }
                 if planRenewal.isDue(now: .now) {
                     planRenewal.planned(now: .now)
-                    try connection.forgetPreparedStatements()
+                    try current.forgetPreparedStatements()
                 }
                 let count = batch.count
-                try write(&batch, on: connection)
+                try write(&batch, on: current)
                 planRenewal.record(count)
                 backoff.reset()
                 if state.withLock({ $0.writing = 0; return $0.queued.isEmpty }) { onWritten() }
@@ -155,9 +156,5 @@ final class OutcomeRecorder: Sendable {
         for (id, reason) in result.disabled {
             logger.error("webhook disabled; re-enable it with UPDATE webhooky.webhooks SET enabled = true", ["webhook": id, "reason": reason])
         }
-    }
-
-    private static func seconds(_ duration: Duration) -> DispatchTimeInterval {
-        .microseconds(Int(clamping: duration.components.seconds * 1_000_000 + duration.components.attoseconds / 1_000_000_000_000))
     }
 }
