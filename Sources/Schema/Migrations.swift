@@ -26,6 +26,7 @@ public enum Migrations {
         Migration(version: 5, name: "cheaper_checks", sql: String(decoding: PackageResources._005_cheaper_checks_sql, as: UTF8.self)),
         Migration(version: 6, name: "security", sql: String(decoding: PackageResources._006_security_sql, as: UTF8.self)),
         Migration(version: 7, name: "claim_cursor", sql: String(decoding: PackageResources._007_claim_cursor_sql, as: UTF8.self)),
+        Migration(version: 8, name: "wanted_events", sql: String(decoding: PackageResources._008_wanted_events_sql, as: UTF8.self)),
     ]
 
     /// The schema version this binary works with: the highest migration it knows.

@@ -597,6 +597,7 @@ final class Dispatcher {
         do {
             try WorkerRegistry.upsert(connection, id: configuration.workerID, host: configuration.host, pid: getpid(),
                                       version: Worker.version, listening: configuration.listen, wantsWakeup: wantsWakeup)
+            try WorkerRegistry.refreshWantedEvents(connection)
         } catch {
             databaseFailed(error)
         }

@@ -27,6 +27,13 @@ enum WorkerRegistry {
         try connection.query(prepared: "webhooky_worker_wakeup", "UPDATE webhooky.workers SET wants_wakeup = $2 WHERE id = $1", [id, wants ? "true" : "false"])
     }
 
+    /// Clears the bits of `webhooky.wanted_events` that no enabled webhook needs any more, so
+    /// triggers whose events nobody wants stop running (sql/0008_wanted_events.sql). Never waits
+    /// for a lock: while a webhook is being changed it does nothing, and the next heartbeat tries.
+    static func refreshWantedEvents(_ connection: Connection) throws(PostgresError) {
+        try connection.query(prepared: "webhooky_refresh_wanted", "SELECT webhooky.refresh_wanted_events()", [])
+    }
+
     static func remove(_ connection: Connection, id: String) throws(PostgresError) {
         try connection.query("DELETE FROM webhooky.workers WHERE id = $1", [id])
     }

@@ -64,36 +64,36 @@ $$;
 CREATE FUNCTION ellity.customer_credit_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    -- Optional: skip building the payload when no webhook wants the event.
-    IF webhooky.has_webhooks('customer.credit_changed', NEW.eshop_id) THEN
-        PERFORM webhooky.emit('customer.credit_changed', ellity.customer_event_payload(NEW, OLD), NEW.eshop_id);
-    END IF;
+    PERFORM webhooky.emit('customer.credit_changed', ellity.customer_event_payload(NEW, OLD), NEW.eshop_id);
     RETURN NULL;
 END
 $$;
+-- The second condition is SELECT webhooky.wanted_condition('customer.credit_changed'): while
+-- no enabled webhook wants the event, the trigger does not even run (sql/0008_wanted_events.sql).
 CREATE TRIGGER customer_credit_changed
     AFTER UPDATE OF credit ON ellity.customers
-    FOR EACH ROW WHEN (OLD.credit IS DISTINCT FROM NEW.credit)
+    FOR EACH ROW WHEN (OLD.credit IS DISTINCT FROM NEW.credit
+        AND coalesce(pg_sequence_last_value('webhooky.wanted_events'), '-1'::bigint) & '34359738368'::bigint <> 0)
     EXECUTE FUNCTION ellity.customer_credit_changed();
 
 -- customer.tier_changed: fired when a customer moves to another VIP tier.
 CREATE FUNCTION ellity.customer_tier_changed() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF webhooky.has_webhooks('customer.tier_changed', NEW.eshop_id) THEN
-        PERFORM webhooky.emit(
-            'customer.tier_changed',
-            ellity.customer_event_payload(NEW, OLD)
-                || jsonb_build_object('previousTier',
-                       (SELECT jsonb_build_object('id', t.id, 'name', t.name) FROM ellity.vip_tiers t WHERE t.id = OLD.tier_id)),
-            NEW.eshop_id);
-    END IF;
+    PERFORM webhooky.emit(
+        'customer.tier_changed',
+        ellity.customer_event_payload(NEW, OLD)
+            || jsonb_build_object('previousTier',
+                   (SELECT jsonb_build_object('id', t.id, 'name', t.name) FROM ellity.vip_tiers t WHERE t.id = OLD.tier_id)),
+        NEW.eshop_id);
     RETURN NULL;
 END
 $$;
+-- The second condition is SELECT webhooky.wanted_condition('customer.tier_changed').
 CREATE TRIGGER customer_tier_changed
     AFTER UPDATE OF tier_id ON ellity.customers
-    FOR EACH ROW WHEN (OLD.tier_id IS DISTINCT FROM NEW.tier_id)
+    FOR EACH ROW WHEN (OLD.tier_id IS DISTINCT FROM NEW.tier_id
+        AND coalesce(pg_sequence_last_value('webhooky.wanted_events'), '-1'::bigint) & '4294967296'::bigint <> 0)
     EXECUTE FUNCTION ellity.customer_tier_changed();
 
 COMMIT;

@@ -1,0 +1,148 @@
+-- Webhooky schema, migration 0008: a nearly free "may any webhook want this event?" for
+-- triggers, and a one-statement webhooky.emit.
+--
+-- webhooky.wanted_events is a sequence used as a set of 63 bits: bit webhooky.event_bit(e) is
+-- set while an enabled webhook may want event e. A trigger's WHEN clause reads it with the
+-- built-in pg_sequence_last_value and compares with a constant: no query, no call of a SQL or
+-- PL/pgSQL function, nothing to compute when the statement starts (each would cost several
+-- to tens of microseconds per statement, about as much as the trigger it saves). So a table
+-- whose events no webhook wants pays almost nothing for its trigger:
+--
+--   SELECT webhooky.wanted_condition('order.paid');
+--   -> coalesce(pg_sequence_last_value('webhooky.wanted_events'), '-1'::bigint) & '2048'::bigint <> 0
+--
+--   CREATE TRIGGER order_paid AFTER UPDATE OF paid_at ON shop.orders FOR EACH ROW
+--       WHEN (OLD.paid_at IS NULL AND NEW.paid_at IS NOT NULL
+--             AND coalesce(pg_sequence_last_value('webhooky.wanted_events'), '-1'::bigint) & '2048'::bigint <> 0)
+--       EXECUTE FUNCTION shop.order_paid();
+--
+-- The bit comes from the MD5 of the event's name, so it is the same on every server and
+-- version. The condition only filters: webhooky.emit still decides exactly which webhooks
+-- get the event.
+--
+-- Why a bit is never missing when it is needed:
+--   * enabling a webhook (INSERT, UPDATE of enabled or event) sets its event's bit at once,
+--     before the transaction commits; sequences are not transactional, so a rollback leaves
+--     the bit set, which costs time, never an event;
+--   * only webhooky.refresh_wanted_events() clears bits, holding a SHARE lock on
+--     webhooky.webhooks (no webhook changes meanwhile), and only the bits that no committed
+--     enabled webhook needs. Workers call it with their heartbeat (every 5 s); it never waits
+--     for the lock (it tries again next time);
+--   * a sequence that was reset reads as NULL, and the coalesce then wants every event.
+--
+-- Apply with `webhooky migrate`, or: psql -X -v ON_ERROR_STOP=1 -f sql/0008_wanted_events.sql
+
+BEGIN;
+DO $$ BEGIN PERFORM webhooky.begin_migration(8, 'wanted_events'); END $$;
+
+CREATE SEQUENCE webhooky.wanted_events AS bigint MINVALUE 0 NO CYCLE;
+COMMENT ON SEQUENCE webhooky.wanted_events IS
+    'A 63-bit set, not a counter: bit webhooky.event_bit(e) is set while an enabled webhook may want event e. Read by triggers'' WHEN clauses (webhooky.wanted_condition); set by webhook changes, cleared by webhooky.refresh_wanted_events(). Do not reset it.';
+-- Every role that changes a business table evaluates the WHEN clause: it must never fail.
+GRANT SELECT ON SEQUENCE webhooky.wanted_events TO PUBLIC;
+
+CREATE FUNCTION webhooky.event_bit(event text) RETURNS bigint
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN 1::bigint << (('x' || left(md5(event), 15))::bit(60)::bigint % 63)::integer;
+COMMENT ON FUNCTION webhooky.event_bit(text) IS 'The bit of webhooky.wanted_events that stands for the event: from the MD5 of its name (63 bits: events may share one).';
+
+CREATE FUNCTION webhooky.wanted_condition(event text) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN format('coalesce(pg_sequence_last_value(''webhooky.wanted_events''), ''-1''::bigint) & ''%s''::bigint <> 0', webhooky.event_bit(event));
+COMMENT ON FUNCTION webhooky.wanted_condition(text) IS
+    'The condition to add to a trigger''s WHEN clause so that the trigger does not run while no enabled webhook wants the event (its bit, a constant, is webhooky.event_bit(event)).';
+
+-- Sets the bit of a webhook that is enabled now (its transaction may still roll back).
+CREATE FUNCTION webhooky.note_wanted_event() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    bit bigint := webhooky.event_bit(NEW.event);
+BEGIN
+    IF coalesce(pg_sequence_last_value('webhooky.wanted_events'), 0) & bit = 0 THEN
+        -- Read, OR, write: one session at a time (the lock is held for these two statements).
+        PERFORM pg_advisory_lock(hashtext('webhooky.wanted_events'));
+        PERFORM setval('webhooky.wanted_events', coalesce(pg_sequence_last_value('webhooky.wanted_events'), 0) | bit, true);
+        PERFORM pg_advisory_unlock(hashtext('webhooky.wanted_events'));
+    END IF;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER note_wanted_event AFTER INSERT OR UPDATE OF enabled, event ON webhooky.webhooks
+    FOR EACH ROW WHEN (NEW.enabled) EXECUTE FUNCTION webhooky.note_wanted_event();
+
+CREATE FUNCTION webhooky.refresh_wanted_events() RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    current bigint := pg_sequence_last_value('webhooky.wanted_events');
+    needed bigint;
+BEGIN
+    SELECT coalesce(bit_or(webhooky.event_bit(w.event)), 0) INTO needed FROM webhooky.webhooks w WHERE w.enabled;
+    IF current = needed THEN
+        RETURN current;
+    END IF;
+    BEGIN
+        -- No webhook can be enabled while this is held, and none is being enabled right now
+        -- (its transaction would hold ROW EXCLUSIVE until it ends).
+        LOCK TABLE webhooky.webhooks IN SHARE MODE NOWAIT;
+    EXCEPTION WHEN lock_not_available THEN
+        RETURN current;  -- a webhook is being changed: the next refresh will do it
+    END;
+    SELECT coalesce(bit_or(webhooky.event_bit(w.event)), 0) INTO needed FROM webhooky.webhooks w WHERE w.enabled;
+    PERFORM setval('webhooky.wanted_events', needed, true);
+    RETURN needed;
+END
+$$;
+COMMENT ON FUNCTION webhooky.refresh_wanted_events() IS
+    'Clears the bits of webhooky.wanted_events that no enabled webhook needs (after webhooks were disabled or deleted); returns the set. Workers call it every 5 s; it never waits for a lock.';
+
+SELECT setval('webhooky.wanted_events', coalesce(bit_or(webhooky.event_bit(w.event)), 0), true)
+  FROM webhooky.webhooks w WHERE w.enabled;
+
+-- A quick no before the query when no webhook can want the event.
+CREATE OR REPLACE FUNCTION webhooky.has_webhooks(event text, account_id text DEFAULT NULL) RETURNS boolean
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF coalesce(pg_sequence_last_value('webhooky.wanted_events'), -1) & webhooky.event_bit(has_webhooks.event) = 0 THEN
+        RETURN false;
+    END IF;
+    RETURN EXISTS (SELECT 1 FROM webhooky.webhooks w
+                    WHERE w.event = has_webhooks.event AND w.enabled
+                      AND (w.account_id IS NULL OR w.account_id = has_webhooks.account_id));
+END
+$$;
+
+-- One statement: decide the webhooks, record the event, and learn whether a worker waits.
+CREATE OR REPLACE FUNCTION webhooky.emit(event text, payload jsonb, account_id text DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    new_event_id bigint;
+    wake boolean;
+BEGIN
+    IF jsonb_typeof(emit.payload) IS DISTINCT FROM 'object' THEN
+        RAISE EXCEPTION 'webhooky.emit(%): payload must be a JSON object, not %', quote_nullable(emit.event), coalesce(jsonb_typeof(emit.payload), 'NULL')
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Build it with jsonb_build_object(''customer'', jsonb_build_object(''id'', NEW.id, ...)).';
+    END IF;
+    INSERT INTO webhooky.events (event, account_id, payload, webhook_ids)
+    SELECT emit.event, emit.account_id, emit.payload, t.ids
+      FROM (SELECT array_agg(w.id) AS ids FROM webhooky.webhooks w
+             WHERE w.event = emit.event AND w.enabled AND (w.account_id IS NULL OR w.account_id = emit.account_id)) t
+     WHERE t.ids IS NOT NULL
+    RETURNING id, EXISTS (SELECT 1 FROM webhooky.workers k WHERE k.wants_wakeup) INTO new_event_id, wake;
+    IF new_event_id IS NULL THEN
+        IF NOT EXISTS (SELECT 1 FROM webhooky.event_types t WHERE t.name = emit.event) THEN
+            RAISE EXCEPTION 'webhooky.emit: unknown event %', quote_nullable(emit.event)
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Register the event first: INSERT INTO webhooky.event_types (name, description, sample) VALUES (...).';
+        END IF;
+        RETURN NULL;  -- no webhook wants it: nothing is recorded
+    END IF;
+    -- Wake a worker only if one is waiting (identical notifications in one transaction are
+    -- folded into one). A busy worker finds the event by itself.
+    IF wake THEN
+        PERFORM pg_notify('webhooky', '');
+    END IF;
+    RETURN new_event_id;
+END
+$$;
+
+COMMIT;
