@@ -1,6 +1,28 @@
 import CCurl
 import Glibc
 
+/// An easy handle and what stays with it from one request to the next: its error buffer and
+/// the options that are the same for every request (set once, on first use). libcurl keeps
+/// options between transfers, so a handle is reused without `curl_easy_reset`.
+final class EasyHandle {
+    let pointer: UnsafeMutableRawPointer
+    /// Where libcurl writes the reason of a failure; lives as long as the handle.
+    let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
+    /// Whether the per-handle options have been set.
+    var configured = false
+
+    init?() {
+        guard let pointer = curl_easy_init() else { return nil }
+        self.pointer = pointer
+        errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+    }
+
+    deinit {
+        curl_easy_cleanup(pointer)
+        errorBuffer.deallocate()
+    }
+}
+
 /// One request in flight: its easy handle's settings, and what comes back.
 ///
 /// Lives on the client's thread only. The write and header callbacks receive it as an
@@ -12,10 +34,10 @@ final class Transfer {
     let startedAt: Double
     /// Monotonic start, for the duration.
     let started: ContinuousClock.Instant
-    private let handle: UnsafeMutableRawPointer
+    private let easy: EasyHandle
+    private var handle: UnsafeMutableRawPointer { easy.pointer }
     private let configuration: HTTPClient.Configuration
     private var headerList: UnsafeMutablePointer<curl_slist>?
-    private let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
     private var body: [UInt8] = []
     private var bodyTruncated = false
     private var retryAfter: String?
@@ -23,21 +45,20 @@ final class Transfer {
     /// The first connection attempt the address policy refused, if any.
     private var refusal: AddressPolicy.Refusal?
 
-    /// A transfer of `request` on `handle` (a fresh or reset easy handle), not yet configured.
-    init(request: HTTPRequest, handle: UnsafeMutableRawPointer, configuration: HTTPClient.Configuration) {
+    /// A transfer of `request` on `easy` (new, or used before), not yet configured.
+    init(request: HTTPRequest, handle easy: EasyHandle, configuration: HTTPClient.Configuration) {
         self.request = request
-        self.handle = handle
+        self.easy = easy
         self.configuration = configuration
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         self.startedAt = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
         self.started = .now
-        errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
+        easy.errorBuffer[0] = 0
     }
 
     deinit {
         releaseResources()
-        errorBuffer.deallocate()
     }
 
     /// Frees the header list; called when the handle is recycled.
@@ -48,73 +69,97 @@ final class Transfer {
         }
     }
 
-    /// Sets every option of the easy handle; returns an error instead when one is refused.
-    func configure() -> HTTPError? {
-        let context = Unmanaged.passUnretained(self).toOpaque()
-        var codes: [CURLcode] = []
-        codes.append(webhooky_curl_easy_setopt_string(handle, CURLOPT_URL, request.url))
-        codes.append(webhooky_curl_easy_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https"))
-        // A redirect never downgrades: from an https URL only https hops are followed.
-        let secure = request.url.prefix(8).lowercased() == "https://"
-        codes.append(webhooky_curl_easy_setopt_string(handle, CURLOPT_REDIR_PROTOCOLS_STR, secure ? "https" : "http,https"))
-        codes.append(webhooky_curl_easy_setopt_long(handle, CURLOPT_NOSIGNAL, 1))
-        codes.append(webhooky_curl_easy_setopt_long(handle, CURLOPT_TIMEOUT_MS, Transfer.milliseconds(configuration.requestTimeout)))
-        codes.append(webhooky_curl_easy_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Transfer.milliseconds(configuration.connectTimeout)))
-        let redirects = max(0, request.maximumRedirects)
-        codes.append(webhooky_curl_easy_setopt_long(handle, CURLOPT_FOLLOWLOCATION, redirects > 0 ? 1 : 0))
-        codes.append(webhooky_curl_easy_setopt_long(handle, CURLOPT_MAXREDIRS, redirects))
+    /// Collects the first code that is not `CURLE_OK`.
+    private struct Codes {
+        var failed = CURLE_OK
+        mutating func add(_ code: CURLcode) {
+            if failed == CURLE_OK { failed = code }
+        }
+    }
+
+    /// The options every request on a handle shares (set on its first use).
+    private func configureHandle(_ codes: inout Codes) {
+        codes.add(webhooky_curl_easy_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https"))
+        codes.add(webhooky_curl_easy_setopt_long(handle, CURLOPT_NOSIGNAL, 1))
+        codes.add(webhooky_curl_easy_setopt_long(handle, CURLOPT_TIMEOUT_MS, Transfer.milliseconds(configuration.requestTimeout)))
+        codes.add(webhooky_curl_easy_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Transfer.milliseconds(configuration.connectTimeout)))
         // Every connection, redirect hops included, is opened by `onOpenSocket`, which refuses
         // addresses the policy does not allow. An empty proxy disables proxies, including those
         // named by http_proxy, https_proxy and ALL_PROXY: a proxy would be the only address checked.
-        codes.append(webhooky_curl_easy_setopt_opensocket(handle, CURLOPT_OPENSOCKETFUNCTION, Transfer.onOpenSocket))
-        codes.append(webhooky_curl_easy_setopt_pointer(handle, CURLOPT_OPENSOCKETDATA, context))
-        codes.append(webhooky_curl_easy_setopt_string(handle, CURLOPT_PROXY, ""))
+        codes.add(webhooky_curl_easy_setopt_opensocket(handle, CURLOPT_OPENSOCKETFUNCTION, Transfer.onOpenSocket))
+        codes.add(webhooky_curl_easy_setopt_string(handle, CURLOPT_PROXY, ""))
         // Verification is always on; a custom CA bundle replaces the system's (no CA folder).
-        codes.append(webhooky_curl_easy_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 1))
-        codes.append(webhooky_curl_easy_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 2))
+        codes.add(webhooky_curl_easy_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 1))
+        codes.add(webhooky_curl_easy_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 2))
         if let caBundlePath = configuration.caBundlePath {
-            codes.append(webhooky_curl_easy_setopt_string(handle, CURLOPT_CAINFO, caBundlePath))
-            codes.append(webhooky_curl_easy_setopt_string(handle, CURLOPT_CAPATH, nil))
+            codes.add(webhooky_curl_easy_setopt_string(handle, CURLOPT_CAINFO, caBundlePath))
+            codes.add(webhooky_curl_easy_setopt_string(handle, CURLOPT_CAPATH, nil))
         }
-        codes.append(webhooky_curl_easy_setopt_long(handle, CURLOPT_TCP_KEEPALIVE, 1))
-        codes.append(webhooky_curl_easy_setopt_string(handle, CURLOPT_USERAGENT, configuration.userAgent))
-        codes.append(webhooky_curl_easy_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer))
-        codes.append(webhooky_curl_easy_setopt_data_callback(handle, CURLOPT_WRITEFUNCTION, Transfer.onBody))
-        codes.append(webhooky_curl_easy_setopt_pointer(handle, CURLOPT_WRITEDATA, context))
-        codes.append(webhooky_curl_easy_setopt_data_callback(handle, CURLOPT_HEADERFUNCTION, Transfer.onHeader))
-        codes.append(webhooky_curl_easy_setopt_pointer(handle, CURLOPT_HEADERDATA, context))
+        codes.add(webhooky_curl_easy_setopt_long(handle, CURLOPT_TCP_KEEPALIVE, 1))
+        codes.add(webhooky_curl_easy_setopt_string(handle, CURLOPT_USERAGENT, configuration.userAgent))
+        codes.add(webhooky_curl_easy_setopt_pointer(handle, CURLOPT_ERRORBUFFER, easy.errorBuffer))
+        codes.add(webhooky_curl_easy_setopt_data_callback(handle, CURLOPT_WRITEFUNCTION, Transfer.onBody))
+        codes.add(webhooky_curl_easy_setopt_data_callback(handle, CURLOPT_HEADERFUNCTION, Transfer.onHeader))
+    }
 
-        switch request.method {
-        case "GET":
-            codes.append(webhooky_curl_easy_setopt_long(handle, CURLOPT_HTTPGET, 1))
-        case "POST":
-            codes.append(webhooky_curl_easy_setopt_long(handle, CURLOPT_POST, 1))
-        default:
-            codes.append(webhooky_curl_easy_setopt_string(handle, CURLOPT_CUSTOMREQUEST, request.method))
+    /// Sets the options of this request (and, on a handle's first use, those it shares with
+    /// every request); returns an error instead when one is refused. Every option a request
+    /// may change is set again, so nothing of the handle's previous request carries over.
+    func configure() -> HTTPError? {
+        var codes = Codes()
+        if !easy.configured {
+            configureHandle(&codes)
+            easy.configured = codes.failed == CURLE_OK
         }
-        if let body = request.body {
-            codes.append(webhooky_curl_easy_setopt_offset(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count)))
-            codes.append(body.withUnsafeBufferPointer { buffer in
+        let context = Unmanaged.passUnretained(self).toOpaque()
+        codes.add(webhooky_curl_easy_setopt_pointer(handle, CURLOPT_OPENSOCKETDATA, context))
+        codes.add(webhooky_curl_easy_setopt_pointer(handle, CURLOPT_WRITEDATA, context))
+        codes.add(webhooky_curl_easy_setopt_pointer(handle, CURLOPT_HEADERDATA, context))
+        codes.add(webhooky_curl_easy_setopt_string(handle, CURLOPT_URL, request.url))
+        // A redirect never downgrades: from an https URL only https hops are followed.
+        let redirects = max(0, request.maximumRedirects)
+        codes.add(webhooky_curl_easy_setopt_long(handle, CURLOPT_FOLLOWLOCATION, redirects > 0 ? 1 : 0))
+        codes.add(webhooky_curl_easy_setopt_long(handle, CURLOPT_MAXREDIRS, redirects))
+        if redirects > 0 {
+            let secure = request.url.utf8.prefix(8).map { $0 | 0x20 }.elementsEqual("https://".utf8)
+            codes.add(webhooky_curl_easy_setopt_string(handle, CURLOPT_REDIR_PROTOCOLS_STR, secure ? "https" : "http,https"))
+        }
+
+        // The method and body: a body makes the request a POST-like upload (its method name
+        // replaced unless it is POST); without one it is a GET, renamed unless it is GET. A POST
+        // without a body sends an empty one.
+        let body = request.body ?? (request.method == "POST" ? [] : nil)
+        if let body {
+            codes.add(webhooky_curl_easy_setopt_offset(handle, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count)))
+            codes.add(body.withUnsafeBufferPointer { buffer in
                 // COPYPOSTFIELDS copies the bytes, so the buffer need not outlive this call.
                 buffer.baseAddress.map { webhooky_curl_easy_setopt_pointer(handle, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: $0)) }
                     ?? webhooky_curl_easy_setopt_string(handle, CURLOPT_COPYPOSTFIELDS, "")
             })
+            codes.add(webhooky_curl_easy_setopt_long(handle, CURLOPT_POST, 1))
+        } else {
+            codes.add(webhooky_curl_easy_setopt_long(handle, CURLOPT_HTTPGET, 1))
         }
+        let renamed = request.method != (body == nil ? "GET" : "POST")
+        codes.add(webhooky_curl_easy_setopt_string(handle, CURLOPT_CUSTOMREQUEST, renamed ? request.method : nil))
         // "Expect:" with no value stops libcurl from waiting for a 100-continue on larger bodies.
         // A header whose value is empty is written "Name;", libcurl's form for sending it empty
         // ("Name:" would remove it).
-        var lines = request.headers.map { $0.value.isEmpty ? "\($0.name);" : "\($0.name): \($0.value)" }
-        lines.append("Expect:")
-        for line in lines {
+        for header in request.headers {
+            let line = header.value.isEmpty ? "\(header.name);" : "\(header.name): \(header.value)"
             guard let appended = curl_slist_append(headerList, line) else {
                 return HTTPError(code: .other, message: "libcurl could not build the header list (out of memory)")
             }
             headerList = appended
         }
-        codes.append(webhooky_curl_easy_setopt_list(handle, CURLOPT_HTTPHEADER, headerList))
+        guard let appended = curl_slist_append(headerList, "Expect:") else {
+            return HTTPError(code: .other, message: "libcurl could not build the header list (out of memory)")
+        }
+        headerList = appended
+        codes.add(webhooky_curl_easy_setopt_list(handle, CURLOPT_HTTPHEADER, headerList))
 
-        if let failed = codes.first(where: { $0 != CURLE_OK }) {
-            return HTTPError(code: Transfer.errorCode(failed), message: "libcurl refused an option: \(String(cString: curl_easy_strerror(failed)))")
+        if codes.failed != CURLE_OK {
+            return HTTPError(code: Transfer.errorCode(codes.failed), message: "libcurl refused an option: \(String(cString: curl_easy_strerror(codes.failed)))")
         }
         return nil
     }
@@ -130,7 +175,7 @@ final class Transfer {
             // libcurl only knows that no socket was opened; say which address and why.
             outcome = .failure(HTTPError(code: .addressNotAllowed, message: refusal.description))
         } else {
-            let detail = String(cString: errorBuffer)
+            let detail = String(cString: easy.errorBuffer)
             let message = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
             outcome = .failure(HTTPError(code: Transfer.errorCode(code), message: message))
         }

@@ -9,17 +9,14 @@ final class TransferLoop {
     private let completion: HTTPClient.Completion
     private var waiting: [HTTPRequest] = []
     /// Transfers in flight, by their easy handle.
-    private var inFlight: [UnsafeMutableRawPointer: Transfer] = [:]
-    private var idleHandles: [UnsafeMutableRawPointer] = []
+    private var inFlight: [UnsafeMutableRawPointer: (easy: EasyHandle, transfer: Transfer)] = [:]
+    /// Handles whose transfer ended, kept (with their connection cache entry) for the next requests.
+    private var idleHandles: [EasyHandle] = []
 
     init(multi: MultiHandle, configuration: HTTPClient.Configuration, completion: @escaping HTTPClient.Completion) {
         self.multi = multi
         self.configuration = configuration
         self.completion = completion
-    }
-
-    deinit {
-        for handle in idleHandles { curl_easy_cleanup(handle) }
     }
 
     /// Runs until `take` reports stopping; `take` hands over newly queued requests.
@@ -55,24 +52,23 @@ final class TransferLoop {
         while inFlight.count < configuration.maximumConcurrentRequests, started < waiting.count {
             let request = waiting[started]
             started += 1
-            let handle = idleHandles.popLast() ?? curl_easy_init()
-            guard let handle else {
+            guard let easy = idleHandles.popLast() ?? EasyHandle() else {
                 finished.append(Transfer.failure(request, HTTPError(code: .other, message: "libcurl could not create a handle (out of memory)")))
                 continue
             }
-            let transfer = Transfer(request: request, handle: handle, configuration: configuration)
+            let transfer = Transfer(request: request, handle: easy, configuration: configuration)
             if let error = transfer.configure() {
                 finished.append(Transfer.failure(request, error))
-                recycle(handle, transfer)
+                recycle(easy, transfer)
                 continue
             }
-            let added = curl_multi_add_handle(multi.pointer, handle)
+            let added = curl_multi_add_handle(multi.pointer, easy.pointer)
             guard added == CURLM_OK else {
                 finished.append(Transfer.failure(request, HTTPError(code: .other, message: "libcurl could not start the request: \(String(cString: curl_multi_strerror(added)))")))
-                recycle(handle, transfer)
+                recycle(easy, transfer)
                 continue
             }
-            inFlight[handle] = transfer
+            inFlight[easy.pointer] = (easy, transfer)
         }
         waiting.removeFirst(started)
     }
@@ -83,9 +79,9 @@ final class TransferLoop {
             guard message.pointee.msg == CURLMSG_DONE, let handle = message.pointee.easy_handle else { continue }
             let code = message.pointee.data.result
             curl_multi_remove_handle(multi.pointer, handle)
-            guard let transfer = inFlight.removeValue(forKey: handle) else { continue }
+            guard let (easy, transfer) = inFlight.removeValue(forKey: handle) else { continue }
             finished.append(transfer.result(code: code))
-            recycle(handle, transfer)
+            recycle(easy, transfer)
         }
     }
 
@@ -94,18 +90,18 @@ final class TransferLoop {
             finished.append(Transfer.failure(request, HTTPError(code: .cancelled, message: "not sent: the HTTP client is shutting down")))
         }
         waiting.removeAll()
-        for (handle, transfer) in inFlight {
+        for (handle, (easy, transfer)) in inFlight {
             curl_multi_remove_handle(multi.pointer, handle)
             finished.append(transfer.cancelled())
-            recycle(handle, transfer)
+            recycle(easy, transfer)
         }
         inFlight.removeAll()
     }
 
-    /// Resets a handle for reuse; the connection it used stays in the multi handle's cache.
-    private func recycle(_ handle: UnsafeMutableRawPointer, _ transfer: Transfer) {
+    /// Keeps a handle for the next request (which sets again every option a request may
+    /// change); the connection it used stays in the multi handle's cache.
+    private func recycle(_ easy: EasyHandle, _ transfer: Transfer) {
         transfer.releaseResources()
-        curl_easy_reset(handle)
-        idleHandles.append(handle)
+        idleHandles.append(easy)
     }
 }

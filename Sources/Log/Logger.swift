@@ -40,8 +40,9 @@ public struct Logger: Sendable {
     /// Metadata added to every line of this logger, e.g. `worker=host-1234`.
     public var metadata: [(key: String, value: String)]
     private let sink: Sink
-    /// Writes several finished lines at once: one `write(2)` on stderr, else the sink per line.
-    private let writeLines: @Sendable ([String]) -> Void
+    /// Writes finished lines, each ending in a line break, at once: one `write(2)` on stderr,
+    /// else the sink per line.
+    private let writeText: @Sendable (String) -> Void
 
     /// Creates a logger writing to `sink` (stderr by default) at `level` (`.info` by default).
     public init(level: Level = .info, sink: Sink? = nil) {
@@ -49,18 +50,18 @@ public struct Logger: Sendable {
         self.metadata = []
         if let sink {
             self.sink = sink
-            self.writeLines = { lines in lines.forEach(sink) }
+            self.writeText = { text in text.split(separator: "\n").forEach { sink(String($0)) } }
         } else {
             self.sink = { Logger.writeStandardError($0 + "\n") }
-            self.writeLines = { lines in Logger.writeStandardError(lines.joined(separator: "\n") + "\n") }
+            self.writeText = { Logger.writeStandardError($0) }
         }
     }
 
-    private init(level: Level, metadata: [(key: String, value: String)], sink: @escaping Sink, writeLines: @escaping @Sendable ([String]) -> Void) {
+    private init(level: Level, metadata: [(key: String, value: String)], sink: @escaping Sink, writeText: @escaping @Sendable (String) -> Void) {
         self.level = level
         self.metadata = metadata
         self.sink = sink
-        self.writeLines = writeLines
+        self.writeText = writeText
     }
 
     /// The same logger (level, metadata, destination), but its lines wait in the returned
@@ -68,8 +69,8 @@ public struct Logger: Sendable {
     /// stderr instead of one per line). For a thread that logs in bursts and flushes before
     /// it waits, such as the worker's dispatcher with its line per delivery.
     public func buffered() -> (logger: Logger, buffer: LogBuffer) {
-        let buffer = LogBuffer(writeLines: writeLines)
-        return (Logger(level: level, metadata: metadata, sink: { buffer.append($0) }, writeLines: { buffer.append(contentsOf: $0) }), buffer)
+        let buffer = LogBuffer(writeText: writeText)
+        return (Logger(level: level, metadata: metadata, sink: { buffer.append($0) }, writeText: { buffer.append(text: $0) }), buffer)
     }
 
     /// A logger that adds `key=value` to every line.
@@ -84,10 +85,9 @@ public struct Logger: Sendable {
         guard level >= self.level else { return }
         var line = ""
         line.reserveCapacity(192)
-        line += Logger.timestamp()
+        Logger.appendTimestamp(to: &line)
         line += " "
-        line += level.description
-        line += String(repeating: " ", count: max(1, 9 - level.description.count))
+        line += Logger.paddedLevels[level.rawValue]
         line += message()
         for (key, value) in self.metadata { Logger.append(key, value, to: &line) }
         for (key, value) in metadata { Logger.append(key, value.description, to: &line) }
@@ -139,14 +139,17 @@ public struct Logger: Sendable {
         return !ascii && value.contains(where: \.isNewline)
     }
 
-    /// UTC time with milliseconds, ISO 8601 (`2026-11-29T15:04:05.123Z`).
-    static func timestamp() -> String {
+    /// Each level's name padded to 9 characters (at least one space), as lines show them.
+    private static let paddedLevels = Level.allCases.map { $0.description + String(repeating: " ", count: max(1, 9 - $0.description.count)) }
+
+    /// Appends the UTC time with milliseconds, ISO 8601 (`2026-11-29T15:04:05.123Z`).
+    static func appendTimestamp(to line: inout String) {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         var seconds = now.tv_sec
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        return String(unsafeUninitializedCapacity: 24) { buffer in
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 24) { buffer in
             var index = 0
             func put(_ value: Int, digits: Int) {
                 var divisor = 1
@@ -167,7 +170,7 @@ public struct Logger: Sendable {
             put(Int(parts.tm_mday), digits: 2); put("T"); put(Int(parts.tm_hour), digits: 2); put(":")
             put(Int(parts.tm_min), digits: 2); put(":"); put(Int(parts.tm_sec), digits: 2); put(".")
             put(Int(now.tv_nsec / 1_000_000), digits: 3); put("Z")
-            return index
+            line += String(decoding: UnsafeBufferPointer(rebasing: buffer[..<index]), as: UTF8.self)
         }
     }
 
@@ -186,31 +189,52 @@ public struct Logger: Sendable {
     }
 }
 
-/// Log lines held back until ``flush()`` (see ``Logger/buffered()``). Holds at most 1,000
-/// lines; the next line then flushes them.
+/// Log lines held back until ``flush()`` (see ``Logger/buffered()``), as one text. Holds at
+/// most 1,000 lines; the next line then flushes them.
 public final class LogBuffer: Sendable {
-    private let lines = Mutex<[String]>([])
-    private let writeLines: @Sendable ([String]) -> Void
+    private struct Held {
+        var text = ""
+        var lines = 0
+    }
 
-    init(writeLines: @escaping @Sendable ([String]) -> Void) {
-        self.writeLines = writeLines
+    private let held = Mutex(Held())
+    private let writeText: @Sendable (String) -> Void
+
+    init(writeText: @escaping @Sendable (String) -> Void) {
+        self.writeText = writeText
     }
 
     func append(_ line: String) {
-        if lines.withLock({ $0.append(line); return $0.count >= 1_000 }) { flush() }
+        let full = held.withLock { held in
+            held.text += line
+            held.text += "\n"
+            held.lines += 1
+            return held.lines >= 1_000
+        }
+        if full { flush() }
     }
 
-    func append(contentsOf more: [String]) {
-        if lines.withLock({ $0.append(contentsOf: more); return $0.count >= 1_000 }) { flush() }
+    /// Lines that are already text, each ending in a line break.
+    func append(text: String) {
+        let full = held.withLock { held in
+            held.text += text
+            held.lines += text.utf8.reduce(0) { $0 + ($1 == 0x0A ? 1 : 0) }
+            return held.lines >= 1_000
+        }
+        if full { flush() }
     }
 
     /// Writes the lines held, in order.
     public func flush() {
-        let held = lines.withLock { lines -> [String] in
-            defer { lines.removeAll(keepingCapacity: true) }
-            return lines
+        let text = held.withLock { held -> String in
+            // The next lines go into a new buffer as large as this one was.
+            var text = ""
+            text.reserveCapacity(held.text.utf8.count)
+            swap(&text, &held.text)
+            held.lines = 0
+            return text
         }
-        if !held.isEmpty { writeLines(held) }
+        if !text.isEmpty { writeText(text) }
     }
 
     deinit { flush() }

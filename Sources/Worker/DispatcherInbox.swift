@@ -57,8 +57,10 @@ final class DispatcherInbox: Sendable {
 
     /// Takes everything that arrived (a stop, once requested, stays requested).
     func take() -> News {
-        var scratch = [UInt8](repeating: 0, count: 256)
-        while read(wakeRead, &scratch, scratch.count) > 0 {}
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256) { scratch in
+            // A short read emptied the pipe; a full one may have left more.
+            while read(wakeRead, scratch.baseAddress, scratch.count) == scratch.count {}
+        }
         return news.withLock { news in
             defer { news = News(stopRequested: news.stopRequested) }
             return news

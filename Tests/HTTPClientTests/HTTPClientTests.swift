@@ -99,6 +99,39 @@ func makeClient(_ configure: (inout HTTPClient.Configuration) -> Void = { _ in }
         #expect(receiver.connectionsAccepted <= 4, "200 requests over at most 4 kept-alive connections")
     }
 
+    @Test("one handle reused for requests of every kind: nothing of a request carries over to the next")
+    func aReusedHandleCarriesNothingOver() throws {
+        let receiver = try LoopbackReceiver { request, _ in
+            request.target == "/moved" ? .respond(status: 302, headers: [.init(name: "Location", value: "/final")]) : .ok
+        }
+        let (client, results) = try makeClient { $0.maximumConcurrentRequests = 1 }  // one easy handle
+        defer { client.shutdown() }
+        let json = [HTTPHeader(name: "Content-Type", value: "application/json")]
+        let requests = [
+            HTTPRequest(tag: 1, method: "POST", url: receiver.baseURL + "/a", headers: json + [HTTPHeader(name: "X-First", value: "yes")],
+                        body: Array(#"{"n":1}"#.utf8), maximumRedirects: 2),
+            HTTPRequest(tag: 2, method: "GET", url: receiver.baseURL + "/b"),
+            HTTPRequest(tag: 3, method: "DELETE", url: receiver.baseURL + "/c"),
+            HTTPRequest(tag: 4, method: "POST", url: receiver.baseURL + "/d", headers: json, body: Array(#"{"n":4}"#.utf8)),
+            HTTPRequest(tag: 5, method: "GET", url: receiver.baseURL + "/moved", maximumRedirects: 2),
+            HTTPRequest(tag: 6, method: "GET", url: receiver.baseURL + "/moved"),
+        ]
+        for (index, request) in requests.enumerated() {
+            client.send([request])
+            #expect(results.wait(for: index + 1).count == index + 1)
+        }
+        let seen = receiver.requests.map { [$0.method, $0.target, $0.bodyText, $0.header("x-first") ?? "-", $0.header("content-type") ?? "-"] }
+        #expect(seen == [
+            ["POST", "/a", #"{"n":1}"#, "yes", "application/json"],
+            ["GET", "/b", "", "-", "-"],
+            ["DELETE", "/c", "", "-", "-"],
+            ["POST", "/d", #"{"n":4}"#, "-", "application/json"],
+            ["GET", "/moved", "", "-", "-"], ["GET", "/final", "", "-", "-"],  // followed: this request allows redirects
+            ["GET", "/moved", "", "-", "-"],  // not followed: this one does not
+        ])
+        #expect(try results.wait(for: 6).map { try $0.outcome.get().status } == [200, 200, 200, 200, 200, 302])
+    }
+
     @Test func anEmptyHeaderValueIsSentEmptyNotDropped() throws {
         let receiver = try LoopbackReceiver()
         let (client, results) = try makeClient()

@@ -27,7 +27,7 @@ import Worker
             try connection.execute("COMMIT")
             return (after[0] - before[0], after[1] - before[1])
         } catch {
-            try? connection.execute("ROLLBACK")
+            _ = try? connection.execute("ROLLBACK")
             throw error
         }
     }
