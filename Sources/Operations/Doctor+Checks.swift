@@ -43,6 +43,7 @@ extension Doctor {
             ('worker', 'table', 'webhooky.workers', 'SELECT'), ('worker', 'table', 'webhooky.workers', 'INSERT'),
             ('worker', 'table', 'webhooky.workers', 'UPDATE'), ('worker', 'table', 'webhooky.workers', 'DELETE'),
             ('worker', 'function', 'webhooky.prune(interval, interval, integer)', 'EXECUTE'),
+            ('worker', 'function', 'webhooky.refresh_wanted_events()', 'EXECUTE'),
             ('admin', 'schema', 'webhooky', 'USAGE'),
             ('admin', 'table', 'webhooky.webhooks', 'SELECT'), ('admin', 'table', 'webhooky.webhooks', 'INSERT'),
             ('admin', 'table', 'webhooky.webhooks', 'UPDATE'), ('admin', 'table', 'webhooky.webhooks', 'DELETE'),
@@ -277,6 +278,32 @@ extension Doctor {
         }
         return DoctorCheck(.warn, "events", overdue.count == 1 ? "1 event type has had no event for unusually long"
                            : "\(overdue.count) event types have had no event for unusually long", details: details)
+    }
+
+    /// Triggers whose WHEN clause reads `webhooky.wanted_events` must test the bit of every
+    /// event their function emits (what `webhooky.wanted_condition(event)` writes); one that tests
+    /// another bit (a misspelt or renamed event) silently skips its events. FAIL if any does.
+    func triggerConditionsCheck(_ connection: Connection) throws(PostgresError) -> DoctorCheck {
+        let result = try connection.query("""
+            SELECT t.tgrelid::regclass::text, t.tgname, e.name
+              FROM pg_trigger t
+              JOIN pg_proc p ON p.oid = t.tgfoid
+              JOIN webhooky.event_types e ON strpos(p.prosrc, quote_literal(e.name)) > 0
+             WHERE NOT t.tgisinternal AND strpos(p.prosrc, 'webhooky.emit') > 0
+               AND strpos(pg_get_triggerdef(t.oid), 'webhooky.wanted_events') > 0
+               AND strpos(pg_get_triggerdef(t.oid), quote_literal(webhooky.event_bit(e.name)::text) || '::bigint') = 0
+             ORDER BY 1, 2, 3
+            """)
+        guard result.rowCount > 0 else {
+            return DoctorCheck(.ok, "triggers", "every trigger that reads webhooky.wanted_events tests the events it emits")
+        }
+        let details = (0..<result.rowCount).map { row in
+            let table = result[row, 0] ?? "?", name = result[row, 1] ?? "?", event = result[row, 2] ?? "?"
+            return "Trigger \(name) on \(table) emits \(event) but its WHEN clause does not test that event's bit, so it skips \(event) events: "
+                + "re-create it with the condition that SELECT webhooky.wanted_condition('\(event)') returns."
+        }
+        return DoctorCheck(.fail, "triggers", result.rowCount == 1 ? "1 trigger may skip its events"
+                           : "\(result.rowCount) triggers may skip their events", details: details)
     }
 
     /// The triggers whose function names `event` (so probably emits it), and whether they fire.

@@ -48,6 +48,7 @@ public struct DoctorCheck: Sendable, Hashable {
 /// | dead deliveries | none in the last 24 h | WARN |
 /// | webhooks | none failing or disabled by Webhooky | WARN |
 /// | events | each event type with enabled webhooks had an event within 10 times its usual gap (over its last 1,000 events), or within an hour | WARN |
+/// | triggers | every trigger whose WHEN reads `webhooky.wanted_events` tests the bit of each event it emits | FAIL |
 public struct Doctor: Sendable {
     /// A worker whose heartbeat is older is not alive, in seconds. Default 30.
     public var heartbeatWindow: Double = 30
@@ -74,7 +75,8 @@ public struct Doctor: Sendable {
     }
 
     /// Runs every check on `connection` and returns the findings in order: connection,
-    /// schema, privileges, workers, backlog, NOTIFY queue, dead deliveries, webhooks, events.
+    /// schema, privileges, workers, backlog, NOTIFY queue, dead deliveries, webhooks, events,
+    /// triggers.
     /// When the schema does not match this binary the checks that read it are left out.
     public func examine(_ connection: Connection) -> [DoctorCheck] {
         var checks = [check("connection") { () throws(PostgresError) in try connectionCheck(connection) }]
@@ -88,6 +90,7 @@ public struct Doctor: Sendable {
         checks.append(check("dead") { () throws(PostgresError) in try deadCheck(connection) })
         checks.append(check("webhooks") { () throws(PostgresError) in try webhooksCheck(connection) })
         checks.append(check("events") { () throws(PostgresError) in try eventsCheck(connection) })
+        checks.append(check("triggers") { () throws(PostgresError) in try triggerConditionsCheck(connection) })
         return checks
     }
 

@@ -597,11 +597,29 @@ final class Dispatcher {
         do {
             try WorkerRegistry.upsert(connection, id: configuration.workerID, host: configuration.host, pid: getpid(),
                                       version: Worker.version, listening: configuration.listen, wantsWakeup: wantsWakeup)
-            try WorkerRegistry.refreshWantedEvents(connection)
         } catch {
             databaseFailed(error)
         }
+        refreshWantedEvents(connection)
         nextHeartbeat = .now + .seconds(5)
+    }
+
+    private var refreshRefused = false
+
+    /// A refresh that fails (a role without the right to it) costs only time, never an
+    /// event: it is said once, and the worker goes on.
+    private func refreshWantedEvents(_ connection: Connection) {
+        guard connection.isConnected else { return }
+        do {
+            try WorkerRegistry.refreshWantedEvents(connection)
+        } catch {
+            guard connection.isConnected else { return databaseFailed(error) }
+            if !refreshRefused {
+                logger.warning("cannot refresh webhooky.wanted_events: triggers of events that no webhook wants any more keep running until it works",
+                               ["error": error.description, "hint": "GRANT EXECUTE ON FUNCTION webhooky.refresh_wanted_events() TO webhooky_worker (or SELECT webhooky.grant_roles())"])
+                refreshRefused = true
+            }
+        }
     }
 
     /// Busy (more work waiting right now): stop asking for NOTIFYs, which cost every committing

@@ -52,7 +52,7 @@ import Testing
 
         let outcome = try database.run(["doctor"])
         #expect(outcome.status == 0, "\(outcome.output)\(outcome.errors)")
-        for topic in ["connection", "schema", "privileges", "workers", "backlog", "NOTIFY queue", "dead", "webhooks", "events"] {
+        for topic in ["connection", "schema", "privileges", "workers", "backlog", "NOTIFY queue", "dead", "webhooks", "events", "triggers"] {
             #expect(StatusAndDoctorTests.finding(outcome.output, topic)?.hasPrefix("OK ") == true, "\(topic): \(outcome.output)")
         }
         #expect(StatusAndDoctorTests.finding(outcome.output, "workers")?.hasSuffix("1 worker alive") == true)
@@ -162,6 +162,21 @@ import Testing
         #expect(dropped.output.contains("No trigger function calls webhooky.emit('order.shipped', ...): if one did, it was dropped or replaced."))
         #expect(!dropped.output.contains("order.refunded: none") && !dropped.output.contains("order.paid: none"))
         #expect(!dropped.output.contains("customer.credit_changed"), "no enabled webhook wants it any more")
+    }
+
+    @Test("doctor: a trigger whose WHEN clause tests another event's bit is a FAIL that names it and says how to fix it")
+    func triggerTestingAnotherEventsBit() throws {
+        let database = try AdminDatabase()
+        let wrong = try #require(try database.value("SELECT webhooky.wanted_condition('customer.tier_changed')"))
+        try database.connection.execute("""
+            DROP TRIGGER customer_credit_changed ON ellity.customers;
+            CREATE TRIGGER customer_credit_changed AFTER UPDATE OF credit ON ellity.customers
+                FOR EACH ROW WHEN (\(wrong)) EXECUTE FUNCTION ellity.customer_credit_changed();
+            """)
+        let outcome = try database.run(["doctor"])
+        #expect(StatusAndDoctorTests.finding(outcome.output, "triggers") == "FAIL  triggers      1 trigger may skip its events", "\(outcome.output)")
+        #expect(outcome.output.contains("Trigger customer_credit_changed on ellity.customers emits customer.credit_changed but its WHEN clause does not test that event's bit, so it skips customer.credit_changed events: re-create it with the condition that SELECT webhooky.wanted_condition('customer.credit_changed') returns."))
+        #expect(!outcome.output.contains("customer_tier_changed on"), "the tier trigger tests its own bit")
     }
 
     @Test("doctor: an unreachable database, a schema of another version, a role without privileges")

@@ -122,15 +122,69 @@ import Worker
         #expect(try shop.connection.query("SELECT webhooky.refresh_wanted_events()::text").scalar == bit(shop, Self.credit))
     }
 
-    @Test("a reset sequence wants every event until the next refresh")
+    @Test("a reset sequence wants every event until the next refresh, also after a webhook is added")
     func aResetSequenceWantsEverything() throws {
         let shop = try Shop()
         try shop.addWebhook(url: "http://127.0.0.1:9/credit")
         try shop.connection.execute("ALTER SEQUENCE webhooky.wanted_events RESTART")
         #expect(try wanted(shop) == nil)
         #expect(try creditTriggerRuns(shop, credit: "1.00") == (1, 1))
+        try shop.addWebhook(event: Self.tier, url: "http://127.0.0.1:9/tier")
+        #expect(try wanted(shop) == nil, "adding one event's bit would drop every other event's")
+        #expect(try creditTriggerRuns(shop, credit: "1.50") == (1, 1))
+        try shop.connection.execute("DELETE FROM webhooky.webhooks WHERE event = 'customer.tier_changed'")
         #expect(try shop.connection.query("SELECT webhooky.refresh_wanted_events()::text").scalar == bit(shop, Self.credit))
         #expect(try creditTriggerRuns(shop, credit: "2.00") == (1, 1))
+    }
+
+    @Test("a refresh clears nothing in a transaction that has written (it may roll back) or that reads an older snapshot")
+    func refreshOnlyTrustsCommittedChanges() throws {
+        let shop = try Shop()
+        let webhook = try shop.addWebhook(url: "http://127.0.0.1:9/credit")
+        let bit = try bit(shop, Self.credit)
+        try shop.connection.execute("BEGIN")
+        try shop.connection.query("UPDATE webhooky.webhooks SET enabled = false WHERE id = $1", [String(webhook)])
+        #expect(try shop.connection.query("SELECT webhooky.refresh_wanted_events()::text").scalar == bit)
+        try shop.connection.execute("ROLLBACK")
+        #expect(try wanted(shop) == bit, "the webhook is enabled again: its bit must be there")
+        #expect(try creditTriggerRuns(shop, credit: "1.00") == (1, 1))
+
+        try shop.connection.query("UPDATE webhooky.webhooks SET enabled = false WHERE id = $1", [String(webhook)])
+        try shop.connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        #expect(try shop.connection.query("SELECT webhooky.refresh_wanted_events()::text").scalar == bit)
+        try shop.connection.execute("COMMIT")
+        #expect(try shop.connection.query("SELECT webhooky.refresh_wanted_events()::text").scalar == "0", "READ COMMITTED, nothing written: cleared")
+    }
+
+    @Test("wanted_condition refuses an unknown event: a trigger tested on a misspelt name would never run")
+    func wantedConditionRefusesUnknownEvents() throws {
+        let shop = try Shop()
+        do {
+            _ = try shop.connection.query("SELECT webhooky.wanted_condition('customer.credit_changd')")
+            Issue.record("an unknown event was accepted")
+        } catch {
+            #expect(error.message == "webhooky.wanted_condition: unknown event 'customer.credit_changd'")
+            #expect(error.hint?.contains("INSERT INTO webhooky.event_types") == true)
+        }
+    }
+
+    @Test("workers and admins may refresh; other roles may not (it locks webhooks against every change)")
+    func whoMayRefresh() throws {
+        let shop = try Shop()
+        let suffix = "\(getpid())_\(UInt16.random(in: 0...UInt16.max))"
+        try shop.connection.execute("""
+            CREATE ROLE w_\(suffix) LOGIN IN ROLE webhooky_worker; CREATE ROLE a_\(suffix) LOGIN IN ROLE webhooky_admin;
+            CREATE ROLE e_\(suffix) LOGIN IN ROLE webhooky_emitter;
+            """)
+        defer { _ = try? shop.connection.execute("DROP ROLE w_\(suffix); DROP ROLE a_\(suffix); DROP ROLE e_\(suffix)") }
+        for (role, allowed) in [("w", true), ("a", true), ("e", false)] {
+            let connection = try Connection(conninfo: shop.database.conninfo.replacingOccurrences(of: "user=postgres", with: "user=\(role)_\(suffix)"))
+            if allowed {
+                #expect(try connection.query("SELECT webhooky.refresh_wanted_events()::text").scalar == "0", "\(role)")
+            } else {
+                #expect(throws: PostgresError.self) { try connection.query("SELECT webhooky.refresh_wanted_events()") }
+            }
+        }
     }
 
     @Test("a running worker clears the bits of deleted webhooks by itself")
@@ -154,9 +208,11 @@ import Worker
             GRANT USAGE ON SCHEMA ellity TO plain_\(suffix);
             GRANT SELECT, UPDATE ON ALL TABLES IN SCHEMA ellity TO plain_\(suffix);
             """)
-        let plain = try Connection(conninfo: shop.database.conninfo.replacingOccurrences(of: "user=postgres", with: "user=plain_\(suffix)"))
+        defer { _ = try? shop.connection.execute("DROP OWNED BY plain_\(suffix); DROP ROLE plain_\(suffix)") }
+        var plain: Connection? = try Connection(conninfo: shop.database.conninfo.replacingOccurrences(of: "user=postgres", with: "user=plain_\(suffix)"))
         // No webhook: the trigger (whose emit this role may not call) does not run.
-        try plain.query("UPDATE ellity.customers SET credit = 9 WHERE id = $1", [Shop.customerID])
+        try plain?.query("UPDATE ellity.customers SET credit = 9 WHERE id = $1", [Shop.customerID])
+        plain = nil
         #expect(try shop.connection.query("SELECT webhooky.has_webhooks($1)::text", [Self.credit]).scalar == "false")
         try shop.addWebhook(url: "http://127.0.0.1:9/credit", account: "shop-7")
         #expect(try shop.connection.query("SELECT webhooky.has_webhooks($1, 'shop-7')::text", [Self.credit]).scalar == "true")
