@@ -1,5 +1,5 @@
 -- Webhooky schema, migration 0008: a nearly free "may any webhook want this event?" for
--- triggers, and a one-statement webhooky.emit.
+-- triggers.
 --
 -- webhooky.wanted_events is a sequence used as a set of 63 bits: bit webhooky.event_bit(e) is
 -- set while an enabled webhook may want event e. A trigger's WHEN clause reads it with the
@@ -9,11 +9,11 @@
 -- whose events no webhook wants pays almost nothing for its trigger:
 --
 --   SELECT webhooky.wanted_condition('order.paid');
---   -> coalesce(pg_sequence_last_value('webhooky.wanted_events'), '-1'::bigint) & '2048'::bigint <> 0
+--   -> coalesce(pg_sequence_last_value('webhooky.wanted_events'), '-1'::bigint) & '9007199254740992'::bigint <> 0
 --
 --   CREATE TRIGGER order_paid AFTER UPDATE OF paid_at ON shop.orders FOR EACH ROW
 --       WHEN (OLD.paid_at IS NULL AND NEW.paid_at IS NOT NULL
---             AND coalesce(pg_sequence_last_value('webhooky.wanted_events'), '-1'::bigint) & '2048'::bigint <> 0)
+--             AND coalesce(pg_sequence_last_value('webhooky.wanted_events'), '-1'::bigint) & '9007199254740992'::bigint <> 0)
 --       EXECUTE FUNCTION shop.order_paid();
 --
 -- The bit comes from the MD5 of the event's name, so it is the same on every server and
@@ -184,52 +184,5 @@ DO $$ BEGIN PERFORM webhooky.grant_roles(); END $$;
 DO $$ BEGIN
     PERFORM setval('webhooky.wanted_events', coalesce(bit_or(webhooky.event_bit(w.event)), 0), true) FROM webhooky.webhooks w WHERE w.enabled;
 END $$;
-
--- A quick no before the query when no webhook can want the event.
-CREATE OR REPLACE FUNCTION webhooky.has_webhooks(event text, account_id text DEFAULT NULL) RETURNS boolean
-LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-BEGIN
-    IF coalesce(pg_sequence_last_value('webhooky.wanted_events'), -1) & webhooky.event_bit(has_webhooks.event) = 0 THEN
-        RETURN false;
-    END IF;
-    RETURN EXISTS (SELECT 1 FROM webhooky.webhooks w
-                    WHERE w.event = has_webhooks.event AND w.enabled
-                      AND (w.account_id IS NULL OR w.account_id = has_webhooks.account_id));
-END
-$$;
-
--- One statement: decide the webhooks, record the event, and learn whether a worker waits.
-CREATE OR REPLACE FUNCTION webhooky.emit(event text, payload jsonb, account_id text DEFAULT NULL) RETURNS bigint
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    new_event_id bigint;
-    wake boolean;
-BEGIN
-    IF jsonb_typeof(emit.payload) IS DISTINCT FROM 'object' THEN
-        RAISE EXCEPTION 'webhooky.emit(%): payload must be a JSON object, not %', quote_nullable(emit.event), coalesce(jsonb_typeof(emit.payload), 'NULL')
-            USING ERRCODE = 'invalid_parameter_value', HINT = 'Build it with jsonb_build_object(''customer'', jsonb_build_object(''id'', NEW.id, ...)).';
-    END IF;
-    INSERT INTO webhooky.events (event, account_id, payload, webhook_ids)
-    SELECT emit.event, emit.account_id, emit.payload, t.ids
-      FROM (SELECT array_agg(w.id) AS ids FROM webhooky.webhooks w
-             WHERE w.event = emit.event AND w.enabled AND (w.account_id IS NULL OR w.account_id = emit.account_id)) t
-     WHERE t.ids IS NOT NULL
-    RETURNING id, EXISTS (SELECT 1 FROM webhooky.workers k WHERE k.wants_wakeup) INTO new_event_id, wake;
-    IF new_event_id IS NULL THEN
-        IF NOT EXISTS (SELECT 1 FROM webhooky.event_types t WHERE t.name = emit.event) THEN
-            RAISE EXCEPTION 'webhooky.emit: unknown event %', quote_nullable(emit.event)
-                USING ERRCODE = 'invalid_parameter_value',
-                      HINT = 'Register the event first: INSERT INTO webhooky.event_types (name, description, sample) VALUES (...).';
-        END IF;
-        RETURN NULL;  -- no webhook wants it: nothing is recorded
-    END IF;
-    -- Wake a worker only if one is waiting (identical notifications in one transaction are
-    -- folded into one). A busy worker finds the event by itself.
-    IF wake THEN
-        PERFORM pg_notify('webhooky', '');
-    END IF;
-    RETURN new_event_id;
-END
-$$;
 
 COMMIT;

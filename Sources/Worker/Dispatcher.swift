@@ -78,6 +78,8 @@ final class Dispatcher {
     private var eventRate: EventRate
     private var nextAwakeCheck: ContinuousClock.Instant = .now
     private var nextHeartbeat: ContinuousClock.Instant = .now
+    /// Whether a refresh of `webhooky.wanted_events` was refused (said once in the log).
+    private var refreshRefused = false
     /// When to prune history next; `pruning` while a pruning run is under way.
     private var nextPrune: ContinuousClock.Instant = .now + .seconds(10)
     private var pruning = false
@@ -604,8 +606,6 @@ final class Dispatcher {
         nextHeartbeat = .now + .seconds(5)
     }
 
-    private var refreshRefused = false
-
     /// A refresh that fails (a role without the right to it) costs only time, never an
     /// event: it is said once, and the worker goes on.
     private func refreshWantedEvents(_ connection: Connection) {
@@ -622,12 +622,12 @@ final class Dispatcher {
         }
     }
 
-    /// Busy (more work waiting right now): stop asking for NOTIFYs, which cost every committing
-    /// transaction a database-wide lock. Idle again: ask for them, and look a few more times
-    /// for events whose transactions read the flag just before it changed.
     /// Whether events come fast enough that the worker looks for them on its own.
     private var awake: Bool { eventRate.isAwake(now: .now) }
 
+    /// Busy (more work waiting right now): stop asking for NOTIFYs, which cost every committing
+    /// transaction a database-wide lock. Idle again: ask for them, and look a few more times
+    /// for events whose transactions read the flag just before it changed.
     private func updateWakeup() {
         guard configuration.listen, let connection else { return }
         let busy = wantsFanOut || (wantsClaim && canClaim) || inFlight.count >= configuration.maximumInFlight || awake
