@@ -567,7 +567,8 @@ class Bench:
             "runs per system": str(self.args.runs),
             "baseline": "bench/baseline/worker.py (Python " + platform.python_version() + ", psycopg "
                         + psycopg.__version__ + ", aiohttp " + aiohttp_version() + "), batch 100, 64 in flight",
-            "Webhooky worker": "`webhooky run --allow-network 127.0.0.0/8` with its defaults (batch 100, 256 in flight, 64 per endpoint)",
+            "Webhooky worker": (f"`webhooky run --allow-network 127.0.0.0/8 {self.args.worker_args}`" if self.args.worker_args else
+                                "`webhooky run --allow-network 127.0.0.0/8` with its defaults (batch 100, 256 in flight, 64 per endpoint)"),
             **({"DIAGNOSE": "pg_stat_statements and track_functions on: figures NOT comparable with normal runs"} if self.args.diagnose else {}),
         }
 
@@ -661,7 +662,8 @@ class Bench:
         logfile = open(self.raw / f"{tag}.worker.log", "w")
         if system == "webhooky":
             # The receiver listens on 127.0.0.1, which the worker refuses unless allowed.
-            cmd = [str(self.webhooky), "run", "--database-url", self.cluster.url(db), "--allow-network", "127.0.0.0/8"]
+            cmd = [str(self.webhooky), "run", "--database-url", self.cluster.url(db), "--allow-network", "127.0.0.0/8",
+                   *shlex.split(self.args.worker_args)]
         else:
             cmd = [sys.executable, str(HERE / "baseline" / "worker.py"), "--dsn", self.cluster.dsn(db), "--url", self.hook_url]
         COMMANDS.add(shlex.join(cmd) + " 2> WORKER_LOG")
@@ -1265,6 +1267,7 @@ def main() -> int:
                         help="before each run, wait up to this many seconds for other processes on the machine to "
                              "go quiet (0: do not wait) [30]")
     parser.add_argument("--clients", type=int, default=1, help="pgbench clients of the triggers scenario [1]")
+    parser.add_argument("--worker-args", default="", help="more options for `webhooky run`, e.g. \"--log-level notice\" [none]")
     parser.add_argument("--verbose", action="store_true", help="show the build output")
     parser.add_argument("--diagnose", action="store_true",
                         help="record pg_stat_statements and function timings per run in the raw folder (slows the database: "

@@ -88,7 +88,7 @@ public struct DemoRun {
         var configuration = WorkerConfiguration(databaseURL: conninfo, workerID: "demo-worker")
         // The demo's receiver is on 127.0.0.1, which the worker refuses by default.
         configuration.http.addressPolicy = .allowingLoopback
-        configuration.logger = Logger(level: .info) { logs.append($0) }
+        configuration.logger = Logger(level: .debug) { logs.append($0) }  // a line per delivery
         let worker = Worker(configuration: configuration)
         let finished = DispatchSemaphore(value: 0)
         let failure = DemoLog()

@@ -92,6 +92,8 @@ final class Dispatcher {
     private var backoff = Backoff()
     private var random = SystemRandomNumberGenerator()
     private var stopDeadline: ContinuousClock.Instant?
+    /// Finished attempts since the last summary line (see ``DeliveryTally``).
+    private var tally: DeliveryTally
 
     /// Readies a new database connection for the dispatcher: notices go to the log, and the
     /// worker's prepared statements are planned once (generic plans), not on every call.
@@ -123,6 +125,7 @@ final class Dispatcher {
         self.http = http
         (self.logger, self.logBuffer) = configuration.logger.buffered()
         self.eventRate = EventRate(awakeAbove: configuration.awakeAboveEventsPerSecond)
+        self.tally = DeliveryTally(interval: configuration.logSummaryInterval, now: .now)
         self.recorder = OutcomeRecorder(configuration: configuration, logger: configuration.logger) { [inbox] in inbox.wake() }
     }
 
@@ -147,9 +150,13 @@ final class Dispatcher {
             if databaseUsable && stopDeadline == nil && (pruning || ContinuousClock.now >= nextPrune) { pruneHistory() }
             if databaseUsable && stopDeadline == nil { updateWakeup() }
 
+            logSummary()
+
             if let stopDeadline {
                 let written = unrecorded.isEmpty && unreleased.isEmpty && deferred.isEmpty && recorder.unwritten == 0
                 if inFlight.isEmpty && (written || ContinuousClock.now >= stopDeadline) {
+                    logSummary(final: true)
+                    logBuffer.flush()
                     break
                 }
                 if ContinuousClock.now >= stopDeadline && !inFlight.isEmpty {
@@ -489,12 +496,18 @@ final class Dispatcher {
         let rounded = (milliseconds * 10).rounded() / 10
         switch completion.state {
         case .succeeded:
-            logger.info("delivery succeeded", ["delivery": deliveryID, "webhook": webhookID, "attempt": attempt, "status": completion.status ?? 0, "duration_ms": rounded])
+            tally.count(.succeeded)
+            // The arguments are not even built unless the line is written (see DeliveryTally).
+            if logger.level <= .debug {
+                logger.debug("delivery succeeded", ["delivery": deliveryID, "webhook": webhookID, "attempt": attempt, "status": completion.status ?? 0, "duration_ms": rounded])
+            }
         case .pending:
+            tally.count(.retrying)
             let retry = completion.retryIn.map(\.shortDescription) ?? "?"
             logger.warning("delivery failed, will retry", ["delivery": deliveryID, "webhook": webhookID, "attempt": attempt, "status": completion.status.map(String.init) ?? "none",
                                                            "error": completion.error ?? "", "retry_in": retry, "duration_ms": rounded])
         default:
+            tally.count(.dead)
             logger.error("delivery dead", ["delivery": deliveryID, "webhook": webhookID, "attempt": attempt, "status": completion.status.map(String.init) ?? "none",
                                            "error": completion.error ?? "", "duration_ms": rounded])
         }
@@ -590,6 +603,13 @@ final class Dispatcher {
             pruning = false
             databaseFailed(error)
         }
+    }
+
+    /// Says what the deliveries came to since the last summary, when one is due.
+    private func logSummary(final: Bool = false) {
+        guard let summary = tally.take(now: .now, final: final) else { return }
+        logger.info("deliveries", ["succeeded": summary.succeeded, "retrying": summary.retrying, "dead": summary.dead,
+                                   "per_second": summary.perSecond, "in_flight": inFlight.count])
     }
 
     // MARK: Heartbeat and wake-ups

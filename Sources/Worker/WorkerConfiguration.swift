@@ -61,8 +61,12 @@ public struct WorkerConfiguration: Sendable {
         http.maximumConnectionsPerHost = 64
         return http
     }()
-    /// Where the worker logs. Default: stderr at `info`.
+    /// Where the worker logs. Default: stderr at `info`, where successful deliveries are
+    /// summed up in one line every ``logSummaryInterval`` (failed attempts get a line each);
+    /// `debug` adds a line per successful delivery.
     public var logger: Logger = Logger()
+    /// How often the log sums up the deliveries made (only when there were some). Default 10 s.
+    public var logSummaryInterval: Duration = .seconds(10)
 
     /// A configuration with defaults for everything but the database.
     public init(databaseURL: String, workerID: String? = nil) {

@@ -37,7 +37,8 @@ enum RunCommand {
           --keep-succeeded DURATION   delete succeeded deliveries this long after success [7d]
           --keep-dead DURATION        delete dead deliveries this long after they died [30d]
           --no-prune                  keep all history (prune by hand: SELECT * FROM webhooky.prune())
-          --log-level LEVEL           trace, debug, info, notice, warning, error [info]
+          --log-level LEVEL           trace, debug, info, notice, warning, error [info]; info sums up
+                                      successful deliveries every 10 s, debug adds a line for each
           --allow-network CIDR,...    also allow these private or internal networks, e.g. 10.20.0.0/16
                                       [none: loopback, private, link-local, ... addresses are refused]
           --allow-private-networks    allow every address (development only; never in production)
