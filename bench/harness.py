@@ -343,15 +343,15 @@ class Receiver:
         return arrivals
 
 
-def first_arrivals(arrivals: list[tuple[int, str]], prefix: str) -> tuple[dict[str, int], int, int]:
+def first_arrivals(arrivals: list[tuple[int, str]], prefix: str) -> tuple[dict[int, int], int, int]:
     """{id: first arrival in µs}, duplicates, foreign (requests not carrying `prefix`<id>)."""
-    first: dict[str, int] = {}
+    first: dict[int, int] = {}
     dups = foreign = 0
     for ts, ident in arrivals:
         if not ident.startswith(prefix):
             foreign += 1
             continue
-        key = ident[len(prefix):]
+        key = int(ident[len(prefix):])
         if key in first:
             dups += 1
             if ts < first[key]:
@@ -691,14 +691,13 @@ class Bench:
             time.sleep(0.1)
         return False
 
-    def created_times(self, system: str, db: str) -> dict[str, int]:
-        """{what follows the webhook-id's prefix: event created_at in µs since 1970}. Webhooky's
-        webhook-id is msg_<event id>_<webhook id>, the baseline's out_<outbox id>."""
+    def created_times(self, system: str, db: str) -> dict[int, int]:
+        """{delivery or outbox id: event created_at in µs since 1970}."""
         if system == "webhooky":
-            sql = ("SELECT e.id || '_' || d.webhook_id, (extract(epoch FROM e.created_at) * 1000000)::bigint "
+            sql = ("SELECT d.id, (extract(epoch FROM e.created_at) * 1000000)::bigint "
                    "FROM webhooky.deliveries d JOIN webhooky.events e ON e.id = d.event_id")
         else:
-            sql = "SELECT id::text, (extract(epoch FROM created_at) * 1000000)::bigint FROM baseline.outbox"
+            sql = "SELECT id, (extract(epoch FROM created_at) * 1000000)::bigint FROM baseline.outbox"
         with self.cluster.connect(db) as conn:
             return dict(conn.execute(sql).fetchall())
 

@@ -117,11 +117,8 @@ public struct Webhook: Sendable {
         return request
     }
 
-    /// The `webhook-id` of a delivery: `msg_`, its event's id, `_` and its webhook's id, e.g.
-    /// `msg_1042_7`. The same on every retry and redelivery, and, because both ids are durable
-    /// before the delivery exists, also when a database crash took back the delivery row after
-    /// its request went out and the event is fanned out again.
-    public static func messageID(eventID: Int64, webhookID: Int64) -> String { "msg_\(eventID)_\(webhookID)" }
+    /// The `webhook-id` of a delivery: `msg_` and the delivery's id, stable across retries.
+    public static func messageID(deliveryID: Int64) -> String { "msg_\(deliveryID)" }
 }
 
 /// Why a webhook row cannot be used.

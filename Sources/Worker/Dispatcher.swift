@@ -105,29 +105,16 @@ final class Dispatcher {
     /// small for any index (`webhooky.workers`) still gets a sequential scan, whose "disabled"
     /// cost would pass the JIT threshold and spend 40-70 ms compiling a statement that runs in
     /// microseconds.
-    ///
-    /// `durableCommits: false` (the dispatcher's own connection) commits without waiting for
-    /// the WAL flush (`synchronous_commit = off`): a fan-out or claim is then sent about 0.1 ms
-    /// (one fsync) sooner, and the dispatcher, which waits for each statement, does more per
-    /// second. A database crash can lose the last fraction of a second of such commits, never
-    /// an event (events are committed by their own transactions): an event whose fan-out was
-    /// lost is fanned out again and sent again under the same `webhook-id`, which is made of
-    /// the event's and the webhook's ids (see ``Webhook/messageID(eventID:webhookID:)``), so
-    /// receivers recognise it. The outcome recorder keeps `durableCommits: true` (the server's
-    /// `synchronous_commit`, `on` by default): its commit also flushes every fan-out and claim
-    /// before it, so an attempt on record never refers to a delivery a crash could take back.
-    static func prepareSession(_ connection: Connection, logger: Logger, durableCommits: Bool) throws(PostgresError) {
+    static func prepareSession(_ connection: Connection, logger: Logger) throws(PostgresError) {
         connection.onNotice { logger.notice("database notice", ["message": $0]) }
-        try connection.execute("SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; SET jit = off"
-                               + (durableCommits ? "" : "; SET synchronous_commit = off"))
+        try connection.execute("SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; SET jit = off")
     }
 
     /// A new connection named `applicationName` (as `pg_stat_activity` shows it), readied by
-    /// ``prepareSession(_:logger:durableCommits:)``.
-    static func openSession(_ configuration: WorkerConfiguration, applicationName: String, logger: Logger,
-                            durableCommits: Bool) throws(PostgresError) -> Connection {
+    /// ``prepareSession(_:logger:)``.
+    static func openSession(_ configuration: WorkerConfiguration, applicationName: String, logger: Logger) throws(PostgresError) -> Connection {
         let connection = try Connection(conninfo: configuration.databaseURL, applicationName: applicationName)
-        try prepareSession(connection, logger: logger, durableCommits: durableCommits)
+        try prepareSession(connection, logger: logger)
         return connection
     }
 
@@ -432,7 +419,7 @@ final class Dispatcher {
             do {
                 let webhook = try webhooks.webhook(for: delivery).get()
                 let payload = try JSONParser.parse(delivery.payload)
-                let rendered = try webhook.request(payload: payload, messageID: Webhook.messageID(eventID: delivery.eventID, webhookID: delivery.webhookID), timestamp: timestamp,
+                let rendered = try webhook.request(payload: payload, messageID: Webhook.messageID(deliveryID: delivery.id), timestamp: timestamp,
                                                    limits: configuration.requestLimits)
                 // A fixed origin (the usual case) was keyed once, when the webhook was parsed.
                 let endpoint = webhook.endpoint ?? Endpoint.key(forURL: rendered.url) ?? rendered.url
@@ -698,7 +685,7 @@ final class Dispatcher {
     private func reconnectIfDue() {
         guard ContinuousClock.now >= databaseBackoffUntil else { return }
         do {
-            connection = try Dispatcher.openSession(configuration, applicationName: "webhooky worker", logger: logger, durableCommits: false)
+            connection = try Dispatcher.openSession(configuration, applicationName: "webhooky worker", logger: logger)
             wantsClaim = true
             wantsFanOut = true
             // Look from the start (a cursor's timestamp text belongs to the old session), and

@@ -98,7 +98,7 @@ final class OutcomeRecorder: Sendable {
                 if let connection {
                     current = connection
                 } else {
-                    current = try Dispatcher.openSession(configuration, applicationName: "webhooky recorder", logger: logger, durableCommits: true)
+                    current = try Dispatcher.openSession(configuration, applicationName: "webhooky recorder", logger: logger)
                     connection = current
                     planRenewal = PlanRenewal(now: .now)
                 }

@@ -40,7 +40,7 @@ public final class Worker: Sendable {
             throw WorkerError(.databaseUnavailable, "cannot connect to the database: \(error.message)")
         }
         do {
-            try Dispatcher.prepareSession(connection, logger: logger, durableCommits: false)
+            try Dispatcher.prepareSession(connection, logger: logger)
             try Migrator(connection: connection).requireCurrent()
         } catch let error as SchemaError {
             throw WorkerError(.schemaMismatch, error.message)

@@ -96,7 +96,7 @@ import Testing
             """)
         try shop.connection.execute("VACUUM ANALYZE webhooky.events, webhooky.deliveries, webhooky.attempts")
         let connection = try shop.database.connect()
-        try Dispatcher.prepareSession(connection, logger: Logger(level: .error), durableCommits: false)
+        try Dispatcher.prepareSession(connection, logger: Logger(level: .error))
         try connection.prepare("statement", sql)
         let literals = parameters.map { "'" + $0.replacingOccurrences(of: "'", with: "''") + "'" }
         let explain = try connection.query("EXPLAIN (FORMAT JSON) EXECUTE statement" + (literals.isEmpty ? "" : "(" + literals.joined(separator: ", ") + ")"))
@@ -110,20 +110,5 @@ import Testing
         for scan in found where !scan.node.hasSuffix("deliveries_pending_tests") {
             #expect(scan.indexed, "\(name): \(scan.node) on \(scan.relation) reads the whole index or table\n\(json)")
         }
-    }
-}
-
-@Suite struct SessionSettingsTests {
-    @Test("the dispatcher's session commits without waiting for the WAL flush; the recorder's keeps the server's setting")
-    func onlyTheDispatcherCommitsAsynchronously() throws {
-        let shop = try Shop()
-        let dispatcher = try shop.database.connect()
-        try Dispatcher.prepareSession(dispatcher, logger: Logger(level: .error), durableCommits: false)
-        #expect(try dispatcher.query("SHOW synchronous_commit").scalar == "off")
-        #expect(try dispatcher.query("SHOW plan_cache_mode").scalar == "force_generic_plan")
-        let recorder = try shop.database.connect()
-        try Dispatcher.prepareSession(recorder, logger: Logger(level: .error), durableCommits: true)
-        #expect(try recorder.query("SHOW synchronous_commit").scalar == "on")
-        #expect(try recorder.query("SHOW plan_cache_mode").scalar == "force_generic_plan")
     }
 }
