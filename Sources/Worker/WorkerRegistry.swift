@@ -23,8 +23,19 @@ enum WorkerRegistry {
         try connection.query(prepared: "webhooky_worker_upsert", upsertSQL, [id, host, String(pid), version, listening ? "true" : "false", String(staleAfterSeconds), wantsWakeup ? "true" : "false"])
     }
 
+    /// Sets `wants_wakeup` in a transaction that commits without waiting for the WAL flush
+    /// (`synchronous_commit` off for this transaction only). The flag flips twice around every
+    /// short busy spell, on the dispatcher's path to the next fan-out, and a flush costs a disk
+    /// sync each time; other sessions see the new value at commit either way. A crash that
+    /// takes the flip back is harmless: the flag decides only whether emitters send a NOTIFY,
+    /// and a worker that reconnects writes it again with its heartbeat (meanwhile it polls).
+    static let setWantsWakeupSQL = """
+        WITH flag AS (UPDATE webhooky.workers SET wants_wakeup = $2 WHERE id = $1)
+        SELECT pg_catalog.set_config('synchronous_commit', 'off', true)
+        """
+
     static func setWantsWakeup(_ connection: Connection, id: String, _ wants: Bool) throws(PostgresError) {
-        try connection.query(prepared: "webhooky_worker_wakeup", "UPDATE webhooky.workers SET wants_wakeup = $2 WHERE id = $1", [id, wants ? "true" : "false"])
+        try connection.query(prepared: "webhooky_worker_wakeup", setWantsWakeupSQL, [id, wants ? "true" : "false"])
     }
 
     /// Clears the bits of `webhooky.wanted_events` that no enabled webhook needs any more, so

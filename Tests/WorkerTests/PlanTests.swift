@@ -112,3 +112,21 @@ import Testing
         }
     }
 }
+
+@Suite struct WorkerRegistryTests {
+    @Test("wants_wakeup flips without waiting for the disk, and only that transaction does: the fan-outs after it stay durable")
+    func wakeupFlagCommitsAsynchronouslyAlone() throws {
+        let shop = try Shop()
+        let connection = try shop.database.connect()
+        try Dispatcher.prepareSession(connection, logger: Logger(level: .error))
+        try WorkerRegistry.upsert(connection, id: "w1", host: "h", pid: 1, version: "v", listening: true, wantsWakeup: true)
+        #expect(try shop.column("SELECT wants_wakeup::text FROM webhooky.workers") == ["true"])
+
+        try WorkerRegistry.setWantsWakeup(connection, id: "w1", false)
+        #expect(try shop.column("SELECT wants_wakeup::text FROM webhooky.workers") == ["false"], "seen by other sessions at once")
+        #expect(try connection.query("SHOW synchronous_commit").scalar == "on", "the next statements commit durably again")
+        try WorkerRegistry.setWantsWakeup(connection, id: "w1", true)
+        #expect(try shop.column("SELECT wants_wakeup::text FROM webhooky.workers") == ["true"])
+        #expect(try connection.query("SHOW synchronous_commit").scalar == "on")
+    }
+}
