@@ -182,6 +182,7 @@ public struct Logger: Sendable {
             var offset = 0
             while offset < bytes.count {
                 let written = write(2, base + offset, bytes.count - offset)
+                if written < 0 && errno == EINTR { continue }  // a signal came first: not a lost line
                 if written <= 0 { return }
                 offset += written
             }

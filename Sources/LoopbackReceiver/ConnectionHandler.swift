@@ -27,7 +27,7 @@ struct ConnectionHandler {
             case .hang:
                 // Read until the client closes or the receiver stops.
                 var scratch = [UInt8](repeating: 0, count: 4096)
-                while recv(socket, &scratch, scratch.count, 0) > 0 {}
+                while ConnectionHandler.receive(socket, &scratch) > 0 {}
                 return
             case .reset:
                 var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
@@ -81,7 +81,7 @@ struct ConnectionHandler {
 
     private mutating func fill() -> Bool {
         var chunk = [UInt8](repeating: 0, count: 65_536)
-        let count = recv(socket, &chunk, chunk.count, 0)
+        let count = ConnectionHandler.receive(socket, &chunk)
         guard count > 0 else { return false }
         buffer.append(contentsOf: chunk[0..<count])
         return true
@@ -91,10 +91,21 @@ struct ConnectionHandler {
         var offset = 0
         while offset < bytes.count {
             let sent = bytes[offset...].withUnsafeBytes { send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if sent < 0 && errno == EINTR { continue }
             if sent <= 0 { return false }
             offset += sent
         }
         return true
+    }
+
+    /// `recv(2)` into `buffer`, again when a signal interrupted it (the test process gets
+    /// signals from the children it starts; an interrupted read is not the end of the request).
+    static func receive(_ socket: Int32, _ buffer: inout [UInt8]) -> Int {
+        while true {
+            let count = recv(socket, &buffer, buffer.count, 0)
+            if count < 0 && errno == EINTR { continue }
+            return count
+        }
     }
 
     private func sleepFor(_ duration: Duration) {

@@ -91,19 +91,23 @@ public final class LoopbackReceiver: Sendable {
     }
 
     /// Stops listening and closes every connection. Safe to call more than once.
+    ///
+    /// Descriptors are only shut down here, never closed: a descriptor number, once closed, is
+    /// handed to the next socket anyone in the process opens (another test's receiver or HTTP
+    /// client), which a late `shutdown` or `accept` would then break. So the listener is closed
+    /// by its accept loop when that ends, and a connection by its thread, under the lock that
+    /// also guards the list this reads.
     public func stop() {
-        let connections: [Int32]? = state.values.withLock { values in
-            guard !values.stopped else { return nil }
+        state.values.withLock { values in
+            guard !values.stopped else { return }
             values.stopped = true
-            return values.connections
+            shutdown(listener, Int32(SHUT_RDWR))  // ends the accept loop's accept(2)
+            for connection in values.connections { shutdown(connection, Int32(SHUT_RDWR)) }
         }
-        guard let connections else { return }
-        shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
-        for connection in connections { shutdown(connection, Int32(SHUT_RDWR)) }
     }
 
     private static func acceptLoop(listener: Int32, state: State, responder: @escaping Responder) {
+        defer { close(listener) }
         while true {
             let connection = accept(listener, nil, nil)
             if connection < 0 {
@@ -135,8 +139,10 @@ public final class LoopbackReceiver: Sendable {
                     return number
                 }, responder: responder)
                 handler.run()
-                state.values.withLock { values in values.connections.removeAll { $0 == connection } }
-                close(connection)
+                state.values.withLock { values in
+                    values.connections.removeAll { $0 == connection }
+                    close(connection)
+                }
             }
             thread.name = "loopback-receiver-connection"
             thread.start()
