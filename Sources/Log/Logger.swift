@@ -81,7 +81,8 @@ public struct Logger: Sendable {
     }
 
     /// Writes one line if `level` is enabled. `metadata` pairs are appended as `key=value`.
-    public func log(_ level: Level, _ message: @autoclosure () -> String, _ metadata: KeyValuePairs<String, any CustomStringConvertible> = [:]) {
+    /// Neither the message nor the metadata is evaluated when the level is not enabled.
+    public func log(_ level: Level, _ message: @autoclosure () -> String, _ metadata: @autoclosure () -> KeyValuePairs<String, any CustomStringConvertible> = [:]) {
         guard level >= self.level else { return }
         var line = ""
         line.reserveCapacity(192)
@@ -90,17 +91,17 @@ public struct Logger: Sendable {
         line += Logger.paddedLevels[level.rawValue]
         line += message()
         for (key, value) in self.metadata { Logger.append(key, value, to: &line) }
-        for (key, value) in metadata { Logger.append(key, value.description, to: &line) }
+        for (key, value) in metadata() { Logger.append(key, value.description, to: &line) }
         sink(line)
     }
 
-    public func trace(_ message: @autoclosure () -> String, _ metadata: KeyValuePairs<String, any CustomStringConvertible> = [:]) { log(.trace, message(), metadata) }
-    public func debug(_ message: @autoclosure () -> String, _ metadata: KeyValuePairs<String, any CustomStringConvertible> = [:]) { log(.debug, message(), metadata) }
-    public func info(_ message: @autoclosure () -> String, _ metadata: KeyValuePairs<String, any CustomStringConvertible> = [:]) { log(.info, message(), metadata) }
-    public func notice(_ message: @autoclosure () -> String, _ metadata: KeyValuePairs<String, any CustomStringConvertible> = [:]) { log(.notice, message(), metadata) }
-    public func warning(_ message: @autoclosure () -> String, _ metadata: KeyValuePairs<String, any CustomStringConvertible> = [:]) { log(.warning, message(), metadata) }
-    public func error(_ message: @autoclosure () -> String, _ metadata: KeyValuePairs<String, any CustomStringConvertible> = [:]) { log(.error, message(), metadata) }
-    public func critical(_ message: @autoclosure () -> String, _ metadata: KeyValuePairs<String, any CustomStringConvertible> = [:]) { log(.critical, message(), metadata) }
+    public func trace(_ message: @autoclosure () -> String, _ metadata: @autoclosure () -> KeyValuePairs<String, any CustomStringConvertible> = [:]) { log(.trace, message(), metadata()) }
+    public func debug(_ message: @autoclosure () -> String, _ metadata: @autoclosure () -> KeyValuePairs<String, any CustomStringConvertible> = [:]) { log(.debug, message(), metadata()) }
+    public func info(_ message: @autoclosure () -> String, _ metadata: @autoclosure () -> KeyValuePairs<String, any CustomStringConvertible> = [:]) { log(.info, message(), metadata()) }
+    public func notice(_ message: @autoclosure () -> String, _ metadata: @autoclosure () -> KeyValuePairs<String, any CustomStringConvertible> = [:]) { log(.notice, message(), metadata()) }
+    public func warning(_ message: @autoclosure () -> String, _ metadata: @autoclosure () -> KeyValuePairs<String, any CustomStringConvertible> = [:]) { log(.warning, message(), metadata()) }
+    public func error(_ message: @autoclosure () -> String, _ metadata: @autoclosure () -> KeyValuePairs<String, any CustomStringConvertible> = [:]) { log(.error, message(), metadata()) }
+    public func critical(_ message: @autoclosure () -> String, _ metadata: @autoclosure () -> KeyValuePairs<String, any CustomStringConvertible> = [:]) { log(.critical, message(), metadata()) }
 
     /// Appends ` key=value`, quoting the value when it holds spaces, quotes or `=`.
     static func append(_ key: String, _ value: String, to line: inout String) {

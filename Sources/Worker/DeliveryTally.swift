@@ -1,9 +1,11 @@
+public import Delivery
+
 /// What the worker's deliveries came to since its last summary line: at `info` the log says
 /// this every ``interval`` (default 10 s) while there is something to say, instead of a line
 /// per successful delivery (at 20,000 deliveries a second that would be 20,000 lines, each
 /// repeating what `webhooky.attempts` already holds; `--log-level debug` still writes them).
 /// Failed attempts keep their own line at `warning` and `error`. Pure: the caller passes the time.
-public struct DeliveryTally: Sendable, Equatable {
+public struct DeliveryTally: Sendable {
     /// How often a summary is due. Default 10 s.
     public let interval: Duration
     /// Attempts that ended their delivery `succeeded`, `pending` (to be retried) or `dead`.
@@ -17,17 +19,16 @@ public struct DeliveryTally: Sendable, Equatable {
         self.since = now
     }
 
-    /// Counts one finished attempt by the state it left its delivery in.
-    public mutating func count(_ state: DeliveryOutcome) {
+    /// Counts one finished attempt by the state it left its delivery in (`pending`: it will be
+    /// retried).
+    public mutating func count(_ state: DeliveryState) {
         switch state {
         case .succeeded: succeeded += 1
-        case .retrying: retrying += 1
+        case .pending: retrying += 1
         case .dead: dead += 1
+        case .sending: break  // not an outcome
         }
     }
-
-    /// One finished attempt's result, as the tally counts it.
-    public enum DeliveryOutcome: Sendable { case succeeded, retrying, dead }
 
     /// The summary, if one is due at `now` (an interval has passed and something was
     /// counted, or `final` and something was counted); taking it starts the next interval.

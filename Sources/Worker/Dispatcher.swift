@@ -156,7 +156,6 @@ final class Dispatcher {
                 let written = unrecorded.isEmpty && unreleased.isEmpty && deferred.isEmpty && recorder.unwritten == 0
                 if inFlight.isEmpty && (written || ContinuousClock.now >= stopDeadline) {
                     logSummary(final: true)
-                    logBuffer.flush()
                     break
                 }
                 if ContinuousClock.now >= stopDeadline && !inFlight.isEmpty {
@@ -494,20 +493,15 @@ final class Dispatcher {
             startedAt: startedAt, durationMilliseconds: milliseconds, responseBody: responseBody
         ))
         let rounded = (milliseconds * 10).rounded() / 10
+        tally.count(completion.state)
         switch completion.state {
         case .succeeded:
-            tally.count(.succeeded)
-            // The arguments are not even built unless the line is written (see DeliveryTally).
-            if logger.level <= .debug {
-                logger.debug("delivery succeeded", ["delivery": deliveryID, "webhook": webhookID, "attempt": attempt, "status": completion.status ?? 0, "duration_ms": rounded])
-            }
+            logger.debug("delivery succeeded", ["delivery": deliveryID, "webhook": webhookID, "attempt": attempt, "status": completion.status ?? 0, "duration_ms": rounded])
         case .pending:
-            tally.count(.retrying)
             let retry = completion.retryIn.map(\.shortDescription) ?? "?"
             logger.warning("delivery failed, will retry", ["delivery": deliveryID, "webhook": webhookID, "attempt": attempt, "status": completion.status.map(String.init) ?? "none",
                                                            "error": completion.error ?? "", "retry_in": retry, "duration_ms": rounded])
         default:
-            tally.count(.dead)
             logger.error("delivery dead", ["delivery": deliveryID, "webhook": webhookID, "attempt": attempt, "status": completion.status.map(String.init) ?? "none",
                                            "error": completion.error ?? "", "duration_ms": rounded])
         }

@@ -1,3 +1,4 @@
+import Delivery
 import Foundation
 import Log
 import LoopbackReceiver
@@ -12,9 +13,9 @@ import Worker
     func dueAfterTheInterval() {
         var tally = DeliveryTally(interval: .seconds(10), now: start)
         for _ in 0..<25 { tally.count(.succeeded) }
-        tally.count(.retrying)
+        tally.count(.pending)
         tally.count(.dead)
-        tally.count(.retrying)
+        tally.count(.pending)
         #expect(tally.take(now: start + .seconds(9)) == nil, "not due yet")
         let summary = tally.take(now: start + .seconds(10))
         #expect(summary == DeliveryTally.Summary(succeeded: 25, retrying: 2, dead: 1, over: .seconds(10)))

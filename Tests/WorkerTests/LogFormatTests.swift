@@ -57,6 +57,17 @@ import Testing
         #expect(lines.withLock { $0.count } == 2, "a second flush writes nothing again")
     }
 
+    @Test("a line below the level costs nothing: neither its message nor its metadata is evaluated")
+    func disabledLinesAreNotBuilt() {
+        let evaluated = Mutex(0)
+        func value() -> Int { evaluated.withLock { $0 += 1; return $0 } }
+        let logger = Logger(level: .info) { _ in }
+        logger.debug("delivery \(value())", ["delivery": value(), "status": value()])
+        #expect(evaluated.withLock { $0 } == 0)
+        logger.info("delivery \(value())", ["delivery": value()])
+        #expect(evaluated.withLock { $0 } == 2)
+    }
+
     @Test("a buffer that is never flushed writes by itself every 1,000 lines")
     func boundedWithoutFlush() {
         let count = Mutex(0)
