@@ -1076,6 +1076,20 @@ class Bench:
         "reference-1": (None, "the reference domain's triggers as shipped, 1 webhook (= cost's webhooky-1)"),
     }
 
+    # Per-statement cost, without commits or client round trips: pgbench's TPS at 1 client moves
+    # by a few percent from run to run (the WAL flush of every commit), more than a WHEN clause
+    # costs; the same UPDATE repeated inside one DO block measures the trigger's own work.
+    STATEMENT_LOOP = 20_000
+
+    def per_statement_us(self, db: str) -> float:
+        sql = (f"DO $$ BEGIN FOR i IN 1..{self.STATEMENT_LOOP} LOOP "
+               f"UPDATE ellity.customers SET credit = credit + 1 WHERE id = (i * 7919) % {self.n} + 1; END LOOP; END $$")
+        COMMANDS.add(f"-- SQL per variant, timed by the harness: {sql}")
+        with self.cluster.connect(db) as conn:
+            t0 = time.perf_counter()
+            conn.execute(sql)
+            return (time.perf_counter() - t0) * 1e6 / self.STATEMENT_LOOP
+
     def scenario_triggers(self, report: Report) -> None:
         tpl = self.template("webhooky", 0)
         secs = self.args.duration or 10
@@ -1084,6 +1098,7 @@ class Bench:
                 "SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = 'ellity.customers'::regclass AND NOT tgisinternal ORDER BY tgname")]
         variants = list(self.TRIGGER_VARIANTS)
         values: dict[str, list[float]] = {}
+        statement_values: dict[str, list[float]] = {}
         runs = []
         for i in range(self.args.runs):
             order = variants if i % 2 == 0 else variants[::-1]
@@ -1112,21 +1127,30 @@ class Bench:
                 meter = Meter(self.cluster, None, None)
                 b = self.pgbench(db, self.args.clients, secs, None, tag)
                 cpu_use = meter.stop()
+                per_statement = self.per_statement_us(db)
                 self.cluster.drop(db)
                 values.setdefault(v, []).append(b["tps"])
+                statement_values.setdefault(v, []).append(per_statement)
                 runs.append({"run": i + 1, "variant": v, "tps": b["tps"], "us_per_tx": 1e6 / b["tps"],
-                             "other_cpu_s": cpu_use["other"], "quiet_wait_s": waited})
-                log(f"  triggers {v}: tps={b['tps']:.0f} ({1e6 / b['tps']:.0f} µs per transaction)")
+                             "us_per_update_in_loop": per_statement, "other_cpu_s": cpu_use["other"], "quiet_wait_s": waited})
+                log(f"  triggers {v}: tps={b['tps']:.0f} ({1e6 / b['tps']:.0f} µs per transaction), "
+                    f"{per_statement:.2f} µs per UPDATE in one transaction")
         base = statistics.median(values["none"])
+        statement_base = statistics.median(statement_values["none"])
         rows = []
         for v in variants:
             vals = values[v]
             med = statistics.median(vals)
+            loop = statement_values[v]
+            loop_med = statistics.median(loop)
             rows.append([v, self.TRIGGER_VARIANTS[v][1], " / ".join(f"{x:,.0f}" for x in (min(vals), med, max(vals))),
-                         f"{med / base:.2f}", f"{1e6 / med:.0f}", f"{1e6 / med - 1e6 / base:+.0f}"])
-        report.add_table(f"Where the trigger's cost goes: pgbench -c {self.args.clients} -T {secs}, one credit UPDATE per transaction, no worker",
+                         f"{med / base:.2f}", f"{1e6 / med:.0f}", f"{1e6 / med - 1e6 / base:+.0f}",
+                         " / ".join(f"{x:.2f}" for x in (min(loop), loop_med, max(loop))), f"{loop_med - statement_base:+.2f}"])
+        report.add_table(f"Where the trigger's cost goes: pgbench -c {self.args.clients} -T {secs}, one credit UPDATE per transaction, no worker; "
+                         f"then {self.STATEMENT_LOOP:,} such UPDATEs in one DO block (one transaction: no commit, no round trip)",
                          ["variant", "what the AFTER UPDATE OF credit trigger does", "TPS min / median / max", "TPS / none (medians)",
-                          "µs per transaction (median)", "µs added vs none"], rows)
+                          "µs per transaction (median)", "µs added vs none",
+                          "µs per UPDATE in one transaction min / median / max", "µs added vs none (medians)"], rows)
         report.raw_runs("Runs", runs)
         report.notes.append("every variant has 0 enabled webhooks except reference-1, and nothing is recorded except by "
                             "reference-1 and record-constant (whose rows no worker sends); "
