@@ -61,6 +61,10 @@ final class Dispatcher {
     private var fanOutAfter: Int64 = 0
     /// Set while the fan-out waits for room (see ``FanOutHold``).
     private var fanOutHold: FanOutHold?
+    /// Whether a batch of this range of events had more deliveries than the worker could take
+    /// (``DeliveryStore/fanOutFitting(_:events:after:workerID:lease:capacity:)`` wrote nothing):
+    /// the rest of the range takes the full statement at once.
+    private var fittingFailedInRange = false
     /// Per webhook, the last delivery claimed: the next claim reads its queue after it (past the
     /// index entries of deliveries already claimed, which VACUUM has not removed yet). Cleared
     /// on every poll, so that deliveries that became due out of order (committed by another
@@ -202,6 +206,7 @@ final class Dispatcher {
             wantsFanOut = true
             wantsClaim = true
             fanOutAfter = 0
+            fittingFailedInRange = false
             claimAfter.removeAll()
             nextPoll = now + configuration.pollInterval
         }
@@ -274,15 +279,38 @@ final class Dispatcher {
             if fanOutHold == nil { fanOutHold = FanOutHold(webhookID: nil, since: .now, capacity: capacity) }
             return
         }
-        let fanOut: DeliveryStore.FanOut
+        let rooms = busyWebhookRooms()
+        var requested = next.events
+        var fitting: DeliveryStore.FanOut? = nil
+        let fittingEvents = min(next.events, rooms.values.min().map { min($0, endpointLimit) } ?? endpointLimit)
         do {
-            fanOut = try DeliveryStore.fanOut(
-                connection, events: next.events, after: fanOutAfter, workerID: configuration.workerID, lease: configuration.leaseDuration,
-                room: endpointLimit, rooms: busyWebhookRooms(), capacity: capacity, onlyWhatFits: next.onlyWhatFits
-            )
+            // A batch no webhook's room can cut short (each event has a webhook at most once)
+            // takes the short statement, unless that batch would be too small to be worth it
+            // or the worker's limit stopped it in this range already.
+            if fittingEvents >= min(next.events, max(1, endpointLimit / 2)) && !fittingFailedInRange {
+                fitting = try DeliveryStore.fanOutFitting(
+                    connection, events: fittingEvents, after: fanOutAfter, workerID: configuration.workerID, lease: configuration.leaseDuration,
+                    capacity: capacity
+                )
+                if fitting == nil { fittingFailedInRange = true } else { requested = fittingEvents }
+            }
         } catch {
             databaseFailed(error)
             return
+        }
+        let fanOut: DeliveryStore.FanOut
+        if let fitting {
+            fanOut = fitting
+        } else {
+            do {
+                fanOut = try DeliveryStore.fanOut(
+                    connection, events: next.events, after: fanOutAfter, workerID: configuration.workerID, lease: configuration.leaseDuration,
+                    room: endpointLimit, rooms: rooms, capacity: capacity, onlyWhatFits: next.onlyWhatFits
+                )
+            } catch {
+                databaseFailed(error)
+                return
+            }
         }
         eventRate.found(fanOut.events, now: .now)
         if fanOut.stopped {
@@ -290,7 +318,7 @@ final class Dispatcher {
             let since = fanOut.events == 0 ? fanOutHold?.since ?? .now : .now
             fanOutHold = FanOutHold(webhookID: fanOut.stoppedBy, since: since, capacity: capacity)
             if let last = fanOut.lastEventID { fanOutAfter = last }
-        } else if fanOut.events == next.events, let last = fanOut.lastEventID {
+        } else if fanOut.events == requested, let last = fanOut.lastEventID {
             fanOutAfter = last
             wantsFanOut = true
             // A batch cut to a full endpoint's room was probably all of it: wait for its room
@@ -303,6 +331,7 @@ final class Dispatcher {
             wantsFanOut = fanOutAfter != 0
             fanOutAfter = 0
             fanOutHold = nil
+            fittingFailedInRange = false
         }
         if fanOut.pending > 0 { wantsClaim = true }
         // Deliveries left pending because their endpoint was at its limit: claim them as soon as
@@ -686,6 +715,7 @@ final class Dispatcher {
             // plan with the tables as they are now.
             fanOutAfter = 0
             fanOutHold = nil
+            fittingFailedInRange = false
             claimAfter.removeAll()
             planRenewal = PlanRenewal(now: .now)
             nextReap = .now

@@ -7,7 +7,9 @@ import Synchronization
 /// Writes attempt outcomes on its own database connection and thread, so that the dispatcher's
 /// connection fans out and claims while outcomes are being written: PostgreSQL works on both
 /// statements at once, and neither waits for the other's commit (WAL flush). Outcomes are
-/// written in the order handed over, in batches of at most ``batchLimit``.
+/// written in the order handed over, in batches of at most ``batchLimit``; the first outcome of
+/// a batch waits up to ``WorkerConfiguration/outcomeGathering`` for others (unless
+/// ``gatherLimit`` have come), so that a steady stream costs a statement per few milliseconds.
 ///
 /// If the server refuses a batch (not a connection problem), each outcome is written on its
 /// own, so one that cannot be stored never blocks the rest; such an outcome is retried without
@@ -18,6 +20,8 @@ import Synchronization
 final class OutcomeRecorder: Sendable {
     /// Outcomes per statement. Default 1,000 (after an outage thousands may be waiting).
     static let batchLimit = 1_000
+    /// A batch this large is written without waiting for more (``WorkerConfiguration/outcomeGathering``).
+    static let gatherLimit = 100
 
     private struct State {
         var queued: [AttemptRecord] = []
@@ -71,6 +75,8 @@ final class OutcomeRecorder: Sendable {
         var retryAt = ContinuousClock.now
         var planRenewal = PlanRenewal(now: .now)
         var batch: [AttemptRecord] = []
+        /// When the first outcome of the batch being gathered was taken.
+        var gatheringSince: ContinuousClock.Instant?
         while true {
             let finishBy = state.withLock { state -> ContinuousClock.Instant? in
                 let room = OutcomeRecorder.batchLimit - batch.count
@@ -83,11 +89,18 @@ final class OutcomeRecorder: Sendable {
                 return state.finishBy
             }
             if batch.isEmpty {
+                gatheringSince = nil
                 if finishBy != nil { break }
                 wake.wait()
                 continue
             }
             let now = ContinuousClock.now
+            let since = gatheringSince ?? now
+            gatheringSince = since
+            if finishBy == nil && batch.count < OutcomeRecorder.gatherLimit && now < since + configuration.outcomeGathering {
+                _ = wake.wait(timeout: .now() + .microseconds(Int((since + configuration.outcomeGathering - now) / .microseconds(1)) + 1))
+                continue
+            }
             if now < retryAt {
                 if let finishBy, now >= finishBy { break }
                 _ = wake.wait(timeout: .now() + .milliseconds(Int(DeliveryStore.milliseconds(min(retryAt, finishBy ?? retryAt) - now)) + 1))

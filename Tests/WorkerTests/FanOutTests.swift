@@ -1,0 +1,86 @@
+import Log
+import Postgres
+import TestSupport
+import Testing
+@testable import Worker
+
+/// The two fan-out statements: `fanOutFittingSQL` must do exactly what `fanOutSQL` does
+/// whenever a batch fits, and nothing at all when it would not.
+@Suite struct FanOutTests {
+    /// Three events, each wanted by three webhooks when emitted; since then the second webhook
+    /// was disabled and the third deleted. Returns the shop and the webhooks' ids.
+    static func shopWithThreeEvents() throws -> (shop: Shop, enabled: Int64, disabled: Int64) {
+        let shop = try Shop()
+        try shop.addCustomers(3)
+        let enabled = try shop.addWebhook(url: "http://127.0.0.1:9/a", name: "a")
+        let disabled = try shop.addWebhook(url: "http://127.0.0.1:9/b", name: "b")
+        let deleted = try shop.addWebhook(url: "http://127.0.0.1:9/c", name: "c")
+        try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id BETWEEN 100001 AND 100003")
+        try shop.connection.execute("UPDATE webhooky.webhooks SET enabled = false WHERE id = \(disabled); DELETE FROM webhooky.webhooks WHERE id = \(deleted)")
+        return (shop, enabled, disabled)
+    }
+
+    /// What a fan-out left in the tables, without ids and times: per delivery its event's
+    /// customer, webhook, state, attempts, claimant and whether it has a lease; per event
+    /// whether it is fanned out.
+    static func tables(_ shop: Shop) throws -> [[String?]] {
+        try shop.connection.query("""
+            SELECT e.payload #>> '{customer,id}', w.name, d.state, d.attempts::text, d.claimed_by, (d.lease_expires_at IS NOT NULL)::text
+              FROM webhooky.deliveries d JOIN webhooky.events e ON e.id = d.event_id JOIN webhooky.webhooks w ON w.id = d.webhook_id
+            UNION ALL
+            SELECT e.payload #>> '{customer,id}', 'event', e.fanned_out::text, NULL, NULL, NULL FROM webhooky.events e
+             ORDER BY 1, 2
+            """).rows
+    }
+
+    static func session(_ shop: Shop) throws -> Connection {
+        let connection = try shop.database.connect()
+        try Dispatcher.prepareSession(connection, logger: Logger(level: .error))
+        return connection
+    }
+
+    @Test("a batch that fits: the short statement writes and returns what the full one does")
+    func fittingStatementMatchesTheFullOne() throws {
+        let (full, enabled, disabled) = try FanOutTests.shopWithThreeEvents()
+        let fullResult = try DeliveryStore.fanOut(
+            FanOutTests.session(full), events: 10, after: 0, workerID: "w1", lease: .seconds(60), room: 64, rooms: [:], capacity: 256, onlyWhatFits: true)
+        let (short, shortEnabled, _) = try FanOutTests.shopWithThreeEvents()
+        let shortResult = try #require(try DeliveryStore.fanOutFitting(
+            FanOutTests.session(short), events: 10, after: 0, workerID: "w1", lease: .seconds(60), capacity: 256))
+
+        #expect(shortEnabled == enabled, "both databases have the same ids")
+        #expect(shortResult.events == 3 && fullResult.events == 3)
+        #expect(shortResult.pending == 3 && fullResult.pending == 3, "the disabled webhook's deliveries wait pending")
+        #expect(shortResult.pendingWebhooks == [disabled] && fullResult.pendingWebhooks == [disabled])
+        #expect(shortResult.lastEventID == fullResult.lastEventID && shortResult.lastEventID != nil)
+        #expect(!shortResult.stopped && !fullResult.stopped && shortResult.stoppedBy == nil)
+        let claimed = shortResult.claimed.map { [String($0.id), String($0.webhookID), String($0.webhookRevision), String($0.eventID), $0.payload] }
+        #expect(claimed == fullResult.claimed.map { [String($0.id), String($0.webhookID), String($0.webhookRevision), String($0.eventID), $0.payload] })
+        #expect(claimed.count == 3 && shortResult.claimed.allSatisfy { $0.webhookID == enabled && $0.attempt == 1 })
+
+        let rows = try FanOutTests.tables(short)
+        #expect(rows == (try FanOutTests.tables(full)))
+        #expect(rows.filter { $0[1] == "a" }.map { $0[2...].map { $0 ?? "-" } } == Array(repeating: ["sending", "1", "w1", "true"], count: 3))
+        #expect(rows.filter { $0[1] == "b" }.map { $0[2...].map { $0 ?? "-" } } == Array(repeating: ["pending", "0", "-", "false"], count: 3))
+        #expect(!rows.contains { $0[1] == "c" }, "a deleted webhook gets no delivery")
+        #expect(rows.filter { $0[1] == "event" }.map { $0[2] } == ["true", "true", "true"])
+    }
+
+    @Test("a batch whose deliveries are more than the worker can take: the short statement writes nothing and locks nothing")
+    func fittingStatementLeavesABatchOverTheLimitAlone() throws {
+        let (shop, _, _) = try FanOutTests.shopWithThreeEvents()
+        let connection = try FanOutTests.session(shop)
+        // 3 events x 3 webhook ids = 9 possible deliveries, more than 8.
+        #expect(try DeliveryStore.fanOutFitting(connection, events: 10, after: 0, workerID: "w1", lease: .seconds(60), capacity: 8) == nil)
+        #expect(try shop.column("SELECT count(*) FROM webhooky.deliveries") == ["0"])
+        #expect(try shop.column("SELECT count(*) FROM webhooky.events WHERE NOT fanned_out") == ["3"])
+        // The full statement, on another session, finds all three at once.
+        let full = try DeliveryStore.fanOut(
+            FanOutTests.session(shop), events: 10, after: 0, workerID: "w2", lease: .seconds(60), room: 64, rooms: [:], capacity: 8, onlyWhatFits: true)
+        #expect(full.events == 3 && full.claimed.count == 3)
+        // Within the limit, the short statement fans out (a new event: only the enabled webhook wants it).
+        try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id = 100001")
+        let next = try #require(try DeliveryStore.fanOutFitting(connection, events: 10, after: 0, workerID: "w1", lease: .seconds(60), capacity: 8))
+        #expect(next.events == 1 && next.claimed.count == 1 && next.pending == 0)
+    }
+}
