@@ -200,6 +200,7 @@ enum DeliveryStore {
              CROSS JOIN LATERAL unnest(fresh.webhook_ids) AS t(webhook_id)
               JOIN webhooky.webhooks w ON w.id = t.webhook_id
              WHERE (SELECT fits.ok FROM fits)
+             ORDER BY fresh.id, w.id
             RETURNING id, event_id, webhook_id, state
         ), claimed AS (
             SELECT i.id, i.webhook_id, w.revision, i.event_id, f.payload

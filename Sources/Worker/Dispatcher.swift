@@ -285,9 +285,12 @@ final class Dispatcher {
         let fittingEvents = min(next.events, rooms.values.min().map { min($0, endpointLimit) } ?? endpointLimit)
         do {
             // A batch no webhook's room can cut short (each event has a webhook at most once)
-            // takes the short statement, unless that batch would be too small to be worth it
-            // or the worker's limit stopped it in this range already.
-            if fittingEvents >= min(next.events, max(1, endpointLimit / 2)) && !fittingFailedInRange {
+            // takes the short statement, unless the worker's limit stopped it in this range
+            // already. Without a hold, the batch may be cut to the smallest room (the full
+            // statement would stop there for a webhook with that many events), but not below
+            // half an endpoint's share; while held, only a batch that fits as it is.
+            let fits = fittingEvents == next.events || (fanOutHold == nil && fittingEvents >= max(1, endpointLimit / 2))
+            if fittingEvents > 0 && fits && !fittingFailedInRange {
                 fitting = try DeliveryStore.fanOutFitting(
                     connection, events: fittingEvents, after: fanOutAfter, workerID: configuration.workerID, lease: configuration.leaseDuration,
                     capacity: capacity

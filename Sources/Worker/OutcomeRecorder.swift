@@ -97,7 +97,10 @@ final class OutcomeRecorder: Sendable {
             let now = ContinuousClock.now
             let since = gatheringSince ?? now
             gatheringSince = since
-            if finishBy == nil && batch.count < OutcomeRecorder.gatherLimit && now < since + configuration.outcomeGathering {
+            // No more than the dispatcher may leave unwritten before it stops sending (beyond
+            // that it would wait for these very outcomes).
+            let gatherUpTo = min(OutcomeRecorder.gatherLimit, configuration.maximumInFlight)
+            if finishBy == nil && batch.count < gatherUpTo && now < since + configuration.outcomeGathering {
                 _ = wake.wait(timeout: .now() + .microseconds(Int((since + configuration.outcomeGathering - now) / .microseconds(1)) + 1))
                 continue
             }
@@ -121,6 +124,7 @@ final class OutcomeRecorder: Sendable {
                 }
                 let count = batch.count
                 try write(&batch, on: current)
+                gatheringSince = nil  // what came meanwhile starts a new batch, and waits for more
                 planRenewal.record(count)
                 backoff.reset()
                 if state.withLock({ $0.writing = 0; return $0.queued.isEmpty }) { onWritten() }

@@ -66,6 +66,43 @@ import Testing
         #expect(rows.filter { $0[1] == "event" }.map { $0[2] } == ["true", "true", "true"])
     }
 
+    /// Two enabled webhooks; five events wanted by both, then one whose ids list is empty.
+    static func shopWithTwoWebhooks() throws -> Shop {
+        let shop = try Shop()
+        try shop.addCustomers(5)
+        try shop.addWebhook(url: "http://127.0.0.1:9/a", name: "a")
+        try shop.addWebhook(url: "http://127.0.0.1:9/b", name: "b")
+        try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id BETWEEN 100001 AND 100005")
+        try shop.connection.execute("""
+            INSERT INTO webhooky.events (event, account_id, payload, webhook_ids)
+            VALUES ('customer.credit_changed', 'shop-42', '{"customer":{"id":"none"}}', '{}')
+            """)
+        return shop
+    }
+
+    @Test("two webhooks per event, from a cursor, and an event no webhook wants: the short statement matches the full one")
+    func fittingStatementMatchesTheFullOneFromACursor() throws {
+        var results: [[String]] = []
+        var tables: [[[String?]]] = []
+        for fitting in [false, true] {
+            let shop = try FanOutTests.shopWithTwoWebhooks()
+            let first = try #require(Int64(try shop.column("SELECT min(id) FROM webhooky.events").first.flatMap { $0 } ?? ""))
+            let connection = try FanOutTests.session(shop)
+            let result = fitting
+                ? try #require(try DeliveryStore.fanOutFitting(connection, events: 10, after: first, workerID: "w1", lease: .seconds(60), capacity: 256))
+                : try DeliveryStore.fanOut(connection, events: 10, after: first, workerID: "w1", lease: .seconds(60), room: 64, rooms: [:], capacity: 256, onlyWhatFits: true)
+            results.append([String(result.events), String(result.pending), "\(result.lastEventID ?? -1)", "\(result.stopped)"]
+                + result.claimed.map { "\($0.id) \($0.webhookID) \($0.eventID) \($0.payload)" })
+            tables.append(try FanOutTests.tables(shop))
+        }
+        #expect(results[0] == results[1])
+        #expect(tables[0] == tables[1])
+        #expect(results[1][0] == "5", "the four events after the cursor and the one nobody wants")
+        #expect(results[1].count == 4 + 8, "two claimed deliveries for each of the four events")
+        let fanned = try #require(tables.last).filter { $0[1] == "event" }
+        #expect(fanned.filter { $0[2] == "false" }.count == 1, "the event before the cursor is left for a look from the start")
+    }
+
     @Test("a batch whose deliveries are more than the worker can take: the short statement writes nothing and locks nothing")
     func fittingStatementLeavesABatchOverTheLimitAlone() throws {
         let (shop, _, _) = try FanOutTests.shopWithThreeEvents()
