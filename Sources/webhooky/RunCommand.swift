@@ -29,6 +29,8 @@ enum RunCommand {
                                       millisecond instead of asking for a NOTIFY per commit; 0 never [2500]
           --fan-out-patience DURATION how long new events wait for room at their full endpoint before
                                       their deliveries queue as pending (one more write each) [20ms]
+          --outcome-gathering DURATION  how long an attempt's outcome waits to be written together
+                                      with others (sending never waits for it); 0ms writes at once [5ms]
           --retry-schedule LIST       delays between attempts [5s,30s,2m,10m,30m,1h,2h,4h,8h,12h,24h]
           --shutdown-grace DURATION   how long a stop waits for requests in flight [10s]
           --disable-after-failures N  disable a webhook after N failed attempts in a row... [10]
@@ -78,7 +80,7 @@ enum RunCommand {
             rawArguments, command: "run",
             options: ["database-url", "worker-id", "batch-size", "max-in-flight", "max-in-flight-per-endpoint", "connect-timeout",
                       "request-timeout", "lease", "poll-interval", "retry-schedule", "shutdown-grace", "log-level",
-                      "stay-awake-above", "fan-out-patience",
+                      "stay-awake-above", "fan-out-patience", "outcome-gathering",
                       "disable-after-failures", "disable-after", "keep-succeeded", "keep-dead", "allow-network"],
             switches: ["no-listen", "no-auto-disable", "no-prune", "allow-private-networks"]
         )
@@ -106,6 +108,13 @@ enum RunCommand {
         if let value = try arguments.duration("poll-interval") { configuration.pollInterval = value }
         if let value = try arguments.integer("stay-awake-above", in: 0...10_000_000) { configuration.awakeAboveEventsPerSecond = Double(value) }
         if let value = try arguments.duration("fan-out-patience") { configuration.fanOutPatience = value }
+        if let value = try arguments.duration("outcome-gathering") {
+            // Longer would only keep finished deliveries unrecorded (and sent again after a crash).
+            guard value <= .seconds(1) else {
+                throw Arguments.UsageError(description: "--outcome-gathering must be at most 1s, not \"\(arguments.string("outcome-gathering") ?? "")\"")
+            }
+            configuration.outcomeGathering = value
+        }
         if let value = try arguments.duration("shutdown-grace") { configuration.shutdownGracePeriod = value }
         if let value = try arguments.durations("retry-schedule") { configuration.retryPolicy.delays = value }
         if arguments.has("no-listen") { configuration.listen = false }

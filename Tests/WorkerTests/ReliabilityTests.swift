@@ -484,6 +484,12 @@ import Worker
         let patience = try run(["run", "--fan-out-patience", "a while"])
         #expect(patience.status == 2)
         #expect(patience.output.contains("--fan-out-patience must be a duration"), "\(patience.output)")
+        let gathering = try run(["run", "--outcome-gathering", "briefly"])
+        #expect(gathering.status == 2)
+        #expect(gathering.output.contains("--outcome-gathering must be a duration"), "\(gathering.output)")
+        let tooLong = try run(["run", "--outcome-gathering", "2m"])
+        #expect(tooLong.status == 2)
+        #expect(tooLong.output.contains("--outcome-gathering must be at most 1s, not \"2m\""), "\(tooLong.output)")
         #expect(try run(["frobnicate"]).status == 2)
     }
 }
