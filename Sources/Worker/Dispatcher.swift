@@ -735,6 +735,7 @@ final class Dispatcher {
 
     private func beginStopping() {
         stopDeadline = .now + configuration.shutdownGracePeriod
+        recorder.stopGathering()
         logger.notice("stopping: finishing requests in flight", ["in_flight": inFlight.count])
     }
 

@@ -9,7 +9,9 @@ import Synchronization
 /// statements at once, and neither waits for the other's commit (WAL flush). Outcomes are
 /// written in the order handed over, in batches of at most ``batchLimit``; the first outcome of
 /// a batch waits up to ``WorkerConfiguration/outcomeGathering`` for others (unless
-/// ``gatherLimit`` have come), so that a steady stream costs a statement per few milliseconds.
+/// ``gatherLimit`` or the worker's in-flight limit have come, or the worker is stopping), so
+/// that a steady stream costs a statement per few milliseconds. Outcomes that come while a
+/// batch is being written start the next batch when that write is done.
 ///
 /// If the server refuses a batch (not a connection problem), each outcome is written on its
 /// own, so one that cannot be stored never blocks the rest; such an outcome is retried without
@@ -29,6 +31,8 @@ final class OutcomeRecorder: Sendable {
         var writing = 0
         /// Set by ``finish(by:)``: write what is left, trying until then, and stop.
         var finishBy: ContinuousClock.Instant?
+        /// Set by ``stopGathering()``: write what comes at once.
+        var gatheringStopped = false
     }
 
     private let state = Mutex(State())
@@ -56,6 +60,13 @@ final class OutcomeRecorder: Sendable {
         wake.signal()
     }
 
+    /// From now on writes outcomes as they come (the worker is stopping: nothing more is worth
+    /// waiting for).
+    func stopGathering() {
+        state.withLock { $0.gatheringStopped = true }
+        wake.signal()
+    }
+
     /// Outcomes handed over and not written yet.
     var unwritten: Int { state.withLock { $0.queued.count + $0.writing } }
 
@@ -78,7 +89,7 @@ final class OutcomeRecorder: Sendable {
         /// When the first outcome of the batch being gathered was taken.
         var gatheringSince: ContinuousClock.Instant?
         while true {
-            let finishBy = state.withLock { state -> ContinuousClock.Instant? in
+            let (finishBy, gatheringStopped) = state.withLock { state -> (ContinuousClock.Instant?, Bool) in
                 let room = OutcomeRecorder.batchLimit - batch.count
                 if room > 0 && !state.queued.isEmpty {
                     let taken = state.queued.prefix(room)
@@ -86,7 +97,7 @@ final class OutcomeRecorder: Sendable {
                     state.queued.removeFirst(taken.count)
                 }
                 state.writing = batch.count
-                return state.finishBy
+                return (state.finishBy, state.gatheringStopped)
             }
             if batch.isEmpty {
                 gatheringSince = nil
@@ -100,7 +111,7 @@ final class OutcomeRecorder: Sendable {
             // No more than the dispatcher may leave unwritten before it stops sending (beyond
             // that it would wait for these very outcomes).
             let gatherUpTo = min(OutcomeRecorder.gatherLimit, configuration.maximumInFlight)
-            if finishBy == nil && batch.count < gatherUpTo && now < since + configuration.outcomeGathering {
+            if finishBy == nil && !gatheringStopped && batch.count < gatherUpTo && now < since + configuration.outcomeGathering {
                 _ = wake.wait(timeout: .now() + .microseconds(Int((since + configuration.outcomeGathering - now) / .microseconds(1)) + 1))
                 continue
             }

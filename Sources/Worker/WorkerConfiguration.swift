@@ -33,9 +33,11 @@ public struct WorkerConfiguration: Sendable {
     /// How often an awake worker looks for new events. Default 1 ms.
     public var awakeCheckInterval: Duration = .milliseconds(1)
     /// How long outcomes wait to be written together: the first outcome of a batch waits up
-    /// to this long for more (at most ``OutcomeRecorder/gatherLimit``), so that a steady
-    /// stream of deliveries is recorded in a statement (and a commit) per few milliseconds
-    /// instead of one per delivery. Sending does not wait for it. Default 5 ms; zero writes at once.
+    /// to this long for more (at most ``OutcomeRecorder/gatherLimit`` or ``maximumInFlight``
+    /// outcomes; not while the worker stops), so that a steady stream of deliveries is recorded
+    /// in a statement (and a commit) per few milliseconds instead of one per delivery. Sending
+    /// does not wait for it. Default 5 ms; zero writes outcomes as soon as the dispatcher hands
+    /// them over (it holds them up to 10 ms while other requests are in flight).
     public var outcomeGathering: Duration = .milliseconds(5)
     /// How long a claimed delivery belongs to this worker; when a worker dies its claims are
     /// taken over once the lease has run out. Must exceed the request timeout. Default 60 s.

@@ -30,7 +30,8 @@ enum RunCommand {
           --fan-out-patience DURATION how long new events wait for room at their full endpoint before
                                       their deliveries queue as pending (one more write each) [20ms]
           --outcome-gathering DURATION  how long an attempt's outcome waits to be written together
-                                      with others (sending never waits for it); 0ms writes at once [5ms]
+                                      with others, at most 1s (sending never waits for it); 0ms: as
+                                      soon as the dispatcher hands it over [5ms]
           --retry-schedule LIST       delays between attempts [5s,30s,2m,10m,30m,1h,2h,4h,8h,12h,24h]
           --shutdown-grace DURATION   how long a stop waits for requests in flight [10s]
           --disable-after-failures N  disable a webhook after N failed attempts in a row... [10]

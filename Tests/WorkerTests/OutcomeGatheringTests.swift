@@ -60,4 +60,25 @@ import Testing
         let times = try OutcomeGatheringTests.attemptStatements(customers: 30, gap: .milliseconds(40), gathering: .milliseconds(300), writeSeconds: 0.1)
         #expect(times.count > 1 && times.count < 30 && OutcomeGatheringTests.shortestGap(times) >= 0.3, "30 outcomes written at \(times) s")
     }
+
+    @Test("a stopping worker writes its last outcomes at once instead of gathering them")
+    func stoppingWritesAtOnce() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver()
+        try shop.addWebhook(url: receiver.baseURL + "/last")
+        var configuration = shop.workerConfiguration()
+        configuration.outcomeGathering = .seconds(20)
+        configuration.shutdownGracePeriod = .seconds(25)  // a stop waits for unwritten outcomes up to this long
+        let worker = RunningWorker(configuration)
+        _ = try shop.waitFor("SELECT count(*) FROM webhooky.workers WHERE wants_wakeup") { $0 == "1" }
+        try shop.setCredit("150.00")
+        #expect(receiver.waitForRequests(1, timeout: .seconds(10)).count == 1)
+        #expect(try shop.column("SELECT count(*) FROM webhooky.attempts") == ["0"], "gathered, not written yet")
+        let started = ContinuousClock.now
+        #expect(worker.stop(timeout: .seconds(30)).stoppedInTime)
+        let stopping = ContinuousClock.now - started
+        #expect(stopping < .seconds(10), "the stop waited \(stopping) for the gathering window")
+        #expect(try shop.column("SELECT state FROM webhooky.deliveries") == ["succeeded"])
+        #expect(try shop.column("SELECT count(*) FROM webhooky.attempts") == ["1"])
+    }
 }
