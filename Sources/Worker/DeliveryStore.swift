@@ -102,6 +102,20 @@ enum DeliveryStore {
           FROM claimed c JOIN due ON due.id = c.id
         """
 
+    /// The events a fan-out takes: up to `limit` not fanned out yet, from event id `after` on,
+    /// in id order, none another worker is fanning out (both fan-out statements' `fresh`).
+    static func freshEvents(limit: String, after: String) -> String {
+        """
+
+                    SELECT e.id, e.webhook_ids, e.created_at, e.payload
+                      FROM webhooky.events e
+                     WHERE NOT e.fanned_out AND e.id > \(after)
+                     ORDER BY e.id
+                     LIMIT \(limit)
+                       FOR UPDATE SKIP LOCKED
+        """
+    }
+
     /// Creates the deliveries of up to `$1` events that have none yet (the events a worker has
     /// not fanned out), from event id `$8` on, and claims at once the first attempts that fit: per webhook its room
     /// (`$5`, or what `$3`/`$4` say for busy webhooks), `$6` in all, only for enabled webhooks.
@@ -116,13 +130,7 @@ enum DeliveryStore {
     /// fanned out, whether the fan-out stopped early and the webhook that stopped it (NULL:
     /// the worker's limit); a single row with NULLs for the delivery when none was claimed.
     static let fanOutSQL = """
-        WITH fresh AS (
-            SELECT e.id, e.webhook_ids, e.created_at, e.payload
-              FROM webhooky.events e
-             WHERE NOT e.fanned_out AND e.id > $8
-             ORDER BY e.id
-             LIMIT $1
-               FOR UPDATE SKIP LOCKED
+        WITH fresh AS (\(freshEvents(limit: "$1", after: "$8"))
         ), targets AS (
             SELECT fresh.id AS event_id, w.id AS webhook_id, w.revision, w.enabled, fresh.created_at,
                    w.enabled AND row_number() OVER (PARTITION BY w.id ORDER BY fresh.id) <= coalesce(r.room, $5) AS within_room
@@ -179,13 +187,7 @@ enum DeliveryStore {
     /// a third as many nodes (which the executor sets up and tears down for every batch,
     /// however small: a fan-out of one event took 140 µs of the database, this one 60).
     static let fanOutFittingSQL = """
-        WITH fresh AS (
-            SELECT e.id, e.webhook_ids, e.created_at, e.payload
-              FROM webhooky.events e
-             WHERE NOT e.fanned_out AND e.id > $4
-             ORDER BY e.id
-             LIMIT $1
-               FOR UPDATE SKIP LOCKED
+        WITH fresh AS (\(freshEvents(limit: "$1", after: "$4"))
         ), fits AS (
             SELECT coalesce(sum(cardinality(fresh.webhook_ids)), 0) <= $5 AS ok, count(*) AS events, max(fresh.id) AS last FROM fresh
         ), marked AS (

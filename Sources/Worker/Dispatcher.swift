@@ -205,8 +205,7 @@ final class Dispatcher {
         if now >= nextPoll {
             wantsFanOut = true
             wantsClaim = true
-            fanOutAfter = 0
-            fittingFailedInRange = false
+            lookFromTheStart()
             claimAfter.removeAll()
             nextPoll = now + configuration.pollInterval
         }
@@ -271,6 +270,37 @@ final class Dispatcher {
         return nil
     }
 
+    /// Runs the fan-out `next`: the short statement when its batch fits every webhook's room
+    /// (each event has a webhook at most once), unless the worker's limit stopped that statement
+    /// in this range already; else the full one. Without a hold, the batch may be cut to the
+    /// smallest room (the full statement would stop there for a webhook with that many events),
+    /// but not below half an endpoint's share; while held, only a batch that fits as it is.
+    /// Returns the fan-out and how many events it asked for.
+    private func runFanOut(_ next: (events: Int, onlyWhatFits: Bool), on connection: Connection) throws(PostgresError) -> (DeliveryStore.FanOut, Int) {
+        let rooms = busyWebhookRooms()
+        let fitting = min(next.events, rooms.values.min().map { min($0, endpointLimit) } ?? endpointLimit)
+        let fits = fitting == next.events || (fanOutHold == nil && fitting >= max(1, endpointLimit / 2))
+        if fitting > 0 && fits && !fittingFailedInRange {
+            if let fanOut = try DeliveryStore.fanOutFitting(
+                connection, events: fitting, after: fanOutAfter, workerID: configuration.workerID, lease: configuration.leaseDuration, capacity: capacity
+            ) {
+                return (fanOut, fitting)
+            }
+            fittingFailedInRange = true
+        }
+        let fanOut = try DeliveryStore.fanOut(
+            connection, events: next.events, after: fanOutAfter, workerID: configuration.workerID, lease: configuration.leaseDuration,
+            room: endpointLimit, rooms: rooms, capacity: capacity, onlyWhatFits: next.onlyWhatFits
+        )
+        return (fanOut, next.events)
+    }
+
+    /// The next fan-out looks from the first event not fanned out (a new range).
+    private func lookFromTheStart() {
+        fanOutAfter = 0
+        fittingFailedInRange = false
+    }
+
     /// Fans out new events: creates their deliveries, claimed when they can be sent now.
     private func fanOutAndSend() {
         guard let connection, wantsFanOut else { return }
@@ -279,41 +309,13 @@ final class Dispatcher {
             if fanOutHold == nil { fanOutHold = FanOutHold(webhookID: nil, since: .now, capacity: capacity) }
             return
         }
-        let rooms = busyWebhookRooms()
-        var requested = next.events
-        var fitting: DeliveryStore.FanOut? = nil
-        let fittingEvents = min(next.events, rooms.values.min().map { min($0, endpointLimit) } ?? endpointLimit)
+        let fanOut: DeliveryStore.FanOut
+        let requested: Int
         do {
-            // A batch no webhook's room can cut short (each event has a webhook at most once)
-            // takes the short statement, unless the worker's limit stopped it in this range
-            // already. Without a hold, the batch may be cut to the smallest room (the full
-            // statement would stop there for a webhook with that many events), but not below
-            // half an endpoint's share; while held, only a batch that fits as it is.
-            let fits = fittingEvents == next.events || (fanOutHold == nil && fittingEvents >= max(1, endpointLimit / 2))
-            if fittingEvents > 0 && fits && !fittingFailedInRange {
-                fitting = try DeliveryStore.fanOutFitting(
-                    connection, events: fittingEvents, after: fanOutAfter, workerID: configuration.workerID, lease: configuration.leaseDuration,
-                    capacity: capacity
-                )
-                if fitting == nil { fittingFailedInRange = true } else { requested = fittingEvents }
-            }
+            (fanOut, requested) = try runFanOut(next, on: connection)
         } catch {
             databaseFailed(error)
             return
-        }
-        let fanOut: DeliveryStore.FanOut
-        if let fitting {
-            fanOut = fitting
-        } else {
-            do {
-                fanOut = try DeliveryStore.fanOut(
-                    connection, events: next.events, after: fanOutAfter, workerID: configuration.workerID, lease: configuration.leaseDuration,
-                    room: endpointLimit, rooms: rooms, capacity: capacity, onlyWhatFits: next.onlyWhatFits
-                )
-            } catch {
-                databaseFailed(error)
-                return
-            }
         }
         eventRate.found(fanOut.events, now: .now)
         if fanOut.stopped {
@@ -332,9 +334,8 @@ final class Dispatcher {
             // The range is exhausted; if it did not start at the beginning, look once more from
             // there (for events of transactions that committed out of id order).
             wantsFanOut = fanOutAfter != 0
-            fanOutAfter = 0
+            lookFromTheStart()
             fanOutHold = nil
-            fittingFailedInRange = false
         }
         if fanOut.pending > 0 { wantsClaim = true }
         // Deliveries left pending because their endpoint was at its limit: claim them as soon as
@@ -716,9 +717,8 @@ final class Dispatcher {
             wantsFanOut = true
             // Look from the start (a cursor's timestamp text belongs to the old session), and
             // plan with the tables as they are now.
-            fanOutAfter = 0
+            lookFromTheStart()
             fanOutHold = nil
-            fittingFailedInRange = false
             claimAfter.removeAll()
             planRenewal = PlanRenewal(now: .now)
             nextReap = .now

@@ -103,7 +103,7 @@ import Testing
         #expect(fanned.filter { $0[2] == "false" }.count == 1, "the event before the cursor is left for a look from the start")
     }
 
-    @Test("a batch whose deliveries are more than the worker can take: the short statement writes nothing and locks nothing")
+    @Test("a batch whose deliveries are more than the worker can take: the short statement writes nothing and leaves the events to the full statement")
     func fittingStatementLeavesABatchOverTheLimitAlone() throws {
         let (shop, _, _) = try FanOutTests.shopWithThreeEvents()
         let connection = try FanOutTests.session(shop)

@@ -472,24 +472,19 @@ import Worker
     }
 
     @Test func badOptionsExitTwo() throws {
-        let unknown = try run(["run", "--bogus"])
-        #expect(unknown.status == 2)
-        #expect(unknown.output.contains("unknown option --bogus for \"webhooky run\""))
-        let duration = try run(["run", "--lease", "soon"])
-        #expect(duration.status == 2)
-        #expect(duration.output.contains("--lease must be a duration such as 500ms, 5s, 2m, 1h or 1d, not \"soon\""))
-        let rate = try run(["run", "--stay-awake-above", "-5"])
-        #expect(rate.status == 2)
-        #expect(rate.output.contains("--stay-awake-above must be a whole number from 0 to 10000000, not \"-5\""), "\(rate.output)")
-        let patience = try run(["run", "--fan-out-patience", "a while"])
-        #expect(patience.status == 2)
-        #expect(patience.output.contains("--fan-out-patience must be a duration"), "\(patience.output)")
-        let gathering = try run(["run", "--outcome-gathering", "briefly"])
-        #expect(gathering.status == 2)
-        #expect(gathering.output.contains("--outcome-gathering must be a duration"), "\(gathering.output)")
-        let tooLong = try run(["run", "--outcome-gathering", "2m"])
-        #expect(tooLong.status == 2)
-        #expect(tooLong.output.contains("--outcome-gathering must be at most 1s, not \"2m\""), "\(tooLong.output)")
+        let cases: [(arguments: [String], message: String)] = [
+            (["run", "--bogus"], "unknown option --bogus for \"webhooky run\""),
+            (["run", "--lease", "soon"], "--lease must be a duration such as 500ms, 5s, 2m, 1h or 1d, not \"soon\""),
+            (["run", "--stay-awake-above", "-5"], "--stay-awake-above must be a whole number from 0 to 10000000, not \"-5\""),
+            (["run", "--fan-out-patience", "a while"], "--fan-out-patience must be a duration"),
+            (["run", "--outcome-gathering", "briefly"], "--outcome-gathering must be a duration"),
+            (["run", "--outcome-gathering", "2m"], "--outcome-gathering must be at most 1s, not \"2m\""),
+        ]
+        for (arguments, message) in cases {
+            let result = try run(arguments)
+            #expect(result.status == 2, "\(arguments)")
+            #expect(result.output.contains(message), "\(arguments): \(result.output)")
+        }
         #expect(try run(["frobnicate"]).status == 2)
     }
 }
