@@ -61,14 +61,19 @@ public struct RetryPolicy: Sendable, Hashable {
     }
 
     /// Parses a `Retry-After` value: a number of seconds (`120`) or an HTTP date
-    /// (`Wed, 21 Oct 2015 07:28:00 GMT`) relative to `now` (seconds since 1970). Returns `nil`
-    /// for anything else or a date in the past.
+    /// (`Wed, 21 Oct 2015 07:28:00 GMT`, a four-digit year) relative to `now` (seconds since
+    /// 1970). Returns `nil` for anything else or a date in the past. Whatever an endpoint
+    /// sends, the result is finite and at most a year (``delay(afterFailedAttempt:retryAfter:using:)``
+    /// caps it further at ``maximumRetryAfter``).
     public static func parseRetryAfter(_ value: String, now: Double) -> Duration? {
         let trimmed = value.trimmingSpaces()
-        if let seconds = Int(trimmed), seconds >= 0 { return .seconds(seconds) }
-        guard let date = HTTPDate.parse(trimmed), date > now else { return nil }
-        return .milliseconds(Int64((date - now) * 1000))
+        if let seconds = Int(trimmed), seconds >= 0 { return .seconds(min(seconds, longestRetryAfterSeconds)) }
+        guard let date = HTTPDate.parse(trimmed), now.isFinite, date > now else { return nil }
+        return .milliseconds(Int64(min(date - now, Double(longestRetryAfterSeconds)) * 1000))
     }
+
+    /// A year: no `Retry-After` is taken for longer (an endpoint's answer must not overflow).
+    static let longestRetryAfterSeconds = 366 * 86_400
 }
 
 extension String {
@@ -85,8 +90,9 @@ enum HTTPDate {
     /// Seconds since 1970, or `nil` when `text` is not an IMF-fixdate.
     static func parse(_ text: String) -> Double? {
         let parts = text.split(separator: " ")
+        // A four-digit year, as IMF-fixdate has: a larger one would overflow the arithmetic below.
         guard parts.count == 6, parts[5] == "GMT", let day = Int(parts[1]), let month = months.firstIndex(of: String(parts[2])),
-              let year = Int(parts[3]) else { return nil }
+              parts[3].count == 4, let year = Int(parts[3]), year >= 0 else { return nil }
         let clock = parts[4].split(separator: ":").compactMap { Int($0) }
         guard clock.count == 3, (1...31).contains(day), (0...23).contains(clock[0]), (0...59).contains(clock[1]), (0...60).contains(clock[2]) else {
             return nil

@@ -497,7 +497,8 @@ struct WebhookRow {
 }
 
 /// A batch's effect on each webhook's health, in the order the attempts were made: failures
-/// after the last success, when they started, and whether the endpoint answered 410 Gone.
+/// after the last success, when they started, and whether the endpoint answered 410 Gone. One
+/// entry per webhook, in the order of their ids.
 enum WebhookBatchHealth {
     /// The JSON array the record statement reads as `$3`.
     static func summarize(_ records: [AttemptRecord]) -> String {
@@ -525,7 +526,8 @@ enum WebhookBatchHealth {
             summaries[record.webhookID] = summary
         }
         func number(_ value: Double?) -> String { value.map { String($0) } ?? "null" }
-        return "[" + summaries.map { id, summary in
+        // By webhook id: two workers then lock health rows in the same order (no deadlock).
+        return "[" + summaries.sorted(by: { $0.key < $1.key }).map { id, summary in
             "{\"webhook_id\":\(id),\"failures\":\(summary.failures),\"first_failure\":\(number(summary.firstFailure)),"
                 + "\"last_success\":\(number(summary.lastSuccess)),\"last_attempt\":\(summary.lastAttempt),\"gone\":\(summary.gone)}"
         }.joined(separator: ",") + "]"

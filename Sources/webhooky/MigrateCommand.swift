@@ -20,7 +20,7 @@ enum MigrateCommand {
         Examples:
           webhooky migrate --database-url postgresql://admin@db.internal/shop
           webhooky migrate --dry-run
-          psql -X -v ON_ERROR_STOP=1 -f sql/0001_core.sql     # the same, by hand
+          for f in sql/0*.sql; do psql -X -v ON_ERROR_STOP=1 -f "$f" || break; done   # by hand
         """
 
     static func main(_ rawArguments: [String]) -> Int32 {

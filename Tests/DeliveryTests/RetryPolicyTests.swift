@@ -48,6 +48,28 @@ import Testing
         #expect(RetryPolicy.parseRetryAfter("soon", now: now) == nil)
         #expect(RetryPolicy.parseRetryAfter("-5", now: now) == nil)
     }
+
+    @Test("whatever Retry-After an endpoint sends, the delay is finite: no overflow, no crash")
+    func hostileRetryAfterIsBounded() {
+        let now = 1_445_412_400.0
+        let year = Duration.seconds(366 * 86_400)
+        // A year beyond four digits overflowed the date arithmetic and trapped the worker.
+        #expect(RetryPolicy.parseRetryAfter("Sun, 06 Nov 300000000 08:49:37 GMT", now: now) == nil)
+        #expect(RetryPolicy.parseRetryAfter("Sun, 06 Nov 999999999999999999 08:49:37 GMT", now: now) == nil)
+        #expect(RetryPolicy.parseRetryAfter("Fri, 31 Dec 9999 23:59:59 GMT", now: now) == year)
+        #expect(RetryPolicy.parseRetryAfter("9223372036854775807", now: now) == year)
+        #expect(RetryPolicy.parseRetryAfter("99999999999999999999999", now: now) == nil)
+        #expect(RetryPolicy.parseRetryAfter("Fri, 31 Dec 9999 23:59:59 GMT", now: .nan) == nil)
+
+        // Through the state machine: a retry at most maximumRetryAfter away.
+        var random = SeededRandom()
+        for header in ["Sun, 06 Nov 300000000 08:49:37 GMT", "Fri, 31 Dec 9999 23:59:59 GMT", "9223372036854775807"] {
+            var machine = DeliveryStateMachine(attempt: 1, policy: .standard)
+            let completion = machine.finish(.response(status: 503, retryAfter: header), now: now, random: &random)
+            #expect(completion.state == .pending)
+            #expect(completion.retryIn.map { $0 <= RetryPolicy.standard.maximumRetryAfter } == true)
+        }
+    }
 }
 
 @Suite struct DeliveryStateMachineTests {

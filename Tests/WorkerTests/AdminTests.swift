@@ -77,6 +77,42 @@ import Worker
         }
     }
 
+    @Test("redeliver of a delivery that a prune deletes meanwhile reports it missing, instead of doing nothing")
+    func redeliverRacingAPrune() throws {
+        let shop = try Shop()
+        let webhook = try shop.addWebhook(url: "https://erp.example/x")
+        let id = try #require(try shop.connection.query("""
+            WITH e AS (INSERT INTO webhooky.events (event, payload, webhook_ids, fanned_out) VALUES ('customer.credit_changed', '{}', ARRAY[$1::bigint], true) RETURNING id)
+            INSERT INTO webhooky.deliveries (event_id, webhook_id, state, attempts, completed_at) SELECT id, $1, 'succeeded', 1, now() FROM e RETURNING id
+            """, [String(webhook)]).scalar)
+        // A prune has deleted the delivery and not committed yet when the admin redelivers it.
+        let pruner = try shop.database.connect()
+        try pruner.execute("BEGIN")
+        try pruner.query("DELETE FROM webhooky.deliveries WHERE id = $1", [id])
+        let database = shop.database
+        let outcome = Mutex<String?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            do {
+                let admin = try database.connect()
+                try admin.query("SELECT webhooky.redeliver($1)", [id])
+                outcome.withLock { $0 = "redelivered" }
+            } catch let error as PostgresError {
+                outcome.withLock { $0 = error.message }
+            } catch {
+                outcome.withLock { $0 = "\(error)" }
+            }
+            done.signal()
+        }.start()
+        // The redeliver waits for the prune's row lock (before 0009 it read the row first, then
+        // its UPDATE found nothing once the prune committed, and it returned as if redelivered).
+        let waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%webhooky.redeliver%'"
+        #expect(try shop.waitFor(waiting) { $0 == "1" } == "1")
+        try pruner.execute("COMMIT")
+        #expect(done.wait(timeout: .now() + 20) == .success)
+        #expect(outcome.withLock { $0 } == "webhooky.redeliver: there is no delivery \(id)")
+    }
+
     @Test func redeliverAWebhooksDeadDeliveriesInATimeRange() throws {
         let shop = try Shop()
         let webhook = try shop.addWebhook(url: "https://erp.example/x")

@@ -425,6 +425,45 @@ import Worker
         #expect(try shop.column("SELECT disabled_reason FROM webhooky.webhooks") == ["the endpoint answered 410 Gone"])
         #expect(receiver.requests.count == 1)
     }
+
+    @Test("410 Gone disables a webhook written under a larger limit than today's (the outcome is not lost)")
+    func goneDisablesAWebhookOverTodaysLimits() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver { _, _ in .status(410, body: "unsubscribed") }
+        let url = receiver.baseURL + "/gone?" + String(repeating: "k", count: 80)
+        let webhook = try shop.addWebhook(url: url, headers: #"{"X-One": "1", "X-Two": "2"}"#)
+        // An admin lowers the limits below what the webhook already has.
+        try shop.connection.execute("""
+            INSERT INTO webhooky.settings VALUES ('max_url_length', '64'), ('max_headers', '1')
+            """)
+        let worker = RunningWorker(shop.workerConfiguration())
+        defer { worker.stop() }
+        try shop.setCredit("10")
+        // Before migration 0009 the worker's disabling UPDATE failed the limit check, the whole
+        // outcome was rolled back and the delivery stayed 'sending', to be sent again and again.
+        #expect(try shop.waitFor("SELECT enabled FROM webhooky.webhooks") { $0 == "f" } == "f")
+        #expect(try shop.column("SELECT disabled_reason FROM webhooky.webhooks") == ["the endpoint answered 410 Gone"])
+        // Recorded: the attempt, and the delivery waiting (pending) until the webhook is enabled again.
+        #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries") { $0 != "sending" } == "pending")
+        #expect(try shop.deliveryStates() == [["pending", "1", "410"]])
+        #expect(try shop.column("SELECT status::text FROM webhooky.attempts") == ["410"])
+        #expect(receiver.requests.count == 1)
+
+        // An admin can still rename it; what a change writes is checked against today's limits.
+        try shop.connection.query("UPDATE webhooky.webhooks SET name = 'old endpoint' WHERE id = $1", [String(webhook)])
+        do {
+            try shop.connection.query("UPDATE webhooky.webhooks SET url = $2 WHERE id = $1", [String(webhook), url + "x"])
+            Issue.record("a URL over today's limit was accepted")
+        } catch {
+            #expect(error.message == "webhook \(webhook) \"old endpoint\": URL is \(url.count + 1) characters long; the limit is 64")
+        }
+        do {
+            try shop.connection.query(#"UPDATE webhooky.webhooks SET headers = headers || '{"X-Three": "3"}' WHERE id = $1"#, [String(webhook)])
+            Issue.record("headers over today's limit were accepted")
+        } catch {
+            #expect(error.message == "webhook \(webhook) \"old endpoint\": 3 headers; the limit is 1")
+        }
+    }
 }
 
 /// Bad configuration: one clear message and a documented exit status.
