@@ -149,10 +149,10 @@ extension AddressPolicy {
         }
 
         /// The error message: `refused to connect to 169.254.169.254 (link-local address):
-        /// private and internal networks are not allowed; allow them with an allow-list`.
+        /// private and internal networks are not allowed; allow them with an allow-list (webhooky run --allow-network CIDR)`.
         public var description: String {
             let what = form.map { "\($0) form of a \(kind)" } ?? kind.description
-            return "refused to connect to \(address) (\(what)): private and internal networks are not allowed; allow them with an allow-list"
+            return "refused to connect to \(address) (\(what)): private and internal networks are not allowed; allow them with an allow-list (webhooky run --allow-network CIDR)"
         }
     }
 }

@@ -65,8 +65,9 @@ extension Doctor {
                END
         """
 
-    /// Whether the current role can run the worker, do admin work, both or neither.
-    func privilegesCheck(_ connection: Connection) throws(PostgresError) -> DoctorCheck {
+    /// Whether the current role can run the worker, do admin work, both or neither (or is a
+    /// tenant's, `tenant`, which needs neither).
+    func privilegesCheck(_ connection: Connection, tenant: Bool = false) throws(PostgresError) -> DoctorCheck {
         let role = try connection.query("SELECT quote_ident(current_user)").scalar ?? "current_user"
         let missing = try connection.query(Doctor.privilegesSQL).rows
         let worker = missing.filter { $0[0] == "worker" }.compactMap { $0[1] }
@@ -85,6 +86,10 @@ extension Doctor {
             return DoctorCheck(.ok, "privileges", "role \(role) can run the worker (for admin work as well: GRANT webhooky_admin TO \(role);)")
         case (false, true):
             return DoctorCheck(.ok, "privileges", "role \(role) can do admin work (to run the worker as well: GRANT webhooky_worker TO \(role);)")
+        case (false, false) where tenant:
+            return DoctorCheck(.ok, "privileges", "role \(role) is a tenant's (webhooky_tenant): it sees and changes its own account's webhooks only", details: [
+                "Checks of what belongs to no account (workers, the whole backlog) need webhooky_admin; they are marked as not visible.",
+            ])
         case (false, false):
             return DoctorCheck(.warn, "privileges", "role \(role) can neither run the worker nor do admin work: a DBA runs GRANT webhooky_worker TO \(role); (or webhooky_admin)", details: details)
         }
@@ -217,10 +222,10 @@ extension Doctor {
                 problems.append("\(label): \(failures) failed \(failures == 1 ? "attempt" : "attempts") in a row\(since)\(last). Watch it with webhooky tail --webhook \(id); fix the endpoint or the webhook's URL.")
             } else if let reason = result[row, 3] {
                 disabledByWebhooky += 1
-                problems.append("\(label) was disabled by Webhooky: \(reason); \(TextFormatting.count(waiting)) deliveries wait. Once the endpoint works: UPDATE webhooky.webhooks SET enabled = true WHERE id = \(id);")
+                problems.append("\(label) was disabled by Webhooky: \(reason); \(TextFormatting.count(waiting)) \(waiting == 1 ? "delivery waits" : "deliveries wait"). Once the endpoint works: UPDATE webhooky.webhooks SET enabled = true WHERE id = \(id);")
             } else {
                 disabledByHand += 1
-                notes.append("\(label) is disabled by hand" + (waiting > 0 ? "; \(TextFormatting.count(waiting)) deliveries wait for it" : ""))
+                notes.append("\(label) is disabled by hand" + (waiting > 0 ? "; \(TextFormatting.count(waiting)) \(waiting == 1 ? "delivery waits" : "deliveries wait") for it" : ""))
             }
         }
         guard result.rowCount > 0 else {

@@ -83,14 +83,15 @@ public struct Doctor: Sendable {
         let schema = schemaCheck(connection)
         checks.append(schema)
         guard schema.level == .ok else { return checks }
-        checks.append(check("privileges") { () throws(PostgresError) in try privilegesCheck(connection) })
-        checks.append(check("workers") { () throws(PostgresError) in try workersCheck(connection) })
-        checks.append(check("backlog") { () throws(PostgresError) in try backlogCheck(connection) })
-        checks.append(check("NOTIFY queue") { () throws(PostgresError) in try notifyQueueCheck(connection) })
-        checks.append(check("dead") { () throws(PostgresError) in try deadCheck(connection) })
-        checks.append(check("webhooks") { () throws(PostgresError) in try webhooksCheck(connection) })
-        checks.append(check("events") { () throws(PostgresError) in try eventsCheck(connection) })
-        checks.append(check("triggers") { () throws(PostgresError) in try triggerConditionsCheck(connection) })
+        let tenant = (try? connection.query(Doctor.tenantOnlySQL).scalar) == "t"
+        checks.append(check("privileges") { () throws(PostgresError) in try privilegesCheck(connection, tenant: tenant) })
+        checks.append(check("workers", tenant: tenant) { () throws(PostgresError) in try workersCheck(connection) })
+        checks.append(check("backlog", tenant: tenant) { () throws(PostgresError) in try backlogCheck(connection) })
+        checks.append(check("NOTIFY queue", tenant: tenant) { () throws(PostgresError) in try notifyQueueCheck(connection) })
+        checks.append(check("dead", tenant: tenant) { () throws(PostgresError) in try deadCheck(connection) })
+        checks.append(check("webhooks", tenant: tenant) { () throws(PostgresError) in try webhooksCheck(connection) })
+        checks.append(check("events", tenant: tenant) { () throws(PostgresError) in try eventsCheck(connection) })
+        checks.append(check("triggers", tenant: tenant) { () throws(PostgresError) in try triggerConditionsCheck(connection) })
         return checks
     }
 
@@ -137,10 +138,20 @@ public struct Doctor: Sendable {
 
     /// Runs one check; a statement that fails (often for lack of a privilege) becomes a WARN
     /// that says so, and the other checks go on.
-    private func check(_ topic: String, _ body: () throws(PostgresError) -> DoctorCheck) -> DoctorCheck {
+    /// Whether the role is a tenant's (a member of webhooky_tenant) and not an admin's.
+    static let tenantOnlySQL = """
+        SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'webhooky_tenant') AND pg_has_role('webhooky_tenant', 'MEMBER')
+           AND NOT (EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'webhooky_admin') AND pg_has_role('webhooky_admin', 'MEMBER'))
+        """
+
+    private func check(_ topic: String, tenant: Bool = false, _ body: () throws(PostgresError) -> DoctorCheck) -> DoctorCheck {
         do {
             return try body()
         } catch {
+            if tenant && error.sqlState == "42501" {
+                // A tenant's role is meant not to see this; nothing needs attention.
+                return DoctorCheck(.ok, topic, "not visible to a tenant's role (\(error.message))")
+            }
             var details = ["The other checks went on."]
             if error.sqlState == "42501" {
                 details = ["Run the doctor as a role that may read the webhooky schema (a member of webhooky_admin, or its owner)."]

@@ -106,8 +106,16 @@ public struct RequestPreview: Sendable {
         } catch {
             throw OperationsError(.invalidInput, "the payload is not valid JSON: \(error)")
         }
+        for variable in webhook.template.variables where variable.value(in: parsed) == nil {
+            notes.append("\(variable) is not in \(description): it renders as the empty string (a misspelt name? webhooky.variables('\(event)') lists the names)")
+        }
         do {
             let request = try webhook.request(payload: parsed, messageID: messageID, timestamp: timestamp)
+            if let hash = request.url.firstIndex(of: "#") {
+                // Only a name-like start is shown: the rest of a URL may hold a key.
+                let start = request.url[request.url.index(after: hash)...].prefix(while: { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "." }).prefix(40)
+                notes.append("the URL's part from '#\(start)' on is a fragment, which HTTP never sends: the request goes out without it (a variable missing its closing '#'? write #name#, or a literal # as %23)")
+            }
             return RequestPreview(webhookID: webhookID, webhookName: name, event: event, enabled: enabled,
                                   payloadDescription: description, request: request, notes: notes)
         } catch {

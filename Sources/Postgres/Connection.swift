@@ -54,7 +54,8 @@ public final class Connection {
     }
 
     /// Parses the connection string without connecting. libpq's own message quotes the part it
-    /// could not parse, which may be a password, so the message here shows quoted text as `"…"`.
+    /// could not parse, which may be a password, so the message here shows quoted text as `"…"`,
+    /// except an option's name (`invalid connection option "sslmod"`) and a quoted `=`.
     static func checkSyntax(of conninfo: String) throws(PostgresError) {
         var error: UnsafeMutablePointer<CChar>? = nil
         let options = PQconninfoParse(conninfo, &error)
@@ -64,22 +65,48 @@ public final class Connection {
         }
         let detail = error.map { String(cString: $0) } ?? "out of memory"
         if let error { PQfreemem(error) }
-        throw PostgresError(code: .connectionFailed, message: "the connection string is malformed: " + redactQuoted(trimmed(detail)))
+        var message = "the connection string is malformed: " + describeSyntaxError(trimmed(detail))
+        if let scheme = conninfo.firstRange(of: "://").map({ conninfo[..<$0.lowerBound] }),
+           !["postgresql", "postgres"].contains(scheme.lowercased()), scheme.count <= 20, scheme.allSatisfy({ $0.isLetter }) {
+            message += " (a URL starts with postgresql:// or postgres://, not \(scheme)://)"
+        }
+        throw PostgresError(code: .connectionFailed, message: message)
     }
 
-    /// `text` with everything between double quotes replaced by `…`.
+    /// libpq's message about a connection string it cannot parse, with any quoted part that may
+    /// be a value shown as `"…"`.
+    static func describeSyntaxError(_ detail: String) -> String {
+        // These quote a keyword, which is never a secret: a misspelt one is the usual mistake.
+        for prefix in ["invalid connection option \"", "invalid URI query parameter: \""] where detail.hasPrefix(prefix) {
+            let name = detail.dropFirst(prefix.count).prefix(while: { $0 != "\"" })
+            if (1...40).contains(name.count), name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) {
+                return "\(prefix)\(name)\" (a misspelt keyword? the list: https://www.postgresql.org/docs/15/libpq-connect.html#LIBPQ-PARAMKEYWORDS)"
+            }
+        }
+        return redactQuoted(detail)
+    }
+
+    /// `text` with everything between double quotes replaced by `…`, but a quoted `=`.
     static func redactQuoted(_ text: String) -> String {
         var result = ""
-        var quoted = false
+        var quoted: String? = nil
         for character in text {
             if character == "\"" {
-                result.append(character)
-                if !quoted { result += "…" }
-                quoted.toggle()
-            } else if !quoted {
+                if let inside = quoted {
+                    result += (inside == "=" ? inside : "…") + "\""
+                    quoted = nil
+                } else {
+                    result.append(character)
+                    quoted = ""
+                }
+            } else if quoted != nil {
+                quoted?.append(character)
+            } else {
                 result.append(character)
             }
         }
+        // An unclosed quote: what followed it stays hidden.
+        if quoted != nil { result += "…" }
         return result
     }
 

@@ -30,7 +30,8 @@ public struct URLTemplate: Sendable, Hashable {
     ///
     /// - Throws: ``TemplateError/Code/invalidURL`` unless the template starts with `http://` or
     ///   `https://` followed by a host, and its literal text is printable ASCII without spaces
-    ///   or the characters `" < > \ ^ ` { | }` (percent-encode them instead).
+    ///   or the characters `" < > \ ^ ` { | }` (percent-encode them instead), and a port, if written
+    ///   out, from 1 to 65535.
     public init(_ source: String) throws(TemplateError) {
         let lowered = source.prefix(8).lowercased()
         let schemeLength: Int
@@ -60,6 +61,20 @@ public struct URLTemplate: Sendable, Hashable {
         }
         self.source = source
         self.pieces = pieces
+        if let origin = fixedOrigin, let port = URLTemplate.port(ofOrigin: origin), !port.isEmpty, !(1...65_535).contains(Int(port) ?? 0) {
+            throw TemplateError(.invalidURL, "URL has port \(port.prefix(12)); a port is a number from 1 to 65535")
+        }
+    }
+
+    /// The port written in `origin` (`scheme://[userinfo@]host[:port]`), `nil` when none is.
+    static func port(ofOrigin origin: String) -> Substring? {
+        guard let schemeEnd = origin.firstRange(of: "://") else { return nil }
+        var authority = origin[schemeEnd.upperBound...]
+        if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
+        // An IPv6 address in brackets has colons of its own.
+        if let bracket = authority.lastIndex(of: "]") { authority = authority[authority.index(after: bracket)...] }
+        guard let colon = authority.lastIndex(of: ":") else { return nil }
+        return authority[authority.index(after: colon)...]
     }
 
     /// Renders the URL for `payload`.

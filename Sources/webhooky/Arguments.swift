@@ -12,7 +12,8 @@ struct Arguments {
     private(set) var positionals: [String] = []
 
     /// How a command's `main` begins: the parsed arguments, or (when `arguments` is `nil`) the
-    /// exit status after printing `usage` for `--help` (0) or a usage error with it (2).
+    /// exit status after printing `usage` for `--help` (0), or a usage error with the usage's
+    /// first line (2).
     struct Parsed {
         let arguments: Arguments?
         let exitStatus: Int32
@@ -23,9 +24,16 @@ struct Arguments {
         do {
             return Parsed(arguments: try Arguments(arguments, command: command, options: options, switches: switches), exitStatus: 0)
         } catch {
-            Help.fail("\(error)\n\n\(usage)")
-            return Parsed(arguments: nil, exitStatus: 2)
+            return Parsed(arguments: nil, exitStatus: reportUsageError(error, command: command, usage: usage))
         }
+    }
+
+    /// Prints a usage error: the error, the usage line, and where the rest is (the whole help
+    /// would bury the error). Returns 2, the exit status for it.
+    static func reportUsageError(_ error: any Error, command: String, usage: String) -> Int32 {
+        let usageLine = usage.split(separator: "\n").first.map(String.init) ?? "Usage: webhooky \(command)"
+        Help.fail("\(error)\n\(usageLine)\nSee: webhooky \(command) --help")
+        return 2
     }
 
     /// Parses `arguments`, accepting only `options` (which take a value), `switches`, and up
@@ -78,10 +86,11 @@ struct Arguments {
         return value
     }
 
-    /// A webhook, event or delivery id: a positive whole number. `what` names it in the error.
-    static func identifier(_ text: String, what: String) throws(UsageError) -> Int64 {
+    /// A webhook, event or delivery id: a positive whole number. `what` names it in the error,
+    /// `table` says where such ids are (`webhooky.webhooks`).
+    static func identifier(_ text: String, what: String, table: String) throws(UsageError) -> Int64 {
         guard let value = Int64(text), value > 0 else {
-            throw UsageError(description: "\(what) must be a positive whole number (an id from webhooky.webhooks or webhooky.events), not \"\(text)\"")
+            throw UsageError(description: "\(what) must be a positive whole number (an id from \(table)), not \"\(text)\"")
         }
         return value
     }

@@ -62,7 +62,8 @@ enum CommandDatabase {
         if let detail = error.detail { text += "\n\(detail)" }
         if let hint = error.hint { text += "\n\(hint)" }
         if error.sqlState == "42501" {
-            text += "\nThis role lacks a privilege: a DBA runs GRANT webhooky_admin TO <role>; (see docs/dba.md)."
+            text += "\nThis role lacks a privilege. A DBA grants what the role is for (docs/dba.md, \"Roles\"): webhooky_admin for admin work "
+                + "on every account; webhooky_tenant, with the role's row in webhooky.tenants, for one account's webhooks only."
         }
         return text
     }

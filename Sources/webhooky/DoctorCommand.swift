@@ -21,6 +21,8 @@ enum DoctorCommand {
           webhooks       failing webhooks, and those Webhooky disabled (and why)
           events         event types that have had no event for over 10 times their usual
                          gap and at least an hour: a dropped or disabled trigger?
+          triggers       triggers whose WHEN clause tests another event's bit in
+                         webhooky.wanted_events than the events they emit (FAIL)
 
         Options:
           --database-url URL   libpq connection string or URI [DATABASE_URL, else PG* variables]
@@ -30,7 +32,7 @@ enum DoctorCommand {
 
         Examples:
           webhooky doctor
-          webhooky doctor --database-url 'postgresql://webhooky_worker@db.internal/shop'
+          webhooky doctor --database-url 'postgresql://integrator@db.internal/shop'
           webhooky doctor || alert "webhooky needs attention"
         """
 

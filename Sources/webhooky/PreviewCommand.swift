@@ -53,11 +53,10 @@ enum PreviewCommand {
             guard let id = arguments.positionals.first else {
                 throw Arguments.UsageError(description: "which webhook? give its id: webhooky preview WEBHOOK_ID")
             }
-            webhookID = try Arguments.identifier(id, what: "WEBHOOK_ID")
+            webhookID = try Arguments.identifier(id, what: "WEBHOOK_ID", table: "webhooky.webhooks")
             payload = try parsePayload(arguments)
         } catch {
-            Help.fail("\(error)\n\n\(usage)")
-            return 2
+            return Arguments.reportUsageError(error, command: "preview", usage: usage)
         }
         do {
             let connection = try CommandDatabase.open(arguments, applicationName: "webhooky preview")
@@ -82,7 +81,7 @@ enum PreviewCommand {
         case (.some, .some):
             throw Arguments.UsageError(description: "give --event or --payload, not both")
         case (let event?, nil):
-            return .event(try Arguments.identifier(event, what: "--event"))
+            return .event(try Arguments.identifier(event, what: "--event", table: "webhooky.events"))
         case (nil, let payload?):
             if payload == "-" {
                 return .json(readAll(descriptor: 0))

@@ -47,7 +47,8 @@ enum RunCommand {
           --allow-private-networks    allow every address (development only; never in production)
 
         Durations: 500ms, 5s, 2m, 1h, 1d. Exit status: 0 stopped cleanly; 2 bad options;
-        3 database unreachable or login refused; 4 schema missing or of another version.
+        3 database unreachable or login refused; 4 schema missing or of another version;
+        130 a second SIGTERM or SIGINT (stopped at once, without waiting for requests).
 
         Examples:
           webhooky run --database-url postgresql://webhooky@db.internal/shop
@@ -61,8 +62,7 @@ enum RunCommand {
         do {
             configuration = try parse(rawArguments)
         } catch {
-            Help.fail("\(error)\n\n\(usage)")
-            return 2
+            return Arguments.reportUsageError(error, command: "run", usage: usage)
         }
         let worker = Worker(configuration: configuration)
         let signals = SignalHandler { worker.stop() }

@@ -46,12 +46,11 @@ enum TailCommand {
         do {
             arguments = try Arguments(rawArguments, command: "tail", options: ["database-url", "webhook", "since"], switches: [])
             webhookID = try arguments.string("webhook").map { (text: String) throws(Arguments.UsageError) -> Int64 in
-                try Arguments.identifier(text, what: "--webhook")
+                try Arguments.identifier(text, what: "--webhook", table: "webhooky.webhooks")
             }
             since = try arguments.duration("since")
         } catch {
-            Help.fail("\(error)\n\n\(usage)")
-            return 2
+            return Arguments.reportUsageError(error, command: "tail", usage: usage)
         }
         var connection: Connection
         do {

@@ -9,23 +9,32 @@ import Glibc
 signal(SIGPIPE, SIG_IGN)
 var arguments = Array(CommandLine.arguments.dropFirst())
 let command = arguments.isEmpty ? "help" : arguments.removeFirst()
+
+/// The commands, by name.
+let commands: [String: ([String]) -> Int32] = [
+    "run": RunCommand.main, "migrate": MigrateCommand.main, "preview": PreviewCommand.main, "tail": TailCommand.main,
+    "status": StatusCommand.main, "doctor": DoctorCommand.main, "demo": DemoCommand.main,
+]
+
 let status: Int32
-switch command {
-case "run": status = RunCommand.main(arguments)
-case "migrate": status = MigrateCommand.main(arguments)
-case "preview": status = PreviewCommand.main(arguments)
-case "tail": status = TailCommand.main(arguments)
-case "status": status = StatusCommand.main(arguments)
-case "doctor": status = DoctorCommand.main(arguments)
-case "demo": status = DemoCommand.main(arguments)
-case "help", "--help", "-h":
-    print(Help.overview)
-    status = 0
-case "version", "--version":
-    print("webhooky \(Help.version) (schema version \(Help.schemaVersion))")
-    status = 0
-default:
-    Help.fail("unknown command \"\(command)\"; the commands are run, migrate, preview, tail, status, doctor, demo and version (see webhooky --help)")
-    status = 2
+if let run = commands[command] {
+    status = run(arguments)
+} else {
+    switch command {
+    case "help", "--help", "-h":
+        // `webhooky help run` is `webhooky run --help`.
+        if let topic = arguments.first, let help = commands[topic] {
+            status = help(["--help"])
+        } else {
+            print(Help.overview)
+            status = 0
+        }
+    case "version", "--version":
+        print("webhooky \(Help.version) (schema version \(Help.schemaVersion))")
+        status = 0
+    default:
+        Help.fail("unknown command \"\(command)\"; the commands are run, migrate, preview, tail, status, doctor, demo and version (see webhooky --help)")
+        status = 2
+    }
 }
 exit(status)

@@ -38,7 +38,7 @@ func allowingLoopback() throws -> AddressPolicy {
         client.send([HTTPRequest(tag: 1, method: "POST", url: receiver.baseURL + "/hooks/erp?apikey=s3cr3t", body: Array("{}".utf8))])
         let error = try failure(of: results)
         #expect(error.code == .addressNotAllowed)
-        #expect(error.message == "refused to connect to 127.0.0.1 (loopback address): private and internal networks are not allowed; allow them with an allow-list")
+        #expect(error.message == "refused to connect to 127.0.0.1 (loopback address): private and internal networks are not allowed; allow them with an allow-list (webhooky run --allow-network CIDR)")
         #expect(!error.message.contains("s3cr3t") && !error.message.contains("/hooks"), "never the URL's path or query")
         #expect(receiver.connectionsAccepted == 0)
         #expect(receiver.requests.isEmpty)
@@ -139,7 +139,7 @@ func allowingLoopback() throws -> AddressPolicy {
         client.send([HTTPRequest(tag: 1, method: "GET", url: receiver.baseURL + "/", maximumRedirects: 5)])
         let error = try failure(of: results)
         #expect(error.code == .addressNotAllowed)
-        #expect(error.message == "refused to connect to 169.254.169.254 (link-local address): private and internal networks are not allowed; allow them with an allow-list")
+        #expect(error.message == "refused to connect to 169.254.169.254 (link-local address): private and internal networks are not allowed; allow them with an allow-list (webhooky run --allow-network CIDR)")
         #expect(!error.message.contains("latest") && !error.message.contains("token"))
         #expect(receiver.requests.count == 1)
     }

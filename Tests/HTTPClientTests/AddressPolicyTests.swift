@@ -91,7 +91,7 @@ func ip(_ text: String, sourceLocation: SourceLocation = #_sourceLocation) throw
 
     @Test func theRefusalNamesTheAddressAndWhy() throws {
         let refusal = try #require(AddressPolicy.standard.refusal(for: ip("169.254.169.254")))
-        #expect(refusal.description == "refused to connect to 169.254.169.254 (link-local address): private and internal networks are not allowed; allow them with an allow-list")
+        #expect(refusal.description == "refused to connect to 169.254.169.254 (link-local address): private and internal networks are not allowed; allow them with an allow-list (webhooky run --allow-network CIDR)")
         let mapped = try #require(AddressPolicy.standard.refusal(for: ip("::ffff:10.0.0.1")))
         #expect(mapped.description.hasPrefix("refused to connect to ::ffff:10.0.0.1 (IPv4-mapped form of a private address (RFC 1918)):"))
     }

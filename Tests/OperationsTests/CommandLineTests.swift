@@ -3,12 +3,16 @@ import Testing
 
 /// What every command says about itself, and the exit statuses they share.
 @Suite(.timeLimit(.minutes(2))) struct CommandLineTests {
-    @Test("every command has --help with examples; the overview lists them all", arguments: ["run", "migrate", "preview", "tail", "status", "doctor", "demo"])
+    @Test("every command has --help with examples (also as `webhooky help COMMAND`); the overview lists them all",
+          arguments: ["run", "migrate", "preview", "tail", "status", "doctor", "demo"])
     func help(command: String) throws {
         let outcome = try CommandProcess.run([command, "--help"])
         #expect(outcome.status == 0)
         #expect(outcome.output.hasPrefix("Usage: webhooky \(command)"))
         #expect(outcome.output.contains("Examples:"))
+        let asTopic = try CommandProcess.run(["help", command])
+        #expect(asTopic.status == 0)
+        #expect(asTopic.output == outcome.output)
         let overview = try CommandProcess.run(["--help"])
         #expect(overview.output.contains("\n  \(command) "))
     }

@@ -39,6 +39,27 @@ import Testing
         func header(_ name: String) -> String? { headers.first { $0.name.lowercased() == name.lowercased() }?.value }
     }
 
+    @Test("preview points at a variable the payload lacks and at a URL fragment, which the receiver never gets")
+    func previewNotesMisspeltVariablesAndFragments() throws {
+        let database = try AdminDatabase()
+        let receiver = try LoopbackReceiver()
+        let webhook = try database.addWebhook(url: receiver.baseURL + "/typo?id=#customer.id", body: ##"{"email": "#customer.emial#"}"##)
+        let outcome = try database.run(["preview", String(webhook)])
+        #expect(outcome.status == 0, "\(outcome.errors)")
+        #expect(outcome.output.hasPrefix("POST \(receiver.baseURL)/typo?id=#customer.id\n"))
+        #expect(outcome.errors.contains(
+            "webhooky: note: #customer.emial# is not in the sample of customer.credit_changed: it renders as the empty string (a misspelt name? webhooky.variables('customer.credit_changed') lists the names)\n"))
+        #expect(outcome.errors.contains(
+            "webhooky: note: the URL's part from '#customer.id' on is a fragment, which HTTP never sends: the request goes out without it (a variable missing its closing '#'? write #name#, or a literal # as %23)\n"))
+        #expect(!outcome.errors.contains("#customer.id#"), "a variable the sample has is not noted")
+
+        // What the receiver gets, indeed: the path and query without the fragment.
+        let worker = RunningWorker(database.workerConfiguration())
+        defer { worker.stop() }
+        _ = try database.value("SELECT webhooky.send_test($1)", [String(webhook)])
+        #expect(try #require(receiver.waitForRequests(1).first).target == "/typo?id=")
+    }
+
     @Test("preview prints exactly the request the worker sends for the same webhook and payload")
     func previewIsWhatTheWorkerSends() throws {
         let database = try AdminDatabase()

@@ -63,6 +63,14 @@ func isValidJSONForFoundation(_ text: String) -> Bool {
         #expect(try URLTemplate("https://h/#top").render(payload()) == "https://h/#top")
     }
 
+    @Test("ports from 1 to 65535, an empty port, IPv6 and user info are accepted; a port in a variable is not checked")
+    func portsThatAreFine() throws {
+        for url in ["http://h:1/", "https://h:65535/x", "http://h:/x", "http://[::1]:8080/x", "http://[::1]/x", "https://u:p@h:443/?a=b:c",
+                    "https://h/x:99999", "https://h:#port#/x", "https://#host#:99999/x"] {
+            #expect(throws: Never.self) { try URLTemplate(url) }
+        }
+    }
+
     @Test func hostMayBeAVariable() throws {
         let p = try payload(#"{"host": "erp.example"}"#)
         #expect(try URLTemplate("https://#host#/x").render(p) == "https://erp.example/x")
@@ -83,6 +91,9 @@ func isValidJSONForFoundation(_ text: String) -> Bool {
         ("http://h/ř", "URL contains a non-ASCII character; percent-encode it (a space as %20)"),
         ("http://h/{x}", "URL contains '{'; percent-encode it (a space as %20)"),
         ("http://h/\n", "URL contains a control character; percent-encode it (a space as %20)"),
+        ("http://127.0.0.1:99999/x", "URL has port 99999; a port is a number from 1 to 65535"),
+        ("https://user:pw@h:0/", "URL has port 0; a port is a number from 1 to 65535"),
+        ("https://[::1]:8o8o/?id=#customer.id#", "URL has port 8o8o; a port is a number from 1 to 65535"),
     ])
     func invalidURLsAreRefusedWithAReason(url: String, message: String) {
         #expect(throws: TemplateError(.invalidURL, message)) { try URLTemplate(url) }

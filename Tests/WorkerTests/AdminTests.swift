@@ -220,8 +220,9 @@ import Worker
         configuration.http.addressPolicy = .allowingLoopback
         let worker = RunningWorker(configuration)
         defer { worker.stop() }
-        let targets = receiver.waitForRequests(Migrations.latestVersion).map(\.target).sorted()
-        #expect(targets == (1...Migrations.latestVersion).map { "/v?c=\($0).00" })
+        let targets = receiver.waitForRequests(Migrations.latestVersion).map(\.target)
+        #expect(Set(targets) == Set((1...Migrations.latestVersion).map { "/v?c=\($0).00" }))
+        #expect(targets.count == Migrations.latestVersion)
     }
 
     @Test("roles: the worker, admin and emitter roles can do their jobs and no more")

@@ -485,10 +485,18 @@ import Worker
         #expect(!migrate.output.contains("Wr0ngPassw0rd"))
     }
 
-    @Test func aMalformedConnectionStringDoesNotEchoItsPassword() throws {
-        let outcome = try run(["run", "--database-url", "postgresql://user:s3cret%zzPW@localhost/db"])
+    @Test("a malformed connection string: what is wrong (a misspelt keyword, a wrong URL scheme), never its password", arguments: [
+        ("postgresql://user:s3cret%zzPW@localhost/db", "the connection string is malformed: invalid percent-encoded token: \"…\""),
+        ("host=/tmp dbname=shop password=s3cretPw! sslmod=require",
+         "the connection string is malformed: invalid connection option \"sslmod\" (a misspelt keyword? the list: https://www.postgresql.org/docs/15/libpq-connect.html#LIBPQ-PARAMKEYWORDS)"),
+        ("postgresq://postgres:s3cretPw!@localhost/shop",
+         "the connection string is malformed: missing \"=\" after \"…\" in connection info string (a URL starts with postgresql:// or postgres://, not postgresq://)"),
+        ("host=/tmp password=my s3cret", "the connection string is malformed: missing \"=\" after \"…\" in connection info string"),
+    ])
+    func aMalformedConnectionStringDoesNotEchoItsPassword(url: String, message: String) throws {
+        let outcome = try run(["run", "--database-url", url])
         #expect(outcome.status == 3)
-        #expect(outcome.output.contains("the connection string is malformed"))
+        #expect(outcome.output.contains(message), "\(outcome.output)")
         #expect(!outcome.output.contains("s3cret"))
     }
 

@@ -1,0 +1,46 @@
+import Foundation
+import Postgres
+import TestSupport
+import Testing
+
+/// The commands a tenant's login role runs: its own account's webhooks only, and errors that do
+/// not tell it to become an admin.
+@Suite(.timeLimit(.minutes(2))) struct TenantCommandTests {
+    @Test("a tenant's role runs status and preview for its account; others' webhooks do not exist for it")
+    func tenantRunsCommands() throws {
+        let database = try AdminDatabase()
+        let role = "tenant_\(database.database.name)"
+        try database.connection.execute("""
+            CREATE ROLE \(role) LOGIN IN ROLE webhooky_tenant;
+            INSERT INTO webhooky.tenants (role_name, account_id) VALUES ('\(role)', 'shop-42');
+            """)
+        defer { _ = try? database.connection.execute("DROP OWNED BY \(role); DROP ROLE \(role)") }
+        let own = try database.value("""
+            INSERT INTO webhooky.webhooks (name, event, url, account_id) VALUES ('own', 'customer.credit_changed', 'https://erp.example/own', 'shop-42') RETURNING id
+            """)
+        let theirs = try database.value("""
+            INSERT INTO webhooky.webhooks (name, event, url, account_id) VALUES ('theirs', 'customer.credit_changed', 'https://erp.example/theirs', 'shop-7') RETURNING id
+            """)
+        let asTenant = ["--database-url", database.url + " user=\(role)"]
+
+        let status = try CommandProcess.run(["status"] + asTenant)
+        #expect(status.status == 0, "\(status.errors)")
+        #expect(status.output.contains("own"))
+        #expect(!status.output.contains("theirs"))
+
+        let preview = try CommandProcess.run(["preview", try #require(own)] + asTenant)
+        #expect(preview.status == 0, "\(preview.errors)")
+        #expect(preview.output.hasPrefix("GET https://erp.example/own\n"))
+
+        let other = try CommandProcess.run(["preview", try #require(theirs)] + asTenant)
+        #expect(other.status == 1)
+        #expect(other.errors.contains("there is no webhook \(theirs ?? "")"))
+
+        // The doctor: the tenant's role is what it should be; what it may not see needs no attention.
+        let doctor = try CommandProcess.run(["doctor"] + asTenant)
+        #expect(doctor.status == 0, "\(doctor.output)\(doctor.errors)")
+        #expect(doctor.output.contains("OK    privileges    role \(role) is a tenant's (webhooky_tenant): it sees and changes its own account's webhooks only\n"))
+        #expect(doctor.output.contains("OK    workers       not visible to a tenant's role (permission denied for table workers)\n"))
+        #expect(!doctor.output.contains("GRANT webhooky_"))
+    }
+}
