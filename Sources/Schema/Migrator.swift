@@ -66,7 +66,9 @@ public struct Migrator {
         let applied = try appliedVersions()
         let expected = migrations.last?.version ?? 0
         guard let current = applied.last else {
-            throw SchemaError(.notInstalled, "the webhooky schema is not installed in this database; run \"webhooky migrate\" first")
+            // Named: with only PG* variables set, the database may not be the one meant.
+            let database = (try? connection.query("SELECT quote_ident(current_database())").scalar).flatMap { $0 } ?? "this database"
+            throw SchemaError(.notInstalled, "the webhooky schema is not installed in database \(database); run \"webhooky migrate\" first (or point --database-url at the right database)")
         }
         if current < expected {
             throw SchemaError(.older, "the database's Webhooky schema is version \(current), older than this webhooky binary (\(expected)); run \"webhooky migrate\"")

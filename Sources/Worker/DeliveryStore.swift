@@ -282,7 +282,8 @@ enum DeliveryStore {
     /// Writes attempt outcomes: each delivery's new state (only while this worker still holds
     /// it for that attempt), one `webhooky.attempts` row per attempt, each webhook's health
     /// (`$3`: per-webhook summary of the batch), and disables webhooks that answered 410 Gone or
-    /// kept failing (at least `$4` failures in a row, failing for `$5` seconds; `$4` < 0: never).
+    /// kept failing (at least `$4` failures in a row, failing for `$5` seconds; `$4` < 0: never)
+    /// unless their row is locked (then a later failure does it).
     /// Returns how many deliveries were updated and the webhooks disabled, as JSON.
     static let recordSQL = """
         WITH outcome AS (
@@ -325,15 +326,21 @@ enum DeliveryStore {
                 last_success_at = coalesce(excluded.last_success_at, h.last_success_at),
                 last_attempt_at = greatest(excluded.last_attempt_at, h.last_attempt_at)
             RETURNING h.webhook_id, h.consecutive_failures, h.failing_since
+        ), to_disable AS (
+            -- A webhook row someone holds locked (an admin's or a tenant's open transaction) is
+            -- left for the next failure: waiting for it would hold every outcome back.
+            SELECT w.id, CASE WHEN b.gone THEN 'the endpoint answered 410 Gone'
+                              ELSE format('%s failed attempts in a row since %s', h.consecutive_failures,
+                                          to_char(h.failing_since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"')) END AS reason
+              FROM webhooky.webhooks w JOIN health h ON h.webhook_id = w.id JOIN batch b ON b.webhook_id = w.id
+             WHERE w.enabled
+               AND (b.gone OR ($4 >= 0 AND h.consecutive_failures >= $4 AND h.failing_since <= now() - $5 * interval '1 second'))
+               FOR UPDATE OF w SKIP LOCKED
         ), disabled AS (
             UPDATE webhooky.webhooks w
-               SET enabled = false, disabled_at = now(),
-                   disabled_reason = CASE WHEN b.gone THEN 'the endpoint answered 410 Gone'
-                                          ELSE format('%s failed attempts in a row since %s', h.consecutive_failures,
-                                                      to_char(h.failing_since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"')) END
-              FROM health h JOIN batch b USING (webhook_id)
-             WHERE w.id = h.webhook_id AND w.enabled
-               AND (b.gone OR ($4 >= 0 AND h.consecutive_failures >= $4 AND h.failing_since <= now() - $5 * interval '1 second'))
+               SET enabled = false, disabled_at = now(), disabled_reason = d.reason
+              FROM to_disable d
+             WHERE w.id = d.id
             RETURNING w.id, w.disabled_reason
         )
         SELECT (SELECT count(*) FROM updated),

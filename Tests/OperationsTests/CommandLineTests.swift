@@ -32,7 +32,7 @@ import Testing
         let empty = try TestCluster.newEmptyDatabase()
         let missing = try CommandProcess.run(arguments + ["--database-url", empty.conninfo])
         #expect(missing.status == 4)
-        #expect(missing.errors == "webhooky: error: the webhooky schema is not installed in this database; run \"webhooky migrate\" first\n")
+        #expect(missing.errors == "webhooky: error: the webhooky schema is not installed in database \(empty.name); run \"webhooky migrate\" first (or point --database-url at the right database)\n")
     }
 
     @Test func unknownCommandsAreNamed() throws {

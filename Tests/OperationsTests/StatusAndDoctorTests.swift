@@ -189,7 +189,7 @@ import Testing
         let missing = try CommandProcess.run(["doctor", "--database-url", empty.conninfo])
         #expect(missing.status == 1)
         #expect(StatusAndDoctorTests.finding(missing.output, "schema")
-                == #"FAIL  schema        the webhooky schema is not installed in this database; run "webhooky migrate" first"#)
+                == #"FAIL  schema        the webhooky schema is not installed in database \#(empty.name); run "webhooky migrate" first (or point --database-url at the right database)"#)
         #expect(StatusAndDoctorTests.finding(missing.output, "workers") == nil, "checks that need the schema are left out")
 
         let database = try AdminDatabase()

@@ -426,6 +426,26 @@ import Worker
         #expect(receiver.requests.count == 1)
     }
 
+    @Test("a webhook row locked by someone's open transaction does not hold outcomes back: it is disabled by a later failure")
+    func lockedWebhookDoesNotStallOutcomes() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver { _, _ in .status(410) }
+        let webhook = try shop.addWebhook(url: receiver.baseURL + "/gone")
+        let holder = try shop.database.connect()
+        try holder.execute("BEGIN")
+        try holder.query("SELECT id FROM webhooky.webhooks WHERE id = $1 FOR UPDATE", [String(webhook)])
+        let worker = RunningWorker(shop.workerConfiguration(retry: [.milliseconds(100), .milliseconds(100), .milliseconds(100)]))
+        defer { worker.stop() }
+        try shop.setCredit("10")
+        // Recorded while the row is locked (before, the outcome statement waited for the lock,
+        // and with it every other outcome of the worker).
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.attempts") { $0 == "2" } == "2")
+        #expect(try shop.column("SELECT enabled::text FROM webhooky.webhooks") == ["true"])
+        try holder.execute("COMMIT")
+        #expect(try shop.waitFor("SELECT enabled::text FROM webhooky.webhooks") { $0 == "false" } == "false")
+        #expect(try shop.column("SELECT disabled_reason FROM webhooky.webhooks") == ["the endpoint answered 410 Gone"])
+    }
+
     @Test("410 Gone disables a webhook written under a larger limit than today's (the outcome is not lost)")
     func goneDisablesAWebhookOverTodaysLimits() throws {
         let shop = try Shop()

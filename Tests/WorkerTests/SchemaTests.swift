@@ -56,7 +56,7 @@ import Worker
         #expect(outcome.stoppedInTime)
         #expect(outcome.error?.code == .schemaMismatch)
         #expect(outcome.error?.exitStatus == 4)
-        #expect(outcome.error?.message == "the webhooky schema is not installed in this database; run \"webhooky migrate\" first")
+        #expect(outcome.error?.message == "the webhooky schema is not installed in database \(database.name); run \"webhooky migrate\" first (or point --database-url at the right database)")
     }
 
     @Test func theWorkerRefusesAnUnreachableDatabase() throws {

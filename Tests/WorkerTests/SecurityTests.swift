@@ -47,7 +47,8 @@ import Glibc
         #expect(try a.query("SELECT webhook_id FROM webhooky.attempts").rows == [[mine]])
         #expect(try a.query("SELECT webhook_id FROM webhooky.health").rows == [[mine]])
         #expect(try a.query("UPDATE webhooky.webhooks SET url = 'https://evil.example/' WHERE id = $1", [theirs]).affectedRows == 0)
-        #expect(try a.query("DELETE FROM webhooky.webhooks WHERE id = $1", [theirs]).affectedRows == 0)
+        // Tenants delete with webhooky.delete_webhook: DELETE on the table would let them LOCK it.
+        #expect(throws: PostgresError.self) { try a.query("DELETE FROM webhooky.webhooks WHERE id = $1", [theirs]) }
         #expect(try shop.column("SELECT url FROM webhooky.webhooks WHERE id = $1", [theirs]) == [receiver.baseURL + "/b"])
 
         for account in ["'shop-7'", "NULL"] {
@@ -70,6 +71,7 @@ import Glibc
             ("SELECT webhooky.redeliver(\(theirDelivery))", "webhooky.redeliver: there is no delivery \(theirDelivery)"),
             ("SELECT webhooky.redeliver_webhook(\(theirs), now() - interval '1 day')", "webhooky.redeliver_webhook: there is no webhook \(theirs)"),
             ("SELECT webhooky.rotate_secret(\(theirs))", "webhooky.rotate_secret: there is no webhook \(theirs)"),
+            ("SELECT webhooky.delete_webhook(\(theirs))", "webhooky.delete_webhook: there is no webhook \(theirs)"),
         ] {
             do {
                 try a.query(sql)
@@ -81,6 +83,97 @@ import Glibc
         #expect(throws: PostgresError.self) { try a.query("SELECT * FROM webhooky.tenants") }
         // Its own: allowed.
         #expect(try a.query("SELECT webhooky.send_test($1) IS NOT NULL", [mine]).scalar == "t")
+    }
+
+    @Test("a tenant's role cannot widen its rights: not by SET ROLE webhooky_tenant, not by choosing ids or revisions, not by locks")
+    func tenantsCannotEscalateOrStallOthers() throws {
+        let shop = try Shop()
+        let (a, b, suffix) = try tenants(shop)
+        let mine = try #require(a.query("INSERT INTO webhooky.webhooks (account_id, event, url, secret) VALUES ('shop-42', 'customer.credit_changed', 'https://a.example/', webhooky.new_secret()) RETURNING id").scalar)
+        let theirs = try #require(b.query("INSERT INTO webhooky.webhooks (account_id, event, url) VALUES ('shop-7', 'customer.credit_changed', 'https://b.example/') RETURNING id").scalar)
+
+        // As the group role, a tenant has no account, and no admin's reach either.
+        try b.execute("SET ROLE webhooky_tenant")
+        for sql in ["SELECT webhooky.rotate_secret(\(mine))", "SELECT webhooky.send_test(\(mine))", "SELECT webhooky.redeliver_webhook(\(mine), now() - interval '1 day')",
+                    "SELECT webhooky.delete_webhook(\(mine))"] {
+            do {
+                try b.query(sql)
+                Issue.record("SET ROLE webhooky_tenant ran \(sql)")
+            } catch {
+                #expect(error.message == "role webhooky_tenant is a member of webhooky_tenant but has no account in webhooky.tenants", "\(sql): \(error.message)")
+            }
+        }
+        try b.execute("RESET ROLE")
+
+        // Ids and revisions are not the tenant's to choose.
+        try shop.connection.query("DELETE FROM webhooky.webhooks WHERE id = $1", [mine])
+        for sql in ["INSERT INTO webhooky.webhooks (id, account_id, event, url) OVERRIDING SYSTEM VALUE VALUES (\(mine), 'shop-7', 'customer.credit_changed', 'https://evil.example/')",
+                    "INSERT INTO webhooky.webhooks (account_id, event, url, revision) VALUES ('shop-7', 'customer.credit_changed', 'https://evil.example/', 2147483647)",
+                    "UPDATE webhooky.webhooks SET revision = 2147483647 WHERE id = \(theirs)"] {
+            do {
+                try b.query(sql)
+                Issue.record("a tenant ran \(sql)")
+            } catch {
+                #expect(error.message == "permission denied for table webhooks", "\(sql): \(error.message)")
+            }
+        }
+
+        // No lock that stalls the business transactions: LOCK TABLE needs rights tenants lack...
+        do {
+            try b.execute("BEGIN; LOCK TABLE webhooky.webhooks IN ACCESS EXCLUSIVE MODE")
+            Issue.record("a tenant locked webhooky.webhooks")
+        } catch {
+            #expect(error.message == "permission denied for table webhooks")
+        }
+        try b.execute("ROLLBACK")
+        // ...and the per-account insert lock cannot be taken by another account: not by its old
+        // key (anyone could compute it), not through webhooky.lock_account.
+        try b.execute("BEGIN; SELECT pg_advisory_lock(hashtext('webhooky.account:shop-42')); SELECT webhooky.lock_account('shop-42')")
+        try a.query("SET statement_timeout = '5s'")
+        #expect(throws: Never.self) {
+            try a.query("INSERT INTO webhooky.webhooks (account_id, event, url) VALUES ('shop-42', 'customer.credit_changed', 'https://a.example/2')")
+        }
+        try b.execute("ROLLBACK")
+
+        // What a tenant may do: change its own webhooks' columns, delete them, and re-enable them.
+        try b.query("UPDATE webhooky.webhooks SET enabled = false, name = 'paused' WHERE id = $1", [theirs])
+        try b.query("UPDATE webhooky.webhooks SET enabled = true WHERE id = $1", [theirs])
+        try b.query("SELECT webhooky.delete_webhook($1)", [theirs])
+        #expect(try shop.column("SELECT count(*) FROM webhooky.webhooks WHERE id = $1", [theirs]) == ["0"])
+        _ = suffix
+    }
+
+    @Test("a tenant's test payload is at most 1 MiB (the worker would hold it in memory)")
+    func testPayloadsAreCapped() throws {
+        let shop = try Shop()
+        let (_, b, _) = try tenants(shop)
+        let theirs = try #require(b.query("INSERT INTO webhooky.webhooks (account_id, event, url) VALUES ('shop-7', 'customer.credit_changed', 'https://b.example/') RETURNING id").scalar)
+        do {
+            try b.query("SELECT webhooky.send_test($1, jsonb_build_object('x', repeat('x', 2000000)))", [theirs])
+            Issue.record("a 2 MB test payload was accepted")
+        } catch {
+            #expect(error.message == "webhooky.send_test: the payload is 2000009 bytes of JSON; at most 1 MiB")
+        }
+        #expect(try b.query("SELECT webhooky.send_test($1, jsonb_build_object('x', repeat('x', 1000))) IS NOT NULL", [theirs]).scalar == "t")
+    }
+
+    @Test("an admin deletes a webhook (its unfinished deliveries end dead) and re-enables one")
+    func adminsDeleteAndEnable() throws {
+        let shop = try Shop()
+        let role = "admin_\(getpid())_\(UInt32.random(in: 0...UInt32.max))"
+        try shop.connection.execute("CREATE ROLE \(role) LOGIN IN ROLE webhooky_admin")
+        let admin = try Connection(conninfo: shop.database.conninfo.replacingOccurrences(of: "user=postgres", with: "user=\(role)"))
+        let webhook = try shop.addWebhook(url: "https://erp.example/x", enabled: false)
+        try shop.connection.execute("INSERT INTO webhooky.webhook_health (webhook_id, consecutive_failures) VALUES (\(webhook), 3)")
+        // Before 0011 both failed: the trigger updated deliveries and health with the admin's rights.
+        try admin.query("UPDATE webhooky.webhooks SET enabled = true WHERE id = $1", [String(webhook)])
+        #expect(try shop.column("SELECT consecutive_failures::text FROM webhooky.webhook_health") == ["0"])
+        try shop.setCredit("5")  // no worker: the event waits, and so does its delivery
+        try shop.connection.execute("""
+            INSERT INTO webhooky.deliveries (event_id, webhook_id) SELECT id, \(webhook) FROM webhooky.events
+            """)
+        try admin.query("DELETE FROM webhooky.webhooks WHERE id = $1", [String(webhook)])
+        #expect(try shop.connection.query("SELECT state, last_error FROM webhooky.deliveries").rows == [["dead", "webhook deleted"]])
     }
 
     @Test(arguments: [
