@@ -13,17 +13,18 @@ public enum Redaction {
     /// What a hidden value is replaced by.
     public static let mask = "***"
 
-    /// Names of URL query parameters whose values are hidden, compared without regard to case
-    /// (after percent-decoding the name): `key`, `token`, `apikey`, `api_key`, `secret`,
-    /// `password`, `access_token`, `auth`, `signature`.
+    /// Words that make a URL query parameter secret: its name (percent-decoded, without regard
+    /// to case) is one of them, or has one as a part between `-`, `_` and `.`: `key`, `token`,
+    /// `apikey`, `secret`, `password`, `passwd`, `auth`, `signature`, `sig`, `credential`,
+    /// `credentials` (so `api-key`, `client_secret`, `auth_token`, `access_key` are hidden too).
     public static let secretParameterNames: Set<String> = [
-        "key", "token", "apikey", "api_key", "secret", "password", "access_token", "auth", "signature",
+        "key", "token", "apikey", "secret", "password", "passwd", "auth", "signature", "sig", "credential", "credentials",
     ]
 
     /// Words that make a header secret when its name contains one (without regard to case):
-    /// `token`, `key`, `secret`, `password`, `cookie`. `Authorization` and
+    /// `token`, `key`, `secret`, `password`, `cookie`, `auth`, `signature`. `Authorization` and
     /// `Proxy-Authorization` are secret too.
-    public static let secretHeaderWords = ["token", "key", "secret", "password", "cookie"]
+    public static let secretHeaderWords = ["token", "key", "secret", "password", "cookie", "auth", "signature"]
 
     /// `url` with the values of secret query parameters and any password in its user
     /// information replaced by ``mask``. Parameters are split on `&`; a parameter without `=`
@@ -49,10 +50,12 @@ public enum Redaction {
     }
 
     /// Whether a header called `name` carries a secret: `Authorization`, `Proxy-Authorization`,
-    /// or a name containing one of ``secretHeaderWords``.
+    /// or a name containing one of ``secretHeaderWords`` (but not `webhook-signature`).
     public static func isSecretHeader(_ name: String) -> Bool {
         let lowered = name.lowercased()
         if lowered == "authorization" || lowered == "proxy-authorization" { return true }
+        // Webhooky's own signature differs for every request and gives no secret away.
+        if lowered == "webhook-signature" { return false }
         return secretHeaderWords.contains { lowered.contains($0) }
     }
 
@@ -72,7 +75,9 @@ public enum Redaction {
 
     /// Whether a query parameter called `name` (possibly percent-encoded) carries a secret.
     public static func isSecretParameter(_ name: String) -> Bool {
-        secretParameterNames.contains(percentDecoded(name).lowercased())
+        let lowered = percentDecoded(name).lowercased()
+        return secretParameterNames.contains(lowered)
+            || lowered.split(whereSeparator: { $0 == "-" || $0 == "_" || $0 == "." }).contains { secretParameterNames.contains(String($0)) }
     }
 
     /// `https://user:password@host/...` with the password replaced by ``mask``.

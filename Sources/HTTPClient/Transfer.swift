@@ -95,6 +95,9 @@ final class Transfer {
             codes.add(webhooky_curl_easy_setopt_string(handle, CURLOPT_CAINFO, caBundlePath))
             codes.add(webhooky_curl_easy_setopt_string(handle, CURLOPT_CAPATH, nil))
         }
+        // The path goes out as rendered: libcurl would otherwise squash "/a/../b" to "/b", so
+        // that a variable's value ".." could drop the path segment before it.
+        codes.add(webhooky_curl_easy_setopt_long(handle, CURLOPT_PATH_AS_IS, 1))
         codes.add(webhooky_curl_easy_setopt_long(handle, CURLOPT_TCP_KEEPALIVE, 1))
         codes.add(webhooky_curl_easy_setopt_string(handle, CURLOPT_USERAGENT, configuration.userAgent))
         codes.add(webhooky_curl_easy_setopt_pointer(handle, CURLOPT_ERRORBUFFER, easy.errorBuffer))
@@ -143,10 +146,11 @@ final class Transfer {
         let renamed = request.method != (body == nil ? "GET" : "POST")
         codes.add(webhooky_curl_easy_setopt_string(handle, CURLOPT_CUSTOMREQUEST, renamed ? request.method : nil))
         // "Expect:" with no value stops libcurl from waiting for a 100-continue on larger bodies.
-        // A header whose value is empty is written "Name;", libcurl's form for sending it empty
-        // ("Name:" would remove it).
+        // A header whose value is empty, or only spaces and tabs (which HTTP trims anyway), is
+        // written "Name;", libcurl's form for sending it empty ("Name:" would remove it).
         for header in request.headers {
-            let line = header.value.isEmpty ? "\(header.name);" : "\(header.name): \(header.value)"
+            let blank = header.value.allSatisfy { $0 == " " || $0 == "\t" }
+            let line = blank ? "\(header.name);" : "\(header.name): \(header.value)"
             guard let appended = curl_slist_append(headerList, line) else {
                 return HTTPError(code: .other, message: "libcurl could not build the header list (out of memory)")
             }

@@ -25,7 +25,10 @@ public enum WebhookSignature {
         now: Int? = nil, tolerance: Int = 300
     ) -> Bool {
         let now = now ?? Int(Date().timeIntervalSince1970)
-        guard let seconds = Int(timestamp), abs(now - seconds) <= tolerance else { return false }
+        // Subtracted with overflow reported: a hostile timestamp must not trap the receiver.
+        guard let seconds = Int(timestamp) else { return false }
+        let (age, overflow) = now.subtractingReportingOverflow(seconds)
+        guard !overflow, age != .min, abs(age) <= tolerance else { return false }
         let expected = sign(id: id, timestamp: seconds, body: body, secrets: [secret])
         return header.split(separator: " ").contains { candidate in
             constantTimeEqual(Array(candidate.utf8), Array(expected.utf8))

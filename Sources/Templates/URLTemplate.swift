@@ -3,7 +3,8 @@
 /// Variables may stand anywhere (path, query, even the host). Each value is percent-encoded:
 /// every byte but RFC 3986's unreserved characters (`A-Z a-z 0-9 - . _ ~`) becomes `%XX`, so
 /// `jan+vip@example.cz` renders as `jan%2Bvip%40example.cz` and a value can never add a query
-/// parameter or a path segment. A missing or `null` value renders as the empty string.
+/// parameter or a path segment; a value of `.` or `..` renders as `%2E` or `%2E%2E`, so it
+/// cannot remove one either. A missing or `null` value renders as the empty string.
 public struct URLTemplate: Sendable, Hashable {
     /// The template as the admin wrote it.
     public let source: String
@@ -61,7 +62,8 @@ public struct URLTemplate: Sendable, Hashable {
         }
         self.source = source
         self.pieces = pieces
-        if let origin = fixedOrigin, let port = URLTemplate.port(ofOrigin: origin), !port.isEmpty, !(1...65_535).contains(Int(port) ?? 0) {
+        if let origin = fixedOrigin, let port = URLTemplate.port(ofOrigin: origin), !port.isEmpty,
+           !(port.count <= 5 && port.allSatisfy(\.isASCII) && port.allSatisfy(\.isNumber) && (1...65_535).contains(Int(port) ?? 0)) {
             throw TemplateError(.invalidURL, "URL has port \(port.prefix(12)); a port is a number from 1 to 65535")
         }
     }
@@ -88,7 +90,14 @@ public struct URLTemplate: Sendable, Hashable {
             switch piece {
             case .text(let text): output += text
             case .variable(let variable):
-                if let text = variable.value(in: payload)?.templateText { URLTemplate.percentEncode(text, to: &output) }
+                if let text = variable.value(in: payload)?.templateText {
+                    // "." and ".." would be dot segments, which servers resolve away.
+                    if text == "." || text == ".." {
+                        output += String(repeating: "%2E", count: text.count)
+                    } else {
+                        URLTemplate.percentEncode(text, to: &output)
+                    }
+                }
             }
         }
         let afterScheme = output.drop(while: { $0 != ":" }).dropFirst(3)

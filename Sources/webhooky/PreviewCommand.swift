@@ -14,10 +14,11 @@ enum PreviewCommand {
         and time). By default the payload is the sample of the webhook's event type
         (webhooky.event_types.sample). The signing secret itself is never printed.
 
-        Secrets are hidden unless --unmask is given: in the URL the values of the query
-        parameters key, token, apikey, api_key, secret, password, access_token, auth and
-        signature (and a password before @); in the headers Authorization and every header
-        whose name contains token, key, secret, password or cookie keep only their first word
+        Secrets are hidden unless --unmask is given: in the URL the values of query
+        parameters named, or partly named (api-key, client_secret), key, token, apikey,
+        secret, password, passwd, auth, signature, sig or credential(s) (and a password
+        before @); in the headers Authorization and every header whose name contains token,
+        key, secret, password, cookie, auth or signature keep only their first word
         (Bearer ***); --mask-parameters adds parameter names. The body is printed as it is. libcurl adds Host, Accept and
         Content-Length when it sends.
 

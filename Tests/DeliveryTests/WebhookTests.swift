@@ -19,6 +19,14 @@ import Testing
                                          header: signature, secret: secret, now: 1_614_265_330 + 301))
     }
 
+    @Test("verify refuses a hostile timestamp instead of trapping on overflow")
+    func hostileTimestampsAreRefused() throws {
+        let secret = try #require(SigningSecret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"))
+        for (timestamp, now) in [("-9223372036854775808", 1_614_265_400), ("9223372036854775807", -5), ("-9223372036854775807", Int.max), ("1614265330", Int.min)] {
+            #expect(!WebhookSignature.verify(id: "msg_1", timestamp: timestamp, body: [], header: "v1,x", secret: secret, now: now))
+        }
+    }
+
     @Test func secretsAreParsedStrictlyAndNeverPrinted() throws {
         #expect(SigningSecret("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw") == nil)
         #expect(SigningSecret("whsec_c2hvcnQ=") == nil)

@@ -138,10 +138,24 @@ func makeClient(_ configure: (inout HTTPClient.Configuration) -> Void = { _ in }
         defer { client.shutdown() }
         client.send([HTTPRequest(tag: 1, method: "POST", url: receiver.baseURL + "/", headers: [
             HTTPHeader(name: "X-Api-Key", value: ""), HTTPHeader(name: "Content-Type", value: "application/json"),
+            HTTPHeader(name: "X-Space", value: " "), HTTPHeader(name: "X-Tab", value: "\t "),
         ], body: Array("{}".utf8))])
         _ = results.wait(for: 1)
         let request = try #require(receiver.requests.first)
         #expect(request.headers.contains(.init(name: "X-Api-Key", value: "")))
+        // Blank values too (libcurl dropped "Name: " with only spaces after the colon).
+        #expect(request.headers.contains(.init(name: "X-Space", value: "")))
+        #expect(request.headers.contains(.init(name: "X-Tab", value: "")))
+    }
+
+    @Test("the path goes out as rendered: libcurl does not resolve dot segments")
+    func dotSegmentsAreSentAsWritten() throws {
+        let receiver = try LoopbackReceiver()
+        let (client, results) = try makeClient()
+        defer { client.shutdown() }
+        client.send([HTTPRequest(tag: 1, method: "GET", url: receiver.baseURL + "/api/customers/../notify/./x?y=1", headers: [], body: nil)])
+        _ = results.wait(for: 1)
+        #expect(try #require(receiver.requests.first).target == "/api/customers/../notify/./x?y=1")
     }
 
     @Test func statusAndRetryAfterAreReported() throws {

@@ -44,6 +44,14 @@ func isValidJSONForFoundation(_ text: String) -> Bool {
         #expect(try URLTemplate("http://h/#u#").render(p) == "http://h/A-z0._~")
     }
 
+    @Test("a value cannot remove a path segment either: . and .. are encoded, other dots are not")
+    func valuesCannotBeDotSegments() throws {
+        let p = try payload(#"{"one": ".", "two": "..", "three": "...", "file": "a.b"}"#)
+        #expect(try URLTemplate("https://h/api/customers/#two#/credit").render(p) == "https://h/api/customers/%2E%2E/credit")
+        #expect(try URLTemplate("https://h/a/#one#/b?x=#two#").render(p) == "https://h/a/%2E/b?x=%2E%2E")
+        #expect(try URLTemplate("https://h/#three#/#file#").render(p) == "https://h/.../a.b")
+    }
+
     @Test func missingAndNullRenderEmpty() throws {
         let template = try URLTemplate("https://h/p?a=#nope#&b=#flags.note#&c=#customer.nope.deeper#")
         #expect(try template.render(payload()) == "https://h/p?a=&b=&c=")
@@ -94,6 +102,7 @@ func isValidJSONForFoundation(_ text: String) -> Bool {
         ("http://127.0.0.1:99999/x", "URL has port 99999; a port is a number from 1 to 65535"),
         ("https://user:pw@h:0/", "URL has port 0; a port is a number from 1 to 65535"),
         ("https://[::1]:8o8o/?id=#customer.id#", "URL has port 8o8o; a port is a number from 1 to 65535"),
+        ("http://h:+80/", "URL has port +80; a port is a number from 1 to 65535"),
     ])
     func invalidURLsAreRefusedWithAReason(url: String, message: String) {
         #expect(throws: TemplateError(.invalidURL, message)) { try URLTemplate(url) }
