@@ -30,6 +30,7 @@ public enum Migrations {
         Migration(version: 9, name: "webhook_edits", sql: String(decoding: PackageResources._009_webhook_edits_sql, as: UTF8.self)),
         Migration(version: 10, name: "url_checks_and_tenant_commands", sql: String(decoding: PackageResources._010_url_checks_and_tenant_commands_sql, as: UTF8.self)),
         Migration(version: 11, name: "tenant_safety", sql: String(decoding: PackageResources._011_tenant_safety_sql, as: UTF8.self)),
+        Migration(version: 12, name: "friendlier_mistakes", sql: String(decoding: PackageResources._012_friendlier_mistakes_sql, as: UTF8.self)),
     ]
 
     /// The schema version this binary works with: the highest migration it knows.

@@ -191,5 +191,13 @@ import Testing
         let fromEvents = try shop.connection.query("SELECT example, source FROM webhooky.variables('customer.credit_changed') WHERE variable IN ('customer.id', 'customer.credit') ORDER BY variable").rows
         #expect(fromEvents == [["12345678901234.56", "event 1"], ["9007199254740993", "event 1"]])
         #expect(try shop.column("SELECT count(*) FROM webhooky.variables('customer.tier_changed') WHERE variable = 'previousTier.name'") == ["1"])
+        // A misspelt event is named, as emit and the webhook checks name it.
+        do {
+            try shop.connection.query("SELECT * FROM webhooky.variables('customer.credit_change')")
+            Issue.record("variables() of an unknown event returned rows")
+        } catch {
+            #expect(error.message == "webhooky.variables: unknown event 'customer.credit_change'")
+            #expect(error.hint?.hasPrefix("Known events: customer.credit_changed, customer.tier_changed") == true, "\(error.hint ?? "")")
+        }
     }
 }
