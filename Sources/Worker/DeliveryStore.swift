@@ -424,7 +424,10 @@ enum DeliveryStore {
     }
 
     /// Writes `records` and the health of their webhooks; disables webhooks per `autoDisable`.
-    static func record(_ connection: Connection, _ records: [AttemptRecord], workerID: String, autoDisable: AutoDisablePolicy?) throws(PostgresError) -> RecordResult {
+    /// With `health` false the webhooks' health is left as it is and none is disabled (the last
+    /// resort for an outcome whose health update fails).
+    static func record(_ connection: Connection, _ records: [AttemptRecord], workerID: String, autoDisable: AutoDisablePolicy?,
+                       health: Bool = true) throws(PostgresError) -> RecordResult {
         guard !records.isEmpty else { return RecordResult(updated: 0, disabled: []) }
         var json = "["
         for (index, record) in records.enumerated() {
@@ -445,7 +448,7 @@ enum DeliveryStore {
         }
         json += "]"
         let result = try connection.query(prepared: "webhooky_record", recordSQL, [
-            json, workerID, WebhookBatchHealth.summarize(records),
+            json, workerID, health ? WebhookBatchHealth.summarize(records) : "[]",
             String(autoDisable?.failures ?? -1), String(autoDisable.map { milliseconds($0.period) / 1000 } ?? 0),
         ])
         var disabled: [(id: Int64, reason: String)] = []

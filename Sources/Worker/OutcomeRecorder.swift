@@ -15,8 +15,8 @@ import Synchronization
 ///
 /// If the server refuses a batch (not a connection problem), each outcome is written on its
 /// own, so one that cannot be stored never blocks the rest; such an outcome is retried without
-/// its response body, and dropped (with an error in the log; its lease will run out and it will
-/// be sent again) only if that fails too. A lost connection midway keeps only the outcomes not
+/// its response body, then also without its webhook's health (and a disable), and dropped (with
+/// an error in the log; its lease will run out and it will be sent again) only if that fails too. A lost connection midway keeps only the outcomes not
 /// yet written, so none is written twice (which would count a failure twice in the webhook's
 /// health); they are written after reconnecting, with growing backoff (``Backoff``).
 final class OutcomeRecorder: Sendable {
@@ -171,8 +171,16 @@ final class OutcomeRecorder: Sendable {
                 do {
                     logDisabled(try DeliveryStore.record(connection, [record.withoutResponseBody], workerID: configuration.workerID, autoDisable: configuration.autoDisable))
                 } catch where !error.isTransient && connection.isConnected {
-                    logger.error("cannot record an attempt; dropped it (the delivery will be sent again when its lease expires)",
-                                 ["delivery": record.deliveryID, "error": error.message])
+                    // Last: the delivery and its attempt without the webhook's health (nor a
+                    // disable), so that a failing health update cannot make the delivery repeat.
+                    do {
+                        _ = try DeliveryStore.record(connection, [record.withoutResponseBody], workerID: configuration.workerID, autoDisable: nil, health: false)
+                        logger.error("recorded an attempt without its webhook's health, which could not be updated",
+                                     ["delivery": record.deliveryID, "webhook": record.webhookID, "error": error.message])
+                    } catch where !error.isTransient && connection.isConnected {
+                        logger.error("cannot record an attempt; dropped it (the delivery will be sent again when its lease expires)",
+                                     ["delivery": record.deliveryID, "error": error.message])
+                    }
                 }
             }
             batch.removeFirst()

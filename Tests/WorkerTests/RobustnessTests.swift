@@ -52,6 +52,32 @@ import Worker
         #expect(receiver.requests.count == 5, "nothing was sent twice")
     }
 
+    @Test("an outcome whose webhook health cannot be updated is recorded without it: the delivery does not repeat")
+    func outcomeWhoseHealthCannotBeStored() throws {
+        let shop = try Shop()
+        // Stands for any failure of the health update or the disable (a trigger of the DBA's, a
+        // limit: before 0009 a webhook over a lowered limit could not be disabled).
+        try shop.connection.execute("""
+            CREATE FUNCTION public.refuse_health() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'health cannot be stored'; END $$;
+            CREATE TRIGGER refuse_health BEFORE INSERT OR UPDATE ON webhooky.webhook_health FOR EACH ROW EXECUTE FUNCTION public.refuse_health();
+            """)
+        let receiver = try LoopbackReceiver { _, _ in .status(503) }
+        try shop.addWebhook(url: receiver.baseURL + "/down")
+        let logs = LogCapture()
+        let worker = RunningWorker(shop.workerConfiguration(logs: logs, retry: [.seconds(30)]))
+        defer { worker.stop(timeout: .seconds(10)) }
+        try shop.setCredit("3")
+        // Recorded: the attempt and the retry; without the last resort the outcome was dropped,
+        // the delivery stayed 'sending' and went out again after its lease, for ever.
+        #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries") { $0 == "pending" } == "pending")
+        #expect(try shop.deliveryStates() == [["pending", "1", "503"]])
+        #expect(try shop.column("SELECT status::text FROM webhooky.attempts") == ["503"])
+        #expect(try shop.column("SELECT count(*) FROM webhooky.webhook_health") == ["0"])
+        #expect(logs.all.contains { $0.contains("recorded an attempt without its webhook's health, which could not be updated") })
+        #expect(receiver.requests.count == 1)
+    }
+
     @Test("an empty value renders as an empty header, not a missing one (S5)")
     func emptyHeaderValue() throws {
         let shop = try Shop()
