@@ -25,8 +25,8 @@ enum TailCommand {
           --database-url URL   libpq connection string or URI [DATABASE_URL, else PG* variables]
 
         Exit status: 0 stopped by Ctrl-C or SIGTERM; 1 no such webhook, or the role may not
-        read webhooky.attempts (it needs webhooky_admin); 2 bad options;
-        3 database unreachable; 4 schema missing or of another version.
+        read webhooky.attempts (webhooky_admin may; a tenant's role sees its own account's);
+        2 bad options; 3 database unreachable; 4 schema missing or of another version.
 
         Examples:
           webhooky tail

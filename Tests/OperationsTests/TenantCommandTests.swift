@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Postgres
 import TestSupport
 import Testing
@@ -35,6 +36,18 @@ import Testing
         let other = try CommandProcess.run(["preview", try #require(theirs)] + asTenant)
         #expect(other.status == 1)
         #expect(other.errors.contains("there is no webhook \(theirs ?? "")"))
+
+        // tail: its own attempts, none of another account's.
+        let ownDelivery = try database.addDelivery(webhook: Int64(try #require(own))!, state: "succeeded", attempts: 1)
+        let theirDelivery = try database.addDelivery(webhook: Int64(try #require(theirs))!, state: "succeeded", attempts: 1)
+        try TailTests.recordAttempt(database.connection, delivery: theirDelivery, webhook: Int64(theirs!)!)
+        try TailTests.recordAttempt(database.connection, delivery: ownDelivery, webhook: Int64(own!)!)
+        let tail = try CommandProcess(["tail"] + asTenant)
+        let shown = tail.waitForOutput { TailTests.lines($0, delivery: ownDelivery).count == 1 }
+        tail.send(SIGINT)
+        #expect(tail.wait(timeout: .seconds(10)).status == 0)
+        #expect(TailTests.lines(shown, delivery: ownDelivery).count == 1, "\(shown)\(tail.errors)")
+        #expect(TailTests.lines(shown, delivery: theirDelivery).isEmpty)
 
         // The doctor: the tenant's role is what it should be; what it may not see needs no attention.
         let doctor = try CommandProcess.run(["doctor"] + asTenant)
