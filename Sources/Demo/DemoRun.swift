@@ -25,8 +25,12 @@ public struct DemoRun {
         out.line("receiver on 127.0.0.1 standing in for your ERP. Nothing is left behind.")
 
         out.step("Starting a private PostgreSQL" + (geteuid() == 0 ? " (as the postgres OS user, since initdb refuses root)" : ""))
+        let signals = DemoSignals()
         let cluster = try LocalCluster(name: "demo")
+        signals.cleanUp(cluster)
         defer {
+            // An interrupt's cleanup is under way on another thread, which ends the process.
+            signals.parkIfInterrupted()
             cluster.destroy()
             out.step("Cleaned up: PostgreSQL stopped and \(cluster.directory) removed.")
         }
@@ -125,7 +129,7 @@ public struct DemoRun {
             out.step("PostgreSQL stays up. Explore with:")
             out.line("    psql '\(conninfo)'")
             out.line("Press Ctrl-C to stop and remove everything.")
-            waitForInterrupt()
+            signals.wait()
         }
     }
 
@@ -146,14 +150,60 @@ public struct DemoRun {
         }
     }
 
-    private func waitForInterrupt() {
-        let stop = DispatchSemaphore(value: 0)
-        signal(SIGINT, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
-        source.setEventHandler { stop.signal() }
-        source.resume()
-        stop.wait()
-        source.cancel()
+}
+
+/// Ctrl-C (SIGINT), SIGTERM and SIGHUP during the demo: the server runs detached (pg_ctl), so
+/// a signal that ended only this process would leave it and its folder behind. Until
+/// ``wait()`` the first signal stops the cluster, removes its folder and exits with 130;
+/// during ``wait()`` (`--keep`) it ends the wait and the demo cleans up as usual.
+///
+/// `@unchecked Sendable`: the signal sources are set up once in `init` and only resumed; the
+/// rest is behind locks.
+final class DemoSignals: @unchecked Sendable {
+    private let cluster = Mutex<LocalCluster?>(nil)
+    private let waiting = Mutex<DispatchSemaphore?>(nil)
+    private let interrupted = Atomic(false)
+    private var sources: [any DispatchSourceSignal] = []
+
+    init() {
+        for number in [SIGINT, SIGTERM, SIGHUP] {
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler { [self] in received() }
+            source.resume()
+            sources.append(source)
+        }
+    }
+
+    /// The cluster to destroy if the demo is interrupted.
+    func cleanUp(_ cluster: LocalCluster) {
+        self.cluster.withLock { $0 = cluster }
+    }
+
+    /// Waits for a signal.
+    func wait() {
+        let semaphore = DispatchSemaphore(value: 0)
+        waiting.withLock { $0 = semaphore }
+        semaphore.wait()
+    }
+
+    /// Waits for good when an interrupt is being handled (its handler exits the process): the
+    /// demo's own steps fail as the server goes, and must not exit first.
+    func parkIfInterrupted() {
+        while interrupted.load(ordering: .acquiring) { sleep(60) }
+    }
+
+    private func received() {
+        if let semaphore = waiting.withLock({ $0 }) {
+            semaphore.signal()
+            return
+        }
+        guard !interrupted.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        if let cluster = cluster.withLock({ $0 }) {
+            cluster.destroy()
+            FileHandle.standardError.write(Data("\nwebhooky demo: interrupted; PostgreSQL stopped and \(cluster.directory) removed\n".utf8))
+        }
+        exit(130)
     }
 }
 

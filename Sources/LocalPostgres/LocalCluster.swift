@@ -49,9 +49,12 @@ public final class LocalCluster: Sendable {
         socketDirectory = directory + "/socket"
         logPath = directory + "/server.log"
         port = 5432
+        // No TCP, and a socket only its owner (and root) can reach: trust authentication then
+        // admits no other local user.
         var options = [
             "-c listen_addresses=''",
             "-k \(socketDirectory)",
+            "-c unix_socket_permissions=0700",
             "-p \(port)",
             "-c max_connections=200",
             "-c shared_buffers=128MB",
@@ -118,11 +121,11 @@ public final class LocalCluster: Sendable {
     }
 
     private func prepareFolders() throws(LocalPostgresError) {
-        guard mkdir(socketDirectory, 0o755) == 0 else {
+        // Both 0700 (mkdtemp's mode): only the cluster's owner, and root, may enter. As root
+        // the folders go to the postgres user, which runs the server.
+        guard mkdir(socketDirectory, 0o700) == 0 else {
             throw LocalPostgresError("could not create \(socketDirectory): \(String(cString: strerror(errno)))")
         }
-        // mkdtemp makes a 0700 folder; the postgres user must be able to enter it.
-        chmod(directory, 0o755)
         guard runAsPostgres else { return }
         guard let user = getpwnam("postgres") else {
             throw LocalPostgresError("running as root, but there is no 'postgres' OS user to run PostgreSQL as (initdb refuses root); install postgresql-15 or run as a normal user")
@@ -186,9 +189,14 @@ public final class LocalCluster: Sendable {
     }
 
     /// Stops and deletes clusters left behind by processes that died without cleaning up
-    /// (their `owner.pid` names a process that no longer exists).
+    /// (their `owner.pid` names a process that no longer exists). Only folders this user made
+    /// (owned by it, or by `postgres` when it is root: see ``prepareFolders()``), not links,
+    /// and a server only when its process really runs in that folder: anyone can create
+    /// `/tmp/webhooky-...` with a `postmaster.pid` naming another process.
     static func removeAbandonedClusters() {
         guard let folder = opendir("/tmp") else { return }
+        var owners: Set<uid_t> = [geteuid()]
+        if geteuid() == 0, let postgres = getpwnam("postgres") { owners.insert(postgres.pointee.pw_uid) }
         var abandoned: [String] = []
         while let entry = readdir(folder) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
@@ -196,6 +204,9 @@ public final class LocalCluster: Sendable {
             }
             guard name.hasPrefix("webhooky-") else { continue }
             let path = "/tmp/" + name
+            var status = stat()
+            guard lstat(path, &status) == 0, status.st_mode & S_IFMT == S_IFDIR, owners.contains(status.st_uid),
+                  status.st_mode & 0o022 == 0 else { continue }
             guard let text = ChildProcess.readFile(path + "/owner.pid"),
                   let owner = Int32(text.filter(\.isNumber)) else { continue }
             if Glibc.kill(owner, 0) != 0 && errno == ESRCH { abandoned.append(path) }
@@ -203,15 +214,28 @@ public final class LocalCluster: Sendable {
         closedir(folder)
         guard !abandoned.isEmpty, let binDirectory = try? findBinDirectory() else { return }
         for path in abandoned {
-            let pg_ctl = binDirectory + "/pg_ctl"
-            if access(path + "/data/postmaster.pid", F_OK) == 0 {
+            let data = path + "/data"
+            if let text = ChildProcess.readFile(data + "/postmaster.pid"),
+               let line = text.split(separator: "\n").first, let server = Int32(line), Glibc.kill(server, 0) == 0 || errno != ESRCH {
+                // A live process: stop it only if it is the postmaster of this folder (its
+                // working directory is the data folder); otherwise leave the folder alone.
+                guard processDirectory(server) == data else { continue }
+                let pg_ctl = binDirectory + "/pg_ctl"
                 if geteuid() == 0 {
-                    _ = try? ChildProcess.run(runuserPath, ["-u", "postgres", "--", pg_ctl, "-D", path + "/data", "-m", "immediate", "-w", "stop"])
+                    _ = try? ChildProcess.run(runuserPath, ["-u", "postgres", "--", pg_ctl, "-D", data, "-m", "immediate", "-w", "stop"])
                 } else {
-                    _ = try? ChildProcess.run(pg_ctl, ["-D", path + "/data", "-m", "immediate", "-w", "stop"])
+                    _ = try? ChildProcess.run(pg_ctl, ["-D", data, "-m", "immediate", "-w", "stop"])
                 }
             }
             _ = try? ChildProcess.run("/bin/rm", ["-rf", path])
         }
+    }
+
+    /// The working directory of process `pid`, or `nil` when it cannot be read.
+    static func processDirectory(_ pid: Int32) -> String? {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let length = readlink("/proc/\(pid)/cwd", &buffer, buffer.count - 1)
+        guard length > 0 else { return nil }
+        return String(decoding: buffer.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

@@ -118,8 +118,9 @@ public struct Doctor: Sendable {
             case .warn: style.warning(level)
             case .fail: style.bad(level)
             }
-            lines.append(painted + "  " + style.strong(TextFormatting.padded(check.topic, to: 12)) + "  " + check.summary)
-            for detail in check.details { lines.append(String(repeating: " ", count: 20) + detail) }
+            // Findings quote names people chose: printed without their control characters.
+            lines.append(painted + "  " + style.strong(TextFormatting.padded(check.topic, to: 12)) + "  " + TextFormatting.printable(check.summary))
+            for detail in check.details { lines.append(String(repeating: " ", count: 20) + TextFormatting.printable(detail)) }
         }
         let failures = checks.filter { $0.level == .fail }.count
         let warnings = checks.filter { $0.level == .warn }.count

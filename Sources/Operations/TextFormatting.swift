@@ -48,11 +48,22 @@ public enum TextFormatting {
     }
 
     /// `text` cut to at most `limit` characters, ending in `…` when cut; line breaks become
-    /// spaces so that one value stays on one line.
+    /// spaces so that one value stays on one line, and other control characters `?` (a name
+    /// someone chose must not send escape sequences to the admin's terminal).
     public static func shortened(_ text: String, to limit: Int) -> String {
-        let flat = String(text.map { $0.isNewline || $0 == "\t" ? " " : $0 })
+        let flat = printable(text)
         guard flat.count > limit else { return flat }
         return String(flat.prefix(max(0, limit - 1))) + "…"
+    }
+
+    /// `text` on one line and safe to print: line breaks and tabs become spaces, other control
+    /// characters (C0, DEL, C1: terminal escape sequences start with them) become `?`.
+    public static func printable(_ text: String) -> String {
+        String(text.map { character -> Character in
+            if character.isNewline || character == "\t" { return " " }
+            let isControl = character.unicodeScalars.contains { $0.properties.generalCategory == .control }
+            return isControl ? "?" : character
+        })
     }
 
     /// `text` padded with spaces to `width` characters (on the right, or on the left when

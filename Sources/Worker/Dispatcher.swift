@@ -84,10 +84,6 @@ final class Dispatcher {
     private var nextHeartbeat: ContinuousClock.Instant = .now
     /// Whether a refresh of `webhooky.wanted_events` was refused (said once in the log).
     private var refreshRefused = false
-    /// When to prune history next; `pruning` while a pruning run is under way.
-    private var nextPrune: ContinuousClock.Instant = .now + .seconds(10)
-    private var pruning = false
-    private var pruned = (deliveries: 0, events: 0)
     private var nextPoll: ContinuousClock.Instant = .now
     private var nextReap: ContinuousClock.Instant = .now
     /// No database work before this instant: after a lost connection (reconnect then) or a
@@ -151,7 +147,6 @@ final class Dispatcher {
             if databaseUsable { releaseUnsent() }
             if databaseUsable && stopDeadline == nil && ContinuousClock.now >= nextHeartbeat { heartbeat() }
             if databaseUsable && stopDeadline == nil && ContinuousClock.now >= nextReap { reapExpiredLeases() }
-            if databaseUsable && stopDeadline == nil && (pruning || ContinuousClock.now >= nextPrune) { pruneHistory() }
             if databaseUsable && stopDeadline == nil { updateWakeup() }
 
             logSummary()
@@ -599,39 +594,6 @@ final class Dispatcher {
         nextReap = .now + max(.seconds(1), configuration.leaseDuration / 4)
     }
 
-    // MARK: Retention
-
-    /// Deletes old history for up to 200 ms at a time (between other work), one batch per
-    /// transaction; then waits for the next interval. Several workers may prune at once: each
-    /// batch locks its rows with SKIP LOCKED, so they share the work (and no session lock is
-    /// needed, which a transaction-mode connection pooler would not keep).
-    private func pruneHistory() {
-        guard let policy = configuration.retention, let connection else { return }
-        do {
-            if !pruning {
-                nextPrune = .now + policy.interval
-                pruning = true
-                pruned = (0, 0)
-            }
-            let until = ContinuousClock.now + .milliseconds(200)
-            while ContinuousClock.now < until {
-                let batch = try DeliveryStore.prune(connection, policy)
-                pruned.deliveries += batch.deliveries
-                pruned.events += batch.events
-                if batch.deliveries == 0 && batch.events == 0 {
-                    pruning = false
-                    if pruned.deliveries + pruned.events > 0 {
-                        logger.notice("pruned old history", ["deliveries": pruned.deliveries, "events": pruned.events])
-                    }
-                    return
-                }
-            }
-        } catch {
-            pruning = false
-            databaseFailed(error)
-        }
-    }
-
     /// Says what the deliveries came to since the last summary, when one is due.
     private func logSummary(final: Bool = false) {
         guard let summary = tally.take(now: .now, final: final) else { return }
@@ -741,7 +703,7 @@ final class Dispatcher {
 
     private func sleepTime() -> Duration {
         let now = ContinuousClock.now
-        var wake = min(nextPoll, nextReap, nextHeartbeat, pruning ? .now : nextPrune)
+        var wake = min(nextPoll, nextReap, nextHeartbeat)
         if let straggler = stragglerChecks.first { wake = min(wake, straggler) }
         if awake { wake = min(wake, nextAwakeCheck) }
         if let first = firstUnrecordedAt { wake = min(wake, first + Dispatcher.recordingDelay) }

@@ -10,9 +10,10 @@ import Synchronization
 /// happened, until ``stop()``.
 ///
 /// Threads: the caller's thread runs the dispatcher (fan-out, claims, rendering), one thread
-/// drives libcurl, one writes outcomes (``OutcomeRecorder``), one holds the LISTEN connection:
-/// three database connections per worker (two with `--no-listen`). They exchange batches
-/// through an inbox.
+/// drives libcurl, one writes outcomes (``OutcomeRecorder``), one holds the LISTEN connection,
+/// one deletes old history now and then (``HistoryPruner``): three database connections per
+/// worker (two with `--no-listen`), and a fourth while pruning. They exchange batches through
+/// an inbox.
 public final class Worker: Sendable {
     /// The version of Webhooky, recorded in `webhooky.workers`.
     public static let version = "1.0.0"
@@ -74,7 +75,11 @@ public final class Worker: Sendable {
             "max_in_flight": configuration.maximumInFlight, "lease": configuration.leaseDuration.shortDescription,
             "poll": configuration.pollInterval.shortDescription, "schema": Migrations.latestVersion,
         ])
+        let pruner = configuration.retention.map {
+            HistoryPruner(configuration: configuration, policy: $0, logger: logger, firstRunAfter: min(.seconds(10), $0.interval))
+        }
         Dispatcher(configuration: configuration, connection: connection, inbox: inbox, http: http).run()
+        pruner?.stop()
         stopping.set()
         http.shutdown()
         listenerDone.wait()

@@ -99,7 +99,7 @@ struct Arguments {
     func duration(_ name: String) throws(UsageError) -> Duration? {
         guard let text = values[name] else { return nil }
         guard let duration = Arguments.parseDuration(text) else {
-            throw UsageError(description: "--\(name) must be a duration such as 500ms, 5s, 2m, 1h or 1d, not \"\(text)\"")
+            throw UsageError(description: "--\(name) must be a duration such as 500ms, 5s, 2m, 1h or 1d (at most 100 years), not \"\(text)\"")
         }
         return duration
     }
@@ -117,13 +117,16 @@ struct Arguments {
         return result
     }
 
+    /// A duration of at most ``longestDuration``; `nil` for anything else (also a larger one,
+    /// which would overflow).
     static func parseDuration(_ text: String) -> Duration? {
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86_400)]
-        for (suffix, seconds) in units where text.hasSuffix(suffix) {
-            guard let number = Double(text.dropLast(suffix.count)), number >= 0, number.isFinite else { return nil }
-            return .milliseconds(Int64((number * seconds * 1000).rounded()))
-        }
-        guard let number = Double(text), number >= 0, number.isFinite else { return nil }
-        return .milliseconds(Int64((number * 1000).rounded()))
+        let (number, seconds): (Double?, Double) = units.first { text.hasSuffix($0.0) }
+            .map { (Double(text.dropLast($0.0.count)), $0.1) } ?? (Double(text), 1)
+        guard let number, number >= 0, number * seconds <= longestDuration else { return nil }
+        return .milliseconds(Int64((number * seconds * 1000).rounded()))
     }
+
+    /// The longest duration an option takes, in seconds: 100 years.
+    static let longestDuration: Double = 100 * 366 * 86_400
 }

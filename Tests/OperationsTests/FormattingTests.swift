@@ -20,6 +20,16 @@ import Testing
         #expect(TextFormatting.shortened("line one\nline two", to: 12) == "line one li…")
     }
 
+    @Test("names people chose cannot send escape sequences to a terminal: control characters print as ?")
+    func controlCharactersArePrintedSafely() {
+        #expect(TextFormatting.shortened("clip\u{1B}]52;c;ZXZpbA==\u{07}", to: 40) == "clip?]52;c;ZXZpbA==?")
+        #expect(TextFormatting.printable("a\u{1B}[2Kb\u{9B}c\u{7F}d\r\ne") == "a?[2Kb?c?d e")
+        #expect(TextFormatting.printable("Gold \"Plus\" 🎉 čeština") == "Gold \"Plus\" 🎉 čeština")
+        let report = Doctor.report([DoctorCheck(.warn, "webhooks", "webhook 1 \"x\u{1B}[2K\" fails", details: ["\u{1B}]0;title\u{07}"])], style: .plain)
+        #expect(!report.contains("\u{1B}") && !report.contains("\u{07}"))
+        #expect(report.contains("webhook 1 \"x?[2K\" fails"))
+    }
+
     @Test("a table lines its columns up; numbers on the right")
     func table() {
         var table = TextTable(columns: [.init("ID", rightAligned: true), .init("NAME")])

@@ -195,6 +195,35 @@ import Worker
         #expect(try shop.connection.query("SELECT * FROM webhooky.prune()").rows == [["0", "0", "0"]])
     }
 
+    @Test("a slow prune does not hold deliveries back: history is deleted on its own connection")
+    func slowPruneDoesNotDelayDeliveries() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver()
+        let webhook = try shop.addWebhook(url: receiver.baseURL + "/fresh")
+        try shop.connection.query("""
+            WITH e AS (INSERT INTO webhooky.events (event, payload, webhook_ids, fanned_out, created_at)
+                       VALUES ('customer.credit_changed', '{}', ARRAY[$1::bigint], true, now() - interval '40 days') RETURNING id)
+            INSERT INTO webhooky.deliveries (event_id, webhook_id, state, attempts, completed_at) SELECT id, $1, 'succeeded', 1, now() - interval '30 days' FROM e
+            """, [String(webhook)])
+        // Stands for a prune that takes long (a big table): deleting the old delivery takes 6 s.
+        try shop.connection.execute("""
+            CREATE FUNCTION public.slow_delete() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(6); RETURN OLD; END $$;
+            CREATE TRIGGER slow_delete BEFORE DELETE ON webhooky.deliveries FOR EACH ROW EXECUTE FUNCTION public.slow_delete();
+            """)
+        var configuration = shop.workerConfiguration()
+        configuration.retention?.interval = .milliseconds(200)
+        let worker = RunningWorker(configuration)
+        defer { worker.stop(timeout: .seconds(15)) }
+        let pruning = "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND query LIKE '%webhooky.prune%'"
+        #expect(try shop.waitFor(pruning) { $0 == "1" } == "1")
+        let start = ContinuousClock.now
+        try shop.setCredit("21")
+        // Before, the dispatcher pruned between its fan-outs and sent this after the 6 s delete.
+        #expect(receiver.waitForRequests(1, timeout: .seconds(4)).count == 1)
+        #expect(ContinuousClock.now - start < .seconds(4))
+        #expect(try shop.column(pruning) == ["1"], "the prune was still under way")
+    }
+
     @Test("upgrading a live schema loses no events: deliveries of every version are sent")
     func upgradeKeepsEvents() throws {
         let database = try TestCluster.newEmptyDatabase()

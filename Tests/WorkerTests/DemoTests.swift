@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import LocalPostgres
 import TestSupport
 import Testing
@@ -18,5 +19,21 @@ import Testing
         let folder = try #require(output.split(separator: "\n").first { $0.contains("data and socket in ") }?
             .components(separatedBy: "data and socket in ").last)
         #expect(!FileManager.default.fileExists(atPath: folder), "the demo's cluster folder must be removed")
+    }
+
+    @Test("Ctrl-C in the middle of the demo stops its PostgreSQL and removes its folder (the server runs detached)")
+    func anInterruptedDemoCleansUp() throws {
+        let demo = try CommandProcess(["demo"])
+        let shown = demo.waitForOutput { $0.contains("data and socket in ") && $0.contains("Installing the webhooky schema") }
+        let folder = try #require(shown.split(separator: "\n").first { $0.contains("data and socket in ") }?
+            .components(separatedBy: "data and socket in ").last)
+        demo.send(SIGINT)
+        let outcome = demo.wait(timeout: .seconds(30))
+        #expect(outcome.status == 130, "\(demo.output)\(demo.errors)")
+        #expect(demo.errors.contains("webhooky demo: interrupted; PostgreSQL stopped and \(folder) removed"))
+        #expect(!FileManager.default.fileExists(atPath: folder), "the demo's cluster folder must be removed")
+        // No server of that folder is left running.
+        let servers = try ChildProcess.run("/usr/bin/pgrep", ["-f", folder])
+        #expect(servers.output.isEmpty, "\(servers.output)")
     }
 }

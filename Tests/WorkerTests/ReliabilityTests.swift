@@ -541,7 +541,11 @@ import Worker
     @Test func badOptionsExitTwo() throws {
         let cases: [(arguments: [String], message: String)] = [
             (["run", "--bogus"], "unknown option --bogus for \"webhooky run\""),
-            (["run", "--lease", "soon"], "--lease must be a duration such as 500ms, 5s, 2m, 1h or 1d, not \"soon\""),
+            (["run", "--lease", "soon"], "--lease must be a duration such as 500ms, 5s, 2m, 1h or 1d (at most 100 years), not \"soon\""),
+            // Too large to represent: it trapped on an integer overflow.
+            (["run", "--lease", "1e20s"], "--lease must be a duration such as 500ms, 5s, 2m, 1h or 1d (at most 100 years), not \"1e20s\""),
+            (["tail", "--since", "1e17d"], "--since must be a duration such as 500ms, 5s, 2m, 1h or 1d (at most 100 years), not \"1e17d\""),
+            (["run", "--retry-schedule", "5s,1e300d"], "--retry-schedule must be durations separated by commas, such as 5s,30s,2m,1h; \"1e300d\" is not a duration"),
             (["run", "--stay-awake-above", "-5"], "--stay-awake-above must be a whole number from 0 to 10000000, not \"-5\""),
             (["run", "--fan-out-patience", "a while"], "--fan-out-patience must be a duration"),
             (["run", "--outcome-gathering", "briefly"], "--outcome-gathering must be a duration"),
