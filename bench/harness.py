@@ -203,12 +203,14 @@ class Cluster:
     def init(self, settings: dict[str, str]) -> None:
         pg = pwd.getpwnam("postgres")
         os.chown(self.root, pg.pw_uid, pg.pw_gid)
-        os.chmod(self.root, 0o755)
+        # The folder and the socket only for postgres (and root, which runs the bench): with
+        # trust authentication, any local user who could reach the socket would be superuser.
+        os.chmod(self.root, 0o700)
         run(["runuser", "-u", "postgres", "--", PGBIN / "initdb", "-D", self.data, "-U", "postgres",
              "--auth=trust", "--encoding=UTF8", "--locale=C", "--no-instructions"], quiet=True)
         with open(self.data / "postgresql.conf", "a") as f:
             f.write("\n# bench/harness.py\n")
-            for key, value in {**settings, "unix_socket_directories": f"'{self.root}'"}.items():
+            for key, value in {**settings, "unix_socket_directories": f"'{self.root}'", "unix_socket_permissions": "0700"}.items():
                 f.write(f"{key} = {value}\n")
         _cleanups.append(self.stop)
         # pg_ctl daemonises the postmaster: its output goes to the log file, never to a pipe.
