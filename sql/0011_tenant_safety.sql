@@ -64,7 +64,8 @@ COMMENT ON FUNCTION webhooky.delete_webhook(bigint) IS
     'Deletes a webhook (a tenant''s own only); its unfinished deliveries end dead ("webhook deleted"). For tenants, who may not DELETE from the table.';
 REVOKE EXECUTE ON FUNCTION webhooky.delete_webhook(bigint) FROM PUBLIC;
 
--- The salt of the per-account lock's key: readable by the schema's owner only.
+-- The salt of the per-account lock's key: readable by the schema's owner and webhooky_admin
+-- (which may act on every account anyway), not by tenants or other roles.
 CREATE TABLE webhooky.lock_salt (salt bigint NOT NULL);
 INSERT INTO webhooky.lock_salt SELECT ('x' || left(md5(gen_random_uuid()::text), 16))::bit(64)::bigint;
 REVOKE ALL ON webhooky.lock_salt FROM PUBLIC;

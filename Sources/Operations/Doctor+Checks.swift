@@ -190,7 +190,8 @@ extension Doctor {
         }
         guard total > 0 else { return DoctorCheck(.ok, "dead", "no delivery gave up in the last 24 h") }
         details.append("Why: SELECT id, webhook_id, last_status, last_error FROM webhooky.deliveries WHERE state = 'dead' ORDER BY completed_at DESC LIMIT 20;")
-        details.append("Once the endpoint works, send them again: SELECT webhooky.redeliver_webhook(WEBHOOK_ID, now() - interval '1 day');")
+        // By creation time: a delivery dies some 52 h after it was created (the retry schedule).
+        details.append("Once the endpoint works, send them again: SELECT webhooky.redeliver_webhook(WEBHOOK_ID, now() - interval '3 days');")
         return DoctorCheck(.warn, "dead", "\(TextFormatting.count(total)) \(total == 1 ? "delivery" : "deliveries") gave up (dead) in the last 24 h", details: details)
     }
 

@@ -15,9 +15,9 @@ enum StatusCommand {
         Options:
           --database-url URL   libpq connection string or URI [DATABASE_URL, else PG* variables]
 
-        Exit status: 0 printed; 1 the role may not read webhooky.health (it needs
-        webhooky_admin); 2 bad options; 3 database unreachable; 4 schema missing or of another
-        version.
+        Exit status: 0 printed; 1 the role may not read webhooky.health (webhooky_admin may; a
+        tenant's role sees its own account's); 2 bad options; 3 database unreachable; 4 schema
+        missing or of another version.
 
         Examples:
           webhooky status

@@ -120,7 +120,7 @@ import Testing
         #expect(outcome.output.contains(#"webhook \#(failing) "ERP": 4 failed attempts in a row for 2h; last: HTTP 503 (gave up after 12 attempts). Watch it with webhooky tail --webhook \#(failing)"#))
         #expect(outcome.output.contains(#"webhook \#(paused) "Paused" is disabled by hand"#))
         #expect(StatusAndDoctorTests.finding(outcome.output, "dead") == "WARN  dead          1 delivery gave up (dead) in the last 24 h")
-        #expect(outcome.output.contains("SELECT webhooky.redeliver_webhook(WEBHOOK_ID, now() - interval '1 day');"))
+        #expect(outcome.output.contains("SELECT webhooky.redeliver_webhook(WEBHOOK_ID, now() - interval '3 days');"))
     }
 
     @Test("doctor: an event type whose events stopped far beyond their usual pace is a WARN: has a trigger been dropped?")
