@@ -29,8 +29,8 @@ public struct DemoRun {
         let cluster = try LocalCluster(name: "demo")
         signals.cleanUp(cluster)
         defer {
-            // An interrupt's cleanup is under way on another thread, which ends the process.
-            signals.parkIfInterrupted()
+            // Either this cleans up, or an interrupt's handler does (and ends the process).
+            signals.takeCleanUp()
             cluster.destroy()
             out.step("Cleaned up: PostgreSQL stopped and \(cluster.directory) removed.")
         }
@@ -187,10 +187,12 @@ final class DemoSignals: @unchecked Sendable {
         semaphore.wait()
     }
 
-    /// Waits for good when an interrupt is being handled (its handler exits the process): the
-    /// demo's own steps fail as the server goes, and must not exit first.
-    func parkIfInterrupted() {
-        while interrupted.load(ordering: .acquiring) { sleep(60) }
+    /// Claims the clean-up for the demo's own ending; when an interrupt's handler has claimed
+    /// it already, waits for good (the handler exits the process: the demo's own steps fail as
+    /// the server goes, and must not exit first).
+    func takeCleanUp() {
+        guard interrupted.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        while true { sleep(60) }
     }
 
     private func received() {

@@ -83,8 +83,14 @@ public struct Doctor: Sendable {
         let schema = schemaCheck(connection)
         checks.append(schema)
         guard schema.level == .ok else { return checks }
-        let tenant = (try? connection.query(Doctor.tenantOnlySQL).scalar) == "t"
-        checks.append(check("privileges") { () throws(PostgresError) in try privilegesCheck(connection, tenant: tenant) })
+        var tenant = (try? connection.query(Doctor.tenantOnlySQL).scalar) == "t"
+        if tenant, let missing = Doctor.tenantWithoutAccount(connection) {
+            // It sees nothing at all: that is the finding, and the other checks say why as usual.
+            checks.append(missing)
+            tenant = false
+        } else {
+            checks.append(check("privileges") { () throws(PostgresError) in try privilegesCheck(connection, tenant: tenant) })
+        }
         checks.append(check("workers", tenant: tenant) { () throws(PostgresError) in try workersCheck(connection) })
         checks.append(check("backlog", tenant: tenant) { () throws(PostgresError) in try backlogCheck(connection) })
         checks.append(check("NOTIFY queue", tenant: tenant) { () throws(PostgresError) in try notifyQueueCheck(connection) })
@@ -137,14 +143,28 @@ public struct Doctor: Sendable {
         return lines.joined(separator: "\n")
     }
 
-    /// Runs one check; a statement that fails (often for lack of a privilege) becomes a WARN
-    /// that says so, and the other checks go on.
     /// Whether the role is a tenant's (a member of webhooky_tenant) and not an admin's.
     static let tenantOnlySQL = """
         SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'webhooky_tenant') AND pg_has_role('webhooky_tenant', 'MEMBER')
            AND NOT (EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'webhooky_admin') AND pg_has_role('webhooky_admin', 'MEMBER'))
         """
 
+    /// A FAIL when the tenant's role has no account (no row in webhooky.tenants): it may see
+    /// nothing; `nil` when it has one.
+    static func tenantWithoutAccount(_ connection: Connection) -> DoctorCheck? {
+        do {
+            _ = try connection.query("SELECT webhooky.caller_account()")
+            return nil
+        } catch {
+            let role = (try? connection.query("SELECT current_user").scalar).flatMap { $0 } ?? "ROLE"
+            return DoctorCheck(.fail, "privileges", error.message, details: [
+                "An admin gives the role its account: INSERT INTO webhooky.tenants (role_name, account_id) VALUES ('\(role)', '...'); (or log in as the tenant's own role, without SET ROLE).",
+            ])
+        }
+    }
+
+    /// Runs one check; a statement that fails (often for lack of a privilege) becomes a WARN
+    /// that says so (for a tenant's role: an OK, "not visible"), and the other checks go on.
     private func check(_ topic: String, tenant: Bool = false, _ body: () throws(PostgresError) -> DoctorCheck) -> DoctorCheck {
         do {
             return try body()

@@ -28,10 +28,15 @@ final class HistoryPruner: Sendable {
         thread.start()
     }
 
-    /// Stops after the batch under way (if any) and waits for the thread to end.
-    func stop() {
+    /// Asks the pruner to stop after the batch under way (if any), without waiting.
+    func requestStop() {
         stopRequested.store(true, ordering: .releasing)
         wake.signal()
+    }
+
+    /// Stops after the batch under way (if any) and waits for the thread to end.
+    func stop() {
+        requestStop()
         stopped.wait()
     }
 

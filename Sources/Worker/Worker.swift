@@ -21,6 +21,8 @@ public final class Worker: Sendable {
     private let configuration: WorkerConfiguration
     private let inbox = DispatcherInbox()
     private let stopping = StopFlag()
+    /// The running pruner, told to stop as soon as the worker is (not after the grace period).
+    private let pruner = Mutex<HistoryPruner?>(nil)
 
     public init(configuration: WorkerConfiguration) {
         self.configuration = configuration
@@ -78,6 +80,8 @@ public final class Worker: Sendable {
         let pruner = configuration.retention.map {
             HistoryPruner(configuration: configuration, policy: $0, logger: logger, firstRunAfter: min(.seconds(10), $0.interval))
         }
+        self.pruner.withLock { $0 = pruner }
+        if stopping.isSet { pruner?.requestStop() }  // a stop that came before the pruner existed
         Dispatcher(configuration: configuration, connection: connection, inbox: inbox, http: http).run()
         pruner?.stop()
         stopping.set()
@@ -92,6 +96,7 @@ public final class Worker: Sendable {
     public func stop() {
         stopping.set()
         inbox.requestStop()
+        pruner.withLock { $0 }?.requestStop()
     }
 }
 

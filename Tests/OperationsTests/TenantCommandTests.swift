@@ -55,5 +55,14 @@ import Testing
         #expect(doctor.output.contains("OK    privileges    role \(role) is a tenant's (webhooky_tenant): it sees and changes its own account's webhooks only\n"))
         #expect(doctor.output.contains("OK    workers       not visible to a tenant's role (permission denied for table workers)\n"))
         #expect(!doctor.output.contains("GRANT webhooky_"))
+
+        // A tenant's role that an admin forgot to give an account sees nothing: a FAIL, not OKs.
+        let orphan = "orphan_\(database.database.name)"
+        try database.connection.execute("CREATE ROLE \(orphan) LOGIN IN ROLE webhooky_tenant")
+        defer { _ = try? database.connection.execute("DROP ROLE \(orphan)") }
+        let orphaned = try CommandProcess.run(["doctor", "--database-url", database.url + " user=\(orphan)"])
+        #expect(orphaned.status == 1)
+        #expect(orphaned.output.contains("FAIL  privileges    role \(orphan) is a member of webhooky_tenant but has no account in webhooky.tenants\n"), "\(orphaned.output)")
+        #expect(orphaned.output.contains("INSERT INTO webhooky.tenants (role_name, account_id) VALUES ('\(orphan)', '...');"))
     }
 }

@@ -128,21 +128,47 @@ import Glibc
             #expect(error.message == "permission denied for table webhooks")
         }
         try b.execute("ROLLBACK")
-        // ...and the per-account insert lock cannot be taken by another account: not by its old
-        // key (anyone could compute it), not through webhooky.lock_account.
-        try b.execute("BEGIN; SELECT pg_advisory_lock(hashtext('webhooky.account:shop-42')); SELECT webhooky.lock_account('shop-42')")
+        // ...and the per-account insert lock cannot be taken by another account. It was an
+        // advisory lock: its key was guessable (0006) and, salted, still readable in pg_locks
+        // (0011); now it is a row that only lock_account locks, for the caller's own account.
+        try b.execute("BEGIN")
+        try b.query("SELECT webhooky.lock_account('shop-42')")
+        // The keys of the advisory locks a's insert holds, read from pg_locks, b then holds.
+        try a.execute("BEGIN")
+        try a.query("INSERT INTO webhooky.webhooks (account_id, event, url) VALUES ('shop-42', 'customer.credit_changed', 'https://a.example/1')")
+        let keys = try b.query("SELECT objid::bigint | (classid::bigint << 32) FROM pg_locks WHERE locktype = 'advisory'").rows.compactMap { $0[0] ?? nil }
+        try a.execute("COMMIT")
+        for key in keys { try b.query("SELECT pg_advisory_lock($1::bigint)", [key]) }
+        do {
+            try b.query("SELECT 1 FROM webhooky.account_locks FOR UPDATE")
+            Issue.record("a tenant read the account locks")
+        } catch {
+            #expect(error.message == "permission denied for table account_locks")
+        }
+        try b.execute("ROLLBACK")
         try a.query("SET statement_timeout = '5s'")
+        try b.execute("BEGIN")
+        try b.query("SELECT webhooky.lock_account('shop-42')")
         #expect(throws: Never.self) {
             try a.query("INSERT INTO webhooky.webhooks (account_id, event, url) VALUES ('shop-42', 'customer.credit_changed', 'https://a.example/2')")
         }
         try b.execute("ROLLBACK")
+        // Roles other than admins and tenants may not call it at all.
+        try shop.connection.execute("CREATE ROLE emitter_\(suffix) LOGIN IN ROLE webhooky_emitter")
+        let emitter = try Connection(conninfo: shop.database.conninfo.replacingOccurrences(of: "user=postgres", with: "user=emitter_\(suffix)"))
+        try emitter.query("SET statement_timeout = '5s'")
+        do {
+            try emitter.query("SELECT webhooky.lock_account('shop-42')")
+            Issue.record("a role that is neither admin nor tenant took an account's lock")
+        } catch {
+            #expect(error.message == "permission denied for function lock_account")
+        }
 
         // What a tenant may do: change its own webhooks' columns, delete them, and re-enable them.
         try b.query("UPDATE webhooky.webhooks SET enabled = false, name = 'paused' WHERE id = $1", [theirs])
         try b.query("UPDATE webhooky.webhooks SET enabled = true WHERE id = $1", [theirs])
         try b.query("SELECT webhooky.delete_webhook($1)", [theirs])
         #expect(try shop.column("SELECT count(*) FROM webhooky.webhooks WHERE id = $1", [theirs]) == ["0"])
-        _ = suffix
     }
 
     @Test("a tenant's test payload is at most 1 MiB (the worker would hold it in memory)")
