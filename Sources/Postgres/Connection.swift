@@ -16,7 +16,8 @@ public final class Connection {
     /// - Parameters:
     ///   - conninfo: A libpq connection string or URI (`postgresql://user@host/db`), passed to
     ///     libpq untouched. An empty string means libpq's defaults and `PG*` environment
-    ///     variables (`PGHOST`, `PGDATABASE`...).
+    ///     variables (`PGHOST`, `PGDATABASE`...). Defaults it can override: keepalives (idle
+    ///     30 s, then every 10 s, 3 lost), `tcp_user_timeout` 60 s, `connect_timeout` 10 s.
     ///   - applicationName: Shown in `pg_stat_activity` unless the connection string sets
     ///     `application_name`. Default `webhooky`.
     /// - Throws: ``PostgresError/Code/connectionFailed`` with libpq's message (which never
@@ -25,8 +26,11 @@ public final class Connection {
         try Connection.checkSyntax(of: conninfo)
         // Keywords are processed in order and a later one wins, so everything placed before
         // `dbname` is a default that the DBA's connection string can override.
-        var keywords = ["fallback_application_name", "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count"]
-        var values = [applicationName, "1", "30", "10", "3"]
+        // Keepalives find a dead peer while the connection is idle; tcp_user_timeout while data
+        // sent to it goes unacknowledged (a failed-over server behind a network black hole),
+        // which keepalives do not cover: a statement would otherwise hang for ~15 minutes.
+        var keywords = ["fallback_application_name", "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout"]
+        var values = [applicationName, "1", "30", "10", "3", "60000"]
         if getenv("PGCONNECT_TIMEOUT") == nil {
             keywords.append("connect_timeout")
             values.append("10")
@@ -114,6 +118,19 @@ public final class Connection {
         var text = text
         while let last = text.last, last.isWhitespace { text.removeLast() }
         return text
+    }
+
+    /// The value libpq uses for connection option `keyword` (for instance `tcp_user_timeout`),
+    /// or `nil` when it has none.
+    public func option(_ keyword: String) -> String? {
+        guard let options = PQconninfo(handle) else { return nil }
+        defer { PQconninfoFree(options) }
+        var index = 0
+        while let name = options[index].keyword {
+            if String(cString: name) == keyword { return options[index].val.map { String(cString: $0) } }
+            index += 1
+        }
+        return nil
     }
 
     /// Whether the connection is still usable as far as libpq knows.

@@ -15,6 +15,18 @@ import Testing
         #expect(result.columnCount == 5)
     }
 
+    @Test("a dead peer is noticed: keepalives and tcp_user_timeout by default, the DBA's own values win")
+    func deadPeerTimeoutsAreSetUnlessGiven() throws {
+        let database = try TestCluster.newEmptyDatabase()
+        let connection = try database.connect()
+        #expect(connection.option("tcp_user_timeout") == "60000")
+        #expect(connection.option("keepalives_idle") == "30")
+        let own = try Connection(conninfo: database.conninfo + " tcp_user_timeout=5000 keepalives_idle=7")
+        #expect(own.option("tcp_user_timeout") == "5000")
+        #expect(own.option("keepalives_idle") == "7")
+        #expect(own.option("no_such_option") == nil)
+    }
+
     @Test func statementErrorsCarrySQLStateDetailAndHint() throws {
         let connection = try TestCluster.newEmptyDatabase().connect()
         do {
