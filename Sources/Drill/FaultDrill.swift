@@ -171,11 +171,13 @@ final class WorkerSupervisor: @unchecked Sendable {
         try start()
     }
 
+    /// Stops the worker and removes its log (nothing reads it after the drill).
     func stop() {
         guard pid > 0 else { return }
         ChildProcess.kill(pid, signal: SIGTERM)
         _ = ChildProcess.wait(pid)
         pid = 0
+        unlink(logPath)
     }
 }
 

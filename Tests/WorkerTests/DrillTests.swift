@@ -1,4 +1,5 @@
 import Drill
+import Glibc
 import TestSupport
 import Testing
 
@@ -19,5 +20,6 @@ import Testing
         #expect(report.eventsInDatabase >= report.events, "\(report.table)")
         #expect(report.succeeded + report.dead.reduce(0) { $0 + $1.count } == report.expected, "\(report.table)")
         #expect(report.succeeded > 0)
+        #expect(access("/tmp/webhooky-drill-worker-\(getpid()).log", F_OK) != 0, "the drill's worker log is left behind")
     }
 }
