@@ -171,6 +171,33 @@ import Glibc
         #expect(try shop.column("SELECT count(*) FROM webhooky.webhooks WHERE id = $1", [theirs]) == ["0"])
     }
 
+    @Test("grant_roles gives each group role what webhooky.role_grants says, again after privileges were lost")
+    func grantRolesGivesWhatTheRolesNeed() throws {
+        let database = try TestCluster.newDatabase()
+        let connection = try database.connect()
+        let checks = """
+            SELECT has_table_privilege('webhooky_worker', 'webhooky.deliveries', 'UPDATE'),
+                   has_function_privilege('webhooky_worker', 'webhooky.prune(interval, interval, integer)', 'EXECUTE'),
+                   has_table_privilege('webhooky_admin', 'webhooky.webhooks', 'DELETE'),
+                   has_table_privilege('webhooky_admin', 'webhooky.account_locks', 'SELECT'),
+                   has_function_privilege('webhooky_emitter', 'webhooky.emit(text, jsonb, text)', 'EXECUTE'),
+                   has_table_privilege('webhooky_tenant', 'webhooky.migrations', 'SELECT'),
+                   has_column_privilege('webhooky_tenant', 'webhooky.webhooks', 'url', 'INSERT'),
+                   has_column_privilege('webhooky_tenant', 'webhooky.webhooks', 'id', 'INSERT'),
+                   has_table_privilege('webhooky_tenant', 'webhooky.webhooks', 'DELETE'),
+                   has_function_privilege('webhooky_tenant', 'webhooky.delete_webhook(bigint)', 'EXECUTE')
+            """
+        let expected: [[String?]] = [["t", "t", "t", "f", "t", "t", "t", "f", "f", "t"]]
+        #expect(try connection.query(checks).rows == expected)
+        try connection.execute("""
+            REVOKE ALL ON ALL TABLES IN SCHEMA webhooky FROM webhooky_worker, webhooky_admin, webhooky_emitter, webhooky_tenant;
+            REVOKE ALL ON ALL FUNCTIONS IN SCHEMA webhooky FROM webhooky_worker, webhooky_admin, webhooky_emitter, webhooky_tenant;
+            """)
+        #expect(try connection.query(checks).rows == [["f", "f", "f", "f", "f", "f", "f", "f", "f", "f"]])
+        try connection.execute("SELECT webhooky.grant_roles(); SELECT webhooky.grant_roles()")  // safe to run again
+        #expect(try connection.query(checks).rows == expected)
+    }
+
     @Test("a tenant's test payload is at most 1 MiB (the worker would hold it in memory)")
     func testPayloadsAreCapped() throws {
         let shop = try Shop()
