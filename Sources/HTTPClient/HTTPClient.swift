@@ -24,6 +24,11 @@ public final class HTTPClient: Sendable {
         public var maximumConcurrentRequests: Int = 256
         /// Open connections to one host at once; more requests to that host wait. Default 16.
         public var maximumConnectionsPerHost: Int = 16
+        /// Requests with the same ``HTTPRequest/endpoint`` in flight at once; more wait their
+        /// turn, in order, without holding back other endpoints' requests. Set it to
+        /// ``maximumConnectionsPerHost`` or below, so that a request that starts never waits for
+        /// a connection. Default `Int.max`: no limit but ``maximumConcurrentRequests``.
+        public var maximumRequestsPerEndpoint: Int = .max
         /// Time allowed to establish a connection (TCP and TLS). Default 5 s.
         public var connectTimeout: Duration = .seconds(5)
         /// Time allowed for a whole request, from start to the last byte of the response. Default 15 s.

@@ -15,15 +15,24 @@ public struct HTTPRequest: Sendable {
     /// client's ``HTTPClient/Configuration/addressPolicy``; one more than this many redirects
     /// fails with ``HTTPError/Code/tooManyRedirects``. Negative values count as 0.
     public var maximumRedirects: Int
+    /// The endpoint this request counts against, e.g. its origin `http://host:port`: at most
+    /// ``HTTPClient/Configuration/maximumRequestsPerEndpoint`` requests with the same endpoint
+    /// run at once, and more wait their turn in the order they were sent (the time they wait is
+    /// not part of their timeout or ``HTTPResult/duration``). Default `nil`: only the client's
+    /// overall limit applies.
+    public var endpoint: String?
 
-    /// A request; `headers` default to none, `body` to none, `maximumRedirects` to 0.
-    public init(tag: Int64, method: String, url: String, headers: [HTTPHeader] = [], body: [UInt8]? = nil, maximumRedirects: Int = 0) {
+    /// A request; `headers` default to none, `body` to none, `maximumRedirects` to 0, `endpoint`
+    /// to none.
+    public init(tag: Int64, method: String, url: String, headers: [HTTPHeader] = [], body: [UInt8]? = nil, maximumRedirects: Int = 0,
+                endpoint: String? = nil) {
         self.tag = tag
         self.method = method
         self.url = url
         self.headers = headers
         self.body = body
         self.maximumRedirects = maximumRedirects
+        self.endpoint = endpoint
     }
 }
 

@@ -7,7 +7,8 @@ final class TransferLoop {
     private let multi: MultiHandle
     private let configuration: HTTPClient.Configuration
     private let completion: HTTPClient.Completion
-    private var waiting: [HTTPRequest] = []
+    /// Requests waiting for room, and how many run (see ``StartQueue``).
+    private var queue: StartQueue
     /// Transfers in flight, by their easy handle.
     private var inFlight: [UnsafeMutableRawPointer: (easy: EasyHandle, transfer: Transfer)] = [:]
     /// Handles whose transfer ended, kept (with their connection cache entry) for the next requests.
@@ -17,6 +18,7 @@ final class TransferLoop {
         self.multi = multi
         self.configuration = configuration
         self.completion = completion
+        self.queue = StartQueue(totalLimit: configuration.maximumConcurrentRequests, endpointLimit: configuration.maximumRequestsPerEndpoint)
     }
 
     /// Runs until `take` reports stopping; `take` hands over newly queued requests.
@@ -24,7 +26,7 @@ final class TransferLoop {
         var finished: [HTTPResult] = []
         while true {
             let (requests, stopping) = take()
-            waiting.append(contentsOf: requests)
+            for request in requests { queue.enqueue(request) }
             if stopping {
                 cancelAll(into: &finished)
                 completeIfAny(&finished)
@@ -33,10 +35,10 @@ final class TransferLoop {
             startWaiting(into: &finished)
             var running: Int32 = 0
             curl_multi_perform(multi.pointer, &running)
-            collectFinished(into: &finished)
+            let ended = collectFinished(into: &finished)
             completeIfAny(&finished)
-            // Anything that finished may have freed a slot for a waiting request.
-            if !waiting.isEmpty && inFlight.count < configuration.maximumConcurrentRequests { continue }
+            // What ended may have made room for a waiting request.
+            if ended > 0 && queue.waitingCount > 0 { continue }
             curl_multi_poll(multi.pointer, nil, 0, 1000, nil)
         }
     }
@@ -48,49 +50,53 @@ final class TransferLoop {
     }
 
     private func startWaiting(into finished: inout [HTTPResult]) {
-        var started = 0
-        while inFlight.count < configuration.maximumConcurrentRequests, started < waiting.count {
-            let request = waiting[started]
-            started += 1
+        while let request = queue.next() {
             guard let easy = idleHandles.popLast() ?? EasyHandle() else {
+                queue.finished(request)
                 finished.append(Transfer.failure(request, HTTPError(code: .other, message: "libcurl could not create a handle (out of memory)")))
                 continue
             }
             let transfer = Transfer(request: request, handle: easy, configuration: configuration)
             if let error = transfer.configure() {
+                queue.finished(request)
                 finished.append(Transfer.failure(request, error))
                 recycle(easy, transfer)
                 continue
             }
             let added = curl_multi_add_handle(multi.pointer, easy.pointer)
             guard added == CURLM_OK else {
+                queue.finished(request)
                 finished.append(Transfer.failure(request, HTTPError(code: .other, message: "libcurl could not start the request: \(String(cString: curl_multi_strerror(added)))")))
                 recycle(easy, transfer)
                 continue
             }
             inFlight[easy.pointer] = (easy, transfer)
         }
-        waiting.removeFirst(started)
     }
 
-    private func collectFinished(into finished: inout [HTTPResult]) {
+    /// Returns how many transfers ended.
+    private func collectFinished(into finished: inout [HTTPResult]) -> Int {
+        var ended = 0
         var remaining: Int32 = 0
         while let message = curl_multi_info_read(multi.pointer, &remaining) {
             guard message.pointee.msg == CURLMSG_DONE, let handle = message.pointee.easy_handle else { continue }
             let code = message.pointee.data.result
             curl_multi_remove_handle(multi.pointer, handle)
             guard let (easy, transfer) = inFlight.removeValue(forKey: handle) else { continue }
+            queue.finished(transfer.request)
             finished.append(transfer.result(code: code))
             recycle(easy, transfer)
+            ended += 1
         }
+        return ended
     }
 
     private func cancelAll(into finished: inout [HTTPResult]) {
-        for request in waiting {
+        for request in queue.removeAllWaiting() {
             finished.append(Transfer.failure(request, HTTPError(code: .cancelled, message: "not sent: the HTTP client is shutting down")))
         }
-        waiting.removeAll()
         for (handle, (easy, transfer)) in inFlight {
+            queue.finished(transfer.request)
             curl_multi_remove_handle(multi.pointer, handle)
             finished.append(transfer.cancelled())
             recycle(easy, transfer)

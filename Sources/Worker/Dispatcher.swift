@@ -42,8 +42,10 @@ final class Dispatcher {
     /// `claimDeferredAt`), so that a full endpoint is never claimed and given back in a loop.
     private var deferred: [(id: Int64, endpointKnown: Bool)] = []
     private var claimDeferredAt: ContinuousClock.Instant?
-    /// Requests in flight per endpoint and per webhook.
+    /// Deliveries held per endpoint and per webhook: requests in flight, and requests waiting in
+    /// the HTTP client's line for their endpoint (see ``budget(of:)``).
     private var endpointLoad: [String: Int] = [:]
+    private var quickEndpoints: QuickEndpoints
     private var webhookLoad: [Int64: Int] = [:]
     /// Webhooks with due deliveries that their endpoint's limit held back (a claim cut short by
     /// their share, a fan-out that left them pending): when a request to that endpoint finishes
@@ -125,6 +127,7 @@ final class Dispatcher {
         self.http = http
         (self.logger, self.logBuffer) = configuration.logger.buffered()
         self.eventRate = EventRate(awakeAbove: configuration.awakeAboveEventsPerSecond)
+        self.quickEndpoints = QuickEndpoints(enabled: configuration.leaseDuration >= configuration.http.requestTimeout * 2 + .seconds(2))
         self.tally = DeliveryTally(interval: configuration.logSummaryInterval, now: .now)
         self.recorder = OutcomeRecorder(configuration: configuration, logger: configuration.logger) { [inbox] in inbox.wake() }
     }
@@ -233,7 +236,7 @@ final class Dispatcher {
     /// Why the next fan-out waits: the next event did not fit (its endpoint, or the worker, was
     /// full). Its deliveries would otherwise be inserted `pending` and claimed by a second
     /// statement, a third more database work per delivery; waiting a moment lets them be
-    /// created claimed. The fan-out goes on when that endpoint has half its share free again;
+    /// created claimed. The fan-out goes on when that endpoint has a quarter of its share free again;
     /// while it stays full longer than ``WorkerConfiguration/fanOutPatience``, each fan-out
     /// takes a whole batch and leaves what does not fit `pending` in its webhook's fair queue,
     /// so a slow endpoint holds other webhooks' events back for that long at most.
@@ -256,7 +259,7 @@ final class Dispatcher {
         if canClaim {
             if let webhookID = hold.webhookID {
                 let room = room(of: webhookID)
-                if room >= max(1, endpointLimit / 2) { return (min(fitting, room), true) }
+                if room >= max(1, endpointLimit / 4) { return (min(fitting, room), true) }
             } else if free > hold.capacity {
                 return (fitting, true)
             }
@@ -411,27 +414,38 @@ final class Dispatcher {
         max(1, min(configuration.maximumInFlightPerEndpoint, configuration.maximumInFlight * 3 / 4))
     }
 
+    /// Deliveries one endpoint may hold: its ``endpointLimit`` of requests in flight, and, while
+    /// its requests are quick (see ``QuickEndpoints``), as many again waiting in the HTTP
+    /// client's line for it (within three quarters of all), which start as soon as one of its
+    /// requests ends, without waiting for the database: the next fan-out is written while they
+    /// go out.
+    private func budget(of endpoint: String?) -> Int {
+        guard let endpoint, quickEndpoints.contains(endpoint) else { return endpointLimit }
+        return max(endpointLimit, min(2 * configuration.maximumInFlightPerEndpoint, configuration.maximumInFlight * 3 / 4))
+    }
+
     /// The share one webhook may still take now (see ``busyWebhookRooms()``).
     private func room(of webhookID: Int64) -> Int {
-        var room = endpointLimit - webhookLoad[webhookID, default: 0]
-        if let endpoint = webhooks.endpoint(of: webhookID), let load = endpointLoad[endpoint] {
-            room = min(room, endpointLimit - load)
+        let endpoint = webhooks.endpoint(of: webhookID)
+        var room = budget(of: endpoint) - webhookLoad[webhookID, default: 0]
+        if let endpoint, let load = endpointLoad[endpoint] {
+            room = min(room, budget(of: endpoint) - load)
         }
         return max(0, room)
     }
 
-    /// The share each webhook with requests in flight may still take: the per-endpoint limit
-    /// minus what its endpoint (or the webhook itself) already has in flight.
+    /// The share each webhook with requests in flight may still take: its endpoint's budget
+    /// minus what that endpoint (or the webhook itself) already holds.
     private func busyWebhookRooms() -> [Int64: Int] {
-        let limit = endpointLimit
         var rooms: [Int64: Int] = [:]
         for (id, load) in webhookLoad where load > 0 {
-            rooms[id] = max(0, limit - load)
+            rooms[id] = max(0, budget(of: webhooks.endpoint(of: id)) - load)
         }
         guard !endpointLoad.isEmpty else { return rooms }
         for (id, endpoint) in webhooks.fixedEndpoints() {
             guard let load = endpointLoad[endpoint], load > 0 else { continue }
-            rooms[id] = min(rooms[id] ?? limit, max(0, limit - load))
+            let budget = budget(of: endpoint)
+            rooms[id] = min(rooms[id] ?? budget, max(0, budget - load))
         }
         return rooms
     }
@@ -450,7 +464,7 @@ final class Dispatcher {
                                                    limits: configuration.requestLimits)
                 // A fixed origin (the usual case) was keyed once, when the webhook was parsed.
                 let endpoint = webhook.endpoint ?? Endpoint.key(forURL: rendered.url) ?? rendered.url
-                if endpointLoad[endpoint, default: 0] >= endpointLimit {
+                if endpointLoad[endpoint, default: 0] >= budget(of: endpoint) {
                     // Another webhook on the same endpoint filled it meanwhile: try again when it
                     // has room.
                     deferred.append((delivery.id, webhook.endpoint != nil))
@@ -465,7 +479,8 @@ final class Dispatcher {
                     url: rendered.url,
                     headers: rendered.headers.map { HTTPHeader(name: $0.name, value: $0.value) },
                     body: rendered.body.map { Array($0.utf8) },
-                    maximumRedirects: webhook.maximumRedirects
+                    maximumRedirects: webhook.maximumRedirects,
+                    endpoint: endpoint
                 ))
                 inFlight[nextTag] = InFlight(deliveryID: delivery.id, machine: machine, webhookID: delivery.webhookID, endpoint: endpoint)
                 nextTag += 1
@@ -491,6 +506,7 @@ final class Dispatcher {
         webhookLoad[entry.webhookID, default: 1] -= 1
         if webhookLoad[entry.webhookID] == 0 { webhookLoad[entry.webhookID] = nil }
         if frees(endpoint: entry.endpoint, webhookID: entry.webhookID) { wantsClaim = true }
+        quickEndpoints.finished(entry.endpoint, after: result.duration)
         let attemptResult: DeliveryStateMachine.AttemptResult
         var responseBody: String? = nil
         switch result.outcome {

@@ -17,9 +17,16 @@ public struct WorkerConfiguration: Sendable {
     /// Requests in flight at once, over all endpoints. Default 256.
     public var maximumInFlight: Int = 256
     /// Requests in flight at once to one endpoint (`scheme://host:port`): a slow or dead
-    /// endpoint can hold at most this many of ``maximumInFlight``. Default 64.
+    /// endpoint can hold at most this many of ``maximumInFlight``. For an endpoint whose
+    /// requests end within 50 ms, as many deliveries again wait in line in the HTTP client (never
+    /// more than this many at once are sent), so the endpoint is not idle while the next
+    /// deliveries are written; only while ``leaseDuration`` covers two request timeouts and 2 s.
+    /// Default 64.
     public var maximumInFlightPerEndpoint: Int = 64 {
-        didSet { http.maximumConnectionsPerHost = maximumInFlightPerEndpoint }
+        didSet {
+            http.maximumConnectionsPerHost = maximumInFlightPerEndpoint
+            http.maximumRequestsPerEndpoint = maximumInFlightPerEndpoint
+        }
     }
     /// How long new events wait for room when their endpoint is full before their deliveries
     /// are created `pending` in the webhook's queue (which costs the database a second write
@@ -66,6 +73,7 @@ public struct WorkerConfiguration: Sendable {
     public var http: HTTPClient.Configuration = {
         var http = HTTPClient.Configuration()
         http.maximumConnectionsPerHost = 64
+        http.maximumRequestsPerEndpoint = 64
         return http
     }()
     /// Where the worker logs. Default: stderr at `info`, where successful deliveries are

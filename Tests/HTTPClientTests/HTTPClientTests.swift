@@ -99,6 +99,32 @@ func makeClient(_ configure: (inout HTTPClient.Configuration) -> Void = { _ in }
         #expect(receiver.connectionsAccepted <= 4, "200 requests over at most 4 kept-alive connections")
     }
 
+    @Test("requests beyond an endpoint's limit wait their turn: the endpoint never has more at once, the wait is not part of their duration, and other endpoints are not held back")
+    func endpointLimitQueuesRequests() throws {
+        let concurrent = Mutex((now: 0, peak: 0))
+        let slow = try LoopbackReceiver { _, _ in
+            concurrent.withLock { $0.now += 1; $0.peak = max($0.peak, $0.now) }
+            Thread.sleep(forTimeInterval: 0.3)
+            concurrent.withLock { $0.now -= 1 }
+            return .ok
+        }
+        let quick = try LoopbackReceiver()
+        let (client, results) = try makeClient { $0.maximumRequestsPerEndpoint = 2 }
+        defer { client.shutdown() }
+        client.send((1...6).map { HTTPRequest(tag: Int64($0), method: "GET", url: slow.baseURL + "/\($0)", endpoint: "slow") })
+        client.send([HTTPRequest(tag: 7, method: "GET", url: quick.baseURL + "/quick", endpoint: "quick")])
+        let first = results.wait(for: 1)
+        #expect(first.map(\.tag) == [7], "the quick endpoint's request did not wait for the slow endpoint's line")
+        let all = results.wait(for: 7)
+        #expect(all.count == 7)
+        #expect(all.allSatisfy { (try? $0.outcome.get().status) == 200 })
+        #expect(slow.requests.map(\.target) == (1...6).map { "/\($0)" }, "started in the order they were sent")
+        #expect(concurrent.withLock { $0.peak } == 2)
+        // Three rounds of 0.3 s: the last waited 0.6 s before it started, which is not its duration.
+        #expect(all.filter { $0.tag <= 6 }.allSatisfy { $0.duration < .milliseconds(550) }, "\(all.map(\.duration))")
+        #expect(all.filter { $0.tag <= 6 }.map(\.startedAt).max()! - all.filter { $0.tag <= 6 }.map(\.startedAt).min()! >= 0.5)
+    }
+
     @Test("one handle reused for requests of every kind: nothing of a request carries over to the next")
     func aReusedHandleCarriesNothingOver() throws {
         let receiver = try LoopbackReceiver { request, _ in

@@ -1,0 +1,83 @@
+@testable import HTTPClient
+import Testing
+
+/// ``StartQueue``: which waiting request may start, under a total and a per-endpoint limit.
+@Suite struct StartQueueTests {
+    private func request(_ tag: Int64, _ endpoint: String?) -> HTTPRequest {
+        HTTPRequest(tag: tag, method: "POST", url: "http://127.0.0.1/", endpoint: endpoint)
+    }
+
+    /// Tags of what may start now, taken until nothing may.
+    private func startable(_ queue: inout StartQueue) -> [Int64] {
+        var tags: [Int64] = []
+        while let next = queue.next() { tags.append(next.tag) }
+        return tags
+    }
+
+    @Test("one endpoint's requests start in the order they came, at most its limit at once")
+    func oneEndpointInOrder() {
+        var queue = StartQueue(totalLimit: 10, endpointLimit: 2)
+        for tag in 1...4 { queue.enqueue(request(Int64(tag), "a")) }
+        #expect(startable(&queue) == [1, 2])
+        #expect(queue.running == 2 && queue.waitingCount == 2)
+        queue.finished(request(1, "a"))
+        #expect(startable(&queue) == [3])
+        queue.finished(request(2, "a"))
+        queue.finished(request(3, "a"))
+        #expect(startable(&queue) == [4])
+        #expect(queue.waitingCount == 0)
+    }
+
+    @Test("a full endpoint does not hold back another endpoint's requests behind it")
+    func fullEndpointDoesNotBlockOthers() {
+        var queue = StartQueue(totalLimit: 10, endpointLimit: 2)
+        for tag in 1...3 { queue.enqueue(request(Int64(tag), "a")) }
+        queue.enqueue(request(4, "b"))
+        #expect(startable(&queue) == [1, 2, 4])
+        queue.finished(request(4, "b"))
+        #expect(startable(&queue) == [], "b's end makes no room for a")
+        queue.finished(request(1, "a"))
+        #expect(startable(&queue) == [3])
+    }
+
+    @Test("the total limit counts every request, with an endpoint or without; the longest waiting goes first")
+    func totalLimitAndLongestWaitingFirst() {
+        var queue = StartQueue(totalLimit: 3, endpointLimit: 5)
+        queue.enqueue(request(1, "a"))
+        queue.enqueue(request(2, nil))
+        queue.enqueue(request(3, "b"))
+        queue.enqueue(request(4, nil))
+        queue.enqueue(request(5, "a"))
+        #expect(startable(&queue) == [1, 2, 3])
+        queue.finished(request(2, nil))
+        #expect(startable(&queue) == [4])
+        queue.finished(request(3, "b"))
+        #expect(startable(&queue) == [5])
+        #expect(queue.running == 3 && queue.waitingCount == 0)
+    }
+
+    @Test("taking every waiting request out returns them in the order they came; running ones stay counted")
+    func removeAllWaitingInOrder() {
+        var queue = StartQueue(totalLimit: 1, endpointLimit: 1)
+        queue.enqueue(request(1, "a"))
+        queue.enqueue(request(2, "b"))
+        queue.enqueue(request(3, nil))
+        queue.enqueue(request(4, "a"))
+        #expect(startable(&queue) == [1])
+        #expect(queue.removeAllWaiting().map(\.tag) == [2, 3, 4])
+        #expect(queue.waitingCount == 0 && queue.running == 1)
+        #expect(startable(&queue) == [])
+    }
+
+    @Test("a long line is served in order across the points where it is compacted")
+    func longLineKeepsOrder() {
+        var queue = StartQueue(totalLimit: 1_000, endpointLimit: 3)
+        for tag in 1...500 { queue.enqueue(request(Int64(tag), "a")) }
+        var started: [Int64] = startable(&queue)
+        while queue.waitingCount > 0 {
+            queue.finished(request(started[started.count - 3], "a"))
+            started += startable(&queue)
+        }
+        #expect(started == Array(1...500))
+    }
+}
