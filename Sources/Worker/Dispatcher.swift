@@ -172,7 +172,7 @@ final class Dispatcher {
         defer { logBuffer.flush() }
         logBuffer.flush()
         let unwritten = recorder.finish(by: stopDeadline ?? .now)
-        if let connection { _ = try? WorkerRegistry.remove(connection, id: configuration.workerID) }
+        if let connection { _ = try? WorkerRegistry.remove(connection, id: configuration.workerID, host: configuration.host, pid: getpid()) }
         if unwritten > 0 || !unreleased.isEmpty || !deferred.isEmpty {
             logger.error("stopped without the database: outcomes not recorded; their leases will expire and they will be sent again", [
                 "unrecorded": unwritten, "unreleased": unreleased.count + deferred.count,
@@ -619,16 +619,28 @@ final class Dispatcher {
 
     // MARK: Heartbeat and wake-ups
 
+    /// The other process that holds this worker's id, once a heartbeat found one (a second
+    /// worker started with the same `--worker-id`): the dispatcher stops then, as on a stop
+    /// request, rather than share the id's claims with it.
+    private(set) var workerIDTakenBy: WorkerRow?
+
     private func heartbeat() {
         guard let connection else { return }
         do {
-            try WorkerRegistry.upsert(connection, id: configuration.workerID, host: configuration.host, pid: getpid(),
-                                      version: Worker.version, listening: configuration.listen, wantsWakeup: wantsWakeup)
+            if let other = try WorkerRegistry.upsert(connection, id: configuration.workerID, host: configuration.host, pid: getpid(),
+                                                     version: Worker.version, listening: configuration.listen, wantsWakeup: wantsWakeup) {
+                logger.error("another worker took over this worker id; stopping", [
+                    "worker": configuration.workerID, "other_host": other.host, "other_pid": other.pid,
+                    "hint": WorkerIDCheck.hint,
+                ])
+                workerIDTakenBy = other
+                return beginStopping()
+            }
         } catch {
             databaseFailed(error)
         }
         refreshWantedEvents(connection)
-        nextHeartbeat = .now + .seconds(5)
+        nextHeartbeat = .now + WorkerRegistry.heartbeatInterval
     }
 
     /// A refresh that fails (a role without the right to it) costs only time, never an

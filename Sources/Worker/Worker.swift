@@ -32,8 +32,10 @@ public final class Worker: Sendable {
     /// delivery it holds.
     ///
     /// - Throws: ``WorkerError`` when it cannot start: the database is unreachable or refuses
-    ///   the login (``WorkerError/Code/databaseUnavailable``), or its schema does not match
-    ///   this binary (``WorkerError/Code/schemaMismatch``).
+    ///   the login (``WorkerError/Code/databaseUnavailable``), its schema does not match
+    ///   this binary (``WorkerError/Code/schemaMismatch``), or another live worker has its
+    ///   worker id (``WorkerError/Code/workerIDInUse``, see ``WorkerIDCheck``; also when one
+    ///   takes the id over while this worker runs: it then stops as on ``stop()`` first).
     public func run() throws(WorkerError) {
         let logger = configuration.logger
         let connection: Connection
@@ -50,6 +52,9 @@ public final class Worker: Sendable {
         } catch {
             throw WorkerError(.databaseUnavailable, "cannot read the schema version: \(error)")
         }
+        // Before anything is claimed: no other live worker may have this id.
+        let stopping = self.stopping
+        guard try WorkerIDCheck(configuration: configuration, connection: connection).run(stopRequested: { stopping.isSet }) else { return }
 
         let inbox = self.inbox
         let http: HTTPClient
@@ -60,7 +65,6 @@ public final class Worker: Sendable {
         }
         let listenerDone = DispatchSemaphore(value: 0)
         if configuration.listen {
-            let stopping = self.stopping
             let conninfo = configuration.databaseURL
             let thread = Thread {
                 Listener(conninfo: conninfo, inbox: inbox, logger: logger).run { stopping.isSet }
@@ -82,12 +86,16 @@ public final class Worker: Sendable {
         }
         self.pruner.withLock { $0 = pruner }
         if stopping.isSet { pruner?.requestStop() }  // a stop that came before the pruner existed
-        Dispatcher(configuration: configuration, connection: connection, inbox: inbox, http: http).run()
+        let dispatcher = Dispatcher(configuration: configuration, connection: connection, inbox: inbox, http: http)
+        dispatcher.run()
         pruner?.stop()
         stopping.set()
         http.shutdown()
         listenerDone.wait()
         logger.notice("worker stopped", ["worker": configuration.workerID])
+        if let other = dispatcher.workerIDTakenBy {
+            throw .workerIDInUse(configuration.workerID, by: other, whileRunning: true)
+        }
     }
 
     /// Asks the worker to stop: it claims nothing more, waits up to the shutdown grace period
@@ -117,6 +125,8 @@ public struct WorkerError: Error, Sendable, CustomStringConvertible {
         public static let databaseUnavailable = Code(rawValue: "database_unavailable")
         /// The `webhooky` schema is missing, older or newer than this binary. Exit status 4.
         public static let schemaMismatch = Code(rawValue: "schema_mismatch")
+        /// Another live worker runs with the same worker id (`--worker-id`). Exit status 5.
+        public static let workerIDInUse = Code(rawValue: "worker_id_in_use")
         /// Something the worker needs could not be created (out of memory). Exit status 1.
         public static let internalFailure = Code(rawValue: "internal_failure")
     }
@@ -136,6 +146,7 @@ public struct WorkerError: Error, Sendable, CustomStringConvertible {
         switch code {
         case .databaseUnavailable: 3
         case .schemaMismatch: 4
+        case .workerIDInUse: 5
         default: 1
         }
     }

@@ -7,8 +7,9 @@ import Glibc
 public struct WorkerConfiguration: Sendable {
     /// libpq connection string or URI; empty means libpq's `PG*` environment variables.
     public var databaseURL: String
-    /// This worker's name in `deliveries.claimed_by`, `attempts.worker` and `webhooky.workers`.
-    /// Default: `<hostname>:<pid>`.
+    /// This worker's name in `deliveries.claimed_by`, `attempts.worker` and `webhooky.workers`;
+    /// one per running worker (a worker whose id a live worker has refuses to start, see
+    /// ``WorkerError/Code/workerIDInUse``). Default: `<hostname>:<pid>`.
     public var workerID: String
     /// The host name recorded in `webhooky.workers`.
     public var host: String = WorkerConfiguration.hostName()

@@ -16,7 +16,8 @@ enum RunCommand {
 
         Options (defaults in brackets):
           --database-url URL          libpq connection string or URI [DATABASE_URL, else PG* variables]
-          --worker-id NAME            name recorded on claims and attempts [hostname:pid]
+          --worker-id NAME            name recorded on claims and attempts, one per worker: a worker
+                                      whose id a live worker has refuses to start (status 5) [hostname:pid]
           --batch-size N              deliveries claimed per query [100]
           --max-in-flight N           requests in flight at once [256]
           --max-in-flight-per-endpoint N  requests in flight to one scheme://host:port [64]
@@ -49,6 +50,8 @@ enum RunCommand {
 
         Durations: 500ms, 5s, 2m, 1h, 1d. Exit status: 0 stopped cleanly; 2 bad options;
         3 database unreachable or login refused; 4 schema missing or of another version;
+        5 another live worker has this --worker-id (checked at the start, which may wait up to
+        7s for its heartbeat, and at every heartbeat of this worker);
         130 a second SIGTERM or SIGINT (stopped at once, without waiting for requests).
 
         Examples:
