@@ -43,6 +43,11 @@ public final class HTTPClient: Sendable {
         /// A PEM file of CA certificates trusted for `https` instead of the system's. Default
         /// `nil`: the system's CA bundle. Meant for tests with a throwaway CA.
         public var caBundlePath: String? = nil
+        /// Addresses to use for host names instead of asking DNS, in libcurl's `CURLOPT_RESOLVE`
+        /// form `host:port:address[,address...]` (e.g. `hooks.example.com:443:203.0.113.7`).
+        /// They are checked by ``addressPolicy`` like any other. Meant for tests and for pinning
+        /// a name; default none.
+        public var fixedAddresses: [String] = []
         /// The `User-Agent` header. Default `Webhooky/1`.
         public var userAgent: String = "Webhooky/1"
 

@@ -10,6 +10,8 @@ final class EasyHandle {
     let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
     /// Whether the per-handle options have been set.
     var configured = false
+    /// The handle's ``HTTPClient/Configuration/fixedAddresses`` for libcurl; lives as long as the handle.
+    var fixedAddresses: UnsafeMutablePointer<curl_slist>?
 
     init?() {
         guard let pointer = curl_easy_init() else { return nil }
@@ -20,6 +22,7 @@ final class EasyHandle {
     deinit {
         curl_easy_cleanup(pointer)
         errorBuffer.deallocate()
+        if let fixedAddresses { curl_slist_free_all(fixedAddresses) }
     }
 }
 
@@ -44,6 +47,9 @@ final class Transfer {
     private var location: String?
     /// The first connection attempt the address policy refused, if any.
     private var refusal: AddressPolicy.Refusal?
+    /// Whether an address the policy allows was tried: then a failure to connect is the
+    /// endpoint's (down, refusing), not the policy's, even if another of its addresses was refused.
+    private var triedAllowedAddress = false
 
     /// A transfer of `request` on `easy` (new, or used before), not yet configured.
     init(request: HTTPRequest, handle easy: EasyHandle, configuration: HTTPClient.Configuration) {
@@ -103,6 +109,12 @@ final class Transfer {
         codes.add(webhooky_curl_easy_setopt_pointer(handle, CURLOPT_ERRORBUFFER, easy.errorBuffer))
         codes.add(webhooky_curl_easy_setopt_data_callback(handle, CURLOPT_WRITEFUNCTION, Transfer.onBody))
         codes.add(webhooky_curl_easy_setopt_data_callback(handle, CURLOPT_HEADERFUNCTION, Transfer.onHeader))
+        for entry in configuration.fixedAddresses {
+            easy.fixedAddresses = curl_slist_append(easy.fixedAddresses, entry) ?? easy.fixedAddresses
+        }
+        if let fixedAddresses = easy.fixedAddresses {
+            codes.add(webhooky_curl_easy_setopt_list(handle, CURLOPT_RESOLVE, fixedAddresses))
+        }
     }
 
     /// Sets the options of this request (and, on a handle's first use, those it shares with
@@ -175,7 +187,7 @@ final class Transfer {
         let outcome: Result<HTTPResponse, HTTPError>
         if code == CURLE_OK || (code == CURLE_WRITE_ERROR && bodyTruncated && status > 0) {
             outcome = .success(HTTPResponse(status: status, retryAfter: retryAfter, location: location, body: body, bodyTruncated: bodyTruncated))
-        } else if let refusal, code == CURLE_COULDNT_CONNECT {
+        } else if let refusal, code == CURLE_COULDNT_CONNECT, !triedAllowedAddress {
             // libcurl only knows that no socket was opened; say which address and why.
             outcome = .failure(HTTPError(code: .addressNotAllowed, message: refusal.description))
         } else {
@@ -232,6 +244,7 @@ final class Transfer {
             if transfer.refusal == nil { transfer.refusal = refusal }
             return CURL_SOCKET_BAD
         }
+        transfer.triedAllowedAddress = true
         return socket(address.pointee.family, address.pointee.socktype | Int32(SOCK_CLOEXEC.rawValue), address.pointee.protocol)
     }
 
@@ -243,9 +256,12 @@ final class Transfer {
         let length = size * count
         let line = UnsafeRawBufferPointer(start: data, count: length)
         if line.starts(with: "HTTP/".utf8) {
-            // A new response (after a redirect or a 100 Continue): forget the previous headers.
+            // A new response (after a redirect or a 100 Continue): forget the previous headers,
+            // and the addresses tried so far (the next hop's connection is judged on its own).
             transfer.retryAfter = nil
             transfer.location = nil
+            transfer.refusal = nil
+            transfer.triedAllowedAddress = false
         } else if let value = headerValue(line, named: "retry-after") {
             transfer.retryAfter = value
         } else if let value = headerValue(line, named: "location") {

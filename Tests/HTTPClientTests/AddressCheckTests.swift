@@ -108,6 +108,34 @@ func allowingLoopback() throws -> AddressPolicy {
         #expect(receiver.requests.map(\.target) == ["/mapped"])
     }
 
+    @Test("a host with a refused and an allowed address: the allowed one is used, and when it is down the failure is a connection failure (retried), not a refusal (dead)")
+    func aHostWithRefusedAndAllowedAddresses() throws {
+        let receiver = try LoopbackReceiver()
+        let closed = try LoopbackReceiver()
+        closed.stop()  // nothing listens on its port now
+        let policy = try AddressPolicy(allowing: ["127.0.0.0/8"])
+        let (client, results) = try makeClient {
+            $0.addressPolicy = policy
+            // 10.0.0.1 (private, refused) first, then 127.0.0.1 (allowed).
+            $0.fixedAddresses = ["mixed.test:\(receiver.port):10.0.0.1,127.0.0.1", "mixed.test:\(closed.port):10.0.0.1,127.0.0.1",
+                                 "refused.test:\(receiver.port):10.0.0.1"]
+        }
+        defer { client.shutdown() }
+        client.send([HTTPRequest(tag: 1, method: "GET", url: "http://mixed.test:\(receiver.port)/up")])
+        #expect(try #require(results.wait(for: 1).first).outcome.get().status == 200)
+        #expect(receiver.requests.map(\.target) == ["/up"])
+
+        client.send([HTTPRequest(tag: 2, method: "GET", url: "http://mixed.test:\(closed.port)/down")])
+        let down = try #require(results.wait(for: 2).last)
+        guard case .failure(let error) = down.outcome else { Issue.record("connected to a stopped receiver"); return }
+        #expect(error.code == .connectFailure, "\(error)")
+
+        client.send([HTTPRequest(tag: 3, method: "GET", url: "http://refused.test:\(receiver.port)/refused")])
+        guard case .failure(let refused) = try #require(results.wait(for: 3).last).outcome else { Issue.record("connected to 10.0.0.1"); return }
+        #expect(refused.code == .addressNotAllowed)
+        #expect(refused.message.hasPrefix("refused to connect to 10.0.0.1 (private address (RFC 1918))"), "\(refused.message)")
+    }
+
     @Test func aRedirectIsNotFollowedUnlessTheRequestOptsIn() throws {
         let receiver = try LoopbackReceiver { request, _ in
             request.target == "/final" ? .ok : .respond(status: 302, headers: [.init(name: "Location", value: "/final")])
