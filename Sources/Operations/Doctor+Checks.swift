@@ -248,14 +248,16 @@ extension Doctor {
             ), scan AS (
                 SELECT coalesce(max(id), 0) - $1 AS floor FROM webhooky.events
             ), recent AS (
-                SELECT t.event, e.created_at
+                SELECT t.event, e.created_at,
+                       e.created_at - lag(e.created_at) OVER (PARTITION BY t.event ORDER BY e.created_at) AS gap
                   FROM types t CROSS JOIN LATERAL (
                        SELECT e.created_at FROM webhooky.events e
                         WHERE e.event = t.event AND NOT e.is_test AND e.id > (SELECT floor FROM scan)
                         ORDER BY e.id DESC LIMIT 1000) e
             )
             SELECT t.event, count(r.created_at), extract(epoch FROM now() - max(r.created_at)),
-                   extract(epoch FROM max(r.created_at) - min(r.created_at)) / nullif(count(r.created_at) - 1, 0)
+                   extract(epoch FROM max(r.created_at) - min(r.created_at)) / nullif(count(r.created_at) - 1, 0),
+                   extract(epoch FROM max(r.gap))
               FROM types t LEFT JOIN recent r ON r.event = t.event
              GROUP BY t.event ORDER BY t.event
             """, [String(paceScanEvents)])
@@ -267,8 +269,14 @@ extension Doctor {
             guard count >= paceMinimumEvents, let silence = result[row, 2].flatMap({ Double($0) }),
                   let gap = result[row, 3].flatMap({ Double($0) }) else { continue }
             judged += 1
-            if silence > max(paceFactor * gap, paceMinimum) {
-                overdue.append((event, "\(event): none for \(TextFormatting.duration(seconds: silence)), though one came every \(TextFormatting.duration(seconds: gap)) on average over its last \(TextFormatting.count(count)) events: has a trigger been dropped?"))
+            // Events that pause every night (or weekend) paused as long before: only a silence
+            // clearly longer than the longest among the recent events counts.
+            let longest = result[row, 4].flatMap { Double($0) } ?? 0
+            let usual = max(paceFactor * gap, paceMinimum)
+            if silence > max(usual, paceLongestSilenceFactor * longest) {
+                let beyondLongest = paceLongestSilenceFactor * longest > usual
+                    ? ", longer than the longest silence among them (\(TextFormatting.duration(seconds: longest)))" : ""
+                overdue.append((event, "\(event): none for \(TextFormatting.duration(seconds: silence)), though one came every \(TextFormatting.duration(seconds: gap)) on average over its last \(TextFormatting.count(count)) events\(beyondLongest): has a trigger been dropped?"))
             }
         }
         guard !overdue.isEmpty else {

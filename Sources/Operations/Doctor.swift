@@ -60,6 +60,9 @@ public struct Doctor: Sendable {
     public var paceFactor: Double = 10
     /// ...and at least this long, in seconds. Default 3600.
     public var paceMinimum: Double = 3600
+    /// ...and this many times the longest silence between those events (events that stop
+    /// every night stopped as long the night before). Default 1.5.
+    public var paceLongestSilenceFactor: Double = 1.5
     /// Events of a type needed to know its pace. Default 10.
     public var paceMinimumEvents = 10
     /// The pace is read from the last 1,000 events of each type among this many latest events

@@ -164,6 +164,28 @@ import Testing
         #expect(!dropped.output.contains("customer.credit_changed"), "no enabled webhook wants it any more")
     }
 
+    @Test("doctor: events that stop every night are not overdue tonight, only when the silence is clearly longer than the longest one among them")
+    func quietNights() throws {
+        let database = try AdminDatabase()
+        try database.connection.execute("INSERT INTO webhooky.event_types (name) VALUES ('order.paid'), ('order.shipped')")
+        try database.addWebhook(event: "order.paid", url: "https://erp.example.com/paid")
+        try database.addWebhook(event: "order.shipped", url: "https://erp.example.com/shipped")
+        // Both: every 5 minutes through a 10-hour day, 14 hours of night, then another 8-hour
+        // day. Paid's day ended 8 hours ago (a night like the last); shipped's 25 hours ago.
+        try database.connection.execute("""
+            INSERT INTO webhooky.events (event, payload, fanned_out, created_at)
+            SELECT 'order.paid', '{}', true, now() - interval '8 hours' - d * interval '1 second'
+              FROM (SELECT 22 * 3600 + n * 300 AS d FROM generate_series(0, 120) n
+                    UNION ALL SELECT n * 300 FROM generate_series(0, 96) n) days ORDER BY d DESC;
+            INSERT INTO webhooky.events (event, payload, fanned_out, created_at)
+            SELECT 'order.shipped', '{}', true, created_at - interval '17 hours' FROM webhooky.events WHERE event = 'order.paid' ORDER BY id;
+            """)
+        let outcome = try database.run(["doctor"])
+        #expect(!outcome.output.contains("order.paid: none"), "\(outcome.output)")
+        #expect(outcome.output.contains("order.shipped: none for 1d 1h, though one came every 8m 50s on average over its last 218 events, longer than the longest silence among them (14h): has a trigger been dropped?"),
+                "\(outcome.output)")
+    }
+
     @Test("doctor: a trigger whose WHEN clause tests another event's bit is a FAIL that names it and says how to fix it")
     func triggerTestingAnotherEventsBit() throws {
         let database = try AdminDatabase()
