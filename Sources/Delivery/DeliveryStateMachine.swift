@@ -4,7 +4,8 @@
 /// ```
 /// pending ──claimed──▶ sending ──2xx───────────────────────▶ succeeded
 ///                        │ ├──failed, retries left──────────▶ pending (retrying at next_attempt_at)
-///                        │ └──failed, schedule exhausted────▶ dead
+///                        │ ├──failed, schedule exhausted────▶ dead
+///                        │ └──worker stopped mid-request────▶ pending (due at once)
 ///                        └────request cannot be made────────▶ dead
 /// ```
 public struct DeliveryStateMachine: Sendable {
@@ -26,6 +27,9 @@ public struct DeliveryStateMachine: Sendable {
         /// The request cannot be made at all (bad rendered URL, header injection, unknown
         /// scheme): retrying cannot help, so the delivery ends dead.
         case unsendable(String)
+        /// The worker itself cut the attempt short (it stopped while the request was in flight):
+        /// no answer, which says nothing about the endpoint. Due again at once.
+        case interrupted(String)
     }
 
     /// What to record for the delivery (its row in `webhooky.deliveries`).
@@ -38,12 +42,16 @@ public struct DeliveryStateMachine: Sendable {
         public var status: Int?
         /// Why the attempt failed; `nil` on success.
         public var error: String?
+        /// Whether the worker cut the attempt short (``AttemptResult/interrupted(_:)``): it is
+        /// not held against the endpoint. Default `false`.
+        public var interrupted: Bool
 
-        public init(state: DeliveryState, retryIn: Duration? = nil, status: Int? = nil, error: String? = nil) {
+        public init(state: DeliveryState, retryIn: Duration? = nil, status: Int? = nil, error: String? = nil, interrupted: Bool = false) {
             self.state = state
             self.retryIn = retryIn
             self.status = status
             self.error = error
+            self.interrupted = interrupted
         }
     }
 
@@ -82,6 +90,9 @@ public struct DeliveryStateMachine: Sendable {
         case .unsendable(let message):
             state = .dead
             return Completion(state: .dead, retryIn: nil, status: nil, error: message)
+        case .interrupted(let message):
+            state = .retrying(after: .zero)
+            return Completion(state: .pending, retryIn: .zero, status: nil, error: message, interrupted: true)
         }
     }
 

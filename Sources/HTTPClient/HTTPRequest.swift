@@ -122,6 +122,9 @@ public struct HTTPError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let addressNotAllowed = Code(rawValue: "address_not_allowed")
         /// The client is shutting down and did not send the request.
         public static let cancelled = Code(rawValue: "cancelled")
+        /// The client was shut down while the request was in flight: it may have reached the
+        /// server; no answer was read.
+        public static let interrupted = Code(rawValue: "interrupted")
         /// Any other libcurl failure.
         public static let other = Code(rawValue: "other")
     }

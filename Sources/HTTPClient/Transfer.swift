@@ -198,11 +198,11 @@ final class Transfer {
         return HTTPResult(tag: request.tag, outcome: outcome, startedAt: startedAt, duration: .now - started)
     }
 
-    /// The result of a transfer stopped by shutdown.
-    func cancelled() -> HTTPResult {
+    /// The result of a transfer stopped by shutdown while in flight.
+    func interrupted() -> HTTPResult {
         HTTPResult(
             tag: request.tag,
-            outcome: .failure(HTTPError(code: .cancelled, message: "cancelled: the HTTP client is shutting down")),
+            outcome: .failure(HTTPError(code: .interrupted, message: "interrupted: the HTTP client was shut down while the request was in flight")),
             startedAt: startedAt,
             duration: .now - started
         )

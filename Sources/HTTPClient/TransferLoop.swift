@@ -98,7 +98,7 @@ final class TransferLoop {
         for (handle, (easy, transfer)) in inFlight {
             queue.finished(transfer.request)
             curl_multi_remove_handle(multi.pointer, handle)
-            finished.append(transfer.cancelled())
+            finished.append(transfer.interrupted())
             recycle(easy, transfer)
         }
         inFlight.removeAll()

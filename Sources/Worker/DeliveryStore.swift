@@ -520,7 +520,7 @@ enum WebhookBatchHealth {
             var gone = false
         }
         var summaries: [Int64: Summary] = [:]
-        for record in records.sorted(by: { $0.startedAt < $1.startedAt }) {
+        for record in records.sorted(by: { $0.startedAt < $1.startedAt }) where !record.completion.interrupted {
             var summary = summaries[record.webhookID] ?? Summary()
             summary.lastAttempt = max(summary.lastAttempt, record.startedAt)
             if record.completion.state == .succeeded {

@@ -100,6 +100,15 @@ import Testing
         #expect(third.state == .dead)
     }
 
+    @Test("an attempt the worker cut short is due again at once, even on the last attempt of the schedule, and marked as not the endpoint's failure")
+    func interruptedAttemptsAreDueAtOnce() {
+        var random = SeededRandom()
+        var last = DeliveryStateMachine(attempt: 3, policy: policy)
+        #expect(last.finish(.interrupted("worker stopped"), now: 0, random: &random)
+                == .init(state: .pending, retryIn: .zero, status: nil, error: "worker stopped", interrupted: true))
+        #expect(last.state == .retrying(after: .zero))
+    }
+
     @Test func redirectsAreFailuresThatSaySo() {
         var random = SeededRandom()
         var machine = DeliveryStateMachine(attempt: 1, policy: policy)

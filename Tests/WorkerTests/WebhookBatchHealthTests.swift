@@ -26,4 +26,15 @@ import Testing
             + #"{"webhook_id":9,"failures":2,"first_failure":12.0,"last_success":10.0,"last_attempt":13.0,"gone":false}"#
             + "]")
     }
+
+    @Test("an attempt the worker cut short (it stopped mid-request) is neither a failure nor a success of the webhook")
+    func interruptedAttemptsDoNotCount() {
+        let interrupted = AttemptRecord(
+            deliveryID: 1, webhookID: 4, attempt: 1,
+            completion: DeliveryStateMachine.Completion(state: .pending, retryIn: .zero, error: "stopped", interrupted: true),
+            startedAt: 20, durationMilliseconds: 1, responseBody: nil)
+        #expect(WebhookBatchHealth.summarize([interrupted]) == "[]")
+        #expect(WebhookBatchHealth.summarize([Self.record(webhook: 4, at: 10, status: 500), interrupted])
+                == #"[{"webhook_id":4,"failures":1,"first_failure":10.0,"last_success":null,"last_attempt":10.0,"gone":false}]"#)
+    }
 }
