@@ -165,11 +165,12 @@ import Worker
             """, [String(webhook)])
         // 1,000 succeeded 8 days ago, 1,000 succeeded yesterday, 300 dead 31 days ago, 100 dead 10 days ago, 100 pending.
         try shop.connection.query("""
-            INSERT INTO webhooky.deliveries (event_id, webhook_id, state, attempts, completed_at)
+            INSERT INTO webhooky.deliveries (event_id, webhook_id, state, attempts, completed_at, created_at)
             SELECT id, $1,
                    CASE WHEN rn <= 2000 THEN 'succeeded' WHEN rn <= 2400 THEN 'dead' ELSE 'pending' END, 1,
                    CASE WHEN rn <= 1000 THEN now() - interval '8 days' WHEN rn <= 2000 THEN now() - interval '1 day'
-                        WHEN rn <= 2300 THEN now() - interval '31 days' WHEN rn <= 2400 THEN now() - interval '10 days' END
+                        WHEN rn <= 2300 THEN now() - interval '31 days' WHEN rn <= 2400 THEN now() - interval '10 days' END,
+                   now() - interval '40 days'
               FROM (SELECT id, row_number() OVER (ORDER BY id) AS rn FROM webhooky.events) e
             """, [String(webhook)])
         try shop.connection.execute("""
@@ -195,6 +196,70 @@ import Worker
         #expect(try shop.connection.query("SELECT * FROM webhooky.prune()").rows == [["0", "0", "0"]])
     }
 
+    @Test("prune reads only the rows old enough to prune: with a large recent history and nothing due, a few index probes, not the whole table")
+    func pruneReadsOnlyOldRows() throws {
+        let shop = try Shop()
+        let webhook = try shop.addWebhook(url: "https://erp.example/x")
+        // 20,000 deliveries that succeeded yesterday, and one from 9 days ago at the start.
+        try shop.connection.query("""
+            WITH e AS (INSERT INTO webhooky.events (event, payload, webhook_ids, fanned_out, created_at)
+                       SELECT 'customer.credit_changed', '{}', ARRAY[$1::bigint], true,
+                              CASE WHEN n = 0 THEN now() - interval '9 days' ELSE now() - interval '1 day' END
+                         FROM generate_series(0, 20000) n RETURNING id, created_at)
+            INSERT INTO webhooky.deliveries (event_id, webhook_id, state, attempts, created_at, completed_at)
+            SELECT id, $1, 'succeeded', 1, created_at, created_at FROM e ORDER BY id
+            """, [String(webhook)])
+        try shop.connection.execute("VACUUM ANALYZE webhooky.deliveries, webhooky.events")
+        let reader = try shop.database.connect()
+        func rowsRead() throws -> Int {
+            try reader.execute("SELECT pg_stat_clear_snapshot()")
+            let read = try reader.query("""
+                SELECT sum(coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)) FROM pg_stat_user_tables
+                 WHERE schemaname = 'webhooky' AND relname IN ('deliveries', 'events')
+                """).scalar
+            return Int(read ?? "") ?? -1
+        }
+        func prune() throws -> [[String?]] {
+            try shop.connection.execute("SELECT pg_stat_force_next_flush()")
+            let rows = try shop.connection.query("SELECT * FROM webhooky.prune()").rows
+            try shop.connection.execute("SELECT pg_stat_force_next_flush()")
+            try shop.connection.execute("SELECT 1")  // the flush happens at the end of a transaction
+            return rows
+        }
+        let before = try rowsRead()
+        #expect(try prune() == [["1", "0", "1"]], "the one from 9 days ago goes")
+        #expect(try prune() == [["0", "0", "0"]])
+        let read = try rowsRead() - before
+        #expect(read >= 1 && read < 500, "prune read \(read) rows of 40,002 to delete 2")
+        #expect(try shop.column("SELECT count(*) FROM webhooky.deliveries") == ["20000"])
+    }
+
+    @Test("the id below which every row is older than a cutoff: found with gaps in the ids, 0 for an empty table, past the last id when all are old")
+    func firstIDSince() throws {
+        let shop = try Shop()
+        func boundary(_ cutoff: String) throws -> String? {
+            try shop.connection.query("SELECT webhooky.first_id_since('webhooky.events', now() - interval '\(cutoff)')").scalar
+        }
+        #expect(try boundary("1 day") == "0")
+        // Ids 1-1000 created n hours ago for n = 1000...1; every third deleted.
+        try shop.connection.execute("""
+            INSERT INTO webhooky.events (event, payload, created_at)
+            SELECT 'customer.credit_changed', '{}', now() - n * interval '1 hour' FROM generate_series(1000, 1, -1) n;
+            DELETE FROM webhooky.events WHERE id % 3 = 0;
+            """)
+        // Created more than 100.5 hours ago: ids 1-900 (id 900 itself deleted): the boundary is
+        // 900 or 901, with no younger row below it and no older one from it on.
+        let found = try #require(try boundary("100 hours 30 minutes"))
+        #expect(["900", "901"].contains(found), "\(found)")
+        #expect(try shop.connection.query("""
+            SELECT count(*) FILTER (WHERE id < \(found) AND created_at >= now() - interval '100 hours 30 minutes'),
+                   count(*) FILTER (WHERE id >= \(found) AND created_at < now() - interval '100 hours 30 minutes')
+              FROM webhooky.events
+            """).rows == [["0", "0"]])
+        #expect(try boundary("2000 hours") == "1", "none older: the first id")
+        #expect(try boundary("0 hours") == "1001", "all older: past the last id")
+    }
+
     @Test("a slow prune does not hold deliveries back: history is deleted on its own connection")
     func slowPruneDoesNotDelayDeliveries() throws {
         let shop = try Shop()
@@ -203,7 +268,8 @@ import Worker
         try shop.connection.query("""
             WITH e AS (INSERT INTO webhooky.events (event, payload, webhook_ids, fanned_out, created_at)
                        VALUES ('customer.credit_changed', '{}', ARRAY[$1::bigint], true, now() - interval '40 days') RETURNING id)
-            INSERT INTO webhooky.deliveries (event_id, webhook_id, state, attempts, completed_at) SELECT id, $1, 'succeeded', 1, now() - interval '30 days' FROM e
+            INSERT INTO webhooky.deliveries (event_id, webhook_id, state, attempts, created_at, completed_at)
+            SELECT id, $1, 'succeeded', 1, now() - interval '40 days', now() - interval '30 days' FROM e
             """, [String(webhook)])
         // Stands for a prune that takes long (a big table): deleting the old delivery takes 6 s.
         try shop.connection.execute("""
