@@ -88,6 +88,11 @@ public struct Webhook: Sendable {
     /// `Content-Type: application/json` on a `POST` (unless the webhook sets its own),
     /// `webhook-id`, `webhook-timestamp` and, with a secret, `webhook-signature`.
     ///
+    /// The webhook's custom headers stay with the URL's origin
+    /// (``RenderedRequest/Header/staysWithOrigin``): a redirect to another origin does not carry
+    /// them. Webhooky's headers and `Content-Type` (the webhook's own too: it describes the body,
+    /// which a 307 or 308 carries on) hold no secret and go on.
+    ///
     /// - Parameters:
     ///   - payload: The event's payload.
     ///   - messageID: The `webhook-id`, the same for every attempt of the delivery.
@@ -102,16 +107,19 @@ public struct Webhook: Sendable {
         var headers: [RenderedRequest.Header] = []
         headers.reserveCapacity(request.headers.count + 4)
         if request.body != nil, !request.headers.contains(where: { $0.name.lowercased() == "content-type" }) {
-            headers.append(.init(name: "Content-Type", value: "application/json"))
+            headers.append(.init(name: "Content-Type", value: "application/json", staysWithOrigin: false))
         }
-        headers.append(contentsOf: request.headers)
-        headers.append(.init(name: "webhook-id", value: messageID))
-        headers.append(.init(name: "webhook-timestamp", value: String(timestamp)))
+        for var header in request.headers {
+            if header.name.lowercased() == "content-type" { header.staysWithOrigin = false }
+            headers.append(header)
+        }
+        headers.append(.init(name: "webhook-id", value: messageID, staysWithOrigin: false))
+        headers.append(.init(name: "webhook-timestamp", value: String(timestamp), staysWithOrigin: false))
         if let secret {
             var secrets = [secret]
             if let previousSecret, let expires = previousSecretExpiresAt, Double(timestamp) < expires { secrets.append(previousSecret) }
             let signature = WebhookSignature.sign(id: messageID, timestamp: timestamp, body: Array((request.body ?? "").utf8), secrets: secrets)
-            headers.append(.init(name: "webhook-signature", value: signature))
+            headers.append(.init(name: "webhook-signature", value: signature, staysWithOrigin: false))
         }
         request.headers = headers
         return request

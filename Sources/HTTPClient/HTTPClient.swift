@@ -6,15 +6,17 @@ import Synchronization
 /// requests go in and results come out in batches.
 ///
 /// Connections are kept alive and reused per host. Redirects are not followed unless a request
-/// asks for them (``HTTPRequest/maximumRedirects``). Only the first
-/// ``Configuration/maximumResponseBodyBytes`` of a response body are read.
+/// asks for them (``HTTPRequest/maximumRedirects``); then the client follows them itself, hop
+/// by hop. Only the first ``Configuration/maximumResponseBodyBytes`` of a response body are read.
 ///
 /// Safe for sending to URLs that other people wrote:
 /// - Every connection attempt (redirect hops included) is checked, after DNS resolution,
 ///   against ``Configuration/addressPolicy``: by default private and internal networks are
 ///   refused with ``HTTPError/Code/addressNotAllowed``.
 /// - Proxies are never used, whatever `http_proxy`, `https_proxy` or `ALL_PROXY` say.
-/// - Only `http` and `https`, also for redirect hops.
+/// - Only `http` and `https`, also for redirect hops, and never `http` after `https`.
+/// - A redirect to another origin does not carry the headers that stay with the first one
+///   (``HTTPHeader/staysWithOrigin``, the default), nor `Authorization` or `Cookie`.
 /// - TLS certificates and host names are always verified, against the system's CA bundle (or
 ///   ``Configuration/caBundlePath``); there is no way to turn verification off.
 public final class HTTPClient: Sendable {
@@ -31,7 +33,8 @@ public final class HTTPClient: Sendable {
         public var maximumRequestsPerEndpoint: Int = .max
         /// Time allowed to establish a connection (TCP and TLS). Default 5 s.
         public var connectTimeout: Duration = .seconds(5)
-        /// Time allowed for a whole request, from start to the last byte of the response. Default 15 s.
+        /// Time allowed for a whole request, from start to the last byte of the response (of
+        /// the last hop, when it follows redirects). Default 15 s.
         public var requestTimeout: Duration = .seconds(15)
         /// Bytes of a response body that are read; the transfer stops after that. Default 4096.
         public var maximumResponseBodyBytes: Int = 4096

@@ -11,9 +11,22 @@ public struct HTTPRequest: Sendable {
     /// The request body; `nil` sends none.
     public var body: [UInt8]?
     /// Redirects to follow. Default 0: none; a 3xx response is the result, with its
-    /// ``HTTPResponse/location``. Each hop must be `http` or `https` and is checked by the
-    /// client's ``HTTPClient/Configuration/addressPolicy``; one more than this many redirects
-    /// fails with ``HTTPError/Code/tooManyRedirects``. Negative values count as 0.
+    /// ``HTTPResponse/location``. Negative values count as 0.
+    ///
+    /// Above 0, a 3xx response with a `Location` leads to the next hop, which the client sends
+    /// itself, as browsers and curl would:
+    /// - Each hop must be `http` or `https`, and after an `https` hop only `https`
+    ///   (``HTTPError/Code/invalidURL`` otherwise); each is checked by the client's
+    ///   ``HTTPClient/Configuration/addressPolicy``. One more than this many redirects fails with
+    ///   ``HTTPError/Code/tooManyRedirects``.
+    /// - 301 and 302 turn a `POST` into a `GET` without body, 303 turns every method but `GET`
+    ///   and `HEAD` into a `GET` without body; 307, 308 and the other 3xx keep the method and
+    ///   body (libcurl's defaults, `CURLOPT_POSTREDIR` 0).
+    /// - Once a hop goes to another origin than ``url``'s (scheme, host or port differ), the
+    ///   headers that ``HTTPHeader/staysWithOrigin`` are left out, for the rest of the hops.
+    /// - The hops share one ``HTTPClient/Configuration/requestTimeout`` and count as this one
+    ///   request of its ``endpoint``; the ``HTTPResult`` is the last hop's, and its
+    ///   ``HTTPResult/startedAt`` and ``HTTPResult/duration`` cover them all.
     public var maximumRedirects: Int
     /// The endpoint this request counts against, e.g. its origin `http://host:port`: at most
     /// ``HTTPClient/Configuration/maximumRequestsPerEndpoint`` requests with the same endpoint
@@ -42,11 +55,20 @@ public struct HTTPHeader: Sendable, Hashable {
     public var name: String
     /// The value; an empty value is sent empty, not dropped.
     public var value: String
+    /// Whether the header goes only to the origin (scheme, host and port) of the request's
+    /// ``HTTPRequest/url``: once a redirect leads to another origin, it is left out of that hop
+    /// and every later one, even a hop back to the first origin. Default `true`, the safe
+    /// choice for API keys and tokens; `false` for a header that holds no secret and that
+    /// every hop needs, such as a signature or `Content-Type`. `Authorization` and `Cookie`
+    /// stay with the origin whatever this says.
+    public var staysWithOrigin: Bool
 
-    /// A header line `name: value`.
-    public init(name: String, value: String) {
+    /// A header line `name: value`, which by default (`staysWithOrigin` `true`) is not sent
+    /// to another origin that a redirect leads to.
+    public init(name: String, value: String, staysWithOrigin: Bool = true) {
         self.name = name
         self.value = value
+        self.staysWithOrigin = staysWithOrigin
     }
 }
 
@@ -56,9 +78,10 @@ public struct HTTPResult: Sendable {
     public var tag: Int64
     /// The response (any status code), or why there was none.
     public var outcome: Result<HTTPResponse, HTTPError>
-    /// Wall-clock time when the request was started, in seconds since 1970.
+    /// Wall-clock time when the request was started, in seconds since 1970 (its first hop,
+    /// when it followed redirects).
     public var startedAt: Double
-    /// Time from start to the end of the transfer.
+    /// Time from start to the end of the transfer (of the last hop, when it followed redirects).
     public var duration: Duration
 
     /// A result with every field given.
@@ -112,7 +135,8 @@ public struct HTTPError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let tlsFailure = Code(rawValue: "tls_failure")
         /// The connection broke while sending or receiving (reset, closed, empty reply).
         public static let connectionBroken = Code(rawValue: "connection_broken")
-        /// The URL is malformed or its scheme is not http/https; retrying cannot help.
+        /// The URL is malformed or its scheme is not http/https, or a redirect led to such a URL
+        /// or from https to http; retrying cannot help.
         public static let invalidURL = Code(rawValue: "invalid_url")
         /// More redirects than the request's ``HTTPRequest/maximumRedirects``.
         public static let tooManyRedirects = Code(rawValue: "too_many_redirects")

@@ -26,17 +26,23 @@ final class EasyHandle {
     }
 }
 
-/// One request in flight: its easy handle's settings, and what comes back.
+/// One hop of a request in flight: its easy handle's settings, and what comes back.
 ///
 /// Lives on the client's thread only. The write and header callbacks receive it as an
 /// unretained pointer; the transfer loop keeps it alive until the transfer is removed.
 final class Transfer {
-    /// The request being sent.
+    /// What a finished transfer leads to.
+    enum Ending {
+        /// The request's result.
+        case result(HTTPResult)
+        /// A redirect to follow: the next hop's request, and the chain that it continues.
+        case redirect(HTTPRequest, RedirectChain)
+    }
+
+    /// The request being sent: for a redirect hop, the request as that hop sends it.
     let request: HTTPRequest
-    /// Wall-clock start, in seconds since 1970.
-    let startedAt: Double
-    /// Monotonic start, for the duration.
-    let started: ContinuousClock.Instant
+    /// The hops before this one, and when the first started.
+    private var chain: RedirectChain
     private let easy: EasyHandle
     private var handle: UnsafeMutableRawPointer { easy.pointer }
     private let configuration: HTTPClient.Configuration
@@ -51,15 +57,13 @@ final class Transfer {
     /// endpoint's (down, refusing), not the policy's, even if another of its addresses was refused.
     private var triedAllowedAddress = false
 
-    /// A transfer of `request` on `easy` (new, or used before), not yet configured.
-    init(request: HTTPRequest, handle easy: EasyHandle, configuration: HTTPClient.Configuration) {
+    /// A transfer of `request` on `easy` (new, or used before), not yet configured: the first
+    /// hop, starting now, or a redirect hop that continues `chain`.
+    init(request: HTTPRequest, continuing chain: RedirectChain? = nil, handle easy: EasyHandle, configuration: HTTPClient.Configuration) {
         self.request = request
+        self.chain = chain ?? RedirectChain(startedAt: Transfer.wallClock(), started: .now)
         self.easy = easy
         self.configuration = configuration
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        self.startedAt = Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
-        self.started = .now
         easy.errorBuffer[0] = 0
     }
 
@@ -87,11 +91,13 @@ final class Transfer {
     private func configureHandle(_ codes: inout Codes) {
         codes.add(webhooky_curl_easy_setopt_string(handle, CURLOPT_PROTOCOLS_STR, "http,https"))
         codes.add(webhooky_curl_easy_setopt_long(handle, CURLOPT_NOSIGNAL, 1))
-        codes.add(webhooky_curl_easy_setopt_long(handle, CURLOPT_TIMEOUT_MS, Transfer.milliseconds(configuration.requestTimeout)))
+        // Redirects are followed by the transfer loop, one transfer per hop (see RedirectChain).
+        codes.add(webhooky_curl_easy_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 0))
         codes.add(webhooky_curl_easy_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Transfer.milliseconds(configuration.connectTimeout)))
-        // Every connection, redirect hops included, is opened by `onOpenSocket`, which refuses
-        // addresses the policy does not allow. An empty proxy disables proxies, including those
-        // named by http_proxy, https_proxy and ALL_PROXY: a proxy would be the only address checked.
+        // Every connection (each redirect hop is a transfer of its own) is opened by
+        // `onOpenSocket`, which refuses addresses the policy does not allow. An empty proxy
+        // disables proxies, including those named by http_proxy, https_proxy and ALL_PROXY: a
+        // proxy would be the only address checked.
         codes.add(webhooky_curl_easy_setopt_opensocket(handle, CURLOPT_OPENSOCKETFUNCTION, Transfer.onOpenSocket))
         codes.add(webhooky_curl_easy_setopt_string(handle, CURLOPT_PROXY, ""))
         // Verification is always on; a custom CA bundle replaces the system's (no CA folder).
@@ -121,6 +127,9 @@ final class Transfer {
     /// every request); returns an error instead when one is refused. Every option a request
     /// may change is set again, so nothing of the handle's previous request carries over.
     func configure() -> HTTPError? {
+        // The hops of a redirect chain share the request timeout.
+        let remaining = Transfer.milliseconds(configuration.requestTimeout - (.now - chain.started))
+        guard remaining > 0 else { return timeout() }
         var codes = Codes()
         if !easy.configured {
             configureHandle(&codes)
@@ -131,14 +140,7 @@ final class Transfer {
         codes.add(webhooky_curl_easy_setopt_pointer(handle, CURLOPT_WRITEDATA, context))
         codes.add(webhooky_curl_easy_setopt_pointer(handle, CURLOPT_HEADERDATA, context))
         codes.add(webhooky_curl_easy_setopt_string(handle, CURLOPT_URL, request.url))
-        // A redirect never downgrades: from an https URL only https hops are followed.
-        let redirects = max(0, request.maximumRedirects)
-        codes.add(webhooky_curl_easy_setopt_long(handle, CURLOPT_FOLLOWLOCATION, redirects > 0 ? 1 : 0))
-        codes.add(webhooky_curl_easy_setopt_long(handle, CURLOPT_MAXREDIRS, redirects))
-        if redirects > 0 {
-            let secure = request.url.utf8.prefix(8).map { $0 | 0x20 }.elementsEqual("https://".utf8)
-            codes.add(webhooky_curl_easy_setopt_string(handle, CURLOPT_REDIR_PROTOCOLS_STR, secure ? "https" : "http,https"))
-        }
+        codes.add(webhooky_curl_easy_setopt_long(handle, CURLOPT_TIMEOUT_MS, remaining))
 
         // The method and body: a body makes the request a POST-like upload (its method name
         // replaced unless it is POST); without one it is a GET, renamed unless it is GET. A POST
@@ -180,39 +182,62 @@ final class Transfer {
         return nil
     }
 
-    /// The result of a finished transfer, given libcurl's code.
-    func result(code: CURLcode) -> HTTPResult {
+    /// What a finished transfer leads to, given libcurl's code: the request's result, or the
+    /// next hop of a redirect it follows.
+    func ending(code: CURLcode) -> Ending {
         var status = 0
         _ = webhooky_curl_easy_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
         let outcome: Result<HTTPResponse, HTTPError>
         if code == CURLE_OK || (code == CURLE_WRITE_ERROR && bodyTruncated && status > 0) {
-            outcome = .success(HTTPResponse(status: status, retryAfter: retryAfter, location: location, body: body, bodyTruncated: bodyTruncated))
+            switch chain.next(after: request, status: status, location: location) {
+            case .follow(let next)?:
+                return .redirect(next, chain)
+            case .fail(let error)?:
+                outcome = .failure(error)
+            case nil:
+                outcome = .success(HTTPResponse(status: status, retryAfter: retryAfter, location: location, body: body, bodyTruncated: bodyTruncated))
+            }
         } else if let refusal, code == CURLE_COULDNT_CONNECT, !triedAllowedAddress {
             // libcurl only knows that no socket was opened; say which address and why.
             outcome = .failure(HTTPError(code: .addressNotAllowed, message: refusal.description))
+        } else if code == CURLE_OPERATION_TIMEDOUT && chain.followed > 0 {
+            // libcurl counts only this hop's time.
+            return .result(failed(timeout()))
         } else {
             let detail = String(cString: easy.errorBuffer)
             let message = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
             outcome = .failure(HTTPError(code: Transfer.errorCode(code), message: message))
         }
-        return HTTPResult(tag: request.tag, outcome: outcome, startedAt: startedAt, duration: .now - started)
+        return .result(HTTPResult(tag: request.tag, outcome: outcome, startedAt: chain.startedAt, duration: .now - chain.started))
     }
 
     /// The result of a transfer stopped by shutdown while in flight.
     func interrupted() -> HTTPResult {
-        HTTPResult(
-            tag: request.tag,
-            outcome: .failure(HTTPError(code: .interrupted, message: "interrupted: the HTTP client was shut down while the request was in flight")),
-            startedAt: startedAt,
-            duration: .now - started
-        )
+        failed(HTTPError(code: .interrupted, message: "interrupted: the HTTP client was shut down while the request was in flight"))
+    }
+
+    /// The result of this request ending with `error`, its time counted from the first hop.
+    func failed(_ error: HTTPError) -> HTTPResult {
+        HTTPResult(tag: request.tag, outcome: .failure(error), startedAt: chain.startedAt, duration: .now - chain.started)
+    }
+
+    /// The error of a redirect chain whose time ran out.
+    private func timeout() -> HTTPError {
+        let elapsed = Transfer.milliseconds(.now - chain.started)
+        let redirects = chain.followed == 1 ? "1 redirect" : "\(chain.followed) redirects"
+        return HTTPError(code: .timeout, message: "Operation timed out after \(elapsed) milliseconds, \(redirects) followed")
     }
 
     /// The result of a request that could not be started.
     static func failure(_ request: HTTPRequest, _ error: HTTPError) -> HTTPResult {
+        HTTPResult(tag: request.tag, outcome: .failure(error), startedAt: wallClock(), duration: .zero)
+    }
+
+    /// Now, in seconds since 1970.
+    static func wallClock() -> Double {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
-        return HTTPResult(tag: request.tag, outcome: .failure(error), startedAt: Double(now.tv_sec) + Double(now.tv_nsec) / 1e9, duration: .zero)
+        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
     }
 
     private static let onBody: webhooky_curl_data_callback = { data, size, count, context in
@@ -256,15 +281,13 @@ final class Transfer {
         let length = size * count
         let line = UnsafeRawBufferPointer(start: data, count: length)
         if line.starts(with: "HTTP/".utf8) {
-            // A new response (after a redirect or a 100 Continue): forget the previous headers,
-            // and the addresses tried so far (the next hop's connection is judged on its own).
+            // A new response (after a 100 Continue): forget the previous headers.
             transfer.retryAfter = nil
             transfer.location = nil
-            transfer.refusal = nil
-            transfer.triedAllowedAddress = false
         } else if let value = headerValue(line, named: "retry-after") {
             transfer.retryAfter = value
-        } else if let value = headerValue(line, named: "location") {
+        } else if (transfer.location ?? "").isEmpty, let value = headerValue(line, named: "location") {
+            // The first Location that is not empty counts, as when libcurl followed redirects.
             transfer.location = value
         }
         return length

@@ -56,25 +56,31 @@ final class TransferLoop {
                 finished.append(Transfer.failure(request, HTTPError(code: .other, message: "libcurl could not create a handle (out of memory)")))
                 continue
             }
-            let transfer = Transfer(request: request, handle: easy, configuration: configuration)
-            if let error = transfer.configure() {
-                queue.finished(request)
-                finished.append(Transfer.failure(request, error))
-                recycle(easy, transfer)
-                continue
-            }
-            let added = curl_multi_add_handle(multi.pointer, easy.pointer)
-            guard added == CURLM_OK else {
-                queue.finished(request)
-                finished.append(Transfer.failure(request, HTTPError(code: .other, message: "libcurl could not start the request: \(String(cString: curl_multi_strerror(added)))")))
-                recycle(easy, transfer)
-                continue
-            }
-            inFlight[easy.pointer] = (easy, transfer)
+            start(Transfer(request: request, handle: easy, configuration: configuration), on: easy, into: &finished)
         }
     }
 
-    /// Returns how many transfers ended.
+    /// Adds `transfer` to the multi handle; when it cannot start, its request ends with the reason.
+    private func start(_ transfer: Transfer, on easy: EasyHandle, into finished: inout [HTTPResult]) {
+        if let error = transfer.configure() {
+            return end(transfer, on: easy, with: error, into: &finished)
+        }
+        let added = curl_multi_add_handle(multi.pointer, easy.pointer)
+        guard added == CURLM_OK else {
+            let message = "libcurl could not start the request: \(String(cString: curl_multi_strerror(added)))"
+            return end(transfer, on: easy, with: HTTPError(code: .other, message: message), into: &finished)
+        }
+        inFlight[easy.pointer] = (easy, transfer)
+    }
+
+    /// Ends the request of `transfer`, which could not start, with `error`.
+    private func end(_ transfer: Transfer, on easy: EasyHandle, with error: HTTPError, into finished: inout [HTTPResult]) {
+        queue.finished(transfer.request)
+        finished.append(transfer.failed(error))
+        recycle(easy, transfer)
+    }
+
+    /// Returns how many requests ended.
     private func collectFinished(into finished: inout [HTTPResult]) -> Int {
         var ended = 0
         var remaining: Int32 = 0
@@ -83,10 +89,20 @@ final class TransferLoop {
             let code = message.pointee.data.result
             curl_multi_remove_handle(multi.pointer, handle)
             guard let (easy, transfer) = inFlight.removeValue(forKey: handle) else { continue }
-            queue.finished(transfer.request)
-            finished.append(transfer.result(code: code))
-            recycle(easy, transfer)
-            ended += 1
+            switch transfer.ending(code: code) {
+            case .result(let result):
+                queue.finished(transfer.request)
+                finished.append(result)
+                recycle(easy, transfer)
+                ended += 1
+            case .redirect(let next, let chain):
+                // The next hop goes out at once on the same handle, without queueing again: the
+                // request keeps its place among the running ones (of its endpoint too).
+                transfer.releaseResources()
+                let before = finished.count
+                start(Transfer(request: next, continuing: chain, handle: easy, configuration: configuration), on: easy, into: &finished)
+                ended += finished.count - before
+            }
         }
         return ended
     }

@@ -64,10 +64,18 @@ public struct RenderedRequest: Sendable, Hashable {
     public struct Header: Sendable, Hashable {
         public var name: String
         public var value: String
+        /// Whether the header goes only to the origin (scheme, host, port) of the request's URL,
+        /// and not to another origin that a followed redirect leads to. Default `true`: a
+        /// webhook's custom headers often carry API keys. Webhooky's own headers, which hold no
+        /// secret (`webhook-id`, `webhook-timestamp`, `webhook-signature`, `Content-Type`), are
+        /// `false`.
+        public var staysWithOrigin: Bool
 
-        public init(name: String, value: String) {
+        /// A header line, which by default (`staysWithOrigin` `true`) goes to the URL's origin only.
+        public init(name: String, value: String, staysWithOrigin: Bool = true) {
             self.name = name
             self.value = value
+            self.staysWithOrigin = staysWithOrigin
         }
     }
 

@@ -477,7 +477,7 @@ final class Dispatcher {
                     tag: nextTag,
                     method: rendered.method,
                     url: rendered.url,
-                    headers: rendered.headers.map { HTTPHeader(name: $0.name, value: $0.value) },
+                    headers: rendered.headers.map { HTTPHeader(name: $0.name, value: $0.value, staysWithOrigin: $0.staysWithOrigin) },
                     body: rendered.body.map { Array($0.utf8) },
                     maximumRedirects: webhook.maximumRedirects,
                     endpoint: endpoint

@@ -71,6 +71,18 @@ import Testing
         #expect(request.headers.filter { $0.name.lowercased() == "content-type" }.map(\.value) == ["application/vnd.x+json"])
     }
 
+    @Test("the webhook's custom headers stay with its URL's origin; Webhooky's headers and Content-Type may follow a redirect")
+    func customHeadersStayWithTheOrigin() throws {
+        let secret = try #require(SigningSecret.generate())
+        for (headersJSON, contentType) in [(#"{"X-Api-Key": "k", "Authorization": "Bearer t"}"#, "Content-Type"),
+                                           (#"{"X-Api-Key": "k", "content-type": "application/vnd.x+json", "Authorization": "Bearer t"}"#, "content-type")] {
+            let webhook = try Webhook(id: 1, revision: 1, name: "x", url: "https://h/", body: "{}", headersJSON: headersJSON, secret: secret.encoded)
+            let request = try webhook.request(payload: payload, messageID: "msg_10", timestamp: 1)
+            #expect(request.headers.filter(\.staysWithOrigin).map(\.name) == ["X-Api-Key", "Authorization"])
+            #expect(Set(request.headers.filter { !$0.staysWithOrigin }.map(\.name)) == [contentType, "webhook-id", "webhook-timestamp", "webhook-signature"])
+        }
+    }
+
     @Test func unusableRowsAreExplained() {
         #expect(throws: WebhookError("headers must be a JSON object")) {
             try Webhook(id: 1, revision: 1, name: "", url: "https://h/", body: nil, headersJSON: "[]", secret: nil)

@@ -77,7 +77,9 @@ final class TestCertificates {
 }
 
 /// `openssl s_server -www` on 127.0.0.1 with a certificate: answers every request with
-/// `HTTP/1.0 200 ok` and a status page. Killed on ``stop()`` or deinit.
+/// `HTTP/1.0 200 ok` and a status page; or, given a folder, `-HTTP`: answers `GET /name` with
+/// the file `name` of that folder, which holds the whole response (status line, headers with
+/// CRLF, body). Killed on ``stop()`` or deinit.
 final class TLSServer {
     /// The port it listens on (chosen by the system).
     let port: Int
@@ -85,10 +87,18 @@ final class TLSServer {
     private let logPath: String
     private var stopped = false
 
-    /// Starts the server with `certificate` and `key` and waits until it listens.
-    init(openssl: String, certificate: String, key: String) throws {
+    /// Starts the server with `certificate` and `key` and waits until it listens; with
+    /// `responsesFolder`, it serves that folder's files as whole responses.
+    init(openssl: String, certificate: String, key: String, responsesFolder: String? = nil) throws {
         logPath = "/tmp/webhooky-s_server-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).log"
-        pid = try ChildProcess.spawn(openssl, ["s_server", "-accept", "127.0.0.1:0", "-cert", certificate, "-key", key, "-www"], outputPath: logPath)
+        let arguments = ["s_server", "-accept", "127.0.0.1:0", "-cert", certificate, "-key", key]
+        if let responsesFolder {
+            // -HTTP reads files relative to its working folder; exec keeps the pid for stop().
+            let command = "cd '\(responsesFolder)' && exec '\(openssl)' " + (arguments + ["-HTTP"]).map { "'\($0)'" }.joined(separator: " ")
+            pid = try ChildProcess.spawn("/bin/sh", ["-c", command], outputPath: logPath)
+        } else {
+            pid = try ChildProcess.spawn(openssl, arguments + ["-www"], outputPath: logPath)
+        }
         let deadline = ContinuousClock.now + .seconds(10)
         while true {
             let log = ChildProcess.readFile(logPath) ?? ""

@@ -358,4 +358,38 @@ import Glibc
         #expect(try shop.waitFor("SELECT last_status FROM webhooky.deliveries WHERE webhook_id = \(stays)") { $0 == "307" } == "307",
                 "without follow_redirects a redirect is a failed attempt")
     }
+
+    @Test("a webhook's X-Api-Key never reaches another origin a redirect leads to; its signature, Content-Type and body do")
+    func customHeadersStayWithTheWebhooksOrigin() throws {
+        let shop = try Shop()
+        let other = try LoopbackReceiver()
+        let own = try LoopbackReceiver { request, _ in
+            switch request.target {
+            case "/start": .respond(status: 307, headers: [.init(name: "Location", value: "/same")])
+            case "/same": .respond(status: 307, headers: [.init(name: "Location", value: other.baseURL + "/other")])
+            default: .ok
+            }
+        }
+        let secret = try #require(shop.column("SELECT webhooky.new_secret()").first ?? nil)
+        let id = try shop.addWebhook(url: own.baseURL + "/start", body: ##"{"credit": #customer.credit#}"##,
+                                     headers: #"{"X-Api-Key": "k-123", "Content-Type": "application/json; charset=utf-8"}"#, secret: secret)
+        try shop.connection.query("UPDATE webhooky.webhooks SET follow_redirects = true WHERE id = $1", [String(id)])
+        let worker = RunningWorker(shop.workerConfiguration())
+        defer { worker.stop() }
+        try shop.setCredit("5")
+        #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries") { $0 == "succeeded" } == "succeeded")
+        #expect(own.requests.map(\.target) == ["/start", "/same"])
+        #expect(own.requests.map { $0.header("x-api-key") } == ["k-123", "k-123"], "the webhook's own origin gets it on every hop")
+        let arrived = try #require(other.requests.first)
+        #expect(arrived.target == "/other")
+        #expect(arrived.header("x-api-key") == nil)
+        #expect(arrived.method == "POST")
+        #expect(arrived.bodyText == #"{"credit": 5.00}"#)
+        #expect(arrived.header("content-type") == "application/json; charset=utf-8")
+        let messageID = try #require(arrived.header("webhook-id"))
+        let timestamp = try #require(arrived.header("webhook-timestamp"))
+        let key = try #require(Data(base64Encoded: String(secret.dropFirst("whsec_".count))))
+        let expected = IndependentHMAC.hmacSHA256(key: Array(key), message: Array("\(messageID).\(timestamp).".utf8) + arrived.body)
+        #expect(arrived.header("webhook-signature") == "v1," + Data(expected).base64EncodedString())
+    }
 }
