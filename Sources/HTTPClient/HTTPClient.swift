@@ -24,7 +24,8 @@ public final class HTTPClient: Sendable {
     public struct Configuration: Sendable {
         /// Transfers in flight at once; more wait in a queue. Default 256.
         public var maximumConcurrentRequests: Int = 256
-        /// Open connections to one host at once; more requests to that host wait. Default 16.
+        /// Open connections to one host at once; more requests to that host wait (in libcurl,
+        /// whose timeout does not run meanwhile); 0: no limit. Default 16.
         public var maximumConnectionsPerHost: Int = 16
         /// Requests with the same ``HTTPRequest/endpoint`` in flight at once; more wait their
         /// turn, in order, without holding back other endpoints' requests. Set it to
@@ -65,6 +66,8 @@ public final class HTTPClient: Sendable {
     private final class Inbox: Sendable {
         struct State {
             var requests: [HTTPRequest] = []
+            /// Set by ``HTTPClient/stopStarting()``: nothing more starts.
+            var startsNothing = false
             var stopping = false
         }
 
@@ -91,7 +94,7 @@ public final class HTTPClient: Sendable {
             let loop = TransferLoop(multi: multi, configuration: configuration, completion: completion)
             loop.run { inbox.state.withLock { state in
                 defer { state.requests.removeAll(keepingCapacity: true) }
-                return (state.requests, state.stopping)
+                return (state.requests, state.startsNothing, state.stopping)
             } }
             multi.finishedSignal.signal()
         }
@@ -106,8 +109,16 @@ public final class HTTPClient: Sendable {
         multi.wakeUp()
     }
 
-    /// Stops the client: requests still queued or in flight finish with
-    /// ``HTTPError/Code/cancelled``. Blocks until the client's thread has ended.
+    /// Starts no more requests: those waiting for their turn, and any sent from now on, finish
+    /// at once with ``HTTPError/Code/cancelled`` (never sent); those in flight go on. For a
+    /// graceful stop, before waiting for what is in flight.
+    public func stopStarting() {
+        inbox.state.withLock { $0.startsNothing = true }
+        multi.wakeUp()
+    }
+
+    /// Stops the client: requests still waiting finish with ``HTTPError/Code/cancelled``, those
+    /// in flight with ``HTTPError/Code/interrupted``. Blocks until the client's thread has ended.
     public func shutdown() {
         let alreadyStopping = inbox.state.withLock { state in
             defer { state.stopping = true }

@@ -2,24 +2,23 @@
 /// all, and at most `endpointLimit` with the same ``HTTPRequest/endpoint`` (requests without one
 /// count only against the total).
 ///
-/// Within an endpoint, requests start in the order they came; across endpoints, the request
-/// that has waited longest among those whose endpoint has room goes first, so a full endpoint
-/// never holds back another's requests. Pure bookkeeping: nothing here touches libcurl.
+/// Within an endpoint, requests start in the order they came; endpoints whose next request may
+/// start take turns, so a full endpoint never holds back another's requests. Every operation
+/// costs the same however many endpoints wait. Pure bookkeeping: nothing here touches libcurl.
 struct StartQueue {
     /// A first-in, first-out list that does not move its elements when one is taken.
-    private struct FIFO {
-        private var items: [(sequence: Int, request: HTTPRequest)] = []
+    private struct FIFO<Element> {
+        private var items: [Element] = []
         private var head = 0
 
         var isEmpty: Bool { head == items.count }
-        var first: (sequence: Int, request: HTTPRequest)? { isEmpty ? nil : items[head] }
 
-        mutating func append(_ request: HTTPRequest, sequence: Int) {
-            items.append((sequence, request))
+        mutating func append(_ item: Element) {
+            items.append(item)
         }
 
-        mutating func removeFirst() -> HTTPRequest {
-            let request = items[head].request
+        mutating func removeFirst() -> Element {
+            let item = items[head]
             head += 1
             if head == items.count {
                 items.removeAll(keepingCapacity: true)
@@ -28,21 +27,27 @@ struct StartQueue {
                 items.removeFirst(head)
                 head = 0
             }
-            return request
+            return item
         }
+    }
+
+    /// An endpoint's line and how many of its requests run. `nil` stands for requests without
+    /// an endpoint (no limit of their own).
+    private struct Line {
+        var waiting = FIFO<HTTPRequest>()
+        var running = 0
+        /// Whether the line is in ``StartQueue/turns``.
+        var hasTurn = false
     }
 
     let totalLimit: Int
     let endpointLimit: Int
-    /// Waiting requests per endpoint (only endpoints with waiting requests have an entry).
-    private var waiting: [String: FIFO] = [:]
-    /// Waiting requests without an endpoint.
-    private var waitingAnywhere = FIFO()
-    /// Running requests per endpoint (only endpoints with running requests have an entry).
-    private var runningPerEndpoint: [String: Int] = [:]
+    /// Lines with waiting requests or running ones (an endpoint with neither has no entry).
+    private var lines: [String?: Line] = [:]
+    /// Lines whose first request may start once the total allows, in the order they became so.
+    private var turns = FIFO<String?>()
     private(set) var running = 0
     private(set) var waitingCount = 0
-    private var nextSequence = 0
 
     /// A queue that lets `totalLimit` requests run at once, at most `endpointLimit` of them to
     /// one endpoint (both at least 1).
@@ -53,40 +58,25 @@ struct StartQueue {
 
     /// Adds a request at the end of its endpoint's line.
     mutating func enqueue(_ request: HTTPRequest) {
-        if let endpoint = request.endpoint {
-            waiting[endpoint, default: FIFO()].append(request, sequence: nextSequence)
-        } else {
-            waitingAnywhere.append(request, sequence: nextSequence)
-        }
-        nextSequence += 1
+        lines[request.endpoint, default: Line()].waiting.append(request)
         waitingCount += 1
+        giveTurnIfReady(request.endpoint)
     }
 
     /// The next request that may start now, counted as running; `nil` when every waiting
     /// request's endpoint is full, the total is reached, or nothing waits.
     mutating func next() -> HTTPRequest? {
-        guard waitingCount > 0, running < totalLimit else { return nil }
-        var chosen: String?? = nil
-        var chosenSequence = Int.max
-        if let first = waitingAnywhere.first {
-            chosen = .some(nil)
-            chosenSequence = first.sequence
-        }
-        for (endpoint, line) in waiting where runningPerEndpoint[endpoint, default: 0] < endpointLimit {
-            if let first = line.first, first.sequence < chosenSequence {
-                chosen = .some(endpoint)
-                chosenSequence = first.sequence
-            }
-        }
-        guard let endpoint = chosen else { return nil }
-        let request: HTTPRequest
-        if let endpoint {
-            request = waiting[endpoint]!.removeFirst()
-            if waiting[endpoint]!.isEmpty { waiting[endpoint] = nil }
-            runningPerEndpoint[endpoint, default: 0] += 1
-        } else {
-            request = waitingAnywhere.removeFirst()
-        }
+        guard running < totalLimit, !turns.isEmpty else { return nil }
+        let endpoint = turns.removeFirst()
+        let limit = endpointLimit
+        let (request, again) = { (line: inout Line) in
+            let request = line.waiting.removeFirst()
+            line.running += 1
+            // Its next request waits for another turn, behind the other lines.
+            line.hasTurn = !line.waiting.isEmpty && (endpoint == nil || line.running < limit)
+            return (request, line.hasTurn)
+        }(&lines[endpoint]!)
+        if again { turns.append(endpoint) }
         waitingCount -= 1
         running += 1
         return request
@@ -95,23 +85,38 @@ struct StartQueue {
     /// A request that ``next()`` returned has ended (or could not start).
     mutating func finished(_ request: HTTPRequest) {
         running -= 1
-        guard let endpoint = request.endpoint, let count = runningPerEndpoint[endpoint] else { return }
-        runningPerEndpoint[endpoint] = count > 1 ? count - 1 : nil
+        let endpoint = request.endpoint
+        guard lines[endpoint] != nil else { return }
+        let limit = endpointLimit
+        let (emptied, turn) = { (line: inout Line) in
+            line.running -= 1
+            let turn = !line.hasTurn && !line.waiting.isEmpty && (endpoint == nil || line.running < limit)
+            if turn { line.hasTurn = true }
+            return (line.running == 0 && line.waiting.isEmpty, turn)
+        }(&lines[endpoint]!)
+        if turn { turns.append(endpoint) }
+        if emptied { lines[endpoint] = nil }
     }
 
-    /// Takes every waiting request out, in the order they came.
+    /// Takes every waiting request out, each endpoint's in order (running ones stay counted).
     mutating func removeAllWaiting() -> [HTTPRequest] {
-        var all: [(Int, HTTPRequest)] = []
-        for endpoint in Array(waiting.keys) {
-            var line = waiting.removeValue(forKey: endpoint)!
-            while let first = line.first {
-                all.append((first.sequence, line.removeFirst()))
-            }
+        var all: [HTTPRequest] = []
+        for endpoint in Array(lines.keys) {
+            while !lines[endpoint]!.waiting.isEmpty { all.append(lines[endpoint]!.waiting.removeFirst()) }
+            lines[endpoint]!.hasTurn = false
+            if lines[endpoint]!.running == 0 { lines[endpoint] = nil }
         }
-        while let first = waitingAnywhere.first {
-            all.append((first.sequence, waitingAnywhere.removeFirst()))
-        }
+        turns = FIFO()
         waitingCount = 0
-        return all.sorted { $0.0 < $1.0 }.map(\.1)
+        return all
+    }
+
+    /// Puts the endpoint's line among the turns when its first request may start (it has one,
+    /// and the endpoint has room), unless it is there already.
+    private mutating func giveTurnIfReady(_ endpoint: String?) {
+        guard let line = lines[endpoint], !line.hasTurn, !line.waiting.isEmpty,
+              endpoint == nil || line.running < endpointLimit else { return }
+        lines[endpoint]!.hasTurn = true
+        turns.append(endpoint)
     }
 }

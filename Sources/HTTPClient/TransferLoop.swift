@@ -21,12 +21,14 @@ final class TransferLoop {
         self.queue = StartQueue(totalLimit: configuration.maximumConcurrentRequests, endpointLimit: configuration.maximumRequestsPerEndpoint)
     }
 
-    /// Runs until `take` reports stopping; `take` hands over newly queued requests.
-    func run(take: () -> (requests: [HTTPRequest], stopping: Bool)) {
+    /// Runs until `take` reports stopping; `take` hands over newly queued requests, and whether
+    /// to start nothing more.
+    func run(take: () -> (requests: [HTTPRequest], startsNothing: Bool, stopping: Bool)) {
         var finished: [HTTPResult] = []
         while true {
-            let (requests, stopping) = take()
+            let (requests, startsNothing, stopping) = take()
             for request in requests { queue.enqueue(request) }
+            if startsNothing { cancelWaiting(into: &finished) }
             if stopping {
                 cancelAll(into: &finished)
                 completeIfAny(&finished)
@@ -107,10 +109,14 @@ final class TransferLoop {
         return ended
     }
 
-    private func cancelAll(into finished: inout [HTTPResult]) {
+    private func cancelWaiting(into finished: inout [HTTPResult]) {
         for request in queue.removeAllWaiting() {
             finished.append(Transfer.failure(request, HTTPError(code: .cancelled, message: "not sent: the HTTP client is shutting down")))
         }
+    }
+
+    private func cancelAll(into finished: inout [HTTPResult]) {
+        cancelWaiting(into: &finished)
         for (handle, (easy, transfer)) in inFlight {
             queue.finished(transfer.request)
             curl_multi_remove_handle(multi.pointer, handle)

@@ -46,6 +46,8 @@ final class Dispatcher {
     /// the HTTP client's line for their endpoint (see ``budget(of:)``).
     private var endpointLoad: [String: Int] = [:]
     private var quickEndpoints: QuickEndpoints
+    /// When the current turn of the loop began (the time of the results it handles).
+    private var turnStarted: ContinuousClock.Instant = .now
     private var webhookLoad: [Int64: Int] = [:]
     /// Webhooks with due deliveries that their endpoint's limit held back (a claim cut short by
     /// their share, a fan-out that left them pending): when a request to that endpoint finishes
@@ -136,6 +138,7 @@ final class Dispatcher {
     func run() {
         while true {
             let news = inbox.take()
+            turnStarted = .now
             if news.notified { wantsFanOut = true }
             if news.stopRequested && stopDeadline == nil { beginStopping() }
             for result in news.results { finish(result) }
@@ -206,6 +209,7 @@ final class Dispatcher {
             lookFromTheStart()
             claimAfter.removeAll()
             nextPoll = now + configuration.pollInterval
+            quickEndpoints.forget(unusedSince: now - .seconds(60))
         }
         if let due = claimDeferredAt, now >= due {
             claimDeferredAt = nil
@@ -236,7 +240,8 @@ final class Dispatcher {
     /// Why the next fan-out waits: the next event did not fit (its endpoint, or the worker, was
     /// full). Its deliveries would otherwise be inserted `pending` and claimed by a second
     /// statement, a third more database work per delivery; waiting a moment lets them be
-    /// created claimed. The fan-out goes on when that endpoint has a quarter of its share free again;
+    /// created claimed. The fan-out goes on when that endpoint has half its share free again (a
+    /// quarter for a quick endpoint, whose line holds the next requests meanwhile);
     /// while it stays full longer than ``WorkerConfiguration/fanOutPatience``, each fan-out
     /// takes a whole batch and leaves what does not fit `pending` in its webhook's fair queue,
     /// so a slow endpoint holds other webhooks' events back for that long at most.
@@ -258,8 +263,11 @@ final class Dispatcher {
         guard let hold = fanOutHold else { return fitting > 0 ? (fitting, true) : nil }
         if canClaim {
             if let webhookID = hold.webhookID {
+                // A quick endpoint's line holds the next requests while the fan-out runs: go on
+                // at a quarter of its share; others at half (fewer, larger fan-outs).
                 let room = room(of: webhookID)
-                if room >= max(1, endpointLimit / 4) { return (min(fitting, room), true) }
+                let quick = webhooks.endpoint(of: webhookID).map { quickEndpoints.contains($0) } ?? false
+                if room >= max(1, endpointLimit / (quick ? 4 : 2)) { return (min(fitting, room), true) }
             } else if free > hold.capacity {
                 return (fitting, true)
             }
@@ -506,7 +514,7 @@ final class Dispatcher {
         webhookLoad[entry.webhookID, default: 1] -= 1
         if webhookLoad[entry.webhookID] == 0 { webhookLoad[entry.webhookID] = nil }
         if frees(endpoint: entry.endpoint, webhookID: entry.webhookID) { wantsClaim = true }
-        quickEndpoints.finished(entry.endpoint, after: result.duration)
+        quickEndpoints.finished(entry.endpoint, after: result.duration, now: turnStarted)
         let attemptResult: DeliveryStateMachine.AttemptResult
         var responseBody: String? = nil
         switch result.outcome {
@@ -728,6 +736,9 @@ final class Dispatcher {
 
     private func beginStopping() {
         stopDeadline = .now + configuration.shutdownGracePeriod
+        // Deliveries waiting in the HTTP client's line are given back at once, not sent during
+        // the grace period (where they could be cut short and sent again).
+        http.stopStarting()
         recorder.stopGathering()
         logger.notice("stopping: finishing requests in flight", ["in_flight": inFlight.count])
     }

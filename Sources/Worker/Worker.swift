@@ -59,7 +59,7 @@ public final class Worker: Sendable {
         let inbox = self.inbox
         let http: HTTPClient
         do {
-            http = try HTTPClient(configuration: configuration.http) { inbox.post(results: $0) }
+            http = try HTTPClient(configuration: configuration.httpClient) { inbox.post(results: $0) }
         } catch {
             throw WorkerError(.internalFailure, error.message)
         }

@@ -23,12 +23,7 @@ public struct WorkerConfiguration: Sendable {
     /// more than this many at once are sent), so the endpoint is not idle while the next
     /// deliveries are written; only while ``leaseDuration`` covers two request timeouts and 2 s.
     /// Default 64.
-    public var maximumInFlightPerEndpoint: Int = 64 {
-        didSet {
-            http.maximumConnectionsPerHost = maximumInFlightPerEndpoint
-            http.maximumRequestsPerEndpoint = maximumInFlightPerEndpoint
-        }
-    }
+    public var maximumInFlightPerEndpoint: Int = 64
     /// How long new events wait for room when their endpoint is full before their deliveries
     /// are created `pending` in the webhook's queue (which costs the database a second write
     /// per delivery, but lets events of other webhooks behind them go first). Default 20 ms.
@@ -70,19 +65,28 @@ public struct WorkerConfiguration: Sendable {
     /// When a webhook that keeps failing is disabled. Default ``AutoDisablePolicy/standard``;
     /// `nil` never disables a webhook (an HTTP 410 Gone answer still does).
     public var autoDisable: AutoDisablePolicy? = .standard
-    /// HTTP limits and timeouts (connect 5 s, request 15 s, 4 KiB of response body kept).
-    public var http: HTTPClient.Configuration = {
-        var http = HTTPClient.Configuration()
-        http.maximumConnectionsPerHost = 64
-        http.maximumRequestsPerEndpoint = 64
-        return http
-    }()
+    /// HTTP timeouts, address policy and the rest (connect 5 s, request 15 s, 4 KiB of response
+    /// body kept). Its limits on requests are the worker's own: see ``httpClient``.
+    public var http = HTTPClient.Configuration()
     /// Where the worker logs. Default: stderr at `info`, where successful deliveries are
     /// summed up in one line every ``logSummaryInterval`` (failed attempts get a line each);
     /// `debug` adds a line per successful delivery.
     public var logger: Logger = Logger()
     /// How often the log sums up the deliveries made (only when there were some). Default 10 s.
     public var logSummaryInterval: Duration = .seconds(10)
+
+    /// What the worker's HTTP client is given: ``http`` with the worker's limits, whatever
+    /// ``http`` says about them: as many requests at once as ``maximumInFlight``, and a line per
+    /// endpoint of ``maximumInFlightPerEndpoint`` (which the lease argument of the endpoint line
+    /// relies on), with no connection limit of libcurl's own per host (it would hold a redirect
+    /// hop to a busy host without its timeout running).
+    var httpClient: HTTPClient.Configuration {
+        var client = http
+        client.maximumConcurrentRequests = maximumInFlight
+        client.maximumRequestsPerEndpoint = maximumInFlightPerEndpoint
+        client.maximumConnectionsPerHost = 0
+        return client
+    }
 
     /// A configuration with defaults for everything but the database.
     public init(databaseURL: String, workerID: String? = nil) {

@@ -129,7 +129,6 @@ enum RunCommand {
             }
             configuration.logger = Logger(level: level)
         }
-        configuration.http.maximumConcurrentRequests = configuration.maximumInFlight
         if configuration.pollInterval < .milliseconds(10) {
             throw Arguments.UsageError(description: "--poll-interval must be at least 10ms")
         }

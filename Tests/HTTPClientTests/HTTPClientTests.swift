@@ -280,6 +280,25 @@ func makeClient(_ configure: (inout HTTPClient.Configuration) -> Void = { _ in }
         #expect(error.code == .invalidURL)
     }
 
+    @Test("stopStarting: requests waiting in line, and any sent later, are cancelled at once and never sent; those in flight finish")
+    func stopStartingCancelsOnlyWhatWaits() throws {
+        let receiver = try LoopbackReceiver { _, _ in .respond(status: 200, delay: .milliseconds(300)) }
+        let (client, results) = try makeClient { $0.maximumRequestsPerEndpoint = 1 }
+        defer { client.shutdown() }
+        client.send([1, 2].map { HTTPRequest(tag: $0, method: "GET", url: receiver.baseURL + "/\($0)", endpoint: "slow") })
+        receiver.waitForRequests(1)
+        client.stopStarting()
+        client.send([HTTPRequest(tag: 3, method: "GET", url: receiver.baseURL + "/3", endpoint: "other")])
+        let outcomes = results.wait(for: 3).map { result -> String in
+            switch result.outcome {
+            case .success(let response): "\(response.status)"
+            case .failure(let error): error.code.rawValue
+            }
+        }
+        #expect(outcomes == ["200", "cancelled", "cancelled"])
+        #expect(receiver.requests.map(\.target) == ["/1"])
+    }
+
     @Test("shutdown: a request in flight is interrupted (it may have arrived), one still waiting in line is cancelled (never sent)")
     func shutdownCancelsWhatIsInFlight() throws {
         let receiver = try LoopbackReceiver { _, _ in .hang }

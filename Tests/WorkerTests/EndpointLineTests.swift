@@ -14,17 +14,17 @@ import TestSupport
           arguments: [(lease: Duration.seconds(60), line: true), (lease: .seconds(20), line: false)])
     func quickEndpointGetsALine(lease: Duration, line: Bool) throws {
         let shop = try Shop()
-        try shop.addCustomers(12)
+        try shop.addCustomers(48)
         let concurrent = Mutex((now: 0, peak: 0))
         let receiver = try LoopbackReceiver { _, number in
             concurrent.withLock { $0.now += 1; $0.peak = max($0.peak, $0.now) }
-            // The first four answer at once (the endpoint is quick), the rest after 0.6 s.
-            if number > 4 { Thread.sleep(forTimeInterval: 0.6) }
+            // The first 40 answer at once (the endpoint becomes quick), the rest after 0.6 s.
+            if number > 40 { Thread.sleep(forTimeInterval: 0.6) }
             concurrent.withLock { $0.now -= 1 }
             return .ok
         }
         try shop.addWebhook(url: receiver.baseURL + "/line")
-        try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id BETWEEN 100001 AND 100012")
+        try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id BETWEEN 100001 AND 100048")
         var configuration = shop.workerConfiguration()
         configuration.maximumInFlightPerEndpoint = 2
         configuration.leaseDuration = lease
@@ -38,7 +38,7 @@ import TestSupport
         var firstSeen: [String: ContinuousClock.Instant] = [:]
         var mostWaiting = 0
         let deadline = ContinuousClock.now + .seconds(30)
-        while receiver.requests.count < 12 && ContinuousClock.now < deadline {
+        while receiver.requests.count < 48 && ContinuousClock.now < deadline {
             let claimed = try shop.column("SELECT 'msg_' || id FROM webhooky.deliveries WHERE state = 'sending'").compactMap { $0 }
             let arrived = Set(receiver.requests.compactMap { $0.header("webhook-id") })
             let now = ContinuousClock.now
@@ -47,26 +47,101 @@ import TestSupport
             mostWaiting = max(mostWaiting, waiting.filter { now - firstSeen[$0]! >= .milliseconds(200) }.count)
             Thread.sleep(forTimeInterval: 0.025)
         }
-        #expect(receiver.waitForRequests(12, timeout: .seconds(10)).count == 12)
-        #expect(Set(receiver.requests.compactMap { $0.header("webhook-id") }).count == 12, "each delivery arrived once")
+        #expect(receiver.waitForRequests(48, timeout: .seconds(10)).count == 48)
+        #expect(Set(receiver.requests.compactMap { $0.header("webhook-id") }).count == 48, "each delivery arrived once")
         #expect(concurrent.withLock { $0.peak } == 2, "the endpoint never had more than its limit of requests at once")
         #expect(mostWaiting == (line ? 2 : 0), "deliveries waiting in line at most: \(mostWaiting)")
-        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded' AND attempts = 1") { $0 == "12" } == "12")
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded' AND attempts = 1") { $0 == "48" } == "48")
+    }
+}
+
+extension EndpointLineTests {
+    @Test("stopping gives back the deliveries waiting in line at once: none is sent during the grace period, cut short and sent again")
+    func stoppingGivesTheLineBack() throws {
+        let shop = try Shop()
+        try shop.addCustomers(40)
+        let receiver = try LoopbackReceiver { _, number in
+            if number > 30 { Thread.sleep(forTimeInterval: 1.5) }  // quick, then slow
+            return .ok
+        }
+        try shop.addWebhook(url: receiver.baseURL + "/line")
+        var configuration = shop.workerConfiguration()
+        configuration.maximumInFlightPerEndpoint = 2
+        configuration.http.requestTimeout = .seconds(15)
+        configuration.shutdownGracePeriod = .seconds(2)
+        let worker = RunningWorker(configuration)
+        defer { worker.stop() }
+        try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id BETWEEN 100001 AND 100030")
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") { $0 == "30" } == "30")
+        try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id BETWEEN 100031 AND 100040")
+        // Two slow requests running, two more claimed and waiting in line.
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'sending'") { $0 == "4" } == "4")
+        #expect(receiver.waitForRequests(32, timeout: .seconds(5)).count == 32)
+        let stopped = worker.stop()
+        #expect(stopped.stoppedInTime)
+        #expect(receiver.requests.count == 32, "nothing was sent after the stop began")
+        #expect(try shop.connection.query("""
+            SELECT count(*) FILTER (WHERE state = 'succeeded'), count(*) FILTER (WHERE state = 'pending' AND attempts = 0),
+                   (SELECT count(*) FROM webhooky.attempts)
+              FROM webhooky.deliveries
+            """).rows == [["32", "2", "32"]], "the two in flight finished; the two in line are pending again, never attempted")
+    }
+}
+
+extension EndpointLineTests {
+    @Test("the HTTP client gets the worker's limits whatever `http` says: the line's lease argument needs its total and its per-endpoint share")
+    func clientLimitsComeFromTheWorker() {
+        var configuration = WorkerConfiguration(databaseURL: "")
+        configuration.maximumInFlight = 1000
+        configuration.maximumInFlightPerEndpoint = 8
+        var http = HTTPClient.Configuration()
+        http.maximumConcurrentRequests = 256
+        http.maximumRequestsPerEndpoint = .max
+        http.maximumConnectionsPerHost = 16
+        http.requestTimeout = .seconds(7)
+        configuration.http = http  // assigned after the limits
+        let client = configuration.httpClient
+        #expect(client.maximumConcurrentRequests == 1000)
+        #expect(client.maximumRequestsPerEndpoint == 8)
+        #expect(client.maximumConnectionsPerHost == 0, "no libcurl limit of its own: the line is the limit")
+        #expect(client.requestTimeout == .seconds(7))
     }
 }
 
 /// ``QuickEndpoints`` on its own.
 @Suite struct QuickEndpointsTests {
-    @Test("an endpoint is quick after a request that ended within 50 ms, slow again after one that did not; never quick when disabled")
+    @Test("an endpoint is quick after 16 requests in a row that ended within 50 ms, slow again after one that did not; never quick when disabled")
     func quickAndSlow() {
+        let now = ContinuousClock.now
         var endpoints = QuickEndpoints(enabled: true)
+        for _ in 1..<QuickEndpoints.streak { endpoints.finished("a", after: .milliseconds(3), now: now) }
         #expect(!endpoints.contains("a"))
-        endpoints.finished("a", after: .milliseconds(3))
+        endpoints.finished("a", after: .milliseconds(3), now: now)
         #expect(endpoints.contains("a") && !endpoints.contains("b"))
-        endpoints.finished("a", after: .milliseconds(50))
+        endpoints.finished("a", after: .milliseconds(50), now: now)
         #expect(!endpoints.contains("a"))
         var disabled = QuickEndpoints(enabled: false)
-        disabled.finished("a", after: .milliseconds(1))
+        for _ in 0..<QuickEndpoints.streak { disabled.finished("a", after: .milliseconds(1), now: now) }
         #expect(!disabled.contains("a"))
+    }
+
+    @Test("an overloaded endpoint that sheds requests with a quick answer and is slow with the rest is not quick")
+    func mostlySlowIsNotQuick() {
+        let now = ContinuousClock.now
+        var endpoints = QuickEndpoints(enabled: true)
+        for round in 0..<100 {
+            endpoints.finished("busy", after: round % 10 == 0 ? .seconds(10) : .milliseconds(5), now: now)
+        }
+        #expect(!endpoints.contains("busy"))
+    }
+
+    @Test("endpoints unused for a while are forgotten (templated hosts would otherwise pile up)")
+    func unusedAreForgotten() {
+        let start = ContinuousClock.now
+        var endpoints = QuickEndpoints(enabled: true)
+        for host in 0..<1000 { endpoints.finished("https://tenant\(host).example", after: .milliseconds(1), now: start) }
+        for _ in 0..<QuickEndpoints.streak { endpoints.finished("https://busy.example", after: .milliseconds(1), now: start + .seconds(90)) }
+        endpoints.forget(unusedSince: start + .seconds(30))
+        #expect(endpoints.count == 1 && endpoints.contains("https://busy.example"))
     }
 }
