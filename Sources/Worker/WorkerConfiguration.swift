@@ -19,7 +19,7 @@ public struct WorkerConfiguration: Sendable {
     public var maximumInFlight: Int = 256
     /// Requests in flight at once to one endpoint (`scheme://host:port`): a slow or dead
     /// endpoint can hold at most this many of ``maximumInFlight``. For an endpoint whose
-    /// requests end within 50 ms, as many deliveries again wait in line in the HTTP client (never
+    /// last 16 requests each ended within 50 ms, as many deliveries again wait in line in the HTTP client (never
     /// more than this many at once are sent), so the endpoint is not idle while the next
     /// deliveries are written; only while ``leaseDuration`` covers two request timeouts and 2 s.
     /// Default 64.
