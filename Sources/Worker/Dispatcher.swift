@@ -122,8 +122,11 @@ final class Dispatcher {
         return connection
     }
 
-    init(configuration: WorkerConfiguration, connection: Connection, inbox: DispatcherInbox, http: HTTPClient) {
+    /// `startedAt` is the `started_at` the worker registered its row with (see ``WorkerIDCheck``),
+    /// `nil` when it could not.
+    init(configuration: WorkerConfiguration, connection: Connection, inbox: DispatcherInbox, http: HTTPClient, startedAt: String?) {
         self.configuration = configuration
+        self.startedAt = startedAt
         self.connection = connection
         self.inbox = inbox
         self.http = http
@@ -175,7 +178,7 @@ final class Dispatcher {
         defer { logBuffer.flush() }
         logBuffer.flush()
         let unwritten = recorder.finish(by: stopDeadline ?? .now)
-        if let connection { _ = try? WorkerRegistry.remove(connection, id: configuration.workerID, host: configuration.host, pid: getpid()) }
+        if let connection { _ = try? WorkerRegistry.remove(connection, id: configuration.workerID, startedAt: startedAt) }
         if unwritten > 0 || !unreleased.isEmpty || !deferred.isEmpty {
             logger.error("stopped without the database: outcomes not recorded; their leases will expire and they will be sent again", [
                 "unrecorded": unwritten, "unreleased": unreleased.count + deferred.count,
@@ -634,18 +637,27 @@ final class Dispatcher {
     /// worker started with the same `--worker-id`): the dispatcher stops then, as on a stop
     /// request, rather than share the id's claims with it.
     private(set) var workerIDTakenBy: WorkerRow?
+    /// The `started_at` of this worker's row: which start of a worker with this id the row
+    /// belongs to. It fences the heartbeat, `wants_wakeup` and the row's removal. `nil` until
+    /// a heartbeat registers the worker when the start-up check could not.
+    private var startedAt: String?
 
     private func heartbeat() {
         guard let connection else { return }
         do {
-            if let other = try WorkerRegistry.upsert(connection, id: configuration.workerID, host: configuration.host, pid: getpid(),
-                                                     version: Worker.version, listening: configuration.listen, wantsWakeup: wantsWakeup) {
+            switch try WorkerRegistry.upsert(connection, id: configuration.workerID, host: configuration.host, pid: getpid(), version: Worker.version,
+                                             listening: configuration.listen, wantsWakeup: wantsWakeup, startedAt: startedAt) {
+            case .written(let start):
+                startedAt = start
+            case .heldBy(let other):
                 logger.error("another worker took over this worker id; stopping", [
-                    "worker": configuration.workerID, "other_host": other.host, "other_pid": other.pid,
-                    "hint": WorkerIDCheck.hint,
+                    "worker": configuration.workerID, "other_host": other.host, "other_pid": other.pid, "other_started_at": other.startedAt,
+                    "hint": WorkerIDCheck.hint(for: configuration.workerID),
                 ])
                 workerIDTakenBy = other
                 return beginStopping()
+            case nil:
+                break
             }
         } catch {
             databaseFailed(error)
@@ -681,7 +693,7 @@ final class Dispatcher {
         let busy = wantsFanOut || (wantsClaim && canClaim) || inFlight.count >= configuration.maximumInFlight || awake
         guard busy == wantsWakeup else { return }
         do {
-            try WorkerRegistry.setWantsWakeup(connection, id: configuration.workerID, !busy)
+            try WorkerRegistry.setWantsWakeup(connection, id: configuration.workerID, startedAt: startedAt, !busy)
             wantsWakeup = !busy
             if !busy {
                 let now = ContinuousClock.now

@@ -34,8 +34,9 @@ public final class Worker: Sendable {
     /// - Throws: ``WorkerError`` when it cannot start: the database is unreachable or refuses
     ///   the login (``WorkerError/Code/databaseUnavailable``), its schema does not match
     ///   this binary (``WorkerError/Code/schemaMismatch``), or another live worker has its
-    ///   worker id (``WorkerError/Code/workerIDInUse``, see ``WorkerIDCheck``; also when one
-    ///   takes the id over while this worker runs: it then stops as on ``stop()`` first).
+    ///   worker id (``WorkerError/Code/workerIDInUse``, see ``WorkerIDCheck``); and after it
+    ///   stopped as on ``stop()`` because another worker took its id over while it ran
+    ///   (``WorkerError/Code/workerIDTakenOver``).
     public func run() throws(WorkerError) {
         let logger = configuration.logger
         let connection: Connection
@@ -54,7 +55,8 @@ public final class Worker: Sendable {
         }
         // Before anything is claimed: no other live worker may have this id.
         let stopping = self.stopping
-        guard try WorkerIDCheck(configuration: configuration, connection: connection).run(stopRequested: { stopping.isSet }) else { return }
+        guard case .started(let startedAt) = try WorkerIDCheck(configuration: configuration, connection: connection)
+            .run(stopRequested: { stopping.isSet }) else { return }
 
         let inbox = self.inbox
         let http: HTTPClient
@@ -86,7 +88,8 @@ public final class Worker: Sendable {
         }
         self.pruner.withLock { $0 = pruner }
         if stopping.isSet { pruner?.requestStop() }  // a stop that came before the pruner existed
-        let dispatcher = Dispatcher(configuration: configuration, connection: connection, inbox: inbox, http: http)
+        let dispatcher = Dispatcher(configuration: configuration, connection: connection, inbox: inbox, http: http,
+                                    startedAt: startedAt)
         dispatcher.run()
         pruner?.stop()
         stopping.set()
@@ -94,7 +97,7 @@ public final class Worker: Sendable {
         listenerDone.wait()
         logger.notice("worker stopped", ["worker": configuration.workerID])
         if let other = dispatcher.workerIDTakenBy {
-            throw .workerIDInUse(configuration.workerID, by: other, whileRunning: true)
+            throw .workerIDTakenOver(configuration.workerID, by: other)
         }
     }
 
@@ -125,8 +128,14 @@ public struct WorkerError: Error, Sendable, CustomStringConvertible {
         public static let databaseUnavailable = Code(rawValue: "database_unavailable")
         /// The `webhooky` schema is missing, older or newer than this binary. Exit status 4.
         public static let schemaMismatch = Code(rawValue: "schema_mismatch")
-        /// Another live worker runs with the same worker id (`--worker-id`). Exit status 5.
+        /// Another live worker runs with the same worker id (`--worker-id`): this one did not
+        /// start. Exit status 5.
         public static let workerIDInUse = Code(rawValue: "worker_id_in_use")
+        /// Another worker took this worker's id over while it ran (this one was cut off from the
+        /// database, or its heartbeat stalled, long enough to look gone): it stopped as on a
+        /// stop request. Exit status 6, which a supervisor should restart on: the restart checks
+        /// the id again, and refuses with 5 while the other is alive.
+        public static let workerIDTakenOver = Code(rawValue: "worker_id_taken_over")
         /// Something the worker needs could not be created (out of memory). Exit status 1.
         public static let internalFailure = Code(rawValue: "internal_failure")
     }
@@ -147,6 +156,7 @@ public struct WorkerError: Error, Sendable, CustomStringConvertible {
         case .databaseUnavailable: 3
         case .schemaMismatch: 4
         case .workerIDInUse: 5
+        case .workerIDTakenOver: 6
         default: 1
         }
     }

@@ -6,20 +6,26 @@ import Postgres
 /// and makes the id's row in `webhooky.workers` its own.
 ///
 /// Two workers started with one `--worker-id` (a copied command line; the default,
-/// `hostname:pid`, cannot collide) would share one row there and one `claimed_by` on
-/// deliveries: each could give back, take back or record the other's claims. What the row of
-/// the id says decides:
+/// `hostname:pid`, when containers share a hostname and each runs webhooky as pid 1) would
+/// share one row there and one `claimed_by` on deliveries: each could give back, take back or
+/// record the other's claims. What the row of the id says decides:
 ///
 /// | the row of this id | the starting worker |
 /// | --- | --- |
-/// | none, or this process's own | starts |
+/// | none | starts |
 /// | last heartbeat over 15 s ago (``freshFor``) | takes the row over and starts |
-/// | another pid on this host that no longer runs (a crashed predecessor) | takes the row over and starts |
-/// | anything else: a live twin, or a predecessor on another host that crashed | watches its heartbeat for up to 7 s (``watchFor``): when it advances, refuses to start (``WorkerError/Code/workerIDInUse``); when it does not, takes the row over and starts |
+/// | anything else: a live twin, or a predecessor that crashed | watches its heartbeat for up to 7 s (``watchFor``): when it advances, refuses to start (``WorkerError/Code/workerIDInUse``); when it does not, takes the row over and starts |
 ///
-/// Taking the row over is fenced by the heartbeat that was looked at, so of two workers started
-/// at once with one id, the second to write looks again (and finds the first alive). A twin that
-/// gets past this anyway is found by the heartbeat (``WorkerRegistry/upsertSQL``).
+/// Host and pid tell nothing here: a row with this process's host and pid is another
+/// container's (this process has written none yet), and a pid that does not run here may run
+/// in another pid namespace of the same host (containers with host networking). What tells one
+/// start of a worker from another is the row's `started_at`, set when a worker registers and
+/// fencing its heartbeat, its `wants_wakeup` and its removal.
+///
+/// Taking the row over is fenced by the start and heartbeat that were looked at, so of two
+/// workers started at once with one id, the second to write looks again (and finds the first
+/// alive). A twin that gets past this anyway is found by the heartbeat
+/// (``WorkerRegistry/upsertSQL``).
 struct WorkerIDCheck {
     /// A row whose heartbeat is older than this belongs to a worker that is gone: three
     /// heartbeat intervals, 15 s.
@@ -29,8 +35,13 @@ struct WorkerIDCheck {
     static let watchFor: Duration = WorkerRegistry.heartbeatInterval + .seconds(2)
     /// How often the row is read while watching: every 250 ms.
     static let watchEvery: Duration = .milliseconds(250)
-    /// What the operator should do about two workers with one id.
-    static let hint = "give each worker its own --worker-id, or leave it out: the default is hostname:pid"
+    /// What the operator should do about two workers with the worker id `id`.
+    static func hint(for id: String) -> String {
+        id == WorkerConfiguration.defaultWorkerID()
+            ? "the default --worker-id hostname:pid is the same in containers that share a hostname and run webhooky as the same pid: "
+                + "give each worker its own --worker-id (its container or pod name, say)"
+            : "give each worker its own --worker-id, or leave it out: the default is hostname:pid (unless containers share a hostname)"
+    }
 
     /// What a first look at the row of the id calls for.
     enum FirstLook: Equatable {
@@ -42,20 +53,14 @@ struct WorkerIDCheck {
         case watch
     }
 
-    /// What `row` (the row of the id, if any) calls for, for this process (`host`, `pid`);
-    /// `isRunning` tells whether a process id runs on this host.
-    static func firstLook(at row: WorkerRow?, host: String, pid: Int32, isRunning: (Int32) -> Bool) -> FirstLook {
-        guard let row, row.host != host || row.pid != pid else { return .start }
+    /// What `row` (the row of the id, if any) calls for. Whose host and pid it names does not
+    /// matter (see ``WorkerIDCheck``).
+    static func firstLook(at row: WorkerRow?) -> FirstLook {
+        guard let row else { return .start }
         if row.heartbeatAge > freshFor.inSeconds {
             return .takeOver(reason: "its last heartbeat was \(Duration.seconds(row.heartbeatAge).shortDescription) ago")
         }
-        if row.host == host && !isRunning(row.pid) { return .takeOver(reason: "its process no longer runs on this host") }
         return .watch
-    }
-
-    /// Whether process `pid` runs on this host (it may belong to another user).
-    static func isRunning(_ pid: Int32) -> Bool {
-        pid > 0 && (kill(pid, 0) == 0 || errno == EPERM)
     }
 
     let configuration: WorkerConfiguration
@@ -63,15 +68,24 @@ struct WorkerIDCheck {
     /// This process's id.
     let pid: Int32 = getpid()
 
+    /// How the check ended, when no other live worker holds the id.
+    enum Result: Equatable {
+        /// The row is this worker's from now on, registered with this `started_at` (which fences
+        /// its heartbeat, `wants_wakeup` and removal), or `nil` when the check could not run
+        /// (the first heartbeat that can write registers the worker).
+        case started(startedAt: String?)
+        /// A stop was requested while it watched (nothing written).
+        case stopRequested
+    }
+
     /// Makes the row of the worker's id its own, or throws ``WorkerError/Code/workerIDInUse``
-    /// when another live worker holds it. Returns `false` when `stopRequested` became true
-    /// while it watched (nothing written then).
+    /// when another live worker holds it.
     ///
     /// A statement that fails (no privilege on `webhooky.workers`, a read-only server, a lost
     /// connection) does not keep the worker from starting, as it did not before this check: it
     /// is logged, and the worker starts and backs off like any worker whose statements fail.
     /// Its heartbeat still finds a twin once it can write.
-    func run(stopRequested: () -> Bool) throws(WorkerError) -> Bool {
+    func run(stopRequested: () -> Bool) throws(WorkerError) -> Result {
         let outcome: Outcome
         do {
             outcome = try settle(stopRequested: stopRequested)
@@ -79,17 +93,17 @@ struct WorkerIDCheck {
             configuration.logger.warning("cannot check whether another worker has this worker id; starting (the heartbeat checks again)", [
                 "worker": configuration.workerID, "error": error.description,
             ])
-            return true
+            return .started(startedAt: nil)
         }
         switch outcome {
-        case .started: return true
-        case .stopRequested: return false
-        case .inUse(let other): throw .workerIDInUse(configuration.workerID, by: other, whileRunning: false)
+        case .started(let startedAt): return .started(startedAt: startedAt)
+        case .stopRequested: return .stopRequested
+        case .inUse(let other): throw .workerIDInUse(configuration.workerID, by: other)
         }
     }
 
     private enum Outcome {
-        case started
+        case started(String)
         case stopRequested
         case inUse(WorkerRow)
     }
@@ -109,7 +123,7 @@ struct WorkerIDCheck {
             var row = try WorkerRegistry.read(connection, id: configuration.workerID)
             lastSeen = row ?? lastSeen
             var reason: String?
-            switch WorkerIDCheck.firstLook(at: row, host: configuration.host, pid: pid, isRunning: WorkerIDCheck.isRunning) {
+            switch WorkerIDCheck.firstLook(at: row) {
             case .start:
                 break
             case .takeOver(let why):
@@ -117,7 +131,7 @@ struct WorkerIDCheck {
             case .watch:
                 guard let seen = row else { break }
                 logger.notice("another worker has this worker id and a fresh heartbeat: waiting to see whether it is alive before starting", [
-                    "worker": configuration.workerID, "other_host": seen.host, "other_pid": seen.pid,
+                    "worker": configuration.workerID, "other_host": seen.host, "other_pid": seen.pid, "other_started_at": seen.startedAt,
                     "heartbeat_age": Duration.seconds(seen.heartbeatAge).shortDescription, "wait_at_most": WorkerIDCheck.watchFor.shortDescription,
                 ])
                 switch try watch(seen, stopRequested: stopRequested) {
@@ -129,39 +143,48 @@ struct WorkerIDCheck {
             }
             let registered = try WorkerRegistry.register(connection, id: configuration.workerID, host: configuration.host, pid: pid,
                                                          version: Worker.version, listening: configuration.listen, replacing: row)
-            guard registered else { continue }
+            guard let startedAt = registered else { continue }
             if let reason, let row {
                 logger.notice("took over the worker id from a worker that is gone", [
-                    "worker": configuration.workerID, "previous_host": row.host, "previous_pid": row.pid, "reason": reason,
+                    "worker": configuration.workerID, "previous_host": row.host, "previous_pid": row.pid,
+                    "previous_started_at": row.startedAt, "reason": reason,
                 ])
             }
-            return .started
+            return .started(startedAt)
         }
         return try .inUse(WorkerRegistry.read(connection, id: configuration.workerID) ?? lastSeen
-            ?? WorkerRow(host: "?", pid: 0, heartbeatAt: "", heartbeatAge: 0))
+            ?? WorkerRow(host: "?", pid: 0, heartbeatAt: "", heartbeatAge: 0, startedAt: "?"))
     }
 
-    /// Reads the row until its heartbeat (or its holder) changes, it is removed, or
-    /// ``watchFor`` has passed.
+    /// Reads the row until its heartbeat (or its holder: another start) changes, it is
+    /// removed, or ``watchFor`` has passed.
     private func watch(_ seen: WorkerRow, stopRequested: () -> Bool) throws(PostgresError) -> Watched {
         let deadline = ContinuousClock.now + WorkerIDCheck.watchFor
         while ContinuousClock.now < deadline {
             if stopRequested() { return .stopRequested }
             usleep(UInt32(WorkerIDCheck.watchEvery.inSeconds * 1e6))
             guard let now = try WorkerRegistry.read(connection, id: configuration.workerID) else { return .gone }
-            if now.heartbeatAt != seen.heartbeatAt || now.host != seen.host || now.pid != seen.pid { return .alive(now) }
+            if now.heartbeatAt != seen.heartbeatAt || now.startedAt != seen.startedAt { return .alive(now) }
         }
         return .quiet
     }
 }
 
 extension WorkerError {
-    /// Another live worker runs with the worker id `id`, on `other`'s host and pid.
-    static func workerIDInUse(_ id: String, by other: WorkerRow, whileRunning: Bool) -> WorkerError {
-        let what = whileRunning
-            ? "another worker took over --worker-id \(id) while this one ran (host \(other.host), pid \(other.pid))"
-            : "another worker is running with --worker-id \(id) (host \(other.host), pid \(other.pid): its heartbeat advanced while this one waited)"
-        return WorkerError(.workerIDInUse, "\(what); \(WorkerIDCheck.hint)")
+    /// Another live worker runs with the worker id `id`: `other` (its host, pid and start).
+    static func workerIDInUse(_ id: String, by other: WorkerRow) -> WorkerError {
+        WorkerError(.workerIDInUse, """
+            another worker is running with --worker-id \(id) (host \(other.host), pid \(other.pid), started \(other.startedAt); \
+            its heartbeat advanced while this one waited); \(WorkerIDCheck.hint(for: id))
+            """)
+    }
+
+    /// Another worker, `other`, took the worker id `id` over while this one ran.
+    static func workerIDTakenOver(_ id: String, by other: WorkerRow) -> WorkerError {
+        WorkerError(.workerIDTakenOver, """
+            another worker took over --worker-id \(id) while this one ran (host \(other.host), pid \(other.pid), started \(other.startedAt)); \
+            \(WorkerIDCheck.hint(for: id))
+            """)
     }
 }
 

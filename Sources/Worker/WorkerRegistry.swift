@@ -10,55 +10,77 @@ enum WorkerRegistry {
     static let heartbeatInterval: Duration = .seconds(5)
 
     /// Refreshes the worker's row (the heartbeat), or inserts it when it is gone, and removes
-    /// rows of workers gone for good. A row that another process (another host or pid) holds
-    /// is left alone: the statement returns that row (see ``WorkerRow``), since a second worker
-    /// runs with the same id; it returns no row otherwise.
+    /// rows of workers gone for good. The row is this worker's only while its `started_at` is
+    /// the one this worker registered with (`$8`, see ``register(_:id:host:pid:version:listening:replacing:)``):
+    /// host and pid do not tell processes apart (containers that share a hostname all run as
+    /// pid 1). A row of another start is left alone. The statement returns one row, the
+    /// worker's row as written (`mine` true) or the other's (`mine` false) as it was when the
+    /// statement began; see ``WorkerRow``.
     ///
-    /// The returned row is read from the statement's snapshot, so it is the other process's
-    /// row as it was when the statement began.
+    /// Inserted again (say, after another worker removed it as stale during an outage), the
+    /// row keeps this worker's `started_at`; without one (the start-up check could not run), it
+    /// gets a new one, which the worker keeps from then on.
     static let upsertSQL = """
         WITH stale AS (
             DELETE FROM webhooky.workers WHERE heartbeat_at < now() - $6 * interval '1 second' AND id <> $1
         ), beat AS (
-            INSERT INTO webhooky.workers AS w (id, host, pid, version, listening, wants_wakeup)
-            VALUES ($1, $2, $3, $4, $5, $5 AND $7)
+            INSERT INTO webhooky.workers AS w (id, host, pid, version, started_at, listening, wants_wakeup)
+            VALUES ($1, $2, $3, $4, coalesce($8::timestamptz, now()), $5, $5 AND $7)
             ON CONFLICT (id) DO UPDATE
                SET version = excluded.version, heartbeat_at = now(), listening = excluded.listening, wants_wakeup = excluded.wants_wakeup
-             WHERE w.host = excluded.host AND w.pid = excluded.pid
-            RETURNING true
+             WHERE w.started_at = $8::timestamptz
+            RETURNING \(WorkerRow.columns(of: "w")), true
         )
-        SELECT \(WorkerRow.columns) FROM webhooky.workers WHERE id = $1 AND NOT EXISTS (SELECT FROM beat)
+        SELECT * FROM beat
+        UNION ALL
+        SELECT \(WorkerRow.columns(of: "o")), false FROM webhooky.workers o WHERE id = $1 AND NOT EXISTS (SELECT FROM beat)
         """
 
-    /// Writes the heartbeat; returns the row of the other process that holds this worker's id
-    /// instead, if one does (nothing is written then).
-    @discardableResult
-    static func upsert(_ connection: Connection, id: String, host: String, pid: Int32, version: String, listening: Bool, wantsWakeup: Bool) throws(PostgresError) -> WorkerRow? {
-        let result = try connection.query(prepared: "webhooky_worker_upsert", upsertSQL, [id, host, String(pid), version, listening ? "true" : "false", String(staleAfterSeconds), wantsWakeup ? "true" : "false"])
-        return WorkerRow(result)
+    /// What a heartbeat found.
+    enum Heartbeat {
+        /// The row is this worker's, with this `started_at` (the one it had, or a new one when
+        /// it had none).
+        case written(startedAt: String)
+        /// Another start of a worker with this id holds the row (nothing was written).
+        case heldBy(WorkerRow)
+    }
+
+    /// Writes the heartbeat of the worker that registered with `startedAt`; returns what it
+    /// found, or `nil` when the row appeared during the statement (the next heartbeat sees it).
+    static func upsert(_ connection: Connection, id: String, host: String, pid: Int32, version: String, listening: Bool, wantsWakeup: Bool,
+                       startedAt: String?) throws(PostgresError) -> Heartbeat? {
+        let result = try connection.query(prepared: "webhooky_worker_upsert", upsertSQL, [
+            id, host, String(pid), version, listening ? "true" : "false", String(staleAfterSeconds), wantsWakeup ? "true" : "false", startedAt,
+        ])
+        guard let row = WorkerRow(result) else { return nil }
+        return result[0, WorkerRow.columnCount] == "t" ? .written(startedAt: row.startedAt) : .heldBy(row)
     }
 
     /// Makes the row of `id` this process's (new `started_at`, fresh heartbeat) when it is
-    /// absent, already this process's, or still the row `replacing` that the caller looked at
-    /// (compared by its heartbeat). Returns `false`, writing nothing, when someone else wrote
-    /// the row meanwhile.
+    /// absent, or still the row `replacing` that the caller looked at (the same start and
+    /// heartbeat). A row with this host and pid is no exception: this process has written none
+    /// yet, so it is another's (a container's with the same hostname and pid). Returns the new
+    /// `started_at`, which fences every later write of the row, or `nil`, writing nothing, when
+    /// someone else wrote the row meanwhile.
     static let registerSQL = """
         INSERT INTO webhooky.workers AS w (id, host, pid, version, listening, wants_wakeup)
         VALUES ($1, $2, $3, $4, $5, $5)
         ON CONFLICT (id) DO UPDATE
            SET host = excluded.host, pid = excluded.pid, version = excluded.version, started_at = now(), heartbeat_at = now(),
                listening = excluded.listening, wants_wakeup = excluded.wants_wakeup
-         WHERE (w.host = excluded.host AND w.pid = excluded.pid) OR w.heartbeat_at = $6::timestamptz
-        RETURNING true
+         WHERE w.started_at = $6::timestamptz AND w.heartbeat_at = $7::timestamptz
+        RETURNING started_at
         """
 
-    static func register(_ connection: Connection, id: String, host: String, pid: Int32, version: String, listening: Bool, replacing previous: WorkerRow?) throws(PostgresError) -> Bool {
-        try connection.query(registerSQL, [id, host, String(pid), version, listening ? "true" : "false", previous?.heartbeatAt]).rowCount == 1
+    static func register(_ connection: Connection, id: String, host: String, pid: Int32, version: String, listening: Bool,
+                         replacing previous: WorkerRow?) throws(PostgresError) -> String? {
+        let result = try connection.query(registerSQL, [id, host, String(pid), version, listening ? "true" : "false", previous?.startedAt, previous?.heartbeatAt])
+        return result.rowCount == 1 ? result[0, 0] : nil
     }
 
     /// The row of `id`, if there is one.
     static func read(_ connection: Connection, id: String) throws(PostgresError) -> WorkerRow? {
-        WorkerRow(try connection.query("SELECT \(WorkerRow.columns) FROM webhooky.workers WHERE id = $1", [id]))
+        WorkerRow(try connection.query("SELECT \(WorkerRow.columns(of: "w")) FROM webhooky.workers w WHERE id = $1", [id]))
     }
 
     /// Sets `wants_wakeup` in a transaction that commits without waiting for the WAL flush
@@ -67,13 +89,16 @@ enum WorkerRegistry {
     /// sync each time; other sessions see the new value at commit either way. A crash that
     /// takes the flip back is harmless: the flag decides only whether emitters send a NOTIFY,
     /// and a worker that reconnects writes it again with its heartbeat (meanwhile it polls).
+    ///
+    /// Only the row of the worker's own start (`started_at`) is changed: a worker whose id
+    /// another took over (it finds out at its next heartbeat) must not flip the other's flag.
     static let setWantsWakeupSQL = """
-        WITH flag AS (UPDATE webhooky.workers SET wants_wakeup = $2 WHERE id = $1)
+        WITH flag AS (UPDATE webhooky.workers SET wants_wakeup = $2 WHERE id = $1 AND started_at = $3::timestamptz)
         SELECT pg_catalog.set_config('synchronous_commit', 'off', true)
         """
 
-    static func setWantsWakeup(_ connection: Connection, id: String, _ wants: Bool) throws(PostgresError) {
-        try connection.query(prepared: "webhooky_worker_wakeup", setWantsWakeupSQL, [id, wants ? "true" : "false"])
+    static func setWantsWakeup(_ connection: Connection, id: String, startedAt: String?, _ wants: Bool) throws(PostgresError) {
+        try connection.query(prepared: "webhooky_worker_wakeup", setWantsWakeupSQL, [id, wants ? "true" : "false", startedAt])
     }
 
     /// Clears the bits of `webhooky.wanted_events` that no enabled webhook needs any more, so
@@ -83,17 +108,21 @@ enum WorkerRegistry {
         try connection.query(prepared: "webhooky_refresh_wanted", "SELECT webhooky.refresh_wanted_events()", [])
     }
 
-    /// Removes the worker's row, if it is still this process's (not a second worker's with the
-    /// same id).
-    static func remove(_ connection: Connection, id: String, host: String, pid: Int32) throws(PostgresError) {
-        try connection.query("DELETE FROM webhooky.workers WHERE id = $1 AND host = $2 AND pid = $3", [id, host, String(pid)])
+    /// Removes the worker's row, if it is still the one it registered with `startedAt` (not
+    /// another worker's with the same id).
+    static func remove(_ connection: Connection, id: String, startedAt: String?) throws(PostgresError) {
+        try connection.query("DELETE FROM webhooky.workers WHERE id = $1 AND started_at = $2::timestamptz", [id, startedAt])
     }
 }
 
 /// A row of `webhooky.workers` as seen by another process with the same worker id.
 struct WorkerRow: Sendable {
-    /// The columns read, in order.
-    static let columns = "host, pid, heartbeat_at, extract(epoch FROM now() - heartbeat_at)"
+    /// The columns read, in order, of the table under the name `table`.
+    static func columns(of table: String) -> String {
+        "\(table).host, \(table).pid, \(table).heartbeat_at, extract(epoch FROM now() - \(table).heartbeat_at), \(table).started_at"
+    }
+    /// How many columns ``columns(of:)`` names.
+    static let columnCount = 5
 
     /// The host name it recorded.
     var host: String
@@ -103,18 +132,22 @@ struct WorkerRow: Sendable {
     var heartbeatAt: String
     /// Seconds since its last heartbeat, by the database's clock.
     var heartbeatAge: Double
+    /// When its worker registered, as PostgreSQL wrote it (compared, never parsed): what tells
+    /// one start of a worker from another, which host and pid may not (containers).
+    var startedAt: String
 
-    /// The first row of `result` (read with ``columns``), or `nil` when it has none.
+    /// The first row of `result` (read with ``columns(of:)``), or `nil` when it has none.
     init?(_ result: QueryResult) {
         guard result.rowCount > 0, let host = result[0, 0], let pid = result[0, 1].flatMap({ Int32($0) }),
-              let heartbeatAt = result[0, 2], let age = result[0, 3].flatMap({ Double($0) }) else { return nil }
-        self.init(host: host, pid: pid, heartbeatAt: heartbeatAt, heartbeatAge: age)
+              let heartbeatAt = result[0, 2], let age = result[0, 3].flatMap({ Double($0) }), let startedAt = result[0, 4] else { return nil }
+        self.init(host: host, pid: pid, heartbeatAt: heartbeatAt, heartbeatAge: age, startedAt: startedAt)
     }
 
-    init(host: String, pid: Int32, heartbeatAt: String, heartbeatAge: Double) {
+    init(host: String, pid: Int32, heartbeatAt: String, heartbeatAge: Double, startedAt: String) {
         self.host = host
         self.pid = pid
         self.heartbeatAt = heartbeatAt
         self.heartbeatAge = heartbeatAge
+        self.startedAt = startedAt
     }
 }

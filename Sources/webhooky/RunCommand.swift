@@ -51,7 +51,8 @@ enum RunCommand {
         Durations: 500ms, 5s, 2m, 1h, 1d. Exit status: 0 stopped cleanly; 2 bad options;
         3 database unreachable or login refused; 4 schema missing or of another version;
         5 another live worker has this --worker-id (checked at the start, which may wait up to
-        7s for its heartbeat, and at every heartbeat of this worker);
+        7s for its heartbeat); 6 another worker took this --worker-id over while this one ran
+        (found at a heartbeat; restart it: the restart checks again);
         130 a second SIGTERM or SIGINT (stopped at once, without waiting for requests).
 
         Examples:

@@ -4,7 +4,8 @@ import Glibc
 // tail, status, doctor), or try it all in a demo.
 // Exit status: 0 success; 1 unexpected failure, or (doctor) something needs attention;
 // 2 usage error; 3 database unreachable or login refused; 4 schema missing, older or newer than
-// this binary; 5 a migration failed.
+// this binary; 5 a migration failed, or (run) another live worker has this --worker-id; 6 (run)
+// another worker took this --worker-id over while this one ran.
 
 signal(SIGPIPE, SIG_IGN)
 var arguments = Array(CommandLine.arguments.dropFirst())

@@ -78,7 +78,7 @@ import Testing
         ]),
         ("release", ["{11,21}", "w1", "0"]),
         ("reap", []),
-        ("heartbeat", ["w1", "host", "1", "1.0.0", "true", "120", "true"]),
+        ("heartbeat", ["w1", "host", "1", "1.0.0", "true", "120", "true", "2026-01-01 00:00:00+00"]),
     ] as [(String, [String])])
     func findsItsRowsThroughIndexes(name: String, parameters: [String]) throws {
         let sql = try #require(StatementPlanTests.statements[name])
@@ -121,13 +121,13 @@ import Testing
         let shop = try Shop()
         let connection = try shop.database.connect()
         try Dispatcher.prepareSession(connection, logger: Logger(level: .error))
-        try WorkerRegistry.upsert(connection, id: "w1", host: "h", pid: 1, version: "v", listening: true, wantsWakeup: true)
+        let startedAt = try WorkerRegistry.register(connection, id: "w1", host: "h", pid: 1, version: "v", listening: true, replacing: nil)
         #expect(try shop.column("SELECT wants_wakeup::text FROM webhooky.workers") == ["true"])
 
-        try WorkerRegistry.setWantsWakeup(connection, id: "w1", false)
+        try WorkerRegistry.setWantsWakeup(connection, id: "w1", startedAt: startedAt, false)
         #expect(try shop.column("SELECT wants_wakeup::text FROM webhooky.workers") == ["false"], "seen by other sessions at once")
         #expect(try connection.query("SHOW synchronous_commit").scalar == "on", "the next statements commit durably again")
-        try WorkerRegistry.setWantsWakeup(connection, id: "w1", true)
+        try WorkerRegistry.setWantsWakeup(connection, id: "w1", startedAt: startedAt, true)
         #expect(try shop.column("SELECT wants_wakeup::text FROM webhooky.workers") == ["true"])
         #expect(try connection.query("SHOW synchronous_commit").scalar == "on")
     }
