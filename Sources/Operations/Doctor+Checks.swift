@@ -183,16 +183,24 @@ extension Doctor {
             """)
         var total = 0
         var details: [String] = []
+        var withDeletedWebhooks = 0
         for row in 0..<result.rowCount {
             let count = result[row, 2].flatMap { Int($0) } ?? 0
+            guard let name = result[row, 1] else {
+                // Ended with their webhook ("webhook deleted"): nothing to look into or send again.
+                withDeletedWebhooks += count
+                continue
+            }
             total += count
-            details.append("webhook \(result[row, 0] ?? "?")\(result[row, 1].map { $0.isEmpty ? "" : " \"\($0)\"" } ?? " (deleted)"): \(TextFormatting.count(count))")
+            details.append("webhook \(result[row, 0] ?? "?")\(name.isEmpty ? "" : " \"\(name)\""): \(TextFormatting.count(count))")
         }
-        guard total > 0 else { return DoctorCheck(.ok, "dead", "no delivery gave up in the last 24 h") }
+        let deletedNote = withDeletedWebhooks == 0 ? ""
+            : "\(total == 0 ? "" : "; ")\(TextFormatting.count(withDeletedWebhooks)) ended with \(withDeletedWebhooks == 1 ? "its deleted webhook" : "their deleted webhooks")"
+        guard total > 0 else { return DoctorCheck(.ok, "dead", "no delivery gave up in the last 24 h" + (deletedNote.isEmpty ? "" : " (\(deletedNote))")) }
         details.append("Why: SELECT id, webhook_id, last_status, last_error FROM webhooky.deliveries WHERE state = 'dead' ORDER BY completed_at DESC LIMIT 20;")
         // By creation time: a delivery dies some 52 h after it was created (the retry schedule).
         details.append("Once the endpoint works, send them again: SELECT webhooky.redeliver_webhook(WEBHOOK_ID, now() - interval '3 days');")
-        return DoctorCheck(.warn, "dead", "\(TextFormatting.count(total)) \(total == 1 ? "delivery" : "deliveries") gave up (dead) in the last 24 h", details: details)
+        return DoctorCheck(.warn, "dead", "\(TextFormatting.count(total)) \(total == 1 ? "delivery" : "deliveries") gave up (dead) in the last 24 h" + deletedNote, details: details)
     }
 
     /// Failing webhooks and those Webhooky disabled (WARN), those disabled by hand (noted).

@@ -58,6 +58,9 @@ final class Dispatcher {
     private var wantsClaim = true
     /// Whether events may be waiting for their deliveries (after a NOTIFY, a poll, a full batch).
     private var wantsFanOut = true
+    /// A NOTIFY came since the last fan-out. If that fan-out finds no event, the NOTIFY was
+    /// about deliveries that are due (a test, a redelivery, a webhook enabled again): claim.
+    private var notifiedSinceFanOut = false
     /// Fan-outs continue after the last event fanned out, so that they do not wade through the
     /// index entries of events already done; 0 looks from the start again (after a short batch,
     /// and at least once per poll interval), which finds events whose transactions committed
@@ -142,7 +145,10 @@ final class Dispatcher {
         while true {
             let news = inbox.take()
             turnStarted = .now
-            if news.notified { wantsFanOut = true }
+            if news.notified {
+                wantsFanOut = true
+                notifiedSinceFanOut = true
+            }
             if news.stopRequested && stopDeadline == nil { beginStopping() }
             for result in news.results { finish(result) }
 
@@ -327,6 +333,10 @@ final class Dispatcher {
             return
         }
         eventRate.found(fanOut.events, now: .now)
+        if notifiedSinceFanOut {
+            notifiedSinceFanOut = false
+            if fanOut.events == 0 { wantsClaim = true }
+        }
         if fanOut.stopped {
             // Wait for room; the events before the one that did not fit are done.
             let since = fanOut.events == 0 ? fanOutHold?.since ?? .now : .now

@@ -140,19 +140,26 @@ enum RunCommand {
     }
 }
 
-/// Turns SIGTERM and SIGINT into a call of `onStop`; a second signal exits at once (status 130).
+/// Turns SIGTERM and SIGINT into a call of `onStop`; a second signal, of either kind, exits at
+/// once (status 130).
 final class SignalHandler {
+    /// Signals received so far, of both kinds; read and written only on the handlers' queue.
+    private final class Count: @unchecked Sendable {
+        var received = 0
+    }
+
     private var sources: [any DispatchSourceSignal] = []
 
     init(onStop: @escaping @Sendable () -> Void) {
         let queue = DispatchQueue(label: "webhooky-signals")
+        let count = Count()
         for number in [SIGTERM, SIGINT] {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
-            var received = 0
-            source.setEventHandler {
-                received += 1
-                if received > 1 { _exit(130) }
+            source.setEventHandler {  // holds its source: both live as long as the process
+                // Signals that came together arrive as one event: `data` counts them.
+                count.received += max(1, Int(source.data))
+                if count.received > 1 { _exit(130) }
                 onStop()
             }
             source.resume()

@@ -10,6 +10,8 @@ import Glibc
 signal(SIGPIPE, SIG_IGN)
 var arguments = Array(CommandLine.arguments.dropFirst())
 let command = arguments.isEmpty ? "help" : arguments.removeFirst()
+/// What an unknown command's error says.
+let knownCommands = "the commands are run, migrate, preview, tail, status, doctor, demo and version (see webhooky --help)"
 
 /// The commands, by name.
 let commands: [String: ([String]) -> Int32] = [
@@ -26,6 +28,9 @@ if let run = commands[command] {
         // `webhooky help run` is `webhooky run --help`.
         if let topic = arguments.first, let help = commands[topic] {
             status = help(["--help"])
+        } else if let topic = arguments.first {
+            Help.fail("no help on \"\(topic)\": \(knownCommands)")
+            status = 2
         } else {
             print(Help.overview)
             status = 0
@@ -34,7 +39,7 @@ if let run = commands[command] {
         print("webhooky \(Help.version) (schema version \(Help.schemaVersion))")
         status = 0
     default:
-        Help.fail("unknown command \"\(command)\"; the commands are run, migrate, preview, tail, status, doctor, demo and version (see webhooky --help)")
+        Help.fail("unknown command \"\(command)\"; \(knownCommands)")
         status = 2
     }
 }

@@ -39,5 +39,9 @@ import Testing
         let outcome = try CommandProcess.run(["stats"])
         #expect(outcome.status == 2)
         #expect(outcome.errors.contains("unknown command \"stats\"; the commands are run, migrate, preview, tail, status, doctor, demo and version"))
+        let help = try CommandProcess.run(["help", "stats"])
+        #expect(help.status == 2)
+        #expect(help.errors.contains("no help on \"stats\": the commands are run, migrate, preview, tail, status, doctor, demo and version"))
+        #expect(help.output.isEmpty, "not the overview as if all were well")
     }
 }

@@ -123,6 +123,25 @@ import Testing
         #expect(outcome.output.contains("SELECT webhooky.redeliver_webhook(WEBHOOK_ID, now() - interval '3 days');"))
     }
 
+    @Test("doctor: deliveries that ended dead with their deleted webhook are counted apart, without a redelivery hint")
+    func deadWithDeletedWebhooks() throws {
+        let database = try AdminDatabase()
+        let gone = try database.addWebhook(url: "https://erp.example.com/gone")
+        _ = try database.addDelivery(webhook: gone, state: "pending")
+        try database.connection.query("SELECT webhooky.delete_webhook($1)", [String(gone)])
+        let onlyDeleted = try database.run(["doctor"])
+        #expect(StatusAndDoctorTests.finding(onlyDeleted.output, "dead") == "OK    dead          no delivery gave up in the last 24 h (1 ended with its deleted webhook)",
+                "\(onlyDeleted.output)")
+        #expect(!onlyDeleted.output.contains("redeliver_webhook"))
+
+        let kept = try database.addWebhook(url: "https://erp.example.com/kept")
+        _ = try database.addDelivery(webhook: kept, state: "dead", attempts: 12)
+        let both = try database.run(["doctor"])
+        #expect(StatusAndDoctorTests.finding(both.output, "dead") == "WARN  dead          1 delivery gave up (dead) in the last 24 h; 1 ended with its deleted webhook")
+        #expect(both.output.contains("webhook \(kept) \"test\": 1"))
+        #expect(!both.output.contains("(deleted)"))
+    }
+
     @Test("doctor: an event type whose events stopped far beyond their usual pace is a WARN: has a trigger been dropped?")
     func oldLastEvent() throws {
         let database = try AdminDatabase()

@@ -44,6 +44,32 @@ import Worker
         }
     }
 
+    @Test("a test delivery and a redelivery go out at once when the worker is idle, not at its next poll")
+    func testsAndRedeliveriesDoNotWaitForThePoll() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver()
+        let webhook = try shop.addWebhook(url: receiver.baseURL + "/t")
+        var configuration = shop.workerConfiguration()
+        configuration.pollInterval = .seconds(60)  // only a NOTIFY can find them
+        let worker = RunningWorker(configuration)
+        defer { worker.stop() }
+        _ = try shop.waitFor("SELECT count(*) FROM webhooky.workers WHERE wants_wakeup") { $0 == "1" }
+        Thread.sleep(forTimeInterval: 0.5)  // past the quick looks after going idle
+
+        var started = ContinuousClock.now
+        let test = try #require(shop.column("SELECT webhooky.send_test($1)", [String(webhook)]).first ?? nil)
+        #expect(receiver.waitForRequests(1, timeout: .seconds(10)).count == 1)
+        #expect(ContinuousClock.now - started < .seconds(3), "the test waited \(ContinuousClock.now - started)")
+        #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries WHERE id = \(test ?? "0")") { $0 == "succeeded" } == "succeeded")
+
+        _ = try shop.waitFor("SELECT count(*) FROM webhooky.workers WHERE wants_wakeup") { $0 == "1" }
+        Thread.sleep(forTimeInterval: 0.5)
+        started = ContinuousClock.now
+        try shop.connection.query("SELECT webhooky.redeliver($1)", [test])
+        #expect(receiver.waitForRequests(2, timeout: .seconds(10)).count == 2)
+        #expect(ContinuousClock.now - started < .seconds(3), "the redelivery waited \(ContinuousClock.now - started)")
+    }
+
     @Test("redeliver: a dead delivery goes out again with the same webhook-id and a fresh schedule")
     func redeliverOne() throws {
         let shop = try Shop()

@@ -97,6 +97,23 @@ import Worker
         #expect(worker.wait() == 0)
     }
 
+    @Test("a second stop signal exits at once (status 130), whichever kind each is", arguments: [(SIGTERM, SIGINT), (SIGINT, SIGTERM), (SIGTERM, SIGTERM)])
+    func secondSignalExitsAtOnce(first: Int32, second: Int32) throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver { _, _ in .hang }
+        defer { receiver.stop() }
+        try shop.addWebhook(url: receiver.baseURL + "/hangs")
+        let worker = try WorkerProcess(database: shop.database.conninfo, workerID: "signals", arguments: ["--shutdown-grace", "20s"])
+        try shop.setCredit("1")
+        #expect(receiver.waitForRequests(1, timeout: .seconds(20)).count == 1)
+        worker.send(first)
+        Thread.sleep(forTimeInterval: 0.5)
+        let started = ContinuousClock.now
+        worker.send(second)
+        #expect(worker.wait() == 130)
+        #expect(ContinuousClock.now - started < .seconds(5), "it waited for the 20 s grace period")
+    }
+
     @Test("three workers: each delivery sent exactly once; stopping or killing one loses nothing")
     func threeWorkers() throws {
         let shop = try Shop()
