@@ -59,8 +59,11 @@ final class Dispatcher {
     /// Whether events may be waiting for their deliveries (after a NOTIFY, a poll, a full batch).
     private var wantsFanOut = true
     /// A NOTIFY came since the last fan-out. If that fan-out finds no event, the NOTIFY was
-    /// about deliveries that are due (a test, a redelivery, a webhook enabled again): claim.
+    /// about deliveries that are due (a test, a redelivery, a webhook enabled again), or came
+    /// late for an event fanned out already: claim within ``claimAfterNotify``, at most once
+    /// per that long (a stream of late NOTIFYs must not cost a claim each).
     private var notifiedSinceFanOut = false
+    private static let claimAfterNotify: Duration = .milliseconds(50)
     /// Fan-outs continue after the last event fanned out, so that they do not wade through the
     /// index entries of events already done; 0 looks from the start again (after a short batch,
     /// and at least once per poll interval), which finds events whose transactions committed
@@ -335,7 +338,10 @@ final class Dispatcher {
         eventRate.found(fanOut.events, now: .now)
         if notifiedSinceFanOut {
             notifiedSinceFanOut = false
-            if fanOut.events == 0 { wantsClaim = true }
+            if fanOut.events == 0 {
+                let soon = ContinuousClock.now + Dispatcher.claimAfterNotify
+                claimDeferredAt = min(claimDeferredAt ?? soon, soon)
+            }
         }
         if fanOut.stopped {
             // Wait for room; the events before the one that did not fit are done.
