@@ -176,10 +176,10 @@ extension Doctor {
     /// Deliveries that ended dead in the last 24 hours, per webhook; any is a WARN.
     func deadCheck(_ connection: Connection) throws(PostgresError) -> DoctorCheck {
         let result = try connection.query("""
-            SELECT d.webhook_id, w.name, count(*)
+            SELECT d.webhook_id, CASE WHEN d.last_error = 'webhook deleted' THEN NULL ELSE coalesce(w.name, '') END, count(*), bool_or(w.id IS NULL)
               FROM webhooky.deliveries d LEFT JOIN webhooky.webhooks w ON w.id = d.webhook_id
              WHERE d.state = 'dead' AND d.completed_at > now() - interval '24 hours'
-             GROUP BY d.webhook_id, w.name ORDER BY count(*) DESC, d.webhook_id
+             GROUP BY 1, 2 ORDER BY count(*) DESC, d.webhook_id
             """)
         var total = 0
         var details: [String] = []
@@ -188,11 +188,13 @@ extension Doctor {
             let count = result[row, 2].flatMap { Int($0) } ?? 0
             guard let name = result[row, 1] else {
                 // Ended with their webhook ("webhook deleted"): nothing to look into or send again.
+                // (Those that died first and whose webhook was deleted since stay listed.)
                 withDeletedWebhooks += count
                 continue
             }
             total += count
-            details.append("webhook \(result[row, 0] ?? "?")\(name.isEmpty ? "" : " \"\(name)\""): \(TextFormatting.count(count))")
+            let label = result[row, 3] == "t" ? " (deleted since)" : name.isEmpty ? "" : " \"\(name)\""
+            details.append("webhook \(result[row, 0] ?? "?")\(label): \(TextFormatting.count(count))")
         }
         let deletedNote = withDeletedWebhooks == 0 ? ""
             : "\(total == 0 ? "" : "; ")\(TextFormatting.count(withDeletedWebhooks)) ended with \(withDeletedWebhooks == 1 ? "its deleted webhook" : "their deleted webhooks")"

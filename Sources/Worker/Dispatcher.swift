@@ -42,6 +42,8 @@ final class Dispatcher {
     /// `claimDeferredAt`), so that a full endpoint is never claimed and given back in a loop.
     private var deferred: [(id: Int64, endpointKnown: Bool)] = []
     private var claimDeferredAt: ContinuousClock.Instant?
+    /// When to claim after a NOTIFY that found no event (see ``notifiedSinceFanOut``).
+    private var claimAfterNotifyAt: ContinuousClock.Instant?
     /// Deliveries held per endpoint and per webhook: requests in flight, and requests waiting in
     /// the HTTP client's line for their endpoint (see ``budget(of:)``).
     private var endpointLoad: [String: Int] = [:]
@@ -223,6 +225,10 @@ final class Dispatcher {
             nextPoll = now + configuration.pollInterval
             quickEndpoints.forget(unusedSince: now - .seconds(60))
         }
+        if let due = claimAfterNotifyAt, now >= due {
+            claimAfterNotifyAt = nil
+            wantsClaim = true
+        }
         if let due = claimDeferredAt, now >= due {
             claimDeferredAt = nil
             wantsClaim = true
@@ -339,8 +345,7 @@ final class Dispatcher {
         if notifiedSinceFanOut {
             notifiedSinceFanOut = false
             if fanOut.events == 0 {
-                let soon = ContinuousClock.now + Dispatcher.claimAfterNotify
-                claimDeferredAt = min(claimDeferredAt ?? soon, soon)
+                claimAfterNotifyAt = claimAfterNotifyAt ?? .now + Dispatcher.claimAfterNotify
             }
         }
         if fanOut.stopped {
@@ -533,7 +538,9 @@ final class Dispatcher {
         webhookLoad[entry.webhookID, default: 1] -= 1
         if webhookLoad[entry.webhookID] == 0 { webhookLoad[entry.webhookID] = nil }
         if frees(endpoint: entry.endpoint, webhookID: entry.webhookID) { wantsClaim = true }
-        quickEndpoints.finished(entry.endpoint, after: result.duration, now: turnStarted)
+        // Only an answer says how quick the endpoint is (a refused connection or a cancelled
+        // request takes no time at all).
+        if case .success = result.outcome { quickEndpoints.finished(entry.endpoint, after: result.duration, now: turnStarted) }
         let attemptResult: DeliveryStateMachine.AttemptResult
         var responseBody: String? = nil
         switch result.outcome {
@@ -778,6 +785,7 @@ final class Dispatcher {
         if awake { wake = min(wake, nextAwakeCheck) }
         if let first = firstUnrecordedAt { wake = min(wake, first + Dispatcher.recordingDelay) }
         if let claimDeferredAt { wake = min(wake, claimDeferredAt) }
+        if let claimAfterNotifyAt { wake = min(wake, claimAfterNotifyAt) }
         if wantsFanOut, let hold = fanOutHold { wake = min(wake, hold.since + configuration.fanOutPatience) }
         if !databaseUsable { wake = databaseBackoffUntil }
         if let stopDeadline { wake = min(wake, stopDeadline) }
