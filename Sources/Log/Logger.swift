@@ -243,9 +243,14 @@ public final class LogBuffer: Sendable {
 }
 
 extension Duration {
+    /// The duration in seconds, with its fraction.
+    public var inSeconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+
     /// A short human form for logs and messages: `250ms`, `1.5s`, `60s`.
     public var shortDescription: String {
-        let milliseconds = Double(components.seconds) * 1000 + Double(components.attoseconds) / 1e15
+        let milliseconds = inSeconds * 1000
         if milliseconds < 1000 { return "\(Int(milliseconds.rounded()))ms" }
         let seconds = (milliseconds / 100).rounded() / 10
         return seconds == seconds.rounded() ? "\(Int(seconds))s" : "\(seconds)s"

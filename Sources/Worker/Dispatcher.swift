@@ -47,10 +47,11 @@ final class Dispatcher {
     /// Deliveries held per endpoint and per webhook: requests in flight, and requests waiting in
     /// the HTTP client's line for their endpoint (see ``budget(of:)``).
     private var endpointLoad: [String: Int] = [:]
+    private var webhookLoad: [Int64: Int] = [:]
+    /// Which endpoints answer quickly enough to get a line (see ``budget(of:)``).
     private var quickEndpoints: QuickEndpoints
     /// When the current turn of the loop began (the time of the results it handles).
     private var turnStarted: ContinuousClock.Instant = .now
-    private var webhookLoad: [Int64: Int] = [:]
     /// Webhooks with due deliveries that their endpoint's limit held back (a claim cut short by
     /// their share, a fan-out that left them pending): when a request to that endpoint finishes
     /// (of any webhook: several may share one), claim again; their deliveries would otherwise
@@ -104,6 +105,15 @@ final class Dispatcher {
     private var backoff = Backoff()
     private var random = SystemRandomNumberGenerator()
     private var stopDeadline: ContinuousClock.Instant?
+    /// The other process that holds this worker's id, once a heartbeat found one (a second
+    /// worker started with the same `--worker-id`): the dispatcher stops then, as on a stop
+    /// request, rather than share the id's claims with it.
+    private(set) var workerIDTakenBy: WorkerRow?
+    /// The `started_at` of this worker's row: which start of a worker with this id the row
+    /// belongs to. It fences the heartbeat, `wants_wakeup` and the row's removal. `nil` until
+    /// a heartbeat registers the worker when the start-up check could not.
+    private var startedAt: String?
+
     /// Finished attempts since the last summary line (see ``DeliveryTally``).
     private var tally: DeliveryTally
 
@@ -567,7 +577,7 @@ final class Dispatcher {
 
     private func complete(deliveryID: Int64, webhookID: Int64, attempt: Int, completion: DeliveryStateMachine.Completion,
                           startedAt: Double, duration: Duration, responseBody: String?) {
-        let milliseconds = Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
+        let milliseconds = duration.inSeconds * 1000
         if unrecorded.isEmpty { firstUnrecordedAt = .now }
         unrecorded.append(AttemptRecord(
             deliveryID: deliveryID, webhookID: webhookID, attempt: attempt, completion: completion,
@@ -655,15 +665,6 @@ final class Dispatcher {
     }
 
     // MARK: Heartbeat and wake-ups
-
-    /// The other process that holds this worker's id, once a heartbeat found one (a second
-    /// worker started with the same `--worker-id`): the dispatcher stops then, as on a stop
-    /// request, rather than share the id's claims with it.
-    private(set) var workerIDTakenBy: WorkerRow?
-    /// The `started_at` of this worker's row: which start of a worker with this id the row
-    /// belongs to. It fences the heartbeat, `wants_wakeup` and the row's removal. `nil` until
-    /// a heartbeat registers the worker when the start-up check could not.
-    private var startedAt: String?
 
     private func heartbeat() {
         guard let connection else { return }

@@ -165,27 +165,33 @@ final class OutcomeRecorder: Sendable {
             logger.warning("recording a batch of outcomes failed; recording them one by one", ["count": batch.count, "error": error.message])
         }
         while let record = batch.first {
-            do {
-                logDisabled(try DeliveryStore.record(connection, [record], workerID: configuration.workerID, autoDisable: configuration.autoDisable))
-            } catch where !error.isTransient && connection.isConnected {
-                do {
-                    logDisabled(try DeliveryStore.record(connection, [record.withoutResponseBody], workerID: configuration.workerID, autoDisable: configuration.autoDisable))
-                } catch where !error.isTransient && connection.isConnected {
-                    // Last: the delivery and its attempt without the webhook's health (nor a
-                    // disable), so that a failing health update cannot make the delivery repeat.
-                    do {
-                        _ = try DeliveryStore.record(connection, [record.withoutResponseBody], workerID: configuration.workerID, autoDisable: nil, health: false)
-                        logger.error("recorded an attempt without its webhook's health, which could not be updated",
-                                     ["delivery": record.deliveryID, "webhook": record.webhookID, "error": error.message])
-                    } catch where !error.isTransient && connection.isConnected {
-                        logger.error("cannot record an attempt; dropped it (the delivery will be sent again when its lease expires)",
-                                     ["delivery": record.deliveryID, "error": error.message])
-                    }
-                }
-            }
+            try writeAlone(record, on: connection)
             batch.removeFirst()
             state.withLock { $0.writing = batch.count }
         }
+    }
+
+    /// Writes one outcome that its batch could not: as it is, then without its response body,
+    /// then also without its webhook's health (nor a disable), so that a failing health update
+    /// cannot make the delivery repeat; drops it, saying so, only if all three are refused. A
+    /// lost connection is thrown (the outcome is written after reconnecting).
+    private func writeAlone(_ record: AttemptRecord, on connection: Connection) throws(PostgresError) {
+        var refusal: PostgresError?
+        for (record, health) in [(record, true), (record.withoutResponseBody, true), (record.withoutResponseBody, false)] {
+            do {
+                logDisabled(try DeliveryStore.record(connection, [record], workerID: configuration.workerID,
+                                                     autoDisable: health ? configuration.autoDisable : nil, health: health))
+                if !health, let refusal {
+                    logger.error("recorded an attempt without its webhook's health, which could not be updated",
+                                 ["delivery": record.deliveryID, "webhook": record.webhookID, "error": refusal.message])
+                }
+                return
+            } catch where !error.isTransient && connection.isConnected {
+                refusal = error
+            }
+        }
+        logger.error("cannot record an attempt; dropped it (the delivery will be sent again when its lease expires)",
+                     ["delivery": record.deliveryID, "error": refusal?.message ?? ""])
     }
 
     private func logDisabled(_ result: DeliveryStore.RecordResult) {

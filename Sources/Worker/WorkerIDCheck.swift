@@ -187,10 +187,3 @@ extension WorkerError {
             """)
     }
 }
-
-extension Duration {
-    /// The duration in seconds.
-    var inSeconds: Double {
-        Double(components.seconds) + Double(components.attoseconds) / 1e18
-    }
-}

@@ -136,18 +136,13 @@ struct WorkerRow: Sendable {
     /// one start of a worker from another, which host and pid may not (containers).
     var startedAt: String
 
+}
+
+extension WorkerRow {
     /// The first row of `result` (read with ``columns(of:)``), or `nil` when it has none.
     init?(_ result: QueryResult) {
         guard result.rowCount > 0, let host = result[0, 0], let pid = result[0, 1].flatMap({ Int32($0) }),
               let heartbeatAt = result[0, 2], let age = result[0, 3].flatMap({ Double($0) }), let startedAt = result[0, 4] else { return nil }
         self.init(host: host, pid: pid, heartbeatAt: heartbeatAt, heartbeatAge: age, startedAt: startedAt)
-    }
-
-    init(host: String, pid: Int32, heartbeatAt: String, heartbeatAge: Double, startedAt: String) {
-        self.host = host
-        self.pid = pid
-        self.heartbeatAt = heartbeatAt
-        self.heartbeatAge = heartbeatAge
-        self.startedAt = startedAt
     }
 }

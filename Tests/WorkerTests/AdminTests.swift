@@ -60,7 +60,7 @@ import Worker
         let test = try #require(shop.column("SELECT webhooky.send_test($1)", [String(webhook)]).first ?? nil)
         #expect(receiver.waitForRequests(1, timeout: .seconds(10)).count == 1)
         #expect(ContinuousClock.now - started < .seconds(3), "the test waited \(ContinuousClock.now - started)")
-        #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries WHERE id = \(test ?? "0")") { $0 == "succeeded" } == "succeeded")
+        #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries WHERE id = \(test)") { $0 == "succeeded" } == "succeeded")
 
         _ = try shop.waitFor("SELECT count(*) FROM webhooky.workers WHERE wants_wakeup") { $0 == "1" }
         Thread.sleep(forTimeInterval: 0.5)
