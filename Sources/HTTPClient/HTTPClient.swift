@@ -69,6 +69,10 @@ public final class HTTPClient: Sendable {
             /// Set by ``HTTPClient/stopStarting()``: nothing more starts.
             var startsNothing = false
             var stopping = false
+            /// Whether the client's thread was woken since it last took the requests: then
+            /// waking it again would not make it take them sooner (one system call saved per
+            /// batch sent while it works).
+            var woken = false
         }
 
         let state = Mutex(State())
@@ -93,7 +97,10 @@ public final class HTTPClient: Sendable {
         let thread = Thread {
             let loop = TransferLoop(multi: multi, configuration: configuration, completion: completion)
             loop.run { inbox.state.withLock { state in
-                defer { state.requests.removeAll(keepingCapacity: true) }
+                defer {
+                    state.requests.removeAll(keepingCapacity: true)
+                    state.woken = false
+                }
                 return (state.requests, state.startsNothing, state.stopping)
             } }
             multi.finishedSignal.signal()
@@ -105,8 +112,14 @@ public final class HTTPClient: Sendable {
     /// Queues `requests`; their results arrive through the completion handler.
     public func send(_ requests: [HTTPRequest]) {
         guard !requests.isEmpty else { return }
-        inbox.state.withLock { $0.requests.append(contentsOf: requests) }
-        multi.wakeUp()
+        let alreadyWoken = inbox.state.withLock { state in
+            state.requests.append(contentsOf: requests)
+            defer { state.woken = true }
+            return state.woken
+        }
+        // The thread takes requests after every wake-up it consumes, so a wake-up still
+        // pending covers these too.
+        if !alreadyWoken { multi.wakeUp() }
     }
 
     /// Starts no more requests: those waiting for their turn, and any sent from now on, finish

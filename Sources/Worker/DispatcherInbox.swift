@@ -15,7 +15,15 @@ final class DispatcherInbox: Sendable {
         var stopRequested = false
     }
 
-    private let news = Mutex(News())
+    private struct State {
+        var news = News()
+        /// Whether a byte was written to the pipe since the last ``take()``: then one more
+        /// would wake the dispatcher no sooner, and the write is left out (a system call and
+        /// often a context switch saved per batch of results).
+        var signalled = false
+    }
+
+    private let state = Mutex(State())
     /// A non-blocking pipe: a byte written to `wakeWrite` makes `wakeRead` readable. Both ends
     /// live as long as the inbox.
     private let wakeRead: Int32
@@ -57,13 +65,18 @@ final class DispatcherInbox: Sendable {
 
     /// Takes everything that arrived (a stop, once requested, stays requested).
     func take() -> News {
+        // The pipe is emptied before `signalled` is cleared: news posted in between is taken
+        // here, and news posted after it writes a byte again, so none waits unsignalled.
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 256) { scratch in
             // A short read emptied the pipe; a full one may have left more.
             while read(wakeRead, scratch.baseAddress, scratch.count) == scratch.count {}
         }
-        return news.withLock { news in
-            defer { news = News(stopRequested: news.stopRequested) }
-            return news
+        return state.withLock { state in
+            defer {
+                state.news = News(stopRequested: state.news.stopRequested)
+                state.signalled = false
+            }
+            return state.news
         }
     }
 
@@ -76,7 +89,12 @@ final class DispatcherInbox: Sendable {
     }
 
     private func update(_ change: (inout News) -> Void) {
-        news.withLock { change(&$0) }
+        let alreadySignalled = state.withLock { state in
+            change(&state.news)
+            defer { state.signalled = true }
+            return state.signalled
+        }
+        guard !alreadySignalled else { return }
         var byte: UInt8 = 1
         _ = write(wakeWrite, &byte, 1)  // a full pipe is already readable: nothing lost
     }

@@ -99,6 +99,24 @@ func makeClient(_ configure: (inout HTTPClient.Configuration) -> Void = { _ in }
         #expect(receiver.connectionsAccepted <= 4, "200 requests over at most 4 kept-alive connections")
     }
 
+    @Test("a request sent to an idle client starts at once, every time: the client's thread is woken for each batch sent after it took the last")
+    func sendsToAnIdleClientStartAtOnce() throws {
+        let receiver = try LoopbackReceiver()
+        let (client, results) = try makeClient()
+        defer { client.shutdown() }
+        // Without a wake-up the thread would notice a request only after its 1 s poll timeout.
+        var slowest = Duration.zero
+        for round in 1...10 {
+            let start = ContinuousClock.now
+            client.send([HTTPRequest(tag: Int64(round), method: "GET", url: receiver.baseURL + "/\(round)")])
+            #expect(results.wait(for: round, timeout: 5).count == round)
+            slowest = max(slowest, ContinuousClock.now - start)
+            Thread.sleep(forTimeInterval: 0.05)  // the thread goes back to waiting
+        }
+        #expect(slowest < .milliseconds(700), "a request to an idle client took \(slowest)")
+        #expect(receiver.requests.count == 10)
+    }
+
     @Test("requests beyond an endpoint's limit wait their turn: the endpoint never has more at once, the wait is not part of their duration, and other endpoints are not held back")
     func endpointLimitQueuesRequests() throws {
         let concurrent = Mutex((now: 0, peak: 0))

@@ -38,4 +38,40 @@ import Testing
         let afterStop = DispatcherInboxTests.timed { inbox.wait(timeout: .milliseconds(300)) }
         #expect(afterStop >= .milliseconds(250), "a stop, once taken, does not keep waking the dispatcher")
     }
+
+    @Test("a post after a take wakes the next wait, however many posts came before the take (one wake-up byte per take, none lost)")
+    func postAfterTakeWakes() {
+        let inbox = DispatcherInbox()
+        for _ in 0..<100 { inbox.postNotification() }
+        #expect(inbox.take().notified)
+        inbox.wake()
+        #expect(DispatcherInboxTests.timed { inbox.wait(timeout: .seconds(5)) } < .seconds(1), "the post after the take did not wake the wait")
+        _ = inbox.take()
+        let slept = DispatcherInboxTests.timed { inbox.wait(timeout: .milliseconds(300)) }
+        #expect(slept >= .milliseconds(250), "slept only \(slept): a wake-up byte was left over")
+    }
+
+    @Test("posts racing with take and wait from another thread are never left waiting for the timeout")
+    func racingPostsAreNeverLost() {
+        let inbox = DispatcherInbox()
+        let posts = 20_000
+        let poster = Thread {
+            for index in 0..<posts {
+                inbox.postNotification()
+                if index % 64 == 0 { sched_yield() }
+            }
+            inbox.requestStop()
+        }
+        let start = ContinuousClock.now
+        poster.start()
+        var longestWait = Duration.zero
+        while true {
+            // A post whose wake-up was lost would leave this wait to its 10 s timeout.
+            let waited = DispatcherInboxTests.timed { inbox.wait(timeout: .seconds(10)) }
+            longestWait = max(longestWait, waited)
+            if inbox.take().stopRequested { break }
+        }
+        #expect(longestWait < .seconds(5), "a wait lasted \(longestWait) with news posted")
+        #expect(ContinuousClock.now - start < .seconds(8))
+    }
 }
