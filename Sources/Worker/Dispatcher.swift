@@ -67,6 +67,14 @@ final class Dispatcher {
     /// per that long (a stream of late NOTIFYs must not cost a claim each).
     private var notifiedSinceFanOut = false
     private static let claimAfterNotify: Duration = .milliseconds(50)
+    /// Since when this worker's row has said that it wants no NOTIFY (it is busy), if it does.
+    /// Emitters then send none, so a NOTIFY that reaches it after ``busyLongEnough`` comes from
+    /// someone who sends one whatever the workers say (a test delivery, a redelivery, a webhook
+    /// enabled again) or for another, idle worker: claim within ``claimAfterNotify`` as well,
+    /// although fan-outs keep finding events. (Sooner, it is more likely an emitter's that read
+    /// the flag just before it changed.)
+    private var busySince: ContinuousClock.Instant?
+    private static let busyLongEnough: Duration = .milliseconds(100)
     /// Fan-outs continue after the last event fanned out, so that they do not wade through the
     /// index entries of events already done; 0 looks from the start again (after a short batch,
     /// and at least once per poll interval), which finds events whose transactions committed
@@ -163,6 +171,7 @@ final class Dispatcher {
             if news.notified {
                 wantsFanOut = true
                 notifiedSinceFanOut = true
+                if let busySince, turnStarted - busySince >= Dispatcher.busyLongEnough { claimSoonAfterNotify() }
             }
             if news.stopRequested && stopDeadline == nil { beginStopping() }
             for result in news.results { finish(result) }
@@ -329,6 +338,11 @@ final class Dispatcher {
         return (fanOut, next.events)
     }
 
+    /// Claims within ``claimAfterNotify`` (no later than a claim already planned for a NOTIFY).
+    private func claimSoonAfterNotify() {
+        claimAfterNotifyAt = claimAfterNotifyAt ?? .now + Dispatcher.claimAfterNotify
+    }
+
     /// The next fan-out looks from the first event not fanned out (a new range).
     private func lookFromTheStart() {
         fanOutAfter = 0
@@ -354,9 +368,7 @@ final class Dispatcher {
         eventRate.found(fanOut.events, now: .now)
         if notifiedSinceFanOut {
             notifiedSinceFanOut = false
-            if fanOut.events == 0 {
-                claimAfterNotifyAt = claimAfterNotifyAt ?? .now + Dispatcher.claimAfterNotify
-            }
+            if fanOut.events == 0 { claimSoonAfterNotify() }
         }
         if fanOut.stopped {
             // Wait for room; the events before the one that did not fit are done.
@@ -719,6 +731,7 @@ final class Dispatcher {
         do {
             try WorkerRegistry.setWantsWakeup(connection, id: configuration.workerID, startedAt: startedAt, !busy)
             wantsWakeup = !busy
+            busySince = busy ? .now : nil
             if !busy {
                 let now = ContinuousClock.now
                 stragglerChecks = [1, 3, 10, 30, 100, 300].map { now + .milliseconds($0) }

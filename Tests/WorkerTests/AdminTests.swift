@@ -70,6 +70,38 @@ import Worker
         #expect(ContinuousClock.now - started < .seconds(3), "the redelivery waited \(ContinuousClock.now - started)")
     }
 
+    @Test("a test delivery and a redelivery go out within a fraction of a second also while a backlog keeps every fan-out busy (the worker asking for no NOTIFY), not at its next poll nor after the backlog")
+    func testsAndRedeliveriesDoNotWaitForABusyWorker() throws {
+        let shop = try Shop()
+        let backlog = 10_000
+        try shop.addCustomers(backlog)
+        let stream = try LoopbackReceiver()
+        let receiver = try LoopbackReceiver()
+        try shop.addWebhook(url: stream.baseURL + "/stream")
+        let webhook = try shop.addWebhook(event: "customer.tier_changed", url: receiver.baseURL + "/t", name: "tested")
+        var configuration = shop.workerConfiguration()
+        configuration.pollInterval = .seconds(60)  // only a NOTIFY can find them
+        let worker = RunningWorker(configuration)
+        defer { worker.stop() }
+        try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id BETWEEN 100001 AND \(100_000 + backlog)")
+        _ = stream.waitForRequests(200, timeout: .seconds(20))
+        Thread.sleep(forTimeInterval: 0.2)  // busy for a while: each fan-out finds events
+        #expect(try shop.column("SELECT wants_wakeup FROM webhooky.workers") == ["f"])
+
+        var started = ContinuousClock.now
+        let test = try #require(shop.column("SELECT webhooky.send_test($1)", [String(webhook)]).first ?? nil)
+        #expect(receiver.waitForRequests(1, timeout: .seconds(30)).count == 1)
+        #expect(ContinuousClock.now - started < .seconds(1), "the test waited \(ContinuousClock.now - started)")
+        #expect(stream.requests.count < backlog, "the test went out while the backlog was being sent, not after it")
+        #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries WHERE id = \(test)") { $0 == "succeeded" } == "succeeded")
+
+        started = ContinuousClock.now
+        try shop.connection.query("SELECT webhooky.redeliver($1)", [test])
+        #expect(receiver.waitForRequests(2, timeout: .seconds(30)).count == 2)
+        #expect(ContinuousClock.now - started < .seconds(1), "the redelivery waited \(ContinuousClock.now - started)")
+        #expect(stream.waitForRequests(backlog, timeout: .seconds(60)).count == backlog)
+    }
+
     @Test("redeliver: a dead delivery goes out again with the same webhook-id and a fresh schedule")
     func redeliverOne() throws {
         let shop = try Shop()
