@@ -393,7 +393,29 @@ import Glibc
         #expect(arrived.header("webhook-signature") == "v1," + Data(expected).base64EncodedString())
         // What \d+ webhooky.webhooks tells the admin who turns follow_redirects on.
         let comment = try #require(shop.column("SELECT col_description('webhooky.webhooks'::regclass, attnum) FROM pg_attribute WHERE attrelid = 'webhooky.webhooks'::regclass AND attname = 'follow_redirects'").first ?? nil)
-        #expect(comment.contains("a hop to another origin gets none of the custom headers but Content-Type"), "\(comment)")
-        #expect(comment.contains("keeps the body and the signature headers"), "\(comment)")
+        #expect(comment.contains("no hop gets the custom headers but Content-Type"), "\(comment)")
+        #expect(comment.contains("the signature headers go along. 307 and 308 keep the POST and its body"), "\(comment)")
+    }
+
+    @Test("a 302 to another origin turns the webhook's POST into a GET without body, as the follow_redirects comment says (0016 said the body went along)")
+    func foundToAnotherOriginDropsTheBody() throws {
+        let shop = try Shop()
+        let other = try LoopbackReceiver()
+        let own = try LoopbackReceiver { _, _ in .respond(status: 302, headers: [.init(name: "Location", value: other.baseURL + "/other")]) }
+        let id = try shop.addWebhook(url: own.baseURL + "/start", body: ##"{"credit": #customer.credit#}"##, headers: #"{"X-Api-Key": "k-123"}"#)
+        try shop.connection.query("UPDATE webhooky.webhooks SET follow_redirects = true WHERE id = $1", [String(id)])
+        let worker = RunningWorker(shop.workerConfiguration())
+        defer { worker.stop() }
+        try shop.setCredit("5")
+        #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries") { $0 == "succeeded" } == "succeeded")
+        #expect(own.requests.first?.method == "POST")
+        let arrived = try #require(other.requests.first)
+        #expect(arrived.method == "GET")
+        #expect(arrived.body.isEmpty)
+        #expect(arrived.header("x-api-key") == nil)
+        #expect(arrived.header("webhook-id") != nil)
+        let comment = try #require(shop.column("SELECT col_description('webhooky.webhooks'::regclass, attnum) FROM pg_attribute WHERE attrelid = 'webhooky.webhooks'::regclass AND attname = 'follow_redirects'").first ?? nil)
+        #expect(!comment.contains("keeps the body"), "\(comment)")
+        #expect(comment.contains("301, 302 and 303 turn it into a GET without body"), "\(comment)")
     }
 }
