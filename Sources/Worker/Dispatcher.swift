@@ -42,7 +42,7 @@ final class Dispatcher {
     /// `claimDeferredAt`), so that a full endpoint is never claimed and given back in a loop.
     private var deferred: [(id: Int64, endpointKnown: Bool)] = []
     private var claimDeferredAt: ContinuousClock.Instant?
-    /// When to claim after a NOTIFY that found no event (see ``notifiedSinceFanOut``).
+    /// When to claim after a NOTIFY about due deliveries (see ``claimAfterNotify``).
     private var claimAfterNotifyAt: ContinuousClock.Instant?
     /// Deliveries held per endpoint and per webhook: requests in flight, and requests waiting in
     /// the HTTP client's line for their endpoint (see ``budget(of:)``).
@@ -61,20 +61,10 @@ final class Dispatcher {
     private var wantsClaim = true
     /// Whether events may be waiting for their deliveries (after a NOTIFY, a poll, a full batch).
     private var wantsFanOut = true
-    /// A NOTIFY came since the last fan-out. If that fan-out finds no event, the NOTIFY was
-    /// about deliveries that are due (a test, a redelivery, a webhook enabled again), or came
-    /// late for an event fanned out already: claim within ``claimAfterNotify``, at most once
-    /// per that long (a stream of late NOTIFYs must not cost a claim each).
-    private var notifiedSinceFanOut = false
+    /// After a NOTIFY about due deliveries (a test, a redelivery; see ``Listener/eventPayload``),
+    /// claim within this long, at most once per that long (a stream of them must not cost a
+    /// claim each), whatever the fan-outs find.
     private static let claimAfterNotify: Duration = .milliseconds(50)
-    /// Since when this worker's row has said that it wants no NOTIFY (it is busy), if it does.
-    /// Emitters then send none, so a NOTIFY that reaches it after ``busyLongEnough`` comes from
-    /// someone who sends one whatever the workers say (a test delivery, a redelivery, a webhook
-    /// enabled again) or for another, idle worker: claim within ``claimAfterNotify`` as well,
-    /// although fan-outs keep finding events. (Sooner, it is more likely an emitter's that read
-    /// the flag just before it changed.)
-    private var busySince: ContinuousClock.Instant?
-    private static let busyLongEnough: Duration = .milliseconds(100)
     /// Fan-outs continue after the last event fanned out, so that they do not wade through the
     /// index entries of events already done; 0 looks from the start again (after a short batch,
     /// and at least once per poll interval), which finds events whose transactions committed
@@ -168,11 +158,8 @@ final class Dispatcher {
         while true {
             let news = inbox.take()
             turnStarted = .now
-            if news.notified {
-                wantsFanOut = true
-                notifiedSinceFanOut = true
-                if let busySince, turnStarted - busySince >= Dispatcher.busyLongEnough { claimSoonAfterNotify() }
-            }
+            if news.notified { wantsFanOut = true }
+            if news.deliveriesDue { claimAfterNotifyAt = claimAfterNotifyAt ?? .now + Dispatcher.claimAfterNotify }
             if news.stopRequested && stopDeadline == nil { beginStopping() }
             for result in news.results { finish(result) }
 
@@ -338,11 +325,6 @@ final class Dispatcher {
         return (fanOut, next.events)
     }
 
-    /// Claims within ``claimAfterNotify`` (no later than a claim already planned for a NOTIFY).
-    private func claimSoonAfterNotify() {
-        claimAfterNotifyAt = claimAfterNotifyAt ?? .now + Dispatcher.claimAfterNotify
-    }
-
     /// The next fan-out looks from the first event not fanned out (a new range).
     private func lookFromTheStart() {
         fanOutAfter = 0
@@ -366,10 +348,6 @@ final class Dispatcher {
             return
         }
         eventRate.found(fanOut.events, now: .now)
-        if notifiedSinceFanOut {
-            notifiedSinceFanOut = false
-            if fanOut.events == 0 { claimSoonAfterNotify() }
-        }
         if fanOut.stopped {
             // Wait for room; the events before the one that did not fit are done.
             let since = fanOut.events == 0 ? fanOutHold?.since ?? .now : .now
@@ -731,7 +709,6 @@ final class Dispatcher {
         do {
             try WorkerRegistry.setWantsWakeup(connection, id: configuration.workerID, startedAt: startedAt, !busy)
             wantsWakeup = !busy
-            busySince = busy ? .now : nil
             if !busy {
                 let now = ContinuousClock.now
                 stragglerChecks = [1, 3, 10, 30, 100, 300].map { now + .milliseconds($0) }

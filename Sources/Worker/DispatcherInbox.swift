@@ -12,6 +12,8 @@ final class DispatcherInbox: Sendable {
     struct News {
         var results: [HTTPResult] = []
         var notified = false
+        /// Whether a notification said deliveries may be due now (not only new events).
+        var deliveriesDue = false
         var stopRequested = false
     }
 
@@ -50,8 +52,13 @@ final class DispatcherInbox: Sendable {
         update { $0.results.append(contentsOf: results) }
     }
 
-    func postNotification() {
-        update { $0.notified = true }
+    /// A NOTIFY arrived (or the listener reconnected); `deliveriesDue`: not only about new
+    /// events (see ``Listener/eventPayload``).
+    func postNotification(deliveriesDue: Bool = false) {
+        update { news in
+            news.notified = true
+            news.deliveriesDue = news.deliveriesDue || deliveriesDue
+        }
     }
 
     /// Wakes the dispatcher without news (it looks at its state again).

@@ -5,8 +5,11 @@ import Postgres
 /// Drives the LISTEN connection on its own thread: executes what ``ListenerStateMachine``
 /// decides, and wakes the dispatcher when a notification arrives or after a reconnection.
 final class Listener {
-    /// The channel `webhooky.emit` notifies.
+    /// The channel `webhooky.emit` and the admin functions notify.
     static let channel = "webhooky"
+    /// The payload of `webhooky.emit`'s NOTIFY (migration 0017): new events. Any other (the
+    /// admin functions send an empty one) also means that deliveries may be due now.
+    static let eventPayload = "event"
 
     private let conninfo: String
     private let inbox: DispatcherInbox
@@ -24,6 +27,9 @@ final class Listener {
         var random = SystemRandomNumberGenerator()
         var connection: Connection? = nil
         var action = machine.start()
+        // Whether the next wake-up is about due deliveries too: a NOTIFY other than an
+        // emitter's, or a (re)connection, after which notifications may have been missed.
+        var deliveriesDue = true
         while true {
             if shouldStop() { action = machine.stop() }
             switch action {
@@ -33,6 +39,7 @@ final class Listener {
                     opened.onNotice { [logger] in logger.notice("database notice", ["message": $0]) }
                     try opened.listen(Listener.channel)
                     connection = opened
+                    deliveriesDue = true
                     logger.debug("listening for notifications", ["channel": Listener.channel])
                     action = machine.connected()
                 } catch {
@@ -40,7 +47,8 @@ final class Listener {
                     action = machine.failed(using: &random)
                 }
             case .wakeDispatcherAndListen:
-                inbox.postNotification()
+                inbox.postNotification(deliveriesDue: deliveriesDue)
+                deliveriesDue = false
                 action = .listen
             case .listen:
                 guard let current = connection else {
@@ -49,6 +57,7 @@ final class Listener {
                 }
                 do {
                     let notifications = try current.waitForNotifications(timeout: .milliseconds(500))
+                    if notifications.contains(where: { $0.payload != Listener.eventPayload }) { deliveriesDue = true }
                     action = notifications.isEmpty ? machine.idle() : machine.notified()
                 } catch {
                     logger.warning("listener lost its connection; reconnecting", ["error": error.message])

@@ -70,18 +70,26 @@ import Worker
         #expect(ContinuousClock.now - started < .seconds(3), "the redelivery waited \(ContinuousClock.now - started)")
     }
 
+    /// A running worker with a 60 s poll (only a NOTIFY finds a test delivery sooner), a webhook
+    /// of credit changes to `stream` (the traffic) and one of tier changes to `receiver` (no
+    /// traffic), the one to test: its id is `tested`.
+    static func workerWithTrafficAndATestedWebhook(_ shop: Shop) throws
+        -> (stream: LoopbackReceiver, receiver: LoopbackReceiver, tested: Int64, worker: RunningWorker) {
+        let stream = try LoopbackReceiver()
+        let receiver = try LoopbackReceiver()
+        try shop.addWebhook(url: stream.baseURL + "/stream")
+        let tested = try shop.addWebhook(event: "customer.tier_changed", url: receiver.baseURL + "/t", name: "tested")
+        var configuration = shop.workerConfiguration()
+        configuration.pollInterval = .seconds(60)
+        return (stream, receiver, tested, RunningWorker(configuration))
+    }
+
     @Test("a test delivery and a redelivery go out within a fraction of a second also while a backlog keeps every fan-out busy (the worker asking for no NOTIFY), not at its next poll nor after the backlog")
     func testsAndRedeliveriesDoNotWaitForABusyWorker() throws {
         let shop = try Shop()
         let backlog = 10_000
         try shop.addCustomers(backlog)
-        let stream = try LoopbackReceiver()
-        let receiver = try LoopbackReceiver()
-        try shop.addWebhook(url: stream.baseURL + "/stream")
-        let webhook = try shop.addWebhook(event: "customer.tier_changed", url: receiver.baseURL + "/t", name: "tested")
-        var configuration = shop.workerConfiguration()
-        configuration.pollInterval = .seconds(60)  // only a NOTIFY can find them
-        let worker = RunningWorker(configuration)
+        let (stream, receiver, webhook, worker) = try AdminTests.workerWithTrafficAndATestedWebhook(shop)
         defer { worker.stop() }
         try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id BETWEEN 100001 AND \(100_000 + backlog)")
         _ = stream.waitForRequests(200, timeout: .seconds(20))
@@ -100,6 +108,39 @@ import Worker
         #expect(receiver.waitForRequests(2, timeout: .seconds(30)).count == 2)
         #expect(ContinuousClock.now - started < .seconds(1), "the redelivery waited \(ContinuousClock.now - started)")
         #expect(stream.waitForRequests(backlog, timeout: .seconds(60)).count == backlog)
+    }
+
+    @Test("test deliveries go out within a fraction of a second also while a stream of single-event transactions (one every few ms) keeps the worker between busy and idle, not at its next poll")
+    func testsDoNotWaitForThePollDuringAStream() throws {
+        let shop = try Shop()
+        let (stream, receiver, webhook, worker) = try AdminTests.workerWithTrafficAndATestedWebhook(shop)
+        defer { worker.stop() }
+        let streaming = Mutex(true)
+        let streamEnded = DispatchSemaphore(value: 0)
+        let database = shop.database
+        Thread {
+            defer { streamEnded.signal() }
+            guard let connection = try? database.connect() else { return }
+            while streaming.withLock({ $0 }) {
+                _ = try? connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id = \(Shop.customerID)")
+                Thread.sleep(forTimeInterval: Double.random(in: 0.001...0.004))
+            }
+        }.start()
+        defer {
+            streaming.withLock { $0 = false }
+            streamEnded.wait()
+        }
+        _ = stream.waitForRequests(50, timeout: .seconds(20))
+        var slowest = Duration.zero
+        for round in 1...20 {
+            let started = ContinuousClock.now
+            _ = try shop.column("SELECT webhooky.send_test($1)", [String(webhook)])
+            #expect(receiver.waitForRequests(round, timeout: .seconds(10)).count == round)
+            slowest = max(slowest, ContinuousClock.now - started)
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        #expect(slowest < .seconds(1), "a test delivery waited \(slowest)")
+        #expect(stream.requests.count > 200, "the stream went on meanwhile")
     }
 
     @Test("redeliver: a dead delivery goes out again with the same webhook-id and a fresh schedule")

@@ -144,6 +144,26 @@ import Worker
         #expect(try shop.column("SELECT count(*) FROM webhooky.events") == ["150"])
     }
 
+    @Test("emit's NOTIFY says 'event'; the admin functions' NOTIFY says something else (deliveries are due), also to a busy worker")
+    func notificationsSayWhatTheyAreAbout() throws {
+        let shop = try Shop()
+        let webhook = try shop.addWebhook(url: "http://127.0.0.1:9/x")
+        let listener = try shop.database.connect()
+        try listener.listen("webhooky")
+        func payloads(after change: () throws -> Void) throws -> [String] {
+            try change()
+            var received: [String] = []
+            let deadline = ContinuousClock.now + .milliseconds(300)
+            while ContinuousClock.now < deadline { received += try listener.waitForNotifications(timeout: .milliseconds(50)).map(\.payload) }
+            return received
+        }
+        try shop.connection.execute("INSERT INTO webhooky.workers (id, host, pid, version, listening, wants_wakeup) VALUES ('idle', 'h', 1, 'v', true, true)")
+        #expect(try payloads { try shop.setCredit("7") } == ["event"])
+        try shop.connection.execute("UPDATE webhooky.workers SET wants_wakeup = false")
+        let test = try payloads { _ = try shop.column("SELECT webhooky.send_test($1)", [String(webhook)]) }
+        #expect(test.count == 1 && test.first != "event", "\(test)")
+    }
+
     @Test(arguments: [
         ("url", "ftp://x/", "URL must start with http:// or https://"),
         ("url", "https:///x", "URL has no host"),
