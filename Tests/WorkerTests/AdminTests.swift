@@ -72,10 +72,10 @@ import Worker
 
     /// A running worker with a 60 s poll (only a NOTIFY finds a test delivery sooner), a webhook
     /// of credit changes to `stream` (the traffic) and one of tier changes to `receiver` (no
-    /// traffic), the one to test: its id is `tested`.
-    static func workerWithTrafficAndATestedWebhook(_ shop: Shop) throws
+    /// traffic), the one to test: its id is `tested`. `stream` answers after `streamDelay`.
+    static func workerWithTrafficAndATestedWebhook(_ shop: Shop, streamDelay: Duration = .zero) throws
         -> (stream: LoopbackReceiver, receiver: LoopbackReceiver, tested: Int64, worker: RunningWorker) {
-        let stream = try LoopbackReceiver()
+        let stream = try LoopbackReceiver { _, _ in .respond(status: 200, body: "ok", delay: streamDelay) }
         let receiver = try LoopbackReceiver()
         try shop.addWebhook(url: stream.baseURL + "/stream")
         let tested = try shop.addWebhook(event: "customer.tier_changed", url: receiver.baseURL + "/t", name: "tested")
@@ -89,7 +89,8 @@ import Worker
         let shop = try Shop()
         let backlog = 10_000
         try shop.addCustomers(backlog)
-        let (stream, receiver, webhook, worker) = try AdminTests.workerWithTrafficAndATestedWebhook(shop)
+        // 10 ms per request and 64 at once: the backlog takes 1.6 s or more on any machine.
+        let (stream, receiver, webhook, worker) = try AdminTests.workerWithTrafficAndATestedWebhook(shop, streamDelay: .milliseconds(10))
         defer { worker.stop() }
         try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id BETWEEN 100001 AND \(100_000 + backlog)")
         _ = stream.waitForRequests(200, timeout: .seconds(20))
