@@ -79,7 +79,9 @@ final class Dispatcher {
     /// Per webhook, the last delivery claimed: the next claim reads its queue after it (past the
     /// index entries of deliveries already claimed, which VACUUM has not removed yet). Cleared
     /// on every poll, so that deliveries that became due out of order (committed by another
-    /// worker or an admin with an earlier `next_attempt_at`) wait one poll interval at most.
+    /// worker or an admin with an earlier `next_attempt_at`) wait one poll interval at most;
+    /// and on the claim after a NOTIFY about due deliveries (``claimAfterNotify``), so that a
+    /// test or a redelivery of a webhook whose queue is being claimed does not wait for the poll.
     private var claimAfter: [Int64: ClaimCursor] = [:]
     /// When to plan the statements again (see ``PlanRenewal``).
     private var planRenewal = PlanRenewal(now: .now)
@@ -234,6 +236,9 @@ final class Dispatcher {
         if let due = claimAfterNotifyAt, now >= due {
             claimAfterNotifyAt = nil
             wantsClaim = true
+            // What the NOTIFY is about (a test, a redelivery) is due since its transaction
+            // began, which may be before the place a cursor has reached meanwhile.
+            claimAfter.removeAll()
         }
         if let due = claimDeferredAt, now >= due {
             claimDeferredAt = nil

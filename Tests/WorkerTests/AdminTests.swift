@@ -144,6 +144,40 @@ import Worker
         #expect(stream.requests.count > 200, "the stream went on meanwhile")
     }
 
+    @Test("a test delivery of a webhook whose own queue is being claimed goes out after the NOTIFY, also when the worker claimed deliveries due later than the test's while the test's transaction was open")
+    func aTestOfABusyWebhookDoesNotWaitBehindItsClaimCursor() throws {
+        let shop = try Shop()
+        try shop.addCustomers(40)
+        // 100 ms per request and 2 at once: the 40 events' deliveries are left pending and claimed
+        // one by one as requests end, for 2 s.
+        let receiver = try LoopbackReceiver { _, _ in .respond(status: 200, body: "ok", delay: .milliseconds(100)) }
+        let webhook = try shop.addWebhook(url: receiver.baseURL + "/busy")
+        var configuration = shop.workerConfiguration()
+        configuration.pollInterval = .seconds(60)  // only the NOTIFY finds the test sooner
+        configuration.maximumInFlightPerEndpoint = 2
+        let worker = RunningWorker(configuration)
+        defer { worker.stop() }
+        _ = try shop.waitFor("SELECT count(*) FROM webhooky.workers WHERE wants_wakeup") { $0 == "1" }
+
+        // The admin's transaction: the test delivery is due at its start, committed later.
+        let admin = try shop.database.connect()
+        try admin.execute("BEGIN")
+        let test = try #require(admin.column("SELECT webhooky.send_test($1)", [String(webhook)]).first ?? nil)
+        try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id BETWEEN 100001 AND 100040")
+        // Deliveries created after the test's start, claimed from the webhook's queue meanwhile.
+        #expect(receiver.waitForRequests(6, timeout: .seconds(10)).count >= 6)
+        try admin.execute("COMMIT")
+        let committed = ContinuousClock.now
+
+        let deadline = committed + .seconds(5)
+        while ContinuousClock.now < deadline && !receiver.requests.contains(where: { $0.header("webhook-id") == "msg_\(test)" }) {
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        let waited = ContinuousClock.now - committed
+        #expect(waited < .seconds(1), "the test delivery waited \(waited) (the next poll is 60 s away)")
+        #expect(receiver.waitForRequests(41, timeout: .seconds(20)).count == 41)
+    }
+
     @Test("redeliver: a dead delivery goes out again with the same webhook-id and a fresh schedule")
     func redeliverOne() throws {
         let shop = try Shop()
