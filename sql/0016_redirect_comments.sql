@@ -21,4 +21,9 @@ COMMENT ON COLUMN webhooky.webhooks.follow_redirects IS
 COMMENT ON COLUMN webhooky.webhooks.headers IS
     'Custom headers: a JSON object of "Name": "value template"; all but Content-Type are sent only to the URL''s origin (see follow_redirects).';
 
+-- And one comment that still described how migration 0001 parked a disabled webhook's deliveries
+-- (0002 stopped doing that: they are simply not claimed while it is disabled).
+COMMENT ON COLUMN webhooky.deliveries.next_attempt_at IS
+    'When a pending delivery is due; while its webhook is disabled it is not sent, and goes out once the webhook is enabled again.';
+
 COMMIT;

@@ -5,7 +5,8 @@
 -- due now". A busy worker, whose fan-outs kept finding events, then left a test delivery or a
 -- redelivery for its next poll (up to --poll-interval, 1 s by default). emit now sends the
 -- payload 'event'; every other NOTIFY on the channel (the admin functions' empty one, or a DBA's
--- own NOTIFY webhooky) makes the workers look for due deliveries within 50 ms as well.
+-- own NOTIFY webhooky) makes the workers look for due deliveries within 50 ms as well. Enabling a
+-- webhook again sends one too (its waiting deliveries went out at the next poll).
 -- Nothing else changes: emit still notifies only while a worker waits for it, once per transaction.
 --
 -- Apply with `webhooky migrate`, or: psql -X -v ON_ERROR_STOP=1 -f sql/0017_notify_kinds.sql
@@ -44,6 +45,27 @@ BEGIN
         PERFORM pg_notify('webhooky', 'event');
     END IF;
     RETURN new_event_id;
+END
+$$;
+
+-- As in migration 0002 (made SECURITY DEFINER by 0011), plus the NOTIFY when a webhook is enabled.
+CREATE OR REPLACE FUNCTION webhooky.on_webhook_change() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        UPDATE webhooky.deliveries d
+           SET state = 'dead', last_error = 'webhook deleted', completed_at = now(), updated_at = now(),
+               claimed_by = NULL, lease_expires_at = NULL
+         WHERE d.webhook_id = OLD.id AND d.state IN ('pending', 'sending');
+        DELETE FROM webhooky.webhook_health h WHERE h.webhook_id = OLD.id;
+        RETURN OLD;
+    END IF;
+    IF NEW.enabled AND NOT OLD.enabled THEN
+        UPDATE webhooky.webhook_health h SET consecutive_failures = 0, failing_since = NULL WHERE h.webhook_id = NEW.id;
+        -- Its waiting deliveries are due again: workers look for them at once.
+        PERFORM pg_notify('webhooky', '');
+    END IF;
+    RETURN NEW;
 END
 $$;
 

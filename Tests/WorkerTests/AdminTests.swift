@@ -178,6 +178,30 @@ import Worker
         #expect(receiver.waitForRequests(41, timeout: .seconds(20)).count == 41)
     }
 
+    @Test("a paused webhook's waiting deliveries go out at once when it is enabled again, not at the next poll")
+    func enablingAWebhookSendsItsWaitingDeliveries() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver()
+        let webhook = try shop.addWebhook(url: receiver.baseURL + "/paused")
+        try shop.setCredit("1")  // recorded before any worker runs; then the webhook is paused
+        try shop.connection.query("UPDATE webhooky.webhooks SET enabled = false WHERE id = $1", [String(webhook)])
+        var configuration = shop.workerConfiguration()
+        configuration.pollInterval = .seconds(60)  // only a NOTIFY can find them
+        let worker = RunningWorker(configuration)
+        defer { worker.stop() }
+        #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries") { $0 == "pending" } == "pending")
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(receiver.requests.isEmpty, "a paused webhook sends nothing")
+
+        let started = ContinuousClock.now
+        try shop.connection.query("UPDATE webhooky.webhooks SET enabled = true WHERE id = $1", [String(webhook)])
+        #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries") { $0 == "succeeded" } == "succeeded")
+        #expect(ContinuousClock.now - started < .seconds(1), "the resumed delivery waited \(ContinuousClock.now - started)")
+        #expect(receiver.requests.count == 1)
+        // The trigger still runs as its owner (a tenant enabling its webhook resets its health).
+        #expect(try shop.column("SELECT prosecdef FROM pg_proc WHERE oid = 'webhooky.on_webhook_change'::regproc") == ["t"])
+    }
+
     @Test("redeliver: a dead delivery goes out again with the same webhook-id and a fresh schedule")
     func redeliverOne() throws {
         let shop = try Shop()
