@@ -73,7 +73,7 @@ struct StartQueue {
             let request = line.waiting.removeFirst()
             line.running += 1
             // Its next request waits for another turn, behind the other lines.
-            line.hasTurn = !line.waiting.isEmpty && (endpoint == nil || line.running < limit)
+            line.hasTurn = StartQueue.mayStart(line, endpoint, limit: limit)
             return (request, line.hasTurn)
         }(&lines[endpoint]!)
         if again { turns.append(endpoint) }
@@ -90,7 +90,7 @@ struct StartQueue {
         let limit = endpointLimit
         let (emptied, turn) = { (line: inout Line) in
             line.running -= 1
-            let turn = !line.hasTurn && !line.waiting.isEmpty && (endpoint == nil || line.running < limit)
+            let turn = !line.hasTurn && StartQueue.mayStart(line, endpoint, limit: limit)
             if turn { line.hasTurn = true }
             return (line.running == 0 && line.waiting.isEmpty, turn)
         }(&lines[endpoint]!)
@@ -114,9 +114,15 @@ struct StartQueue {
     /// Puts the endpoint's line among the turns when its first request may start (it has one,
     /// and the endpoint has room), unless it is there already.
     private mutating func giveTurnIfReady(_ endpoint: String?) {
-        guard let line = lines[endpoint], !line.hasTurn, !line.waiting.isEmpty,
-              endpoint == nil || line.running < endpointLimit else { return }
+        guard let line = lines[endpoint], !line.hasTurn, StartQueue.mayStart(line, endpoint, limit: endpointLimit) else { return }
         lines[endpoint]!.hasTurn = true
         turns.append(endpoint)
+    }
+
+    /// Whether the first request of `endpoint`'s line may start once the total allows: it has
+    /// one, and the endpoint has room under `limit` (requests without an endpoint always do).
+    /// Static, so that it can be asked while the line is being changed in place.
+    private static func mayStart(_ line: Line, _ endpoint: String?, limit: Int) -> Bool {
+        !line.waiting.isEmpty && (endpoint == nil || line.running < limit)
     }
 }

@@ -135,7 +135,6 @@ struct WorkerRow: Sendable {
     /// When its worker registered, as PostgreSQL wrote it (compared, never parsed): what tells
     /// one start of a worker from another, which host and pid may not (containers).
     var startedAt: String
-
 }
 
 extension WorkerRow {
