@@ -3,7 +3,10 @@
 #   make test   run the whole test suite (unit and integration, real PostgreSQL, real HTTP)
 
 SWIFT ?= swift
-# A hung test must not hang the run forever.
+# A hung test must not hang the run forever. Each suite also has .timeLimit(.minutes(10)):
+# Swift Testing counts in it the time a test waits for one of the 2 cooperative threads, so it
+# must stay well above the whole run (about 2 minutes on 2 cores), or a quick test scheduled
+# last fails for waiting.
 TEST_TIMEOUT ?= 45m
 
 .PHONY: demo test build release deps clean fuzz drill

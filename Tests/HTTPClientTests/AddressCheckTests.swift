@@ -21,7 +21,7 @@ func allowingLoopback() throws -> AddressPolicy {
 }
 
 /// The address check on real connections: receivers on 127.0.0.1, refused or allowed.
-@Suite(.timeLimit(.minutes(2))) struct AddressCheckTests {
+@Suite(.timeLimit(.minutes(10))) struct AddressCheckTests {
     @Test func theDefaultsRefuseInternalNetworksAndFollowNoRedirects() {
         let configuration = HTTPClient.Configuration()
         #expect(configuration.addressPolicy == .standard)
@@ -207,7 +207,7 @@ func allowingLoopback() throws -> AddressPolicy {
 
 /// Proxies named in the environment are never used: through one, the proxy's address would be
 /// the only one checked. Serialized because it changes the process's environment.
-@Suite(.serialized, .timeLimit(.minutes(2))) struct EnvironmentProxyTests {
+@Suite(.serialized, .timeLimit(.minutes(10))) struct EnvironmentProxyTests {
     @Test(arguments: [
         ("http_proxy", "http://169.254.169.254/latest/meta-data"),
         ("ALL_PROXY", "http://169.254.169.254/latest/meta-data"),

@@ -38,7 +38,7 @@ func makeClient(_ configure: (inout HTTPClient.Configuration) -> Void = { _ in }
     return (client, collector)
 }
 
-@Suite(.timeLimit(.minutes(2))) struct HTTPClientTests {
+@Suite(.timeLimit(.minutes(10))) struct HTTPClientTests {
     @Test func postSendsExactBodyAndHeaders() throws {
         let receiver = try LoopbackReceiver()
         let (client, results) = try makeClient()

@@ -8,7 +8,7 @@ import Testing
 /// test's receiver stopping must never touch another's sockets.
 /// (The limit is generous: a test of the parallel suite may wait long for a thread to run on,
 /// and this one bounds its own work to 5 s.)
-@Suite(.timeLimit(.minutes(5))) struct ReceiverStopTests {
+@Suite(.timeLimit(.minutes(10))) struct ReceiverStopTests {
     /// One request over a fresh connection; the status line, or what went wrong.
     static func get(port: Int) -> String {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

@@ -8,7 +8,7 @@ import Testing
 /// Redirects that the client follows, against real receivers on 127.0.0.1 (two receivers, two
 /// ports: two origins): which headers reach which origin, method and body, the scheme rules, and
 /// one timeout and one place in the endpoint's line for the whole chain.
-@Suite(.timeLimit(.minutes(2))) struct RedirectTests {
+@Suite(.timeLimit(.minutes(10))) struct RedirectTests {
     /// A webhook's POST: a secret custom header (staying with its origin, the default),
     /// `Authorization` marked as if it could go on (it never does), and the headers that go on.
     private func webhookPOST(tag: Int64 = 1, _ url: String, endpoint: String? = nil) -> HTTPRequest {
@@ -161,7 +161,7 @@ import Testing
 }
 
 /// The scheme rules, against `openssl s_server` answering with a redirect over TLS.
-@Suite(.timeLimit(.minutes(2))) struct RedirectSchemeTests {
+@Suite(.timeLimit(.minutes(10))) struct RedirectSchemeTests {
     let certificates: TestCertificates
 
     init() throws {

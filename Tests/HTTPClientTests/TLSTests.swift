@@ -2,7 +2,7 @@ import HTTPClient
 import Testing
 
 /// Certificate and host name verification against `openssl s_server` with a throwaway CA.
-@Suite(.timeLimit(.minutes(2))) struct TLSTests {
+@Suite(.timeLimit(.minutes(10))) struct TLSTests {
     /// A fresh CA and server certificates for each test.
     let certificates: TestCertificates
 

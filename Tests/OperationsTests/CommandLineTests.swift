@@ -2,7 +2,7 @@ import TestSupport
 import Testing
 
 /// What every command says about itself, and the exit statuses they share.
-@Suite(.timeLimit(.minutes(2))) struct CommandLineTests {
+@Suite(.timeLimit(.minutes(10))) struct CommandLineTests {
     @Test("every command has --help with examples (also as `webhooky help COMMAND`); the overview lists them all",
           arguments: ["run", "migrate", "preview", "tail", "status", "doctor", "demo"])
     func help(command: String) throws {

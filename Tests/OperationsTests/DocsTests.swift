@@ -7,7 +7,7 @@ import Testing
 
 /// The recipes in docs/ work: every SQL block runs, in order, on a fresh installation with a
 /// worker sending to a local receiver, and every `webhooky` command shown runs.
-@Suite(.timeLimit(.minutes(2))) struct DocsTests {
+@Suite(.timeLimit(.minutes(10))) struct DocsTests {
     static let docs = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("docs")
 

@@ -6,7 +6,7 @@ import TestSupport
 import Testing
 
 /// `webhooky preview`, run as the admin runs it: the built binary against a real database.
-@Suite(.timeLimit(.minutes(2))) struct PreviewTests {
+@Suite(.timeLimit(.minutes(10))) struct PreviewTests {
     /// A webhook with a secret in its URL, an Authorization header and a signing secret.
     static func addSecretiveWebhook(_ database: AdminDatabase, baseURL: String) throws -> (id: Int64, secret: String) {
         let secret = try #require(try database.value("SELECT webhooky.new_secret()"))

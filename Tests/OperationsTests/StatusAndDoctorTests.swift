@@ -5,7 +5,7 @@ import TestSupport
 import Testing
 
 /// `webhooky status` and `webhooky doctor`, run as child processes against real databases.
-@Suite(.timeLimit(.minutes(2))) struct StatusAndDoctorTests {
+@Suite(.timeLimit(.minutes(10))) struct StatusAndDoctorTests {
     /// The doctor's line about `topic` (its first line; details follow indented).
     static func finding(_ output: String, _ topic: String) -> String? {
         output.split(separator: "\n").first { line in

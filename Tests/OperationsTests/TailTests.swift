@@ -7,7 +7,7 @@ import TestSupport
 import Testing
 
 /// `webhooky tail`, run as a child process while attempts are recorded.
-@Suite(.timeLimit(.minutes(2))) struct TailTests {
+@Suite(.timeLimit(.minutes(10))) struct TailTests {
     /// Records attempt `number` of `delivery` (of `webhook`) on `connection`, as the worker
     /// does; returns the attempt's id.
     @discardableResult

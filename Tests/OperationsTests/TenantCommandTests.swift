@@ -6,7 +6,7 @@ import Testing
 
 /// The commands a tenant's login role runs: its own account's webhooks only, and errors that do
 /// not tell it to become an admin.
-@Suite(.timeLimit(.minutes(2))) struct TenantCommandTests {
+@Suite(.timeLimit(.minutes(10))) struct TenantCommandTests {
     @Test("a tenant's role runs status and preview for its account; others' webhooks do not exist for it")
     func tenantRunsCommands() throws {
         let database = try AdminDatabase()

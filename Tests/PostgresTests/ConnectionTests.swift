@@ -4,7 +4,7 @@ import Synchronization
 import TestSupport
 import Testing
 
-@Suite(.timeLimit(.minutes(2))) struct ConnectionTests {
+@Suite(.timeLimit(.minutes(10))) struct ConnectionTests {
     @Test func parametersAreBoundAndValuesComeBackAsExactText() throws {
         let connection = try TestCluster.newEmptyDatabase().connect()
         let result = try connection.query(

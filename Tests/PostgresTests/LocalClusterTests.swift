@@ -5,7 +5,7 @@ import Testing
 
 /// The private clusters of the demo and the tests must be private, and cleaning up after dead
 /// ones must not touch anything else.
-@Suite(.timeLimit(.minutes(2))) struct LocalClusterTests {
+@Suite(.timeLimit(.minutes(10))) struct LocalClusterTests {
     private func mode(_ path: String) -> mode_t {
         var status = stat()
         return stat(path, &status) == 0 ? status.st_mode & 0o777 : 0o7777

@@ -9,7 +9,7 @@ import Testing
 import Worker
 
 /// The admin's SQL: test deliveries, redelivery, health, retention, upgrades, roles.
-@Suite(.timeLimit(.minutes(2))) struct AdminTests {
+@Suite(.timeLimit(.minutes(10))) struct AdminTests {
     @Test("send_test: the sample payload, a given one or a past event's; sent even while the webhook is disabled; marked as a test")
     func sendTest() throws {
         let shop = try Shop()

@@ -6,7 +6,7 @@ import Testing
 import Worker
 
 /// Delivery semantics end to end: accounts, transactions, durability, retries, signatures.
-@Suite(.timeLimit(.minutes(2))) struct DeliveryTests {
+@Suite(.timeLimit(.minutes(10))) struct DeliveryTests {
     @Test func anotherAccountsWebhookDoesNotFire() throws {
         let shop = try Shop()
         let receiver = try LoopbackReceiver()

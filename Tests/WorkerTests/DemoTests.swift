@@ -6,7 +6,7 @@ import Testing
 
 /// `webhooky demo` is a newcomer's first contact: it must run to the end, show both requests,
 /// verify the signature, and leave nothing behind.
-@Suite(.timeLimit(.minutes(2))) struct DemoTests {
+@Suite(.timeLimit(.minutes(10))) struct DemoTests {
     @Test func theDemoRunsToTheEndAndCleansUp() throws {
         let outcome = try ChildProcess.run(WorkerProcess.executable(), ["demo"])
         #expect(outcome.status == 0, "\(outcome.output)")

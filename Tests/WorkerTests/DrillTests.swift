@@ -5,7 +5,7 @@ import Testing
 
 /// A small fault drill on every test run: events committed while the chaos receiver
 /// misbehaves, the worker is SIGKILLed and PostgreSQL is restarted. Nothing may be lost.
-@Suite(.timeLimit(.minutes(3))) struct DrillTests {
+@Suite(.timeLimit(.minutes(10))) struct DrillTests {
     @Test func smallFaultDrillLosesNothing() throws {
         var configuration = FaultDrill.Configuration(workerExecutable: try WorkerProcess.executable())
         configuration.events = 400

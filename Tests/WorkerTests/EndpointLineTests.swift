@@ -9,7 +9,7 @@ import TestSupport
 
 /// The line of deliveries a worker keeps waiting in its HTTP client for an endpoint that
 /// answers quickly (`QuickEndpoints`, `Dispatcher.budget(of:)`).
-@Suite(.timeLimit(.minutes(2))) struct EndpointLineTests {
+@Suite(.timeLimit(.minutes(10))) struct EndpointLineTests {
     @Test("while an endpoint answers quickly the worker holds as many deliveries again, waiting in line; the endpoint never gets more than its limit at once, and each delivery arrives once after it turned slow. No line when the lease cannot cover two request timeouts",
           arguments: [(lease: Duration.seconds(60), line: true), (lease: .seconds(20), line: false)])
     func quickEndpointGetsALine(lease: Duration, line: Bool) throws {

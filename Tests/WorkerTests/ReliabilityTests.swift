@@ -11,7 +11,7 @@ import Testing
 import Worker
 
 /// Nothing lost, nobody starved: crashes, restarts, several workers, bad endpoints.
-@Suite(.timeLimit(.minutes(3))) struct ReliabilityTests {
+@Suite(.timeLimit(.minutes(10))) struct ReliabilityTests {
     /// `webhooky run` options for fast tests: short request timeout and lease, fast polling.
     static let fastWorker = ["--request-timeout", "1s", "--lease", "4s", "--poll-interval", "200ms", "--retry-schedule", "200ms,200ms,200ms"]
 
@@ -504,7 +504,7 @@ import Worker
 }
 
 /// Bad configuration: one clear message and a documented exit status.
-@Suite(.timeLimit(.minutes(2))) struct ConfigurationErrorTests {
+@Suite(.timeLimit(.minutes(10))) struct ConfigurationErrorTests {
     private func run(_ arguments: [String]) throws -> ChildProcess.Outcome {
         try ChildProcess.run(WorkerProcess.executable(), arguments)
     }

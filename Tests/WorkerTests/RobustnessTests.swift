@@ -6,7 +6,7 @@ import Testing
 import Worker
 
 /// Input that must never stop the worker or block other deliveries.
-@Suite(.timeLimit(.minutes(2))) struct RobustnessTests {
+@Suite(.timeLimit(.minutes(10))) struct RobustnessTests {
     @Test("a response body with NUL bytes is stored, and blocks nothing")
     func binaryResponseBody() throws {
         let shop = try Shop()

@@ -8,7 +8,7 @@ import Testing
 import Worker
 
 /// Installing, upgrading and checking the schema; the SQL interface's own rules.
-@Suite(.timeLimit(.minutes(2))) struct SchemaTests {
+@Suite(.timeLimit(.minutes(10))) struct SchemaTests {
     static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     @Test func everyMigrationFileIsEmbeddedInOrder() throws {

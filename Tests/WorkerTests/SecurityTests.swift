@@ -10,7 +10,7 @@ import Worker
 import Glibc
 
 /// Tenants, limits on hostile input, and secret rotation.
-@Suite(.timeLimit(.minutes(2))) struct SecurityTests {
+@Suite(.timeLimit(.minutes(10))) struct SecurityTests {
     /// Two tenant login roles, one per e-shop, and an admin; returns connections as each.
     private func tenants(_ shop: Shop) throws -> (a: Connection, b: Connection, suffix: String) {
         let suffix = "\(getpid())_\(UInt32.random(in: 0...UInt32.max))"
@@ -313,7 +313,7 @@ import Glibc
 }
 
 /// The worker's default address policy: no requests into private or internal networks.
-@Suite(.timeLimit(.minutes(2))) struct NetworkPolicyTests {
+@Suite(.timeLimit(.minutes(10))) struct NetworkPolicyTests {
     @Test("by default a webhook to 127.0.0.1 or to a name resolving to it ends dead at once, and the receiver never sees a request")
     func privateAddressesAreRefused() throws {
         let shop = try Shop()

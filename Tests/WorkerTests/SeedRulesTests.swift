@@ -7,7 +7,7 @@ import Testing
 
 /// The seed's promises (S1-S8), end to end: a committed change in PostgreSQL, the worker, and
 /// the exact request a real receiver on 127.0.0.1 gets.
-@Suite(.timeLimit(.minutes(2))) struct SeedRulesTests {
+@Suite(.timeLimit(.minutes(10))) struct SeedRulesTests {
     static let seedBody = """
         {
           "eshop":"#account.eshopId#",

@@ -8,7 +8,7 @@ import Worker
 
 /// `webhooky.wanted_events` (sql/0008_wanted_events.sql): a trigger whose event no enabled
 /// webhook wants does not run at all, and one that is wanted always does.
-@Suite(.timeLimit(.minutes(2))) struct WantedEventsTests {
+@Suite(.timeLimit(.minutes(10))) struct WantedEventsTests {
     static let credit = "customer.credit_changed"
     static let tier = "customer.tier_changed"
 

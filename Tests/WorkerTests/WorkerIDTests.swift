@@ -13,7 +13,7 @@ import Testing
 /// predecessor's row does not stop a restart, and a worker whose id is taken while it runs stops
 /// (with a status that a supervisor restarts). Host and pid tell nothing (containers share
 /// them); the row's `started_at` does.
-@Suite(.timeLimit(.minutes(2))) struct WorkerIDTests {
+@Suite(.timeLimit(.minutes(10))) struct WorkerIDTests {
     /// A shop with a webhook to a new receiver's `/ID`, and a `webhooky run --worker-id ID`
     /// that has registered its row and made one delivery.
     static func deliveringWorkerProcess(id: String) throws -> (Shop, LoopbackReceiver, WorkerProcess) {
