@@ -286,6 +286,14 @@ class Cluster:
         with self.connect("postgres") as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
+    def wal_position(self) -> str:
+        """Where the cluster's WAL ends now (every database's, autovacuum's included)."""
+        return self.scalar("postgres", "SELECT pg_current_wal_insert_lsn()::text")
+
+    def wal_since(self, start: str) -> float:
+        """Bytes of WAL written since `start` (a ``wal_position``)."""
+        return float(self.scalar("postgres", "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s::pg_lsn)", (start,)))
+
     def checkpoint(self) -> None:
         with self.connect("postgres") as conn:
             conn.execute("CHECKPOINT")
@@ -752,6 +760,7 @@ class Bench:
         waited = self.wait_quiet()
         receiver = Receiver(self.receiver_bin, self.port, self.raw / f"{tag}.arrivals")
         meter = Meter(self.cluster, None, receiver.proc.pid)
+        wal_start = self.cluster.wal_position()
         worker, t0 = self.start_worker(system, db, tag)
         meter.worker_pid = worker.pid
         rss_samples = []
@@ -770,6 +779,7 @@ class Bench:
             t_seen = time.time()
             recorded = self.wait_recorded(system, db, timeout=60) if not window else None
             t_recorded = time.time()
+            wal_bytes = self.cluster.wal_since(wal_start)
             cpu = proc_cpu_seconds(worker.pid)
             hwm = proc_status_kb(worker.pid, "VmHWM")
             rss = proc_status_kb(worker.pid, "VmRSS")
@@ -806,6 +816,7 @@ class Bench:
                 "worker_cpu_per_1k": cpu / delivered * 1000 if delivered else float("nan"),
                 "pg_cpu_s": cpu_use["pg"],
                 "pg_cpu_per_1k": cpu_use["pg"] / delivered * 1000 if delivered else float("nan"),
+                "wal_per_delivery_b": wal_bytes / delivered if delivered else float("nan"),
                 "rss_peak_mb": hwm / 1024,
             })
         res["other_cpu_s"] = cpu_use["other"]
@@ -830,6 +841,7 @@ class Bench:
             Figure("first_arrival_s", "worker start to first arrival", "s", "lower", "{:.3f}"),
             Figure("worker_cpu_per_1k", "worker CPU per 1,000 deliveries", "CPU s", "lower", "{:.3f}"),
             Figure("pg_cpu_per_1k", "PostgreSQL CPU per 1,000 deliveries", "CPU s", "lower", "{:.3f}"),
+            Figure("wal_per_delivery_b", "WAL written per delivery, worker start to all recorded", "bytes", "lower", "{:,.0f}"),
             Figure("record_lag_s", "last arrival seen to all recorded in the database", "s", "lower", "{:.2f}"),
             Figure("rss_peak_mb", "worker peak RSS (VmHWM)", "MB", "lower", "{:.1f}"),
             NOISE,
@@ -853,9 +865,11 @@ class Bench:
             if worker.poll() is not None:
                 raise RuntimeError(f"worker died (see {self.raw / (tag + '.worker.log')})")
             meter = Meter(self.cluster, worker.pid, receiver.proc.pid)
+            wal_start = self.cluster.wal_position()
             bench = self.pgbench(db, clients, seconds, rate, tag)
             arrived_at_end = receiver.count()
             cpu_use = meter.stop()
+            wal_bytes = self.cluster.wal_since(wal_start)
             committed = self.cluster.scalar(db, "SELECT count(*) FROM webhooky.deliveries" if system == "webhooky"
                                             else "SELECT count(*) FROM baseline.outbox")
             complete = receiver.wait_for(committed, timeout=max(120, committed / 500))
@@ -891,6 +905,7 @@ class Bench:
             "max_ms": lat[-1] if lat else float("nan"),
             "worker_cpu_s": cpu_use["worker"],
             "pg_cpu_s": cpu_use["pg"],
+            "wal_per_tx_b": wal_bytes / bench["tx"] if bench["tx"] else float("nan"),
             "bench_cpu_s": cpu_use["bench"],
             "other_cpu_s": cpu_use["other"],
             "steal_s": cpu_use["steal"],
@@ -916,6 +931,7 @@ class Bench:
             *latency_figures("{:,.1f}"),
             Figure("worker_cpu_s", "worker CPU during pgbench", "CPU s", "lower", "{:.1f}"),
             Figure("pg_cpu_s", "PostgreSQL CPU during pgbench", "CPU s", "lower", "{:.1f}"),
+            Figure("wal_per_tx_b", "WAL written during pgbench per business transaction (the worker's included)", "bytes", "lower", "{:,.0f}"),
             Figure("rss_peak_mb", "worker peak RSS", "MB", "lower", "{:.1f}"),
             NOISE,
         ]
