@@ -308,8 +308,11 @@ enum DeliveryStore {
             INSERT INTO webhooky.attempts (delivery_id, webhook_id, attempt, started_at, duration_ms, status, error, response_body, worker)
             SELECT o.id, o.webhook_id, o.attempt, to_timestamp(o.started_at), o.duration_ms, o.status, o.error, o.body, $2
               FROM outcome o
-             -- A batch written again after its acknowledgement was lost adds no second row.
-             WHERE NOT EXISTS (SELECT 1 FROM webhooky.attempts a WHERE a.delivery_id = o.id AND a.attempt = o.attempt AND a.worker = $2)
+             -- A batch written again after its acknowledgement was lost adds no second row. A
+             -- delivery this statement moved on from 'sending' for this attempt has none yet (it
+             -- was claimed for it, and only its outcome adds its row), so only the others are looked up.
+             WHERE o.id IN (SELECT updated.id FROM updated)
+                OR NOT EXISTS (SELECT 1 FROM webhooky.attempts a WHERE a.delivery_id = o.id AND a.attempt = o.attempt AND a.worker = $2)
         ), batch AS (
             SELECT * FROM json_to_recordset($3::json) AS b(
                 webhook_id bigint, failures integer, first_failure double precision,

@@ -1,0 +1,85 @@
+import Delivery
+import Postgres
+import TestSupport
+import Testing
+@testable import Worker
+
+/// `DeliveryStore.record`, the statement that writes outcomes: one `webhooky.attempts` row per
+/// attempt made, whatever became of the delivery meanwhile, and never a second one.
+@Suite struct OutcomeRecordTests {
+    /// Two events of one webhook, fanned out and claimed by worker `w1` (attempt 1 each).
+    static func twoClaimedDeliveries() throws -> (shop: Shop, connection: Connection, claimed: [ClaimedDelivery]) {
+        let shop = try Shop()
+        try shop.addCustomers(2)
+        _ = try shop.addWebhook(url: "http://127.0.0.1:9/hook")
+        try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id BETWEEN 100001 AND 100002")
+        let connection = try FanOutTests.session(shop)
+        let fanOut = try DeliveryStore.fanOut(connection, events: 10, after: 0, workerID: "w1", lease: .seconds(60), room: 64, rooms: [:],
+                                              capacity: 256, onlyWhatFits: true)
+        try #require(fanOut.claimed.count == 2)
+        return (shop, connection, fanOut.claimed)
+    }
+
+    static func succeeded(_ delivery: ClaimedDelivery, attempt: Int = 1) -> AttemptRecord {
+        AttemptRecord(deliveryID: delivery.id, webhookID: delivery.webhookID, attempt: attempt,
+                      completion: .init(state: .succeeded, status: 200), startedAt: 1_795_000_000.25, durationMilliseconds: 3.5, responseBody: "ok")
+    }
+
+    /// Per attempts row: delivery, attempt, status, worker; in order.
+    static func attempts(_ shop: Shop) throws -> [[String?]] {
+        try shop.connection.query("SELECT delivery_id::text, attempt::text, status::text, worker FROM webhooky.attempts ORDER BY delivery_id, attempt").rows
+    }
+
+    /// Per delivery: id, state, attempts, claimant, whether it has a lease; in order.
+    static func deliveries(_ shop: Shop) throws -> [[String?]] {
+        try shop.connection.query("""
+            SELECT id::text, state, attempts::text, claimed_by, (lease_expires_at IS NOT NULL)::text FROM webhooky.deliveries ORDER BY id
+            """).rows
+    }
+
+    @Test("a batch written again (its acknowledgement lost with the connection) adds no second attempts row and changes nothing")
+    func batchWrittenAgainAddsNothing() throws {
+        let (shop, connection, claimed) = try OutcomeRecordTests.twoClaimedDeliveries()
+        let batch = claimed.map { OutcomeRecordTests.succeeded($0) }
+
+        let first = try DeliveryStore.record(connection, batch, workerID: "w1", autoDisable: nil)
+        #expect(first.updated == 2)
+        let written = try OutcomeRecordTests.attempts(shop)
+        #expect(written == claimed.map { [String($0.id), "1", "200", "w1"] })
+        let after = try OutcomeRecordTests.deliveries(shop)
+        #expect(after == claimed.map { [String($0.id), "succeeded", "1", nil, "false"] })
+
+        let again = try DeliveryStore.record(connection, batch, workerID: "w1", autoDisable: nil)
+        #expect(again.updated == 0, "the deliveries are no longer 'sending' for w1")
+        #expect(try OutcomeRecordTests.attempts(shop) == written)
+        #expect(try OutcomeRecordTests.deliveries(shop) == after)
+    }
+
+    @Test("an attempt whose delivery another worker holds by now is on record, once, and leaves that worker's claim alone")
+    func attemptOfADeliveryNoLongerHeldIsRecorded() throws {
+        let (shop, connection, claimed) = try OutcomeRecordTests.twoClaimedDeliveries()
+        // w1's lease ran out, the delivery was reaped and claimed again by w2 (its attempt 2),
+        // before w1's outcome of attempt 1 was written.
+        let taken = claimed[0]
+        try shop.connection.execute("UPDATE webhooky.deliveries SET claimed_by = 'w2', attempts = 2 WHERE id = \(taken.id)")
+        let batch = claimed.map { OutcomeRecordTests.succeeded($0) }
+
+        for round in 1...2 {
+            let result = try DeliveryStore.record(connection, batch, workerID: "w1", autoDisable: nil)
+            #expect(result.updated == (round == 1 ? 1 : 0), "only the delivery w1 still holds, and only the first time")
+            #expect(try OutcomeRecordTests.attempts(shop) == claimed.map { [String($0.id), "1", "200", "w1"] })
+            #expect(try OutcomeRecordTests.deliveries(shop) == [
+                [String(taken.id), "sending", "2", "w2", "true"],
+                [String(claimed[1].id), "succeeded", "1", nil, "false"],
+            ])
+        }
+
+        // w2's own outcome of attempt 2 is a second row for that delivery, and completes it.
+        let second = try DeliveryStore.record(connection, [OutcomeRecordTests.succeeded(taken, attempt: 2)], workerID: "w2", autoDisable: nil)
+        #expect(second.updated == 1)
+        #expect(try OutcomeRecordTests.attempts(shop) == [
+            [String(taken.id), "1", "200", "w1"], [String(taken.id), "2", "200", "w2"], [String(claimed[1].id), "1", "200", "w1"],
+        ])
+        #expect(try OutcomeRecordTests.deliveries(shop)[0] == [String(taken.id), "succeeded", "2", nil, "false"])
+    }
+}
