@@ -58,12 +58,13 @@ public struct DeliveryStateMachine: Sendable {
     public private(set) var state: State
     /// The number of the attempt being made, from 1.
     public let attempt: Int
-    /// Attempts made before the current retry schedule began (a redelivery starts a new one).
+    /// Attempts the current retry schedule does not count: those made before a redelivery
+    /// started it, and those cut short by a worker's shutdown (``AttemptResult/interrupted(_:)``).
     public let retryBase: Int
     private let policy: RetryPolicy
 
-    /// A delivery just claimed for attempt number `attempt` (from 1), of which the first
-    /// `retryBase` were made before the delivery was redelivered (default 0).
+    /// A delivery just claimed for attempt number `attempt` (from 1), of which `retryBase` do
+    /// not count in the retry schedule (default 0).
     public init(attempt: Int, retryBase: Int = 0, policy: RetryPolicy) {
         self.state = .sending(attempt: attempt)
         self.attempt = attempt

@@ -12,7 +12,7 @@ struct ClaimedDelivery {
     let eventID: Int64
     /// The event's payload as JSON text (numbers exact).
     let payload: String
-    /// Attempts made before the current retry schedule (see `deliveries.retry_base`).
+    /// Attempts the current retry schedule does not count (see `deliveries.retry_base`).
     var retryBase = 0
     /// Where the claim statement found it: its `next_attempt_at` (PostgreSQL's text), and id.
     var position: ClaimCursor?
@@ -280,7 +280,8 @@ enum DeliveryStore {
     }
 
     /// Writes attempt outcomes: each delivery's new state (only while this worker still holds
-    /// it for that attempt), one `webhooky.attempts` row per attempt, each webhook's health
+    /// it for that attempt; an interrupted attempt also moves its `retry_base` on, so that it is
+    /// not one of the retry schedule's), one `webhooky.attempts` row per attempt, each webhook's health
     /// (`$3`: per-webhook summary of the batch), and disables webhooks that answered 410 Gone or
     /// kept failing (at least `$4` failures in a row, failing for `$5` seconds; `$4` < 0: never)
     /// unless their row is locked (then a later failure does it).
@@ -289,10 +290,12 @@ enum DeliveryStore {
         WITH outcome AS (
             SELECT * FROM json_to_recordset($1::json) AS o(
                 id bigint, webhook_id bigint, attempt integer, state text, retry_ms bigint, status integer, error text,
-                started_at double precision, duration_ms double precision, body text)
+                started_at double precision, duration_ms double precision, body text, interrupted boolean)
         ), updated AS (
             UPDATE webhooky.deliveries d
                SET state = o.state,
+                   -- An attempt cut short by the worker's shutdown is not one of the schedule's.
+                   retry_base = d.retry_base + CASE WHEN o.interrupted THEN 1 ELSE 0 END,
                    next_attempt_at = CASE WHEN o.state = 'pending' THEN now() + o.retry_ms * interval '1 millisecond' ELSE d.next_attempt_at END,
                    last_status = o.status, last_error = o.error,
                    claimed_by = NULL, lease_expires_at = NULL, updated_at = now(),
@@ -443,6 +446,7 @@ enum DeliveryStore {
                 JSONValue.writeQuoted(error, to: &json)
             }
             json += ",\"started_at\":\(record.startedAt),\"duration_ms\":\(record.durationMilliseconds)"
+            if record.completion.interrupted { json += ",\"interrupted\":true" }
             if let body = record.responseBody {
                 json += ",\"body\":"
                 JSONValue.writeQuoted(body, to: &json)

@@ -207,7 +207,7 @@ import Worker
         #expect(try shop.deliveryStates() == [["succeeded", "2", "200"]])
     }
 
-    @Test("stopping gives back what is still in flight after the grace period: the attempt is on record (it may have arrived), not held against the endpoint, and due again at once")
+    @Test("stopping gives back what is still in flight after the grace period: the attempt is on record (it may have arrived), held neither against the endpoint nor against the retry schedule, and due again at once")
     func stopReleasesWhatItHolds() throws {
         let shop = try Shop()
         let receiver = try LoopbackReceiver { _, _ in .hang }
@@ -228,6 +228,21 @@ import Worker
         #expect(try shop.connection.query("SELECT attempt, status, error, worker FROM webhooky.attempts").rows == [["1", nil, interrupted, "test-worker"]])
         #expect(try shop.connection.query("SELECT count(*) FROM webhooky.webhook_health WHERE consecutive_failures > 0").scalar == "0",
                 "not held against the endpoint")
+        #expect(try shop.column("SELECT retry_base FROM webhooky.deliveries") == ["1"], "nor against the retry schedule")
+
+        // The next worker's schedule (one retry) counts only the attempts after the interrupted
+        // one: two more, then dead.
+        let failing = try LoopbackReceiver { _, _ in .status(503) }
+        defer { failing.stop() }
+        try shop.connection.execute("UPDATE webhooky.webhooks SET url = '\(failing.baseURL)/fails'")
+        let next = RunningWorker(shop.workerConfiguration(retry: [.milliseconds(100)]))
+        defer { next.stop() }
+        #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries") { $0 == "dead" } == "dead")
+        #expect(failing.requests.count == 2)
+        #expect(try shop.connection.query("SELECT attempts, retry_base, last_error FROM webhooky.deliveries").rows
+                == [["3", "1", "HTTP 503 (gave up after 2 attempts)"]])
+        #expect(try shop.connection.query("SELECT attempt, status FROM webhooky.attempts ORDER BY attempt").rows
+                == [["1", nil], ["2", "503"], ["3", "503"]])
     }
 
     @Test("a deleted webhook's unfinished deliveries end dead; its events not yet fanned out get none")
