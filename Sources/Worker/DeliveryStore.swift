@@ -306,7 +306,7 @@ enum DeliveryStore {
              -- that index (including those of deliveries already done and not yet vacuumed).
              WHERE d.id = ANY (ARRAY(SELECT outcome.id FROM outcome)) AND d.id = o.id
                AND d.state || '' = 'sending' AND d.claimed_by = $2 AND d.attempts = o.attempt
-            RETURNING d.id
+            RETURNING d.id, d.attempts
         ), attempts AS (
             INSERT INTO webhooky.attempts (delivery_id, webhook_id, attempt, started_at, duration_ms, status, error, response_body, worker)
             SELECT o.id, o.webhook_id, o.attempt, to_timestamp(o.started_at), o.duration_ms, o.status, o.error, o.body, $2
@@ -314,7 +314,9 @@ enum DeliveryStore {
              -- A batch written again after its acknowledgement was lost adds no second row. A
              -- delivery this statement moved on from 'sending' for this attempt has none yet (it
              -- was claimed for it, and only its outcome adds its row), so only the others are looked up.
-             WHERE o.id IN (SELECT updated.id FROM updated)
+             -- By delivery and attempt: a batch written again can hold an earlier attempt of a
+             -- delivery that this worker has claimed again since, and whose next attempt is in it too.
+             WHERE (o.id, o.attempt) IN (SELECT updated.id, updated.attempts FROM updated)
                 OR NOT EXISTS (SELECT 1 FROM webhooky.attempts a WHERE a.delivery_id = o.id AND a.attempt = o.attempt AND a.worker = $2)
         ), batch AS (
             SELECT * FROM json_to_recordset($3::json) AS b(

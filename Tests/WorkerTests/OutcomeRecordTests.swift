@@ -55,6 +55,27 @@ import Testing
         #expect(try OutcomeRecordTests.deliveries(shop) == after)
     }
 
+    @Test("a batch written again together with the delivery's next attempt (claimed meanwhile by the same worker) adds no second row for the first attempt")
+    func batchWrittenAgainWithTheNextAttempt() throws {
+        let (shop, connection, claimed) = try OutcomeRecordTests.twoClaimedDeliveries()
+        let delivery = claimed[0]
+        // Attempt 1 failed and is written; the acknowledgement is lost, so the recorder keeps it.
+        let failed = AttemptRecord(deliveryID: delivery.id, webhookID: delivery.webhookID, attempt: 1,
+                                   completion: .init(state: .pending, retryIn: .zero, status: 503, error: "HTTP 503"),
+                                   startedAt: 1_795_000_000.25, durationMilliseconds: 3.5, responseBody: nil)
+        #expect(try DeliveryStore.record(connection, [failed], workerID: "w1", autoDisable: nil).updated == 1)
+        // Meanwhile the dispatcher (its own connection) claims the retry, attempt 2, and it succeeds.
+        let retry = try DeliveryStore.claim(shop.database.connect(), limit: 10, workerID: "w1", lease: .seconds(60), room: 64, rooms: [:])
+        try #require(retry.map(\.id) == [delivery.id] && retry.map(\.attempt) == [2])
+
+        // The recorder writes what it kept and what came since, in one batch.
+        let result = try DeliveryStore.record(connection, [failed, OutcomeRecordTests.succeeded(delivery, attempt: 2)], workerID: "w1", autoDisable: nil)
+        #expect(result.updated == 1)
+        let rows = try OutcomeRecordTests.attempts(shop)
+        #expect(rows == [[String(delivery.id), "1", "503", "w1"], [String(delivery.id), "2", "200", "w1"]], "one row per attempt")
+        #expect(try OutcomeRecordTests.deliveries(shop)[0] == [String(delivery.id), "succeeded", "2", nil, "false"])
+    }
+
     @Test("an attempt whose delivery another worker holds by now is on record, once, and leaves that worker's claim alone")
     func attemptOfADeliveryNoLongerHeldIsRecorded() throws {
         let (shop, connection, claimed) = try OutcomeRecordTests.twoClaimedDeliveries()
