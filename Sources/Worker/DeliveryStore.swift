@@ -422,6 +422,33 @@ enum DeliveryStore {
         return claimed
     }
 
+    /// The pairs (delivery, attempt) of `$1`/`$2` whose attempts row worker `$3` wrote.
+    static let recordedSQL = """
+        SELECT a.delivery_id, a.attempt
+          FROM unnest($1::bigint[], $2::integer[]) AS r(delivery_id, attempt)
+          JOIN webhooky.attempts a ON a.delivery_id = r.delivery_id AND a.attempt = r.attempt
+         WHERE a.worker = $3
+        """
+
+    /// Of `records`, those not on record yet. After a statement whose end was not seen (the
+    /// connection was lost on the way) they may have been written: an outcome whose attempts
+    /// row this worker wrote was written whole (its delivery, attempts row and webhook health
+    /// are one statement), and writing it again would count a failure twice in the health.
+    static func unrecorded(_ connection: Connection, _ records: [AttemptRecord], workerID: String) throws(PostgresError) -> [AttemptRecord] {
+        guard !records.isEmpty else { return [] }
+        let result = try connection.query(prepared: "webhooky_recorded", recordedSQL, [
+            arrayLiteral(records.map(\.deliveryID)), "{" + records.map { String($0.attempt) }.joined(separator: ",") + "}", workerID,
+        ])
+        struct Key: Hashable { let delivery: Int64, attempt: Int }
+        var written = Set<Key>()
+        for row in 0..<result.rowCount {
+            if let delivery = result[row, 0].flatMap({ Int64($0) }), let attempt = result[row, 1].flatMap({ Int($0) }) {
+                written.insert(Key(delivery: delivery, attempt: attempt))
+            }
+        }
+        return records.filter { !written.contains(Key(delivery: $0.deliveryID, attempt: $0.attempt)) }
+    }
+
     /// What a batch of records did beyond the deliveries themselves.
     struct RecordResult {
         /// Deliveries updated (the rest were no longer held by this worker; their attempts are

@@ -17,8 +17,10 @@ import Synchronization
 /// own, so one that cannot be stored never blocks the rest; such an outcome is retried without
 /// its response body, then also without its webhook's health (and a disable), and dropped (with
 /// an error in the log; its lease will run out and it will be sent again) only if that fails too. A lost connection midway keeps only the outcomes not
-/// yet written, so none is written twice (which would count a failure twice in the webhook's
-/// health); they are written after reconnecting, with growing backoff (``Backoff``).
+/// yet written; they are written after reconnecting, with growing backoff (``Backoff``), but
+/// first those that the statement cut off may have written are looked up and left out
+/// (``DeliveryStore/unrecorded(_:_:workerID:)``), so none is written twice (which would count a
+/// failure twice in the webhook's health).
 final class OutcomeRecorder: Sendable {
     /// Outcomes per statement. Default 1,000 (after an outage thousands may be waiting).
     static let batchLimit = 1_000
@@ -86,6 +88,9 @@ final class OutcomeRecorder: Sendable {
         var retryAt = ContinuousClock.now
         var planRenewal = PlanRenewal(now: .now)
         var batch: [AttemptRecord] = []
+        /// How many of the batch's first outcomes a statement may have written without its
+        /// end being seen (the connection was lost): looked up before they are written again.
+        var unsure = 0
         /// When the first outcome of the batch being gathered was taken.
         var gatheringSince: ContinuousClock.Instant?
         while true {
@@ -133,6 +138,14 @@ final class OutcomeRecorder: Sendable {
                     planRenewal.planned(now: .now)
                     try current.forgetPreparedStatements()
                 }
+                if unsure > 0 {
+                    let left = try DeliveryStore.unrecorded(current, Array(batch.prefix(unsure)), workerID: configuration.workerID)
+                    if left.count < unsure {
+                        logger.notice("outcomes written just before the connection was lost are not written again", ["count": unsure - left.count])
+                    }
+                    batch.replaceSubrange(0..<unsure, with: left)
+                    unsure = 0
+                }
                 let count = batch.count
                 try write(&batch, on: current)
                 gatheringSince = nil  // what came meanwhile starts a new batch, and waits for more
@@ -140,6 +153,7 @@ final class OutcomeRecorder: Sendable {
                 backoff.reset()
                 if state.withLock({ $0.writing = 0; return $0.queued.isEmpty }) { onWritten() }
             } catch {
+                unsure = batch.count
                 let delay = backoff.nextDelay(using: &random)
                 retryAt = .now + delay
                 if !error.isTransient, connection?.isConnected == true {

@@ -25,6 +25,12 @@ import Testing
                       completion: .init(state: .succeeded, status: 200), startedAt: 1_795_000_000.25, durationMilliseconds: 3.5, responseBody: "ok")
     }
 
+    static func failed(_ delivery: ClaimedDelivery, attempt: Int = 1) -> AttemptRecord {
+        AttemptRecord(deliveryID: delivery.id, webhookID: delivery.webhookID, attempt: attempt,
+                      completion: .init(state: .pending, retryIn: .seconds(60), status: 503, error: "HTTP 503"),
+                      startedAt: 1_795_000_000.5 + Double(delivery.id), durationMilliseconds: 2, responseBody: nil)
+    }
+
     /// Per attempts row: delivery, attempt, status, worker; in order.
     static func attempts(_ shop: Shop) throws -> [[String?]] {
         try shop.connection.query("SELECT delivery_id::text, attempt::text, status::text, worker FROM webhooky.attempts ORDER BY delivery_id, attempt").rows
@@ -102,5 +108,26 @@ import Testing
             [String(taken.id), "1", "200", "w1"], [String(taken.id), "2", "200", "w2"], [String(claimed[1].id), "1", "200", "w1"],
         ])
         #expect(try OutcomeRecordTests.deliveries(shop)[0] == [String(taken.id), "succeeded", "2", nil, "false"])
+    }
+
+    @Test("outcomes that a statement cut off by a lost connection may have written are looked up: those on record are not written again, so a failure counts once in the health")
+    func outcomesOnRecordAreNotWrittenAgain() throws {
+        let (shop, connection, claimed) = try OutcomeRecordTests.twoClaimedDeliveries()
+        let first = OutcomeRecordTests.failed(claimed[0])
+        // Written and committed; say its acknowledgement was lost with the connection.
+        _ = try DeliveryStore.record(connection, [first], workerID: "w1", autoDisable: nil)
+        let health = "SELECT consecutive_failures FROM webhooky.webhook_health"
+        #expect(try shop.column(health) == ["1"])
+
+        let batch = [first, OutcomeRecordTests.failed(claimed[1])]
+        let left = try DeliveryStore.unrecorded(connection, batch, workerID: "w1")
+        #expect(left.map(\.deliveryID) == [claimed[1].id], "only the outcome not on record")
+        #expect(try DeliveryStore.unrecorded(connection, batch, workerID: "w2").map(\.deliveryID) == claimed.map(\.id),
+                "another worker's attempts are not this worker's")
+        #expect(try DeliveryStore.unrecorded(connection, [], workerID: "w1").isEmpty)
+
+        _ = try DeliveryStore.record(connection, left, workerID: "w1", autoDisable: nil)
+        #expect(try shop.column(health) == ["2"], "two failures, each counted once")
+        #expect(try OutcomeRecordTests.attempts(shop) == claimed.map { [String($0.id), "1", "503", "w1"] })
     }
 }

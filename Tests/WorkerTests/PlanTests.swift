@@ -62,7 +62,7 @@ import Testing
     static let statements: [String: String] = [
         "claim": DeliveryStore.claimSQL, "claim after a cursor": DeliveryStore.claimSQL, "fan-out": DeliveryStore.fanOutSQL, "fan-out of everything": DeliveryStore.fanOutSQL,
         "fan-out that fits": DeliveryStore.fanOutFittingSQL,
-        "record": DeliveryStore.recordSQL, "release": DeliveryStore.releaseSQL, "reap": DeliveryStore.reapSQL,
+        "record": DeliveryStore.recordSQL, "recorded": DeliveryStore.recordedSQL, "release": DeliveryStore.releaseSQL, "reap": DeliveryStore.reapSQL,
         "heartbeat": WorkerRegistry.upsertSQL,
     ]
 
@@ -76,6 +76,7 @@ import Testing
             #"[{"id":11,"webhook_id":1,"attempt":1,"state":"succeeded","status":200,"started_at":1.5,"duration_ms":2}]"#, "w1",
             #"[{"webhook_id":1,"failures":0,"first_failure":null,"last_success":1.5,"last_attempt":1.5,"gone":false}]"#, "10", "60",
         ]),
+        ("recorded", ["{11,21}", "{1,1}", "w1"]),
         ("release", ["{11,21}", "w1", "0"]),
         ("reap", []),
         ("heartbeat", ["w1", "host", "1", "1.0.0", "true", "120", "true", "2026-01-01 00:00:00+00"]),
