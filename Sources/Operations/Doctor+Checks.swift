@@ -1,4 +1,6 @@
+import Delivery
 import Postgres
+import Templates
 
 /// The SQL behind each of the doctor's findings.
 extension Doctor {
@@ -230,7 +232,11 @@ extension Doctor {
                 failing += 1
                 let since = result[row, 5].flatMap { Double($0) }.map { " for \(TextFormatting.duration(seconds: $0))" } ?? ""
                 let last = result[row, 7].map { "; last: " + TextFormatting.shortened($0, to: 80) } ?? ""
-                problems.append("\(label): \(failures) failed \(failures == 1 ? "attempt" : "attempts") in a row\(since)\(last). Watch it with webhooky tail --webhook \(id); fix the endpoint or the webhook's URL.")
+                // The address policy's refusal (HTTPClient's AddressPolicy) is fixed on the workers, not the endpoint.
+                let advice = result[row, 7]?.hasPrefix("refused to connect to ") == true
+                    ? "The workers refuse that address (a private or internal network): to reach it, start them with --allow-network CIDR (README, \"Security\"); otherwise fix the webhook's URL."
+                    : "Watch it with webhooky tail --webhook \(id); fix the endpoint or the webhook's URL."
+                problems.append("\(label): \(failures) failed \(failures == 1 ? "attempt" : "attempts") in a row\(since)\(last). \(advice)")
             } else if let reason = result[row, 3] {
                 disabledByWebhooky += 1
                 problems.append("\(label) was disabled by Webhooky: \(reason); \(TextFormatting.count(waiting)) \(waiting == 1 ? "delivery waits" : "deliveries wait"). Once the endpoint works: UPDATE webhooky.webhooks SET enabled = true WHERE id = \(id);")
@@ -248,6 +254,45 @@ extension Doctor {
         if disabledByHand > 0 { parts.append("\(disabledByHand) disabled by hand") }
         if failing == 0 && disabledByWebhooky == 0 { parts.append("none failing") }
         return DoctorCheck(problems.isEmpty ? .ok : .warn, "webhooks", parts.joined(separator: ", "), details: problems + notes)
+    }
+
+    /// Enabled webhooks whose templates use a variable that neither their event type's sample
+    /// nor its recent events have (WARN): it renders as the empty string, which is usually a
+    /// misspelt name. Saving the row does not catch it (the names of an event's payload are not
+    /// fixed anywhere); `webhooky preview` shows it for one webhook, this for all.
+    func templateVariablesCheck(_ connection: Connection) throws(PostgresError) -> DoctorCheck {
+        let result = try connection.query("SELECT id, name, event, url, body, headers::text FROM webhooky.webhooks WHERE enabled ORDER BY id")
+        var offered: [String: Set<String>] = [:]
+        var problems: [String] = []
+        var compared = 0
+        for row in 0..<result.rowCount {
+            let id = result[row, 0] ?? "?"
+            let event = result[row, 2] ?? ""
+            let label = "webhook \(id)" + ((result[row, 1] ?? "").isEmpty ? "" : " \"\(result[row, 1] ?? "")\"")
+            // A row the database's checks let through always parses; one that does not is the
+            // webhooks check's and the worker's to report.
+            guard let webhook = try? Webhook(id: Int64(id) ?? 0, revision: 1, name: result[row, 1] ?? "", url: result[row, 3] ?? "",
+                                             body: result[row, 4], headersJSON: result[row, 5] ?? "{}", secret: nil) else { continue }
+            if offered[event] == nil {
+                let names = try connection.query("SELECT variable FROM webhooky.variables($1)", [event])
+                offered[event] = Set((0..<names.rowCount).compactMap { names[$0, 0] })
+            }
+            // Without a sample or any event there is nothing to compare with.
+            guard let names = offered[event], !names.isEmpty else { continue }
+            compared += 1
+            let unknown = webhook.template.variables.filter { !names.contains($0.name) }
+            guard !unknown.isEmpty else { continue }
+            let list = unknown.map(\.description).joined(separator: ", ")
+            problems.append("\(label) uses \(list), which \(event)'s sample and recent events do not have: "
+                + "\(unknown.count == 1 ? "it renders" : "they render") as the empty string (a misspelt name? "
+                + "SELECT * FROM webhooky.variables('\(event)'); lists the names; webhooky preview --webhook \(id) shows the request)")
+        }
+        guard problems.isEmpty else {
+            return DoctorCheck(.warn, "variables", "\(problems.count) of \(result.rowCount) enabled \(result.rowCount == 1 ? "webhook uses" : "webhooks use") variables their event does not have", details: problems)
+        }
+        return DoctorCheck(.ok, "variables", compared == 0
+            ? "no enabled webhook to compare with its event's variables"
+            : "every variable of the enabled webhooks is in its event's sample or recent events")
     }
 
     /// Event types with enabled webhooks whose last event is overdue against their usual pace (WARN).

@@ -52,13 +52,50 @@ import Testing
 
         let outcome = try database.run(["doctor"])
         #expect(outcome.status == 0, "\(outcome.output)\(outcome.errors)")
-        for topic in ["connection", "schema", "privileges", "workers", "backlog", "NOTIFY queue", "dead", "webhooks", "events", "triggers"] {
+        for topic in ["connection", "schema", "privileges", "workers", "backlog", "NOTIFY queue", "dead", "webhooks", "variables", "events", "triggers"] {
             #expect(StatusAndDoctorTests.finding(outcome.output, topic)?.hasPrefix("OK ") == true, "\(topic): \(outcome.output)")
         }
         #expect(StatusAndDoctorTests.finding(outcome.output, "workers")?.hasSuffix("1 worker alive") == true)
         #expect(outcome.output.contains("test-worker-\(database.database.name) on "))
         #expect(StatusAndDoctorTests.finding(outcome.output, "privileges")?.contains("can run the worker and do admin work") == true)
         #expect(outcome.output.hasSuffix("All is well.\n"))
+    }
+
+    @Test("doctor: a webhook whose address the workers refuse says to allow the network with --allow-network, not to fix the endpoint")
+    func refusedAddress() throws {
+        let database = try AdminDatabase()
+        let local = try database.addWebhook(url: "http://127.0.0.1:9/hook", name: "Local")
+        try database.connection.query("INSERT INTO webhooky.webhook_health (webhook_id, consecutive_failures, failing_since) VALUES ($1, 1, now() - interval '1 minute')", [String(local)])
+        let dead = try database.addDelivery(webhook: local, state: "dead", attempts: 1)
+        let refusal = "refused to connect to 127.0.0.1 (loopback address): private and internal networks are not allowed; allow them with an allow-list (webhooky run --allow-network CIDR)"
+        try TailTests.recordAttempt(database.connection, delivery: dead, webhook: local, number: 1, status: nil, error: refusal)
+
+        let outcome = try database.run(["doctor"])
+        #expect(outcome.status == 1)
+        #expect(outcome.output.contains(#"webhook \#(local) "Local": 1 failed attempt in a row for 1m; last: refused to connect to 127.0.0.1 (loopback address): private and internal"#))
+        #expect(outcome.output.contains(#"The workers refuse that address (a private or internal network): to reach it, start them with --allow-network CIDR (README, "Security"); otherwise fix the webhook's URL."#))
+        #expect(!outcome.output.contains("Watch it with webhooky tail --webhook \(local)"))
+    }
+
+    @Test("doctor: a variable that neither the event's sample nor its recent events have (a misspelt name) is a WARN naming the webhook and the variable")
+    func misspeltVariables() throws {
+        let database = try AdminDatabase()
+        let good = try database.addWebhook(url: "https://erp.example.com/c?credit=#customer.credit#", body: ##"{"email":"#customer.email#"}"##, name: "ERP")
+        let typo = try database.addWebhook(url: "https://crm.example.com/x?c=#customer.credti#", body: ##"{"email":"#customer.emial#","id":"#customer.id#"}"##, name: "CRM")
+        let off = try database.addWebhook(url: "https://crm.example.com/y", body: ##"{"x":"#nothing.here#"}"##, enabled: false, name: "Off")
+
+        let outcome = try database.run(["doctor"])
+        #expect(outcome.status == 1)
+        #expect(StatusAndDoctorTests.finding(outcome.output, "variables")
+                == "WARN  variables     1 of 2 enabled webhooks use variables their event does not have")
+        #expect(outcome.output.contains(##"webhook \##(typo) "CRM" uses #customer.credti#, #customer.emial#, which customer.credit_changed's sample and recent events do not have: they render as the empty string (a misspelt name? SELECT * FROM webhooky.variables('customer.credit_changed'); lists the names; webhooky preview --webhook \##(typo) shows the request)"##))
+        #expect(!outcome.output.contains("webhook \(good) \"ERP\" uses") && !outcome.output.contains("#nothing.here#"), "only enabled webhooks' unknown variables: \(off)")
+
+        try database.connection.query("UPDATE webhooky.webhooks SET url = 'https://crm.example.com/x?c=#customer.credit#', body = $1 WHERE id = $2",
+                                      [##"{"email":"#customer.email#","id":"#customer.id#"}"##, String(typo)])
+        let fixed = try database.run(["doctor"])
+        #expect(StatusAndDoctorTests.finding(fixed.output, "variables")
+                == "OK    variables     every variable of the enabled webhooks is in its event's sample or recent events")
     }
 
     @Test("doctor: no worker alive is a FAIL that says what to do; exit status 1")
