@@ -73,6 +73,9 @@ public final class Connection {
         if let scheme = conninfo.firstRange(of: "://").map({ conninfo[..<$0.lowerBound] }),
            !["postgresql", "postgres"].contains(scheme.lowercased()), scheme.count <= 20, scheme.allSatisfy({ $0.isLetter }) {
             message += " (a URL starts with postgresql:// or postgres://, not \(scheme)://)"
+        } else if !conninfo.contains("="), !conninfo.contains("://"), !conninfo.contains(where: \.isWhitespace) {
+            // psql takes a bare database name; a connection string does not.
+            message += " (a database name alone is written dbname=NAME, or as a URL: postgresql:///NAME)"
         }
         throw PostgresError(code: .connectionFailed, message: message)
     }

@@ -522,13 +522,15 @@ import Worker
         #expect(!migrate.output.contains("Wr0ngPassw0rd"))
     }
 
-    @Test("a malformed connection string: what is wrong (a misspelt keyword, a wrong URL scheme), never its password", arguments: [
+    @Test("a malformed connection string: what is wrong (a misspelt keyword, a wrong URL scheme, a bare database name), never its password", arguments: [
         ("postgresql://user:s3cret%zzPW@localhost/db", "the connection string is malformed: invalid percent-encoded token: \"…\""),
         ("host=/tmp dbname=shop password=s3cretPw! sslmod=require",
          "the connection string is malformed: invalid connection option \"sslmod\" (a misspelt keyword? the list: https://www.postgresql.org/docs/15/libpq-connect.html#LIBPQ-PARAMKEYWORDS)"),
         ("postgresq://postgres:s3cretPw!@localhost/shop",
          "the connection string is malformed: missing \"=\" after \"…\" in connection info string (a URL starts with postgresql:// or postgres://, not postgresq://)"),
         ("host=/tmp password=my s3cret", "the connection string is malformed: missing \"=\" after \"…\" in connection info string"),
+        // psql's habit: a bare database name.
+        ("shop", "the connection string is malformed: missing \"=\" after \"…\" in connection info string (a database name alone is written dbname=NAME, or as a URL: postgresql:///NAME)"),
     ])
     func aMalformedConnectionStringDoesNotEchoItsPassword(url: String, message: String) throws {
         let outcome = try run(["run", "--database-url", url])
@@ -545,8 +547,13 @@ import Worker
         #expect(older.status == 4)
         #expect(older.output.contains("older than this webhooky binary"))
         #expect(older.output.contains("run \"webhooky migrate\""))
+        let dryRun = try run(["migrate", "--dry-run", "--database-url", database.conninfo])
+        #expect(dryRun.status == 0, "\(dryRun.output)")
+        #expect(dryRun.output.hasPrefix("database \"\(database.name)\" as role \"postgres\" (local socket)\nschema version 1; would apply:\n  0002_"), "\(dryRun.output)")
         let migrated = try run(["migrate", "--database-url", database.conninfo])
         #expect(migrated.status == 0, "\(migrated.output)")
+        #expect(migrated.output.hasPrefix("database \"\(database.name)\" as role \"postgres\" (local socket)\napplying 0002_"), "\(migrated.output)")
+        #expect(migrated.output.hasSuffix("done: schema version \(Migrations.latestVersion)\n"), "\(migrated.output)")
         try connection.execute("INSERT INTO webhooky.migrations (version, name) VALUES (99, 'future')")
         let newer = try run(["run", "--database-url", database.conninfo])
         #expect(newer.status == 4)
