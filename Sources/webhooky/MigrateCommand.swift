@@ -35,9 +35,11 @@ enum MigrateCommand {
         }
         let migrator = Migrator(connection: connection)
         do {
-            // Which database it is, as libpq picked it from the URL, DATABASE_URL or PG* variables.
-            let target = try connection.query("SELECT current_database(), current_user, coalesce(inet_server_addr()::text || ':' || inet_server_port(), 'local socket')")
-            print("database \"\(target[0, 0] ?? "?")\" as role \"\(target[0, 1] ?? "?")\" (\(target[0, 2] ?? "?"))")
+            // Which database it is, as libpq picked it from the URL, DATABASE_URL or PG* variables
+            // (only said: a server that cannot answer this fails at the migrations' own statements).
+            if let target = try? connection.query("SELECT current_database(), current_user, coalesce(inet_server_addr()::text || ':' || inet_server_port(), 'local socket')") {
+                print("database \"\(target[0, 0] ?? "?")\" as role \"\(target[0, 1] ?? "?")\" (\(target[0, 2] ?? "?"))")
+            }
             if arguments.has("dry-run") {
                 let pending = try migrator.pending()
                 let current = try migrator.appliedVersions().last ?? 0
