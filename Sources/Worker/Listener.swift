@@ -8,8 +8,8 @@ final class Listener {
     /// The channel `webhooky.emit` and the admin functions notify.
     static let channel = "webhooky"
     /// The payload of `webhooky.emit`'s NOTIFY (migration 0017): new events. Any other (the
-    /// admin functions and enabling a webhook send an empty one) also means that deliveries
-    /// may be due now.
+    /// admin functions, enabling a webhook and a stopping worker send an empty one) also means
+    /// that deliveries may be due now.
     static let eventPayload = "event"
 
     private let conninfo: String

@@ -111,8 +111,16 @@ enum WorkerRegistry {
     /// Removes the worker's row, if it is still the one it registered with `startedAt` (not
     /// another worker's with the same id).
     static func remove(_ connection: Connection, id: String, startedAt: String?) throws(PostgresError) {
-        try connection.query("DELETE FROM webhooky.workers WHERE id = $1 AND started_at = $2::timestamptz", [id, startedAt])
+        try connection.query(removeSQL, [id, startedAt])
     }
+
+    /// Removes a stopping worker's row, and tells the other workers (the NOTIFY admin functions
+    /// send, see ``Listener/eventPayload``) to look for due deliveries within 50 ms: what it gave
+    /// back, or recorded due again, at its stop would otherwise wait for their next poll.
+    static let removeSQL = """
+        WITH gone AS (DELETE FROM webhooky.workers WHERE id = $1 AND started_at = $2::timestamptz)
+        SELECT pg_notify('webhooky', '')
+        """
 }
 
 /// A row of `webhooky.workers` as seen by another process with the same worker id.

@@ -245,6 +245,35 @@ import Worker
                 == [["1", nil], ["2", "503"], ["3", "503"]])
     }
 
+    @Test("a stopping worker tells the others at once: the delivery it cut short is sent again by another worker within moments, not at that worker's next poll")
+    func stoppingWorkerHandsOver() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver { _, _ in .hang }
+        defer { receiver.stop() }
+        try shop.addWebhook(url: receiver.baseURL + "/hangs")
+        var stopping = shop.workerConfiguration()
+        stopping.workerID = "stopping"
+        stopping.shutdownGracePeriod = .milliseconds(300)
+        let first = RunningWorker(stopping)
+        try shop.setCredit("7")
+        #expect(receiver.waitForRequests(1).count == 1)
+
+        var staying = shop.workerConfiguration()
+        staying.workerID = "staying"
+        staying.pollInterval = .seconds(60)
+        let second = RunningWorker(staying)
+        defer { second.stop() }
+        _ = try shop.waitFor("SELECT count(*) FROM webhooky.workers WHERE id = 'staying'") { $0 == "1" }
+        Thread.sleep(forTimeInterval: 0.5)  // past its start-up claim, which finds the delivery still held
+
+        #expect(first.stop(timeout: .seconds(10)).stoppedInTime)
+        let stoppedAt = ContinuousClock.now
+        #expect(receiver.waitForRequests(2, timeout: .seconds(10)).count == 2, "sent again by the staying worker")
+        #expect(ContinuousClock.now - stoppedAt < .seconds(5), "at once, not at its next poll (60 s)")
+        #expect(try shop.connection.query("SELECT attempt, worker FROM webhooky.attempts ORDER BY attempt").rows == [["1", "stopping"]])
+        #expect(try shop.column("SELECT claimed_by FROM webhooky.deliveries") == ["staying"])
+    }
+
     @Test("a deleted webhook's unfinished deliveries end dead; its events not yet fanned out get none")
     func deletedWebhooks() throws {
         let shop = try Shop()
