@@ -197,8 +197,8 @@ final class Dispatcher {
         defer { logBuffer.flush() }
         logBuffer.flush()
         let unwritten = recorder.finish(by: stopDeadline ?? .now)
-        // After the outcomes are written: the NOTIFY it sends has the other workers claim what this one left due.
-        if let connection { _ = try? WorkerRegistry.remove(connection, id: configuration.workerID, startedAt: startedAt) }
+        // After the outcomes are written, so that the other workers find what this one left due.
+        if let connection { _ = try? WorkerRegistry.removeAndHandOver(connection, id: configuration.workerID, startedAt: startedAt) }
         if unwritten > 0 || !unreleased.isEmpty || !deferred.isEmpty {
             logger.error("stopped without the database: outcomes not recorded; their leases will expire and they will be sent again", [
                 "unrecorded": unwritten, "unreleased": unreleased.count + deferred.count,

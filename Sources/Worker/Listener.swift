@@ -29,8 +29,8 @@ final class Listener {
         var connection: Connection? = nil
         var action = machine.start()
         // Whether the next wake-up is about due deliveries too: a NOTIFY other than an
-        // emitter's, or a (re)connection, after which notifications may have been missed.
-        var deliveriesDue = true
+        // emitter's, or a (re)connection (set there), after which notifications may have been missed.
+        var deliveriesDue = false
         while true {
             if shouldStop() { action = machine.stop() }
             switch action {

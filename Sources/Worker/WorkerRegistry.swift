@@ -108,19 +108,17 @@ enum WorkerRegistry {
         try connection.query(prepared: "webhooky_refresh_wanted", "SELECT webhooky.refresh_wanted_events()", [])
     }
 
-    /// Removes the worker's row, if it is still the one it registered with `startedAt` (not
-    /// another worker's with the same id).
-    static func remove(_ connection: Connection, id: String, startedAt: String?) throws(PostgresError) {
-        try connection.query(removeSQL, [id, startedAt])
+    /// At a worker's stop: removes its row, if it is still the one it registered with
+    /// `startedAt` (not another worker's with the same id), and tells the other workers (the
+    /// NOTIFY the admin functions send, see ``Listener/eventPayload``) to look for due deliveries
+    /// within 50 ms: what it gave back, or recorded due again, would otherwise wait for their
+    /// next poll.
+    static func removeAndHandOver(_ connection: Connection, id: String, startedAt: String?) throws(PostgresError) {
+        try connection.query("""
+            WITH gone AS (DELETE FROM webhooky.workers WHERE id = $1 AND started_at = $2::timestamptz)
+            SELECT pg_notify('webhooky', '')
+            """, [id, startedAt])
     }
-
-    /// Removes a stopping worker's row, and tells the other workers (the NOTIFY admin functions
-    /// send, see ``Listener/eventPayload``) to look for due deliveries within 50 ms: what it gave
-    /// back, or recorded due again, at its stop would otherwise wait for their next poll.
-    static let removeSQL = """
-        WITH gone AS (DELETE FROM webhooky.workers WHERE id = $1 AND started_at = $2::timestamptz)
-        SELECT pg_notify('webhooky', '')
-        """
 }
 
 /// A row of `webhooky.workers` as seen by another process with the same worker id.

@@ -207,17 +207,25 @@ import Worker
         #expect(try shop.deliveryStates() == [["succeeded", "2", "200"]])
     }
 
-    @Test("stopping gives back what is still in flight after the grace period: the attempt is on record (it may have arrived), held neither against the endpoint nor against the retry schedule, and due again at once")
-    func stopReleasesWhatItHolds() throws {
-        let shop = try Shop()
+    /// A worker `workerID` with a 300 ms shutdown grace period whose one request (a credit
+    /// change's) hangs at `receiver`: stopping it cuts that request short.
+    static func requestCutShortAtStop(_ shop: Shop, workerID: String) throws -> (receiver: LoopbackReceiver, worker: RunningWorker) {
         let receiver = try LoopbackReceiver { _, _ in .hang }
-        defer { receiver.stop() }
         try shop.addWebhook(url: receiver.baseURL + "/hangs")
         var configuration = shop.workerConfiguration()
+        configuration.workerID = workerID
         configuration.shutdownGracePeriod = .milliseconds(300)
         let worker = RunningWorker(configuration)
         try shop.setCredit("6")
-        receiver.waitForRequests(1)
+        #expect(receiver.waitForRequests(1).count == 1)
+        return (receiver, worker)
+    }
+
+    @Test("stopping gives back what is still in flight after the grace period: the attempt is on record (it may have arrived), held neither against the endpoint nor against the retry schedule, and due again at once")
+    func stopReleasesWhatItHolds() throws {
+        let shop = try Shop()
+        let (receiver, worker) = try DeliveryTests.requestCutShortAtStop(shop, workerID: "test-worker")
+        defer { receiver.stop() }
         #expect(try shop.column("SELECT state FROM webhooky.deliveries") == ["sending"])
 
         let stopped = worker.stop(timeout: .seconds(10))
@@ -248,15 +256,8 @@ import Worker
     @Test("a stopping worker tells the others at once: the delivery it cut short is sent again by another worker within moments, not at that worker's next poll")
     func stoppingWorkerHandsOver() throws {
         let shop = try Shop()
-        let receiver = try LoopbackReceiver { _, _ in .hang }
+        let (receiver, first) = try DeliveryTests.requestCutShortAtStop(shop, workerID: "stopping")
         defer { receiver.stop() }
-        try shop.addWebhook(url: receiver.baseURL + "/hangs")
-        var stopping = shop.workerConfiguration()
-        stopping.workerID = "stopping"
-        stopping.shutdownGracePeriod = .milliseconds(300)
-        let first = RunningWorker(stopping)
-        try shop.setCredit("7")
-        #expect(receiver.waitForRequests(1).count == 1)
 
         var staying = shop.workerConfiguration()
         staying.workerID = "staying"

@@ -264,7 +264,7 @@ import Testing
         #expect(try shop.connection.query(row).rows == before, "the displaced worker flipped the new owner's wants_wakeup")
         guard case .heldBy(let other) = try heartbeat(mine, wantsWakeup: false) else { Issue.record("the displaced heartbeat was written"); return }
         #expect(other.startedAt == theirs)
-        try WorkerRegistry.remove(connection, id: "w1", startedAt: mine)
+        try WorkerRegistry.removeAndHandOver(connection, id: "w1", startedAt: mine)
         #expect(try shop.connection.query(row).rows == before, "the displaced worker wrote or removed the new owner's row")
 
         // The new owner's own writes go through.
