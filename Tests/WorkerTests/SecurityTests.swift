@@ -171,6 +171,44 @@ import Glibc
         #expect(try shop.column("SELECT count(*) FROM webhooky.webhooks WHERE id = $1", [theirs]) == ["0"])
     }
 
+    @Test("no role can fire the schema's owner-rights trigger functions from a table of its own (a temporary one) at another account's rows")
+    func ownerRightsTriggerFunctionsStayOnWebhooks() throws {
+        let shop = try Shop()
+        let (a, b, _) = try tenants(shop)
+        let mine = try #require(a.query("INSERT INTO webhooky.webhooks (account_id, event, url) VALUES ('shop-42', 'customer.credit_changed', 'https://a.example/') RETURNING id").scalar)
+        try shop.setCredit("5")  // no worker: shop-42's event waits, and so does its delivery
+        try shop.connection.execute("""
+            INSERT INTO webhooky.deliveries (event_id, webhook_id) SELECT id, \(mine) FROM webhooky.events;
+            INSERT INTO webhooky.webhook_health (webhook_id, consecutive_failures) VALUES (\(mine), 3);
+            """)
+        // on_webhook_change runs with the owner's rights (0011) and takes the webhook from OLD:
+        // a trigger on any table with an id column made it end another account's deliveries.
+        try b.execute("CREATE TEMPORARY TABLE fake_webhooks (id bigint, enabled boolean, event text)")
+        for function in ["on_webhook_change", "note_wanted_event"] {
+            do {
+                try b.execute("CREATE TRIGGER fake_\(function) AFTER INSERT OR UPDATE OR DELETE ON fake_webhooks FOR EACH ROW EXECUTE FUNCTION webhooky.\(function)()")
+                Issue.record("a tenant created a trigger with webhooky.\(function)")
+            } catch {
+                #expect(error.message == "permission denied for function webhooky.\(function)")
+            }
+        }
+        try b.execute("INSERT INTO fake_webhooks VALUES (\(mine), true, 'customer.credit_changed'); DELETE FROM fake_webhooks")
+        #expect(try shop.connection.query("SELECT state, last_error FROM webhooky.deliveries").rows == [["pending", nil]])
+        #expect(try shop.column("SELECT consecutive_failures::text FROM webhooky.webhook_health") == ["3"])
+        // No owner-rights trigger function of the schema is left to PUBLIC.
+        #expect(try shop.column("""
+            SELECT p.proname FROM pg_proc p
+             WHERE p.pronamespace = 'webhooky'::regnamespace AND p.prosecdef AND p.prorettype = 'trigger'::regtype
+               AND has_function_privilege('public', p.oid, 'EXECUTE')
+            """) == [])
+        // The triggers on webhooky.webhooks still do their work for tenants and admins.
+        try a.query("UPDATE webhooky.webhooks SET enabled = false WHERE id = $1", [mine])
+        try a.query("UPDATE webhooky.webhooks SET enabled = true WHERE id = $1", [mine])
+        #expect(try shop.column("SELECT consecutive_failures::text FROM webhooky.webhook_health") == ["0"])
+        try a.query("SELECT webhooky.delete_webhook($1)", [mine])
+        #expect(try shop.connection.query("SELECT state, last_error FROM webhooky.deliveries").rows == [["dead", "webhook deleted"]])
+    }
+
     @Test("grant_roles gives each group role what webhooky.role_grants says, again after privileges were lost")
     func grantRolesGivesWhatTheRolesNeed() throws {
         let database = try TestCluster.newDatabase()
