@@ -235,6 +235,26 @@ import Worker
         }
     }
 
+    @Test("redeliver of a delivery whose webhook was deleted says so, instead of that the delivery does not exist")
+    func redeliverOfADeletedWebhooksDelivery() throws {
+        let shop = try Shop()
+        let webhook = try shop.addWebhook(url: "https://erp.example/x")
+        try shop.setCredit("7")  // no worker: the delivery is created by hand
+        let id = try #require(shop.column("""
+            INSERT INTO webhooky.deliveries (event_id, webhook_id) SELECT id, \(webhook) FROM webhooky.events RETURNING id
+            """).first ?? nil)
+        try shop.connection.query("DELETE FROM webhooky.webhooks WHERE id = $1", [String(webhook)])
+        #expect(try shop.connection.query("SELECT state, last_error FROM webhooky.deliveries WHERE id = $1", [id]).rows == [["dead", "webhook deleted"]])
+        do {
+            try shop.connection.query("SELECT webhooky.redeliver($1)", [id])
+            Issue.record("redelivered a delivery whose webhook is gone")
+        } catch {
+            #expect(error.message == "webhooky.redeliver: delivery \(id) was for webhook \(webhook), which has been deleted: there is nothing to send it to")
+            #expect(error.hint == "Send the event again through another webhook with SELECT webhooky.send_test(WEBHOOK_ID, from_event => EVENT_ID) (its event id: SELECT event_id FROM webhooky.deliveries WHERE id = \(id)).")
+        }
+        #expect(try shop.connection.query("SELECT state FROM webhooky.deliveries WHERE id = $1", [id]).rows == [["dead"]])
+    }
+
     @Test("redeliver of a delivery that a prune deletes meanwhile reports it missing, instead of doing nothing")
     func redeliverRacingAPrune() throws {
         let shop = try Shop()
