@@ -16,6 +16,9 @@ struct ClaimedDelivery {
     var retryBase = 0
     /// Where the claim statement found it: its `next_attempt_at` (PostgreSQL's text), and id.
     var position: ClaimCursor?
+
+    /// This claim, to be given back when its attempt is not made.
+    var unsent: UnsentClaim { UnsentClaim(deliveryID: id, attempt: attempt) }
 }
 
 /// A place in one webhook's queue of due deliveries: its next claim reads after it.
@@ -29,6 +32,13 @@ struct ClaimCursor: Equatable, Comparable {
     static func < (lhs: ClaimCursor, rhs: ClaimCursor) -> Bool {
         (lhs.dueAtMicroseconds, lhs.id) < (rhs.dueAtMicroseconds, rhs.id)
     }
+}
+
+/// A delivery claimed for an attempt that was not made: what ``DeliveryStore/releaseSQL`` gives back.
+struct UnsentClaim {
+    let deliveryID: Int64
+    /// The attempt it was claimed for (its `attempts` since the claim).
+    let attempt: Int
 }
 
 /// The outcome of one attempt, ready to be written.
@@ -358,12 +368,16 @@ enum DeliveryStore {
     /// Gives back deliveries this worker claimed but did not send: pending again, due after
     /// `$3` milliseconds, the unmade attempt not counted. Used at shutdown (due at once) and
     /// for a delivery whose endpoint was already at its limit (due at once, or a second later when
-    /// the webhook's endpoint varies with the payload).
+    /// the webhook's endpoint varies with the payload). Only while the delivery is still claimed
+    /// for that attempt (`$4`, one per id of `$1`), like ``recordSQL``: a claim given back late
+    /// (after a lost connection) must not give back a newer claim of the same delivery, whose
+    /// request may be in flight.
     static let releaseSQL = """
         UPDATE webhooky.deliveries
            SET state = 'pending', attempts = attempts - 1, claimed_by = NULL, lease_expires_at = NULL,
                next_attempt_at = now() + $3 * interval '1 millisecond', updated_at = now()
          WHERE id = ANY($1::bigint[]) AND state || '' = 'sending' AND claimed_by = $2 -- by primary key (see recordSQL)
+           AND (id, attempts) IN (SELECT * FROM unnest($1::bigint[], $4::integer[]))
         """
 
     /// Makes deliveries whose lease ran out (their worker died or lost the database) pending
@@ -498,9 +512,13 @@ enum DeliveryStore {
         return RecordResult(updated: Int(result[0, 0] ?? "0") ?? 0, disabled: disabled)
     }
 
-    static func release(_ connection: Connection, _ deliveryIDs: [Int64], workerID: String, dueIn delay: Duration = .zero) throws(PostgresError) {
-        guard !deliveryIDs.isEmpty else { return }
-        try connection.query(prepared: "webhooky_release", releaseSQL, [arrayLiteral(deliveryIDs), workerID, String(milliseconds(delay))])
+    /// Gives back `claims` (each delivery with the attempt it was claimed for) unsent.
+    static func release(_ connection: Connection, _ claims: [UnsentClaim], workerID: String, dueIn delay: Duration = .zero) throws(PostgresError) {
+        guard !claims.isEmpty else { return }
+        try connection.query(prepared: "webhooky_release", releaseSQL, [
+            arrayLiteral(claims.map(\.deliveryID)), workerID, String(milliseconds(delay)),
+            "{" + claims.map { String($0.attempt) }.joined(separator: ",") + "}",
+        ])
     }
 
     /// Returns how many leases were taken back.

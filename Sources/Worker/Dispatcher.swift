@@ -35,12 +35,12 @@ final class Dispatcher {
     /// Writes outcomes on its own connection.
     private let recorder: OutcomeRecorder
     /// Deliveries to give back unsent (cancelled at shutdown).
-    private var unreleased: [Int64] = []
+    private var unreleased: [UnsentClaim] = []
     /// Deliveries to give back because their endpoint was at its limit when they were sent:
     /// due at once when the webhook's endpoint is fixed (the claim sees that it is full, and
     /// claims them again when a request to it finishes), else due in a second (see
     /// `claimDeferredAt`), so that a full endpoint is never claimed and given back in a loop.
-    private var deferred: [(id: Int64, endpointKnown: Bool)] = []
+    private var deferred: [(claim: UnsentClaim, endpointKnown: Bool)] = []
     private var claimDeferredAt: ContinuousClock.Instant?
     /// When to claim after a NOTIFY about due deliveries (see ``claimAfterNotify``).
     private var claimAfterNotifyAt: ContinuousClock.Instant?
@@ -385,7 +385,7 @@ final class Dispatcher {
         do {
             try webhooks.load(for: fanOut.claimed, from: connection)
         } catch {
-            unreleased.append(contentsOf: fanOut.claimed.map(\.id))
+            unreleased.append(contentsOf: fanOut.claimed.map(\.unsent))
             databaseFailed(error)
             return
         }
@@ -412,7 +412,7 @@ final class Dispatcher {
         } catch {
             // Claimed but cannot be rendered now: give them back (or, if the connection is
             // gone, their lease will run out) rather than hold them unsent.
-            unreleased.append(contentsOf: claimed.map(\.id))
+            unreleased.append(contentsOf: claimed.map(\.unsent))
             databaseFailed(error)
             return
         }
@@ -505,7 +505,7 @@ final class Dispatcher {
                 if endpointLoad[endpoint, default: 0] >= budget(of: endpoint) {
                     // Another webhook on the same endpoint filled it meanwhile: try again when it
                     // has room.
-                    deferred.append((delivery.id, webhook.endpoint != nil))
+                    deferred.append((delivery.unsent, webhook.endpoint != nil))
                     if webhook.endpoint != nil { webhooksWithMoreDue.insert(delivery.webhookID) }
                     continue
                 }
@@ -555,7 +555,7 @@ final class Dispatcher {
             // PostgreSQL text cannot hold NUL; invalid UTF-8 becomes U+FFFD when decoded.
             responseBody = String(decoding: response.body, as: UTF8.self).replacingNUL()
         case .failure(let error) where error.code == .cancelled:
-            unreleased.append(entry.deliveryID)
+            unreleased.append(UnsentClaim(deliveryID: entry.deliveryID, attempt: entry.machine.attempt))
             return
         case .failure(let error) where error.code == .interrupted:
             // Sent, maybe received: an attempt on record, due again at once.
@@ -624,8 +624,8 @@ final class Dispatcher {
                 unreleased.removeAll()
             }
             if !deferred.isEmpty {
-                let known = deferred.filter(\.endpointKnown).map(\.id)
-                let unknown = deferred.filter { !$0.endpointKnown }.map(\.id)
+                let known = deferred.filter(\.endpointKnown).map(\.claim)
+                let unknown = deferred.filter { !$0.endpointKnown }.map(\.claim)
                 try DeliveryStore.release(connection, known, workerID: configuration.workerID)
                 try DeliveryStore.release(connection, unknown, workerID: configuration.workerID, dueIn: .seconds(1))
                 deferred.removeAll()

@@ -77,7 +77,7 @@ import Testing
             #"[{"webhook_id":1,"failures":0,"first_failure":null,"last_success":1.5,"last_attempt":1.5,"gone":false}]"#, "10", "60",
         ]),
         ("recorded", ["{11,21}", "{1,1}", "w1"]),
-        ("release", ["{11,21}", "w1", "0"]),
+        ("release", ["{11,21}", "w1", "0", "{1,1}"]),
         ("reap", []),
         ("heartbeat", ["w1", "host", "1", "1.0.0", "true", "120", "true", "2026-01-01 00:00:00+00"]),
     ] as [(String, [String])])

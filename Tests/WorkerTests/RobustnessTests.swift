@@ -3,7 +3,7 @@ import LoopbackReceiver
 import Postgres
 import TestSupport
 import Testing
-import Worker
+@testable import Worker
 
 /// Input that must never stop the worker or block other deliveries.
 @Suite(.timeLimit(.minutes(10))) struct RobustnessTests {
@@ -170,5 +170,55 @@ import Worker
         #expect(try shop.deliveryStates() == [["succeeded", "2", "200"]])
         let attempts = try shop.connection.query("SELECT attempt, status, error FROM webhooky.attempts ORDER BY attempt").rows
         #expect(attempts.map { Array($0.prefix(2)) } == [["1", "500"], ["2", "200"]], "\(attempts)")
+    }
+
+    @Test("a delivery claimed again after its lease ran out is not given back by the release of the earlier, unsent claim")
+    func releaseOfAnUnsentClaimIsFencedByItsAttempt() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver { _, _ in .respond(status: 200, body: "ok", delay: .milliseconds(1500)) }
+        try shop.addWebhook(url: receiver.baseURL + "/r", secret: try #require(shop.column("SELECT webhooky.new_secret()").first ?? nil))
+        // A worker role that may claim but not read the webhook's secret: each claim it makes
+        // cannot be sent, and waits to be given back while the worker backs off.
+        let role = "release_\(shop.database.name)"
+        try shop.connection.execute("""
+            CREATE ROLE \(role) LOGIN;
+            GRANT USAGE ON SCHEMA webhooky TO \(role);
+            GRANT SELECT ON webhooky.migrations, webhooky.event_types TO \(role);
+            GRANT SELECT (id, revision, enabled, event, account_id, name, url, body, headers, follow_redirects, previous_secret,
+                          previous_secret_expires_at, disabled_reason, disabled_at), UPDATE (enabled, disabled_reason, disabled_at) ON webhooky.webhooks TO \(role);
+            GRANT SELECT, UPDATE, DELETE ON webhooky.events TO \(role);
+            GRANT SELECT, INSERT, UPDATE, DELETE ON webhooky.deliveries, webhooky.attempts, webhooky.webhook_health, webhooky.workers TO \(role);
+            """)
+        for table in ["webhooks", "events", "deliveries", "attempts", "webhook_health"] {
+            try shop.connection.execute("CREATE POLICY release_test ON webhooky.\(table) TO \(role) USING (true) WITH CHECK (true)")
+        }
+        try shop.setCredit("8")
+        var configuration = shop.workerConfiguration()
+        configuration.databaseURL = shop.database.conninfo.replacingOccurrences(of: "user=postgres", with: "user=\(role)")
+        configuration.pollInterval = .milliseconds(50)
+        let worker = RunningWorker(configuration)
+        defer { worker.stop() }
+
+        // While the worker holds its unsent claim, its lease runs out and another worker takes the
+        // delivery back (as during a partition that cut this worker off longer than the lease);
+        // the secret becomes readable in the same moment, so the worker's next claim is sent.
+        let deadline = ContinuousClock.now + .seconds(20)
+        var reaped = false
+        while !reaped && ContinuousClock.now < deadline {
+            if try shop.column("SELECT state FROM webhooky.deliveries") == ["sending"] {
+                try shop.connection.execute("BEGIN")
+                try shop.connection.execute("UPDATE webhooky.deliveries SET lease_expires_at = now() - interval '1 second' WHERE state = 'sending'")
+                reaped = try shop.connection.query(DeliveryStore.reapSQL).affectedRows == 1
+                if reaped { try shop.connection.execute("GRANT SELECT (secret) ON webhooky.webhooks TO \(role)") }
+                try shop.connection.execute(reaped ? "COMMIT" : "ROLLBACK")
+            }
+            Thread.sleep(forTimeInterval: 0.005)
+        }
+        #expect(reaped)
+        _ = try shop.waitFor("SELECT state FROM webhooky.deliveries") { $0 == "succeeded" }
+        Thread.sleep(forTimeInterval: 1)
+        #expect(receiver.requests.count == 1, "the delivery went out \(receiver.requests.count) times")
+        let states = try shop.deliveryStates()
+        #expect(states == [["succeeded", "2", "200"]], "\(states)")
     }
 }
