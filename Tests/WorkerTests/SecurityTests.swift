@@ -51,22 +51,33 @@ import Glibc
         #expect(throws: PostgresError.self) { try a.query("DELETE FROM webhooky.webhooks WHERE id = $1", [theirs]) }
         #expect(try shop.column("SELECT url FROM webhooky.webhooks WHERE id = $1", [theirs]) == [receiver.baseURL + "/b"])
 
+        // Refused with a message that says what was wrong (row-level security would refuse it
+        // with 'new row violates row-level security policy').
         do {
             try a.query("INSERT INTO webhooky.webhooks (account_id, event, url) VALUES ('shop-7', 'customer.credit_changed', 'https://x.example/')")
             Issue.record("a tenant created a webhook for another account")
         } catch {
-            #expect(error.message.contains("row-level security"), "\(error.message)")
+            #expect(error.message == "a tenant of account 'shop-42' cannot create a webhook for account 'shop-7'")
+            #expect(error.hint == "Leave account_id out (it becomes 'shop-42'), or ask an admin.")
+            #expect(error.sqlState == "42501")
         }
         // Without an account, a tenant's webhook gets its own (NULL would mean every account).
         let unnamed = try #require(a.query("INSERT INTO webhooky.webhooks (event, url) VALUES ('customer.credit_changed', 'https://x.example/') RETURNING id").scalar)
         #expect(try shop.column("SELECT account_id FROM webhooky.webhooks WHERE id = $1", [unnamed]) == ["shop-42"])
         try a.query("SELECT webhooky.delete_webhook($1)", [unnamed])
-        do {
-            try a.query("UPDATE webhooky.webhooks SET account_id = NULL WHERE id = $1", [mine])
-            Issue.record("a tenant made its webhook fire for every account")
-        } catch {
-            #expect(error.message.contains("row-level security"))
+        for (account, named) in [("NULL", "every account (account_id NULL)"), ("'shop-7'", "account 'shop-7'")] {
+            do {
+                try a.query("UPDATE webhooky.webhooks SET account_id = \(account) WHERE id = $1", [mine])
+                Issue.record("a tenant moved its webhook to \(named)")
+            } catch {
+                #expect(error.message == "webhook \(mine): a tenant of account 'shop-42' cannot move it to \(named)")
+                #expect(error.sqlState == "42501")
+            }
         }
+        #expect(try shop.column("SELECT account_id FROM webhooky.webhooks WHERE id = $1", [mine]) == ["shop-42"])
+        // Its own account, named, is no move: the row is saved.
+        try a.query("UPDATE webhooky.webhooks SET account_id = 'shop-42', name = 'renamed' WHERE id = $1", [mine])
+        #expect(try shop.column("SELECT name FROM webhooky.webhooks WHERE id = $1", [mine]) == ["renamed"])
         let theirDelivery = try #require(shop.column("SELECT id FROM webhooky.deliveries WHERE webhook_id = $1", [theirs]).first ?? nil)
         for (sql, message) in [
             ("SELECT webhooky.send_test(\(theirs))", "webhooky.send_test: there is no webhook \(theirs)"),
