@@ -14,9 +14,10 @@ public enum Redaction {
     public static let mask = "***"
 
     /// Words that make a URL query parameter secret: its name (percent-decoded, without regard
-    /// to case) is one of them, or has one as a part between `-`, `_` and `.`: `key`, `token`,
+    /// to case) is one of them, or has one as a word (see ``words(of:)``): `key`, `token`,
     /// `apikey`, `secret`, `password`, `passwd`, `auth`, `signature`, `sig`, `credential`,
-    /// `credentials` (so `api-key`, `client_secret`, `auth_token`, `access_key` are hidden too).
+    /// `credentials` (so `api-key`, `client_secret`, `auth_token`, `access_key`, `accessToken`,
+    /// `clientSecret` and `auth[token]` are hidden too; `monkey` and `tokenizer` are not).
     public static let secretParameterNames: Set<String> = [
         "key", "token", "apikey", "secret", "password", "passwd", "auth", "signature", "sig", "credential", "credentials",
     ]
@@ -75,9 +76,37 @@ public enum Redaction {
 
     /// Whether a query parameter called `name` (possibly percent-encoded) carries a secret.
     public static func isSecretParameter(_ name: String) -> Bool {
-        let lowered = percentDecoded(name).lowercased()
-        return secretParameterNames.contains(lowered)
-            || lowered.split(whereSeparator: { $0 == "-" || $0 == "_" || $0 == "." }).contains { secretParameterNames.contains(String($0)) }
+        let decoded = percentDecoded(name)
+        return secretParameterNames.contains(decoded.lowercased()) || words(of: decoded).contains { secretParameterNames.contains($0) }
+    }
+
+    /// The words of a parameter name, lowercase: the parts between characters that are not
+    /// letters or digits, themselves split where a capital starts a word and between letters
+    /// and digits, so that the camelCase names many APIs use count as the words they are made
+    /// of (`accessToken`, `APIKey2`, `auth[token]`: `access token`, `api key 2`, `auth token`).
+    static func words(of name: String) -> [String] {
+        let characters = Array(name)
+        var words: [String] = []
+        var word = ""
+        for (index, character) in characters.enumerated() {
+            guard character.isLetter || character.isNumber else {
+                if !word.isEmpty { words.append(word.lowercased()) }
+                word = ""
+                continue
+            }
+            if let previous = word.last {
+                let next = index + 1 < characters.count ? characters[index + 1] : nil
+                let startsWord = (character.isUppercase && (previous.isLowercase || (previous.isUppercase && next?.isLowercase == true)))
+                    || character.isNumber != previous.isNumber
+                if startsWord {
+                    words.append(word.lowercased())
+                    word = ""
+                }
+            }
+            word.append(character)
+        }
+        if !word.isEmpty { words.append(word.lowercased()) }
+        return words
     }
 
     /// `https://user:password@host/...` with the password replaced by ``mask``.

@@ -15,7 +15,7 @@ enum PreviewCommand {
         (webhooky.event_types.sample). The signing secret itself is never printed.
 
         Secrets are hidden unless --unmask is given: in the URL the values of query
-        parameters named, or partly named (api-key, client_secret), key, token, apikey,
+        parameters named, or partly named (api-key, client_secret, accessToken), key, token, apikey,
         secret, password, passwd, auth, signature, sig or credential(s) (and a password
         before @); in the headers Authorization and every header whose name contains token,
         key, secret, password, cookie, auth or signature keep only their first word

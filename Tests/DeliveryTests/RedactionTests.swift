@@ -11,6 +11,11 @@ import Testing
         ("https://h/?api-key=K1&client_secret=S2&auth_token=T3&access_key=A4&x.sig=5&id=6",
          "https://h/?api-key=***&client_secret=***&auth_token=***&access_key=***&x.sig=***&id=6"),
         ("https://h/?monkey=1&keys=2&tokenizer=3", "https://h/?monkey=1&keys=2&tokenizer=3"),
+        // camelCase names, as many APIs spell them: a capital starts a word too.
+        ("https://h/?accessToken=T1&clientSecret=S2&authToken=T3&privateKey=K4&APIKey=K5&userPassword=P6&designId=7&hotkeys=8",
+         "https://h/?accessToken=***&clientSecret=***&authToken=***&privateKey=***&APIKey=***&userPassword=***&designId=7&hotkeys=8"),
+        ("https://h/?sessionTOKEN=T&myAPIToken=U&apiKey2=V&id=1", "https://h/?sessionTOKEN=***&myAPIToken=***&apiKey2=***&id=1"),
+        ("https://h/?auth[token]=T&credentials%5Bpassword%5D=P&md5=m", "https://h/?auth[token]=***&credentials%5Bpassword%5D=***&md5=m"),
         ("https://h/?token=", "https://h/?token="),
         ("https://h/?token", "https://h/?token"),
         ("https://h/?a=1&&token=x#token=frag", "https://h/?a=1&&token=***#token=frag"),
@@ -52,6 +57,7 @@ import Testing
         #expect(Redaction.isSecretHeader("x-API-KEY"))
         #expect(!Redaction.isSecretHeader("X-Request-Id"))
         #expect(Redaction.isSecretParameter("ACCESS_TOKEN"))
+        #expect(Redaction.isSecretParameter("accessToken"))
         #expect(!Redaction.isSecretParameter("id"))
     }
 }
