@@ -5,6 +5,7 @@
 /// |---|---|---|
 /// | a query parameter named like a secret (see ``secretParameterNames``) | `?apikey=k3y&id=7` | `?apikey=***&id=7` |
 /// | a password in the URL | `https://bob:pw@h/` | `https://bob:***@h/` |
+/// | a user name alone (often a token) | `https://sk_4f2@h/` | `https://***@h/` |
 /// | `Authorization` and headers whose name contains a ``secretHeaderWords`` word | `Bearer abc` | `Bearer ***` |
 /// | such a header of one word | `abc` | `***` |
 ///
@@ -23,12 +24,12 @@ public enum Redaction {
     ]
 
     /// Words that make a header secret when its name contains one (without regard to case):
-    /// `token`, `key`, `secret`, `password`, `cookie`, `auth`, `signature`. `Authorization` and
-    /// `Proxy-Authorization` are secret too.
-    public static let secretHeaderWords = ["token", "key", "secret", "password", "cookie", "auth", "signature"]
+    /// `token`, `key`, `secret`, `password`, `passwd`, `credential`, `cookie`, `auth`, `signature`.
+    /// `Authorization` and `Proxy-Authorization` are secret too.
+    public static let secretHeaderWords = ["token", "key", "secret", "password", "passwd", "credential", "cookie", "auth", "signature"]
 
     /// `url` with the values of secret query parameters and any password in its user
-    /// information replaced by ``mask``. Parameters are split on `&`; a parameter without `=`
+    /// information (or the user name, when it comes alone) replaced by ``mask``. Parameters are split on `&`; a parameter without `=`
     /// has no value and is kept. The fragment (after `#`) is kept.
     ///
     /// - Parameter extraParameters: More parameter names to hide, besides
@@ -109,15 +110,20 @@ public enum Redaction {
         return words
     }
 
-    /// `https://user:password@host/...` with the password replaced by ``mask``.
+    /// `https://user:password@host/...` with the password replaced by ``mask``; a user name
+    /// without a password (`https://TOKEN@host/`, how many APIs take a key) is replaced whole.
     static func redactUserInformation(_ url: String) -> String {
         guard let schemeEnd = url.firstRange(of: "://") else { return url }
         let authorityStart = schemeEnd.upperBound
         let authorityEnd = url[authorityStart...].firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) ?? url.endIndex
         let authority = url[authorityStart..<authorityEnd]
-        guard let at = authority.lastIndex(of: "@"), let colon = authority[..<at].firstIndex(of: ":") else { return url }
+        guard let at = authority.lastIndex(of: "@") else { return url }
         var result = url
-        result.replaceSubrange(result.index(after: colon)..<at, with: mask)
+        if let colon = authority[..<at].firstIndex(of: ":") {
+            result.replaceSubrange(result.index(after: colon)..<at, with: mask)
+        } else if at > authorityStart {
+            result.replaceSubrange(authorityStart..<at, with: mask)
+        }
         return result
     }
 

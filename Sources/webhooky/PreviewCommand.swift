@@ -17,8 +17,9 @@ enum PreviewCommand {
         Secrets are hidden unless --unmask is given: in the URL the values of query
         parameters named, or partly named (api-key, client_secret, accessToken), key, token, apikey,
         secret, password, passwd, auth, signature, sig or credential(s) (and a password
-        before @); in the headers Authorization and every header whose name contains token,
-        key, secret, password, cookie, auth or signature keep only their first word
+        before @, or a user name alone); in the headers Authorization and every header whose
+        name contains token, key, secret, password, passwd, credential, cookie, auth or
+        signature keep only their first word
         (Bearer ***); --mask-parameters adds parameter names. The body is printed as it is. libcurl adds Host, Accept and
         Content-Length when it sends.
 

@@ -21,7 +21,8 @@ import Testing
         ("https://h/?a=1&&token=x#token=frag", "https://h/?a=1&&token=***#token=frag"),
         ("https://h/path/token=abc", "https://h/path/token=abc"),
         ("https://bob:pa55@h:8443/p?x=1", "https://bob:***@h:8443/p?x=1"),
-        ("https://bob@h/p", "https://bob@h/p"),
+        ("https://sk_live_4f2a@h/p", "https://***@h/p"),
+        ("https://@h/p", "https://@h/p"),
         ("https://h/p?email=a%40b.cz", "https://h/p?email=a%40b.cz"),
         ("https://h/p?next=https://x:y@z/", "https://h/p?next=https://x:y@z/"),
     ])
@@ -38,6 +39,8 @@ import Testing
         ("X-Auth-Token", "Token abc def", "Token ***"),
         ("X-Client-Secret", "abc", "***"),
         ("X-Password", "hunter2", "***"),
+        ("X-Passwd", "hunter2", "***"),
+        ("X-Credentials", "abc", "***"),
         ("X-Auth", "s3cret", "***"),
         ("X-Hub-Signature-256", "sha256=abc", "***"),
         ("Api-Auth", "Bearer x y", "Bearer ***"),
