@@ -208,6 +208,12 @@ public final class Connection {
         return try check(result)
     }
 
+    /// A handle that cancels the statement this connection is running, from another thread
+    /// (``StatementCanceller``); `nil` when libpq cannot make one (out of memory).
+    public func makeCanceller() -> StatementCanceller? {
+        PQgetCancel(handle).map(StatementCanceller.init(taking:))
+    }
+
     /// Starts listening on `channel` (quoted as an identifier).
     public func listen(_ channel: String) throws(PostgresError) {
         try execute("LISTEN \(try quoteIdentifier(channel))")
@@ -300,6 +306,34 @@ public final class Connection {
         var text = String(cString: message)
         while let last = text.last, last.isWhitespace { text.removeLast() }
         return text
+    }
+}
+
+/// Asks the server to cancel the statement a ``Connection`` is running: the call that runs it
+/// then throws ``PostgresError/Code/statementFailed`` with SQLSTATE `57014`; a connection
+/// running nothing is left alone. For a thread that must not wait for another's statement
+/// (one waiting for a lock someone holds) for ever. Stays usable after its connection closes.
+///
+/// `@unchecked Sendable`: libpq's `PQcancel` only reads the cancel object and may be called
+/// from any thread, at any time (even a signal handler); the object is freed once, in `deinit`,
+/// when no call can be running.
+public final class StatementCanceller: @unchecked Sendable {
+    private let handle: OpaquePointer
+
+    init(taking handle: OpaquePointer) {
+        self.handle = handle
+    }
+
+    deinit {
+        PQfreeCancel(handle)
+    }
+
+    /// Sends the cancel request (a connection of its own, opened and closed at once); returns
+    /// whether it could be sent, which says nothing of whether a statement was running.
+    @discardableResult
+    public func cancel() -> Bool {
+        var message = [CChar](repeating: 0, count: 256)
+        return PQcancel(handle, &message, Int32(message.count)) == 1
     }
 }
 

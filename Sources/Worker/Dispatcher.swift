@@ -200,7 +200,7 @@ final class Dispatcher {
         // After the outcomes are written, so that the other workers find what this one left due.
         if let connection { _ = try? WorkerRegistry.removeAndHandOver(connection, id: configuration.workerID, startedAt: startedAt) }
         if unwritten > 0 || !unreleased.isEmpty || !deferred.isEmpty {
-            logger.error("stopped without the database: outcomes not recorded; their leases will expire and they will be sent again", [
+            logger.error("stopped without the database (unreachable, or its statements still waiting at the end of the grace period): outcomes not recorded; their leases will expire and they will be sent again", [
                 "unrecorded": unwritten, "unreleased": unreleased.count + deferred.count,
             ])
         }

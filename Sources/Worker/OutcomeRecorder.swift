@@ -35,6 +35,10 @@ final class OutcomeRecorder: Sendable {
         var finishBy: ContinuousClock.Instant?
         /// Set by ``stopGathering()``: write what comes at once.
         var gatheringStopped = false
+        /// Cancels the statement running on the thread's connection, while it has one.
+        var canceller: StatementCanceller?
+        /// Set by ``finish(by:)`` once the time is up: write nothing more, not even one by one.
+        var givenUp = false
     }
 
     private let state = Mutex(State())
@@ -72,14 +76,30 @@ final class OutcomeRecorder: Sendable {
     /// Outcomes handed over and not written yet.
     var unwritten: Int { state.withLock { $0.queued.count + $0.writing } }
 
+    /// How long the last write may take after the deadline of ``finish(by:)``: 1 s.
+    static let lastWriteAllowance: Duration = .seconds(1)
+
     /// Writes what is left (retrying until `deadline` while the database is unreachable), stops
-    /// the thread, and returns how many outcomes could not be written.
+    /// the thread, and returns how many outcomes could not be written. A statement still
+    /// running after the deadline (at least ``lastWriteAllowance`` from now), one waiting for a
+    /// lock someone holds, say, is cancelled: a stopping worker never waits for another
+    /// transaction to end.
     func finish(by deadline: ContinuousClock.Instant) -> Int {
         state.withLock { $0.finishBy = deadline }
         wake.signal()
-        stopped.wait()
+        var waitUntil = max(deadline, .now + OutcomeRecorder.lastWriteAllowance)
+        while stopped.wait(timeout: .now() + .milliseconds(Int(DeliveryStore.milliseconds(max(.zero, waitUntil - .now))) + 1)) == .timedOut {
+            // Again and again: a cancel that comes between two statements does nothing.
+            state.withLock { state in
+                state.givenUp = true
+                return state.canceller
+            }?.cancel()
+            waitUntil = .now + .milliseconds(100)
+        }
         return unwritten
     }
+
+    private var givenUp: Bool { state.withLock { $0.givenUp } }
 
     private func run() {
         var connection: Connection?
@@ -132,6 +152,7 @@ final class OutcomeRecorder: Sendable {
                 } else {
                     current = try Dispatcher.openSession(configuration, applicationName: "webhooky recorder", logger: logger)
                     connection = current
+                    state.withLock { $0.canceller = current.makeCanceller() }
                     planRenewal = PlanRenewal(now: .now)
                 }
                 if planRenewal.isDue(now: .now) {
@@ -156,12 +177,16 @@ final class OutcomeRecorder: Sendable {
                 unsure = batch.count
                 let delay = backoff.nextDelay(using: &random)
                 retryAt = .now + delay
-                if !error.isTransient, connection?.isConnected == true {
+                if givenUp {
+                    logger.error("stopping: cancelled the outcome statement, which was still running after the shutdown grace period", ["error": error.message])
+                } else if !error.isTransient, connection?.isConnected == true {
                     logger.error("recording outcomes failed; trying again", ["error": error.message, "retry_in": delay.shortDescription])
                 } else {
                     logger.error("recording outcomes: lost the database connection; will reconnect", ["error": error.message, "retry_in": delay.shortDescription])
                     connection = nil
+                    state.withLock { $0.canceller = nil }
                 }
+                if givenUp { break }
                 if let finishBy, ContinuousClock.now >= finishBy { break }
             }
         }
@@ -175,7 +200,7 @@ final class OutcomeRecorder: Sendable {
             logDisabled(try DeliveryStore.record(connection, batch, workerID: configuration.workerID, autoDisable: configuration.autoDisable))
             batch.removeAll(keepingCapacity: true)
             return
-        } catch where !error.isTransient && connection.isConnected {
+        } catch where !error.isTransient && connection.isConnected && !givenUp {
             logger.warning("recording a batch of outcomes failed; recording them one by one", ["count": batch.count, "error": error.message])
         }
         while let record = batch.first {
@@ -200,7 +225,7 @@ final class OutcomeRecorder: Sendable {
                                  ["delivery": record.deliveryID, "webhook": record.webhookID, "error": refusal.message])
                 }
                 return
-            } catch where !error.isTransient && connection.isConnected {
+            } catch where !error.isTransient && connection.isConnected && !givenUp {
                 refusal = error
             }
         }

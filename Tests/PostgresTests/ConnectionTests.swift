@@ -1,3 +1,4 @@
+import Dispatch
 import LocalPostgres
 import Postgres
 import Synchronization
@@ -41,6 +42,22 @@ import Testing
             #expect(!error.isTransient)
         }
         // The connection is still usable after a failed statement.
+        #expect(try connection.query("SELECT 1").scalar == "1")
+    }
+
+    @Test("a statement is cancelled from another thread; the connection stays usable")
+    func statementIsCancelledFromAnotherThread() throws {
+        let connection = try TestCluster.newEmptyDatabase().connect()
+        let canceller = try #require(connection.makeCanceller())
+        let started = ContinuousClock.now
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) { canceller.cancel() }
+        do {
+            try connection.query("SELECT pg_sleep(30)")
+            Issue.record("not cancelled")
+        } catch {
+            #expect(error.sqlState == "57014")
+        }
+        #expect(ContinuousClock.now - started < .seconds(10))
         #expect(try connection.query("SELECT 1").scalar == "1")
     }
 

@@ -364,6 +364,29 @@ import Worker
         #expect(try shop.connection.query("SELECT count(*) FROM webhooky.attempts").scalar == "6")
     }
 
+    @Test("a stop while an outcome waits for a lock ends after the grace period: the waiting statement is cancelled, its connection closed")
+    func stopWhileAnOutcomeWaitsForALock() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver()
+        let logs = LogCapture()
+        let (worker, locker) = try ReliabilityTests.workerWithAttemptsLocked(shop, receiver, shop.workerConfiguration(logs: logs))
+        defer { _ = try? locker.execute("ROLLBACK") }
+        try shop.setCredit("2")
+        #expect(receiver.waitForRequests(2, timeout: .seconds(10)).count == 2)
+        let waiting = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'webhooky recorder' AND wait_event_type = 'Lock'"
+        #expect(try shop.waitFor(waiting) { $0 == "1" } == "1", "the outcome waits for the lock")
+        let started = ContinuousClock.now
+        let stop = worker.stop(timeout: .seconds(15))
+        #expect(stop.stoppedInTime, "the stop waited for the lock instead of the 2 s grace period")
+        #expect(ContinuousClock.now - started < .seconds(8))
+        // Nothing of the stopped worker is left waiting (to write behind its back, or hold a
+        // connection); its outcome is not recorded, and the delivery goes out again after its lease.
+        #expect(try shop.waitFor("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'webhooky %'", timeout: .seconds(5)) { $0 == "0" } == "0")
+        #expect(logs.all.contains { $0.contains("outcomes not recorded") })
+        try locker.execute("COMMIT")
+        #expect(try shop.connection.query("SELECT state FROM webhooky.deliveries ORDER BY id").rows == [["succeeded"], ["sending"]])
+    }
+
     @Test("outcomes that cannot be written hold the worker back: it stops sending after a window of them, and nothing is sent twice")
     func unwrittenOutcomesHoldTheWorkerBack() throws {
         let shop = try Shop()
