@@ -15,6 +15,8 @@ import Synchronization
 /// failure is logged and tried again with growing backoff (``Backoff``).
 final class HistoryPruner: Sendable {
     private let stopRequested = Atomic(false)
+    /// Cancels the statement of the run under way, if any.
+    private let canceller = Mutex<StatementCanceller?>(nil)
     private let wake = DispatchSemaphore(value: 0)
     private let stopped = DispatchSemaphore(value: 0)
 
@@ -28,16 +30,21 @@ final class HistoryPruner: Sendable {
         thread.start()
     }
 
-    /// Asks the pruner to stop after the batch under way (if any), without waiting.
+    /// Asks the pruner to stop, without waiting: the batch under way (if any) is cancelled
+    /// (it may wait for a lock someone holds; a later run deletes its rows).
     func requestStop() {
         stopRequested.store(true, ordering: .releasing)
         wake.signal()
+        canceller.withLock { $0 }?.cancel()
     }
 
-    /// Stops after the batch under way (if any) and waits for the thread to end.
+    /// Stops as ``requestStop()`` does and waits for the thread to end.
     func stop() {
         requestStop()
-        stopped.wait()
+        // Again every 100 ms: a cancel that comes just before a batch begins does nothing.
+        while stopped.wait(timeout: .now() + .milliseconds(100)) == .timedOut {
+            canceller.withLock { $0 }?.cancel()
+        }
     }
 
     private var isStopping: Bool { stopRequested.load(ordering: .acquiring) }
@@ -54,6 +61,8 @@ final class HistoryPruner: Sendable {
             }
             do throws(PostgresError) {
                 let connection = try Dispatcher.openSession(configuration, applicationName: "webhooky pruner", logger: logger)
+                canceller.withLock { $0 = connection.makeCanceller() }
+                defer { canceller.withLock { $0 = nil } }
                 var pruned = (deliveries: 0, events: 0)
                 while !isStopping {
                     let batch = try DeliveryStore.prune(connection, policy)
@@ -67,6 +76,7 @@ final class HistoryPruner: Sendable {
                 backoff.reset()
                 next = .now + policy.interval
             } catch {
+                if isStopping { break }  // cancelled by the stop (or failed meanwhile: no matter)
                 let delay = backoff.nextDelay(using: &random)
                 logger.error("pruning old history failed; trying again", ["error": error.message, "retry_in": delay.shortDescription])
                 next = .now + delay

@@ -387,6 +387,25 @@ import Worker
         #expect(try shop.connection.query("SELECT state FROM webhooky.deliveries ORDER BY id").rows == [["succeeded"], ["sending"]])
     }
 
+    @Test("a stop while pruning waits for a lock ends at once: the pruning statement is cancelled")
+    func stopWhilePruningWaitsForALock() throws {
+        let shop = try Shop()
+        let locker = try shop.database.connect()
+        try locker.execute("BEGIN; LOCK TABLE webhooky.attempts IN EXCLUSIVE MODE")
+        defer { _ = try? locker.execute("ROLLBACK") }
+        var configuration = shop.workerConfiguration()
+        var retention = RetentionPolicy.standard
+        retention.interval = .milliseconds(500)  // the first run half a second after the start
+        configuration.retention = retention
+        let worker = RunningWorker(configuration)
+        let waiting = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'webhooky pruner' AND wait_event_type = 'Lock'"
+        #expect(try shop.waitFor(waiting) { $0 == "1" } == "1", "the pruner waits for the lock")
+        let started = ContinuousClock.now
+        #expect(worker.stop(timeout: .seconds(15)).stoppedInTime, "the stop waited for the lock")
+        #expect(ContinuousClock.now - started < .seconds(5))
+        #expect(try shop.waitFor("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'webhooky %'", timeout: .seconds(5)) { $0 == "0" } == "0")
+    }
+
     @Test("outcomes that cannot be written hold the worker back: it stops sending after a window of them, and nothing is sent twice")
     func unwrittenOutcomesHoldTheWorkerBack() throws {
         let shop = try Shop()
