@@ -127,18 +127,31 @@ final class Dispatcher {
     /// small for any index (`webhooky.workers`) still gets a sequential scan, whose "disabled"
     /// cost would pass the JIT threshold and spend 40-70 ms compiling a statement that runs in
     /// microseconds.
-    static func prepareSession(_ connection: Connection, logger: Logger) throws(PostgresError) {
+    ///
+    /// With `lockTimeout`, a statement that waits longer than that for a lock fails (SQLSTATE
+    /// `55P03`) instead of waiting for as long as someone holds it.
+    static func prepareSession(_ connection: Connection, logger: Logger, lockTimeout: Duration? = nil) throws(PostgresError) {
         connection.onNotice { logger.notice("database notice", ["message": $0]) }
-        try connection.execute("SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; SET jit = off")
+        let lockTimeout = lockTimeout.map { "; SET lock_timeout = \(DeliveryStore.milliseconds($0))" } ?? ""
+        try connection.execute("SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; SET jit = off" + lockTimeout)
     }
 
     /// A new connection named `applicationName` (as `pg_stat_activity` shows it), readied by
-    /// ``prepareSession(_:logger:)``.
-    static func openSession(_ configuration: WorkerConfiguration, applicationName: String, logger: Logger) throws(PostgresError) -> Connection {
+    /// ``prepareSession(_:logger:lockTimeout:)``.
+    static func openSession(_ configuration: WorkerConfiguration, applicationName: String, logger: Logger,
+                            lockTimeout: Duration? = nil) throws(PostgresError) -> Connection {
         let connection = try Connection(conninfo: configuration.databaseURL, applicationName: applicationName)
-        try prepareSession(connection, logger: logger)
+        try prepareSession(connection, logger: logger, lockTimeout: lockTimeout)
         return connection
     }
+
+    /// The longest a statement of the dispatcher waits for a lock: 5 s. Its claims and fan-outs
+    /// skip locked rows, but a heartbeat, a release or a lease reap waits for a row or table that
+    /// someone's open transaction holds (an admin's `LOCK TABLE`, a forgotten `BEGIN`), and
+    /// meanwhile nothing else happens: finished requests are not recorded (their leases run
+    /// out, and they are sent again), and a stop request is not seen. Such a statement fails
+    /// instead, and is tried again after a backoff like any failing statement.
+    static let lockTimeout: Duration = .seconds(5)
 
     /// `startedAt` is the `started_at` the worker registered its row with (see ``WorkerIDCheck``),
     /// `nil` when it could not.
@@ -745,7 +758,7 @@ final class Dispatcher {
     private func reconnectIfDue() {
         guard ContinuousClock.now >= databaseBackoffUntil else { return }
         do {
-            connection = try Dispatcher.openSession(configuration, applicationName: "webhooky worker", logger: logger)
+            connection = try Dispatcher.openSession(configuration, applicationName: "webhooky worker", logger: logger, lockTimeout: Dispatcher.lockTimeout)
             wantsClaim = true
             wantsFanOut = true
             // Look from the start (a cursor's timestamp text belongs to the old session), and

@@ -46,7 +46,7 @@ public final class Worker: Sendable {
             throw WorkerError(.databaseUnavailable, "cannot connect to the database: \(error.message)")
         }
         do {
-            try Dispatcher.prepareSession(connection, logger: logger)
+            try Dispatcher.prepareSession(connection, logger: logger, lockTimeout: Dispatcher.lockTimeout)
             try Migrator(connection: connection).requireCurrent()
         } catch let error as SchemaError {
             throw WorkerError(.schemaMismatch, error.message)

@@ -406,6 +406,28 @@ import Worker
         #expect(try shop.waitFor("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'webhooky %'", timeout: .seconds(5)) { $0 == "0" } == "0")
     }
 
+    @Test("a dispatcher statement waiting for a lock gives up after a while: finished requests are recorded and a stop is seen meanwhile")
+    func dispatcherDoesNotWaitForALockForEver() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver()
+        try shop.addWebhook(url: receiver.baseURL + "/hook")
+        let logs = LogCapture()
+        let worker = RunningWorker(shop.workerConfiguration(logs: logs))
+        defer { worker.stop() }
+        _ = try shop.waitFor("SELECT count(*) FROM webhooky.workers") { $0 == "1" }
+        // Someone's open transaction holds the workers table: the heartbeat waits for it.
+        let locker = try shop.database.connect()
+        try locker.execute("BEGIN; LOCK TABLE webhooky.workers IN EXCLUSIVE MODE")
+        defer { _ = try? locker.execute("ROLLBACK") }
+        let waiting = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'webhooky worker' AND wait_event_type = 'Lock'"
+        #expect(try shop.waitFor(waiting) { $0 == "1" } == "1", "the heartbeat waits for the lock")
+        try shop.setCredit("3")
+        #expect(receiver.waitForRequests(1, timeout: .seconds(15)).count == 1, "the event goes out while the lock is held")
+        #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries", timeout: .seconds(15)) { $0 == "succeeded" } == "succeeded")
+        #expect(logs.all.contains { $0.contains("lock timeout") })
+        #expect(worker.stop(timeout: .seconds(15)).stoppedInTime, "the stop waited for the lock")
+    }
+
     @Test("outcomes that cannot be written hold the worker back: it stops sending after a window of them, and nothing is sent twice")
     func unwrittenOutcomesHoldTheWorkerBack() throws {
         let shop = try Shop()
