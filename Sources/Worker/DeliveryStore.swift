@@ -186,11 +186,13 @@ enum DeliveryStore {
           FROM (SELECT 1) AS one LEFT JOIN claimed c ON true
         """
 
-    /// ``fanOutSQL`` for a batch known to fit: the caller limits it to `$1` events, no more than
-    /// the room of any webhook (each event has a webhook once, so no webhook can get more than
-    /// its room), and the statement checks the worker's limit itself: when the events' webhooks
-    /// add up to more than `$5` deliveries it writes nothing (and returns `false` in its last
-    /// column), and the caller uses ``fanOutSQL``. Otherwise it does what ``fanOutSQL`` does
+    /// ``fanOutSQL`` for a batch expected to fit: the caller limits it to `$1` events, no more
+    /// than the room of any webhook it lists (each event has a webhook once, so none of them can
+    /// get more than its room), and the statement checks the rest itself: when the events'
+    /// webhooks add up to more than `$5` deliveries, or a webhook gets more than its room (`$6`,
+    /// or what `$7`/`$8` say; a webhook the caller did not list may have less room than the
+    /// batch has events), it writes nothing (and returns `false` in its last column), and the
+    /// caller uses ``fanOutSQL``. Otherwise it does what ``fanOutSQL`` does
     /// when everything fits (every event of the batch fanned out, every delivery of an enabled
     /// webhook created claimed, of a disabled one `pending`, of a deleted one none), with the
     /// same columns, in about half the time: no window, sort or stop to work out, and a plan of
@@ -199,7 +201,15 @@ enum DeliveryStore {
     static let fanOutFittingSQL = """
         WITH fresh AS (\(freshEvents(limit: "$1", after: "$4"))
         ), fits AS (
-            SELECT coalesce(sum(cardinality(fresh.webhook_ids)), 0) <= $5 AS ok, count(*) AS events, max(fresh.id) AS last FROM fresh
+            SELECT coalesce(sum(cardinality(fresh.webhook_ids)), 0) <= $5
+                   AND NOT EXISTS (
+                       SELECT FROM fresh f
+                        CROSS JOIN LATERAL unnest(f.webhook_ids) AS t(webhook_id)
+                         LEFT JOIN unnest($7::bigint[], $8::integer[]) AS r(webhook_id, room) ON r.webhook_id = t.webhook_id
+                        GROUP BY t.webhook_id, r.room
+                       HAVING count(*) > coalesce(r.room, $6)) AS ok,
+                   count(*) AS events, max(fresh.id) AS last
+              FROM fresh
         ), marked AS (
             UPDATE webhooky.events e SET fanned_out = true
              WHERE e.id = ANY (ARRAY(SELECT fresh.id FROM fresh)) AND (SELECT fits.ok FROM fits)
@@ -261,9 +271,11 @@ enum DeliveryStore {
     /// every webhook's room (see ``fanOutFittingSQL``); `nil` when their deliveries would be more
     /// than `capacity` (nothing written: use ``fanOut(_:events:after:workerID:lease:room:rooms:capacity:onlyWhatFits:)``).
     static func fanOutFitting(_ connection: Connection, events: Int, after eventID: Int64, workerID: String, lease: Duration,
-                              capacity: Int) throws(PostgresError) -> FanOut? {
+                              room: Int, rooms: [Int64: Int], capacity: Int) throws(PostgresError) -> FanOut? {
+        let ids = rooms.keys.sorted()
         let result = try connection.query(prepared: "webhooky_fan_out_fitting", fanOutFittingSQL, [
             String(events), workerID, String(milliseconds(lease)), String(eventID), String(capacity),
+            String(room), arrayLiteral(ids), "{" + ids.map { String(rooms[$0] ?? 0) }.joined(separator: ",") + "}",
         ])
         guard result.rowCount > 0, result[0, 11] == "t" else { return nil }
         return fanOut(from: result)

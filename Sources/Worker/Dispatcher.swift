@@ -50,6 +50,8 @@ final class Dispatcher {
     private var webhookLoad: [Int64: Int] = [:]
     /// Which endpoints answer quickly enough to get a line (see ``budget(of:)``).
     private var quickEndpoints: QuickEndpoints
+    /// How many requests each endpoint has earned by answering (see ``budget(of:)``).
+    private var allowance: EndpointAllowance
     /// When the current turn of the loop began (the time of the results it handles).
     private var turnStarted: ContinuousClock.Instant = .now
     /// Webhooks with due deliveries that their endpoint's limit held back (a claim cut short by
@@ -164,6 +166,7 @@ final class Dispatcher {
         (self.logger, self.logBuffer) = configuration.logger.buffered()
         self.eventRate = EventRate(awakeAbove: configuration.awakeAboveEventsPerSecond)
         self.quickEndpoints = QuickEndpoints(enabled: configuration.leaseDuration >= configuration.http.requestTimeout * 2 + .seconds(2))
+        self.allowance = EndpointAllowance(limit: Dispatcher.endpointLimit(configuration), answeredWithin: configuration.http.requestTimeout / 4)
         self.tally = DeliveryTally(interval: configuration.logSummaryInterval, now: .now)
         self.recorder = OutcomeRecorder(configuration: configuration, logger: configuration.logger) { [inbox] in inbox.wake() }
     }
@@ -246,6 +249,7 @@ final class Dispatcher {
             claimAfter.removeAll()
             nextPoll = now + configuration.pollInterval
             quickEndpoints.forget(unusedSince: now - .seconds(60))
+            allowance.forget(unusedSince: now - .seconds(60))
         }
         if let due = claimAfterNotifyAt, now >= due {
             claimAfterNotifyAt = nil
@@ -307,10 +311,13 @@ final class Dispatcher {
         if canClaim {
             if let webhookID = hold.webhookID {
                 // A quick endpoint's line holds the next requests while the fan-out runs: go on
-                // at a quarter of its share; others at half (fewer, larger fan-outs).
+                // at a quarter of its share; others at half of what they may have in flight
+                // (fewer, larger fan-outs).
                 let room = room(of: webhookID)
-                let quick = webhooks.endpoint(of: webhookID).map { quickEndpoints.contains($0) } ?? false
-                if room >= max(1, endpointLimit / (quick ? 4 : 2)) { return (min(fitting, room), true) }
+                let endpoint = webhooks.endpoint(of: webhookID)
+                let quick = endpoint.map { quickEndpoints.contains($0) } ?? false
+                let share = quick ? endpointLimit / 4 : (endpoint.map { allowance.allowed($0) } ?? endpointLimit) / 2
+                if room >= max(1, share) { return (min(fitting, room), true) }
             } else if free > hold.capacity {
                 return (fitting, true)
             }
@@ -326,12 +333,13 @@ final class Dispatcher {
     /// but not below half an endpoint's share; while held, only a batch that fits as it is.
     /// Returns the fan-out and how many events it asked for.
     private func runFanOut(_ next: (events: Int, onlyWhatFits: Bool), on connection: Connection) throws(PostgresError) -> (DeliveryStore.FanOut, Int) {
-        let rooms = busyWebhookRooms()
+        let rooms = webhookRooms()
         let fitting = min(next.events, rooms.values.min().map { min($0, endpointLimit) } ?? endpointLimit)
         let fits = fitting == next.events || (fanOutHold == nil && fitting >= max(1, endpointLimit / 2))
         if fitting > 0 && fits && !fittingFailedInRange {
             if let fanOut = try DeliveryStore.fanOutFitting(
-                connection, events: fitting, after: fanOutAfter, workerID: configuration.workerID, lease: configuration.leaseDuration, capacity: capacity
+                connection, events: fitting, after: fanOutAfter, workerID: configuration.workerID, lease: configuration.leaseDuration,
+                room: allowance.initial, rooms: rooms, capacity: capacity
             ) {
                 return (fanOut, fitting)
             }
@@ -339,7 +347,7 @@ final class Dispatcher {
         }
         let fanOut = try DeliveryStore.fanOut(
             connection, events: next.events, after: fanOutAfter, workerID: configuration.workerID, lease: configuration.leaseDuration,
-            room: endpointLimit, rooms: rooms, capacity: capacity, onlyWhatFits: next.onlyWhatFits
+            room: allowance.initial, rooms: rooms, capacity: capacity, onlyWhatFits: next.onlyWhatFits
         )
         return (fanOut, next.events)
     }
@@ -409,12 +417,12 @@ final class Dispatcher {
     private func claimAndSend() {
         guard wantsClaim, canClaim, let connection else { return }
         let limit = min(configuration.batchSize, capacity)
-        let rooms = busyWebhookRooms()
+        let rooms = webhookRooms()
         let claimed: [ClaimedDelivery]
         do {
             claimed = try DeliveryStore.claim(
                 connection, limit: limit, workerID: configuration.workerID, lease: configuration.leaseDuration,
-                room: endpointLimit, rooms: rooms, after: claimAfter
+                room: allowance.initial, rooms: rooms, after: claimAfter
             )
         } catch {
             databaseFailed(error)
@@ -440,10 +448,10 @@ final class Dispatcher {
                 claimAfter[delivery.webhookID] = position
             }
         }
-        for id in webhooksWithMoreDue where (rooms[id] ?? endpointLimit) > 0 && claimedPerWebhook[id, default: 0] < (rooms[id] ?? endpointLimit) {
+        for id in webhooksWithMoreDue where (rooms[id] ?? allowance.initial) > 0 && claimedPerWebhook[id, default: 0] < (rooms[id] ?? allowance.initial) {
             webhooksWithMoreDue.remove(id)
         }
-        for (id, count) in claimedPerWebhook where count >= (rooms[id] ?? endpointLimit) {
+        for (id, count) in claimedPerWebhook where count >= (rooms[id] ?? allowance.initial) {
             webhooksWithMoreDue.insert(id)
         }
         wantsClaim = claimed.count == limit
@@ -460,22 +468,27 @@ final class Dispatcher {
     }
 
     /// Requests in flight one endpoint may have: the configured limit, but never more than
-    /// three quarters of all, so that other endpoints always keep some.
-    private var endpointLimit: Int {
+    /// three quarters of all, so that other endpoints always keep some. What an endpoint may
+    /// have now is what it has earned of it (see ``EndpointAllowance``).
+    private var endpointLimit: Int { Dispatcher.endpointLimit(configuration) }
+
+    private static func endpointLimit(_ configuration: WorkerConfiguration) -> Int {
         max(1, min(configuration.maximumInFlightPerEndpoint, configuration.maximumInFlight * 3 / 4))
     }
 
-    /// Deliveries one endpoint may hold: its ``endpointLimit`` of requests in flight, and, while
-    /// its requests are quick (see ``QuickEndpoints``), as many again waiting in the HTTP
-    /// client's line for it (within three quarters of all), which start as soon as one of its
-    /// requests ends, without waiting for the database: the next fan-out is written while they
-    /// go out.
+    /// Deliveries one endpoint may hold: the requests in flight it has earned (see
+    /// ``EndpointAllowance``; ``endpointLimit`` for a webhook whose endpoint is known only once
+    /// its URL is rendered), and, while its requests are quick (see ``QuickEndpoints``), its
+    /// whole ``endpointLimit`` and as many again waiting in the HTTP client's line for it
+    /// (within three quarters of all), which start as soon as one of its requests ends, without
+    /// waiting for the database: the next fan-out is written while they go out.
     private func budget(of endpoint: String?) -> Int {
-        guard let endpoint, quickEndpoints.contains(endpoint) else { return endpointLimit }
+        guard let endpoint else { return endpointLimit }
+        guard quickEndpoints.contains(endpoint) else { return allowance.allowed(endpoint) }
         return max(endpointLimit, min(2 * configuration.maximumInFlightPerEndpoint, configuration.maximumInFlight * 3 / 4))
     }
 
-    /// The share one webhook may still take now (see ``busyWebhookRooms()``).
+    /// The share one webhook may still take now (see ``webhookRooms()``).
     private func room(of webhookID: Int64) -> Int {
         let endpoint = webhooks.endpoint(of: webhookID)
         var room = budget(of: endpoint) - webhookLoad[webhookID, default: 0]
@@ -485,17 +498,20 @@ final class Dispatcher {
         return max(0, room)
     }
 
-    /// The share each webhook with requests in flight may still take: its endpoint's budget
-    /// minus what that endpoint (or the webhook itself) already holds.
-    private func busyWebhookRooms() -> [Int64: Int] {
+    /// The share each webhook may still take, for the webhooks whose share is not the
+    /// statements' default (what a new endpoint may have, ``EndpointAllowance/initial``): those
+    /// with requests in flight, and those whose endpoint has earned more or holds requests of
+    /// another webhook. Its endpoint's budget minus what that endpoint (or the webhook itself)
+    /// already holds.
+    private func webhookRooms() -> [Int64: Int] {
         var rooms: [Int64: Int] = [:]
         for (id, load) in webhookLoad where load > 0 {
             rooms[id] = max(0, budget(of: webhooks.endpoint(of: id)) - load)
         }
-        guard !endpointLoad.isEmpty else { return rooms }
         for (id, endpoint) in webhooks.fixedEndpoints() {
-            guard let load = endpointLoad[endpoint], load > 0 else { continue }
+            let load = endpointLoad[endpoint, default: 0]
             let budget = budget(of: endpoint)
+            guard load > 0 || budget != allowance.initial else { continue }
             rooms[id] = min(rooms[id] ?? budget, max(0, budget - load))
         }
         return rooms
@@ -558,8 +574,17 @@ final class Dispatcher {
         if webhookLoad[entry.webhookID] == 0 { webhookLoad[entry.webhookID] = nil }
         if frees(endpoint: entry.endpoint, webhookID: entry.webhookID) { wantsClaim = true }
         // Only an answer says how quick the endpoint is (a refused connection or a cancelled
-        // request takes no time at all).
-        if case .success = result.outcome { quickEndpoints.finished(entry.endpoint, after: result.duration, now: turnStarted) }
+        // request takes no time at all); a request that could not get one costs the endpoint
+        // half of what it may have in flight.
+        switch result.outcome {
+        case .success:
+            quickEndpoints.finished(entry.endpoint, after: result.duration, now: turnStarted)
+            allowance.answered(entry.endpoint, after: result.duration, now: turnStarted)
+        case .failure(let error) where error.code != .cancelled && error.code != .interrupted:
+            allowance.unanswered(entry.endpoint, now: turnStarted)
+        case .failure:
+            break
+        }
         let attemptResult: DeliveryStateMachine.AttemptResult
         var responseBody: String? = nil
         switch result.outcome {

@@ -21,7 +21,9 @@ enum RunCommand {
           --batch-size N              deliveries claimed per query [100]
           --max-in-flight N           requests in flight at once [256]
           --max-in-flight-per-endpoint N  requests in flight to one scheme://host:port [64]
-                                      (as many again may wait in line for a quick endpoint)
+                                      (an endpoint starts with an eighth and earns the rest
+                                      by answering; as many again may wait in line for a
+                                      quick endpoint)
           --connect-timeout DURATION  time to connect (TCP and TLS) [5s]
           --request-timeout DURATION  time for a whole request [15s]
           --lease DURATION            how long a claim lasts before another worker may take it over [60s]

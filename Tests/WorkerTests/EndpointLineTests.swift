@@ -145,3 +145,43 @@ extension EndpointLineTests {
         #expect(endpoints.count == 1 && endpoints.contains("https://busy.example"))
     }
 }
+
+/// ``EndpointAllowance`` on its own.
+@Suite struct EndpointAllowanceTests {
+    @Test("a new endpoint may have an eighth of the limit in flight, one more per answer within the time allowed, up to the limit; a slower answer earns nothing")
+    func earnedByAnswers() {
+        let now = ContinuousClock.now
+        var allowance = EndpointAllowance(limit: 64, answeredWithin: .seconds(2))
+        #expect(allowance.initial == 8 && allowance.allowed("a") == 8)
+        allowance.answered("a", after: .seconds(3), now: now)
+        #expect(allowance.allowed("a") == 8)
+        allowance.answered("a", after: .seconds(2), now: now)
+        #expect(allowance.allowed("a") == 9)
+        for _ in 0..<100 { allowance.answered("a", after: .milliseconds(5), now: now) }
+        #expect(allowance.allowed("a") == 64 && allowance.allowed("b") == 8)
+        #expect(EndpointAllowance(limit: 5, answeredWithin: .seconds(1)).initial == 1)
+    }
+
+    @Test("a request without an answer halves what the endpoint may have in flight, never below where it started")
+    func halvedByRequestsWithoutAnswer() {
+        let now = ContinuousClock.now
+        var allowance = EndpointAllowance(limit: 64, answeredWithin: .seconds(2))
+        for _ in 0..<56 { allowance.answered("a", after: .milliseconds(5), now: now) }
+        allowance.unanswered("a", now: now)
+        #expect(allowance.allowed("a") == 32)
+        for _ in 0..<5 { allowance.unanswered("a", now: now) }
+        #expect(allowance.allowed("a") == 8)
+        allowance.unanswered("never-answered", now: now)
+        #expect(allowance.allowed("never-answered") == 8)
+    }
+
+    @Test("endpoints unused for a minute are forgotten, and start again at an eighth")
+    func unusedAreForgotten() {
+        let start = ContinuousClock.now
+        var allowance = EndpointAllowance(limit: 64, answeredWithin: .seconds(2))
+        for _ in 0..<56 { allowance.answered("old", after: .milliseconds(5), now: start) }
+        allowance.answered("new", after: .milliseconds(5), now: start + .seconds(61))
+        allowance.forget(unusedSince: start + .seconds(1))
+        #expect(allowance.count == 1 && allowance.allowed("old") == 8 && allowance.allowed("new") == 9)
+    }
+}

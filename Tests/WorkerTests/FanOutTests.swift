@@ -46,7 +46,7 @@ import Testing
             FanOutTests.session(full), events: 10, after: 0, workerID: "w1", lease: .seconds(60), room: 64, rooms: [:], capacity: 256, onlyWhatFits: true)
         let (short, shortEnabled, _) = try FanOutTests.shopWithThreeEvents()
         let shortResult = try #require(try DeliveryStore.fanOutFitting(
-            FanOutTests.session(short), events: 10, after: 0, workerID: "w1", lease: .seconds(60), capacity: 256))
+            FanOutTests.session(short), events: 10, after: 0, workerID: "w1", lease: .seconds(60), room: 64, rooms: [:], capacity: 256))
 
         #expect(shortEnabled == enabled, "both databases have the same ids")
         #expect(shortResult.events == 3 && fullResult.events == 3)
@@ -89,7 +89,7 @@ import Testing
             let first = try #require(Int64(try shop.column("SELECT min(id) FROM webhooky.events").first.flatMap { $0 } ?? ""))
             let connection = try FanOutTests.session(shop)
             let result = fitting
-                ? try #require(try DeliveryStore.fanOutFitting(connection, events: 10, after: first, workerID: "w1", lease: .seconds(60), capacity: 256))
+                ? try #require(try DeliveryStore.fanOutFitting(connection, events: 10, after: first, workerID: "w1", lease: .seconds(60), room: 64, rooms: [:], capacity: 256))
                 : try DeliveryStore.fanOut(connection, events: 10, after: first, workerID: "w1", lease: .seconds(60), room: 64, rooms: [:], capacity: 256, onlyWhatFits: true)
             results.append([String(result.events), String(result.pending), "\(result.lastEventID ?? -1)", "\(result.stopped)"]
                 + result.claimed.map { "\($0.id) \($0.webhookID) \($0.eventID) \($0.payload)" })
@@ -108,7 +108,7 @@ import Testing
         let (shop, _, _) = try FanOutTests.shopWithThreeEvents()
         let connection = try FanOutTests.session(shop)
         // 3 events x 3 webhook ids = 9 possible deliveries, more than 8.
-        #expect(try DeliveryStore.fanOutFitting(connection, events: 10, after: 0, workerID: "w1", lease: .seconds(60), capacity: 8) == nil)
+        #expect(try DeliveryStore.fanOutFitting(connection, events: 10, after: 0, workerID: "w1", lease: .seconds(60), room: 64, rooms: [:], capacity: 8) == nil)
         #expect(try shop.column("SELECT count(*) FROM webhooky.deliveries") == ["0"])
         #expect(try shop.column("SELECT count(*) FROM webhooky.events WHERE NOT fanned_out") == ["3"])
         // The full statement, on another session, finds all three at once.
@@ -117,7 +117,27 @@ import Testing
         #expect(full.events == 3 && full.claimed.count == 3)
         // Within the limit, the short statement fans out (a new event: only the enabled webhook wants it).
         try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id = 100001")
-        let next = try #require(try DeliveryStore.fanOutFitting(connection, events: 10, after: 0, workerID: "w1", lease: .seconds(60), capacity: 8))
+        let next = try #require(try DeliveryStore.fanOutFitting(connection, events: 10, after: 0, workerID: "w1", lease: .seconds(60), room: 64, rooms: [:], capacity: 8))
         #expect(next.events == 1 && next.claimed.count == 1 && next.pending == 0)
+    }
+
+    @Test("a batch that gives a webhook more deliveries than its room (the default one, or the one given for it): the short statement writes nothing")
+    func fittingStatementLeavesABatchOverAWebhooksRoomAlone() throws {
+        let shop = try FanOutTests.shopWithTwoWebhooks()
+        let connection = try FanOutTests.session(shop)
+        let (a, b) = try { () throws -> (Int64, Int64) in
+            let ids = try shop.column("SELECT id FROM webhooky.webhooks ORDER BY name").compactMap { $0.flatMap { Int64($0) } }
+            return (ids[0], ids[1])
+        }()
+        // Five events for each webhook: a default room of 4 is too small for both.
+        #expect(try DeliveryStore.fanOutFitting(connection, events: 10, after: 0, workerID: "w1", lease: .seconds(60), room: 4, rooms: [:], capacity: 256) == nil)
+        // A room of 5 given for one of them is not enough: the other still has the default.
+        #expect(try DeliveryStore.fanOutFitting(connection, events: 10, after: 0, workerID: "w1", lease: .seconds(60), room: 4, rooms: [a: 5], capacity: 256) == nil)
+        #expect(try DeliveryStore.fanOutFitting(connection, events: 10, after: 0, workerID: "w1", lease: .seconds(60), room: 64, rooms: [b: 4], capacity: 256) == nil)
+        #expect(try shop.column("SELECT count(*) FROM webhooky.deliveries") == ["0"])
+        #expect(try shop.column("SELECT count(*) FROM webhooky.events WHERE NOT fanned_out") == ["6"])
+        // Room for five each: all of it.
+        let all = try #require(try DeliveryStore.fanOutFitting(connection, events: 10, after: 0, workerID: "w1", lease: .seconds(60), room: 4, rooms: [a: 5, b: 5], capacity: 256))
+        #expect(all.events == 6 && all.claimed.count == 10)
     }
 }

@@ -71,7 +71,7 @@ import Testing
         ("claim after a cursor", ["100", "w1", "{}", "{}", "64", "60000", "{1}", "{\"2026-01-01 00:00:00+00\"}", "{5}"]),
         ("fan-out", ["100", "w1", "{}", "{}", "64", "100", "60000", "0", "true"]),
         ("fan-out of everything", ["100", "w1", "{}", "{}", "64", "100", "60000", "0", "false"]),
-        ("fan-out that fits", ["64", "w1", "60000", "0", "256"]),
+        ("fan-out that fits", ["64", "w1", "60000", "0", "256", "8", "{1}", "{64}"]),
         ("record", [
             #"[{"id":11,"webhook_id":1,"attempt":1,"state":"succeeded","status":200,"started_at":1.5,"duration_ms":2}]"#, "w1",
             #"[{"webhook_id":1,"failures":0,"first_failure":null,"last_success":1.5,"last_attempt":1.5,"gone":false}]"#, "10", "60",

@@ -179,6 +179,50 @@ import Worker
         #expect(hugeBody == "4096", "only the first 4 KiB of a huge body are read")
     }
 
+    @Test("endpoints that hang, with enough deliveries between them to fill the worker, do not hold back a healthy one: each keeps the eighth of its share it started with")
+    func hangingEndpointsTogetherDoNotFillTheWorker() throws {
+        let shop = try Shop()
+        try shop.addCustomers(100)
+        let hanging = Mutex(0)
+        var dead: [LoopbackReceiver] = []
+        defer { for receiver in dead { receiver.stop() } }
+        for _ in 0..<4 {
+            let receiver = try LoopbackReceiver { _, _ in
+                hanging.withLock { $0 += 1 }
+                return .hang
+            }
+            dead.append(receiver)
+            try shop.addWebhook(url: receiver.baseURL + "/dead", account: "shop-42")
+        }
+        let good = try LoopbackReceiver()
+        try shop.addWebhook(url: good.baseURL + "/good", account: "shop-7")
+        // Four endpoints with their whole share (16; 3/4 of the worker's 32 at most) would take
+        // all 32 requests; each starts with 2, and only answers earn more.
+        var configuration = shop.workerConfiguration(retry: [.seconds(60)])
+        configuration.maximumInFlight = 32
+        configuration.maximumInFlightPerEndpoint = 16
+        configuration.http.requestTimeout = .seconds(20)
+        configuration.shutdownGracePeriod = .milliseconds(500)
+        let worker = RunningWorker(configuration)
+        defer { worker.stop(timeout: .seconds(30)) }
+
+        // 100 events for shop-42: 100 deliveries for each of the four hanging endpoints.
+        try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id BETWEEN 100001 AND 100100")
+        let deadline = ContinuousClock.now + .seconds(10)
+        while hanging.withLock({ $0 }) < 8 && ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.02) }
+        Thread.sleep(forTimeInterval: 1)  // two polls: the worker takes what it will of them
+        let held = hanging.withLock { $0 }
+        #expect(held == 8, "the hanging endpoints hold \(held) of the worker's 32 requests (2 each)")
+        for receiver in dead { #expect(receiver.requests.count == 2) }
+
+        let started = ContinuousClock.now
+        for credit in 1...5 { try shop.setCredit(String(credit), customer: "1") }  // shop-7's customer
+        let delivered = good.waitForRequests(5, timeout: .seconds(15))
+        let waited = ContinuousClock.now - started
+        #expect(delivered.count == 5)
+        #expect(waited < .seconds(3), "the healthy endpoint's 5 deliveries waited \(waited) behind four hanging endpoints")
+    }
+
     @Test("a large backlog of one webhook drains steadily without starving another webhook's new events")
     func backlogDoesNotStarveNewEvents() throws {
         let shop = try Shop()
