@@ -284,7 +284,7 @@ import Worker
         }.start()
         // The redeliver waits for the prune's row lock (before 0009 it read the row first, then
         // its UPDATE found nothing once the prune committed, and it returned as if redelivered).
-        let waiting = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%webhooky.redeliver%'"
+        let waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%webhooky.redeliver%'"
         #expect(try shop.waitFor(waiting) { $0 == "1" } == "1")
         try pruner.execute("COMMIT")
         #expect(done.wait(timeout: .now() + 20) == .success)
@@ -458,7 +458,7 @@ import Worker
         configuration.retention?.interval = .milliseconds(200)
         let worker = RunningWorker(configuration)
         defer { worker.stop(timeout: .seconds(15)) }
-        let pruning = "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND query LIKE '%webhooky.prune%'"
+        let pruning = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'PgSleep' AND query LIKE '%webhooky.prune%'"
         #expect(try shop.waitFor(pruning) { $0 == "1" } == "1")
         let start = ContinuousClock.now
         try shop.setCredit("21")

@@ -417,7 +417,7 @@ import Worker
         defer { _ = try? locker.execute("ROLLBACK") }
         try shop.setCredit("2")
         #expect(receiver.waitForRequests(2, timeout: .seconds(10)).count == 2)
-        let waiting = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'webhooky recorder' AND wait_event_type = 'Lock'"
+        let waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'webhooky recorder' AND wait_event_type = 'Lock'"
         #expect(try shop.waitFor(waiting) { $0 == "1" } == "1", "the outcome waits for the lock")
         let started = ContinuousClock.now
         let stop = worker.stop(timeout: .seconds(15))
@@ -425,7 +425,7 @@ import Worker
         #expect(ContinuousClock.now - started < .seconds(8))
         // Nothing of the stopped worker is left waiting (to write behind its back, or hold a
         // connection); its outcome is not recorded, and the delivery goes out again after its lease.
-        #expect(try shop.waitFor("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'webhooky %'", timeout: .seconds(5)) { $0 == "0" } == "0")
+        #expect(try shop.waitFor("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'webhooky %'", timeout: .seconds(5)) { $0 == "0" } == "0")
         #expect(logs.all.contains { $0.contains("outcomes not recorded") })
         try locker.execute("COMMIT")
         #expect(try shop.connection.query("SELECT state FROM webhooky.deliveries ORDER BY id").rows == [["succeeded"], ["sending"]])
@@ -442,12 +442,12 @@ import Worker
         retention.interval = .milliseconds(500)  // the first run half a second after the start
         configuration.retention = retention
         let worker = RunningWorker(configuration)
-        let waiting = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'webhooky pruner' AND wait_event_type = 'Lock'"
+        let waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'webhooky pruner' AND wait_event_type = 'Lock'"
         #expect(try shop.waitFor(waiting) { $0 == "1" } == "1", "the pruner waits for the lock")
         let started = ContinuousClock.now
         #expect(worker.stop(timeout: .seconds(15)).stoppedInTime, "the stop waited for the lock")
         #expect(ContinuousClock.now - started < .seconds(5))
-        #expect(try shop.waitFor("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'webhooky %'", timeout: .seconds(5)) { $0 == "0" } == "0")
+        #expect(try shop.waitFor("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'webhooky %'", timeout: .seconds(5)) { $0 == "0" } == "0")
     }
 
     @Test("a dispatcher statement waiting for a lock gives up after a while: finished requests are recorded and a stop is seen meanwhile")
@@ -463,7 +463,7 @@ import Worker
         let locker = try shop.database.connect()
         try locker.execute("BEGIN; LOCK TABLE webhooky.workers IN EXCLUSIVE MODE")
         defer { _ = try? locker.execute("ROLLBACK") }
-        let waiting = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'webhooky worker' AND wait_event_type = 'Lock'"
+        let waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'webhooky worker' AND wait_event_type = 'Lock'"
         #expect(try shop.waitFor(waiting) { $0 == "1" } == "1", "the heartbeat waits for the lock")
         try shop.setCredit("3")
         #expect(receiver.waitForRequests(1, timeout: .seconds(15)).count == 1, "the event goes out while the lock is held")
