@@ -64,8 +64,8 @@ struct AttemptRecord {
 /// as parameters. Stateless; the caller owns the connection.
 enum DeliveryStore {
     /// Claims up to `$1` due deliveries in one statement, a fair share per enabled webhook:
-    /// each webhook gives at most its room (`$5`, or less for the webhooks listed in `$3`/`$4`
-    /// whose endpoint is busy), starting from a random webhook, so that no endpoint's backlog
+    /// each webhook gives at most its room (`$5`, what an endpoint starts with, or what
+    /// `$3`/`$4` say for the webhooks listed there), starting from a random webhook, so that no endpoint's backlog
     /// can crowd out the others. `FOR UPDATE SKIP LOCKED`: workers never claim the same row.
     /// A disabled webhook's deliveries are not claimed, except tests (`webhooky.send_test`);
     /// a delivery whose event row is gone ends `dead` ("event deleted") instead of blocking its
@@ -128,7 +128,7 @@ enum DeliveryStore {
 
     /// Creates the deliveries of up to `$1` events that have none yet (the events a worker has
     /// not fanned out), from event id `$8` on, and claims at once the first attempts that fit: per webhook its room
-    /// (`$5`, or what `$3`/`$4` say for busy webhooks), `$6` in all, only for enabled webhooks.
+    /// (`$5`, or what `$3`/`$4` say for the webhooks listed there), `$6` in all, only for enabled webhooks.
     /// With `$9` (only what fits) the fan-out stops before the first event with a delivery
     /// that cannot be claimed now (its endpoint is full, or the worker is), so that every
     /// delivery it creates is created claimed, and none takes the longer way through
@@ -202,12 +202,12 @@ enum DeliveryStore {
         WITH fresh AS (\(freshEvents(limit: "$1", after: "$4"))
         ), fits AS (
             SELECT coalesce(sum(cardinality(fresh.webhook_ids)), 0) <= $5
-                   AND NOT EXISTS (
+                   AND ($1 <= $6 OR NOT EXISTS (
                        SELECT FROM fresh f
                         CROSS JOIN LATERAL unnest(f.webhook_ids) AS t(webhook_id)
                          LEFT JOIN unnest($7::bigint[], $8::integer[]) AS r(webhook_id, room) ON r.webhook_id = t.webhook_id
                         GROUP BY t.webhook_id, r.room
-                       HAVING count(*) > coalesce(r.room, $6)) AS ok,
+                       HAVING count(*) > coalesce(r.room, $6))) AS ok,
                    count(*) AS events, max(fresh.id) AS last
               FROM fresh
         ), marked AS (
@@ -267,9 +267,10 @@ enum DeliveryStore {
         return fanOut(from: result)
     }
 
-    /// Fans out up to `events` events after event id `eventID`, which the caller knows fit
-    /// every webhook's room (see ``fanOutFittingSQL``); `nil` when their deliveries would be more
-    /// than `capacity` (nothing written: use ``fanOut(_:events:after:workerID:lease:room:rooms:capacity:onlyWhatFits:)``).
+    /// Fans out up to `events` events after event id `eventID`, no more than the room of any
+    /// webhook listed in `rooms` (see ``fanOutFittingSQL``); `nil` when their deliveries would
+    /// be more than `capacity`, or a webhook not listed would get more than `room` (nothing
+    /// written: use ``fanOut(_:events:after:workerID:lease:room:rooms:capacity:onlyWhatFits:)``).
     static func fanOutFitting(_ connection: Connection, events: Int, after eventID: Int64, workerID: String, lease: Duration,
                               room: Int, rooms: [Int64: Int], capacity: Int) throws(PostgresError) -> FanOut? {
         let ids = rooms.keys.sorted()

@@ -74,9 +74,9 @@ final class Dispatcher {
     private var fanOutAfter: Int64 = 0
     /// Set while the fan-out waits for room (see ``FanOutHold``).
     private var fanOutHold: FanOutHold?
-    /// Whether a batch of this range of events had more deliveries than the worker could take
-    /// (``DeliveryStore/fanOutFitting(_:events:after:workerID:lease:capacity:)`` wrote nothing):
-    /// the rest of the range takes the full statement at once.
+    /// Whether a batch of this range of events had more deliveries than the worker, or one of
+    /// its webhooks, could take (``DeliveryStore/fanOutFitting(_:events:after:workerID:lease:room:rooms:capacity:)``
+    /// wrote nothing): the rest of the range takes the full statement at once.
     private var fittingFailedInRange = false
     /// Per webhook, the last delivery claimed: the next claim reads its queue after it (past the
     /// index entries of deliveries already claimed, which VACUUM has not removed yet). Cleared
@@ -287,7 +287,7 @@ final class Dispatcher {
     /// Why the next fan-out waits: the next event did not fit (its endpoint, or the worker, was
     /// full). Its deliveries would otherwise be inserted `pending` and claimed by a second
     /// statement, a third more database work per delivery; waiting a moment lets them be
-    /// created claimed. The fan-out goes on when that endpoint has half its share free again (a
+    /// created claimed. The fan-out goes on when that endpoint has half of what it may have in flight free again (a
     /// quarter for a quick endpoint, whose line holds the next requests meanwhile);
     /// while it stays full longer than ``WorkerConfiguration/fanOutPatience``, each fan-out
     /// takes a whole batch and leaves what does not fit `pending` in its webhook's fair queue,
@@ -326,9 +326,10 @@ final class Dispatcher {
         return nil
     }
 
-    /// Runs the fan-out `next`: the short statement when its batch fits every webhook's room
-    /// (each event has a webhook at most once), unless the worker's limit stopped that statement
-    /// in this range already; else the full one. Without a hold, the batch may be cut to the
+    /// Runs the fan-out `next`: the short statement when its batch fits the room of every
+    /// webhook listed in the rooms (each event has a webhook at most once; the statement checks
+    /// the others' default room itself), unless the worker's limit or a webhook's room stopped
+    /// that statement in this range already; else the full one. Without a hold, the batch may be cut to the
     /// smallest room (the full statement would stop there for a webhook with that many events),
     /// but not below half an endpoint's share; while held, only a batch that fits as it is.
     /// Returns the fan-out and how many events it asked for.
@@ -477,14 +478,19 @@ final class Dispatcher {
     }
 
     /// Deliveries one endpoint may hold: the requests in flight it has earned (see
-    /// ``EndpointAllowance``; ``endpointLimit`` for a webhook whose endpoint is known only once
-    /// its URL is rendered), and, while its requests are quick (see ``QuickEndpoints``), its
-    /// whole ``endpointLimit`` and as many again waiting in the HTTP client's line for it
-    /// (within three quarters of all), which start as soon as one of its requests ends, without
-    /// waiting for the database: the next fan-out is written while they go out.
-    private func budget(of endpoint: String?) -> Int {
+    /// ``EndpointAllowance``), and, once it has earned all of ``endpointLimit`` and while its
+    /// requests are quick (see ``QuickEndpoints``), as many again waiting in the HTTP client's
+    /// line for it (within three quarters of all), which start as soon as one of its requests
+    /// ends, without waiting for the database: the next fan-out is written while they go out.
+    ///
+    /// With `earned` false (a webhook whose URL template varies its origin: its claims cannot
+    /// know which endpoint, or what it earned, before the URL is rendered), ``endpointLimit``
+    /// whatever the endpoint earned (and the line when it is quick); `nil`: such a webhook's
+    /// own share.
+    private func budget(of endpoint: String?, earned: Bool = true) -> Int {
         guard let endpoint else { return endpointLimit }
-        guard quickEndpoints.contains(endpoint) else { return allowance.allowed(endpoint) }
+        let allowed = earned ? allowance.allowed(endpoint) : endpointLimit
+        guard allowed >= endpointLimit, quickEndpoints.contains(endpoint) else { return allowed }
         return max(endpointLimit, min(2 * configuration.maximumInFlightPerEndpoint, configuration.maximumInFlight * 3 / 4))
     }
 
@@ -508,6 +514,8 @@ final class Dispatcher {
         for (id, load) in webhookLoad where load > 0 {
             rooms[id] = max(0, budget(of: webhooks.endpoint(of: id)) - load)
         }
+        // No endpoint busy or remembered: every cached webhook has the default.
+        guard !endpointLoad.isEmpty || allowance.count > 0 else { return rooms }
         for (id, endpoint) in webhooks.fixedEndpoints() {
             let load = endpointLoad[endpoint, default: 0]
             let budget = budget(of: endpoint)
@@ -531,7 +539,7 @@ final class Dispatcher {
                                                    limits: configuration.requestLimits)
                 // A fixed origin (the usual case) was keyed once, when the webhook was parsed.
                 let endpoint = webhook.endpoint ?? Endpoint.key(forURL: rendered.url) ?? rendered.url
-                if endpointLoad[endpoint, default: 0] >= budget(of: endpoint) {
+                if endpointLoad[endpoint, default: 0] >= budget(of: endpoint, earned: webhook.endpoint != nil) {
                     // Another webhook on the same endpoint filled it meanwhile: try again when it
                     // has room.
                     deferred.append((delivery.unsent, webhook.endpoint != nil))
@@ -581,6 +589,7 @@ final class Dispatcher {
             quickEndpoints.finished(entry.endpoint, after: result.duration, now: turnStarted)
             allowance.answered(entry.endpoint, after: result.duration, now: turnStarted)
         case .failure(let error) where error.code != .cancelled && error.code != .interrupted:
+            quickEndpoints.unanswered(entry.endpoint, now: turnStarted)
             allowance.unanswered(entry.endpoint, now: turnStarted)
         case .failure:
             break

@@ -3,11 +3,14 @@
 /// A new endpoint may have ``initial`` requests in flight (an eighth of the per-endpoint limit,
 /// 8 of 64 by default), one more for every request it answers within ``answeredWithin`` (any
 /// HTTP status; a quarter of the request timeout, 3.75 s by default), up to ``limit``. A request
-/// that ends without an answer (a timeout, a refused or reset connection) halves it, never below
-/// ``initial``. So an endpoint that answers grows to its full share within its first few dozen
-/// requests, while one that hangs, is down or takes longer than a quarter of the timeout keeps
-/// ``initial``: 32 such endpoints at once would be needed to take a worker's 256 requests (with
-/// the full share, 4 were enough, and every other endpoint waited for their timeouts).
+/// that ends without an answer (a timeout, a connection, DNS or TLS failure) halves it, never
+/// below ``initial``. So an endpoint that answers grows to its full share within its first few
+/// dozen requests, while one that hangs from its first request, is down or takes longer than a
+/// quarter of the timeout keeps ``initial``: 32 such endpoints at once would be needed to take
+/// a worker's 256 requests (with the full share, 4 were enough, and every other endpoint waited
+/// for their timeouts). One that answered and then hangs keeps what it had earned until those
+/// requests time out. The dispatcher holds a webhook whose URL template varies its host to the
+/// full ``limit`` instead: its claims cannot know the host, nor what it earned, in advance.
 ///
 /// Endpoints with no request for a minute are forgotten (``forget(unusedSince:)``) and start
 /// again at ``initial``, so the table holds only endpoints in use.

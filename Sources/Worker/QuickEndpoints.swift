@@ -36,6 +36,14 @@ struct QuickEndpoints {
         endpoints[endpoint] = (quick ? (endpoints[endpoint]?.quickInARow ?? 0) + 1 : 0, now)
     }
 
+    /// A request to `endpoint` ended without an answer (a timeout, a refused or reset
+    /// connection), at `now`: the endpoint is not quick (an endpoint that answered quickly and
+    /// then hangs must not keep its line).
+    mutating func unanswered(_ endpoint: String, now: ContinuousClock.Instant) {
+        guard enabled else { return }
+        endpoints[endpoint] = (0, now)
+    }
+
     /// Forgets the endpoints whose last request ended before `instant`.
     mutating func forget(unusedSince instant: ContinuousClock.Instant) {
         endpoints = endpoints.filter { $0.value.lastEnded >= instant }

@@ -125,6 +125,16 @@ extension EndpointLineTests {
         #expect(!disabled.contains("a"))
     }
 
+    @Test("a quick endpoint whose request gets no answer (it hangs, or refuses) is quick no more")
+    func unansweredEndsTheStreak() {
+        let now = ContinuousClock.now
+        var endpoints = QuickEndpoints(enabled: true)
+        for _ in 0..<QuickEndpoints.streak { endpoints.finished("a", after: .milliseconds(3), now: now) }
+        #expect(endpoints.contains("a"))
+        endpoints.unanswered("a", now: now)
+        #expect(!endpoints.contains("a"))
+    }
+
     @Test("an overloaded endpoint that sheds requests with a quick answer and is slow with the rest is not quick")
     func mostlySlowIsNotQuick() {
         let now = ContinuousClock.now

@@ -223,6 +223,42 @@ import Worker
         #expect(waited < .seconds(3), "the healthy endpoint's 5 deliveries waited \(waited) behind four hanging endpoints")
     }
 
+    @Test("a webhook whose URL template varies its host may have its whole share in flight to a slow one (its claims cannot know what the host earned): none of its deliveries is claimed and given back")
+    func templatedHostKeepsItsShare() throws {
+        let shop = try Shop()
+        let concurrent = Mutex((now: 0, peak: 0))
+        let slow = try LoopbackReceiver { _, _ in
+            concurrent.withLock { $0.now += 1; $0.peak = max($0.peak, $0.now) }
+            defer { concurrent.withLock { $0.now -= 1 } }
+            Thread.sleep(forTimeInterval: 1.5)  // slower than a quarter of the timeout: earns nothing
+            return .status(200)
+        }
+        defer { slow.stop() }
+        let port = try #require(slow.baseURL.split(separator: ":").last)
+        try shop.connection.execute("""
+            INSERT INTO webhooky.event_types (name, description, sample) VALUES ('host.test', 'a host per event', '{"host": "127.0.0.1"}');
+            -- A delivery given back unsent (the release statement: sending -> pending, its
+            -- attempt not counted).
+            CREATE TABLE public.given_back (delivery_id bigint);
+            CREATE FUNCTION public.note_given_back() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN INSERT INTO public.given_back VALUES (NEW.id); RETURN NULL; END $$;
+            CREATE TRIGGER note_given_back AFTER UPDATE ON webhooky.deliveries FOR EACH ROW
+                WHEN (OLD.state = 'sending' AND NEW.state = 'pending' AND NEW.attempts < OLD.attempts) EXECUTE FUNCTION public.note_given_back();
+            """)
+        try shop.addWebhook(event: "host.test", url: "http://#host#:\(port)/t")
+        var configuration = shop.workerConfiguration()
+        configuration.maximumInFlightPerEndpoint = 8
+        configuration.http.requestTimeout = .seconds(4)
+        let worker = RunningWorker(configuration)
+        defer { worker.stop(timeout: .seconds(30)) }
+
+        try shop.connection.execute("SELECT webhooky.emit('host.test', '{\"host\": \"127.0.0.1\"}', 'shop-42') FROM generate_series(1, 16)")
+        #expect(slow.waitForRequests(16, timeout: .seconds(20)).count == 16)
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") { $0 == "16" } == "16")
+        #expect(concurrent.withLock { $0.peak } == 8, "the templated webhook had \(concurrent.withLock { $0.peak }) requests at once, not its share of 8")
+        #expect(try shop.column("SELECT count(*) FROM public.given_back") == ["0"], "deliveries claimed and given back unsent")
+    }
+
     @Test("a large backlog of one webhook drains steadily without starving another webhook's new events")
     func backlogDoesNotStarveNewEvents() throws {
         let shop = try Shop()
