@@ -18,6 +18,8 @@ public final class Connection {
     ///     libpq untouched. An empty string means libpq's defaults and `PG*` environment
     ///     variables (`PGHOST`, `PGDATABASE`...). Defaults it can override: keepalives (idle
     ///     30 s, then every 10 s, 3 lost), `tcp_user_timeout` 60 s, `connect_timeout` 10 s.
+    ///     Always set, whatever it says: `client_encoding` UTF8, since every string here is
+    ///     UTF-8 (a database in WIN1250 or LATIN2 would otherwise send its own bytes).
     ///   - applicationName: Shown in `pg_stat_activity` unless the connection string sets
     ///     `application_name`. Default `webhooky`.
     /// - Throws: ``PostgresError/Code/connectionFailed`` with libpq's message (which never
@@ -37,6 +39,10 @@ public final class Connection {
         }
         keywords.append("dbname")
         values.append(conninfo)
+        // After dbname, so that it wins over the connection string, PGCLIENTENCODING and the
+        // server's default (the database's encoding): text is read and sent as UTF-8.
+        keywords.append("client_encoding")
+        values.append("UTF8")
         let connection: OpaquePointer? = withCStringArray(keywords) { keywordPointers in
             withCStringArray(values) { valuePointers in
                 PQconnectdbParams(keywordPointers, valuePointers, 1)

@@ -1,9 +1,14 @@
 import Foundation
+import Glibc
+import HTTPClient
+import LocalPostgres
 import LoopbackReceiver
 import Postgres
+import Schema
 import StandardWebhooks
 import TestSupport
 import Testing
+import Worker
 
 /// The seed's promises (S1-S8), end to end: a committed change in PostgreSQL, the worker, and
 /// the exact request a real receiver on 127.0.0.1 gets.
@@ -117,6 +122,44 @@ import Testing
         #expect(decoded?["tier"] == Shop.trickyTierName)
         Thread.sleep(forTimeInterval: 0.3)
         #expect(receiver.requests.count == 1, "the credit webhook must not fire on a tier change")
+    }
+
+    @Test("S7: Czech text reaches the wire exactly from a database in WIN1250, as many Czech shops' databases are")
+    func czechTextFromAWindows1250Database() throws {
+        let cluster = try TestCluster.shared()
+        let name = "win1250_\(getpid())"
+        try Connection(conninfo: cluster.conninfo()).execute("CREATE DATABASE \(name) TEMPLATE template0 ENCODING 'WIN1250' LC_COLLATE 'C' LC_CTYPE 'C'")
+        let database = TestDatabase(name: name, conninfo: cluster.conninfo(database: name), cluster: cluster)
+        let setup = try database.connect()
+        try Migrator(connection: setup).migrate()
+        try setup.execute(Migrations.referenceDomain)
+        // The shop's own application speaks UTF-8 and says so, as any careful client does.
+        let shop = try database.connect()
+        try shop.execute("SET client_encoding = 'UTF8'")
+        try shop.execute("""
+            INSERT INTO ellity.eshops VALUES ('obchod-č', 'Obchod');
+            INSERT INTO ellity.customer_groups VALUES (3, 'obchod-č', 'Velkoobchod – Plzeň');
+            INSERT INTO ellity.vip_tiers VALUES (1, 'obchod-č', 'Zlatý „VIP“', 0);
+            INSERT INTO ellity.customers VALUES (5, 'obchod-č', 'jiří.šťastný@example.cz', 0, 3, 1);
+            """)
+        let receiver = try LoopbackReceiver()
+        try shop.query(
+            "INSERT INTO webhooky.webhooks (event, url, body) VALUES ('customer.credit_changed', $1, $2)",
+            [receiver.baseURL + "/skupina/#customer.group.name#?e=#customer.email#",
+             ##"{"skupina": "#customer.group.name#", "úroveň": #customer.tier.name#, "e": "#customer.email#", "obchod": "#account.eshopId#", "pole": "vlastní"}"##]
+        )
+        var configuration = WorkerConfiguration(databaseURL: database.conninfo, workerID: "test-worker")
+        configuration.http.addressPolicy = .allowingLoopback
+        configuration.pollInterval = .milliseconds(200)
+        configuration.logger = LogCapture().logger()
+        let worker = RunningWorker(configuration)
+        defer { worker.stop() }
+
+        try shop.execute("UPDATE ellity.customers SET credit = 100.00 WHERE id = 5")
+
+        let request = try #require(receiver.waitForRequests(1).first)
+        #expect(request.target == "/skupina/Velkoobchod%20%E2%80%93%20Plze%C5%88?e=ji%C5%99%C3%AD.%C5%A1%C5%A5astn%C3%BD%40example.cz")
+        #expect(request.bodyText == ##"{"skupina": "Velkoobchod – Plzeň", "úroveň": "Zlatý „VIP“", "e": "jiří.šťastný@example.cz", "obchod": "obchod-č", "pole": "vlastní"}"##)
     }
 
     @Test("S1: a disabled webhook sends nothing; enabling it again resumes its pending deliveries")
