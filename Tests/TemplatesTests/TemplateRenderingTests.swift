@@ -53,8 +53,8 @@ func isValidJSONForFoundation(_ text: String) -> Bool {
     }
 
     @Test func missingAndNullRenderEmpty() throws {
-        let template = try URLTemplate("https://h/p?a=#nope#&b=#flags.note#&c=#customer.nope.deeper#")
-        #expect(try template.render(payload()) == "https://h/p?a=&b=&c=")
+        let template = try URLTemplate("https://h/p?a=#nope#&b=#flags.note#&c=#customer.nope.deeper#&d=#flags.note.deeper#")
+        #expect(try template.render(payload()) == "https://h/p?a=&b=&c=&d=")
     }
 
     @Test func numbersBooleansAndObjectsRenderAsText() throws {
@@ -142,9 +142,9 @@ func isValidJSONForFoundation(_ text: String) -> Bool {
     }
 
     @Test func missingOrNullValueBecomesEmptyString() throws {
-        let template = try BodyTemplate(##"{"a": #nope#, "b": #flags.note#, "c": "x#nope#y", "d": [#nope#]}"##)
+        let template = try BodyTemplate(##"{"a": #nope#, "b": #flags.note#, "c": "x#nope#y", "d": [#nope#], "e": #flags.note.deeper#, "f": "#flags.note.deeper#"}"##)
         let rendered = template.render(try payload())
-        #expect(rendered == #"{"a": "", "b": "", "c": "xy", "d": [""]}"#)
+        #expect(rendered == #"{"a": "", "b": "", "c": "xy", "d": [""], "e": "", "f": ""}"#)
         #expect(isValidJSONForFoundation(rendered))
     }
 
@@ -154,6 +154,19 @@ func isValidJSONForFoundation(_ text: String) -> Bool {
         #expect(rendered == #"{"tier": "Tier: Gold \"Plus\" \\ tier\nnew line 🎉!"}"#)
         let decoded = try JSONSerialization.jsonObject(with: Data(rendered.utf8)) as? [String: String]
         #expect(decoded?["tier"] == "Tier: Gold \"Plus\" \\ tier\nnew line 🎉!")
+    }
+
+    @Test("every control character is escaped, inside a string and as a value, and decodes back to itself; DEL, U+2028 and non-ASCII stay as they are")
+    func controlCharactersAreEscapedExactly() throws {
+        let controls = (0...0x1F).map { String(format: "\\u%04x", $0) }.joined()
+        let p = try payload(#"{"v": "\#(controls)\u007fč😀\u2028"}"#)
+        let escaped = #"\u0000\u0001\u0002\u0003\u0004\u0005\u0006\u0007\b\t\n\u000b\f\r\u000e\u000f\u0010\u0011\u0012\u0013\u0014\u0015\u0016\u0017\u0018\u0019\u001a\u001b\u001c\u001d\u001e\u001f"#
+            + "\u{7F}č😀\u{2028}"
+        let rendered = try BodyTemplate(##"{"s": "<#v#>", "v": #v#}"##).render(p)
+        #expect(rendered == #"{"s": "<"# + escaped + #">", "v": ""# + escaped + #""}"#)
+        let decoded = try JSONSerialization.jsonObject(with: Data(rendered.utf8)) as? [String: String]
+        let original = String(decoding: (0...0x1F).map { UInt8($0) }, as: UTF8.self) + "\u{7F}č😀\u{2028}"
+        #expect(decoded == ["s": "<" + original + ">", "v": original])
     }
 
     @Test func valueContextQuotesAndEscapesStrings() throws {
@@ -214,6 +227,12 @@ func isValidJSONForFoundation(_ text: String) -> Bool {
     @Test func valuesAreUsedAsIs() throws {
         let header = try HeaderTemplate(name: "Authorization", value: "Bearer #account.eshopId#+#customer.email#")
         #expect(try header.render(payload()) == "Bearer shop-42+jan+vip@example.cz")
+    }
+
+    @Test("a missing or null value is empty, also through a null object; a # that is not a placeholder is kept")
+    func missingValuesAndLiteralHashes() throws {
+        let header = try HeaderTemplate(name: "X-Note", value: "Bearer #nope#|#flags.note#|#flags.note.deeper#|#fff issue #12 ##account.eshopId#")
+        #expect(try header.render(payload()) == "Bearer |||#fff issue #12 #shop-42")
     }
 
     @Test func lineBreakInAValueFailsWithoutShowingIt() throws {

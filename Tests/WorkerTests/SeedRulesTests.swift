@@ -124,6 +124,24 @@ import Worker
         #expect(receiver.requests.count == 1, "the credit webhook must not fire on a tier change")
     }
 
+    @Test("S5: a customer without a group: the trigger sends group null, and its variables are empty in the URL and the body")
+    func customerWithoutAGroup() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver()
+        try shop.addWebhook(url: receiver.baseURL + "/g?id=#customer.group.id#&name=#customer.group.name#&tier=#customer.tier.name#",
+                            body: ##"{"id": #customer.group.id#, "name": "#customer.group.name#", "group": #customer.group#, "credit": #customer.credit#}"##)
+        try shop.connection.query("UPDATE ellity.customers SET group_id = NULL WHERE id = $1", [Shop.customerID])
+        let worker = RunningWorker(shop.workerConfiguration())
+        defer { worker.stop() }
+
+        try shop.setCredit("100.5")
+
+        let request = try #require(receiver.waitForRequests(1).first)
+        #expect(request.method == "POST")
+        #expect(request.target == "/g?id=&name=&tier=Silver")
+        #expect(request.bodyText == #"{"id": "", "name": "", "group": "", "credit": 100.50}"#)
+    }
+
     @Test("S7: Czech text reaches the wire exactly from a database in WIN1250, as many Czech shops' databases are")
     func czechTextFromAWindows1250Database() throws {
         let cluster = try TestCluster.shared()
