@@ -37,7 +37,10 @@ public struct Migrator {
     }
 
     /// Applies every missing migration in order, each in its own transaction, holding an
-    /// advisory lock so that concurrent migrators wait for each other.
+    /// advisory lock so that concurrent migrators wait for each other. When the schema is
+    /// installed and the connection's role may act as the role that installed it (see
+    /// ``installedBy()``; a superuser always may), the migrations run as that role
+    /// (`SET ROLE`), so that every object keeps one owner.
     ///
     /// - Parameter progress: Told about each migration before it runs.
     /// - Returns: The migrations applied (empty when the schema was up to date).
@@ -47,6 +50,17 @@ public struct Migrator {
         try connection.query("SELECT pg_advisory_lock(\(Migrator.lockKey))")
         defer { _ = try? connection.query("SELECT pg_advisory_unlock(\(Migrator.lockKey))") }
         let todo = try pending()
+        // Objects a migration creates belong to the role that runs it. A schema installed by the
+        // database owner and upgraded by a superuser (or the other way round) would belong to two
+        // roles, and the owner's SECURITY DEFINER functions could not use the newer objects
+        // (webhooky.prune calls first_id_since, grant_roles reads role_grants): so a role that
+        // may act as the schema's owner migrates as that owner.
+        var actsAsOwner = false
+        if !todo.isEmpty, let owner = try installedBy(), owner.isMember, !owner.isCurrentUser {
+            try connection.query("SET ROLE \(owner.quotedName)")
+            actsAsOwner = true
+        }
+        defer { if actsAsOwner { _ = try? connection.query("RESET ROLE") } }
         for migration in todo {
             progress(migration)
             do {
@@ -57,6 +71,21 @@ public struct Migrator {
             }
         }
         return todo
+    }
+
+    /// The role that installed the schema (the owner of `webhooky.migrations`), which owns
+    /// every object of the schema; `nil` when Webhooky is not installed.
+    ///
+    /// - Returns: Its name quoted for SQL, whether it is the current user, and whether the
+    ///   current user may `SET ROLE` to it (a superuser always may).
+    public func installedBy() throws(PostgresError) -> (quotedName: String, isCurrentUser: Bool, isMember: Bool)? {
+        let result = try connection.query("""
+            SELECT quote_ident(r.rolname), r.rolname = current_user, pg_has_role(current_user, r.oid, 'MEMBER')
+              FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner
+             WHERE c.oid = to_regclass('webhooky.migrations')
+            """)
+        guard result.rowCount == 1, let name = result[0, 0] else { return nil }
+        return (name, result[0, 1] == "t", result[0, 2] == "t")
     }
 
     /// Checks that the database's schema is exactly the version this binary works with.

@@ -8,7 +8,9 @@ enum MigrateCommand {
 
         Installs the webhooky schema, or upgrades it by applying the numbered migrations it
         lacks, each in its own transaction, in order. Applying it again changes nothing.
-        Refuses a database whose schema is newer than this binary.
+        Refuses a database whose schema is newer than this binary. An upgrade runs as the role
+        that installed the schema (SET ROLE) when this role may act as it, as a superuser may,
+        so that every object of the schema keeps one owner.
 
         Options:
           --database-url URL   libpq connection string or URI [DATABASE_URL, else PG* variables]
@@ -39,6 +41,12 @@ enum MigrateCommand {
             // (only said: a server that cannot answer this fails at the migrations' own statements).
             if let target = try? connection.query("SELECT current_database(), current_user, coalesce(inet_server_addr()::text || ':' || inet_server_port(), 'local socket')") {
                 print("database \"\(target[0, 0] ?? "?")\" as role \"\(target[0, 1] ?? "?")\" (\(target[0, 2] ?? "?"))")
+            }
+            // A superuser upgrading the database owner's installation migrates as that owner.
+            if try !migrator.pending().isEmpty, let owner = try migrator.installedBy(), !owner.isCurrentUser {
+                print(owner.isMember
+                    ? "migrating as role \(owner.quotedName), the owner of the webhooky schema"
+                    : "the webhooky schema belongs to role \(owner.quotedName), and this role may not act as it: migrate as \(owner.quotedName) or a superuser")
             }
             if arguments.has("dry-run") {
                 let pending = try migrator.pending()

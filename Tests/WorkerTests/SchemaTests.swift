@@ -33,6 +33,33 @@ import Worker
         #expect(throws: Never.self) { try migrator.requireCurrent() }
     }
 
+    @Test("a superuser upgrading the database owner's installation migrates as that owner: every object keeps one owner, and the owner's prune and grant_roles still work")
+    func upgradeByASuperuserKeepsTheOwner() throws {
+        let database = try TestCluster.newEmptyDatabase()
+        let superuser = try database.connect()
+        let owner = "owner_\(getpid())_\(UInt16.random(in: 0...UInt16.max))"
+        try superuser.execute("CREATE ROLE \(owner) LOGIN; ALTER DATABASE \(database.name) OWNER TO \(owner)")
+        let asOwner = try Connection(conninfo: database.conninfo.replacingOccurrences(of: "user=postgres", with: "user=\(owner)"))
+        // Installed by the database owner at version 12, upgraded by the superuser.
+        try Migrator(connection: asOwner, migrations: Array(Migrations.all.prefix(12))).migrate()
+        #expect(try Migrator(connection: superuser).installedBy()?.isMember == true)
+        try Migrator(connection: superuser).migrate()
+        #expect(try superuser.query("SELECT current_user").scalar == "postgres", "the superuser's session is itself again")
+        let others = try superuser.query("""
+            SELECT c.relname || ' ' || pg_get_userbyid(c.relowner) FROM pg_class c
+             WHERE c.relnamespace = 'webhooky'::regnamespace AND pg_get_userbyid(c.relowner) <> $1
+            UNION ALL
+            SELECT p.proname || ' ' || pg_get_userbyid(p.proowner) FROM pg_proc p
+             WHERE p.pronamespace = 'webhooky'::regnamespace AND pg_get_userbyid(p.proowner) <> $1
+            """, [owner]).rows.compactMap { $0[0] }
+        #expect(others.isEmpty, "objects of the schema owned by another role than its installer: \(others)")
+        // Without the SET ROLE: "permission denied for function first_id_since" (prune, owned by
+        // the owner, calls a function the superuser created) and "permission denied for table role_grants".
+        #expect(throws: Never.self) { try asOwner.query("SELECT * FROM webhooky.prune()") }
+        #expect(throws: Never.self) { try asOwner.query("SELECT webhooky.grant_roles()") }
+        #expect(throws: Never.self) { try Migrator(connection: asOwner).requireCurrent() }
+    }
+
     @Test func aNewerSchemaIsRefused() throws {
         let database = try TestCluster.newDatabase()
         let connection = try database.connect()
