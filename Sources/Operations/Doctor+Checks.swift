@@ -97,6 +97,50 @@ extension Doctor {
         }
     }
 
+    /// The schema's objects that belong to another role than the one that installed it (the
+    /// owner of `webhooky.migrations`), with the statement that gives each back: a statement
+    /// per object, a superuser (or both owners) runs them.
+    static let strayOwnersSQL = """
+        WITH owner AS (SELECT c.relowner AS oid FROM pg_class c WHERE c.oid = 'webhooky.migrations'::regclass),
+        objects AS (
+            SELECT CASE c.relkind WHEN 'r' THEN 'TABLE' WHEN 'p' THEN 'TABLE' WHEN 'v' THEN 'VIEW'
+                                  WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE 'SEQUENCE' END AS kind,
+                   c.oid::regclass::text AS name, c.relowner AS owner
+              FROM pg_class c
+             WHERE c.relnamespace = 'webhooky'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
+               -- A column's own sequence (identity, serial) goes with its table.
+               AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                                WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                                  AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i'))
+            UNION ALL
+            SELECT CASE p.prokind WHEN 'p' THEN 'PROCEDURE' WHEN 'a' THEN 'AGGREGATE' ELSE 'FUNCTION' END,
+                   p.oid::regprocedure::text, p.proowner
+              FROM pg_proc p WHERE p.pronamespace = 'webhooky'::regnamespace
+            UNION ALL
+            SELECT 'SCHEMA', 'webhooky', n.nspowner FROM pg_namespace n WHERE n.nspname = 'webhooky'
+        )
+        SELECT format('ALTER %s %s OWNER TO %I;', o.kind, o.name, (SELECT r.rolname FROM pg_roles r WHERE r.oid = (SELECT oid FROM owner))),
+               (SELECT r.rolname FROM pg_roles r WHERE r.oid = o.owner)
+          FROM objects o
+         WHERE o.owner <> (SELECT oid FROM owner)
+         ORDER BY o.kind, o.name
+        """
+
+    /// Whether every object of the schema belongs to the role that installed it. An upgrade
+    /// run by another role (before `migrate` ran migrations as the schema's owner) left the
+    /// newer objects to that role, and the owner's `SECURITY DEFINER` functions cannot use
+    /// them: `webhooky.prune` fails on `first_id_since`, `grant_roles` on `role_grants`.
+    func ownerCheck(_ connection: Connection) throws(PostgresError) -> DoctorCheck {
+        let stray = try connection.query(Doctor.strayOwnersSQL)
+        let owner = try connection.query("SELECT quote_ident(pg_get_userbyid(relowner)) FROM pg_class WHERE oid = 'webhooky.migrations'::regclass").scalar ?? "?"
+        guard stray.rowCount > 0 else { return DoctorCheck(.ok, "owner", "every object of the schema belongs to \(owner), which installed it") }
+        let others = Set((0..<stray.rowCount).compactMap { stray[$0, 1] }).sorted().joined(separator: ", ")
+        let statements = (0..<stray.rowCount).compactMap { stray[$0, 0] }
+        return DoctorCheck(.warn, "owner", "\(stray.rowCount) of the schema's objects belong to \(others), not to \(owner), which installed it: its functions that run with its rights (webhooky.prune, grant_roles) may fail on them", details: [
+            "An upgrade run by another role created them. A superuser gives them back (and webhooky migrate runs later upgrades as \(owner)):",
+        ] + statements)
+    }
+
     /// Workers with a heartbeat within ``heartbeatWindow``; none is a FAIL.
     func workersCheck(_ connection: Connection) throws(PostgresError) -> DoctorCheck {
         let result = try connection.query("""

@@ -52,7 +52,7 @@ import Testing
 
         let outcome = try database.run(["doctor"])
         #expect(outcome.status == 0, "\(outcome.output)\(outcome.errors)")
-        for topic in ["connection", "schema", "privileges", "workers", "backlog", "NOTIFY queue", "dead", "webhooks", "variables", "events", "triggers"] {
+        for topic in ["connection", "schema", "privileges", "owner", "workers", "backlog", "NOTIFY queue", "dead", "webhooks", "variables", "events", "triggers"] {
             #expect(StatusAndDoctorTests.finding(outcome.output, topic)?.hasPrefix("OK ") == true, "\(topic): \(outcome.output)")
         }
         #expect(StatusAndDoctorTests.finding(outcome.output, "workers")?.hasSuffix("1 worker alive") == true)
@@ -96,6 +96,31 @@ import Testing
         let fixed = try database.run(["doctor"])
         #expect(StatusAndDoctorTests.finding(fixed.output, "variables")
                 == "OK    variables     every variable of the enabled webhooks is in its event's sample or recent events")
+    }
+
+    @Test("doctor: objects of the schema that belong to another role than its installer (an upgrade run by someone else) are a WARN listing the statements that give them back; after them, OK")
+    func strayOwners() throws {
+        let database = try AdminDatabase()
+        let other = "upgrader_\(getpid())_\(UInt32.random(in: 0...UInt32.max))"
+        try database.connection.execute("""
+            CREATE ROLE \(other);
+            ALTER FUNCTION webhooky.first_id_since(regclass, timestamptz) OWNER TO \(other);
+            ALTER TABLE webhooky.role_grants OWNER TO \(other);
+            """)
+        let outcome = try database.run(["doctor"])
+        let line = StatusAndDoctorTests.finding(outcome.output, "owner")
+        #expect(line == "WARN  owner         2 of the schema's objects belong to \(other), not to postgres, which installed it: its functions that run with its rights (webhooky.prune, grant_roles) may fail on them", "\(outcome.output)")
+        #expect(outcome.output.contains("ALTER FUNCTION webhooky.first_id_since(regclass,timestamp with time zone) OWNER TO postgres;"))
+        #expect(outcome.output.contains("ALTER TABLE webhooky.role_grants OWNER TO postgres;"))
+        #expect(outcome.status == 1)
+
+        try database.connection.execute("""
+            ALTER FUNCTION webhooky.first_id_since(regclass,timestamp with time zone) OWNER TO postgres;
+            ALTER TABLE webhooky.role_grants OWNER TO postgres;
+            DROP ROLE \(other);
+            """)
+        let after = try database.run(["doctor"])
+        #expect(StatusAndDoctorTests.finding(after.output, "owner") == "OK    owner         every object of the schema belongs to postgres, which installed it")
     }
 
     @Test("doctor: no worker alive is a FAIL that says what to do; exit status 1")
