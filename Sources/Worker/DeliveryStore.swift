@@ -191,7 +191,7 @@ enum DeliveryStore {
     /// get more than its room), and the statement checks the rest itself: when the events'
     /// webhooks add up to more than `$5` deliveries, or a webhook gets more than its room (`$6`,
     /// or what `$7`/`$8` say; a webhook the caller did not list may have less room than the
-    /// batch has events; a batch of no more than `$6` events is not looked at), it writes nothing (and returns `false` in its last column), and the
+    /// batch has events; a batch of no more events than the smallest room is not looked at), it writes nothing (and returns `false` in its last column), and the
     /// caller uses ``fanOutSQL``. Otherwise it does what ``fanOutSQL`` does
     /// when everything fits (every event of the batch fanned out, every delivery of an enabled
     /// webhook created claimed, of a disabled one `pending`, of a deleted one none), with the
@@ -202,7 +202,7 @@ enum DeliveryStore {
         WITH fresh AS (\(freshEvents(limit: "$1", after: "$4"))
         ), fits AS (
             SELECT coalesce(sum(cardinality(fresh.webhook_ids)), 0) <= $5
-                   AND (count(*) <= $6 OR NOT EXISTS (
+                   AND (count(*) <= least($6, (SELECT min(room) FROM unnest($8::integer[]) AS room)) OR NOT EXISTS (
                        SELECT FROM fresh f
                         CROSS JOIN LATERAL unnest(f.webhook_ids) AS t(webhook_id)
                          LEFT JOIN unnest($7::bigint[], $8::integer[]) AS r(webhook_id, room) ON r.webhook_id = t.webhook_id

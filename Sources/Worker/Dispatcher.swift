@@ -147,6 +147,10 @@ final class Dispatcher {
         return connection
     }
 
+    /// The failures that say the endpoint did not answer (not those of a redirect it answered
+    /// with, of the address policy, or of a request cancelled or cut short by the worker).
+    static let unanswered: Set<HTTPError.Code> = [.timeout, .dnsFailure, .connectFailure, .tlsFailure, .connectionBroken, .other]
+
     /// The longest a statement of the dispatcher waits for a lock: 5 s. Its claims and fan-outs
     /// skip locked rows, but a heartbeat, a release or a lease reap waits for a row or table that
     /// someone's open transaction holds (an admin's `LOCK TABLE`, a forgotten `BEGIN`), and
@@ -315,8 +319,9 @@ final class Dispatcher {
                 // (fewer, larger fan-outs).
                 let room = room(of: webhookID)
                 let endpoint = webhooks.endpoint(of: webhookID)
-                let quick = endpoint.map { quickEndpoints.contains($0) } ?? false
-                let share = quick ? endpointLimit / 4 : (endpoint.map { allowance.allowed($0) } ?? endpointLimit) / 2
+                let allowed = endpoint.map { allowance.allowed($0) } ?? endpointLimit
+                let hasLine = endpoint.map { budget(of: $0) > allowed } ?? false
+                let share = hasLine ? endpointLimit / 4 : allowed / 2
                 if room >= max(1, share) { return (min(fitting, room), true) }
             } else if free > hold.capacity {
                 return (fitting, true)
@@ -514,13 +519,15 @@ final class Dispatcher {
         for (id, load) in webhookLoad where load > 0 {
             rooms[id] = max(0, budget(of: webhooks.endpoint(of: id)) - load)
         }
-        // No endpoint busy or remembered: every cached webhook has the default.
-        guard !endpointLoad.isEmpty || allowance.count > 0 else { return rooms }
-        for (id, endpoint) in webhooks.fixedEndpoints() {
+        // A webhook whose URL template varies its origin: its own share (its claims cannot know
+        // the endpoint, nor what that earned).
+        for id in webhooks.templatedIDs where rooms[id] == nil { rooms[id] = endpointLimit }
+        // The webhooks of the endpoints that hold requests or have earned more than the default.
+        for endpoint in Set(endpointLoad.keys).union(allowance.endpointsAboveInitial) {
             let load = endpointLoad[endpoint, default: 0]
             let budget = budget(of: endpoint)
             guard load > 0 || budget != allowance.initial else { continue }
-            rooms[id] = min(rooms[id] ?? budget, max(0, budget - load))
+            for id in webhooks.webhooks(at: endpoint) { rooms[id] = min(rooms[id] ?? budget, max(0, budget - load)) }
         }
         return rooms
     }
@@ -588,7 +595,7 @@ final class Dispatcher {
         case .success:
             quickEndpoints.finished(entry.endpoint, after: result.duration, now: turnStarted)
             allowance.answered(entry.endpoint, after: result.duration, now: turnStarted)
-        case .failure(let error) where error.code != .cancelled && error.code != .interrupted:
+        case .failure(let error) where Dispatcher.unanswered.contains(error.code):
             quickEndpoints.unanswered(entry.endpoint, now: turnStarted)
             allowance.unanswered(entry.endpoint, now: turnStarted)
         case .failure:

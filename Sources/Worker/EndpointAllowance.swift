@@ -2,11 +2,12 @@
 ///
 /// A new endpoint may have ``initial`` requests in flight (an eighth of the per-endpoint limit,
 /// 8 of 64 by default), one more for every request it answers within ``answeredWithin`` (any
-/// HTTP status; a quarter of the request timeout, 3.75 s by default), up to ``limit``. A request
-/// that ends without an answer (a timeout, a connection, DNS or TLS failure) halves it, never
-/// below ``initial``. So an endpoint that answers grows to its full share within its first few
-/// dozen requests, while one that hangs from its first request, is down or takes longer than a
-/// quarter of the timeout keeps ``initial``: 32 such endpoints at once would be needed to take
+/// HTTP status; a quarter of the request timeout, 3.75 s by default), up to ``limit``; a later
+/// answer costs one. A request that ends without an answer (a timeout, a failed connection, DNS
+/// lookup or TLS handshake, a broken connection) halves it; neither goes below ``initial``. So
+/// an endpoint that answers grows to its full share within its first few dozen requests, one
+/// that turns slow gives it back an answer at a time, and one that hangs from its first
+/// request, is down or takes longer than a quarter of the timeout keeps ``initial``: 32 such endpoints at once would be needed to take
 /// a worker's 256 requests (with the full share, 4 were enough, and every other endpoint waited
 /// for their timeouts). One that answered and then hangs keeps what it had earned until those
 /// requests time out. The dispatcher holds a webhook whose URL template varies its host to the
@@ -35,10 +36,16 @@ struct EndpointAllowance {
         endpoints[endpoint]?.allowed ?? initial
     }
 
-    /// A request to `endpoint` was answered after `duration`, at `now`.
+    /// A request to `endpoint` was answered after `duration`, at `now`: within
+    /// ``answeredWithin`` it earns one more request, later it costs one (never below ``initial``).
     mutating func answered(_ endpoint: String, after duration: Duration, now: ContinuousClock.Instant) {
         let allowed = allowed(endpoint)
-        endpoints[endpoint] = (duration <= answeredWithin ? min(limit, allowed + 1) : allowed, now)
+        endpoints[endpoint] = (duration <= answeredWithin ? min(limit, allowed + 1) : max(initial, allowed - 1), now)
+    }
+
+    /// The remembered endpoints that may have more than ``initial`` in flight.
+    var endpointsAboveInitial: [String] {
+        endpoints.compactMap { $0.value.allowed > initial ? $0.key : nil }
     }
 
     /// A request to `endpoint` ended without an answer, at `now`.

@@ -36,7 +36,7 @@ struct QuickEndpoints {
         endpoints[endpoint] = (quick ? (endpoints[endpoint]?.quickInARow ?? 0) + 1 : 0, now)
     }
 
-    /// A request to `endpoint` ended without an answer (a timeout, a refused or reset
+    /// A request to `endpoint` ended without an answer (a timeout, a failed or broken
     /// connection), at `now`: the endpoint is not quick (an endpoint that answered quickly and
     /// then hangs must not keep its line).
     mutating func unanswered(_ endpoint: String, now: ContinuousClock.Instant) {

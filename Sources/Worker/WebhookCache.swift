@@ -5,6 +5,10 @@ import Postgres
 /// revision (the row was edited) is read and parsed again.
 struct WebhookCache {
     private var entries: [Int64: (revision: Int, webhook: Result<Webhook, WebhookError>)] = [:]
+    /// The usable cached webhooks by fixed endpoint, and those whose URL template varies their
+    /// origin (see ``webhooks(at:)``, ``templatedIDs``).
+    private var byEndpoint: [String: Set<Int64>] = [:]
+    private(set) var templatedIDs: Set<Int64> = []
 
     /// Reads and parses the webhooks of `deliveries` whose revision is not cached yet.
     mutating func load(for deliveries: [ClaimedDelivery], from connection: Connection) throws(PostgresError) {
@@ -18,16 +22,18 @@ struct WebhookCache {
                 try Webhook(id: row.id, revision: row.revision, name: row.name, url: row.url, body: row.body, headersJSON: row.headers, secret: row.secret,
                             previousSecret: row.previousSecret, previousSecretExpiresAt: row.previousSecretExpiresAt, followRedirects: row.followRedirects)
             }
+            if let old = endpoint(of: row.id) { byEndpoint[old]?.remove(row.id) }
+            templatedIDs.remove(row.id)
             entries[row.id] = (row.revision, webhook)
+            if case .success(let parsed) = webhook {
+                if let endpoint = parsed.endpoint { byEndpoint[endpoint, default: []].insert(row.id) } else { templatedIDs.insert(row.id) }
+            }
         }
     }
 
-    /// The fixed endpoint of every cached webhook that has one.
-    func fixedEndpoints() -> [(id: Int64, endpoint: String)] {
-        entries.compactMap { id, entry in
-            guard case .success(let webhook) = entry.webhook, let endpoint = webhook.endpoint else { return nil }
-            return (id, endpoint)
-        }
+    /// The usable cached webhooks whose fixed endpoint is `endpoint`.
+    func webhooks(at endpoint: String) -> Set<Int64> {
+        byEndpoint[endpoint] ?? []
     }
 
     /// The fixed endpoint of webhook `id`, or `nil` when it is not cached, cannot be used, or

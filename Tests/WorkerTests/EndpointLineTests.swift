@@ -158,7 +158,7 @@ extension EndpointLineTests {
 
 /// ``EndpointAllowance`` on its own.
 @Suite struct EndpointAllowanceTests {
-    @Test("a new endpoint may have an eighth of the limit in flight, one more per answer within the time allowed, up to the limit; a slower answer earns nothing")
+    @Test("a new endpoint may have an eighth of the limit in flight, one more per answer within the time allowed, up to the limit; a slower answer costs one, down to the eighth")
     func earnedByAnswers() {
         let now = ContinuousClock.now
         var allowance = EndpointAllowance(limit: 64, answeredWithin: .seconds(2))
@@ -169,6 +169,12 @@ extension EndpointLineTests {
         #expect(allowance.allowed("a") == 9)
         for _ in 0..<100 { allowance.answered("a", after: .milliseconds(5), now: now) }
         #expect(allowance.allowed("a") == 64 && allowance.allowed("b") == 8)
+        #expect(allowance.endpointsAboveInitial == ["a"])
+        // An endpoint that turns slow gives it back, an answer at a time.
+        for _ in 0..<10 { allowance.answered("a", after: .seconds(3), now: now) }
+        #expect(allowance.allowed("a") == 54)
+        for _ in 0..<100 { allowance.answered("a", after: .seconds(3), now: now) }
+        #expect(allowance.allowed("a") == 8 && allowance.endpointsAboveInitial.isEmpty)
         #expect(EndpointAllowance(limit: 5, answeredWithin: .seconds(1)).initial == 1)
     }
 

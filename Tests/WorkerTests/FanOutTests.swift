@@ -131,9 +131,10 @@ import Testing
         }()
         // Five events for each webhook: a default room of 4 is too small for both.
         #expect(try DeliveryStore.fanOutFitting(connection, events: 10, after: 0, workerID: "w1", lease: .seconds(60), room: 4, rooms: [:], capacity: 256) == nil)
-        // A room of 5 given for one of them is not enough: the other still has the default. (The
-        // caller asks for no more events than the room of any webhook it lists.)
+        // A room of 5 given for one of them is not enough: the other still has the default; nor
+        // is a room of 4 given for one, whatever the default.
         #expect(try DeliveryStore.fanOutFitting(connection, events: 10, after: 0, workerID: "w1", lease: .seconds(60), room: 4, rooms: [a: 5], capacity: 256) == nil)
+        #expect(try DeliveryStore.fanOutFitting(connection, events: 10, after: 0, workerID: "w1", lease: .seconds(60), room: 64, rooms: [b: 4], capacity: 256) == nil)
         #expect(try shop.column("SELECT count(*) FROM webhooky.deliveries") == ["0"])
         #expect(try shop.column("SELECT count(*) FROM webhooky.events WHERE NOT fanned_out") == ["6"])
         // Room for five each: all of it.

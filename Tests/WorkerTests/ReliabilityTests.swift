@@ -244,6 +244,12 @@ import Worker
                 BEGIN INSERT INTO public.given_back VALUES (NEW.id); RETURN NULL; END $$;
             CREATE TRIGGER note_given_back AFTER UPDATE ON webhooky.deliveries FOR EACH ROW
                 WHEN (OLD.state = 'sending' AND NEW.state = 'pending' AND NEW.attempts < OLD.attempts) EXECUTE FUNCTION public.note_given_back();
+            -- A delivery written pending and claimed later (the claim statement's way).
+            CREATE TABLE public.claimed_later (delivery_id bigint);
+            CREATE FUNCTION public.note_claimed_later() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN INSERT INTO public.claimed_later VALUES (NEW.id); RETURN NULL; END $$;
+            CREATE TRIGGER note_claimed_later AFTER UPDATE ON webhooky.deliveries FOR EACH ROW
+                WHEN (OLD.state = 'pending' AND NEW.state = 'sending') EXECUTE FUNCTION public.note_claimed_later();
             """)
         try shop.addWebhook(event: "host.test", url: "http://#host#:\(port)/t")
         var configuration = shop.workerConfiguration()
@@ -257,6 +263,8 @@ import Worker
         #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") { $0 == "16" } == "16")
         #expect(concurrent.withLock { $0.peak } == 8, "the templated webhook had \(concurrent.withLock { $0.peak }) requests at once, not its share of 8")
         #expect(try shop.column("SELECT count(*) FROM public.given_back") == ["0"], "deliveries claimed and given back unsent")
+        // The fan-out claims the share at once (8), the other 8 wait pending for room.
+        #expect(try shop.column("SELECT count(*) FROM public.claimed_later") == ["8"])
     }
 
     @Test("a large backlog of one webhook drains steadily without starving another webhook's new events")
