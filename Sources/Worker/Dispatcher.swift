@@ -334,10 +334,10 @@ final class Dispatcher {
     /// Runs the fan-out `next`: the short statement when its batch fits the room of every
     /// webhook listed in the rooms (each event has a webhook at most once; the statement checks
     /// the others' default room itself), unless the worker's limit or a webhook's room stopped
-    /// that statement in this range already; else the full one. Without a hold, the batch may be cut to the
-    /// smallest room (the full statement would stop there for a webhook with that many events),
-    /// but not below half an endpoint's share; while held, only a batch that fits as it is.
-    /// Returns the fan-out and how many events it asked for.
+    /// that statement in this range already; else the full one. Without a hold, the batch may
+    /// be cut to the smallest room (the full statement would stop there for a webhook with that
+    /// many events), but not below half an endpoint's share; while held, only a batch that fits
+    /// as it is. Returns the fan-out and how many events it asked for.
     private func runFanOut(_ next: (events: Int, onlyWhatFits: Bool), on connection: Connection) throws(PostgresError) -> (DeliveryStore.FanOut, Int) {
         let rooms = webhookRooms()
         let fitting = min(next.events, rooms.values.min().map { min($0, endpointLimit) } ?? endpointLimit)
