@@ -76,8 +76,10 @@ final class OutcomeRecorder: Sendable {
     /// Outcomes handed over and not written yet.
     var unwritten: Int { state.withLock { $0.queued.count + $0.writing } }
 
-    /// How long the last write may take after the deadline of ``finish(by:)``: 1 s.
-    static let lastWriteAllowance: Duration = .seconds(1)
+    /// How long the last write may take after the deadline of ``finish(by:)``: 5 s (a busy
+    /// server may take a while to write the last batch; a statement waiting for a lock is
+    /// cancelled after it, well within systemd's stop timeout of 30 s with the default grace of 10 s).
+    static let lastWriteAllowance: Duration = .seconds(5)
 
     /// Writes what is left (retrying until `deadline` while the database is unreachable), stops
     /// the thread, and returns how many outcomes could not be written. A statement still

@@ -68,7 +68,7 @@ extension EndpointLineTests {
         var configuration = shop.workerConfiguration()
         configuration.maximumInFlightPerEndpoint = 2
         configuration.http.requestTimeout = .seconds(15)
-        configuration.shutdownGracePeriod = .seconds(2)
+        configuration.shutdownGracePeriod = .seconds(4)  // the two slow requests end within it, even on a busy machine
         let worker = RunningWorker(configuration)
         defer { worker.stop() }
         try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id BETWEEN 100001 AND 100030")
