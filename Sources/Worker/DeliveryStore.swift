@@ -65,8 +65,8 @@ struct AttemptRecord {
 enum DeliveryStore {
     /// Claims up to `$1` due deliveries in one statement, a fair share per enabled webhook:
     /// each webhook gives at most its room (`$5`, what an endpoint starts with, or what
-    /// `$3`/`$4` say for the webhooks listed there), starting from a random webhook, so that no endpoint's backlog
-    /// can crowd out the others. `FOR UPDATE SKIP LOCKED`: workers never claim the same row.
+    /// `$3`/`$4` say for the webhooks listed there), starting from a random webhook, so that no
+    /// endpoint's backlog can crowd out the others. `FOR UPDATE SKIP LOCKED`: workers never claim the same row.
     /// A disabled webhook's deliveries are not claimed, except tests (`webhooky.send_test`);
     /// a delivery whose event row is gone ends `dead` ("event deleted") instead of blocking its
     /// webhook's queue. Each webhook listed in `$7` is read after the (next_attempt_at, id)
@@ -191,8 +191,9 @@ enum DeliveryStore {
     /// get more than its room), and the statement checks the rest itself: when the events'
     /// webhooks add up to more than `$5` deliveries, or a webhook gets more than its room (`$6`,
     /// or what `$7`/`$8` say; a webhook the caller did not list may have less room than the
-    /// batch has events; a batch of no more events than the smallest room is not looked at), it writes nothing (and returns `false` in its last column), and the
-    /// caller uses ``fanOutSQL``. Otherwise it does what ``fanOutSQL`` does
+    /// batch has events; a batch of no more events than the smallest room is not looked at),
+    /// it writes nothing (and returns `false` in its last column), and the caller uses
+    /// ``fanOutSQL``. Otherwise it does what ``fanOutSQL`` does
     /// when everything fits (every event of the batch fanned out, every delivery of an enabled
     /// webhook created claimed, of a disabled one `pending`, of a deleted one none), with the
     /// same columns, in about half the time: no window, sort or stop to work out, and a plan of
@@ -259,9 +260,9 @@ enum DeliveryStore {
     /// the first event whose deliveries cannot all be claimed now (see ``fanOutSQL``).
     static func fanOut(_ connection: Connection, events: Int, after eventID: Int64, workerID: String, lease: Duration, room: Int, rooms: [Int64: Int],
                        capacity: Int, onlyWhatFits: Bool) throws(PostgresError) -> FanOut {
-        let ids = rooms.keys.sorted()
+        let (ids, roomValues) = roomArrays(rooms)
         let result = try connection.query(prepared: "webhooky_fan_out", fanOutSQL, [
-            String(events), workerID, arrayLiteral(ids), "{" + ids.map { String(rooms[$0] ?? 0) }.joined(separator: ",") + "}",
+            String(events), workerID, ids, roomValues,
             String(room), String(capacity), String(milliseconds(lease)), String(eventID), onlyWhatFits ? "true" : "false",
         ])
         return fanOut(from: result)
@@ -273,10 +274,9 @@ enum DeliveryStore {
     /// written: use ``fanOut(_:events:after:workerID:lease:room:rooms:capacity:onlyWhatFits:)``).
     static func fanOutFitting(_ connection: Connection, events: Int, after eventID: Int64, workerID: String, lease: Duration,
                               room: Int, rooms: [Int64: Int], capacity: Int) throws(PostgresError) -> FanOut? {
-        let ids = rooms.keys.sorted()
+        let (ids, roomValues) = roomArrays(rooms)
         let result = try connection.query(prepared: "webhooky_fan_out_fitting", fanOutFittingSQL, [
-            String(events), workerID, String(milliseconds(lease)), String(eventID), String(capacity),
-            String(room), arrayLiteral(ids), "{" + ids.map { String(rooms[$0] ?? 0) }.joined(separator: ",") + "}",
+            String(events), workerID, String(milliseconds(lease)), String(eventID), String(capacity), String(room), ids, roomValues,
         ])
         guard result.rowCount > 0, result[0, 11] == "t" else { return nil }
         return fanOut(from: result)
@@ -418,15 +418,15 @@ enum DeliveryStore {
          WHERE id = ANY($1::bigint[])
         """
 
-    /// Claims up to `limit` due deliveries; `rooms` lowers (to 0: skips) the share of webhooks
-    /// whose endpoint already has requests in flight; every other webhook may give `room`.
+    /// Claims up to `limit` due deliveries; `rooms` sets the share of the webhooks it lists (0:
+    /// skipped), every other webhook may give `room`.
     /// Each webhook in `after` is read after its cursor; the others from the start.
     static func claim(_ connection: Connection, limit: Int, workerID: String, lease: Duration, room: Int, rooms: [Int64: Int],
                       after cursors: [Int64: ClaimCursor] = [:]) throws(PostgresError) -> [ClaimedDelivery] {
-        let ids = rooms.keys.sorted()
+        let (ids, roomValues) = roomArrays(rooms)
         let cursorIDs = cursors.keys.sorted()
         let result = try connection.query(prepared: "webhooky_claim", claimSQL, [
-            String(limit), workerID, arrayLiteral(ids), "{" + ids.map { String(rooms[$0] ?? 0) }.joined(separator: ",") + "}",
+            String(limit), workerID, ids, roomValues,
             String(room), String(milliseconds(lease)),
             arrayLiteral(cursorIDs), "{" + cursorIDs.map { "\"\(cursors[$0]!.dueAt)\"" }.joined(separator: ",") + "}",
             arrayLiteral(cursorIDs.map { cursors[$0]!.id }),
@@ -464,7 +464,7 @@ enum DeliveryStore {
     static func unrecorded(_ connection: Connection, _ records: [AttemptRecord], workerID: String) throws(PostgresError) -> [AttemptRecord] {
         guard !records.isEmpty else { return [] }
         let result = try connection.query(prepared: "webhooky_recorded", recordedSQL, [
-            arrayLiteral(records.map(\.deliveryID)), "{" + records.map { String($0.attempt) }.joined(separator: ",") + "}", workerID,
+            arrayLiteral(records.map(\.deliveryID)), arrayLiteral(records.map(\.attempt)), workerID,
         ])
         struct Key: Hashable { let delivery: Int64, attempt: Int }
         var written = Set<Key>()
@@ -529,8 +529,7 @@ enum DeliveryStore {
     static func release(_ connection: Connection, _ claims: [UnsentClaim], workerID: String, dueIn delay: Duration = .zero) throws(PostgresError) {
         guard !claims.isEmpty else { return }
         try connection.query(prepared: "webhooky_release", releaseSQL, [
-            arrayLiteral(claims.map(\.deliveryID)), workerID, String(milliseconds(delay)),
-            "{" + claims.map { String($0.attempt) }.joined(separator: ",") + "}",
+            arrayLiteral(claims.map(\.deliveryID)), workerID, String(milliseconds(delay)), arrayLiteral(claims.map(\.attempt)),
         ])
     }
 
@@ -550,8 +549,16 @@ enum DeliveryStore {
         }
     }
 
-    static func arrayLiteral(_ ids: [Int64]) -> String {
-        "{" + ids.map(String.init).joined(separator: ",") + "}"
+    /// A PostgreSQL array literal of integers: `{1,2,3}`.
+    static func arrayLiteral<Number: BinaryInteger>(_ numbers: [Number]) -> String {
+        "{" + numbers.map { String($0) }.joined(separator: ",") + "}"
+    }
+
+    /// The webhook ids of `rooms` and their rooms, as the two array parameters the claim and
+    /// fan-out statements take (`unnest(ids, rooms)`).
+    static func roomArrays(_ rooms: [Int64: Int]) -> (ids: String, rooms: String) {
+        let ids = rooms.keys.sorted()
+        return (arrayLiteral(ids), arrayLiteral(ids.map { rooms[$0] ?? 0 }))
     }
 
     static func milliseconds(_ duration: Duration) -> Int64 {

@@ -147,10 +147,6 @@ final class Dispatcher {
         return connection
     }
 
-    /// The failures that say the endpoint did not answer (not those of a redirect it answered
-    /// with, of the address policy, or of a request cancelled or cut short by the worker).
-    static let unanswered: Set<HTTPError.Code> = [.timeout, .dnsFailure, .connectFailure, .tlsFailure, .connectionBroken, .other]
-
     /// The longest a statement of the dispatcher waits for a lock: 5 s. Its claims and fan-outs
     /// skip locked rows, but a heartbeat, a release or a lease reap waits for a row or table that
     /// someone's open transaction holds (an admin's `LOCK TABLE`, a forgotten `BEGIN`), and
@@ -291,8 +287,8 @@ final class Dispatcher {
     /// Why the next fan-out waits: the next event did not fit (its endpoint, or the worker, was
     /// full). Its deliveries would otherwise be inserted `pending` and claimed by a second
     /// statement, a third more database work per delivery; waiting a moment lets them be
-    /// created claimed. The fan-out goes on when that endpoint has half of what it may have in flight free again (a
-    /// quarter for a quick endpoint, whose line holds the next requests meanwhile);
+    /// created claimed. The fan-out goes on when that endpoint has half of what it may have in
+    /// flight free again (a quarter for a quick endpoint, whose line holds the next requests meanwhile);
     /// while it stays full longer than ``WorkerConfiguration/fanOutPatience``, each fan-out
     /// takes a whole batch and leaves what does not fit `pending` in its webhook's fair queue,
     /// so a slow endpoint holds other webhooks' events back for that long at most.
@@ -472,6 +468,11 @@ final class Dispatcher {
         if webhooksWithMoreDue.contains(webhookID) { return true }
         return webhooksWithMoreDue.contains { (webhooks.endpoint(of: $0) ?? endpoint) == endpoint }
     }
+
+    /// The failures that say the endpoint did not answer (not those of a redirect it answered
+    /// with, of the address policy, or of a request cancelled or cut short by the worker): they
+    /// cost it its quick streak and half its ``EndpointAllowance``.
+    static let unanswered: Set<HTTPError.Code> = [.timeout, .dnsFailure, .connectFailure, .tlsFailure, .connectionBroken, .other]
 
     /// Requests in flight one endpoint may have: the configured limit, but never more than
     /// three quarters of all, so that other endpoints always keep some. What an endpoint may

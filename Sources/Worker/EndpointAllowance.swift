@@ -7,9 +7,9 @@
 /// lookup or TLS handshake, a broken connection) halves it; neither goes below ``initial``. So
 /// an endpoint that answers grows to its full share within its first few dozen requests, one
 /// that turns slow gives it back an answer at a time, and one that hangs from its first
-/// request, is down or takes longer than a quarter of the timeout keeps ``initial``: 32 such endpoints at once would be needed to take
-/// a worker's 256 requests (with the full share, 4 were enough, and every other endpoint waited
-/// for their timeouts). One that answered and then hangs keeps what it had earned until those
+/// request, is down or takes longer than a quarter of the timeout keeps ``initial``: 32 such
+/// endpoints at once would be needed to take a worker's 256 requests (with the full share, 4
+/// were enough, and every other endpoint waited for their timeouts). One that answered and then hangs keeps what it had earned until those
 /// requests time out. The dispatcher holds a webhook whose URL template varies its host to the
 /// full ``limit`` instead: its claims cannot know the host, nor what it earned, in advance.
 ///

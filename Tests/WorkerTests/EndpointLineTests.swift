@@ -68,7 +68,9 @@ extension EndpointLineTests {
         var configuration = shop.workerConfiguration()
         configuration.maximumInFlightPerEndpoint = 2
         configuration.http.requestTimeout = .seconds(15)
-        configuration.shutdownGracePeriod = .seconds(4)  // the two slow requests end within it, even on a busy machine
+        // Long enough for the two slow requests to end within it even on a busy machine (a stop
+        // waits for them, not for the whole period); 2 s and then 4 s failed once each under load.
+        configuration.shutdownGracePeriod = .seconds(10)
         let worker = RunningWorker(configuration)
         defer { worker.stop() }
         try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id BETWEEN 100001 AND 100030")
