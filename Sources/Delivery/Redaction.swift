@@ -29,8 +29,9 @@ public enum Redaction {
     public static let secretHeaderWords = ["token", "key", "secret", "password", "passwd", "credential", "cookie", "auth", "signature"]
 
     /// `url` with the values of secret query parameters and any password in its user
-    /// information (or the user name, when it comes alone) replaced by ``mask``. Parameters are split on `&`; a parameter without `=`
-    /// has no value and is kept. The fragment (after `#`) is kept.
+    /// information (or the user name, when it comes alone) replaced by ``mask``. Parameters are
+    /// split on `&`; a parameter without `=` has no value and is kept. The fragment (after `#`)
+    /// is kept.
     ///
     /// - Parameter extraParameters: More parameter names to hide, besides
     ///   ``secretParameterNames`` (lowercase; default none).
@@ -78,7 +79,7 @@ public enum Redaction {
     /// Whether a query parameter called `name` (possibly percent-encoded) carries a secret.
     public static func isSecretParameter(_ name: String) -> Bool {
         let decoded = percentDecoded(name)
-        return secretParameterNames.contains(decoded.lowercased()) || words(of: decoded).contains { secretParameterNames.contains($0) }
+        return words(of: decoded).contains { secretParameterNames.contains($0) }
     }
 
     /// The words of a parameter name, lowercase: the parts between characters that are not

@@ -1,5 +1,6 @@
 import Delivery
 import Postgres
+import Schema
 import Templates
 
 /// The SQL behind each of the doctor's findings.
@@ -132,7 +133,7 @@ extension Doctor {
     /// them: `webhooky.prune` fails on `first_id_since`, `grant_roles` on `role_grants`.
     func ownerCheck(_ connection: Connection) throws(PostgresError) -> DoctorCheck {
         let stray = try connection.query(Doctor.strayOwnersSQL)
-        let owner = try connection.query("SELECT quote_ident(pg_get_userbyid(relowner)) FROM pg_class WHERE oid = 'webhooky.migrations'::regclass").scalar ?? "?"
+        let owner = try Migrator(connection: connection).installedBy()?.quotedName ?? "?"
         guard stray.rowCount > 0 else { return DoctorCheck(.ok, "owner", "every object of the schema belongs to \(owner), which installed it") }
         let others = Set((0..<stray.rowCount).compactMap { stray[$0, 1] }).sorted().joined(separator: ", ")
         let statements = (0..<stray.rowCount).compactMap { stray[$0, 0] }
