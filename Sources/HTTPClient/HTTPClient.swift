@@ -31,6 +31,11 @@ public final class HTTPClient: Sendable {
         /// turn, in order, without holding back other endpoints' requests. Set it to
         /// ``maximumConnectionsPerHost`` or below, so that a request that starts never waits for
         /// a connection. Default `Int.max`: no limit but ``maximumConcurrentRequests``.
+        ///
+        /// When a request to an endpoint ends without an answer (``HTTPError/Code/noAnswer``),
+        /// the requests waiting in that endpoint's line end at once, unsent, with
+        /// ``HTTPError/Code/cancelled``: each would otherwise wait for a place and then, most
+        /// likely, hang for a whole timeout too. The caller decides whether to send them again.
         public var maximumRequestsPerEndpoint: Int = .max
         /// Time allowed to establish a connection (TCP and TLS). Default 5 s.
         public var connectTimeout: Duration = .seconds(5)

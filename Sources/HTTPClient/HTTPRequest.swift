@@ -144,13 +144,20 @@ public struct HTTPError: Error, Sendable, Hashable, CustomStringConvertible {
         /// and the client's ``HTTPClient/Configuration/addressPolicy`` refuses it. The message
         /// names the address and its kind, never the URL's path or query.
         public static let addressNotAllowed = Code(rawValue: "address_not_allowed")
-        /// The client is shutting down and did not send the request.
+        /// The request was not sent: the client is shutting down, or a request ahead of it in
+        /// its endpoint's line got no answer (see ``HTTPClient/Configuration/maximumRequestsPerEndpoint``).
         public static let cancelled = Code(rawValue: "cancelled")
         /// The client was shut down while the request was in flight: it may have reached the
         /// server; no answer was read.
         public static let interrupted = Code(rawValue: "interrupted")
         /// Any other libcurl failure.
         public static let other = Code(rawValue: "other")
+
+        /// The failures that say the server did not answer: a timeout, a failed DNS lookup,
+        /// connection or TLS handshake, a broken connection, any other libcurl failure. Not
+        /// those of a redirect it answered with, of the address policy, or of a request the
+        /// client cancelled or cut short.
+        public static let noAnswer: Set<Code> = [.timeout, .dnsFailure, .connectFailure, .tlsFailure, .connectionBroken, .other]
     }
 
     /// The kind of failure.

@@ -68,6 +68,12 @@ struct StartQueue {
     mutating func next() -> HTTPRequest? {
         guard running < totalLimit, !turns.isEmpty else { return nil }
         let endpoint = turns.removeFirst()
+        guard lines[endpoint]?.waiting.isEmpty == false else {
+            // A turn left behind by ``removeWaiting(of:)``: nothing of that line waits any more.
+            lines[endpoint]?.hasTurn = false
+            if lines[endpoint]?.running == 0 { lines[endpoint] = nil }
+            return next()
+        }
         let limit = endpointLimit
         let (request, again) = { (line: inout Line) in
             let request = line.waiting.removeFirst()
@@ -92,7 +98,8 @@ struct StartQueue {
             line.running -= 1
             let turn = !line.hasTurn && StartQueue.mayStart(line, endpoint, limit: limit)
             if turn { line.hasTurn = true }
-            return (line.running == 0 && line.waiting.isEmpty, turn)
+            // A line still among the turns (its waiting requests taken out) leaves with its turn.
+            return (line.running == 0 && line.waiting.isEmpty && !line.hasTurn, turn)
         }(&lines[endpoint]!)
         if turn { turns.append(endpoint) }
         if emptied { lines[endpoint] = nil }
@@ -100,15 +107,21 @@ struct StartQueue {
 
     /// Takes every waiting request out, each endpoint's in order (running ones stay counted).
     mutating func removeAllWaiting() -> [HTTPRequest] {
-        var all: [HTTPRequest] = []
-        for endpoint in Array(lines.keys) {
-            while !lines[endpoint]!.waiting.isEmpty { all.append(lines[endpoint]!.waiting.removeFirst()) }
-            lines[endpoint]!.hasTurn = false
-            if lines[endpoint]!.running == 0 { lines[endpoint] = nil }
-        }
         turns = FIFO()
-        waitingCount = 0
-        return all
+        let endpoints = Array(lines.keys)
+        for endpoint in endpoints { lines[endpoint]!.hasTurn = false }
+        return endpoints.flatMap { removeWaiting(of: $0) }
+    }
+
+    /// Takes the requests waiting in `endpoint`'s line out, in order (its running ones stay
+    /// counted). Its turn, if it has one, stays among the turns and is skipped.
+    mutating func removeWaiting(of endpoint: String?) -> [HTTPRequest] {
+        guard lines[endpoint] != nil else { return [] }
+        var removed: [HTTPRequest] = []
+        while !lines[endpoint]!.waiting.isEmpty { removed.append(lines[endpoint]!.waiting.removeFirst()) }
+        waitingCount -= removed.count
+        if lines[endpoint]!.running == 0 && !lines[endpoint]!.hasTurn { lines[endpoint] = nil }
+        return removed
     }
 
     /// Puts the endpoint's line among the turns when its first request may start (it has one,

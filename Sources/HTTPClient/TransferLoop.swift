@@ -97,6 +97,9 @@ final class TransferLoop {
                 finished.append(result)
                 recycle(easy, transfer)
                 ended += 1
+                if case .failure(let error) = result.outcome, HTTPError.Code.noAnswer.contains(error.code), let endpoint = transfer.request.endpoint {
+                    giveUpLine(of: endpoint, into: &finished)
+                }
             case .redirect(let next, let chain):
                 // The next hop goes out at once on the same handle, without queueing again: the
                 // request keeps its place among the running ones (of its endpoint too).
@@ -107,6 +110,15 @@ final class TransferLoop {
             }
         }
         return ended
+    }
+
+    /// The requests waiting in `endpoint`'s line end unsent (``HTTPError/Code/cancelled``): a
+    /// request to it just got no answer, and each would otherwise wait its turn behind the
+    /// endpoint's other running requests, then hang for a whole timeout too.
+    private func giveUpLine(of endpoint: String, into finished: inout [HTTPResult]) {
+        for request in queue.removeWaiting(of: endpoint) {
+            finished.append(Transfer.failure(request, HTTPError(code: .cancelled, message: "not sent: a request to the same endpoint ahead of it got no answer")))
+        }
     }
 
     private func cancelWaiting(into finished: inout [HTTPResult]) {

@@ -34,7 +34,7 @@ final class Dispatcher {
     private var unrecorded: [AttemptRecord] = []
     /// Writes outcomes on its own connection.
     private let recorder: OutcomeRecorder
-    /// Deliveries to give back unsent (cancelled at shutdown).
+    /// Deliveries to give back unsent (cancelled at shutdown, or waiting in the line of an endpoint that stopped answering).
     private var unreleased: [UnsentClaim] = []
     /// Deliveries to give back because their endpoint was at its limit when they were sent:
     /// due at once when the webhook's endpoint is fixed (the claim sees that it is full, and
@@ -469,11 +469,6 @@ final class Dispatcher {
         return webhooksWithMoreDue.contains { (webhooks.endpoint(of: $0) ?? endpoint) == endpoint }
     }
 
-    /// The failures that say the endpoint did not answer (not those of a redirect it answered
-    /// with, of the address policy, or of a request cancelled or cut short by the worker): they
-    /// cost it its quick streak and half its ``EndpointAllowance``.
-    static let unanswered: Set<HTTPError.Code> = [.timeout, .dnsFailure, .connectFailure, .tlsFailure, .connectionBroken, .other]
-
     /// Requests in flight one endpoint may have: the configured limit, but never more than
     /// three quarters of all, so that other endpoints always keep some. What an endpoint may
     /// have now is what it has earned of it (see ``EndpointAllowance``).
@@ -596,7 +591,7 @@ final class Dispatcher {
         case .success:
             quickEndpoints.finished(entry.endpoint, after: result.duration, now: turnStarted)
             allowance.answered(entry.endpoint, after: result.duration, now: turnStarted)
-        case .failure(let error) where Dispatcher.unanswered.contains(error.code):
+        case .failure(let error) where HTTPError.Code.noAnswer.contains(error.code):
             quickEndpoints.unanswered(entry.endpoint, now: turnStarted)
             allowance.unanswered(entry.endpoint, now: turnStarted)
         case .failure:
@@ -670,7 +665,7 @@ final class Dispatcher {
         firstUnrecordedAt = nil
     }
 
-    /// Gives back deliveries claimed and not sent (cancelled at shutdown, or their endpoint full).
+    /// Gives back deliveries claimed and not sent (cancelled at shutdown or behind a request without an answer, or their endpoint full).
     private func releaseUnsent() {
         guard let connection, !unreleased.isEmpty || !deferred.isEmpty else { return }
         do {

@@ -10,7 +10,9 @@
 /// request, is down or takes longer than a quarter of the timeout keeps ``initial``: 32 such
 /// endpoints at once would be needed to take a worker's 256 requests (with the full share, 4
 /// were enough, and every other endpoint waited for their timeouts). One that answered and then hangs keeps what it had earned until those
-/// requests time out. The dispatcher holds a webhook whose URL template varies its host to the
+/// requests time out, and no more: at its first request without an answer, the deliveries
+/// waiting in its line in the HTTP client are given back unsent instead of each hanging for
+/// another timeout (see ``QuickEndpoints``). The dispatcher holds a webhook whose URL template varies its host to the
 /// full ``limit`` instead: its claims cannot know the host, nor what it earned, in advance.
 ///
 /// Endpoints with no request for a minute are forgotten (``forget(unusedSince:)``) and start

@@ -245,6 +245,33 @@ func makeClient(_ configure: (inout HTTPClient.Configuration) -> Void = { _ in }
         #expect(result.duration < .seconds(3))
     }
 
+    @Test("a request that gets no answer gives up the requests waiting behind it in its endpoint's line: they end cancelled, unsent, instead of each hanging for a timeout; other endpoints' lines go on")
+    func noAnswerGivesUpTheEndpointsLine() throws {
+        let hanging = try LoopbackReceiver { _, _ in .hang }
+        defer { hanging.stop() }
+        let other = try LoopbackReceiver { _, _ in .respond(status: 200, delay: .milliseconds(100)) }
+        let (client, results) = try makeClient {
+            $0.maximumRequestsPerEndpoint = 2
+            $0.requestTimeout = .milliseconds(400)
+        }
+        defer { client.shutdown() }
+        client.send((1...5).map { HTTPRequest(tag: Int64($0), method: "GET", url: hanging.baseURL + "/\($0)", endpoint: "hanging") })
+        client.send((6...9).map { HTTPRequest(tag: Int64($0), method: "GET", url: other.baseURL + "/\($0)", endpoint: "other") })
+        let outcomes = results.wait(for: 9).map { result -> String in
+            switch result.outcome {
+            case .success(let response): "\(response.status)"
+            case .failure(let error): error.code.rawValue
+            }
+        }
+        #expect(outcomes == ["timeout", "timeout", "cancelled", "cancelled", "cancelled", "200", "200", "200", "200"])
+        #expect(hanging.requests.map(\.target) == ["/1", "/2"])
+        #expect(other.requests.count == 4)
+        // The line works on: the next request to the endpoint is sent.
+        client.send([HTTPRequest(tag: 10, method: "GET", url: hanging.baseURL + "/10", endpoint: "hanging")])
+        #expect(results.wait(for: 10).count == 10)
+        #expect(hanging.requests.map(\.target) == ["/1", "/2", "/10"])
+    }
+
     @Test func resetConnectionIsABrokenConnection() throws {
         let receiver = try LoopbackReceiver { _, _ in .reset }
         let (client, results) = try makeClient()

@@ -75,6 +75,27 @@ import Testing
         #expect(startable(&queue) == [6], "the queue works on after being emptied")
     }
 
+    @Test("taking one endpoint's waiting requests out leaves the others' lines and turns as they were; the emptied endpoint's turn is skipped, and its line works on")
+    func removeOneEndpointsWaiting() {
+        var queue = StartQueue(totalLimit: 2, endpointLimit: 1)
+        for (tag, endpoint) in [(1, "a"), (2, "b"), (3, "a"), (4, "b"), (5, "a")] { queue.enqueue(request(Int64(tag), endpoint)) }
+        #expect(startable(&queue) == [1, 2])
+        queue.finished(request(1, "a"))  // a's next (3) has its turn now
+        #expect(queue.removeWaiting(of: "a").map(\.tag) == [3, 5])
+        #expect(queue.waitingCount == 1 && queue.running == 1)
+        queue.finished(request(2, "b"))
+        #expect(startable(&queue) == [4], "a's left-over turn is skipped")
+        queue.enqueue(request(6, "a"))
+        queue.enqueue(request(7, "a"))
+        #expect(startable(&queue) == [6], "one turn for a, and its limit of 1 holds")
+        queue.finished(request(6, "a"))
+        #expect(startable(&queue) == [7])
+        #expect(queue.removeWaiting(of: "nobody").isEmpty)
+        queue.finished(request(4, "b"))
+        queue.finished(request(7, "a"))
+        #expect(queue.running == 0 && queue.waitingCount == 0)
+    }
+
     @Test("many endpoints with a line of one each: every request starts, each endpoint in order, and each finished request lets its endpoint's next start")
     func manyEndpoints() {
         var queue = StartQueue(totalLimit: 10_000, endpointLimit: 1)

@@ -179,6 +179,17 @@ import Worker
         #expect(hugeBody == "4096", "only the first 4 KiB of a huge body are read")
     }
 
+    /// A worker with 32 requests in flight, `perEndpoint` of them per endpoint, failed
+    /// deliveries retried only after a minute, and a short shutdown grace.
+    static func workerOf32(_ shop: Shop, perEndpoint: Int, requestTimeout: Duration) -> WorkerConfiguration {
+        var configuration = shop.workerConfiguration(retry: [.seconds(60)])
+        configuration.maximumInFlight = 32
+        configuration.maximumInFlightPerEndpoint = perEndpoint
+        configuration.http.requestTimeout = requestTimeout
+        configuration.shutdownGracePeriod = .milliseconds(500)
+        return configuration
+    }
+
     @Test("endpoints that hang, with enough deliveries between them to fill the worker, do not hold back a healthy one: each keeps the eighth of its share it started with")
     func hangingEndpointsTogetherDoNotFillTheWorker() throws {
         let shop = try Shop()
@@ -198,12 +209,7 @@ import Worker
         try shop.addWebhook(url: good.baseURL + "/good", account: "shop-7")
         // Four endpoints with their whole share (16; 3/4 of the worker's 32 at most) would take
         // all 32 requests; each starts with 2, and only answers earn more.
-        var configuration = shop.workerConfiguration(retry: [.seconds(60)])
-        configuration.maximumInFlight = 32
-        configuration.maximumInFlightPerEndpoint = 16
-        configuration.http.requestTimeout = .seconds(20)
-        configuration.shutdownGracePeriod = .milliseconds(500)
-        let worker = RunningWorker(configuration)
+        let worker = RunningWorker(Self.workerOf32(shop, perEndpoint: 16, requestTimeout: .seconds(20)))
         defer { worker.stop(timeout: .seconds(30)) }
 
         // 100 events for shop-42: 100 deliveries for each of the four hanging endpoints.
@@ -223,6 +229,46 @@ import Worker
         #expect(waited < .seconds(3), "the healthy endpoint's 5 deliveries waited \(waited) behind four hanging endpoints")
     }
 
+    /// Notes in `public.given_back` each delivery given back unsent (the release statement:
+    /// `sending` -> `pending`, its attempt not counted).
+    static let noteGivenBackSQL = """
+        CREATE TABLE public.given_back (delivery_id bigint);
+        CREATE FUNCTION public.note_given_back() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN INSERT INTO public.given_back VALUES (NEW.id); RETURN NULL; END $$;
+        CREATE TRIGGER note_given_back AFTER UPDATE ON webhooky.deliveries FOR EACH ROW
+            WHEN (OLD.state = 'sending' AND NEW.state = 'pending' AND NEW.attempts < OLD.attempts) EXECUTE FUNCTION public.note_given_back();
+        """
+
+    @Test("an endpoint that earned its whole share and a line, then hangs, holds one timeout's worth: at its first unanswered request the deliveries waiting in its line are given back unsent, not sent to hang for a second timeout")
+    func answeredThenHangingGivesItsLineBack() throws {
+        let shop = try Shop()
+        try shop.addCustomers(300)
+        try shop.connection.execute(Self.noteGivenBackSQL)
+        let hanging = Mutex(0)
+        let receiver = try LoopbackReceiver { _, number in
+            guard number > 100 else { return .ok }
+            hanging.withLock { $0 += 1 }
+            return .hang
+        }
+        defer { receiver.stop() }
+        try shop.addWebhook(url: receiver.baseURL + "/then-hangs", account: "shop-42")
+        // 8 per endpoint and, once it is quick, 8 more waiting in its line.
+        let worker = RunningWorker(Self.workerOf32(shop, perEndpoint: 8, requestTimeout: .seconds(2)))
+        defer { worker.stop(timeout: .seconds(30)) }
+
+        // 300 deliveries: the first 100 answered at once (the endpoint earns 8 and its line), then it hangs.
+        try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id BETWEEN 100001 AND 100300")
+        let deadline = ContinuousClock.now + .seconds(20)
+        while hanging.withLock({ $0 }) == 0 && ContinuousClock.now < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        #expect(hanging.withLock { $0 } > 0, "the endpoint got its 100 answered requests")
+        // The first hanging requests time out after 2 s; a second timeout's worth would start then.
+        Thread.sleep(forTimeInterval: 3)
+        let held = hanging.withLock { $0 }
+        #expect(held <= 10, "\(held) requests hung within one timeout and a second: its share of 8, then what it keeps (1)")
+        let givenBack = Int(try shop.column("SELECT count(*) FROM public.given_back")[0]!)!
+        #expect(givenBack >= 1, "the deliveries in the hanging endpoint's line were given back unsent")
+    }
+
     @Test("a webhook whose URL template varies its host may have its whole share in flight to a slow one (its claims cannot know what the host earned): none of its deliveries is claimed and given back")
     func templatedHostKeepsItsShare() throws {
         let shop = try Shop()
@@ -237,13 +283,7 @@ import Worker
         let port = try #require(slow.baseURL.split(separator: ":").last)
         try shop.connection.execute("""
             INSERT INTO webhooky.event_types (name, description, sample) VALUES ('host.test', 'a host per event', '{"host": "127.0.0.1"}');
-            -- A delivery given back unsent (the release statement: sending -> pending, its
-            -- attempt not counted).
-            CREATE TABLE public.given_back (delivery_id bigint);
-            CREATE FUNCTION public.note_given_back() RETURNS trigger LANGUAGE plpgsql AS $$
-                BEGIN INSERT INTO public.given_back VALUES (NEW.id); RETURN NULL; END $$;
-            CREATE TRIGGER note_given_back AFTER UPDATE ON webhooky.deliveries FOR EACH ROW
-                WHEN (OLD.state = 'sending' AND NEW.state = 'pending' AND NEW.attempts < OLD.attempts) EXECUTE FUNCTION public.note_given_back();
+            \(Self.noteGivenBackSQL)
             -- A delivery written pending and claimed later (the claim statement's way).
             CREATE TABLE public.claimed_later (delivery_id bigint);
             CREATE FUNCTION public.note_claimed_later() RETURNS trigger LANGUAGE plpgsql AS $$
