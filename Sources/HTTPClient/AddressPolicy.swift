@@ -151,8 +151,18 @@ extension AddressPolicy {
         /// The error message: `refused to connect to 169.254.169.254 (link-local address):
         /// private and internal networks are not allowed; allow them with an allow-list (webhooky run --allow-network CIDR)`.
         public var description: String {
+            message(resolvedFrom: nil)
+        }
+
+        /// The error message when `host`, a name, resolved to the address (`nil`: the URL
+        /// named the address itself): `refused to connect to hooks.internal (it resolves to a
+        /// private address (RFC 1918)): ...`. The address is left out: the message is recorded
+        /// where whoever wrote the URL reads it, and must not tell them what an internal name
+        /// resolves to (the operator can ask DNS).
+        public func message(resolvedFrom host: String?) -> String {
             let what = form.map { "\($0) form of a \(kind)" } ?? kind.description
-            return "refused to connect to \(address) (\(what)): private and internal networks are not allowed; allow them with an allow-list (webhooky run --allow-network CIDR)"
+            let target = host.map { "\($0) (it resolves to a \(what))" } ?? "\(address) (\(what))"
+            return "refused to connect to \(target): private and internal networks are not allowed; allow them with an allow-list (webhooky run --allow-network CIDR)"
         }
     }
 }

@@ -94,6 +94,8 @@ final class CurlURL {
         /// `scheme://host:port`, the host in lowercase ASCII, the port always given; `nil`
         /// for a URL without host (`file:///etc/passwd`).
         var origin: String?
+        /// The host as written (an IPv6 address in brackets); `nil` for a URL without host.
+        var host: String? = nil
     }
 
     private let handle: OpaquePointer
@@ -120,7 +122,7 @@ final class CurlURL {
         guard let host = get(CURLUPART_HOST), let port = get(CURLUPART_PORT, flags: UInt32(CURLU_DEFAULT_PORT)) else {
             return Parts(url: url, scheme: scheme, origin: nil)
         }
-        return Parts(url: url, scheme: scheme, origin: "\(scheme)://\(CurlURL.asciiLowercase(host)):\(port)")
+        return Parts(url: url, scheme: scheme, origin: "\(scheme)://\(CurlURL.asciiLowercase(host)):\(port)", host: host)
     }
 
     private func get(_ part: CURLUPart, flags: UInt32 = 0) -> String? {

@@ -198,8 +198,8 @@ final class Transfer {
                 outcome = .success(HTTPResponse(status: status, retryAfter: retryAfter, location: location, body: body, bodyTruncated: bodyTruncated))
             }
         } else if let refusal, code == CURLE_COULDNT_CONNECT, !triedAllowedAddress {
-            // libcurl only knows that no socket was opened; say which address and why.
-            outcome = .failure(HTTPError(code: .addressNotAllowed, message: refusal.description))
+            // libcurl only knows that no socket was opened; say which address (or name) and why.
+            outcome = .failure(HTTPError(code: .addressNotAllowed, message: refusal.message(resolvedFrom: Transfer.hostName(of: request.url))))
         } else if code == CURLE_OPERATION_TIMEDOUT && chain.followed > 0 {
             // libcurl counts only this hop's time.
             return .result(failed(timeout()))
@@ -254,6 +254,13 @@ final class Transfer {
             return 0
         }
         return length
+    }
+
+    /// The host of `url` when it is a name (not an IP address), as libcurl reads it.
+    static func hostName(of url: String) -> String? {
+        guard let parsed = CurlURL(), parsed.set(url, flags: CurlURL.requestFlags), let host = parsed.parts()?.host else { return nil }
+        let unbracketed = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        return IPAddress(unbracketed) == nil ? host : nil
     }
 
     /// Opens the socket of a connection attempt if the address policy allows its address;
