@@ -206,7 +206,17 @@ final class Transfer {
         } else {
             let detail = String(cString: easy.errorBuffer)
             let message = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
-            outcome = .failure(HTTPError(code: Transfer.errorCode(code), message: message))
+            var requestSize = 0
+            _ = webhooky_curl_easy_getinfo_long(handle, CURLINFO_REQUEST_SIZE, &requestSize)
+            if code == CURLE_UNSUPPORTED_PROTOCOL && requestSize > 0 {
+                // The request went out, so its URL was fine: libcurl says "unsupported protocol"
+                // of the answer too, when it is not HTTP ("Received HTTP/0.9 when not allowed",
+                // what a TLS port or another service sends back). A failure like any other, not
+                // a URL that retrying cannot help.
+                outcome = .failure(HTTPError(code: .other, message: "the answer is not HTTP: \(message)"))
+            } else {
+                outcome = .failure(HTTPError(code: Transfer.errorCode(code), message: message))
+            }
         }
         return .result(HTTPResult(tag: request.tag, outcome: outcome, startedAt: chain.startedAt, duration: .now - chain.started))
     }

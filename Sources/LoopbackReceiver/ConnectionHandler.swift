@@ -33,6 +33,9 @@ struct ConnectionHandler {
                 var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
                 setsockopt(socket, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
                 return
+            case .raw(let bytes):
+                _ = write(Array(bytes.utf8))
+                return
             }
         }
     }

@@ -48,6 +48,9 @@ public enum Reply: Sendable, Hashable {
     case hang
     /// Resets the connection (TCP RST) without answering.
     case reset
+    /// Writes these bytes as they are (no status line or headers added) and closes the
+    /// connection: an answer that is not HTTP, for tests of what a client makes of one.
+    case raw(String)
 
     /// `200 OK` with body `ok`.
     public static let ok = Reply.respond(status: 200, body: "ok")

@@ -154,6 +154,22 @@ import Worker
         #expect(abs(sentAt - Date().timeIntervalSince1970) < 60)
     }
 
+    @Test("an answer that is not HTTP (a TLS port behind an http:// URL, a broken proxy) is retried like any failed attempt, not given up at once")
+    func anAnswerThatIsNotHTTPIsRetried() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver { _, number in number == 1 ? .raw("SSH-2.0-OpenSSH_9.2\r\n") : .ok }
+        try shop.addWebhook(url: receiver.baseURL + "/garbled")
+        let worker = RunningWorker(shop.workerConfiguration())
+        defer { worker.stop() }
+
+        try shop.setCredit("3")
+        #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries") { $0 == "succeeded" || $0 == "dead" } == "succeeded")
+        #expect(receiver.requests.count == 2)
+        let first = try shop.connection.query("SELECT status, error FROM webhooky.attempts WHERE attempt = 1").rows
+        #expect(first.count == 1 && first.first?[0] == nil)
+        #expect(first.first?[1]?.hasPrefix("the answer is not HTTP: ") == true, "the first attempt's error: \(String(describing: first))")
+    }
+
     @Test("a header value that would inject a line break ends the delivery dead; the worker carries on")
     func headerInjectionIsRefused() throws {
         let shop = try Shop()
