@@ -61,14 +61,19 @@ public struct DeliveryStateMachine: Sendable {
     /// Attempts the current retry schedule does not count: those made before a redelivery
     /// started it, and those cut short by a worker's shutdown (``AttemptResult/interrupted(_:)``).
     public let retryBase: Int
+    /// Whether the request follows redirects (the webhook's `follow_redirects`): then a 3xx
+    /// answer that is the result had no `Location` to follow. Default `false`.
+    public var followsRedirects: Bool
     private let policy: RetryPolicy
 
     /// A delivery just claimed for attempt number `attempt` (from 1), of which `retryBase` do
-    /// not count in the retry schedule (default 0).
-    public init(attempt: Int, retryBase: Int = 0, policy: RetryPolicy) {
+    /// not count in the retry schedule (default 0), for a webhook that follows redirects or not
+    /// (default `false`).
+    public init(attempt: Int, retryBase: Int = 0, policy: RetryPolicy, followsRedirects: Bool = false) {
         self.state = .sending(attempt: attempt)
         self.attempt = attempt
         self.retryBase = retryBase
+        self.followsRedirects = followsRedirects
         self.policy = policy
     }
 
@@ -85,7 +90,8 @@ public struct DeliveryStateMachine: Sendable {
             return Completion(state: .succeeded, retryIn: nil, status: status, error: nil)
         case .response(let status, let retryAfter):
             let wait = retryAfter.flatMap { RetryPolicy.parseRetryAfter($0, now: now) }
-            return fail(attempt: attempt, status: status, error: DeliveryStateMachine.describe(status: status), retryAfter: wait, random: &random)
+            return fail(attempt: attempt, status: status, error: DeliveryStateMachine.describe(status: status, followsRedirects: followsRedirects),
+                        retryAfter: wait, random: &random)
         case .transportFailure(let message):
             return fail(attempt: attempt, status: nil, error: message, retryAfter: nil, random: &random)
         case .unsendable(let message):
@@ -106,8 +112,9 @@ public struct DeliveryStateMachine: Sendable {
         return Completion(state: .dead, retryIn: nil, status: status, error: error + " (gave up after \(attempt - retryBase) attempts)")
     }
 
-    static func describe(status: Int) -> String {
+    static func describe(status: Int, followsRedirects: Bool) -> String {
         switch status {
+        case 300...399 where followsRedirects: "HTTP \(status): a redirect without a Location header, nothing to follow"
         case 300...399: "HTTP \(status): redirects are not followed"
         default: "HTTP \(status)"
         }

@@ -537,6 +537,7 @@ final class Dispatcher {
             var machine = DeliveryStateMachine(attempt: delivery.attempt, retryBase: delivery.retryBase, policy: configuration.retryPolicy)
             do {
                 let webhook = try webhooks.webhook(for: delivery).get()
+                machine.followsRedirects = webhook.maximumRedirects > 0
                 let payload = try JSONParser.parse(delivery.payload)
                 let rendered = try webhook.request(payload: payload, messageID: Webhook.messageID(deliveryID: delivery.id), timestamp: timestamp,
                                                    limits: configuration.requestLimits)

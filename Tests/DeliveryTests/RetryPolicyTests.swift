@@ -113,6 +113,9 @@ import Testing
         var random = SeededRandom()
         var machine = DeliveryStateMachine(attempt: 1, policy: policy)
         #expect(machine.finish(.response(status: 302, retryAfter: nil), now: 0, random: &random).error == "HTTP 302: redirects are not followed")
+        var following = DeliveryStateMachine(attempt: 1, policy: policy, followsRedirects: true)
+        #expect(following.finish(.response(status: 302, retryAfter: nil), now: 0, random: &random).error
+                == "HTTP 302: a redirect without a Location header, nothing to follow")
     }
 
     @Test func unsendableRequestsDieAtOnce() {

@@ -410,6 +410,19 @@ import Glibc
                 "without follow_redirects a redirect is a failed attempt")
     }
 
+    @Test("a webhook that follows redirects and gets a 3xx without a Location is not told that redirects are not followed")
+    func aRedirectWithoutLocationSaysSo() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver { _, _ in .status(302) }
+        let follows = try shop.addWebhook(url: receiver.baseURL + "/nowhere")
+        try shop.connection.query("UPDATE webhooky.webhooks SET follow_redirects = true WHERE id = $1", [String(follows)])
+        let worker = RunningWorker(shop.workerConfiguration(retry: [.seconds(60)]))
+        defer { worker.stop() }
+        try shop.setCredit("2")
+        #expect(try shop.waitFor("SELECT last_status FROM webhooky.deliveries") { $0 == "302" } == "302")
+        #expect(try shop.column("SELECT last_error FROM webhooky.deliveries") == ["HTTP 302: a redirect without a Location header, nothing to follow"])
+    }
+
     @Test("a webhook's X-Api-Key never reaches another origin a redirect leads to; its signature, Content-Type and body do")
     func customHeadersStayWithTheWebhooksOrigin() throws {
         let shop = try Shop()
