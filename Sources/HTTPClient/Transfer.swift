@@ -188,14 +188,20 @@ final class Transfer {
         var status = 0
         _ = webhooky_curl_easy_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
         let outcome: Result<HTTPResponse, HTTPError>
-        if code == CURLE_OK || (code == CURLE_WRITE_ERROR && bodyTruncated && status > 0) {
+        // A 2xx status is the answer even when the connection then breaks or stalls before the
+        // whole body has come: the receiver has said that it accepted the request (Standard
+        // Webhooks counts the status), and sending it again would only make a duplicate. The
+        // response has what came of the body, marked truncated.
+        let acceptedThenFailed = code != CURLE_OK && (200...299).contains(status)
+        if code == CURLE_OK || (code == CURLE_WRITE_ERROR && bodyTruncated && status > 0) || acceptedThenFailed {
             switch chain.next(after: request, status: status, location: location) {
             case .follow(let next)?:
                 return .redirect(next, chain)
             case .fail(let error)?:
                 outcome = .failure(error)
             case nil:
-                outcome = .success(HTTPResponse(status: status, retryAfter: retryAfter, location: location, body: body, bodyTruncated: bodyTruncated))
+                outcome = .success(HTTPResponse(status: status, retryAfter: retryAfter, location: location, body: body,
+                                                bodyTruncated: bodyTruncated || acceptedThenFailed))
             }
         } else if let refusal, code == CURLE_COULDNT_CONNECT, !triedAllowedAddress {
             // libcurl only knows that no socket was opened; say which address (or name) and why.

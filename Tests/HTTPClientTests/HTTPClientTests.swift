@@ -272,6 +272,22 @@ func makeClient(_ configure: (inout HTTPClient.Configuration) -> Void = { _ in }
         #expect(hanging.requests.map(\.target) == ["/1", "/2", "/10"])
     }
 
+    @Test("a 2xx status followed by a broken body is that response, with what came of the body, marked truncated; another status so broken stays a failure")
+    func acceptedThenBrokenIsTheResponse() throws {
+        let receiver = try LoopbackReceiver { request, _ in
+            .raw("HTTP/1.1 \(request.target == "/ok" ? "200 OK" : "500 Internal Server Error")\r\nContent-Length: 100\r\n\r\npartial")
+        }
+        let (client, results) = try makeClient()
+        defer { client.shutdown() }
+        client.send([HTTPRequest(tag: 1, method: "POST", url: receiver.baseURL + "/ok", body: Array("{}".utf8)),
+                     HTTPRequest(tag: 2, method: "POST", url: receiver.baseURL + "/fail", body: Array("{}".utf8))])
+        let both = results.wait(for: 2)
+        let accepted = try #require(both.first).outcome.get()
+        #expect(accepted.status == 200 && accepted.body == Array("partial".utf8) && accepted.bodyTruncated)
+        guard case .failure(let error) = try #require(both.last).outcome else { Issue.record("a broken 500 is no answer to act on"); return }
+        #expect(error.code == .other || error.code == .connectionBroken, "\(error)")
+    }
+
     @Test func resetConnectionIsABrokenConnection() throws {
         let receiver = try LoopbackReceiver { _, _ in .reset }
         let (client, results) = try makeClient()

@@ -170,6 +170,22 @@ import Worker
         #expect(first.first?[1]?.hasPrefix("the answer is not HTTP: ") == true, "the first attempt's error: \(String(describing: first))")
     }
 
+    @Test("a 2xx status is the answer even when the connection breaks before the body has all come: the delivery succeeded, and is not sent again")
+    func aTwoHundredWithABrokenBodyIsASuccess() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver { _, _ in .raw("HTTP/1.1 202 Accepted\r\nContent-Length: 100\r\n\r\nqueued") }
+        try shop.addWebhook(url: receiver.baseURL + "/short-body")
+        let worker = RunningWorker(shop.workerConfiguration())
+        defer { worker.stop() }
+
+        try shop.setCredit("3")
+        #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries") { $0 == "succeeded" || $0 == "dead" } == "succeeded")
+        #expect(try shop.deliveryStates() == [["succeeded", "1", "202"]])
+        #expect(try shop.connection.query("SELECT status, error, response_body FROM webhooky.attempts").rows == [["202", nil, "queued"]])
+        Thread.sleep(forTimeInterval: 0.5)  // past the test worker's 100 ms retry
+        #expect(receiver.requests.count == 1)
+    }
+
     @Test("a header value that would inject a line break ends the delivery dead; the worker carries on")
     func headerInjectionIsRefused() throws {
         let shop = try Shop()
