@@ -394,10 +394,11 @@ enum DeliveryStore {
         """
 
     /// Makes deliveries whose lease ran out (their worker died or lost the database) pending
-    /// again, due now.
+    /// again, due now. The attempt's outcome is not known: `last_status` is cleared with it,
+    /// so that an earlier attempt's answer does not stand beside the lease's error.
     static let reapSQL = """
         UPDATE webhooky.deliveries
-           SET state = 'pending', claimed_by = NULL, lease_expires_at = NULL, next_attempt_at = now(), updated_at = now(),
+           SET state = 'pending', claimed_by = NULL, lease_expires_at = NULL, next_attempt_at = now(), updated_at = now(), last_status = NULL,
                last_error = 'lease expired: the worker that claimed it (' || claimed_by || ') stopped or lost the database before recording the outcome'
          WHERE state = 'sending' AND lease_expires_at < now()
         """

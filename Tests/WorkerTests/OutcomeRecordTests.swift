@@ -130,4 +130,19 @@ import Testing
         #expect(try shop.column(health) == ["2"], "two failures, each counted once")
         #expect(try OutcomeRecordTests.attempts(shop) == claimed.map { [String($0.id), "1", "503", "w1"] })
     }
+
+    @Test("a delivery whose lease ran out is pending again, due now, and its last_status no longer shows the answer to an earlier attempt beside the lease's error")
+    func anExpiredLeaseClearsTheLastStatus() throws {
+        let (shop, connection, claimed) = try OutcomeRecordTests.twoClaimedDeliveries()
+        // Attempt 1 failed with a 503; attempt 2 is claimed by w1, which then dies.
+        _ = try DeliveryStore.record(connection, [OutcomeRecordTests.failed(claimed[0])], workerID: "w1", autoDisable: nil)
+        try shop.connection.execute("""
+            UPDATE webhooky.deliveries SET state = 'sending', attempts = 2, claimed_by = 'w1', lease_expires_at = now() - interval '1 second'
+             WHERE id = \(claimed[0].id)
+            """)
+        #expect(try connection.query(DeliveryStore.reapSQL).affectedRows == 1)
+        let row = try shop.connection.query("SELECT state, attempts, last_status, last_error, next_attempt_at <= now() FROM webhooky.deliveries WHERE id = $1",
+                                            [String(claimed[0].id)]).rows
+        #expect(row == [["pending", "2", nil, "lease expired: the worker that claimed it (w1) stopped or lost the database before recording the outcome", "t"]])
+    }
 }
