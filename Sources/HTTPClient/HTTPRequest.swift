@@ -19,9 +19,9 @@ public struct HTTPRequest: Sendable {
     ///   (``HTTPError/Code/invalidURL`` otherwise); each is checked by the client's
     ///   ``HTTPClient/Configuration/addressPolicy``. One more than this many redirects fails with
     ///   ``HTTPError/Code/tooManyRedirects``.
-    /// - 301 and 302 turn a `POST` into a `GET` without body, 303 turns every method but `GET`
-    ///   and `HEAD` into a `GET` without body; 307, 308 and the other 3xx keep the method and
-    ///   body (libcurl's defaults, `CURLOPT_POSTREDIR` 0).
+    /// - 303 turns every method but `GET` and `HEAD` into a `GET` without body; 301, 302, 307,
+    ///   308 and the other 3xx keep the method and body (libcurl's `CURLOPT_POSTREDIR` for 301
+    ///   and 302: a webhook's POST keeps its message).
     /// - Once a hop goes to another origin than ``url``'s (scheme, host or port differ), the
     ///   headers that ``HTTPHeader/staysWithOrigin`` are left out, for the rest of the hops.
     /// - The hops share one ``HTTPClient/Configuration/requestTimeout`` and count as this one

@@ -6,10 +6,10 @@ import CCurl
 /// The client follows redirects itself, one transfer per hop (libcurl's `CURLOPT_FOLLOWLOCATION`
 /// is off), because libcurl would send every custom header to every hop. Here a hop to another
 /// origin than the first URL's leaves out the headers that ``HTTPHeader/staysWithOrigin``, for
-/// the rest of the chain. Everything else is what libcurl did with its defaults: any 3xx with a
-/// `Location` is followed, resolved as libcurl resolves it; 301 and 302 turn a `POST` into a
-/// `GET` and 303 every method but `GET` and `HEAD` (`CURLOPT_POSTREDIR` 0), dropping the body;
-/// 307, 308 and the other 3xx keep method and body.
+/// the rest of the chain. Everything else is what libcurl does with `CURLOPT_POSTREDIR` set for
+/// 301 and 302: any 3xx with a `Location` is followed, resolved as libcurl resolves it; 303
+/// turns every method but `GET` and `HEAD` into a `GET` without body; 301, 302, 307, 308 and
+/// the other 3xx keep method and body (a webhook's POST keeps its message).
 struct RedirectChain {
     /// What comes after a redirect.
     enum Next {
@@ -59,7 +59,12 @@ struct RedirectChain {
         followed += 1
         var next = request
         next.url = to.url
-        if ((status == 301 || status == 302) && request.method == "POST") || (status == 303 && request.method != "GET" && request.method != "HEAD") {
+        // A 303 says the request was handled and points at the result: that is fetched. A 301
+        // or 302 keeps the POST and its body (libcurl's CURLOPT_POSTREDIR with 301 and 302):
+        // RFC 9110 only allows the change to GET, and a webhook moved from http to https would
+        // otherwise reach its new URL as a GET without its message, which the receiver may well
+        // answer 200 to.
+        if status == 303 && request.method != "GET" && request.method != "HEAD" {
             next.method = "GET"
             next.body = nil
         }

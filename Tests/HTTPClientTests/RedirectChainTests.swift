@@ -55,8 +55,8 @@ import Testing
         #expect(chain.followed == 2)
     }
 
-    @Test("method and body after each status (libcurl's defaults, CURLOPT_POSTREDIR 0)", arguments: [
-        (301, "POST", "GET", false), (302, "POST", "GET", false), (303, "POST", "GET", false),
+    @Test("method and body after each status (libcurl's with CURLOPT_POSTREDIR for 301 and 302)", arguments: [
+        (301, "POST", "POST", true), (302, "POST", "POST", true), (303, "POST", "GET", false),
         (307, "POST", "POST", true), (308, "POST", "POST", true), (300, "POST", "POST", true),
         (301, "PUT", "PUT", true), (302, "DELETE", "DELETE", false), (303, "PUT", "GET", false), (303, "HEAD", "HEAD", false),
         (303, "GET", "GET", false),

@@ -90,8 +90,8 @@ import Testing
         #expect(result.startedAt <= start.receivedAt)
     }
 
-    @Test("301, 302 and 303 turn a POST into a GET without body; 307 and 308 keep method and body", arguments: [
-        (301, "GET", ""), (302, "GET", ""), (303, "GET", ""), (307, "POST", #"{"n":1}"#), (308, "POST", #"{"n":1}"#),
+    @Test("303 turns a POST into a GET without body; 301, 302, 307 and 308 keep method and body (a webhook moved from http to https gets its message)", arguments: [
+        (301, "POST", #"{"n":1}"#), (302, "POST", #"{"n":1}"#), (303, "GET", ""), (307, "POST", #"{"n":1}"#), (308, "POST", #"{"n":1}"#),
     ])
     func methodAndBodyAfterARedirect(_ status: Int, _ method: String, _ body: String) throws {
         let receiver = try LoopbackReceiver { request, _ in

@@ -458,11 +458,11 @@ import Glibc
         // What \d+ webhooky.webhooks tells the admin who turns follow_redirects on.
         let comment = try #require(shop.column("SELECT col_description('webhooky.webhooks'::regclass, attnum) FROM pg_attribute WHERE attrelid = 'webhooky.webhooks'::regclass AND attname = 'follow_redirects'").first ?? nil)
         #expect(comment.contains("no hop gets the custom headers but Content-Type"), "\(comment)")
-        #expect(comment.contains("the signature headers go along. 307 and 308 keep the POST and its body"), "\(comment)")
+        #expect(comment.contains("the signature headers go along. 301, 302, 307 and 308 keep the POST and its body"), "\(comment)")
     }
 
-    @Test("a 302 to another origin turns the webhook's POST into a GET without body, as the follow_redirects comment says (0016 said the body went along)")
-    func foundToAnotherOriginDropsTheBody() throws {
+    @Test("a 302 keeps the webhook's POST and its body, also to another origin (without the webhook's own headers), as the follow_redirects comment says: an endpoint that moved gets the message, not a GET without it")
+    func foundKeepsThePost() throws {
         let shop = try Shop()
         let other = try LoopbackReceiver()
         let own = try LoopbackReceiver { _, _ in .respond(status: 302, headers: [.init(name: "Location", value: other.baseURL + "/other")]) }
@@ -474,12 +474,11 @@ import Glibc
         #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries") { $0 == "succeeded" } == "succeeded")
         #expect(own.requests.first?.method == "POST")
         let arrived = try #require(other.requests.first)
-        #expect(arrived.method == "GET")
-        #expect(arrived.body.isEmpty)
+        #expect(arrived.method == "POST")
+        #expect(arrived.bodyText == #"{"credit": 5.00}"#)
         #expect(arrived.header("x-api-key") == nil)
         #expect(arrived.header("webhook-id") != nil)
         let comment = try #require(shop.column("SELECT col_description('webhooky.webhooks'::regclass, attnum) FROM pg_attribute WHERE attrelid = 'webhooky.webhooks'::regclass AND attname = 'follow_redirects'").first ?? nil)
-        #expect(!comment.contains("keeps the body"), "\(comment)")
-        #expect(comment.contains("301, 302 and 303 turn it into a GET without body"), "\(comment)")
+        #expect(comment.contains("301, 302, 307 and 308 keep the POST and its body; 303 turns it into a GET without body"), "\(comment)")
     }
 }
