@@ -330,7 +330,7 @@ extension Doctor {
             let list = unknown.map(\.description).joined(separator: ", ")
             problems.append("\(label) uses \(list), which \(event)'s sample and recent events do not have: "
                 + "\(unknown.count == 1 ? "it renders" : "they render") as the empty string (a misspelt name? "
-                + "SELECT * FROM webhooky.variables('\(event)'); lists the names; webhooky preview --webhook \(id) shows the request)")
+                + "SELECT * FROM webhooky.variables('\(event)'); lists the names; webhooky preview \(id) shows the request)")
         }
         guard problems.isEmpty else {
             return DoctorCheck(.warn, "variables", "\(problems.count) of \(result.rowCount) enabled \(result.rowCount == 1 ? "webhook uses" : "webhooks use") variables their event does not have", details: problems)

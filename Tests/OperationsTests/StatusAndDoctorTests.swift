@@ -88,7 +88,13 @@ import Testing
         #expect(outcome.status == 1)
         #expect(StatusAndDoctorTests.finding(outcome.output, "variables")
                 == "WARN  variables     1 of 2 enabled webhooks use variables their event does not have")
-        #expect(outcome.output.contains(##"webhook \##(typo) "CRM" uses #customer.credti#, #customer.emial#, which customer.credit_changed's sample and recent events do not have: they render as the empty string (a misspelt name? SELECT * FROM webhooky.variables('customer.credit_changed'); lists the names; webhooky preview --webhook \##(typo) shows the request)"##))
+        #expect(outcome.output.contains(##"webhook \##(typo) "CRM" uses #customer.credti#, #customer.emial#, which customer.credit_changed's sample and recent events do not have: they render as the empty string (a misspelt name? SELECT * FROM webhooky.variables('customer.credit_changed'); lists the names; webhooky preview \##(typo) shows the request)"##))
+        // The command it suggests runs as written, and points at the same names.
+        let suggested = outcome.output.components(separatedBy: "lists the names; webhooky ").dropFirst().first?
+            .components(separatedBy: " shows the request").first ?? ""
+        let preview = try database.run(suggested.split(separator: " ").map(String.init))
+        #expect(preview.status == 0, "webhooky \(suggested): \(preview.errors)")
+        #expect(preview.errors.contains("#customer.emial# is not in"), "\(preview.errors)")
         #expect(!outcome.output.contains("webhook \(good) \"ERP\" uses") && !outcome.output.contains("#nothing.here#"), "only enabled webhooks' unknown variables: \(off)")
 
         try database.connection.query("UPDATE webhooky.webhooks SET url = 'https://crm.example.com/x?c=#customer.credit#', body = $1 WHERE id = $2",
