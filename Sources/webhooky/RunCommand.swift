@@ -132,6 +132,12 @@ enum RunCommand {
             }
             configuration.logger = Logger(level: level)
         }
+        // 0 is not "no limit": every request would time out before it is sent (libcurl's own 0
+        // for the connect timeout would mean its default of 300 s).
+        for (name, value) in [("connect-timeout", configuration.http.connectTimeout), ("request-timeout", configuration.http.requestTimeout)]
+        where value < .milliseconds(1) {
+            throw Arguments.UsageError(description: "--\(name) must be at least 1ms, not \"\(arguments.string(name) ?? "")\" (there is no unlimited timeout)")
+        }
         if configuration.pollInterval < .milliseconds(10) {
             throw Arguments.UsageError(description: "--poll-interval must be at least 10ms")
         }

@@ -766,6 +766,10 @@ import Worker
             (["run", "--fan-out-patience", "a while"], "--fan-out-patience must be a duration"),
             (["run", "--outcome-gathering", "briefly"], "--outcome-gathering must be a duration"),
             (["run", "--outcome-gathering", "2m"], "--outcome-gathering must be at most 1s, not \"2m\""),
+            // 0 made every request time out unsent ("Operation timed out after 0 milliseconds"), so
+            // every delivery ended dead after its retries.
+            (["run", "--request-timeout", "0"], "--request-timeout must be at least 1ms, not \"0\" (there is no unlimited timeout)"),
+            (["run", "--connect-timeout", "0ms"], "--connect-timeout must be at least 1ms, not \"0ms\" (there is no unlimited timeout)"),
         ]
         for (arguments, message) in cases {
             let result = try run(arguments)
