@@ -16,8 +16,9 @@ enum MigrateCommand {
           --database-url URL   libpq connection string or URI [DATABASE_URL, else PG* variables]
           --dry-run            print what would be applied, change nothing
 
-        Exit status: 0 done (or nothing to do); 2 bad options; 3 database unreachable;
-        4 schema newer than this binary; 5 a migration failed (it was rolled back).
+        Exit status: 0 done (or nothing to do); 1 this role may not read the schema; 2 bad
+        options; 3 database unreachable; 4 schema newer than this binary; 5 a migration failed
+        (it was rolled back).
 
         Examples:
           webhooky migrate --database-url postgresql://admin@db.internal/shop
@@ -36,11 +37,13 @@ enum MigrateCommand {
             return 3
         }
         let migrator = Migrator(connection: connection)
+        var role = "?"
         do {
             // Which database it is, as libpq picked it from the URL, DATABASE_URL or PG* variables
             // (only said: a server that cannot answer this fails at the migrations' own statements).
             if let target = try? connection.query("SELECT current_database(), current_user, coalesce(inet_server_addr()::text || ':' || inet_server_port(), 'local socket')") {
-                print("database \"\(target[0, 0] ?? "?")\" as role \"\(target[0, 1] ?? "?")\" (\(target[0, 2] ?? "?"))")
+                role = target[0, 1] ?? "?"
+                print("database \"\(target[0, 0] ?? "?")\" as role \"\(role)\" (\(target[0, 2] ?? "?"))")
             }
             // A superuser upgrading the database owner's installation migrates as that owner.
             if try !migrator.pending().isEmpty, let owner = try migrator.installedBy(), !owner.isCurrentUser {
@@ -66,6 +69,12 @@ enum MigrateCommand {
         } catch let error as SchemaError {
             Help.fail(error.message)
             return error.code == .newer ? 4 : 5
+        } catch let error as PostgresError {
+            // Not a migration's failure (that is a SchemaError): reading the schema failed, so
+            // nothing was applied.
+            let advice = error.sqlState == "42501" ? "\nMigrate as the role that installed it (the owner of webhooky.migrations) or as a superuser." : ""
+            Help.fail("cannot read the webhooky schema as role \(role): \(error.message)" + advice)
+            return error.isTransient ? 3 : 1
         } catch {
             Help.fail("\(error)")
             return 5

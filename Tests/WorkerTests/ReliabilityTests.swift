@@ -754,6 +754,20 @@ import Worker
         #expect(refused.status == 4)
     }
 
+    @Test("migrate as a role that may not read the schema: status 1 and whom to migrate as, not 5 (a migration failed), as nothing was applied")
+    func migrateWithoutPrivilegesSaysWhomToMigrateAs() throws {
+        let database = try TestCluster.newDatabase()
+        let role = "stranger_\(getpid())_\(UInt16.random(in: 0...UInt16.max))"
+        try database.connect().execute("CREATE ROLE \(role) LOGIN")
+        let url = database.conninfo + " user=\(role)"
+        for arguments in [["migrate", "--dry-run"], ["migrate"]] {
+            let outcome = try run(arguments + ["--database-url", url])
+            #expect(outcome.status == 1, "\(arguments): \(outcome.output)")
+            #expect(outcome.output.contains("webhooky: error: cannot read the webhooky schema as role \(role): permission denied for schema webhooky\n"
+                + "Migrate as the role that installed it (the owner of webhooky.migrations) or as a superuser."), "\(arguments): \(outcome.output)")
+        }
+    }
+
     @Test func badOptionsExitTwo() throws {
         let cases: [(arguments: [String], message: String)] = [
             (["run", "--bogus"], "unknown option --bogus for \"webhooky run\""),
