@@ -28,51 +28,11 @@ extension Doctor {
         return DoctorCheck(.ok, "connection", summary)
     }
 
-    /// What `webhooky run` needs (`worker`) and what an admin needs (`admin`): `kind`, object,
-    /// privilege. The worker needs no DELETE on history: `webhooky.prune` runs as its owner.
-    static let privilegesSQL = """
-        WITH needed (purpose, kind, object, privilege) AS (VALUES
-            ('worker', 'schema', 'webhooky', 'USAGE'),
-            ('worker', 'table', 'webhooky.migrations', 'SELECT'), ('worker', 'table', 'webhooky.event_types', 'SELECT'),
-            ('worker', 'table', 'webhooky.webhooks', 'SELECT'),
-            ('worker', 'column', 'webhooky.webhooks.enabled', 'UPDATE'), ('worker', 'column', 'webhooky.webhooks.disabled_reason', 'UPDATE'),
-            ('worker', 'column', 'webhooky.webhooks.disabled_at', 'UPDATE'),
-            ('worker', 'table', 'webhooky.events', 'SELECT'), ('worker', 'table', 'webhooky.events', 'UPDATE'),
-            ('worker', 'table', 'webhooky.deliveries', 'SELECT'), ('worker', 'table', 'webhooky.deliveries', 'INSERT'),
-            ('worker', 'table', 'webhooky.deliveries', 'UPDATE'),
-            ('worker', 'table', 'webhooky.attempts', 'SELECT'), ('worker', 'table', 'webhooky.attempts', 'INSERT'),
-            ('worker', 'table', 'webhooky.webhook_health', 'SELECT'), ('worker', 'table', 'webhooky.webhook_health', 'INSERT'),
-            ('worker', 'table', 'webhooky.webhook_health', 'UPDATE'),
-            ('worker', 'table', 'webhooky.workers', 'SELECT'), ('worker', 'table', 'webhooky.workers', 'INSERT'),
-            ('worker', 'table', 'webhooky.workers', 'UPDATE'), ('worker', 'table', 'webhooky.workers', 'DELETE'),
-            ('worker', 'function', 'webhooky.prune(interval, interval, integer)', 'EXECUTE'),
-            ('worker', 'function', 'webhooky.refresh_wanted_events()', 'EXECUTE'),
-            ('admin', 'schema', 'webhooky', 'USAGE'),
-            ('admin', 'table', 'webhooky.webhooks', 'SELECT'), ('admin', 'table', 'webhooky.webhooks', 'INSERT'),
-            ('admin', 'table', 'webhooky.webhooks', 'UPDATE'), ('admin', 'table', 'webhooky.webhooks', 'DELETE'),
-            ('admin', 'table', 'webhooky.event_types', 'SELECT'), ('admin', 'table', 'webhooky.events', 'SELECT'),
-            ('admin', 'table', 'webhooky.deliveries', 'SELECT'), ('admin', 'table', 'webhooky.attempts', 'SELECT'),
-            ('admin', 'table', 'webhooky.health', 'SELECT'), ('admin', 'table', 'webhooky.workers', 'SELECT'),
-            ('admin', 'function', 'webhooky.send_test(bigint, jsonb, bigint)', 'EXECUTE'),
-            ('admin', 'function', 'webhooky.redeliver(bigint)', 'EXECUTE'),
-            ('admin', 'function', 'webhooky.redeliver_webhook(bigint, timestamptz, timestamptz, boolean)', 'EXECUTE'),
-            ('admin', 'function', 'webhooky.variables(text, integer)', 'EXECUTE')
-        )
-        SELECT purpose, privilege || ' on ' || object
-          FROM needed
-         WHERE NOT CASE kind
-                   WHEN 'schema' THEN has_schema_privilege(object, privilege)
-                   WHEN 'table' THEN has_table_privilege(object, privilege)
-                   WHEN 'column' THEN has_column_privilege(regexp_replace(object, '\\.[^.]*$', ''), regexp_replace(object, '^.*\\.', ''), privilege)
-                   ELSE has_function_privilege(object, privilege)
-               END
-        """
-
     /// Whether the current role can run the worker, do admin work, both or neither (or is a
     /// tenant's, `tenant`, which needs neither).
     func privilegesCheck(_ connection: Connection, tenant: Bool = false) throws(PostgresError) -> DoctorCheck {
         let role = try connection.query("SELECT quote_ident(current_user)").scalar ?? "current_user"
-        let missing = try connection.query(Doctor.privilegesSQL).rows
+        let missing = try connection.query(RolePrivileges.missingSQL).rows
         let worker = missing.filter { $0[0] == "worker" }.compactMap { $0[1] }
         let admin = missing.filter { $0[0] == "admin" }.compactMap { $0[1] }
         let groups = try connection.query("SELECT string_agg(rolname, ', ' ORDER BY rolname) FROM pg_roles WHERE rolname IN ('webhooky_worker', 'webhooky_admin')").scalar ?? ""

@@ -33,7 +33,8 @@ public final class Worker: Sendable {
     ///
     /// - Throws: ``WorkerError`` when it cannot start: the database is unreachable or refuses
     ///   the login (``WorkerError/Code/databaseUnavailable``), its schema does not match
-    ///   this binary (``WorkerError/Code/schemaMismatch``), or another live worker has its
+    ///   this binary (``WorkerError/Code/schemaMismatch``), its role lacks the worker's
+    ///   privileges (``WorkerError/Code/notPermitted``), or another live worker has its
     ///   worker id (``WorkerError/Code/workerIDInUse``, see ``WorkerIDCheck``); and after it
     ///   stopped as on ``stop()`` because another worker took its id over while it ran
     ///   (``WorkerError/Code/workerIDTakenOver``).
@@ -48,8 +49,13 @@ public final class Worker: Sendable {
         do {
             try Dispatcher.prepareSession(connection, logger: logger, lockTimeout: Dispatcher.lockTimeout)
             try Migrator(connection: connection).requireCurrent()
+            try Worker.requirePrivileges(connection)
         } catch let error as SchemaError {
             throw WorkerError(.schemaMismatch, error.message)
+        } catch let error as WorkerError {
+            throw error
+        } catch let error as PostgresError where error.sqlState == "42501" {
+            throw Worker.notPermitted(connection, lacking: "access to the schema (\(error.message))")
         } catch {
             throw WorkerError(.databaseUnavailable, "cannot read the schema version: \(error)")
         }
@@ -101,6 +107,20 @@ public final class Worker: Sendable {
         }
     }
 
+    /// Checks that the connection's role has every privilege the worker needs (those of
+    /// `webhooky_worker`): without them it would start, then retry its first claim for ever.
+    private static func requirePrivileges(_ connection: Connection) throws {
+        let missing = try connection.query(RolePrivileges.missingSQL).rows.filter { $0[0] == "worker" }.compactMap { $0[1] }
+        guard missing.isEmpty else { throw notPermitted(connection, lacking: missing.joined(separator: ", ")) }
+    }
+
+    /// The error for a role that may not run the worker, saying what it lacks and what to grant.
+    private static func notPermitted(_ connection: Connection, lacking: String) -> WorkerError {
+        let role = (try? connection.query("SELECT quote_ident(current_user)").scalar).flatMap { $0 } ?? "this role"
+        return WorkerError(.notPermitted, "role \(role) may not run the worker: it lacks \(lacking). "
+            + "A DBA runs GRANT webhooky_worker TO \(role); (docs/dba.md, \"Roles\")")
+    }
+
     /// Asks the worker to stop: it claims nothing more, waits up to the shutdown grace period
     /// for requests in flight, records their outcomes, releases the rest, and ``run()`` returns.
     /// Safe to call from any thread, more than once.
@@ -136,6 +156,8 @@ public struct WorkerError: Error, Sendable, CustomStringConvertible {
         /// stop request. Exit status 6, which a supervisor should restart on: the restart checks
         /// the id again, and refuses with 5 while the other is alive.
         public static let workerIDTakenOver = Code(rawValue: "worker_id_taken_over")
+        /// The role lacks privileges the worker needs (those of `webhooky_worker`). Exit status 1.
+        public static let notPermitted = Code(rawValue: "not_permitted")
         /// Something the worker needs could not be created (out of memory). Exit status 1.
         public static let internalFailure = Code(rawValue: "internal_failure")
     }

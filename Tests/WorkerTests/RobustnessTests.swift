@@ -133,16 +133,16 @@ import Testing
     func persistentStatementFailureBacksOff() throws {
         let shop = try Shop()
         try shop.addWebhook(url: "http://127.0.0.1:9/x")
-        try shop.setCredit("6")
-        try shop.connection.execute("""
-            CREATE ROLE limited_worker LOGIN;
-            GRANT USAGE ON SCHEMA webhooky TO limited_worker;
-            GRANT SELECT ON webhooky.migrations, webhooky.webhooks TO limited_worker;
-            """)
+        // The worker checks its privileges before it starts: they go once it has.
+        let role = "limited_\(shop.database.name)"
+        try shop.connection.execute("CREATE ROLE \(role) LOGIN IN ROLE webhooky_worker")
         let logs = LogCapture()
         var configuration = shop.workerConfiguration(logs: logs)
-        configuration.databaseURL = shop.database.conninfo.replacingOccurrences(of: "user=postgres", with: "user=limited_worker")
+        configuration.databaseURL = shop.database.conninfo.replacingOccurrences(of: "user=postgres", with: "user=\(role)")
         let worker = RunningWorker(configuration)
+        #expect(logs.waitForLine { $0.contains("worker started") })
+        try shop.connection.execute("REVOKE webhooky_worker FROM \(role); GRANT USAGE ON SCHEMA webhooky TO \(role); GRANT SELECT ON webhooky.migrations, webhooky.webhooks TO \(role)")
+        try shop.setCredit("6")
         Thread.sleep(forTimeInterval: 3)
         worker.stop()
         let failures = logs.all.filter { $0.contains("database statement failed") }
@@ -180,24 +180,32 @@ import Testing
         // A worker role that may claim but not read the webhook's secret: each claim it makes
         // cannot be sent, and waits to be given back while the worker backs off.
         let role = "release_\(shop.database.name)"
+        // (The worker checks its privileges before it starts: the secret's goes once it has.)
         try shop.connection.execute("""
             CREATE ROLE \(role) LOGIN;
             GRANT USAGE ON SCHEMA webhooky TO \(role);
             GRANT SELECT ON webhooky.migrations, webhooky.event_types TO \(role);
-            GRANT SELECT (id, revision, enabled, event, account_id, name, url, body, headers, follow_redirects, previous_secret,
-                          previous_secret_expires_at, disabled_reason, disabled_at), UPDATE (enabled, disabled_reason, disabled_at) ON webhooky.webhooks TO \(role);
+            GRANT SELECT, UPDATE (enabled, disabled_reason, disabled_at) ON webhooky.webhooks TO \(role);
             GRANT SELECT, UPDATE, DELETE ON webhooky.events TO \(role);
             GRANT SELECT, INSERT, UPDATE, DELETE ON webhooky.deliveries, webhooky.attempts, webhooky.webhook_health, webhooky.workers TO \(role);
+            GRANT EXECUTE ON FUNCTION webhooky.prune(interval, interval, integer), webhooky.refresh_wanted_events() TO \(role);
             """)
         for table in ["webhooks", "events", "deliveries", "attempts", "webhook_health"] {
             try shop.connection.execute("CREATE POLICY release_test ON webhooky.\(table) TO \(role) USING (true) WITH CHECK (true)")
         }
-        try shop.setCredit("8")
-        var configuration = shop.workerConfiguration()
+        let logs = LogCapture()
+        var configuration = shop.workerConfiguration(logs: logs)
         configuration.databaseURL = shop.database.conninfo.replacingOccurrences(of: "user=postgres", with: "user=\(role)")
         configuration.pollInterval = .milliseconds(50)
         let worker = RunningWorker(configuration)
         defer { worker.stop() }
+        #expect(logs.waitForLine { $0.contains("worker started") })
+        try shop.connection.execute("""
+            REVOKE SELECT ON webhooky.webhooks FROM \(role);
+            GRANT SELECT (id, revision, enabled, event, account_id, name, url, body, headers, follow_redirects, previous_secret,
+                          previous_secret_expires_at, disabled_reason, disabled_at) ON webhooky.webhooks TO \(role);
+            """)
+        try shop.setCredit("8")
 
         // While the worker holds its unsent claim, its lease runs out and another worker takes the
         // delivery back (as during a partition that cut this worker off longer than the lease);
@@ -217,7 +225,7 @@ import Testing
         #expect(reaped)
         _ = try shop.waitFor("SELECT state FROM webhooky.deliveries") { $0 == "succeeded" }
         Thread.sleep(forTimeInterval: 1)
-        #expect(receiver.requests.count == 1, "the delivery went out \(receiver.requests.count) times")
+        #expect(receiver.requests.count == 1, "the delivery went out \(receiver.requests.count) times\n\(logs.all.joined(separator: "\n"))")
         let states = try shop.deliveryStates()
         #expect(states == [["succeeded", "2", "200"]], "\(states)")
     }

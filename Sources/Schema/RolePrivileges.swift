@@ -1,0 +1,43 @@
+/// What each kind of role needs in the `webhooky` schema, checked by `webhooky doctor` and by
+/// the worker before it starts.
+public enum RolePrivileges {
+    /// What `webhooky run` needs (`worker`) and what an admin needs (`admin`): `kind`, object,
+    /// privilege. The worker needs no DELETE on history: `webhooky.prune` runs as its owner.
+    public static let missingSQL = """
+        WITH needed (purpose, kind, object, privilege) AS (VALUES
+            ('worker', 'schema', 'webhooky', 'USAGE'),
+            ('worker', 'table', 'webhooky.migrations', 'SELECT'), ('worker', 'table', 'webhooky.event_types', 'SELECT'),
+            ('worker', 'table', 'webhooky.webhooks', 'SELECT'),
+            ('worker', 'column', 'webhooky.webhooks.enabled', 'UPDATE'), ('worker', 'column', 'webhooky.webhooks.disabled_reason', 'UPDATE'),
+            ('worker', 'column', 'webhooky.webhooks.disabled_at', 'UPDATE'),
+            ('worker', 'table', 'webhooky.events', 'SELECT'), ('worker', 'table', 'webhooky.events', 'UPDATE'),
+            ('worker', 'table', 'webhooky.deliveries', 'SELECT'), ('worker', 'table', 'webhooky.deliveries', 'INSERT'),
+            ('worker', 'table', 'webhooky.deliveries', 'UPDATE'),
+            ('worker', 'table', 'webhooky.attempts', 'SELECT'), ('worker', 'table', 'webhooky.attempts', 'INSERT'),
+            ('worker', 'table', 'webhooky.webhook_health', 'SELECT'), ('worker', 'table', 'webhooky.webhook_health', 'INSERT'),
+            ('worker', 'table', 'webhooky.webhook_health', 'UPDATE'),
+            ('worker', 'table', 'webhooky.workers', 'SELECT'), ('worker', 'table', 'webhooky.workers', 'INSERT'),
+            ('worker', 'table', 'webhooky.workers', 'UPDATE'), ('worker', 'table', 'webhooky.workers', 'DELETE'),
+            ('worker', 'function', 'webhooky.prune(interval, interval, integer)', 'EXECUTE'),
+            ('worker', 'function', 'webhooky.refresh_wanted_events()', 'EXECUTE'),
+            ('admin', 'schema', 'webhooky', 'USAGE'),
+            ('admin', 'table', 'webhooky.webhooks', 'SELECT'), ('admin', 'table', 'webhooky.webhooks', 'INSERT'),
+            ('admin', 'table', 'webhooky.webhooks', 'UPDATE'), ('admin', 'table', 'webhooky.webhooks', 'DELETE'),
+            ('admin', 'table', 'webhooky.event_types', 'SELECT'), ('admin', 'table', 'webhooky.events', 'SELECT'),
+            ('admin', 'table', 'webhooky.deliveries', 'SELECT'), ('admin', 'table', 'webhooky.attempts', 'SELECT'),
+            ('admin', 'table', 'webhooky.health', 'SELECT'), ('admin', 'table', 'webhooky.workers', 'SELECT'),
+            ('admin', 'function', 'webhooky.send_test(bigint, jsonb, bigint)', 'EXECUTE'),
+            ('admin', 'function', 'webhooky.redeliver(bigint)', 'EXECUTE'),
+            ('admin', 'function', 'webhooky.redeliver_webhook(bigint, timestamptz, timestamptz, boolean)', 'EXECUTE'),
+            ('admin', 'function', 'webhooky.variables(text, integer)', 'EXECUTE')
+        )
+        SELECT purpose, privilege || ' on ' || object
+          FROM needed
+         WHERE NOT CASE kind
+                   WHEN 'schema' THEN has_schema_privilege(object, privilege)
+                   WHEN 'table' THEN has_table_privilege(object, privilege)
+                   WHEN 'column' THEN has_column_privilege(regexp_replace(object, '\\.[^.]*$', ''), regexp_replace(object, '^.*\\.', ''), privilege)
+                   ELSE has_function_privilege(object, privilege)
+               END
+        """
+}
