@@ -176,7 +176,6 @@ import Testing
     func releaseOfAnUnsentClaimIsFencedByItsAttempt() throws {
         let shop = try Shop()
         let receiver = try LoopbackReceiver { _, _ in .respond(status: 200, body: "ok", delay: .milliseconds(1500)) }
-        try shop.addWebhook(url: receiver.baseURL + "/r", secret: try #require(shop.column("SELECT webhooky.new_secret()").first ?? nil))
         // A worker role that may claim but not read the webhook's secret: each claim it makes
         // cannot be sent, and waits to be given back while the worker backs off.
         let role = "release_\(shop.database.name)"
@@ -205,6 +204,9 @@ import Testing
             GRANT SELECT (id, revision, enabled, event, account_id, name, url, body, headers, follow_redirects, previous_secret,
                           previous_secret_expires_at, disabled_reason, disabled_at) ON webhooky.webhooks TO \(role);
             """)
+        // Only now the webhook: a worker that had read it (and its secret) before the revoke
+        // would send the claim at once.
+        try shop.addWebhook(url: receiver.baseURL + "/r", secret: try #require(shop.column("SELECT webhooky.new_secret()").first ?? nil))
         try shop.setCredit("8")
 
         // While the worker holds its unsent claim, its lease runs out and another worker takes the
