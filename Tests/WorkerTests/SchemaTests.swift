@@ -125,6 +125,41 @@ import Worker
         #expect(domain.status == 0, "\(domain.output)")
     }
 
+    @Test("docs/dba.md's loop that applies the files by hand installs, does nothing when run again, and upgrades an older schema: it starts after the version installed")
+    func theDocumentedPsqlLoopUpgrades() throws {
+        let psql = try #require(["/usr/bin/psql", "/usr/lib/postgresql/15/bin/psql"].first { FileManager.default.isExecutableFile(atPath: $0) })
+        let dba = try String(contentsOf: Self.repository.appendingPathComponent("docs/dba.md"), encoding: .utf8)
+        let block = try #require(dba.components(separatedBy: "```sh\n").dropFirst().map { $0.components(separatedBy: "```")[0] }
+            .first { $0.contains("applied=$(psql") }, "docs/dba.md has no such loop")
+        // As written, but for a test database and with this machine's psql.
+        let script = "cd '\(Self.repository.path)' && PATH='\(URL(fileURLWithPath: psql).deletingLastPathComponent().path)':$PATH && "
+            + block.replacingOccurrences(of: "-d shop", with: "-d \"$DATABASE\"")
+        func loop(_ database: TestDatabase) throws -> ChildProcess.Outcome {
+            try ChildProcess.run("/bin/bash", ["-c", "DATABASE='\(database.conninfo)'; " + script])
+        }
+        func version(_ database: TestDatabase) throws -> String? {
+            try database.connect().query("SELECT max(version) FROM webhooky.migrations").scalar ?? nil
+        }
+
+        let fresh = try TestCluster.newEmptyDatabase()
+        let install = try loop(fresh)
+        #expect(install.status == 0, "\(install.output)")
+        #expect(try version(fresh) == String(Migrations.latestVersion))
+        let again = try loop(fresh)
+        #expect(again.status == 0 && !again.output.contains("already applied"), "\(again.output)")
+
+        // A schema one version behind, installed file by file.
+        let older = try TestCluster.newEmptyDatabase()
+        for migration in Migrations.all.dropLast() {
+            let outcome = try ChildProcess.run(psql, ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", older.conninfo, "-f",
+                                                      Self.repository.appendingPathComponent("sql/" + migration.fileName).path])
+            try #require(outcome.status == 0, "\(migration.fileName): \(outcome.output)")
+        }
+        let upgrade = try loop(older)
+        #expect(upgrade.status == 0 && !upgrade.output.contains("already applied"), "\(upgrade.output)")
+        #expect(try version(older) == String(Migrations.latestVersion))
+    }
+
     @Test func emitRefusesUnknownEventsAndNonObjectPayloads() throws {
         let database = try TestCluster.newDatabase()
         let connection = try database.connect()
