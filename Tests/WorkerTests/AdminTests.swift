@@ -374,6 +374,34 @@ import Worker
         #expect(try shop.connection.query("SELECT * FROM webhooky.prune()").rows == [["0", "0", "0"]])
     }
 
+    @Test("prune refuses a negative or missing age and a batch size under 1, saying what to pass, and deletes nothing: a negative age would have deleted the newest deliveries")
+    func pruneRefusesNonsense() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver()
+        try shop.addWebhook(url: receiver.baseURL + "/p")
+        let worker = RunningWorker(shop.workerConfiguration())
+        try shop.setCredit("4")
+        #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries") { $0 == "succeeded" } == "succeeded")
+        worker.stop()
+        for (call, message) in [
+            ("webhooky.prune('-1 day')", "webhooky.prune: succeeded_after and dead_after must be intervals of 0 or more, not -1 days and 30 days"),
+            ("webhooky.prune('1 day', NULL)", "webhooky.prune: succeeded_after and dead_after must be intervals of 0 or more, not 1 day and NULL"),
+            ("webhooky.prune(batch_size => 0)", "webhooky.prune: batch_size must be at least 1, not 0"),
+            ("webhooky.prune(batch_size => NULL)", "webhooky.prune: batch_size must be at least 1, not NULL"),
+        ] {
+            do {
+                try shop.connection.query("SELECT * FROM \(call)")
+                Issue.record("\(call) was accepted")
+            } catch {
+                #expect(error.message == message)
+                #expect(error.sqlState == "22023")
+                #expect(error.hint?.isEmpty == false)
+            }
+        }
+        #expect(try shop.column("SELECT count(*) FROM webhooky.deliveries") == ["1"])
+        #expect(try shop.connection.query("SELECT * FROM webhooky.prune('0', '0')").rows == [["1", "1", "1"]], "an age of 0 prunes what is finished")
+    }
+
     @Test("prune reads only the rows old enough to prune: with a large recent history and nothing due, a few index probes, not the whole table")
     func pruneReadsOnlyOldRows() throws {
         let shop = try Shop()
