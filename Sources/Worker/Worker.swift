@@ -156,7 +156,8 @@ public struct WorkerError: Error, Sendable, CustomStringConvertible {
         /// stop request. Exit status 6, which a supervisor should restart on: the restart checks
         /// the id again, and refuses with 5 while the other is alive.
         public static let workerIDTakenOver = Code(rawValue: "worker_id_taken_over")
-        /// The role lacks privileges the worker needs (those of `webhooky_worker`). Exit status 1.
+        /// The role lacks privileges the worker needs (those of `webhooky_worker`). Exit status 7,
+        /// which needs a DBA (a GRANT), not a restart.
         public static let notPermitted = Code(rawValue: "not_permitted")
         /// Something the worker needs could not be created (out of memory). Exit status 1.
         public static let internalFailure = Code(rawValue: "internal_failure")
@@ -179,6 +180,7 @@ public struct WorkerError: Error, Sendable, CustomStringConvertible {
         case .schemaMismatch: 4
         case .workerIDInUse: 5
         case .workerIDTakenOver: 6
+        case .notPermitted: 7
         default: 1
         }
     }

@@ -50,12 +50,13 @@ enum RunCommand {
                                       [none: loopback, private, link-local, ... addresses are refused]
           --allow-private-networks    allow every address (development only; never in production)
 
-        Durations: 500ms, 5s, 2m, 1h, 1d. Exit status: 0 stopped cleanly; 1 this role lacks
-        the worker's privileges (GRANT webhooky_worker TO it); 2 bad options;
+        Durations: 500ms, 5s, 2m, 1h, 1d. Exit status: 0 stopped cleanly; 1 an internal
+        failure (out of memory); 2 bad options;
         3 database unreachable or login refused; 4 schema missing or of another version;
         5 another live worker has this --worker-id (checked at the start, which may wait up to
         7s for its heartbeat); 6 another worker took this --worker-id over while this one ran
-        (found at a heartbeat; restart it: the restart checks again);
+        (found at a heartbeat; restart it: the restart checks again); 7 this role lacks the
+        worker's privileges (GRANT webhooky_worker TO it);
         130 a second SIGTERM or SIGINT (stopped at once, without waiting for requests).
 
         Examples:

@@ -231,13 +231,13 @@ import Testing
         #expect(try shop.connection.query("SELECT host, pid::text, started_at::text, heartbeat_at::text FROM webhooky.workers").rows == before,
                 "the other's row is neither written nor removed")
 
-        // The unit restarts on 5 and 6 (Restart=on-failure), not on 2 or 4.
+        // The unit restarts on 5 and 6 (Restart=on-failure), not on 2, 4 or 7.
         let unit = try String(contentsOfFile: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("deploy/webhooky.service").path, encoding: .utf8)
         #expect(unit.contains("\nRestart=on-failure\n"))
         let prevented = unit.split(separator: "\n").first { $0.hasPrefix("RestartPreventExitStatus=") }?.dropFirst("RestartPreventExitStatus=".count)
             .split(separator: " ").map(String.init)
-        #expect(prevented == ["2", "4"])
+        #expect(prevented == ["2", "4", "7"])
     }
 
     @Test("the writes of a worker whose id another start took over (wants_wakeup, heartbeat, removal) leave the other's row alone; a heartbeat that finds its row gone inserts it again with its own start")
