@@ -86,7 +86,7 @@ enum PreviewCommand {
             return .event(try Arguments.identifier(event, what: "--event", table: "webhooky.events"))
         case (nil, let payload?):
             if payload == "-" {
-                return .json(readAll(descriptor: 0))
+                return .json(try readAll(descriptor: 0, naming: "--payload -: cannot read standard input"))
             }
             if payload.hasPrefix("@") {
                 let path = String(payload.dropFirst())
@@ -95,7 +95,7 @@ enum PreviewCommand {
                     throw Arguments.UsageError(description: "--payload \(payload): cannot read \(path): \(String(cString: strerror(errno)))")
                 }
                 defer { close(descriptor) }
-                return .json(readAll(descriptor: descriptor))
+                return .json(try readAll(descriptor: descriptor, naming: "--payload \(payload): cannot read \(path)"))
             }
             return .json(payload)
         case (nil, nil):
@@ -103,14 +103,16 @@ enum PreviewCommand {
         }
     }
 
-    /// Everything that can be read from `descriptor`, as UTF-8 text.
-    private static func readAll(descriptor: Int32) -> String {
+    /// Everything that can be read from `descriptor`, as UTF-8 text; a read that fails (a
+    /// directory, say) is an error that starts with `what`.
+    private static func readAll(descriptor: Int32, naming what: String) throws(Arguments.UsageError) -> String {
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65_536)
         while true {
             let count = read(descriptor, &buffer, buffer.count)
             if count < 0 && errno == EINTR { continue }
-            if count <= 0 { break }
+            if count < 0 { throw Arguments.UsageError(description: "\(what): \(String(cString: strerror(errno)))") }
+            if count == 0 { break }
             bytes.append(contentsOf: buffer[0..<count])
         }
         return String(decoding: bytes, as: UTF8.self)

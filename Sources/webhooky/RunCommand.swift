@@ -44,8 +44,9 @@ enum RunCommand {
           --keep-succeeded DURATION   delete succeeded deliveries this long after success [7d]
           --keep-dead DURATION        delete dead deliveries this long after they died [30d]
           --no-prune                  keep all history (prune by hand: SELECT * FROM webhooky.prune())
-          --log-level LEVEL           trace, debug, info, notice, warning, error [info]; info sums up
-                                      successful deliveries every 10 s, debug adds a line for each
+          --log-level LEVEL           trace, debug, info, notice, warning, error, critical [info];
+                                      info sums up successful deliveries every 10 s, debug adds a
+                                      line for each
           --allow-network CIDR,...    also allow these private or internal networks, e.g. 10.20.0.0/16
                                       [none: loopback, private, link-local, ... addresses are refused]
           --allow-private-networks    allow every address (development only; never in production)
@@ -94,6 +95,9 @@ enum RunCommand {
                       "disable-after-failures", "disable-after", "keep-succeeded", "keep-dead", "allow-network"],
             switches: ["no-listen", "no-auto-disable", "no-prune", "allow-private-networks"]
         )
+        if let id = arguments.string("worker-id"), id.allSatisfy(\.isWhitespace) {
+            throw Arguments.UsageError(description: "--worker-id must name the worker, not be empty; leave it out for the default, hostname:pid")
+        }
         var configuration = WorkerConfiguration(databaseURL: Help.databaseURL(arguments), workerID: arguments.string("worker-id"))
         if let value = try arguments.integer("batch-size", in: 1...10_000) { configuration.batchSize = value }
         if let value = try arguments.integer("max-in-flight", in: 1...100_000) { configuration.maximumInFlight = value }

@@ -1,5 +1,6 @@
 import Dispatch
 import Glibc
+import Log
 import Operations
 import Postgres
 import Synchronization
@@ -85,7 +86,7 @@ enum TailCommand {
         do {
             let history = try feed.start(connection, since: since, now: elapsed())
             let scope = webhookID.map { " of webhook \($0)" } ?? ""
-            let what = since.map { "the attempts\(scope) of the last \(TextFormatting.duration(seconds: Double($0.components.seconds)))" } ?? "the last \(history.count == 1 ? "attempt" : "\(history.count) attempts")\(scope)"
+            let what = since.map { "the attempts\(scope) of the last \(TextFormatting.duration(seconds: $0.inSeconds))" } ?? "the last \(history.count == 1 ? "attempt" : "\(history.count) attempts")\(scope)"
             Help.note(history.isEmpty ? "no attempts\(scope) yet; waiting for new ones (Ctrl-C stops)" : "\(what), then new ones as they are recorded (Ctrl-C stops)")
             guard show(history) else { return 0 }
         } catch {

@@ -169,5 +169,7 @@ import Testing
         try check(["preview"], status: 2, "which webhook? give its id")
         try check(["preview", String(webhook), "--event", "1", "--payload", "{}"], status: 2, "give --event or --payload, not both")
         try check(["preview", String(webhook), "--payload", "@/nonexistent/payload.json"], status: 2, "cannot read /nonexistent/payload.json")
+        // A directory opens, and then cannot be read (it said "unexpected end of text").
+        try check(["preview", String(webhook), "--payload", "@/etc"], status: 2, "--payload @/etc: cannot read /etc: Is a directory")
     }
 }

@@ -118,6 +118,18 @@ import Testing
         let missing = try database.run(["tail", "--webhook", "424242"])
         #expect(missing.status == 1)
         #expect(missing.errors.contains("there is no webhook 424242"))
+        // Under a second, the note says so (it said "the last 0ms"); an attempt stamped a minute
+        // ahead stands for one made within it.
+        let recent = try database.addDelivery(webhook: webhook, state: "succeeded", attempts: 1)
+        try database.connection.query("""
+            INSERT INTO webhooky.attempts (delivery_id, webhook_id, attempt, started_at, duration_ms, status, worker)
+            VALUES ($1, $2, 1, now() + interval '1 minute', 5, 200, 'w')
+            """, [String(recent), String(webhook)])
+        let brief = try CommandProcess(["tail", "--since", "500ms", "--database-url", database.url])
+        _ = brief.waitForOutput { !$0.isEmpty }
+        brief.send(SIGINT)
+        #expect(brief.wait(timeout: .seconds(10)).status == 0)
+        #expect(brief.errors.contains("the attempts of the last 500ms, then new ones"), "\(brief.errors)")
         let bad = try database.run(["tail", "--since", "soon"])
         #expect(bad.status == 2)
         #expect(bad.errors.contains("--since must be a duration such as 500ms, 5s, 2m, 1h or 1d"))

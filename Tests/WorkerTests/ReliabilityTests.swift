@@ -799,6 +799,8 @@ import Worker
             // every delivery ended dead after its retries.
             (["run", "--request-timeout", "0"], "--request-timeout must be at least 1ms, not \"0\" (there is no unlimited timeout)"),
             (["run", "--connect-timeout", "0ms"], "--connect-timeout must be at least 1ms, not \"0ms\" (there is no unlimited timeout)"),
+            (["run", "--worker-id", ""], "--worker-id must name the worker, not be empty; leave it out for the default, hostname:pid"),
+            (["run", "--worker-id", "  "], "--worker-id must name the worker, not be empty"),
         ]
         for (arguments, message) in cases {
             let result = try run(arguments)
