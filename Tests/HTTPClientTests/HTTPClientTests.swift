@@ -264,12 +264,12 @@ func makeClient(_ configure: (inout HTTPClient.Configuration) -> Void = { _ in }
             }
         }
         #expect(outcomes == ["timeout", "timeout", "cancelled", "cancelled", "cancelled", "200", "200", "200", "200"])
-        #expect(hanging.requests.map(\.target) == ["/1", "/2"])
+        #expect(Set(hanging.requests.map(\.target)) == ["/1", "/2"] && hanging.requests.count == 2)  // the two at once, in either order
         #expect(other.requests.count == 4)
         // The line works on: the next request to the endpoint is sent.
         client.send([HTTPRequest(tag: 10, method: "GET", url: hanging.baseURL + "/10", endpoint: "hanging")])
         #expect(results.wait(for: 10).count == 10)
-        #expect(hanging.requests.map(\.target) == ["/1", "/2", "/10"])
+        #expect(hanging.requests.map(\.target).last == "/10" && hanging.requests.count == 3)
     }
 
     @Test("a 2xx status followed by a broken body is that response, with what came of the body, marked truncated; another status so broken stays a failure")
