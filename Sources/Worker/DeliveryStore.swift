@@ -403,6 +403,33 @@ enum DeliveryStore {
          WHERE state = 'sending' AND lease_expires_at < now()
         """
 
+    /// Ends `dead` ("webhook deleted") the pending deliveries of webhooks that no longer exist,
+    /// which no claim can reach (the claim reads the queues of existing webhooks). Deleting a
+    /// webhook ends its unfinished deliveries in the same transaction, but not those a fan-out
+    /// creates meanwhile: the fan-out's snapshot, taken before the delete commits, still has the
+    /// webhook, and the delete's trigger ran before those rows existed (an admin's delete in a
+    /// transaction left open for a while, or any delete during a fan-out statement). A delivery
+    /// so created `sending` is sent, and ends here if it is pending after its attempt.
+    /// Reads one index probe per webhook with pending deliveries (their distinct ids, by a
+    /// skip scan of the due index), not every pending delivery.
+    static let endOrphanedSQL = """
+        WITH RECURSIVE queued(webhook_id) AS (
+            -- (Every id: a bound the index scan starts from, and reads one entry of.)
+            (SELECT d.webhook_id FROM webhooky.deliveries d
+              WHERE d.state = 'pending' AND d.webhook_id >= -9223372036854775808 ORDER BY d.webhook_id LIMIT 1)
+            UNION ALL
+            SELECT (SELECT d.webhook_id FROM webhooky.deliveries d
+                     WHERE d.state = 'pending' AND d.webhook_id > queued.webhook_id ORDER BY d.webhook_id LIMIT 1)
+              FROM queued
+             WHERE queued.webhook_id IS NOT NULL
+        )
+        UPDATE webhooky.deliveries d
+           SET state = 'dead', last_error = 'webhook deleted', completed_at = now(), updated_at = now()
+         WHERE d.state = 'pending'
+           AND d.webhook_id IN (SELECT q.webhook_id FROM queued q
+                                 WHERE q.webhook_id IS NOT NULL AND NOT EXISTS (SELECT FROM webhooky.webhooks w WHERE w.id = q.webhook_id))
+        """
+
     /// Deletes one batch of old history; returns the deliveries and events deleted.
     static func prune(_ connection: Connection, _ policy: RetentionPolicy) throws(PostgresError) -> (deliveries: Int, events: Int) {
         let result = try connection.query(
@@ -537,6 +564,11 @@ enum DeliveryStore {
     /// Returns how many leases were taken back.
     static func reapExpiredLeases(_ connection: Connection) throws(PostgresError) -> Int {
         try connection.query(prepared: "webhooky_reap", reapSQL).affectedRows
+    }
+
+    /// Returns how many deliveries of deleted webhooks were ended (see ``endOrphanedSQL``).
+    static func endDeliveriesOfDeletedWebhooks(_ connection: Connection) throws(PostgresError) -> Int {
+        try connection.query(prepared: "webhooky_end_orphaned", endOrphanedSQL).affectedRows
     }
 
     /// The rows of webhooks `ids` (those that still exist).

@@ -698,6 +698,10 @@ final class Dispatcher {
                 logger.warning("took back deliveries whose lease expired", ["count": reaped])
                 wantsClaim = true
             }
+            let ended = try DeliveryStore.endDeliveriesOfDeletedWebhooks(connection)
+            if ended > 0 {
+                logger.warning("ended deliveries of deleted webhooks (created while the delete was being committed)", ["count": ended])
+            }
         } catch {
             databaseFailed(error)
         }

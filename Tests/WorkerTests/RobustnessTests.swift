@@ -107,6 +107,34 @@ import Testing
         #expect(rows == [["dead", "event deleted"], ["succeeded", nil]], "\(rows)")
     }
 
+    @Test("a webhook deleted in a transaction that was open while its event was fanned out: its deliveries end dead, not pending for ever")
+    func deliveriesOfAWebhookDeletedDuringTheFanOutEndDead() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver { _, _ in .status(500) }
+        let failing = try shop.addWebhook(url: receiver.baseURL + "/failing")
+        let paused = try shop.addWebhook(url: receiver.baseURL + "/paused")
+        try shop.setCredit("5")  // one event for both
+        try shop.connection.execute("UPDATE webhooky.webhooks SET enabled = false WHERE id = \(paused)")
+        // An admin deletes both in a transaction that is still open when the worker fans the
+        // event out: the delete's trigger, which ends their unfinished deliveries, has run
+        // before those deliveries exist, and the fan-out still sees both webhooks.
+        let admin = try shop.database.connect()
+        try admin.execute("BEGIN; DELETE FROM webhooky.webhooks WHERE id IN (\(failing), \(paused))")
+        defer { _ = try? admin.execute("ROLLBACK") }
+        var configuration = shop.workerConfiguration(retry: [.seconds(60)])
+        configuration.leaseDuration = .seconds(4)  // leases (and what is stuck) looked at every second
+        let worker = RunningWorker(configuration)
+        defer { worker.stop() }
+        #expect(receiver.waitForRequests(1).count == 1)
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'pending' AND attempts = 1") { $0 == "1" } == "1")
+        try admin.execute("COMMIT")
+        // Neither can ever be claimed now (the claim reads the queues of existing webhooks).
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'dead'", timeout: .seconds(10)) { $0 == "2" } == "2")
+        let rows = try shop.connection.query("SELECT webhook_id, state, attempts, last_error FROM webhooky.deliveries ORDER BY webhook_id").rows
+        #expect(rows == [["\(failing)", "dead", "1", "webhook deleted"], ["\(paused)", "dead", "0", "webhook deleted"]], "\(rows)")
+        #expect(receiver.requests.map(\.target) == ["/failing"])
+    }
+
     @Test("a webhook edited into nonsense behind the checks' back, or a URL that renders without a host: dead with a reason; the worker carries on")
     func unusableWebhooksEndDead() throws {
         let shop = try Shop()
