@@ -185,6 +185,11 @@ final class Dispatcher {
             // New work first (it waits on the network), then the bookkeeping of what finished.
             checkTimers()
             if databaseUsable { replanIfGrown() }
+            // Claims whose give-back failed in an earlier turn go back before anything is claimed:
+            // a release cut off by a lost connection may have committed, and a claim first could
+            // take that very delivery again, for the same attempt, which the release tried again
+            // would then give back while its request is in flight (and it would be sent twice).
+            if databaseUsable { releaseUnsent() }
             if databaseUsable && stopDeadline == nil { claimAndSend() }
             if databaseUsable && stopDeadline == nil { fanOutAndSend() }
             submitOutcomes()

@@ -97,6 +97,48 @@ import Worker
         #expect(worker.wait() == 0)
     }
 
+    @Test("a give-back whose commit the worker did not see (the connection was lost after it) is not tried again on the same delivery claimed anew: each delivery is sent once")
+    func aReleaseCommittedUnseenDoesNotGiveBackANewClaim() throws {
+        // Commits do not wait for a standby, but a transaction that asks for it waits for ever
+        // (there is none): the first release does, and is cut off there, committed.
+        let cluster = try LocalCluster(name: "release", settings: ["synchronous_standby_names": "nobody", "synchronous_commit": "local"])
+        defer { cluster.destroy() }
+        let shop = try Shop(database: TestDatabase.create(in: cluster))
+        try shop.connection.execute("""
+            CREATE TABLE public.hang_once (n integer);
+            INSERT INTO public.hang_once VALUES (1);
+            CREATE FUNCTION public.hang_first_release() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF OLD.state = 'sending' AND NEW.state = 'pending' AND NEW.attempts = OLD.attempts - 1 THEN
+                    DELETE FROM public.hang_once;
+                    IF FOUND THEN PERFORM set_config('synchronous_commit', 'on', true); END IF;
+                END IF;
+                RETURN NEW;
+            END
+            $$;
+            CREATE TRIGGER hang_first_release BEFORE UPDATE ON webhooky.deliveries FOR EACH ROW EXECUTE FUNCTION public.hang_first_release();
+            """)
+        let receiver = try LoopbackReceiver()
+        try shop.addWebhook(url: receiver.baseURL + "/a")
+        try shop.addWebhook(url: receiver.baseURL + "/b")
+        var configuration = shop.workerConfiguration()
+        configuration.maximumInFlightPerEndpoint = 1  // one event, two deliveries: the second is given back
+        let worker = RunningWorker(configuration)
+        defer { worker.stop() }
+        try shop.setCredit("6")
+        let waiting = "SELECT pid FROM pg_stat_activity WHERE application_name = 'webhooky worker' AND wait_event = 'SyncRep'"
+        let pid = try #require(try shop.waitFor(waiting) { $0 != nil })
+        #expect(receiver.waitForRequests(1).count == 1)
+        try shop.connection.query("SELECT pg_terminate_backend($1::int)", [pid])
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") { $0 == "2" } == "2")
+        Thread.sleep(forTimeInterval: 0.5)  // anything sent twice would have arrived by now
+        #expect(receiver.requests.map(\.target).sorted() == ["/a", "/b"])
+        let rows = try shop.connection.query("""
+            SELECT d.state, d.attempts, count(a.id) FROM webhooky.deliveries d LEFT JOIN webhooky.attempts a ON a.delivery_id = d.id GROUP BY d.id ORDER BY d.id
+            """).rows
+        #expect(rows == [["succeeded", "1", "1"], ["succeeded", "1", "1"]], "state, attempts and attempts rows: \(rows)")
+    }
+
     @Test("a second stop signal exits at once (status 130), whichever kind each is", arguments: [(SIGTERM, SIGINT), (SIGINT, SIGTERM), (SIGTERM, SIGTERM)])
     func secondSignalExitsAtOnce(first: Int32, second: Int32) throws {
         let shop = try Shop()
