@@ -21,11 +21,23 @@ import Synchronization
 /// first those that the statement cut off may have written are looked up and left out
 /// (``DeliveryStore/unrecorded(_:_:workerID:)``), so none is written twice (which would count a
 /// failure twice in the webhook's health).
+///
+/// A statement waits at most ``lockWait`` for a row lock. Someone's open transaction that holds
+/// rows an outcome writes (an admin's `DELETE` or `UPDATE` of a webhook, not yet committed, holds
+/// its deliveries or its health row) would otherwise hold back every outcome of the worker, and
+/// with them its capacity, until it ends. A batch that waited too long is written one webhook at
+/// a time; the outcomes of a webhook whose rows are still held are kept apart (``HeldOutcomes``)
+/// and tried again every ``heldRetryEvery``, while the other webhooks' outcomes go on.
 final class OutcomeRecorder: Sendable {
     /// Outcomes per statement. Default 1,000 (after an outage thousands may be waiting).
     static let batchLimit = 1_000
     /// A batch this large is written without waiting for more (``WorkerConfiguration/outcomeGathering``).
     static let gatherLimit = 100
+    /// The longest a statement of the recorder waits for a row lock: 1 s. Outcomes contend only
+    /// with another worker's outcomes for a webhook's health row, for milliseconds.
+    static let lockWait: Duration = .seconds(1)
+    /// How often outcomes held back by someone's lock are tried again: every 5 s.
+    static let heldRetryEvery: Duration = .seconds(5)
 
     private struct State {
         var queued: [AttemptRecord] = []
@@ -110,6 +122,8 @@ final class OutcomeRecorder: Sendable {
         var retryAt = ContinuousClock.now
         var planRenewal = PlanRenewal(now: .now)
         var batch: [AttemptRecord] = []
+        /// Outcomes of webhooks whose rows someone holds locked, kept out of the batches.
+        var held = HeldOutcomes()
         /// How many of the batch's first outcomes a statement may have written without its
         /// end being seen (the connection was lost): looked up before they are written again.
         var unsure = 0
@@ -123,14 +137,22 @@ final class OutcomeRecorder: Sendable {
                     batch.append(contentsOf: taken)
                     state.queued.removeFirst(taken.count)
                 }
-                state.writing = batch.count
+                state.writing = batch.count + held.count
                 return (state.finishBy, state.gatheringStopped)
             }
             if batch.isEmpty {
                 gatheringSince = nil
-                if finishBy != nil { break }
-                wake.wait()
-                continue
+                if held.isEmpty {
+                    if finishBy != nil { break }
+                    wake.wait()
+                    continue
+                }
+                let now = ContinuousClock.now
+                if let finishBy, now >= finishBy { break }
+                if now < held.retryAt {
+                    _ = wake.wait(timeout: .now() + .milliseconds(Int(DeliveryStore.milliseconds(min(held.retryAt, finishBy ?? held.retryAt) - now)) + 1))
+                    continue
+                }
             }
             let now = ContinuousClock.now
             let since = gatheringSince ?? now
@@ -138,7 +160,7 @@ final class OutcomeRecorder: Sendable {
             // No more than the dispatcher may leave unwritten before it stops sending (beyond
             // that it would wait for these very outcomes).
             let gatherUpTo = min(OutcomeRecorder.gatherLimit, configuration.maximumInFlight)
-            if finishBy == nil && !gatheringStopped && batch.count < gatherUpTo && now < since + configuration.outcomeGathering {
+            if !batch.isEmpty && finishBy == nil && !gatheringStopped && batch.count < gatherUpTo && now < since + configuration.outcomeGathering {
                 _ = wake.wait(timeout: .now() + .microseconds(Int((since + configuration.outcomeGathering - now) / .microseconds(1)) + 1))
                 continue
             }
@@ -152,7 +174,8 @@ final class OutcomeRecorder: Sendable {
                 if let connection {
                     current = connection
                 } else {
-                    current = try Dispatcher.openSession(configuration, applicationName: "webhooky recorder", logger: logger)
+                    current = try Dispatcher.openSession(configuration, applicationName: "webhooky recorder", logger: logger,
+                                                         lockTimeout: OutcomeRecorder.lockWait)
                     connection = current
                     state.withLock { $0.canceller = current.makeCanceller() }
                     planRenewal = PlanRenewal(now: .now)
@@ -170,12 +193,15 @@ final class OutcomeRecorder: Sendable {
                     unsure = 0
                 }
                 let count = batch.count
-                try write(&batch, on: current)
+                try write(&batch, held: &held, on: current, finishing: finishBy != nil)
                 gatheringSince = nil  // what came meanwhile starts a new batch, and waits for more
                 planRenewal.record(count)
                 backoff.reset()
-                if state.withLock({ $0.writing = 0; return $0.queued.isEmpty }) { onWritten() }
+                let heldCount = held.count
+                if state.withLock({ $0.writing = heldCount; return $0.queued.isEmpty && heldCount == 0 }) { onWritten() }
             } catch {
+                // What is held is written with the batch again, and looked up first like it.
+                batch.insert(contentsOf: held.takeAll(), at: 0)
                 unsure = batch.count
                 let delay = backoff.nextDelay(using: &random)
                 retryAt = .now + delay
@@ -192,23 +218,67 @@ final class OutcomeRecorder: Sendable {
                 if let finishBy, ContinuousClock.now >= finishBy { break }
             }
         }
-        state.withLock { $0.queued.insert(contentsOf: batch, at: 0); $0.writing = 0 }
+        let left = held.takeAll() + batch
+        state.withLock { $0.queued.insert(contentsOf: left, at: 0); $0.writing = 0 }
         stopped.signal()
     }
 
-    /// Writes `batch`, removing each outcome once written (see the type's description).
-    private func write(_ batch: inout [AttemptRecord], on connection: Connection) throws(PostgresError) {
-        do {
-            logDisabled(try DeliveryStore.record(connection, batch, workerID: configuration.workerID, autoDisable: configuration.autoDisable))
-            batch.removeAll(keepingCapacity: true)
-            return
-        } catch where !error.isTransient && connection.isConnected && !givenUp {
-            logger.warning("recording a batch of outcomes failed; recording them one by one", ["count": batch.count, "error": error.message])
+    /// Writes `batch`, removing each outcome once written (see the type's description); the
+    /// outcomes of webhooks whose rows someone holds locked move to `held`, which is tried
+    /// again when due (or at once while `finishing`).
+    private func write(_ batch: inout [AttemptRecord], held: inout HeldOutcomes, on connection: Connection,
+                       finishing: Bool) throws(PostgresError) {
+        held.take(from: &batch)
+        if !batch.isEmpty {
+            do {
+                logDisabled(try DeliveryStore.record(connection, batch, workerID: configuration.workerID, autoDisable: configuration.autoDisable))
+                batch.removeAll(keepingCapacity: true)
+            } catch where error.sqlState == OutcomeRecorder.lockNotAvailable && connection.isConnected && !givenUp {
+                try writeByWebhook(&batch, held: &held, on: connection)
+            } catch where !error.isTransient && connection.isConnected && !givenUp {
+                logger.warning("recording a batch of outcomes failed; recording them one by one", ["count": batch.count, "error": error.message])
+                while let record = batch.first {
+                    try writeAlone(record, on: connection)
+                    batch.removeFirst()
+                    state.withLock { $0.writing = batch.count }
+                }
+            }
         }
-        while let record = batch.first {
-            try writeAlone(record, on: connection)
-            batch.removeFirst()
-            state.withLock { $0.writing = batch.count }
+        if !held.isEmpty && (finishing || ContinuousClock.now >= held.retryAt) {
+            var again = held.takeRecords()
+            do {
+                try writeByWebhook(&again, held: &held, on: connection)
+            } catch {
+                held.putBack(again)
+                throw error
+            }
+        }
+    }
+
+    /// SQLSTATE `lock_not_available`: a statement waited ``lockWait`` for a lock.
+    static let lockNotAvailable = "55P03"
+
+    /// Writes `records` one webhook at a time, removing each webhook's outcomes once written;
+    /// those of a webhook whose rows someone still holds locked move to `held`.
+    private func writeByWebhook(_ records: inout [AttemptRecord], held: inout HeldOutcomes, on connection: Connection) throws(PostgresError) {
+        var order: [Int64] = []
+        var groups: [Int64: [AttemptRecord]] = [:]
+        for record in records {
+            if groups[record.webhookID] == nil { order.append(record.webhookID) }
+            groups[record.webhookID, default: []].append(record)
+        }
+        for webhookID in order {
+            let group = groups[webhookID]!
+            do {
+                logDisabled(try DeliveryStore.record(connection, group, workerID: configuration.workerID, autoDisable: configuration.autoDisable))
+                held.released(webhookID, logger: logger)
+            } catch where error.sqlState == OutcomeRecorder.lockNotAvailable && connection.isConnected && !givenUp {
+                held.hold(group, of: webhookID, now: .now, logger: logger)
+            } catch where !error.isTransient && connection.isConnected && !givenUp {
+                for record in group { try writeAlone(record, on: connection) }
+            }
+            records.removeAll { $0.webhookID == webhookID }
+            state.withLock { [count = records.count + held.count] in $0.writing = count }
         }
     }
 
@@ -239,5 +309,60 @@ final class OutcomeRecorder: Sendable {
         for (id, reason) in result.disabled {
             logger.error("webhook disabled; re-enable it with UPDATE webhooky.webhooks SET enabled = true", ["webhook": id, "reason": reason])
         }
+    }
+}
+
+/// Outcomes of webhooks whose rows someone holds locked (see ``OutcomeRecorder``), in the order
+/// they came, and when to try them again.
+struct HeldOutcomes {
+    private(set) var records: [AttemptRecord] = []
+    /// The webhooks whose outcomes are held.
+    private(set) var webhooks: Set<Int64> = []
+    /// When to try them again.
+    private(set) var retryAt: ContinuousClock.Instant = .now
+
+    var isEmpty: Bool { records.isEmpty }
+    var count: Int { records.count }
+
+    /// Moves the outcomes of held webhooks out of `batch` (they would wait for the lock again).
+    mutating func take(from batch: inout [AttemptRecord]) {
+        guard !webhooks.isEmpty else { return }
+        records += batch.filter { webhooks.contains($0.webhookID) }
+        batch.removeAll { webhooks.contains($0.webhookID) }
+    }
+
+    /// Holds `group`, the outcomes of `webhookID`, whose write waited too long for a lock.
+    mutating func hold(_ group: [AttemptRecord], of webhookID: Int64, now: ContinuousClock.Instant, logger: Logger) {
+        if webhooks.insert(webhookID).inserted {
+            logger.warning("outcomes of a webhook wait for a lock that another transaction holds (an uncommitted DELETE or UPDATE of the webhook?); "
+                           + "the other webhooks' outcomes go on, these are tried again every \(OutcomeRecorder.heldRetryEvery.shortDescription)",
+                           ["webhook": webhookID, "outcomes": group.count])
+        }
+        records += group
+        retryAt = now + OutcomeRecorder.heldRetryEvery
+    }
+
+    /// The outcomes of `webhookID` were written: its rows are free again.
+    mutating func released(_ webhookID: Int64, logger: Logger) {
+        guard webhooks.remove(webhookID) != nil else { return }
+        logger.notice("the held outcomes of a webhook are written", ["webhook": webhookID])
+    }
+
+    /// Every held outcome, in order, to be tried again; their webhooks stay held until a write
+    /// of theirs gets through (``released(_:logger:)``).
+    mutating func takeRecords() -> [AttemptRecord] {
+        defer { records = [] }
+        return records
+    }
+
+    /// Puts back, first, outcomes taken by ``takeRecords()`` and not written.
+    mutating func putBack(_ taken: [AttemptRecord]) {
+        records = taken + records
+    }
+
+    /// Every held outcome, in order; nothing is held afterwards.
+    mutating func takeAll() -> [AttemptRecord] {
+        webhooks = []
+        return takeRecords()
     }
 }

@@ -271,6 +271,37 @@ import Worker
         #expect(waited < .seconds(3), "the healthy endpoint's 5 deliveries waited \(waited) behind four hanging endpoints")
     }
 
+    @Test("an open transaction that holds one webhook's rows (its health row) holds back only that webhook's outcomes: the other's are recorded meanwhile, its own once the transaction ends, and each delivery is sent once")
+    func aLockedWebhookHoldsBackOnlyItsOwnOutcomes() throws {
+        let shop = try Shop()
+        let locked = try LoopbackReceiver()
+        // Answers a little later, so that its outcomes are written after the locked webhook's.
+        let free = try LoopbackReceiver { _, _ in .respond(status: 200, body: "ok", delay: .milliseconds(50)) }
+        let lockedID = try shop.addWebhook(url: locked.baseURL + "/locked")
+        let freeID = try shop.addWebhook(url: free.baseURL + "/free")
+        let worker = RunningWorker(shop.workerConfiguration())
+        defer { worker.stop() }
+        try shop.setCredit("1")
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") { $0 == "2" } == "2")
+
+        // An admin's transaction left open, holding the webhook's health row (as an uncommitted
+        // re-enable or delete of the webhook does).
+        let admin = try shop.database.connect()
+        try admin.execute("BEGIN")
+        try admin.query("SELECT FROM webhooky.webhook_health WHERE webhook_id = $1 FOR UPDATE", [String(lockedID)])
+        try shop.setCredit("2")
+        let freeDone = "SELECT count(*) FROM webhooky.deliveries WHERE webhook_id = \(freeID) AND state = 'succeeded'"
+        #expect(try shop.waitFor(freeDone, timeout: .seconds(8)) { $0 == "2" } == "2", "the other webhook's outcome waited for the lock")
+        #expect(try shop.column("SELECT state FROM webhooky.deliveries WHERE webhook_id = \(lockedID) ORDER BY id") == ["succeeded", "sending"])
+
+        try admin.execute("COMMIT")
+        let lockedDone = "SELECT count(*) FROM webhooky.deliveries WHERE webhook_id = \(lockedID) AND state = 'succeeded'"
+        #expect(try shop.waitFor(lockedDone, timeout: .seconds(15)) { $0 == "2" } == "2", "the held outcome was written once the lock was gone")
+        #expect(locked.requests.count == 2 && free.requests.count == 2)
+        #expect(try shop.column("SELECT count(*) FROM webhooky.attempts") == ["4"])
+        #expect(try shop.column("SELECT last_attempt_at IS NOT NULL FROM webhooky.webhook_health WHERE webhook_id = \(lockedID)") == ["t"])
+    }
+
     /// Notes in `public.given_back` each delivery given back unsent (the release statement:
     /// `sending` -> `pending`, its attempt not counted).
     static let noteGivenBackSQL = """
