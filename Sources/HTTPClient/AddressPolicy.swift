@@ -161,7 +161,8 @@ extension AddressPolicy {
         /// resolves to (the operator can ask DNS).
         public func message(resolvedFrom host: String?) -> String {
             let what = form.map { "\($0) form of a \(kind)" } ?? kind.description
-            let target = host.map { "\($0) (it resolves to a \(what))" } ?? "\(address) (\(what))"
+            let article = what.first.map { "aeiouAEIOU".contains($0) } == true ? "an" : "a"
+            let target = host.map { "\($0) (it resolves to \(article) \(what))" } ?? "\(address) (\(what))"
             return "refused to connect to \(target): private and internal networks are not allowed; allow them with an allow-list (webhooky run --allow-network CIDR)"
         }
     }

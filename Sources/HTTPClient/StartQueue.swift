@@ -66,14 +66,18 @@ struct StartQueue {
     /// The next request that may start now, counted as running; `nil` when every waiting
     /// request's endpoint is full, the total is reached, or nothing waits.
     mutating func next() -> HTTPRequest? {
-        guard running < totalLimit, !turns.isEmpty else { return nil }
-        let endpoint = turns.removeFirst()
-        guard lines[endpoint]?.waiting.isEmpty == false else {
-            // A turn left behind by ``removeWaiting(of:)``: nothing of that line waits any more.
-            lines[endpoint]?.hasTurn = false
-            if lines[endpoint]?.running == 0 { lines[endpoint] = nil }
-            return next()
+        var endpoint: String??
+        while endpoint == nil, running < totalLimit, !turns.isEmpty {
+            let candidate = turns.removeFirst()
+            if lines[candidate]?.waiting.isEmpty == false {
+                endpoint = candidate
+            } else {
+                // A turn left behind by ``removeWaiting(of:)``: nothing of that line waits any more.
+                lines[candidate]?.hasTurn = false
+                if lines[candidate]?.running == 0 { lines[candidate] = nil }
+            }
         }
+        guard let endpoint else { return nil }
         let limit = endpointLimit
         let (request, again) = { (line: inout Line) in
             let request = line.waiting.removeFirst()

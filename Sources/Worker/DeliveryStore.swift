@@ -395,12 +395,14 @@ enum DeliveryStore {
 
     /// Makes deliveries whose lease ran out (their worker died or lost the database) pending
     /// again, due now. The attempt's outcome is not known: `last_status` is cleared with it,
-    /// so that an earlier attempt's answer does not stand beside the lease's error.
+    /// so that an earlier attempt's answer does not stand beside the lease's error. Rows
+    /// someone holds locked (an uncommitted delete of their webhook) are left for a later reap:
+    /// waiting for them would stop the dispatcher.
     static let reapSQL = """
         UPDATE webhooky.deliveries
            SET state = 'pending', claimed_by = NULL, lease_expires_at = NULL, next_attempt_at = now(), updated_at = now(), last_status = NULL,
                last_error = 'lease expired: the worker that claimed it (' || claimed_by || ') stopped or lost the database before recording the outcome'
-         WHERE state = 'sending' AND lease_expires_at < now()
+         WHERE id IN (SELECT id FROM webhooky.deliveries WHERE state = 'sending' AND lease_expires_at < now() FOR UPDATE SKIP LOCKED)
         """
 
     /// Ends `dead` ("webhook deleted") the pending deliveries of webhooks that no longer exist,

@@ -36,6 +36,13 @@ final class Dispatcher {
     private let recorder: OutcomeRecorder
     /// Deliveries to give back unsent (cancelled at shutdown, or waiting in the line of an endpoint that stopped answering).
     private var unreleased: [UnsentClaim] = []
+    /// Whether a give-back of ``unreleased`` or ``deferred`` failed in a way that may have
+    /// committed it (a lost connection): then it goes again before anything is claimed.
+    private var releaseMayHaveCommitted = false
+    /// Webhooks whose outcomes wait for a lock someone holds (see ``OutcomeRecorder``): they
+    /// get no room, none of their deliveries is claimed, until those are written, or their
+    /// outcomes would pile up held too. As the recorder said at the start of this turn.
+    private var heldWebhooks: Set<Int64> = []
     /// Deliveries to give back because their endpoint was at its limit when they were sent:
     /// due at once when the webhook's endpoint is fixed (the claim sees that it is full, and
     /// claims them again when a request to it finishes), else due in a second (see
@@ -177,6 +184,7 @@ final class Dispatcher {
             let news = inbox.take()
             turnStarted = .now
             if news.notified { wantsFanOut = true }
+            noteHeldWebhooks()
             if news.deliveriesDue { claimAfterNotifyAt = claimAfterNotifyAt ?? .now + Dispatcher.claimAfterNotify }
             if news.stopRequested && stopDeadline == nil { beginStopping() }
             for result in news.results { finish(result) }
@@ -185,11 +193,11 @@ final class Dispatcher {
             // New work first (it waits on the network), then the bookkeeping of what finished.
             checkTimers()
             if databaseUsable { replanIfGrown() }
-            // Claims whose give-back failed in an earlier turn go back before anything is claimed:
-            // a release cut off by a lost connection may have committed, and a claim first could
-            // take that very delivery again, for the same attempt, which the release tried again
-            // would then give back while its request is in flight (and it would be sent twice).
-            if databaseUsable { releaseUnsent() }
+            // A give-back cut off by a lost connection may have committed: it is done again before
+            // anything is claimed, or a claim could take that very delivery again, for the same
+            // attempt, which the give-back done later would then give back while its request is
+            // in flight (and it would be sent twice). One refused (a lock wait) changed nothing.
+            if databaseUsable && releaseMayHaveCommitted { releaseUnsent() }
             if databaseUsable && stopDeadline == nil { claimAndSend() }
             if databaseUsable && stopDeadline == nil { fanOutAndSend() }
             submitOutcomes()
@@ -500,8 +508,21 @@ final class Dispatcher {
         return max(endpointLimit, min(2 * configuration.maximumInFlightPerEndpoint, configuration.maximumInFlight * 3 / 4))
     }
 
+    /// Takes the recorder's held webhooks for this turn; once one is written, its deliveries
+    /// (pending meanwhile) are claimed and its events fanned out again.
+    private func noteHeldWebhooks() {
+        let held = recorder.heldWebhooks
+        guard held != heldWebhooks else { return }
+        if !heldWebhooks.isSubset(of: held) {
+            wantsClaim = true
+            wantsFanOut = true
+        }
+        heldWebhooks = held
+    }
+
     /// The share one webhook may still take now (see ``webhookRooms()``).
     private func room(of webhookID: Int64) -> Int {
+        if heldWebhooks.contains(webhookID) { return 0 }
         let endpoint = webhooks.endpoint(of: webhookID)
         var room = budget(of: endpoint) - webhookLoad[webhookID, default: 0]
         if let endpoint, let load = endpointLoad[endpoint] {
@@ -530,6 +551,7 @@ final class Dispatcher {
             guard load > 0 || budget != allowance.initial else { continue }
             for id in webhooks.webhooks(at: endpoint) { rooms[id] = min(rooms[id] ?? budget, max(0, budget - load)) }
         }
+        for id in heldWebhooks { rooms[id] = 0 }
         return rooms
     }
 
@@ -690,7 +712,9 @@ final class Dispatcher {
                 if !known.isEmpty { wantsClaim = true }
                 if !unknown.isEmpty { claimDeferredAt = .now + .seconds(1) }
             }
+            releaseMayHaveCommitted = false
         } catch {
+            if error.isTransient || !connection.isConnected { releaseMayHaveCommitted = true }
             databaseFailed(error)
         }
     }

@@ -27,7 +27,9 @@ import Synchronization
 /// its deliveries or its health row) would otherwise hold back every outcome of the worker, and
 /// with them its capacity, until it ends. A batch that waited too long is written one webhook at
 /// a time; the outcomes of a webhook whose rows are still held are kept apart (``HeldOutcomes``)
-/// and tried again every ``heldRetryEvery``, while the other webhooks' outcomes go on.
+/// and tried again every ``heldRetryEvery``, while the other webhooks' outcomes go on, and the
+/// dispatcher claims nothing more of that webhook until they are written (``heldWebhooks``):
+/// what it sent would only be held too.
 final class OutcomeRecorder: Sendable {
     /// Outcomes per statement. Default 1,000 (after an outage thousands may be waiting).
     static let batchLimit = 1_000
@@ -51,6 +53,8 @@ final class OutcomeRecorder: Sendable {
         var canceller: StatementCanceller?
         /// Set by ``finish(by:)`` once the time is up: write nothing more, not even one by one.
         var givenUp = false
+        /// The webhooks whose outcomes are held (see ``HeldOutcomes``).
+        var heldWebhooks: Set<Int64> = []
     }
 
     private let state = Mutex(State())
@@ -87,6 +91,10 @@ final class OutcomeRecorder: Sendable {
 
     /// Outcomes handed over and not written yet.
     var unwritten: Int { state.withLock { $0.queued.count + $0.writing } }
+
+    /// The webhooks whose outcomes wait for a lock someone holds: the dispatcher claims none of
+    /// their deliveries meanwhile.
+    var heldWebhooks: Set<Int64> { state.withLock { $0.heldWebhooks } }
 
     /// How long the last write may take after the deadline of ``finish(by:)``: 5 s (a busy
     /// server may take a while to write the last batch; a statement waiting for a lock is
@@ -129,6 +137,8 @@ final class OutcomeRecorder: Sendable {
         var unsure = 0
         /// When the first outcome of the batch being gathered was taken.
         var gatheringSince: ContinuousClock.Instant?
+        /// Whether the held outcomes had their last try of a finishing recorder.
+        var heldTriedAtFinish = false
         while true {
             let (finishBy, gatheringStopped) = state.withLock { state -> (ContinuousClock.Instant?, Bool) in
                 let room = OutcomeRecorder.batchLimit - batch.count
@@ -148,9 +158,12 @@ final class OutcomeRecorder: Sendable {
                     continue
                 }
                 let now = ContinuousClock.now
-                if let finishBy, now >= finishBy { break }
-                if now < held.retryAt {
-                    _ = wake.wait(timeout: .now() + .milliseconds(Int(DeliveryStore.milliseconds(min(held.retryAt, finishBy ?? held.retryAt) - now)) + 1))
+                if finishBy != nil {
+                    // One last try, then what is still held is left unwritten.
+                    if heldTriedAtFinish { break }
+                    heldTriedAtFinish = true
+                } else if now < held.retryAt {
+                    _ = wake.wait(timeout: .now() + .milliseconds(Int(DeliveryStore.milliseconds(held.retryAt - now)) + 1))
                     continue
                 }
             }
@@ -197,11 +210,11 @@ final class OutcomeRecorder: Sendable {
                 gatheringSince = nil  // what came meanwhile starts a new batch, and waits for more
                 planRenewal.record(count)
                 backoff.reset()
-                let heldCount = held.count
-                if state.withLock({ $0.writing = heldCount; return $0.queued.isEmpty && heldCount == 0 }) { onWritten() }
+                if publish(held, writing: held.count) { onWritten() }
             } catch {
                 // What is held is written with the batch again, and looked up first like it.
                 batch.insert(contentsOf: held.takeAll(), at: 0)
+                _ = publish(held, writing: batch.count)
                 unsure = batch.count
                 let delay = backoff.nextDelay(using: &random)
                 retryAt = .now + delay
@@ -219,8 +232,18 @@ final class OutcomeRecorder: Sendable {
             }
         }
         let left = held.takeAll() + batch
-        state.withLock { $0.queued.insert(contentsOf: left, at: 0); $0.writing = 0 }
+        state.withLock { $0.queued.insert(contentsOf: left, at: 0); $0.writing = 0; $0.heldWebhooks = [] }
         stopped.signal()
+    }
+
+    /// Says how many outcomes are being written and which webhooks' are held; returns whether
+    /// nothing is left to write (neither queued nor being written).
+    private func publish(_ held: HeldOutcomes, writing: Int) -> Bool {
+        state.withLock { state in
+            state.writing = writing
+            if state.heldWebhooks != held.webhooks { state.heldWebhooks = held.webhooks }
+            return state.queued.isEmpty && writing == 0
+        }
     }
 
     /// Writes `batch`, removing each outcome once written (see the type's description); the
@@ -230,24 +253,18 @@ final class OutcomeRecorder: Sendable {
                        finishing: Bool) throws(PostgresError) {
         held.take(from: &batch)
         if !batch.isEmpty {
-            do {
-                logDisabled(try DeliveryStore.record(connection, batch, workerID: configuration.workerID, autoDisable: configuration.autoDisable))
-                batch.removeAll(keepingCapacity: true)
-            } catch where error.sqlState == OutcomeRecorder.lockNotAvailable && connection.isConnected && !givenUp {
+            if try writeGroup(batch, held: &held, on: connection) == .lockWaited {
                 try writeByWebhook(&batch, held: &held, on: connection)
-            } catch where !error.isTransient && connection.isConnected && !givenUp {
-                logger.warning("recording a batch of outcomes failed; recording them one by one", ["count": batch.count, "error": error.message])
-                while let record = batch.first {
-                    try writeAlone(record, on: connection)
-                    batch.removeFirst()
-                    state.withLock { $0.writing = batch.count }
-                }
             }
+            batch.removeAll(keepingCapacity: true)
         }
         if !held.isEmpty && (finishing || ContinuousClock.now >= held.retryAt) {
             var again = held.takeRecords()
             do {
-                try writeByWebhook(&again, held: &held, on: connection)
+                // All together first: most often the lock is gone for all of them.
+                if try writeGroup(again, held: &held, on: connection) == .lockWaited {
+                    try writeByWebhook(&again, held: &held, on: connection)
+                }
             } catch {
                 held.putBack(again)
                 throw error
@@ -258,35 +275,58 @@ final class OutcomeRecorder: Sendable {
     /// SQLSTATE `lock_not_available`: a statement waited ``lockWait`` for a lock.
     static let lockNotAvailable = "55P03"
 
-    /// Writes `records` one webhook at a time, removing each webhook's outcomes once written;
-    /// those of a webhook whose rows someone still holds locked move to `held`.
+    /// How a write of outcomes ended.
+    private enum GroupWrite: Equatable {
+        /// Written (those the server refused were written one by one, see ``writeAlone(_:on:)``,
+        /// and any that waited too long for a lock then are held).
+        case written
+        /// The statement waited too long for a lock: nothing was written.
+        case lockWaited
+    }
+
+    /// Writes `group` in one statement, or one by one when the server refuses it (not for a lock).
+    private func writeGroup(_ group: [AttemptRecord], held: inout HeldOutcomes, on connection: Connection) throws(PostgresError) -> GroupWrite {
+        var stillHeld: Set<Int64> = []
+        do {
+            logDisabled(try DeliveryStore.record(connection, group, workerID: configuration.workerID, autoDisable: configuration.autoDisable))
+        } catch where error.sqlState == OutcomeRecorder.lockNotAvailable && connection.isConnected && !givenUp {
+            return .lockWaited
+        } catch where !error.isTransient && connection.isConnected && !givenUp {
+            logger.warning("recording a batch of outcomes failed; recording them one by one", ["count": group.count, "error": error.message])
+            for (index, record) in group.enumerated() {
+                if !(try writeAlone(record, on: connection)) {
+                    held.hold([record], of: record.webhookID, now: .now, logger: logger)
+                    stillHeld.insert(record.webhookID)
+                }
+                _ = publish(held, writing: group.count - index - 1 + held.count)
+            }
+        }
+        for webhookID in Set(group.map(\.webhookID)).subtracting(stillHeld) { held.released(webhookID, logger: logger) }
+        return .written
+    }
+
+    /// Writes `records`, whose statement waited too long for a lock, one webhook at a time,
+    /// removing each webhook's outcomes once written; those of a webhook whose rows are still
+    /// held move to `held` (a single webhook's at once: its wait is known already).
     private func writeByWebhook(_ records: inout [AttemptRecord], held: inout HeldOutcomes, on connection: Connection) throws(PostgresError) {
         var order: [Int64] = []
-        var groups: [Int64: [AttemptRecord]] = [:]
-        for record in records {
-            if groups[record.webhookID] == nil { order.append(record.webhookID) }
-            groups[record.webhookID, default: []].append(record)
-        }
+        for record in records where !order.contains(record.webhookID) { order.append(record.webhookID) }
         for webhookID in order {
-            let group = groups[webhookID]!
-            do {
-                logDisabled(try DeliveryStore.record(connection, group, workerID: configuration.workerID, autoDisable: configuration.autoDisable))
-                held.released(webhookID, logger: logger)
-            } catch where error.sqlState == OutcomeRecorder.lockNotAvailable && connection.isConnected && !givenUp {
-                held.hold(group, of: webhookID, now: .now, logger: logger)
-            } catch where !error.isTransient && connection.isConnected && !givenUp {
-                for record in group { try writeAlone(record, on: connection) }
-            }
+            let group = records.filter { $0.webhookID == webhookID }
+            var waited = order.count == 1
+            if !waited { waited = try writeGroup(group, held: &held, on: connection) == .lockWaited }
+            if waited { held.hold(group, of: webhookID, now: .now, logger: logger) }
             records.removeAll { $0.webhookID == webhookID }
-            state.withLock { [count = records.count + held.count] in $0.writing = count }
+            _ = publish(held, writing: records.count + held.count)
         }
     }
 
     /// Writes one outcome that its batch could not: as it is, then without its response body,
     /// then also without its webhook's health (nor a disable), so that a failing health update
-    /// cannot make the delivery repeat; drops it, saying so, only if all three are refused. A
-    /// lost connection is thrown (the outcome is written after reconnecting).
-    private func writeAlone(_ record: AttemptRecord, on connection: Connection) throws(PostgresError) {
+    /// cannot make the delivery repeat; drops it, saying so, only if all three are refused.
+    /// Returns false, writing nothing, when it waited too long for a lock (the caller holds it).
+    /// A lost connection is thrown (the outcome is written after reconnecting).
+    private func writeAlone(_ record: AttemptRecord, on connection: Connection) throws(PostgresError) -> Bool {
         var refusal: PostgresError?
         for (record, health) in [(record, true), (record.withoutResponseBody, true), (record.withoutResponseBody, false)] {
             do {
@@ -296,13 +336,16 @@ final class OutcomeRecorder: Sendable {
                     logger.error("recorded an attempt without its webhook's health, which could not be updated",
                                  ["delivery": record.deliveryID, "webhook": record.webhookID, "error": refusal.message])
                 }
-                return
+                return true
+            } catch where error.sqlState == OutcomeRecorder.lockNotAvailable && connection.isConnected && !givenUp {
+                return false
             } catch where !error.isTransient && connection.isConnected && !givenUp {
                 refusal = error
             }
         }
         logger.error("cannot record an attempt; dropped it (the delivery will be sent again when its lease expires)",
                      ["delivery": record.deliveryID, "error": refusal?.message ?? ""])
+        return true
     }
 
     private func logDisabled(_ result: DeliveryStore.RecordResult) {
@@ -334,12 +377,13 @@ struct HeldOutcomes {
     /// Holds `group`, the outcomes of `webhookID`, whose write waited too long for a lock.
     mutating func hold(_ group: [AttemptRecord], of webhookID: Int64, now: ContinuousClock.Instant, logger: Logger) {
         if webhooks.insert(webhookID).inserted {
-            logger.warning("outcomes of a webhook wait for a lock that another transaction holds (an uncommitted DELETE or UPDATE of the webhook?); "
+            logger.warning("outcomes of a webhook wait for a lock that another transaction holds (an uncommitted DELETE or UPDATE of the webhook, or a LOCK TABLE?); "
                            + "the other webhooks' outcomes go on, these are tried again every \(OutcomeRecorder.heldRetryEvery.shortDescription)",
                            ["webhook": webhookID, "outcomes": group.count])
         }
+        // The first held sets the time to try again; later ones do not put it off.
+        if records.isEmpty { retryAt = now + OutcomeRecorder.heldRetryEvery }
         records += group
-        retryAt = now + OutcomeRecorder.heldRetryEvery
     }
 
     /// The outcomes of `webhookID` were written: its rows are free again.

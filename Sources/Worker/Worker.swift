@@ -49,7 +49,7 @@ public final class Worker: Sendable {
         do {
             try Dispatcher.prepareSession(connection, logger: logger, lockTimeout: Dispatcher.lockTimeout)
             try Migrator(connection: connection).requireCurrent()
-            try Worker.requirePrivileges(connection)
+            try Worker.requirePrivileges(connection, configuration)
         } catch let error as SchemaError {
             throw WorkerError(.schemaMismatch, error.message)
         } catch let error as WorkerError {
@@ -108,11 +108,35 @@ public final class Worker: Sendable {
     }
 
     /// Checks that the connection's role has every privilege the worker needs (those of
-    /// `webhooky_worker`): without them it would start, then retry its first claim for ever.
-    private static func requirePrivileges(_ connection: Connection) throws {
+    /// `webhooky_worker`) and that row-level security lets it see the rows: without them it
+    /// would start, then retry its first claim for ever, or find nothing to send. What this
+    /// configuration does without is not asked for: refreshing the wanted events (the worker
+    /// says once that it cannot, and goes on), pruning with `--no-prune`, disabling webhooks
+    /// with `--no-auto-disable`.
+    private static func requirePrivileges(_ connection: Connection, _ configuration: WorkerConfiguration) throws {
+        var optional = ["EXECUTE on webhooky.refresh_wanted_events()"]
+        if configuration.retention == nil { optional.append("EXECUTE on webhooky.prune(interval, interval, integer)") }
+        if configuration.autoDisable == nil {
+            optional += ["enabled", "disabled_reason", "disabled_at"].map { "UPDATE on webhooky.webhooks.\($0)" }
+        }
         let missing = try connection.query(RolePrivileges.missingSQL).rows.filter { $0[0] == "worker" }.compactMap { $0[1] }
+            .filter { !optional.contains($0) }
         guard missing.isEmpty else { throw notPermitted(connection, lacking: missing.joined(separator: ", ")) }
+        guard try connection.query(rowsVisibleSQL).scalar == "t" else {
+            throw notPermitted(connection, lacking: "a row-level security policy of webhooky.deliveries that names it or a role it belongs to "
+                               + "(the schema's name webhooky_worker and webhooky_admin), so it would see no rows")
+        }
     }
+
+    /// Whether row-level security lets the current role see the rows of `webhooky.deliveries`:
+    /// it does not apply to the role (its owner, a superuser, `BYPASSRLS`), or a policy names
+    /// the role, a role it belongs to, or `PUBLIC`.
+    static let rowsVisibleSQL = """
+        SELECT NOT row_security_active('webhooky.deliveries'::regclass)
+            OR EXISTS (SELECT FROM pg_catalog.pg_policy p
+                        WHERE p.polrelid = 'webhooky.deliveries'::regclass
+                          AND (0::oid = ANY (p.polroles) OR EXISTS (SELECT FROM unnest(p.polroles) r WHERE pg_has_role(r, 'MEMBER'))))
+        """
 
     /// The error for a role that may not run the worker, saying what it lacks and what to grant.
     private static func notPermitted(_ connection: Connection, lacking: String) -> WorkerError {

@@ -83,9 +83,20 @@ public final class CommandProcess: Sendable {
     /// passes; returns the output so far.
     @discardableResult
     public func waitForOutput(timeout: Duration = .seconds(20), until condition: (String) -> Bool) -> String {
+        waitFor(\.output, timeout: timeout, until: condition)
+    }
+
+    /// Waits until standard error (where the log goes) holds a line for which `condition` is
+    /// true, or `timeout` passes; returns it so far.
+    @discardableResult
+    public func waitForErrors(timeout: Duration = .seconds(20), until condition: (String) -> Bool) -> String {
+        waitFor(\.errors, timeout: timeout, until: condition)
+    }
+
+    private func waitFor(_ stream: KeyPath<CommandProcess, String>, timeout: Duration, until condition: (String) -> Bool) -> String {
         let deadline = ContinuousClock.now + timeout
         while true {
-            let text = output
+            let text = self[keyPath: stream]
             if condition(text) || ContinuousClock.now >= deadline { return text }
             Thread.sleep(forTimeInterval: 0.05)
         }

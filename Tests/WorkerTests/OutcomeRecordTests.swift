@@ -144,5 +144,18 @@ import Testing
         let row = try shop.connection.query("SELECT state, attempts, last_status, last_error, next_attempt_at <= now() FROM webhooky.deliveries WHERE id = $1",
                                             [String(claimed[0].id)]).rows
         #expect(row == [["pending", "2", nil, "lease expired: the worker that claimed it (w1) stopped or lost the database before recording the outcome", "t"]])
+
+        // A row someone holds locked (an uncommitted delete of its webhook) is left for a later
+        // reap, not waited for: the dispatcher runs the reap.
+        try shop.connection.execute("UPDATE webhooky.deliveries SET lease_expires_at = now() - interval '1 second' WHERE id = \(claimed[1].id)")
+        let admin = try shop.database.connect()
+        try admin.execute("BEGIN")
+        try admin.query("SELECT FROM webhooky.deliveries WHERE id = $1 FOR UPDATE", [String(claimed[1].id)])
+        try connection.execute("SET lock_timeout = '3s'")
+        let started = ContinuousClock.now
+        #expect(try connection.query(DeliveryStore.reapSQL).affectedRows == 0)
+        #expect(ContinuousClock.now - started < .seconds(2), "the reap waited for the lock")
+        try admin.execute("COMMIT")
+        #expect(try connection.query(DeliveryStore.reapSQL).affectedRows == 1)
     }
 }

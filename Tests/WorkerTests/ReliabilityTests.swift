@@ -293,12 +293,21 @@ import Worker
         let freeDone = "SELECT count(*) FROM webhooky.deliveries WHERE webhook_id = \(freeID) AND state = 'succeeded'"
         #expect(try shop.waitFor(freeDone, timeout: .seconds(8)) { $0 == "2" } == "2", "the other webhook's outcome waited for the lock")
         #expect(try shop.column("SELECT state FROM webhooky.deliveries WHERE webhook_id = \(lockedID) ORDER BY id") == ["succeeded", "sending"])
+        // While its outcome is held, nothing more of that webhook is sent (its outcomes would
+        // pile up held too); the other's go on.
+        try shop.setCredit("3")
+        let third = try shop.waitFor(freeDone, timeout: .seconds(8)) { $0 == "3" }
+        let rows = try shop.connection.query("SELECT webhook_id, state, attempts, last_error FROM webhooky.deliveries ORDER BY id").rows
+        #expect(third == "3", "\(rows)")
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(locked.requests.count == 2)
+        #expect(try shop.column("SELECT state FROM webhooky.deliveries WHERE webhook_id = \(lockedID) ORDER BY id") == ["succeeded", "sending", "pending"])
 
         try admin.execute("COMMIT")
         let lockedDone = "SELECT count(*) FROM webhooky.deliveries WHERE webhook_id = \(lockedID) AND state = 'succeeded'"
-        #expect(try shop.waitFor(lockedDone, timeout: .seconds(15)) { $0 == "2" } == "2", "the held outcome was written once the lock was gone")
-        #expect(locked.requests.count == 2 && free.requests.count == 2)
-        #expect(try shop.column("SELECT count(*) FROM webhooky.attempts") == ["4"])
+        #expect(try shop.waitFor(lockedDone, timeout: .seconds(15)) { $0 == "3" } == "3", "the held outcome was written once the lock was gone, and the webhook sent again")
+        #expect(locked.requests.count == 3 && free.requests.count == 3)
+        #expect(try shop.column("SELECT count(*) FROM webhooky.attempts") == ["6"])
         #expect(try shop.column("SELECT last_attempt_at IS NOT NULL FROM webhooky.webhook_health WHERE webhook_id = \(lockedID)") == ["t"])
     }
 
@@ -854,6 +863,33 @@ import Worker
             #expect(outcome.errors.contains("A DBA runs GRANT webhooky_worker TO \(role); (docs/dba.md, \"Roles\")"), "\(role): \(outcome.errors)")
             #expect(!outcome.errors.contains("worker started"), "\(role): \(outcome.errors)")
         }
+        // Every table privilege, but no row-level security policy names it (it is no member of
+        // webhooky_worker): it would see no rows.
+        let direct = "direct_\(suffix)"
+        try connection.execute("""
+            CREATE ROLE \(direct) LOGIN; GRANT USAGE ON SCHEMA webhooky TO \(direct);
+            GRANT ALL ON ALL TABLES IN SCHEMA webhooky TO \(direct); GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA webhooky TO \(direct)
+            """)
+        let unseeing = try CommandProcess.run(["run", "--database-url", database.conninfo + " user=\(direct)"], timeout: .seconds(20))
+        #expect(unseeing.status == 7, "\(unseeing.errors)")
+        #expect(unseeing.errors.contains("lacks a row-level security policy of webhooky.deliveries that names it"), "\(unseeing.errors)")
+
+        // A worker that may not refresh the wanted events, prune or disable webhooks starts
+        // when told not to prune or disable (it says once that it cannot refresh, and goes on).
+        let lesser = "lesser_\(suffix)"
+        try connection.execute("""
+            CREATE ROLE \(lesser) LOGIN IN ROLE webhooky_worker;
+            REVOKE EXECUTE ON FUNCTION webhooky.refresh_wanted_events(), webhooky.prune(interval, interval, integer) FROM webhooky_worker;
+            REVOKE UPDATE (enabled, disabled_reason, disabled_at) ON webhooky.webhooks FROM webhooky_worker
+            """)
+        let started = try CommandProcess(["run", "--no-prune", "--no-auto-disable", "--database-url", database.conninfo + " user=\(lesser)"])
+        let log = started.waitForErrors { $0.contains("worker started") }
+        started.send(SIGTERM)
+        #expect(started.wait(timeout: .seconds(20)).status == 0, "\(started.errors)")
+        #expect(log.contains("worker started"), "\(log)")
+        let refused = try CommandProcess.run(["run", "--database-url", database.conninfo + " user=\(lesser)"], timeout: .seconds(20))
+        #expect(refused.status == 7 && refused.errors.contains("EXECUTE on webhooky.prune(interval, interval, integer)")
+                && !refused.errors.contains("refresh_wanted_events"), "\(refused.errors)")
     }
 
     @Test func badOptionsExitTwo() throws {
