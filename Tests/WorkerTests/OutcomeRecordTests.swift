@@ -158,4 +158,14 @@ import Testing
         try admin.execute("COMMIT")
         #expect(try connection.query(DeliveryStore.reapSQL).affectedRows == 1)
     }
+
+    @Test("the outcome of a request that was in flight when its webhook was deleted is on record as an attempt, but brings back no health row for the deleted webhook")
+    func noHealthForADeletedWebhook() throws {
+        let (shop, connection, claimed) = try OutcomeRecordTests.twoClaimedDeliveries()
+        try shop.connection.execute("DELETE FROM webhooky.webhooks")
+        _ = try DeliveryStore.record(connection, [OutcomeRecordTests.failed(claimed[0])], workerID: "w1", autoDisable: nil)
+        #expect(try shop.column("SELECT count(*) FROM webhooky.webhook_health") == ["0"])
+        #expect(try OutcomeRecordTests.attempts(shop) == [[String(claimed[0].id), "1", "503", "w1"]])
+        #expect(try shop.column("SELECT state FROM webhooky.deliveries WHERE id = \(claimed[0].id)") == ["dead"], "as the delete left it")
+    }
 }
