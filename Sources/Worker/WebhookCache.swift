@@ -10,14 +10,22 @@ struct WebhookCache {
     private var byEndpoint: [String: Set<Int64>] = [:]
     private(set) var templatedIDs: Set<Int64> = []
 
-    /// Reads and parses the webhooks of `deliveries` whose revision is not cached yet.
+    /// Reads and parses the webhooks of `deliveries` whose revision is not cached yet; those
+    /// deleted meanwhile are forgotten (their deliveries cannot be sent: an older revision, with
+    /// its URL and secret, is not what the admin left).
     mutating func load(for deliveries: [ClaimedDelivery], from connection: Connection) throws(PostgresError) {
         var missing: Set<Int64> = []
         for delivery in deliveries where entries[delivery.webhookID]?.revision != delivery.webhookRevision {
             missing.insert(delivery.webhookID)
         }
         guard !missing.isEmpty else { return }
-        for row in try DeliveryStore.webhooks(connection, ids: Array(missing)) {
+        let rows = try DeliveryStore.webhooks(connection, ids: Array(missing))
+        for id in missing.subtracting(rows.map(\.id)) {
+            if let old = endpoint(of: id) { byEndpoint[old]?.remove(id) }
+            templatedIDs.remove(id)
+            entries[id] = nil
+        }
+        for row in rows {
             let webhook = Result { () throws(WebhookError) -> Webhook in
                 try Webhook(id: row.id, revision: row.revision, name: row.name, url: row.url, body: row.body, headersJSON: row.headers, secret: row.secret,
                             previousSecret: row.previousSecret, previousSecretExpiresAt: row.previousSecretExpiresAt, followRedirects: row.followRedirects)

@@ -1,0 +1,42 @@
+import Delivery
+import Postgres
+import TestSupport
+import Testing
+@testable import Worker
+
+/// ``WebhookCache``: a webhook is parsed once per revision, read again when edited, and
+/// forgotten when deleted.
+@Suite struct WebhookCacheTests {
+    @Test("a delivery claimed for a revision of a webhook that was deleted before it was read is not sent with an older revision's URL and secret")
+    func aDeletedWebhookIsForgotten() throws {
+        let shop = try Shop()
+        try shop.addCustomers(2)
+        let id = try shop.addWebhook(url: "http://127.0.0.1:9/old")
+        let connection = try FanOutTests.session(shop)
+        func fanOut() throws -> ClaimedDelivery {
+            let claimed = try DeliveryStore.fanOut(connection, events: 10, after: 0, workerID: "w1", lease: .seconds(60), room: 64, rooms: [:],
+                                                   capacity: 256, onlyWhatFits: true).claimed
+            return try #require(claimed.first)
+        }
+        var cache = WebhookCache()
+        try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id = 100001")
+        let first = try fanOut()
+        try cache.load(for: [first], from: connection)
+        #expect(cache.endpoint(of: id) == "http://127.0.0.1:9")
+
+        // Edited (a new URL), an event claimed for the new revision, and then deleted before
+        // the worker read that revision.
+        try shop.connection.execute("UPDATE webhooky.webhooks SET url = 'http://127.0.0.1:10/new' WHERE id = \(id)")
+        try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id = 100002")
+        let second = try fanOut()
+        #expect(second.webhookRevision != first.webhookRevision)
+        try shop.connection.execute("DELETE FROM webhooky.webhooks WHERE id = \(id)")
+        try cache.load(for: [second], from: connection)
+        guard case .failure(let error) = cache.webhook(for: second) else {
+            Issue.record("the delivery would go out with the deleted webhook's older revision")
+            return
+        }
+        #expect("\(error)".contains("webhook \(id) was deleted"), "\(error)")
+        #expect(cache.endpoint(of: id) == nil && cache.webhooks(at: "http://127.0.0.1:9").isEmpty)
+    }
+}
