@@ -340,7 +340,8 @@ enum DeliveryStore {
              -- By delivery and attempt: a batch written again can hold an earlier attempt of a
              -- delivery that this worker has claimed again since, and whose next attempt is in it too.
              WHERE (o.id, o.attempt) IN (SELECT updated.id, updated.attempts FROM updated)
-                OR NOT EXISTS (SELECT 1 FROM webhooky.attempts a WHERE a.delivery_id = o.id AND a.attempt = o.attempt AND a.worker = $2)
+                OR NOT EXISTS (SELECT 1 FROM webhooky.attempts a WHERE a.delivery_id = o.id AND a.attempt = o.attempt AND a.worker = $2
+                                  AND NOT \(DeliveryStore.isLeaseExpiryRow("a")))
         ), batch AS (
             SELECT * FROM json_to_recordset($3::json) AS b(
                 webhook_id bigint, failures integer, first_failure double precision,
@@ -395,16 +396,44 @@ enum DeliveryStore {
            AND (id, attempts) IN (SELECT * FROM unnest($1::bigint[], $4::integer[]))
         """
 
+    /// How the error of a delivery whose lease ran out begins (see ``reapSQL``).
+    static let leaseExpiredPrefix = "lease expired: "
+
+    /// Whether the attempts row `a` is the one ``reapSQL`` wrote for an attempt whose outcome
+    /// did not come in time: it does not stand for the outcome of its worker, which, back after
+    /// all, writes its own row beside it.
+    static func isLeaseExpiryRow(_ a: String) -> String {
+        "(\(a).status IS NULL AND \(a).error LIKE '\(leaseExpiredPrefix)%')"
+    }
+
     /// Makes deliveries whose lease ran out (their worker died or lost the database) pending
-    /// again, due now. The attempt's outcome is not known: `last_status` is cleared with it,
-    /// so that an earlier attempt's answer does not stand beside the lease's error. Rows
-    /// someone holds locked (an uncommitted delete of their webhook) are left for a later reap:
-    /// waiting for them would stop the dispatcher.
+    /// again, due now, and returns how many. The attempt's outcome is not known: `last_status`
+    /// is cleared with it, so that an earlier attempt's answer does not stand beside the
+    /// lease's error, and the attempt gets its row in `webhooky.attempts` all the same (every
+    /// attempt counted has one), with that error, no status, the worker that claimed it, and
+    /// the time from its claim (unless that worker recorded it meanwhile; if its outcome comes
+    /// after all, it is written beside this row). Rows someone holds
+    /// locked (an uncommitted delete of their webhook) are left for a later reap: waiting for
+    /// them would stop the dispatcher.
     static let reapSQL = """
-        UPDATE webhooky.deliveries
-           SET state = 'pending', claimed_by = NULL, lease_expires_at = NULL, next_attempt_at = now(), updated_at = now(), last_status = NULL,
-               last_error = 'lease expired: the worker that claimed it (' || claimed_by || ') stopped or lost the database before recording the outcome'
-         WHERE id IN (SELECT id FROM webhooky.deliveries WHERE state = 'sending' AND lease_expires_at < now() FOR UPDATE SKIP LOCKED)
+        WITH expired AS (
+            SELECT id, claimed_by, updated_at AS claimed_at FROM webhooky.deliveries
+             WHERE state = 'sending' AND lease_expires_at < now()
+               FOR UPDATE SKIP LOCKED
+        ), reaped AS (
+            UPDATE webhooky.deliveries d
+               SET state = 'pending', claimed_by = NULL, lease_expires_at = NULL, next_attempt_at = now(), updated_at = now(), last_status = NULL,
+                   last_error = '\(leaseExpiredPrefix)the worker that claimed it (' || e.claimed_by || ') stopped or lost the database before recording the outcome'
+              FROM expired e
+             WHERE d.id = e.id
+            RETURNING d.id, d.webhook_id, d.attempts, d.last_error, e.claimed_by, e.claimed_at
+        ), noted AS (
+            INSERT INTO webhooky.attempts (delivery_id, webhook_id, attempt, started_at, duration_ms, error, worker)
+            SELECT r.id, r.webhook_id, r.attempts, r.claimed_at, extract(epoch FROM now() - r.claimed_at) * 1000, r.last_error, r.claimed_by
+              FROM reaped r
+             WHERE NOT EXISTS (SELECT FROM webhooky.attempts a WHERE a.delivery_id = r.id AND a.attempt = r.attempts)
+        )
+        SELECT count(*) FROM reaped
         """
 
     /// Ends `dead` ("webhook deleted") the pending deliveries of webhooks that no longer exist,
@@ -486,7 +515,7 @@ enum DeliveryStore {
         SELECT a.delivery_id, a.attempt
           FROM unnest($1::bigint[], $2::integer[]) AS r(delivery_id, attempt)
           JOIN webhooky.attempts a ON a.delivery_id = r.delivery_id AND a.attempt = r.attempt
-         WHERE a.worker = $3
+         WHERE a.worker = $3 AND NOT \(DeliveryStore.isLeaseExpiryRow("a"))
         """
 
     /// Of `records`, those not on record yet. After a statement whose end was not seen (the
@@ -567,7 +596,7 @@ enum DeliveryStore {
 
     /// Returns how many leases were taken back.
     static func reapExpiredLeases(_ connection: Connection) throws(PostgresError) -> Int {
-        try connection.query(prepared: "webhooky_reap", reapSQL).affectedRows
+        Int(try connection.query(prepared: "webhooky_reap", reapSQL).scalar.flatMap { $0 } ?? "0") ?? 0
     }
 
     /// Returns how many deliveries of deleted webhooks were ended (see ``endOrphanedSQL``).

@@ -131,7 +131,7 @@ import Testing
         #expect(try OutcomeRecordTests.attempts(shop) == claimed.map { [String($0.id), "1", "503", "w1"] })
     }
 
-    @Test("a delivery whose lease ran out is pending again, due now, and its last_status no longer shows the answer to an earlier attempt beside the lease's error")
+    @Test("a delivery whose lease ran out is pending again, due now, its last_status no longer shows the answer to an earlier attempt beside the lease's error, and the attempt it counts has its row")
     func anExpiredLeaseClearsTheLastStatus() throws {
         let (shop, connection, claimed) = try OutcomeRecordTests.twoClaimedDeliveries()
         // Attempt 1 failed with a 503; attempt 2 is claimed by w1, which then dies.
@@ -140,10 +140,20 @@ import Testing
             UPDATE webhooky.deliveries SET state = 'sending', attempts = 2, claimed_by = 'w1', lease_expires_at = now() - interval '1 second'
              WHERE id = \(claimed[0].id)
             """)
-        #expect(try connection.query(DeliveryStore.reapSQL).affectedRows == 1)
+        #expect(try DeliveryStore.reapExpiredLeases(connection) == 1)
         let row = try shop.connection.query("SELECT state, attempts, last_status, last_error, next_attempt_at <= now() FROM webhooky.deliveries WHERE id = $1",
                                             [String(claimed[0].id)]).rows
         #expect(row == [["pending", "2", nil, "lease expired: the worker that claimed it (w1) stopped or lost the database before recording the outcome", "t"]])
+        // Every attempt counted has its row: attempt 2's says what became of it.
+        #expect(try shop.connection.query("SELECT attempt, status, worker, error LIKE 'lease expired:%', duration_ms >= 0 FROM webhooky.attempts WHERE delivery_id = $1 ORDER BY attempt",
+                                          [String(claimed[0].id)]).rows == [["1", "503", "w1", "f", "t"], ["2", nil, "w1", "t", "t"]])
+        // w1, back after all, writes what became of attempt 2 beside that row (the delivery is
+        // no longer its to move on).
+        let late = [OutcomeRecordTests.succeeded(claimed[0], attempt: 2)]
+        #expect(try DeliveryStore.unrecorded(connection, late, workerID: "w1").count == 1)
+        #expect(try DeliveryStore.record(connection, late, workerID: "w1", autoDisable: nil).updated == 0)
+        #expect(try shop.column("SELECT coalesce(status::text, 'none') FROM webhooky.attempts WHERE delivery_id = \(claimed[0].id) ORDER BY id") == ["503", "none", "200"])
+        #expect(try DeliveryStore.unrecorded(connection, late, workerID: "w1").isEmpty)
 
         // A row someone holds locked (an uncommitted delete of its webhook) is left for a later
         // reap, not waited for: the dispatcher runs the reap.
@@ -153,10 +163,10 @@ import Testing
         try admin.query("SELECT FROM webhooky.deliveries WHERE id = $1 FOR UPDATE", [String(claimed[1].id)])
         try connection.execute("SET lock_timeout = '3s'")
         let started = ContinuousClock.now
-        #expect(try connection.query(DeliveryStore.reapSQL).affectedRows == 0)
+        #expect(try DeliveryStore.reapExpiredLeases(connection) == 0)
         #expect(ContinuousClock.now - started < .seconds(2), "the reap waited for the lock")
         try admin.execute("COMMIT")
-        #expect(try connection.query(DeliveryStore.reapSQL).affectedRows == 1)
+        #expect(try DeliveryStore.reapExpiredLeases(connection) == 1)
     }
 
     @Test("the outcome of a request that was in flight when its webhook was deleted is on record as an attempt, but brings back no health row for the deleted webhook")
