@@ -711,8 +711,12 @@ class Bench:
         with self.cluster.connect(db) as conn:
             return dict(conn.execute(sql).fetchall())
 
-    def prefix(self, system: str) -> str:
-        return "msg_" if system == "webhooky" else "out_"
+    def prefix(self, system: str, db: str) -> str:
+        """What the system's webhook-id holds before the delivery (or outbox) id."""
+        if system != "webhooky":
+            return "out_"
+        # The installation's prefix (schema version 24 on): every delivery of a run carries it.
+        return self.cluster.scalar(db, "SELECT message_id_prefix FROM webhooky.installation")
 
     def order(self, i: int) -> tuple[str, str]:
         return SYSTEMS if i % 2 == 0 else tuple(reversed(SYSTEMS))
@@ -788,7 +792,7 @@ class Bench:
         finally:
             self.stop_worker(worker)
             arrivals = receiver.stop()
-        first, dups, foreign = first_arrivals(arrivals, self.prefix(system))
+        first, dups, foreign = first_arrivals(arrivals, self.prefix(system, db))
         delivered = len(first)
         times = sorted(first.values())
         res = {"system": system, "delivered": delivered, "duplicates": dups, "foreign": foreign}
@@ -879,8 +883,9 @@ class Bench:
             self.stop_worker(worker)
             arrivals = receiver.stop()
         created = self.created_times(system, db)
+        prefix = self.prefix(system, db)
         self.cluster.drop(db)
-        first, dups, foreign = first_arrivals(arrivals, self.prefix(system))
+        first, dups, foreign = first_arrivals(arrivals, prefix)
         lat = sorted((first[k] - created[k]) / 1000 for k in first if k in created)
         missing = len(set(created) - set(first))
         in_window = sum(1 for t in first.values() if bench["start"] * 1e6 <= t <= bench["end"] * 1e6)

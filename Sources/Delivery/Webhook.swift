@@ -125,8 +125,28 @@ public struct Webhook: Sendable {
         return request
     }
 
-    /// The `webhook-id` of a delivery: `msg_` and the delivery's id, stable across retries.
-    public static func messageID(deliveryID: Int64) -> String { "msg_\(deliveryID)" }
+}
+
+/// How the `webhook-id` of a delivery is written, the same on every retry: the installation's
+/// prefix (`msg_` and 10 hex digits drawn once, then `_`) and the delivery's id, so that the
+/// ids of two installations never meet at a receiver; `msg_` and the id for the deliveries
+/// created before the installation had a prefix (schema version 24), which keep theirs. As
+/// `webhooky.message_id()` writes it.
+public struct MessageIDs: Sendable, Hashable {
+    /// `msg_3f9a2c71d0_`, say.
+    public var prefix: String
+    /// The first delivery id written with ``prefix``.
+    public var prefixedFrom: Int64
+
+    public init(prefix: String, prefixedFrom: Int64) {
+        self.prefix = prefix
+        self.prefixedFrom = prefixedFrom
+    }
+
+    /// The `webhook-id` of delivery `deliveryID`.
+    public func messageID(deliveryID: Int64) -> String {
+        deliveryID >= prefixedFrom ? "\(prefix)\(deliveryID)" : "msg_\(deliveryID)"
+    }
 }
 
 /// Why a webhook row cannot be used.

@@ -30,7 +30,7 @@ public struct DrillReport: Sendable {
         // Every event belongs to one e-shop, whose one webhook must get one delivery.
         report.expected = report.eventsInDatabase
         let rows = try connection.query("""
-            SELECT e.id, d.id, d.state, d.last_error, extract(epoch FROM e.created_at)
+            SELECT e.id, d.id, d.state, d.last_error, extract(epoch FROM e.created_at), webhooky.message_id(d.id)
               FROM webhooky.events e LEFT JOIN webhooky.deliveries d ON d.event_id = e.id
              ORDER BY e.id
             """)
@@ -44,7 +44,7 @@ public struct DrillReport: Sendable {
             }
             let state = rows[row, 2] ?? ""
             let created = Double(rows[row, 4] ?? "") ?? 0
-            let gotOK = receipts["msg_\(deliveryID)"]?.first { $0.answer.succeeded }
+            let gotOK = receipts[rows[row, 5] ?? ""]?.first { $0.answer.succeeded }
             switch state {
             case "succeeded":
                 if let gotOK {

@@ -18,6 +18,7 @@ public enum RolePrivileges {
             ('worker', 'table', 'webhooky.webhook_health', 'UPDATE'),
             ('worker', 'table', 'webhooky.workers', 'SELECT'), ('worker', 'table', 'webhooky.workers', 'INSERT'),
             ('worker', 'table', 'webhooky.workers', 'UPDATE'), ('worker', 'table', 'webhooky.workers', 'DELETE'),
+            ('worker', 'table', 'webhooky.installation', 'SELECT'),
             ('worker', 'function', 'webhooky.prune(interval, interval, integer)', 'EXECUTE'),
             ('worker', 'function', 'webhooky.refresh_wanted_events()', 'EXECUTE'),
             ('admin', 'schema', 'webhooky', 'USAGE'),

@@ -604,6 +604,15 @@ enum DeliveryStore {
         try connection.query(prepared: "webhooky_end_orphaned", endOrphanedSQL).affectedRows
     }
 
+    /// How this installation writes `webhook-id` (`webhooky.installation`, one row).
+    static func messageIDs(_ connection: Connection) throws(PostgresError) -> MessageIDs {
+        let result = try connection.query("SELECT message_id_prefix, prefixed_from FROM webhooky.installation")
+        guard result.rowCount == 1, let prefix = result[0, 0], let from = result[0, 1].flatMap({ Int64($0) }) else {
+            throw PostgresError(code: .statementFailed, message: "webhooky.installation must hold one row (the webhook-id prefix); it holds \(result.rowCount)")
+        }
+        return MessageIDs(prefix: prefix, prefixedFrom: from)
+    }
+
     /// The rows of webhooks `ids` (those that still exist).
     static func webhooks(_ connection: Connection, ids: [Int64]) throws(PostgresError) -> [WebhookRow] {
         let result = try connection.query(prepared: "webhooky_webhooks", webhooksSQL, [arrayLiteral(ids)])

@@ -122,6 +122,8 @@ final class Dispatcher {
     /// belongs to. It fences the heartbeat, `wants_wakeup` and the row's removal. `nil` until
     /// a heartbeat registers the worker when the start-up check could not.
     private var startedAt: String?
+    /// How this installation writes `webhook-id` (read once, at the start).
+    private let messageIDs: MessageIDs
 
     /// Finished attempts since the last summary line (see ``DeliveryTally``).
     private var tally: DeliveryTally
@@ -164,9 +166,11 @@ final class Dispatcher {
 
     /// `startedAt` is the `started_at` the worker registered its row with (see ``WorkerIDCheck``),
     /// `nil` when it could not.
-    init(configuration: WorkerConfiguration, connection: Connection, inbox: DispatcherInbox, http: HTTPClient, startedAt: String?) {
+    init(configuration: WorkerConfiguration, connection: Connection, inbox: DispatcherInbox, http: HTTPClient, startedAt: String?,
+         messageIDs: MessageIDs) {
         self.configuration = configuration
         self.startedAt = startedAt
+        self.messageIDs = messageIDs
         self.connection = connection
         self.inbox = inbox
         self.http = http
@@ -566,7 +570,7 @@ final class Dispatcher {
                 let webhook = try webhooks.webhook(for: delivery).get()
                 machine.followsRedirects = webhook.maximumRedirects > 0
                 let payload = try JSONParser.parse(delivery.payload)
-                let rendered = try webhook.request(payload: payload, messageID: Webhook.messageID(deliveryID: delivery.id), timestamp: timestamp,
+                let rendered = try webhook.request(payload: payload, messageID: messageIDs.messageID(deliveryID: delivery.id), timestamp: timestamp,
                                                    limits: configuration.requestLimits)
                 // A fixed origin (the usual case) was keyed once, when the webhook was parsed.
                 let endpoint = webhook.endpoint ?? Endpoint.key(forURL: rendered.url) ?? rendered.url

@@ -1,3 +1,4 @@
+import Delivery
 import Dispatch
 import Foundation
 import HTTPClient
@@ -41,6 +42,7 @@ public final class Worker: Sendable {
     public func run() throws(WorkerError) {
         let logger = configuration.logger
         let connection: Connection
+        let messageIDs: MessageIDs
         do {
             connection = try Connection(conninfo: configuration.databaseURL, applicationName: "webhooky worker")
         } catch {
@@ -50,6 +52,7 @@ public final class Worker: Sendable {
             try Dispatcher.prepareSession(connection, logger: logger, lockTimeout: Dispatcher.lockTimeout)
             try Migrator(connection: connection).requireCurrent()
             try Worker.requirePrivileges(connection, configuration)
+            messageIDs = try DeliveryStore.messageIDs(connection)
         } catch let error as SchemaError {
             throw WorkerError(.schemaMismatch, error.message)
         } catch let error as WorkerError {
@@ -95,7 +98,7 @@ public final class Worker: Sendable {
         self.pruner.withLock { $0 = pruner }
         if stopping.isSet { pruner?.requestStop() }  // a stop that came before the pruner existed
         let dispatcher = Dispatcher(configuration: configuration, connection: connection, inbox: inbox, http: http,
-                                    startedAt: startedAt)
+                                    startedAt: startedAt, messageIDs: messageIDs)
         dispatcher.run()
         pruner?.stop()
         stopping.set()

@@ -97,4 +97,12 @@ import Testing
             try Webhook(id: 1, revision: 1, name: "", url: "https://h/", body: nil, headersJSON: "{}", secret: "hunter2")
         }
     }
+
+    @Test("a delivery's webhook-id: the installation's prefix and its id, or msg_ and its id when it is older than the prefix")
+    func messageIDs() {
+        let ids = MessageIDs(prefix: "msg_3f9a2c71d0_", prefixedFrom: 100)
+        #expect(ids.messageID(deliveryID: 99) == "msg_99")
+        #expect(ids.messageID(deliveryID: 100) == "msg_3f9a2c71d0_100")
+        #expect(ids.messageID(deliveryID: 9_007_199_254_740_993) == "msg_3f9a2c71d0_9007199254740993")
+    }
 }

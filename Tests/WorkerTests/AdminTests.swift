@@ -22,7 +22,7 @@ import Worker
         let request = try #require(receiver.waitForRequests(1).first)
         #expect(request.target == "/t?id=1001")
         #expect(request.bodyText == #"{"tier": "Gold"}"#)
-        #expect(request.header("webhook-id") == "msg_\(first)")
+        #expect(request.header("webhook-id") == (try shop.messageID(first)))
         #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries WHERE id = \(first)") { $0 == "succeeded" } == "succeeded")
         #expect(try shop.column("SELECT is_test::text FROM webhooky.deliveries WHERE id = $1", [first]) == ["true"])
 
@@ -170,7 +170,8 @@ import Worker
         let committed = ContinuousClock.now
 
         let deadline = committed + .seconds(5)
-        while ContinuousClock.now < deadline && !receiver.requests.contains(where: { $0.header("webhook-id") == "msg_\(test)" }) {
+        let testID = try shop.messageID(test)
+        while ContinuousClock.now < deadline && !receiver.requests.contains(where: { $0.header("webhook-id") == testID }) {
             Thread.sleep(forTimeInterval: 0.01)
         }
         let waited = ContinuousClock.now - committed
@@ -224,7 +225,8 @@ import Worker
         try shop.connection.query("SELECT webhooky.redeliver($1)", [id])
         #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries") { $0 == "succeeded" } == "succeeded")
         let ids = receiver.requests.compactMap { $0.header("webhook-id") }
-        #expect(ids == ["msg_\(id)", "msg_\(id)", "msg_\(id)"])
+        let messageID = try shop.messageID(id)
+        #expect(ids == [messageID, messageID, messageID])
         #expect(try shop.connection.query("SELECT attempt, status FROM webhooky.attempts ORDER BY attempt").rows == [["1", "500"], ["2", "500"], ["3", "200"]])
         do {
             try shop.connection.execute("UPDATE webhooky.deliveries SET state = 'pending'")

@@ -97,7 +97,7 @@ import Worker
         ])
         #expect(try shop.column("SELECT last_error FROM webhooky.deliveries") == [nil])
         let messageID = try #require(ids.first)
-        #expect(try shop.column("SELECT 'msg_' || id FROM webhooky.deliveries") == [messageID])
+        #expect(try shop.column("SELECT webhooky.message_id(id) FROM webhooky.deliveries") == [messageID])
     }
 
     @Test func deliveryIsDeadWhenTheScheduleIsExhausted() throws {
@@ -234,7 +234,7 @@ import Worker
         let worker = RunningWorker(shop.workerConfiguration())
         defer { worker.stop() }
         let request = try #require(receiver.waitForRequests(1).first)
-        #expect(request.header("webhook-id") == "msg_1")
+        #expect(request.header("webhook-id") == (try shop.messageID("1")))
         #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries") { $0 == "succeeded" } == "succeeded")
         #expect(try shop.deliveryStates() == [["succeeded", "2", "200"]])
     }

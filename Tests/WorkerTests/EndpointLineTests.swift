@@ -39,7 +39,7 @@ import TestSupport
         var mostWaiting = 0
         let deadline = ContinuousClock.now + .seconds(30)
         while receiver.requests.count < 48 && ContinuousClock.now < deadline {
-            let claimed = try shop.column("SELECT 'msg_' || id FROM webhooky.deliveries WHERE state = 'sending'").compactMap { $0 }
+            let claimed = try shop.column("SELECT webhooky.message_id(id) FROM webhooky.deliveries WHERE state = 'sending'").compactMap { $0 }
             let arrived = Set(receiver.requests.compactMap { $0.header("webhook-id") })
             let now = ContinuousClock.now
             let waiting = claimed.filter { !arrived.contains($0) }

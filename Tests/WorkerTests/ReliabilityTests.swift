@@ -31,7 +31,7 @@ import Worker
         let second = try WorkerProcess(database: shop.database.conninfo, workerID: "survivor", arguments: Self.fastWorker)
         let requests = receiver.waitForRequests(2, timeout: .seconds(15))
         #expect(requests.count == 2)
-        #expect(Set(requests.compactMap { $0.header("webhook-id") }) == ["msg_1"])
+        #expect(Set(requests.compactMap { $0.header("webhook-id") }) == [try shop.messageID("1")])
         #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries") { $0 == "succeeded" } == "succeeded")
         #expect(try shop.deliveryStates() == [["succeeded", "2", "200"]])
         // The killed worker's attempt has its row too: no status, the lease's error.

@@ -213,7 +213,7 @@ import Testing
         try shop.connection.execute("""
             CREATE ROLE \(role) LOGIN;
             GRANT USAGE ON SCHEMA webhooky TO \(role);
-            GRANT SELECT ON webhooky.migrations, webhooky.event_types TO \(role);
+            GRANT SELECT ON webhooky.migrations, webhooky.event_types, webhooky.installation TO \(role);
             GRANT SELECT, UPDATE (enabled, disabled_reason, disabled_at) ON webhooky.webhooks TO \(role);
             GRANT SELECT, UPDATE, DELETE ON webhooky.events TO \(role);
             GRANT SELECT, INSERT, UPDATE, DELETE ON webhooky.deliveries, webhooky.attempts, webhooky.webhook_health, webhooky.workers TO \(role);

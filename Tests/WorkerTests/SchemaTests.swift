@@ -160,6 +160,35 @@ import Worker
         #expect(try version(older) == String(Migrations.latestVersion))
     }
 
+    @Test("webhook-id: each installation draws its own prefix, so two count their deliveries into different ids; deliveries created before the prefix (schema version 24) keep msg_<id>")
+    func messageIDsAreUniqueAcrossInstallations() throws {
+        // Installed up to version 23, with a delivery, then upgraded.
+        let older = try TestCluster.newEmptyDatabase()
+        let connection = try older.connect()
+        let version24 = try #require(Migrations.all.firstIndex { $0.version == 24 })
+        try Migrator(connection: connection, migrations: Array(Migrations.all.prefix(version24))).migrate()
+        try connection.execute("""
+            INSERT INTO webhooky.event_types (name, description, sample) VALUES ('t.t', 'test', '{}');
+            INSERT INTO webhooky.webhooks (name, event, url) VALUES ('w', 't.t', 'https://hooks.example/x');
+            INSERT INTO webhooky.events (event, payload) VALUES ('t.t', '{}');
+            INSERT INTO webhooky.deliveries (event_id, webhook_id) SELECT e.id, w.id FROM webhooky.events e, webhooky.webhooks w;
+            """)
+        try Migrator(connection: connection).migrate()
+        try connection.execute("INSERT INTO webhooky.deliveries (event_id, webhook_id) SELECT e.id, w.id FROM webhooky.events e, webhooky.webhooks w")
+        let ids = try connection.query("SELECT webhooky.message_id(id) FROM webhooky.deliveries ORDER BY id").rows.map { $0[0] ?? "" }
+        #expect(ids.count == 2)
+        #expect(ids.first == "msg_1", "created before the prefix: the id it was sent with")
+        let prefix = try #require(connection.query("SELECT message_id_prefix FROM webhooky.installation").scalar ?? nil)
+        #expect(prefix.wholeMatch(of: /msg_[0-9a-f]{10}_/) != nil, "\(prefix)")
+        #expect(ids.last == prefix + "2")
+
+        // A new installation: every delivery carries its own, other prefix.
+        let fresh = try TestCluster.newDatabase()
+        let other = try #require(fresh.connect().query("SELECT message_id_prefix, prefixed_from FROM webhooky.installation").rows.first)
+        #expect(other[0] != prefix && other[1] == "1")
+        #expect(try fresh.connect().query("SELECT webhooky.message_id(1)").scalar == other[0].map { $0 + "1" })
+    }
+
     @Test func emitRefusesUnknownEventsAndNonObjectPayloads() throws {
         let database = try TestCluster.newDatabase()
         let connection = try database.connect()
