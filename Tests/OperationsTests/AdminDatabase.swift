@@ -63,12 +63,12 @@ struct AdminDatabase {
         try CommandProcess.run(arguments + ["--database-url", url], environment: environment)
     }
 
-    /// Records a delivery (with its event) of `webhook` directly, as the worker would have, and
+    /// Records a delivery (with its event, of the webhook's account) of `webhook` directly, as the worker would have, and
     /// returns its id.
     func addDelivery(webhook: Int64, state: String = "pending", attempts: Int = 0) throws -> Int64 {
         let event = try connection.query("""
-            INSERT INTO webhooky.events (event, payload, webhook_ids, fanned_out)
-            SELECT w.event, '{}', ARRAY[w.id], true FROM webhooky.webhooks w WHERE w.id = $1 RETURNING id
+            INSERT INTO webhooky.events (event, account_id, payload, webhook_ids, fanned_out)
+            SELECT w.event, w.account_id, '{}', ARRAY[w.id], true FROM webhooky.webhooks w WHERE w.id = $1 RETURNING id
             """, [String(webhook)]).scalar
         let delivery = try connection.query("""
             INSERT INTO webhooky.deliveries (event_id, webhook_id, state, attempts, completed_at)

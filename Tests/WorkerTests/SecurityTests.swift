@@ -247,6 +247,49 @@ import Glibc
         #expect(try connection.query(checks).rows == expected)
     }
 
+    @Test("a webhook an admin gives to one account (a webhook for every account, say) does not give that account's tenant the deliveries and attempts of other accounts' events, nor let it redeliver them")
+    func aMovedWebhookKeepsOtherAccountsHistory() throws {
+        let shop = try Shop()
+        let (_, b, _) = try tenants(shop)
+        let webhook = String(try shop.addWebhook(url: "https://erp.example/all"))  // every account
+        try shop.setCredit("5")               // shop-42's customer
+        try shop.setCredit("6", customer: "1")  // shop-7's customer
+        // What a worker leaves: both events sent, without success, to the admin's endpoint.
+        try shop.connection.execute("""
+            INSERT INTO webhooky.deliveries (event_id, webhook_id, state, attempts, last_error, completed_at)
+            SELECT id, \(webhook), 'dead', 1, 'HTTP 500', now() FROM webhooky.events ORDER BY id;
+            INSERT INTO webhooky.attempts (delivery_id, webhook_id, attempt, started_at, duration_ms, status, response_body, worker)
+            SELECT id, webhook_id, 1, now(), 1, 500, 'ERP: customer ' || event_id, 'w' FROM webhooky.deliveries;
+            UPDATE webhooky.events SET fanned_out = true;
+            """)
+        let theirs = try #require(shop.column("""
+            SELECT d.id FROM webhooky.deliveries d JOIN webhooky.events e ON e.id = d.event_id WHERE e.account_id = 'shop-42'
+            """).first ?? nil)
+        let mine = try #require(shop.column("""
+            SELECT d.id FROM webhooky.deliveries d JOIN webhooky.events e ON e.id = d.event_id WHERE e.account_id = 'shop-7'
+            """).first ?? nil)
+        // From now on the webhook fires for shop-7 only: its tenant may read and edit it.
+        try shop.connection.query("UPDATE webhooky.webhooks SET account_id = 'shop-7' WHERE id = $1", [webhook])
+
+        #expect(try b.query("SELECT id FROM webhooky.deliveries").rows == [[mine]])
+        #expect(try b.query("SELECT delivery_id FROM webhooky.attempts").rows == [[mine]])
+        #expect(try b.query("SELECT dead_24h::text FROM webhooky.health").rows == [["1"]])
+        do {
+            try b.query("SELECT webhooky.redeliver($1)", [theirs])
+            Issue.record("shop-7's tenant redelivered a delivery of shop-42's event")
+        } catch {
+            #expect(error.message == "webhooky.redeliver: there is no delivery \(theirs)")
+        }
+        // With a URL of its own, a redelivery would have sent shop-42's customer there.
+        try b.query("UPDATE webhooky.webhooks SET url = 'https://b.example/?email=#customer.email#' WHERE id = $1", [webhook])
+        #expect(try b.query("SELECT webhooky.redeliver_webhook($1, now() - interval '1 day')", [webhook]).scalar == "1")
+        #expect(try shop.connection.query("SELECT id::text, state FROM webhooky.deliveries ORDER BY id").rows
+                == [[theirs, "dead"], [mine, "pending"]])
+        // An admin still sees and redelivers every one.
+        try shop.connection.query("SELECT webhooky.redeliver($1)", [theirs])
+        #expect(try shop.column("SELECT state FROM webhooky.deliveries WHERE id = $1", [theirs]) == ["pending"])
+    }
+
     @Test("a tenant's test payload is at most 1 MiB (the worker would hold it in memory)")
     func testPayloadsAreCapped() throws {
         let shop = try Shop()
