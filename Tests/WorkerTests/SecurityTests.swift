@@ -358,6 +358,33 @@ import Glibc
         try connection.execute("INSERT INTO webhooky.webhooks (account_id, event, url) VALUES ('shop-2', 'customer.credit_changed', 'https://x.example/')")
     }
 
+    @Test("webhooky.settings refuses a setting it does not know and a value that is not a whole number, saying what to write: a value such as '4k' made every save of every webhook fail, the worker's own disabling included")
+    func settingsRefuseNonsense() throws {
+        let database = try TestCluster.newDatabase()
+        let connection = try database.connect()
+        let webhook = try #require(connection.query("INSERT INTO webhooky.webhooks (event, url) VALUES ('customer.credit_changed', 'https://x.example/') RETURNING id").scalar)
+        for (row, message) in [
+            ("('max_url_lenght', '10')", #"webhooky.settings: there is no setting "max_url_lenght""#),
+            ("('max_url_length', '4k')", #"webhooky.settings: max_url_length must be a whole number of 0 or more, not "4k""#),
+            ("('max_headers', '-1')", #"webhooky.settings: max_headers must be a whole number of 0 or more, not "-1""#),
+            ("('max_body_length', '99999999999')", #"webhooky.settings: max_body_length must be a whole number of 0 or more, not "99999999999""#),
+        ] {
+            do {
+                try connection.execute("INSERT INTO webhooky.settings VALUES \(row)")
+                Issue.record("webhooky.settings took \(row)")
+            } catch {
+                #expect(error.message == message)
+                #expect(error.sqlState == "23514")
+                #expect(error.hint?.contains("max_webhooks_per_account") == true, "\(error.hint ?? "no hint")")
+            }
+        }
+        // What the worker does to a webhook that keeps failing still works.
+        try connection.query("UPDATE webhooky.webhooks SET enabled = false, disabled_reason = 'gone' WHERE id = $1", [webhook])
+        try connection.execute("INSERT INTO webhooky.settings VALUES ('max_url_length', '4096')")
+        try connection.execute("UPDATE webhooky.settings SET value = '100' WHERE name = 'max_url_length'")
+        #expect(try connection.column("SELECT webhooky.setting('max_url_length')") == ["100"])
+    }
+
     @Test("a rendered request larger than its limits ends dead with the reason")
     func renderedLimits() throws {
         let shop = try Shop()
