@@ -45,6 +45,7 @@ public enum Migrations {
         Migration(version: 24, name: "installation_message_ids", sql: String(decoding: PackageResources._024_installation_message_ids_sql, as: UTF8.self)),
         Migration(version: 25, name: "history_stays_with_its_account", sql: String(decoding: PackageResources._025_history_stays_with_its_account_sql, as: UTF8.self)),
         Migration(version: 26, name: "settings_checks", sql: String(decoding: PackageResources._026_settings_checks_sql, as: UTF8.self)),
+        Migration(version: 27, name: "rotate_secret_overlap", sql: String(decoding: PackageResources._027_rotate_secret_overlap_sql, as: UTF8.self)),
     ]
 
     /// The schema version this binary works with: the highest migration it knows.

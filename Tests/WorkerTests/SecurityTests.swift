@@ -385,6 +385,27 @@ import Glibc
         #expect(try connection.column("SELECT webhooky.setting('max_url_length')") == ["100"])
     }
 
+    @Test("rotate_secret refuses a missing or negative overlap, saying what to pass, and keeps the secret: it rotated with no overlap at all, the receiver rejecting every request until it had the new secret")
+    func rotateSecretRefusesNonsense() throws {
+        let shop = try Shop()
+        let old = try #require(shop.column("SELECT webhooky.new_secret()").first ?? nil)
+        let id = String(try shop.addWebhook(url: "https://erp.example/s", body: "{}", secret: old))
+        for (overlap, shown) in [("NULL", "NULL"), ("interval '-1 hour'", "-01:00:00")] {
+            do {
+                try shop.connection.query("SELECT webhooky.rotate_secret($1, \(overlap))", [id])
+                Issue.record("rotate_secret took an overlap of \(overlap)")
+            } catch {
+                #expect(error.message == "webhooky.rotate_secret: overlap must be an interval of 0 or more, not \(shown)")
+                #expect(error.sqlState == "22023")
+                #expect(error.hint?.isEmpty == false)
+            }
+        }
+        #expect(try shop.connection.query("SELECT secret, previous_secret FROM webhooky.webhooks WHERE id = $1", [id]).rows == [[old, nil]])
+        // 0: the new secret alone from now on, as the docs' plain UPDATE does.
+        let new = try #require(shop.column("SELECT webhooky.rotate_secret($1, '0')", [id]).first ?? nil)
+        #expect(try shop.connection.query("SELECT secret, previous_secret, previous_secret_expires_at <= now() FROM webhooky.webhooks WHERE id = $1", [id]).rows == [[new, old, "t"]])
+    }
+
     @Test("a rendered request larger than its limits ends dead with the reason")
     func renderedLimits() throws {
         let shop = try Shop()
