@@ -46,6 +46,7 @@ public enum Migrations {
         Migration(version: 25, name: "history_stays_with_its_account", sql: String(decoding: PackageResources._025_history_stays_with_its_account_sql, as: UTF8.self)),
         Migration(version: 26, name: "settings_checks", sql: String(decoding: PackageResources._026_settings_checks_sql, as: UTF8.self)),
         Migration(version: 27, name: "rotate_secret_overlap", sql: String(decoding: PackageResources._027_rotate_secret_overlap_sql, as: UTF8.self)),
+        Migration(version: 28, name: "variables_without_tests", sql: String(decoding: PackageResources._028_variables_without_tests_sql, as: UTF8.self)),
     ]
 
     /// The schema version this binary works with: the highest migration it knows.

@@ -290,6 +290,19 @@ import Glibc
         #expect(try shop.column("SELECT state FROM webhooky.deliveries WHERE id = $1", [theirs]) == ["pending"])
     }
 
+    @Test("Insert variable lists what the event type's sample and its events offer, not the payloads of tests: a tenant's hand-written test put its own names and values into every admin's list and into the doctor's check")
+    func variablesIgnoreTestPayloads() throws {
+        let shop = try Shop()
+        let (a, _, _) = try tenants(shop)
+        let mine = try #require(a.query("INSERT INTO webhooky.webhooks (event, url) VALUES ('customer.credit_changed', 'https://a.example/') RETURNING id").scalar)
+        try shop.setCredit("5")  // a real event of shop-42
+        try a.query("SELECT webhooky.send_test($1, $2::jsonb)", [mine, #"{"customer": {"emial": "x", "credit": "lots"}, "injected": true}"#])
+        let listed = try shop.connection.query("SELECT variable, example, source FROM webhooky.variables('customer.credit_changed')").rows
+        #expect(!listed.contains { $0[0] == "customer.emial" || $0[0] == "injected" }, "\(listed)")
+        #expect(listed.first { $0[0] == "customer.credit" }?[1] == "5.00")
+        #expect(try a.query("SELECT count(*) FROM webhooky.variables('customer.credit_changed') WHERE variable IN ('customer.emial', 'injected')").scalar == "0")
+    }
+
     @Test("a tenant's test payload is at most 1 MiB (the worker would hold it in memory)")
     func testPayloadsAreCapped() throws {
         let shop = try Shop()
