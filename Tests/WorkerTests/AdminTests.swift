@@ -311,6 +311,34 @@ import Worker
         #expect(try shop.column("SELECT count(*) FROM webhooky.deliveries WHERE state = 'pending' AND retry_base = 12") == ["6"])
     }
 
+    @Test("redeliver_webhook refuses a missing end of its time range and a range that ends before it starts, saying what to pass: it sent nothing and answered 0, as if nothing had died")
+    func redeliverWebhookRefusesNonsense() throws {
+        let shop = try Shop()
+        let webhook = String(try shop.addWebhook(url: "https://erp.example/x"))
+        try shop.connection.query("""
+            INSERT INTO webhooky.events (event, payload, webhook_ids, fanned_out) VALUES ('customer.credit_changed', '{}', ARRAY[$1::bigint], true)
+            """, [webhook])
+        try shop.connection.query("""
+            INSERT INTO webhooky.deliveries (event_id, webhook_id, state, attempts, completed_at) SELECT id, $1, 'dead', 12, now() FROM webhooky.events
+            """, [webhook])
+        for (range, message) in [
+            ("NULL", "webhooky.redeliver_webhook: since and until must not be NULL"),
+            ("now() - interval '1 day', NULL", "webhooky.redeliver_webhook: since and until must not be NULL"),
+            ("now() + interval '1 day', now() - interval '1 day'", "webhooky.redeliver_webhook: since must be before until (the deliveries created in [since, until) are sent again)"),
+        ] {
+            do {
+                try shop.connection.query("SELECT webhooky.redeliver_webhook($1, \(range))", [webhook])
+                Issue.record("redeliver_webhook took \(range)")
+            } catch {
+                #expect(error.message == message)
+                #expect(error.sqlState == "22023")
+                #expect(error.hint?.isEmpty == false)
+            }
+        }
+        #expect(try shop.column("SELECT state FROM webhooky.deliveries") == ["dead"])
+        #expect(try shop.column("SELECT webhooky.redeliver_webhook($1, now() - interval '1 day')", [webhook]) == ["1"])
+    }
+
     @Test("the health view: one row per webhook with its backlog, outcomes, failures and timings")
     func healthView() throws {
         let shop = try Shop()
