@@ -12,7 +12,7 @@
 BEGIN;
 DO $$ BEGIN PERFORM webhooky.begin_migration(29, 'redeliver_webhook_arguments'); END $$;
 
--- As in migration 0024, and the time range checked first.
+-- As in migration 0025, and the time range checked first.
 CREATE OR REPLACE FUNCTION webhooky.redeliver_webhook(webhook_id bigint, since timestamptz, until timestamptz DEFAULT now(), include_succeeded boolean DEFAULT false)
 RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
