@@ -220,6 +220,10 @@ final class Transfer {
                 // what a TLS port or another service sends back). A failure like any other, not
                 // a URL that retrying cannot help.
                 outcome = .failure(HTTPError(code: .other, message: "the answer is not HTTP: \(message)"))
+            } else if code == CURLE_OUT_OF_MEMORY && detail.isEmpty && requestSize > 0 {
+                // libcurl refuses a response header line longer than 100 KB (CURL_MAX_HTTP_HEADER)
+                // with this code and no message: the endpoint's doing, not this machine's memory.
+                outcome = .failure(HTTPError(code: .other, message: "the answer has a header line longer than 100 KB, which libcurl does not read (libcurl: \(message))"))
             } else {
                 outcome = .failure(HTTPError(code: Transfer.errorCode(code), message: message))
             }

@@ -91,14 +91,7 @@ struct ConnectionHandler {
     }
 
     private func write(_ bytes: [UInt8]) -> Bool {
-        var offset = 0
-        while offset < bytes.count {
-            let sent = bytes[offset...].withUnsafeBytes { send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if sent < 0 && errno == EINTR { continue }
-            if sent <= 0 { return false }
-            offset += sent
-        }
-        return true
+        sendAll(bytes, to: socket)
     }
 
     /// `recv(2)` into `buffer`, again when a signal interrupted it (the test process gets
@@ -148,4 +141,16 @@ struct ConnectionHandler {
         default: "Status"
         }
     }
+}
+
+/// Writes all of `bytes` to `socket` (again after a signal); false when the peer is gone.
+public func sendAll(_ bytes: [UInt8], to socket: Int32) -> Bool {
+    var offset = 0
+    while offset < bytes.count {
+        let sent = bytes[offset...].withUnsafeBytes { send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        if sent < 0 && errno == EINTR { continue }
+        if sent <= 0 { return false }
+        offset += sent
+    }
+    return true
 }
