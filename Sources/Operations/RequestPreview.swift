@@ -17,7 +17,7 @@ public enum PreviewPayload: Sendable, Hashable {
 ///
 /// The signing secret is used to sign and then forgotten: it is in no property and no text.
 public struct RequestPreview: Sendable {
-    /// The `webhook-id` of every preview (a real delivery has `msg_` and its delivery id).
+    /// The `webhook-id` of every preview (a real delivery's is `webhooky.message_id(id)`).
     public static let messageID = "msg_preview"
 
     /// `webhooks.id`.

@@ -403,7 +403,7 @@ enum DeliveryStore {
     /// did not come in time: it does not stand for the outcome of its worker, which, back after
     /// all, writes its own row beside it.
     static func isLeaseExpiryRow(_ a: String) -> String {
-        "(\(a).status IS NULL AND \(a).error LIKE '\(leaseExpiredPrefix)%')"
+        "(\(a).status IS NULL AND coalesce(\(a).error LIKE '\(leaseExpiredPrefix)%', false))"
     }
 
     /// Makes deliveries whose lease ran out (their worker died or lost the database) pending
@@ -604,12 +604,11 @@ enum DeliveryStore {
         try connection.query(prepared: "webhooky_end_orphaned", endOrphanedSQL).affectedRows
     }
 
-    /// How this installation writes `webhook-id` (`webhooky.installation`, one row).
-    static func messageIDs(_ connection: Connection) throws(PostgresError) -> MessageIDs {
+    /// How this installation writes `webhook-id` (`webhooky.installation`, one row; `nil`
+    /// when it is missing).
+    static func messageIDs(_ connection: Connection) throws(PostgresError) -> MessageIDs? {
         let result = try connection.query("SELECT message_id_prefix, prefixed_from FROM webhooky.installation")
-        guard result.rowCount == 1, let prefix = result[0, 0], let from = result[0, 1].flatMap({ Int64($0) }) else {
-            throw PostgresError(code: .statementFailed, message: "webhooky.installation must hold one row (the webhook-id prefix); it holds \(result.rowCount)")
-        }
+        guard result.rowCount == 1, let prefix = result[0, 0], let from = result[0, 1].flatMap({ Int64($0) }) else { return nil }
         return MessageIDs(prefix: prefix, prefixedFrom: from)
     }
 

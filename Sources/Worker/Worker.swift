@@ -52,7 +52,11 @@ public final class Worker: Sendable {
             try Dispatcher.prepareSession(connection, logger: logger, lockTimeout: Dispatcher.lockTimeout)
             try Migrator(connection: connection).requireCurrent()
             try Worker.requirePrivileges(connection, configuration)
-            messageIDs = try DeliveryStore.messageIDs(connection)
+            guard let ids = try DeliveryStore.messageIDs(connection) else {
+                throw WorkerError(.schemaMismatch, "webhooky.installation holds no row (the webhook-id prefix migration 0024 drew): "
+                                  + "restore it with the rest of the schema's data (a data-only restore onto a new schema keeps the new one)")
+            }
+            messageIDs = ids
         } catch let error as SchemaError {
             throw WorkerError(.schemaMismatch, error.message)
         } catch let error as WorkerError {

@@ -54,12 +54,12 @@ struct Shop {
         return Int64(result.scalar ?? "") ?? -1
     }
 
-    /// Sets the customer's credit (fires `customer.credit_changed`).
     /// The `webhook-id` of delivery `deliveryID`, as the worker writes it (`webhooky.message_id`).
     func messageID(_ deliveryID: String) throws -> String {
         (try connection.query("SELECT webhooky.message_id($1)", [deliveryID]).scalar ?? nil) ?? "no webhooky.message_id"
     }
 
+    /// Sets the customer's credit (fires `customer.credit_changed`).
     func setCredit(_ credit: String, customer: String = Shop.customerID) throws {
         try connection.query("UPDATE ellity.customers SET credit = $1::numeric WHERE id = $2", [credit, customer])
     }

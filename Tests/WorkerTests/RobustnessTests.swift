@@ -185,7 +185,8 @@ import Testing
     func staleOutcomeIsFenced() throws {
         let shop = try Shop()
         let receiver = try LoopbackReceiver { _, number in
-            number == 1 ? .respond(status: 500, body: "late", delay: .milliseconds(2500)) : .ok
+            // Late enough that the lease reap (every second) has run, on a busy machine too.
+            number == 1 ? .respond(status: 500, body: "late", delay: .milliseconds(4000)) : .ok
         }
         try shop.addWebhook(url: receiver.baseURL + "/f")
         var configuration = shop.workerConfiguration()

@@ -189,6 +189,16 @@ import Worker
         #expect(try fresh.connect().query("SELECT webhooky.message_id(1)").scalar == other[0].map { $0 + "1" })
     }
 
+    @Test("a schema without its installation row (a data-only restore gone wrong) stops the worker with status 4 and says what is missing, instead of 3, which the unit restarts for ever")
+    func aMissingInstallationRowIsASchemaProblem() throws {
+        let shop = try Shop()
+        try shop.connection.execute("DELETE FROM webhooky.installation")
+        let outcome = RunningWorker(shop.workerConfiguration()).waitUntilFinished(timeout: .seconds(20))
+        #expect(outcome.error?.code == .schemaMismatch)
+        #expect(outcome.error?.exitStatus == 4)
+        #expect(outcome.error?.message.hasPrefix("webhooky.installation holds no row") == true, "\(String(describing: outcome.error))")
+    }
+
     @Test func emitRefusesUnknownEventsAndNonObjectPayloads() throws {
         let database = try TestCluster.newDatabase()
         let connection = try database.connect()
