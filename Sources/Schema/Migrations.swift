@@ -48,6 +48,7 @@ public enum Migrations {
         Migration(version: 27, name: "rotate_secret_overlap", sql: String(decoding: PackageResources._027_rotate_secret_overlap_sql, as: UTF8.self)),
         Migration(version: 28, name: "variables_without_tests", sql: String(decoding: PackageResources._028_variables_without_tests_sql, as: UTF8.self)),
         Migration(version: 29, name: "redeliver_webhook_arguments", sql: String(decoding: PackageResources._029_redeliver_webhook_arguments_sql, as: UTF8.self)),
+        Migration(version: 30, name: "webhook_account_moves", sql: String(decoding: PackageResources._030_webhook_account_moves_sql, as: UTF8.self)),
     ]
 
     /// The schema version this binary works with: the highest migration it knows.

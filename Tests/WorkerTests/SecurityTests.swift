@@ -247,6 +247,33 @@ import Glibc
         #expect(try connection.query(checks).rows == expected)
     }
 
+    @Test("a webhook given to one account takes no other account's unsent events with it: their pending deliveries end dead and their events waiting for the fan-out no longer name it; a move to every account takes nothing")
+    func aMovedWebhookLeavesOtherAccountsUnsentEvents() throws {
+        let shop = try Shop()
+        let webhook = String(try shop.addWebhook(url: "https://erp.example/all"))  // every account
+        for (credit, customer) in [("5", Shop.customerID), ("6", "1"), ("7", Shop.customerID), ("8", "1")] {
+            try shop.setCredit(credit, customer: customer)  // shop-42's customer, then shop-7's, twice
+        }
+        // The first two fanned out (their deliveries wait, say for a retry), the last two not yet.
+        try shop.connection.execute("""
+            INSERT INTO webhooky.deliveries (event_id, webhook_id) SELECT id, \(webhook) FROM webhooky.events ORDER BY id LIMIT 2;
+            UPDATE webhooky.events SET fanned_out = true WHERE id IN (SELECT event_id FROM webhooky.deliveries);
+            """)
+        let states = """
+            SELECT e.account_id, d.state, d.last_error FROM webhooky.deliveries d JOIN webhooky.events e ON e.id = d.event_id ORDER BY d.id
+            """
+        let waiting = "SELECT account_id, (\(webhook) = ANY (webhook_ids))::text FROM webhooky.events WHERE NOT fanned_out ORDER BY id"
+
+        try shop.connection.query("UPDATE webhooky.webhooks SET account_id = NULL, name = 'renamed' WHERE id = $1", [webhook])
+        #expect(try shop.connection.query(states).rows == [["shop-42", "pending", nil], ["shop-7", "pending", nil]])
+
+        try shop.connection.query("UPDATE webhooky.webhooks SET account_id = 'shop-7' WHERE id = $1", [webhook])
+        #expect(try shop.connection.query(states).rows == [
+            ["shop-42", "dead", "webhook moved to another account: this event is not of its account"], ["shop-7", "pending", nil],
+        ])
+        #expect(try shop.connection.query(waiting).rows == [["shop-42", "false"], ["shop-7", "true"]])
+    }
+
     @Test("a webhook an admin gives to one account (a webhook for every account, say) does not give that account's tenant the deliveries and attempts of other accounts' events, nor let it redeliver them")
     func aMovedWebhookKeepsOtherAccountsHistory() throws {
         let shop = try Shop()
