@@ -31,7 +31,13 @@ static inline CURLcode webhooky_curl_easy_setopt_data_callback(CURL *handle, CUR
 static inline CURLcode webhooky_curl_easy_setopt_opensocket(CURL *handle, CURLoption option, curl_opensocket_callback value) {
     return curl_easy_setopt(handle, option, value);
 }
+static inline CURLcode webhooky_curl_easy_setopt_prereq(CURL *handle, CURLoption option, curl_prereq_callback value) {
+    return curl_easy_setopt(handle, option, value);
+}
 static inline CURLcode webhooky_curl_easy_getinfo_long(CURL *handle, CURLINFO info, long *value) {
+    return curl_easy_getinfo(handle, info, value);
+}
+static inline CURLcode webhooky_curl_easy_getinfo_socket(CURL *handle, CURLINFO info, curl_socket_t *value) {
     return curl_easy_getinfo(handle, info, value);
 }
 static inline CURLcode webhooky_curl_easy_getinfo_offset(CURL *handle, CURLINFO info, curl_off_t *value) {

@@ -37,6 +37,9 @@ final class Transfer {
         case result(HTTPResult)
         /// A redirect to follow: the next hop's request, and the chain that it continues.
         case redirect(HTTPRequest, RedirectChain)
+        /// The same hop again, unsent so far, on a new connection: the kept-alive one libcurl
+        /// chose had an answer waiting that nobody asked for (see ``ConnectionSockets``).
+        case again(HTTPRequest, RedirectChain)
     }
 
     /// The request being sent: for a redirect hop, the request as that hop sends it.
@@ -46,6 +49,14 @@ final class Transfer {
     private let easy: EasyHandle
     private var handle: UnsafeMutableRawPointer { easy.pointer }
     private let configuration: HTTPClient.Configuration
+    private let connections: ConnectionSockets
+    /// Whether this hop must open a connection of its own instead of reusing one.
+    private let freshConnection: Bool
+    /// Whether this hop opened a socket (a new connection), not when it reuses a kept-alive one.
+    private var openedConnection = false
+    /// Whether the pre-request callback stopped this hop before it was sent, because its
+    /// kept-alive connection was stale.
+    private var stoppedOnStaleConnection = false
     private var headerList: UnsafeMutablePointer<curl_slist>?
     private var body: [UInt8] = []
     private var bodyTruncated = false
@@ -58,12 +69,16 @@ final class Transfer {
     private var triedAllowedAddress = false
 
     /// A transfer of `request` on `easy` (new, or used before), not yet configured: the first
-    /// hop, starting now, or a redirect hop that continues `chain`.
-    init(request: HTTPRequest, continuing chain: RedirectChain? = nil, handle easy: EasyHandle, configuration: HTTPClient.Configuration) {
+    /// hop, starting now, or a hop that continues `chain` (a redirect's, or the same one again);
+    /// on a new connection with `freshConnection` (default `false`: a kept-alive one if any).
+    init(request: HTTPRequest, continuing chain: RedirectChain? = nil, handle easy: EasyHandle, configuration: HTTPClient.Configuration,
+         connections: ConnectionSockets, freshConnection: Bool = false) {
         self.request = request
         self.chain = chain ?? RedirectChain(startedAt: Transfer.wallClock(), started: .now)
         self.easy = easy
         self.configuration = configuration
+        self.connections = connections
+        self.freshConnection = freshConnection
         easy.errorBuffer[0] = 0
     }
 
@@ -115,6 +130,7 @@ final class Transfer {
         codes.add(webhooky_curl_easy_setopt_pointer(handle, CURLOPT_ERRORBUFFER, easy.errorBuffer))
         codes.add(webhooky_curl_easy_setopt_data_callback(handle, CURLOPT_WRITEFUNCTION, Transfer.onBody))
         codes.add(webhooky_curl_easy_setopt_data_callback(handle, CURLOPT_HEADERFUNCTION, Transfer.onHeader))
+        codes.add(webhooky_curl_easy_setopt_prereq(handle, CURLOPT_PREREQFUNCTION, Transfer.onConnectionReady))
         for entry in configuration.fixedAddresses {
             easy.fixedAddresses = curl_slist_append(easy.fixedAddresses, entry) ?? easy.fixedAddresses
         }
@@ -139,6 +155,8 @@ final class Transfer {
         codes.add(webhooky_curl_easy_setopt_pointer(handle, CURLOPT_OPENSOCKETDATA, context))
         codes.add(webhooky_curl_easy_setopt_pointer(handle, CURLOPT_WRITEDATA, context))
         codes.add(webhooky_curl_easy_setopt_pointer(handle, CURLOPT_HEADERDATA, context))
+        codes.add(webhooky_curl_easy_setopt_pointer(handle, CURLOPT_PREREQDATA, context))
+        codes.add(webhooky_curl_easy_setopt_long(handle, CURLOPT_FRESH_CONNECT, freshConnection ? 1 : 0))
         codes.add(webhooky_curl_easy_setopt_string(handle, CURLOPT_URL, request.url))
         codes.add(webhooky_curl_easy_setopt_long(handle, CURLOPT_TIMEOUT_MS, remaining))
 
@@ -185,6 +203,9 @@ final class Transfer {
     /// What a finished transfer leads to, given libcurl's code: the request's result, or the
     /// next hop of a redirect it follows.
     func ending(code: CURLcode) -> Ending {
+        if stoppedOnStaleConnection && code == CURLE_ABORTED_BY_CALLBACK {
+            return .again(request, chain)
+        }
         var status = 0
         _ = webhooky_curl_easy_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
         let outcome: Result<HTTPResponse, HTTPError>
@@ -297,7 +318,40 @@ final class Transfer {
             return CURL_SOCKET_BAD
         }
         transfer.triedAllowedAddress = true
-        return socket(address.pointee.family, address.pointee.socktype | Int32(SOCK_CLOEXEC.rawValue), address.pointee.protocol)
+        let opened = socket(address.pointee.family, address.pointee.socktype | Int32(SOCK_CLOEXEC.rawValue), address.pointee.protocol)
+        if opened >= 0 { transfer.openedConnection = true }
+        return opened
+    }
+
+    /// Called once the hop has its connection, before its request is sent. A kept-alive `http`
+    /// connection idle for a while (see ``ConnectionSockets``) is looked at first, and when the
+    /// server wrote to it meanwhile (or closed it), it is discarded and the hop stopped unsent,
+    /// to go out again on a new connection (``Ending/again(_:_:)``).
+    private static let onConnectionReady: curl_prereq_callback = { context, _, _, remotePort, localPort in
+        guard let context else { return Int32(CURL_PREREQFUNC_OK) }
+        let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
+        // A connection this hop opened is new; https is left alone (see ConnectionSockets).
+        guard !transfer.openedConnection, transfer.request.url.utf8.starts(with: "http:".utf8) else { return Int32(CURL_PREREQFUNC_OK) }
+        let key = ConnectionSockets.key(localPort: Int(localPort), remotePort: Int(remotePort))
+        guard let socket = transfer.connections.socketDueForALook(key, now: .now), ConnectionSockets.isStale(socket) else {
+            return Int32(CURL_PREREQFUNC_OK)
+        }
+        transfer.connections.discard(socket, key: key)
+        transfer.stoppedOnStaleConnection = true
+        return Int32(CURL_PREREQFUNC_ABORT)
+    }
+
+    /// The socket and ``ConnectionSockets/key(localPort:remotePort:)`` of the connection the
+    /// transfer used, once it has ended (`nil` when it had none).
+    var usedConnection: (socket: Int32, key: Int)? {
+        var socket = curl_socket_t(-1)
+        var localPort = 0
+        var remotePort = 0
+        _ = webhooky_curl_easy_getinfo_socket(handle, CURLINFO_ACTIVESOCKET, &socket)
+        _ = webhooky_curl_easy_getinfo_long(handle, CURLINFO_LOCAL_PORT, &localPort)
+        _ = webhooky_curl_easy_getinfo_long(handle, CURLINFO_PRIMARY_PORT, &remotePort)
+        guard socket >= 0, localPort > 0 else { return nil }
+        return (socket, ConnectionSockets.key(localPort: localPort, remotePort: remotePort))
     }
 
     /// Called for every header line; only two headers matter, so the others are compared as

@@ -13,6 +13,8 @@ final class TransferLoop {
     private var inFlight: [UnsafeMutableRawPointer: (easy: EasyHandle, transfer: Transfer)] = [:]
     /// Handles whose transfer ended, kept (with their connection cache entry) for the next requests.
     private var idleHandles: [EasyHandle] = []
+    /// When each connection was left idle, for the look at a kept-alive one before it is reused.
+    private let connections = ConnectionSockets()
 
     init(multi: MultiHandle, configuration: HTTPClient.Configuration, completion: @escaping HTTPClient.Completion) {
         self.multi = multi
@@ -58,7 +60,7 @@ final class TransferLoop {
                 finished.append(Transfer.failure(request, HTTPError(code: .other, message: "libcurl could not create a handle (out of memory)")))
                 continue
             }
-            start(Transfer(request: request, handle: easy, configuration: configuration), on: easy, into: &finished)
+            start(Transfer(request: request, handle: easy, configuration: configuration, connections: connections), on: easy, into: &finished)
         }
     }
 
@@ -89,7 +91,11 @@ final class TransferLoop {
         while let message = curl_multi_info_read(multi.pointer, &remaining) {
             guard message.pointee.msg == CURLMSG_DONE, let handle = message.pointee.easy_handle else { continue }
             let code = message.pointee.data.result
+            // Its connection goes back to libcurl's cache, idle from now (asked before the handle
+            // lets go of it).
+            let connection = inFlight[handle]?.transfer.usedConnection
             curl_multi_remove_handle(multi.pointer, handle)
+            if let connection { connections.idle(connection.key, socket: connection.socket, since: .now) }
             guard let (easy, transfer) = inFlight.removeValue(forKey: handle) else { continue }
             switch transfer.ending(code: code) {
             case .result(let result):
@@ -105,7 +111,14 @@ final class TransferLoop {
                 // request keeps its place among the running ones (of its endpoint too).
                 transfer.releaseResources()
                 let before = finished.count
-                start(Transfer(request: next, continuing: chain, handle: easy, configuration: configuration), on: easy, into: &finished)
+                start(Transfer(request: next, continuing: chain, handle: easy, configuration: configuration, connections: connections), on: easy, into: &finished)
+                ended += finished.count - before
+            case .again(let request, let chain):
+                // Unsent so far: it goes out at once on a new connection, keeping its place.
+                transfer.releaseResources()
+                let before = finished.count
+                start(Transfer(request: request, continuing: chain, handle: easy, configuration: configuration, connections: connections,
+                               freshConnection: true), on: easy, into: &finished)
                 ended += finished.count - before
             }
         }
