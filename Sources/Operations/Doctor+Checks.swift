@@ -212,6 +212,37 @@ extension Doctor {
         return DoctorCheck(.warn, "dead", "\(TextFormatting.count(total)) \(total == 1 ? "delivery" : "deliveries") gave up (dead) in the last 24 h" + deletedNote, details: details)
     }
 
+    /// The names `webhooky.setting()` knows (migration 0006), as migration 0026 checks them.
+    static let knownSettings = ["max_body_length", "max_header_value_length", "max_headers", "max_url_length", "max_webhooks_per_account"]
+
+    /// Rows of `webhooky.settings` saved before migration 0026 checked them: a value that is not
+    /// a whole number makes every save of a webhook fail (the checks read each limit), a FAIL;
+    /// a name no setting has changes nothing, a WARN. Each with the statement that fixes it.
+    func settingsCheck(_ connection: Connection) throws(PostgresError) -> DoctorCheck {
+        let known = "ARRAY[" + Doctor.knownSettings.map { "'\($0)'" }.joined(separator: ", ") + "]"
+        let rows = try connection.query("""
+            SELECT name, format('%L', value), name = ANY (\(known)), format('%L', name)
+              FROM webhooky.settings WHERE NOT name = ANY (\(known)) OR value !~ '^[0-9]{1,9}$' ORDER BY name
+            """)
+        guard rows.rowCount > 0 else {
+            return DoctorCheck(.ok, "settings", "every row of webhooky.settings is a known limit with a whole number (no row: the defaults)")
+        }
+        var broken = false
+        let details = (0..<rows.rowCount).map { row -> String in
+            let (name, value, literal) = (TextFormatting.printable(rows[row, 0] ?? ""), TextFormatting.printable(rows[row, 1] ?? ""),
+                                          TextFormatting.printable(rows[row, 3] ?? "''"))
+            guard rows[row, 2] == "t" else {
+                return "\(name) is no setting and changes nothing: DELETE FROM webhooky.settings WHERE name = \(literal);"
+            }
+            broken = true
+            return "\(name) = \(value) is not a whole number, and every save of a webhook fails on it: "
+                + "UPDATE webhooky.settings SET value = '...' WHERE name = \(literal); (or DELETE it for the default)"
+        }
+        return broken
+            ? DoctorCheck(.fail, "settings", "webhooky.settings holds a limit that is not a whole number: no webhook can be added or changed", details: details)
+            : DoctorCheck(.warn, "settings", "webhooky.settings holds rows that are no setting (misspelt?)", details: details)
+    }
+
     /// Failing webhooks and those Webhooky disabled (WARN), those disabled by hand (noted).
     func webhooksCheck(_ connection: Connection) throws(PostgresError) -> DoctorCheck {
         let result = try connection.query("""

@@ -100,6 +100,7 @@ public struct Doctor: Sendable {
         checks.append(check("NOTIFY queue", tenant: tenant) { () throws(PostgresError) in try notifyQueueCheck(connection) })
         checks.append(check("dead", tenant: tenant) { () throws(PostgresError) in try deadCheck(connection) })
         checks.append(check("webhooks", tenant: tenant) { () throws(PostgresError) in try webhooksCheck(connection) })
+        checks.append(check("settings", tenant: tenant) { () throws(PostgresError) in try settingsCheck(connection) })
         checks.append(check("variables", tenant: tenant) { () throws(PostgresError) in try templateVariablesCheck(connection) })
         checks.append(check("events", tenant: tenant) { () throws(PostgresError) in try eventsCheck(connection) })
         checks.append(check("triggers", tenant: tenant) { () throws(PostgresError) in try triggerConditionsCheck(connection) })

@@ -52,13 +52,37 @@ import Testing
 
         let outcome = try database.run(["doctor"])
         #expect(outcome.status == 0, "\(outcome.output)\(outcome.errors)")
-        for topic in ["connection", "schema", "privileges", "owner", "workers", "backlog", "NOTIFY queue", "dead", "webhooks", "variables", "events", "triggers"] {
+        for topic in ["connection", "schema", "privileges", "owner", "workers", "backlog", "NOTIFY queue", "dead", "webhooks", "settings", "variables", "events", "triggers"] {
             #expect(StatusAndDoctorTests.finding(outcome.output, topic)?.hasPrefix("OK ") == true, "\(topic): \(outcome.output)")
         }
         #expect(StatusAndDoctorTests.finding(outcome.output, "workers")?.hasSuffix("1 worker alive") == true)
         #expect(outcome.output.contains("test-worker-\(database.database.name) on "))
         #expect(StatusAndDoctorTests.finding(outcome.output, "privileges")?.contains("can run the worker and do admin work") == true)
         #expect(outcome.output.hasSuffix("All is well.\n"))
+    }
+
+    @Test("doctor: webhooky.settings rows saved before migration 0026 checked them: a limit that is not a whole number (every webhook save fails) is a FAIL, a name that is no setting a WARN, each with the statement that fixes it")
+    func badSettings() throws {
+        let database = try AdminDatabase()
+        #expect(StatusAndDoctorTests.finding(try database.run(["doctor"]).output, "settings")?.hasPrefix("OK    settings      every row") == true)
+        // As a database upgraded from before 0026 may hold them.
+        try database.connection.execute("""
+            ALTER TABLE webhooky.settings DISABLE TRIGGER check_setting;
+            INSERT INTO webhooky.settings VALUES ('max_url_lenght', '4096');
+            ALTER TABLE webhooky.settings ENABLE TRIGGER check_setting;
+            """)
+        let misspelt = try database.run(["doctor"])
+        #expect(StatusAndDoctorTests.finding(misspelt.output, "settings") == "WARN  settings      webhooky.settings holds rows that are no setting (misspelt?)")
+        #expect(misspelt.output.contains("max_url_lenght is no setting and changes nothing: DELETE FROM webhooky.settings WHERE name = 'max_url_lenght';"))
+        try database.connection.execute("""
+            ALTER TABLE webhooky.settings DISABLE TRIGGER check_setting;
+            INSERT INTO webhooky.settings VALUES ('max_url_length', '4k');
+            ALTER TABLE webhooky.settings ENABLE TRIGGER check_setting;
+            """)
+        let broken = try database.run(["doctor"])
+        #expect(broken.status == 1)
+        #expect(StatusAndDoctorTests.finding(broken.output, "settings")?.hasPrefix("FAIL  settings      webhooky.settings holds a limit that is not a whole number") == true, "\(broken.output)")
+        #expect(broken.output.contains("max_url_length = '4k' is not a whole number, and every save of a webhook fails on it: UPDATE webhooky.settings SET value = '...' WHERE name = 'max_url_length';"), "\(broken.output)")
     }
 
     @Test("doctor: a webhook whose address the workers refuse says to allow the network with --allow-network, not to fix the endpoint")
