@@ -91,12 +91,15 @@ final class TransferLoop {
         while let message = curl_multi_info_read(multi.pointer, &remaining) {
             guard message.pointee.msg == CURLMSG_DONE, let handle = message.pointee.easy_handle else { continue }
             let code = message.pointee.data.result
+            guard let (easy, transfer) = inFlight.removeValue(forKey: handle) else {
+                curl_multi_remove_handle(multi.pointer, handle)
+                continue
+            }
             // Its connection goes back to libcurl's cache, idle from now (asked before the handle
             // lets go of it).
-            let connection = inFlight[handle]?.transfer.usedConnection
+            let connection = transfer.usedConnection
             curl_multi_remove_handle(multi.pointer, handle)
             if let connection { connections.idle(connection.key, socket: connection.socket, since: .now) }
-            guard let (easy, transfer) = inFlight.removeValue(forKey: handle) else { continue }
             switch transfer.ending(code: code) {
             case .result(let result):
                 queue.finished(transfer.request)
@@ -107,22 +110,26 @@ final class TransferLoop {
                     giveUpLine(of: endpoint, into: &finished)
                 }
             case .redirect(let next, let chain):
-                // The next hop goes out at once on the same handle, without queueing again: the
-                // request keeps its place among the running ones (of its endpoint too).
-                transfer.releaseResources()
-                let before = finished.count
-                start(Transfer(request: next, continuing: chain, handle: easy, configuration: configuration, connections: connections), on: easy, into: &finished)
-                ended += finished.count - before
+                ended += goOn(next, continuing: chain, after: transfer, on: easy, into: &finished)
             case .again(let request, let chain):
-                // Unsent so far: it goes out at once on a new connection, keeping its place.
-                transfer.releaseResources()
-                let before = finished.count
-                start(Transfer(request: request, continuing: chain, handle: easy, configuration: configuration, connections: connections,
-                               freshConnection: true), on: easy, into: &finished)
-                ended += finished.count - before
+                // Unsent so far: on a new connection.
+                ended += goOn(request, continuing: chain, after: transfer, on: easy, freshConnection: true, into: &finished)
             }
         }
         return ended
+    }
+
+    /// Sends `request`, the next hop of `chain` (a redirect's, or the same hop again), at once on
+    /// the handle `transfer` ended on, without queueing again: the request keeps its place among
+    /// the running ones (of its endpoint too). Returns how many requests ended (1 when the hop
+    /// could not start).
+    private func goOn(_ request: HTTPRequest, continuing chain: RedirectChain, after transfer: Transfer, on easy: EasyHandle,
+                      freshConnection: Bool = false, into finished: inout [HTTPResult]) -> Int {
+        transfer.releaseResources()
+        let before = finished.count
+        start(Transfer(request: request, continuing: chain, handle: easy, configuration: configuration, connections: connections,
+                       freshConnection: freshConnection), on: easy, into: &finished)
+        return finished.count - before
     }
 
     /// The requests waiting in `endpoint`'s line end unsent (``HTTPError/Code/cancelled``): a

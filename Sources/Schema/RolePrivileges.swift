@@ -1,8 +1,10 @@
 /// What each kind of role needs in the `webhooky` schema, checked by `webhooky doctor` and by
 /// the worker before it starts.
 public enum RolePrivileges {
-    /// What `webhooky run` needs (`worker`) and what an admin needs (`admin`): `kind`, object,
-    /// privilege. The worker needs no DELETE on history: `webhooky.prune` runs as its owner.
+    /// What `webhooky run` needs (`worker`) and what an admin needs (`admin`) and the role
+    /// lacks: purpose, `PRIVILEGE on object`, and for a privilege the worker can run without,
+    /// the feature that needs it (``Feature``; `NULL` for the others). The worker needs no
+    /// DELETE on history: `webhooky.prune` runs as its owner.
     public static let missingSQL = """
         WITH needed (purpose, kind, object, privilege) AS (VALUES
             ('worker', 'schema', 'webhooky', 'USAGE'),
@@ -32,7 +34,11 @@ public enum RolePrivileges {
             ('admin', 'function', 'webhooky.redeliver_webhook(bigint, timestamptz, timestamptz, boolean)', 'EXECUTE'),
             ('admin', 'function', 'webhooky.variables(text, integer)', 'EXECUTE')
         )
-        SELECT purpose, privilege || ' on ' || object
+        SELECT purpose, privilege || ' on ' || object,
+               CASE WHEN purpose <> 'worker' THEN NULL
+                    WHEN object = 'webhooky.prune(interval, interval, integer)' THEN '\(Feature.pruning.rawValue)'
+                    WHEN object LIKE 'webhooky.webhooks.%' THEN '\(Feature.autoDisable.rawValue)'
+                    WHEN object = 'webhooky.refresh_wanted_events()' THEN '\(Feature.wantedEvents.rawValue)' END
           FROM needed
          WHERE NOT CASE kind
                    WHEN 'schema' THEN has_schema_privilege(object, privilege)
@@ -41,4 +47,14 @@ public enum RolePrivileges {
                    ELSE has_function_privilege(object, privilege)
                END
         """
+
+    /// What the worker does with a privilege it can run without.
+    public enum Feature: String, Sendable {
+        /// Deletes old history (`webhooky.prune`), unless told `--no-prune`.
+        case pruning = "pruning"
+        /// Disables failing webhooks, unless told `--no-auto-disable`.
+        case autoDisable = "auto-disable"
+        /// Refreshes `webhooky.wanted_events`; without it, it says so once and goes on.
+        case wantedEvents = "wanted-events"
+    }
 }

@@ -21,22 +21,26 @@ struct WebhookCache {
         guard !missing.isEmpty else { return }
         let rows = try DeliveryStore.webhooks(connection, ids: Array(missing))
         for id in missing.subtracting(rows.map(\.id)) {
-            if let old = endpoint(of: id) { byEndpoint[old]?.remove(id) }
-            templatedIDs.remove(id)
-            entries[id] = nil
+            forget(id)
         }
         for row in rows {
             let webhook = Result { () throws(WebhookError) -> Webhook in
                 try Webhook(id: row.id, revision: row.revision, name: row.name, url: row.url, body: row.body, headersJSON: row.headers, secret: row.secret,
                             previousSecret: row.previousSecret, previousSecretExpiresAt: row.previousSecretExpiresAt, followRedirects: row.followRedirects)
             }
-            if let old = endpoint(of: row.id) { byEndpoint[old]?.remove(row.id) }
-            templatedIDs.remove(row.id)
+            forget(row.id)
             entries[row.id] = (row.revision, webhook)
             if case .success(let parsed) = webhook {
                 if let endpoint = parsed.endpoint { byEndpoint[endpoint, default: []].insert(row.id) } else { templatedIDs.insert(row.id) }
             }
         }
+    }
+
+    /// Drops webhook `id` from the cache and its indexes.
+    private mutating func forget(_ id: Int64) {
+        if let old = endpoint(of: id) { byEndpoint[old]?.remove(id) }
+        templatedIDs.remove(id)
+        entries[id] = nil
     }
 
     /// The usable cached webhooks whose fixed endpoint is `endpoint`.

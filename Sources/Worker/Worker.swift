@@ -121,13 +121,11 @@ public final class Worker: Sendable {
     /// says once that it cannot, and goes on), pruning with `--no-prune`, disabling webhooks
     /// with `--no-auto-disable`.
     private static func requirePrivileges(_ connection: Connection, _ configuration: WorkerConfiguration) throws {
-        var optional = ["EXECUTE on webhooky.refresh_wanted_events()"]
-        if configuration.retention == nil { optional.append("EXECUTE on webhooky.prune(interval, interval, integer)") }
-        if configuration.autoDisable == nil {
-            optional += ["enabled", "disabled_reason", "disabled_at"].map { "UPDATE on webhooky.webhooks.\($0)" }
-        }
-        let missing = try connection.query(RolePrivileges.missingSQL).rows.filter { $0[0] == "worker" }.compactMap { $0[1] }
-            .filter { !optional.contains($0) }
+        var unused: Set<String> = [RolePrivileges.Feature.wantedEvents.rawValue]
+        if configuration.retention == nil { unused.insert(RolePrivileges.Feature.pruning.rawValue) }
+        if configuration.autoDisable == nil { unused.insert(RolePrivileges.Feature.autoDisable.rawValue) }
+        let missing = try connection.query(RolePrivileges.missingSQL).rows
+            .filter { $0[0] == "worker" && !unused.contains($0[2] ?? "") }.compactMap { $0[1] }
         guard missing.isEmpty else { throw notPermitted(connection, lacking: missing.joined(separator: ", ")) }
         guard try connection.query(rowsVisibleSQL).scalar == "t" else {
             throw notPermitted(connection, lacking: "a row-level security policy of webhooky.deliveries that names it or a role it belongs to "
