@@ -490,6 +490,38 @@ import Glibc
         #expect(WebhookSignature.verify(id: after.header("webhook-id") ?? "", timestamp: after.header("webhook-timestamp") ?? "",
                                         body: after.body, header: after.header("webhook-signature") ?? "", secret: try #require(SigningSecret(new))))
     }
+
+    @Test("a role that may create functions in public cannot make the schema's checks or the reference triggers run its code")
+    func functionsIgnoreTheCallersSearchPath() throws {
+        let shop = try Shop()
+        let role = "creator_\(getpid())_\(UInt32.random(in: 0...UInt32.max))"
+        // As in a database created before PostgreSQL 15, where every role may create in public.
+        try shop.connection.execute("CREATE ROLE \(role) LOGIN; GRANT CREATE ON SCHEMA public TO \(role)")
+        let creator = try Connection(conninfo: shop.database.conninfo.replacingOccurrences(of: "user=postgres", with: "user=\(role)"))
+        // Exact matches for arguments the built-ins take as VARIADIC "any": PostgreSQL prefers them.
+        try creator.execute("""
+            CREATE FUNCTION public.format(text, bigint) RETURNS text LANGUAGE sql AS $$ SELECT 'ran as ' || current_user $$;
+            CREATE FUNCTION public.jsonb_build_object(text, numeric, text, numeric) RETURNS jsonb LANGUAGE sql
+                AS $$ SELECT jsonb_build_object('ran as', current_user::text) $$;
+            """)
+        do {
+            try shop.connection.execute("INSERT INTO webhooky.webhooks (event, url) VALUES ('no.such_event', 'https://erp.example/x')")
+            Issue.record("a webhook of an unknown event was saved")
+        } catch {
+            #expect(error.message.hasPrefix("webhook "))
+            #expect(error.message.hasSuffix(": unknown event 'no.such_event'"))
+        }
+        _ = try shop.addWebhook(url: "https://erp.example/x")
+        try shop.setCredit("7.50")
+        #expect(try shop.column("SELECT payload->>'creditChange' FROM webhooky.events") == [#"{"value": -92.50, "previous": 100.00}"#])
+        // Every function of the schema has its search_path fixed.
+        #expect(try shop.column("""
+            SELECT p.oid::regprocedure::text FROM pg_proc p
+             WHERE p.pronamespace = 'webhooky'::regnamespace
+               AND NOT coalesce('search_path=pg_catalog, pg_temp' = ANY (p.proconfig), false)
+             ORDER BY 1
+            """) == [])
+    }
 }
 
 /// The worker's default address policy: no requests into private or internal networks.

@@ -44,9 +44,12 @@ CREATE INDEX customers_eshop ON ellity.customers (eshop_id);
 --   customer.id, customer.email, customer.credit, customer.group.{id,name},
 --   customer.tier.{id,name}, creditChange.value (new - old credit), account.eshopId
 -- (PL/pgSQL rather than LANGUAGE sql: its query plans are cached for the session, which
--- matters in a trigger that runs on every update.)
+-- matters in a trigger that runs on every update.) Each function has a fixed search_path: it
+-- finds only built-ins and the schemas it names, never a function that another role put in a
+-- schema of the caller's search_path (public.jsonb_build_object(text, bigint) would otherwise
+-- be taken for the built-in, and run with the rights of whoever updates a customer).
 CREATE FUNCTION ellity.customer_event_payload(new_row ellity.customers, old_row ellity.customers) RETURNS jsonb
-LANGUAGE plpgsql STABLE AS $$
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     RETURN jsonb_build_object(
         'customer', jsonb_build_object(
@@ -62,7 +65,7 @@ $$;
 
 -- customer.credit_changed: fired by every update that changes a customer's credit.
 CREATE FUNCTION ellity.customer_credit_changed() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM webhooky.emit('customer.credit_changed', ellity.customer_event_payload(NEW, OLD), NEW.eshop_id);
     RETURN NULL;
@@ -78,7 +81,7 @@ CREATE TRIGGER customer_credit_changed
 
 -- customer.tier_changed: fired when a customer moves to another VIP tier.
 CREATE FUNCTION ellity.customer_tier_changed() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM webhooky.emit(
         'customer.tier_changed',
