@@ -50,6 +50,7 @@ public enum Migrations {
         Migration(version: 29, name: "redeliver_webhook_arguments", sql: String(decoding: PackageResources._029_redeliver_webhook_arguments_sql, as: UTF8.self)),
         Migration(version: 30, name: "webhook_account_moves", sql: String(decoding: PackageResources._030_webhook_account_moves_sql, as: UTF8.self)),
         Migration(version: 31, name: "fixed_search_paths", sql: String(decoding: PackageResources._031_fixed_search_paths_sql, as: UTF8.self)),
+        Migration(version: 32, name: "health_timings", sql: String(decoding: PackageResources._032_health_timings_sql, as: UTF8.self)),
     ]
 
     /// The schema version this binary works with: the highest migration it knows.

@@ -363,6 +363,22 @@ import Worker
         ])
     }
 
+    @Test("the health view's p50/p95 leave out the rows of attempts whose lease ran out; last_error still shows one")
+    func healthTimingsLeaveOutExpiredLeases() throws {
+        let shop = try Shop()
+        let webhook = String(try shop.addWebhook(url: "https://erp.example/x"))
+        // Two answers, and then an attempt whose worker died: the reap's row has the time from
+        // the claim to the reap, not an answer's.
+        try shop.connection.query("""
+            INSERT INTO webhooky.attempts (delivery_id, webhook_id, attempt, started_at, duration_ms, status, error, worker)
+            VALUES (1, $1, 1, now() - interval '3 minutes', 10, 200, NULL, 'w1'),
+                   (2, $1, 1, now() - interval '2 minutes', 30, 500, NULL, 'w1'),
+                   (3, $1, 1, now() - interval '1 minute', 60000, NULL, 'lease expired: the worker that claimed it (w1) stopped', 'w1')
+            """, [webhook])
+        #expect(try shop.connection.query("SELECT p50_ms::text, p95_ms::text, last_error FROM webhooky.health").rows
+                == [["20.0", "29.0", "lease expired: the worker that claimed it (w1) stopped"]])
+    }
+
     @Test("retention: old succeeded and dead deliveries go with their attempts and events; recent and pending ones stay")
     func retention() throws {
         let shop = try Shop()
