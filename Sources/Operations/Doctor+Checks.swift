@@ -388,6 +388,10 @@ extension Doctor {
     /// Triggers whose WHEN clause reads `webhooky.wanted_events` must test the bit of every
     /// event their function emits (what `webhooky.wanted_condition(event)` writes); one that tests
     /// another bit (a misspelt or renamed event) silently skips its events. FAIL if any does.
+    /// A trigger function that calls `webhooky.emit` with the caller's search_path, while every
+    /// role may create objects in a schema (public, in a database created before PostgreSQL 15),
+    /// is a WARN: a function created there can be taken for a built-in one (`jsonb_build_object`)
+    /// and run with the rights of whoever changes the table.
     func triggerConditionsCheck(_ connection: Connection) throws(PostgresError) -> DoctorCheck {
         let result = try connection.query("""
             SELECT t.tgrelid::regclass::text, t.tgname, e.name
@@ -399,17 +403,45 @@ extension Doctor {
                AND strpos(pg_get_triggerdef(t.oid), quote_literal(webhooky.event_bit(e.name)::text) || '::bigint') = 0
              ORDER BY 1, 2, 3
             """)
-        guard result.rowCount > 0 else {
+        if result.rowCount > 0 {
+            let details = (0..<result.rowCount).map { row in
+                let table = result[row, 0] ?? "?", name = result[row, 1] ?? "?", event = result[row, 2] ?? "?"
+                return "Trigger \(name) on \(table) emits \(event) but its WHEN clause does not test that event's bit, so it skips \(event) events: "
+                    + "re-create it with the condition that SELECT webhooky.wanted_condition('\(event)') returns."
+            }
+            return DoctorCheck(.fail, "triggers", result.rowCount == 1 ? "1 trigger may skip its events"
+                               : "\(result.rowCount) triggers may skip their events", details: details)
+        }
+        let open = try connection.query(Self.searchPathExposedSQL)
+        guard open.rowCount > 0 else {
             return DoctorCheck(.ok, "triggers", "every trigger that reads webhooky.wanted_events tests the events it emits")
         }
-        let details = (0..<result.rowCount).map { row in
-            let table = result[row, 0] ?? "?", name = result[row, 1] ?? "?", event = result[row, 2] ?? "?"
-            return "Trigger \(name) on \(table) emits \(event) but its WHEN clause does not test that event's bit, so it skips \(event) events: "
-                + "re-create it with the condition that SELECT webhooky.wanted_condition('\(event)') returns."
+        let schemas = open[0, 2] ?? "?"
+        let details = (0..<open.rowCount).map { row in
+            "Function \(open[row, 0] ?? "?") (trigger \(open[row, 1] ?? "?")) calls webhooky.emit with the caller's search_path: "
+                + "ALTER FUNCTION \(open[row, 0] ?? "?") SET search_path = pg_catalog, pg_temp;"
         }
-        return DoctorCheck(.fail, "triggers", result.rowCount == 1 ? "1 trigger may skip its events"
-                           : "\(result.rowCount) triggers may skip their events", details: details)
+        return DoctorCheck(.warn, "triggers", open.rowCount == 1
+                           ? "1 trigger function may run another role's code: every role may create objects in \(schemas)"
+                           : "\(open.rowCount) trigger functions may run another role's code: every role may create objects in \(schemas)",
+                           details: details)
     }
+
+    /// Trigger functions that call `webhooky.emit` without a search_path of their own, with the
+    /// triggers that run them and the schemas where PUBLIC may create objects; no rows when
+    /// there is no such schema (PostgreSQL 15's default).
+    static let searchPathExposedSQL = """
+        WITH open AS (
+            SELECT string_agg(quote_ident(n.nspname), ', ' ORDER BY n.nspname) AS schemas FROM pg_namespace n
+             WHERE n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema' AND has_schema_privilege('public', n.oid, 'CREATE')
+        )
+        SELECT p.oid::regprocedure::text, string_agg(format('%s on %s', t.tgname, t.tgrelid::regclass), ', ' ORDER BY t.tgname), open.schemas
+          FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid CROSS JOIN open
+         WHERE open.schemas IS NOT NULL AND NOT t.tgisinternal AND strpos(p.prosrc, 'webhooky.emit') > 0
+           AND NOT coalesce(EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search\\_path=%'), false)
+         GROUP BY p.oid, open.schemas
+         ORDER BY 1
+        """
 
     /// The triggers whose function names `event` (so probably emits it), and whether they fire.
     private func triggers(for event: String, _ connection: Connection) throws(PostgresError) -> [String] {

@@ -312,6 +312,34 @@ import Testing
         #expect(!outcome.output.contains("customer_tier_changed on"), "the tier trigger tests its own bit")
     }
 
+    @Test("doctor: a trigger function that calls emit with the caller's search_path is a WARN while every role may create in public")
+    func triggerFunctionWithTheCallersSearchPath() throws {
+        let database = try AdminDatabase()
+        try database.connection.execute("""
+            CREATE FUNCTION ellity.loose_credit_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                PERFORM webhooky.emit('customer.credit_changed', jsonb_build_object('customer', jsonb_build_object('id', NEW.id)), NEW.eshop_id);
+                RETURN NULL;
+            END $$;
+            CREATE TRIGGER loose_credit_changed AFTER UPDATE OF credit ON ellity.customers
+                FOR EACH ROW EXECUTE FUNCTION ellity.loose_credit_changed();
+            """)
+        // PostgreSQL 15's default: nobody but the owner creates in public, nothing to warn about.
+        let closed = try database.run(["doctor"])
+        #expect(StatusAndDoctorTests.finding(closed.output, "triggers")
+                == "OK    triggers      every trigger that reads webhooky.wanted_events tests the events it emits", "\(closed.output)")
+        // As in a database created before PostgreSQL 15.
+        try database.connection.execute("GRANT CREATE ON SCHEMA public TO PUBLIC")
+        let open = try database.run(["doctor"])
+        #expect(StatusAndDoctorTests.finding(open.output, "triggers")
+                == "WARN  triggers      1 trigger function may run another role's code: every role may create objects in public", "\(open.output)")
+        #expect(open.output.contains("Function ellity.loose_credit_changed() (trigger loose_credit_changed on ellity.customers) calls webhooky.emit with the caller's search_path: ALTER FUNCTION ellity.loose_credit_changed() SET search_path = pg_catalog, pg_temp;"),
+                "\(open.output)")
+        #expect(!open.output.contains("ellity.customer_credit_changed()"), "the reference triggers have their own search_path")
+        try database.connection.execute("ALTER FUNCTION ellity.loose_credit_changed() SET search_path = pg_catalog, pg_temp")
+        #expect(StatusAndDoctorTests.finding(try database.run(["doctor"]).output, "triggers")?.hasPrefix("OK    triggers") == true)
+    }
+
     @Test("doctor: an unreachable database, a schema of another version, a role without privileges")
     func cannotCheck() throws {
         let unreachable = try CommandProcess.run(["doctor", "--database-url", "host=/nonexistent-socket-dir port=1 connect_timeout=2"])
