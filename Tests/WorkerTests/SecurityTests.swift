@@ -274,7 +274,7 @@ import Glibc
         #expect(try shop.connection.query(waiting).rows == [["shop-42", "false"], ["shop-7", "true"]])
     }
 
-    @Test("a webhook an admin gives to one account (a webhook for every account, say) does not give that account's tenant the deliveries and attempts of other accounts' events, nor let it redeliver them")
+    @Test("a webhook an admin gives to one account (a webhook for every account, say) does not give that account's tenant the deliveries and attempts of other accounts' events, and neither the tenant nor an admin redelivers them to it")
     func aMovedWebhookKeepsOtherAccountsHistory() throws {
         let shop = try Shop()
         let (_, b, _) = try tenants(shop)
@@ -312,7 +312,21 @@ import Glibc
         #expect(try b.query("SELECT webhooky.redeliver_webhook($1, now() - interval '1 day')", [webhook]).scalar == "1")
         #expect(try shop.connection.query("SELECT id::text, state FROM webhooky.deliveries ORDER BY id").rows
                 == [[theirs, "dead"], [mine, "pending"]])
-        // An admin still sees and redelivers every one.
+        // An admin sees every one, but sends none of shop-42's to the URL shop-7 chose.
+        #expect(try shop.column("SELECT count(*) FROM webhooky.deliveries") == ["2"])
+        do {
+            try shop.connection.query("SELECT webhooky.redeliver($1)", [theirs])
+            Issue.record("an admin sent shop-42's event to shop-7's webhook again")
+        } catch {
+            #expect(error.message == "webhooky.redeliver: delivery \(theirs) is of an event of account 'shop-42', and webhook \(webhook) now fires for account 'shop-7' only: it would send one account's data to another's URL")
+            #expect(error.hint == "Send the event through a webhook of its own account with SELECT webhooky.send_test(WEBHOOK_ID, from_event => EVENT_ID) (its event id: SELECT event_id FROM webhooky.deliveries WHERE id = \(theirs)).")
+        }
+        try shop.connection.query("UPDATE webhooky.deliveries SET state = 'dead', completed_at = now() WHERE id = $1", [mine])
+        #expect(try shop.column("SELECT webhooky.redeliver_webhook($1, now() - interval '1 day')", [webhook]) == ["1"])
+        #expect(try shop.connection.query("SELECT id::text, state FROM webhooky.deliveries ORDER BY id").rows
+                == [[theirs, "dead"], [mine, "pending"]])
+        // Given back to every account, the webhook may have them all again.
+        try shop.connection.query("UPDATE webhooky.webhooks SET account_id = NULL WHERE id = $1", [webhook])
         try shop.connection.query("SELECT webhooky.redeliver($1)", [theirs])
         #expect(try shop.column("SELECT state FROM webhooky.deliveries WHERE id = $1", [theirs]) == ["pending"])
     }
