@@ -150,14 +150,17 @@ public struct RequestPreview: Sendable {
     }
 
     /// The request as text: `METHOD URL`, the headers one per line (`User-Agent` first, as
-    /// the HTTP client sends it, when `userAgent` is given), and the body after a blank line.
+    /// the HTTP client sends it, when `userAgent` is given and the webhook sets none of its own:
+    /// libcurl then sends only the webhook's), and the body after a blank line.
     /// Secrets in the URL and headers are hidden (see ``Redaction``) unless `unmask` is true;
     /// the body is shown as it is. The signing secret is never part of it.
     ///
     /// - Parameter extraSecretParameters: More query parameter names to mask (lowercase).
     public func text(unmask: Bool, userAgent: String?, extraSecretParameters: Set<String> = []) -> String {
         var lines = ["\(request.method) \(unmask ? request.url : Redaction.url(request.url, extraParameters: extraSecretParameters))"]
-        if let userAgent { lines.append("User-Agent: \(userAgent)") }
+        if let userAgent, !request.headers.contains(where: { $0.name.lowercased() == "user-agent" }) {
+            lines.append("User-Agent: \(userAgent)")
+        }
         for header in request.headers {
             let value = unmask ? header.value : Redaction.headerValue(name: header.name, value: header.value)
             lines.append(value.isEmpty ? "\(header.name):" : "\(header.name): \(value)")

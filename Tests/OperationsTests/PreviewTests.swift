@@ -94,6 +94,27 @@ import Testing
         #expect(!outcome.output.contains(secret) && !outcome.output.contains(String(secret.dropFirst(6))), "the signing secret is never printed")
     }
 
+    @Test("a webhook's own User-Agent replaces Webhooky's: preview shows the one the worker sends")
+    func previewShowsTheWebhooksOwnUserAgent() throws {
+        let database = try AdminDatabase()
+        let receiver = try LoopbackReceiver()
+        let webhook = try database.addWebhook(url: receiver.baseURL + "/ua", headers: #"{"user-agent": "ShopBot/2"}"#)
+
+        let outcome = try database.run(["preview", String(webhook)])
+        #expect(outcome.status == 0, "\(outcome.errors)")
+        let preview = Printed(outcome.output)
+
+        let worker = RunningWorker(database.workerConfiguration())
+        defer { worker.stop() }
+        _ = try database.value("SELECT webhooky.send_test($1)", [String(webhook)])
+        let received = try #require(receiver.waitForRequests(1).first)
+
+        let sent = received.headers.filter { !["host", "accept", "content-length"].contains($0.name.lowercased()) }
+        #expect(sent.filter { $0.name.lowercased() == "user-agent" }.map(\.value) == ["ShopBot/2"])
+        #expect(preview.headers.filter { $0.name.lowercased() == "user-agent" }.map(\.value) == ["ShopBot/2"], "\(outcome.output)")
+        #expect(preview.headers.map(\.name) == sent.map(\.name))
+    }
+
     @Test("secrets are masked by default and shown with --unmask; the signing secret never is")
     func masking() throws {
         let database = try AdminDatabase()
