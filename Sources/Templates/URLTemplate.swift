@@ -30,7 +30,7 @@ public struct URLTemplate: Sendable, Hashable {
     /// Parses and checks a URL template.
     ///
     /// - Throws: ``TemplateError/Code/invalidURL`` unless the template starts with `http://` or
-    ///   `https://` followed by a host, and its literal text is printable ASCII without spaces
+    ///   `https://` followed by a host (after any `user@`, before any `:port`), and its literal text is printable ASCII without spaces
     ///   or the characters `" < > \ ^ ` { | }` (percent-encode them instead), and a port, if written
     ///   out, from 1 to 65535.
     public init(_ source: String) throws(TemplateError) {
@@ -62,6 +62,10 @@ public struct URLTemplate: Sendable, Hashable {
         }
         self.source = source
         self.pieces = pieces
+        // A user name or a port with nothing between them and the path: `https://user@/x`.
+        if let origin = fixedOrigin, URLTemplate.hasEmptyHost(origin) {
+            throw TemplateError(.invalidURL, "URL has no host after \(source.prefix(schemeLength))")
+        }
         if let origin = fixedOrigin, let port = URLTemplate.port(ofOrigin: origin), !port.isEmpty,
            !(port.count <= 5 && port.allSatisfy(\.isASCII) && port.allSatisfy(\.isNumber) && (1...65_535).contains(Int(port) ?? 0)) {
             throw TemplateError(.invalidURL, "URL has port \(port.prefix(12)); a port is a number from 1 to 65535")
@@ -100,11 +104,20 @@ public struct URLTemplate: Sendable, Hashable {
                 }
             }
         }
-        let afterScheme = output.drop(while: { $0 != ":" }).dropFirst(3)
-        if afterScheme.first.map({ "/?#".contains($0) }) ?? true {
+        if URLTemplate.hasEmptyHost(output) {
             throw TemplateError(.invalidURL, "rendered URL has an empty host (a host variable the event does not carry?)")
         }
         return output
+    }
+
+    /// Whether the host of `url` (`scheme://[userinfo@]host[:port]...`) is empty, as in
+    /// `https:///x`, `https://user@/x` or `https://:8080/x`. A value can add no `@`, `:` or `/`
+    /// (they are percent-encoded), so only the template's own text can leave one there.
+    static func hasEmptyHost(_ url: String) -> Bool {
+        var authority = url.drop(while: { $0 != ":" }).dropFirst(3).prefix(while: { !"/?#".contains($0) })
+        if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
+        if authority.first == "[" { return authority.dropFirst().first == "]" }
+        return authority.prefix(while: { $0 != ":" }).isEmpty
     }
 
     /// Appends `text` percent-encoded: every UTF-8 byte but `A-Z a-z 0-9 - . _ ~` as `%XX`.

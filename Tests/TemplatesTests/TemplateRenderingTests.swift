@@ -85,6 +85,17 @@ func isValidJSONForFoundation(_ text: String) -> Bool {
         #expect(throws: TemplateError.self) { try URLTemplate("https://#missing#/x").render(p) }
     }
 
+    @Test("a host left empty after a user name or before a port fails at rendering, as an empty host does")
+    func emptyHostBehindUserInfoOrPort() throws {
+        let p = try payload(#"{"user": "alice", "port": "8080"}"#)
+        #expect(try URLTemplate("https://#user#@h/x").render(p) == "https://alice@h/x")
+        for url in ["https://#user#@/x", "https://#user#@#missing#/x", "https://#user#@#missing#:8080/x", "http://#missing#:#port#/x"] {
+            #expect(throws: TemplateError(.invalidURL, "rendered URL has an empty host (a host variable the event does not carry?)"), "\(url)") {
+                try URLTemplate(url).render(p)
+            }
+        }
+    }
+
     @Test func schemeIsCaseInsensitive() throws {
         #expect(try URLTemplate("HTTPS://h/").render(payload()) == "HTTPS://h/")
     }
@@ -95,6 +106,10 @@ func isValidJSONForFoundation(_ text: String) -> Bool {
         ("", "URL must start with http:// or https:// (got an empty URL)"),
         ("https://", "URL has no host after https://"),
         ("https:///path", "URL has no host after https://"),
+        ("https://user@/x", "URL has no host after https://"),
+        ("HTTP://:8080/x", "URL has no host after HTTP://"),
+        ("https://u:p@:443/?id=#customer.id#", "URL has no host after https://"),
+        ("http://[]/x", "URL has no host after http://"),
         ("http://h/a b", "URL contains a space; percent-encode it (a space as %20)"),
         ("http://h/ř", "URL contains a non-ASCII character; percent-encode it (a space as %20)"),
         ("http://h/{x}", "URL contains '{'; percent-encode it (a space as %20)"),

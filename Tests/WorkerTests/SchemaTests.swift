@@ -268,6 +268,9 @@ import Worker
     @Test(arguments: [
         ("url", "ftp://x/", "URL must start with http:// or https://"),
         ("url", "https:///x", "URL has no host"),
+        ("url", "https://user@/x", "URL has no host"),
+        ("url", "http://:8080/x", "URL has no host"),
+        ("url", "https://#customer.email#@/x?id=#customer.id#", "URL has no host"),
         ("url", "https://x/a b", "URL contains a space"),
         ("url", "http://127.0.0.1:99999/x", "URL has port 99999; a port is a number from 1 to 65535"),
         ("url", "https://user:pw@x:0/", "URL has port 0; a port is a number from 1 to 65535"),
@@ -295,6 +298,18 @@ import Worker
             #expect(error.sqlState == "23514")
             #expect(error.message.contains(#" "ERP sync": "#), "\(error.message)")
             #expect(error.message.contains(message), "\(error.message)")
+        }
+    }
+
+    @Test("a host written out, or a variable for it, after a user name or before a port is accepted when saved")
+    func urlsWithAHostAreSaved() throws {
+        let database = try TestCluster.newDatabase()
+        let connection = try database.connect()
+        for url in ["https://user:pw@erp.example:8443/x", "https://#customer.email#@erp.example/x", "https://user@#customer.email#/x",
+                    "http://#customer.email#:8080/x", "http://[::1]:8080/x", "https://erp.example:/x", "https://#customer.id#"] {
+            #expect(throws: Never.self, "\(url)") {
+                try connection.query("INSERT INTO webhooky.webhooks (name, event, url) VALUES ('fine', 'customer.credit_changed', $1)", [url])
+            }
         }
     }
 
