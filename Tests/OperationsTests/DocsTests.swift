@@ -59,6 +59,18 @@ import Testing
         #expect(try database.value("SELECT count(*) FROM pg_roles WHERE rolname IN ('webhooky', 'integrator')") == "2")
     }
 
+    @Test("README's example on the reference domain records the two events its comments promise")
+    func readmeReferenceDomainExample() throws {
+        let database = try AdminDatabase()
+        let block = try #require(try DocsTests.blocks("sql", in: "../README.md").first { $0.contains("INSERT INTO ellity.eshops") })
+        #expect(block.hasPrefix("BEGIN;") && block.hasSuffix("ROLLBACK;"), "nothing of the example is kept or sent")
+        // Run up to its ROLLBACK, look at what it recorded, then roll back.
+        try database.connection.execute(block.replacingOccurrences(of: "ROLLBACK;", with: ""))
+        let events = try database.column("SELECT event FROM webhooky.events ORDER BY id")
+        try database.connection.execute("ROLLBACK")
+        #expect(events == ["customer.credit_changed", "customer.tier_changed"])
+    }
+
     @Test("every webhooky command shown in the docs runs (preview, status, doctor, migrate, --help)")
     func commandsRun() throws {
         let database = try AdminDatabase()
