@@ -21,6 +21,8 @@ enum DoctorCommand {
           NOTIFY queue   pg_notification_queue_usage() (WARN over 50 %)
           dead           deliveries that gave up in the last 24 hours
           webhooks       failing webhooks, and those Webhooky disabled (and why)
+          settings       rows of webhooky.settings that are no limit, or not a whole number
+                         (FAIL: every save of a webhook fails on it)
           variables      enabled webhooks' template variables that neither the event's sample
                          nor its recent events have (a misspelt name renders as "")
           events         event types that have had no event for over 10 times their usual

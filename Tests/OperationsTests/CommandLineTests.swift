@@ -1,3 +1,4 @@
+import Foundation
 import TestSupport
 import Testing
 
@@ -15,6 +16,28 @@ import Testing
         #expect(asTopic.output == outcome.output)
         let overview = try CommandProcess.run(["--help"])
         #expect(overview.output.contains("\n  \(command) "))
+    }
+
+    @Test("doctor --help names every check that the doctor prints")
+    func doctorHelpNamesEveryCheck() throws {
+        let database = try TestCluster.newDatabase()
+        let doctor = try CommandProcess.run(["doctor", "--database-url", database.conninfo])
+        // "OK    NOTIFY queue  0.0 % full": the status in 6 columns, the check's name in 14.
+        let names = doctor.output.split(separator: "\n").filter { line in ["OK ", "WARN ", "FAIL "].contains { line.hasPrefix($0) } }
+            .map { $0.dropFirst(6).prefix(14).trimmingCharacters(in: .whitespaces) }
+        #expect(names.count >= 13, "\(doctor.output)")
+        let help = try CommandProcess.run(["doctor", "--help"]).output
+        for name in names {
+            #expect(help.contains("\n  \(name) "), "doctor --help does not list the check \(name)")
+        }
+    }
+
+    @Test("the overview lists every exit status that run --help documents")
+    func overviewListsEveryExitStatus() throws {
+        let overview = try CommandProcess.run(["--help"]).output.replacingOccurrences(of: "\n", with: " ")
+        for status in ["5 a migration failed", "6 (run)", "7 (run)", "130 (run)"] {
+            #expect(overview.contains(status), "webhooky --help does not mention \(status)")
+        }
     }
 
     @Test("bad options exit 2, an unreachable database 3, a database without the schema 4", arguments: ["preview 1", "tail", "status"])
