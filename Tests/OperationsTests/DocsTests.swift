@@ -13,20 +13,47 @@ import Testing
 
     /// The fenced blocks of `language` in a Markdown file, in order.
     static func blocks(_ language: String, in file: String) throws -> [String] {
+        try fencedBlocks(in: file).filter { $0.language == language }.map(\.text)
+    }
+
+    /// Every fenced block of a Markdown file with its language (`sql`, `sh`, or empty), in order.
+    static func fencedBlocks(in file: String) throws -> [(language: String, text: String)] {
         let text = try String(contentsOf: docs.appendingPathComponent(file), encoding: .utf8)
-        var blocks: [String] = []
-        var current: [Substring]? = nil
+        var blocks: [(language: String, text: String)] = []
+        var current: (language: String, lines: [Substring])? = nil
         for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            if current == nil, line == "```\(language)" {
-                current = []
-            } else if current != nil, line == "```" {
-                blocks.append((current ?? []).joined(separator: "\n"))
+            if current == nil, line.hasPrefix("```") {
+                current = (String(line.dropFirst(3)), [])
+            } else if let open = current, line == "```" {
+                blocks.append((open.language, open.lines.joined(separator: "\n")))
                 current = nil
             } else if current != nil {
-                current?.append(line)
+                current?.lines.append(line)
             }
         }
         return blocks
+    }
+
+    /// The `webhooky` commands of an `sh` block that run against a database given in
+    /// `DATABASE_URL` and end by themselves (not `run`, `tail`, or those with their own URL).
+    static func commands(in block: String) -> [String] {
+        block.split(separator: "\n").compactMap { line in
+            let command = line.split(separator: "#", maxSplits: 1).first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+            guard command.hasPrefix("webhooky "), !command.contains("--database-url"),
+                  !command.hasPrefix("webhooky tail"), !command.hasPrefix("webhooky run") || command.contains("--help") else { return nil }
+            return command
+        }
+    }
+
+    /// Runs a documented command as the reader would, with the built binary on the `PATH`.
+    static func run(_ command: String, databaseURL: String) throws -> (status: Int32, output: String) {
+        let binary = URL(fileURLWithPath: try WorkerProcess.executable()).deletingLastPathComponent().path
+        let output = "/tmp/webhooky-docs-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).out"
+        defer { unlink(output) }
+        let pid = try ChildProcess.spawn("/bin/sh", ["-c", command], outputPath: output,
+                                         environment: ["PATH": "\(binary):/usr/bin:/bin", "DATABASE_URL": databaseURL])
+        let status = ChildProcess.wait(pid)
+        return (status, ChildProcess.readFile(output) ?? "")
     }
 
     @Test("every SQL block of admin.md, then of dba.md, runs on a fresh installation", arguments: [["admin.md", "dba.md"]])
@@ -76,24 +103,43 @@ import Testing
         let database = try AdminDatabase()
         try DocsTests.blocks("sql", in: "admin.md").prefix(2).forEach { try database.connection.execute($0) }  // the two webhooks
         _ = try database.value("SELECT webhooky.send_test(1)")  // event 1
-        let binary = URL(fileURLWithPath: try WorkerProcess.executable()).deletingLastPathComponent().path
         var ran = 0
         for file in ["admin.md", "dba.md"] {
             for block in try DocsTests.blocks("sh", in: file) {
-                for line in block.split(separator: "\n") {
-                    let command = line.split(separator: "#", maxSplits: 1).first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
-                    guard command.hasPrefix("webhooky "), !command.contains("--database-url"),
-                          !command.hasPrefix("webhooky tail"), !command.hasPrefix("webhooky run") || command.contains("--help") else { continue }
-                    let output = "/tmp/webhooky-docs-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).out"
-                    defer { unlink(output) }
-                    let pid = try ChildProcess.spawn("/bin/sh", ["-c", command], outputPath: output,
-                                                     environment: ["PATH": "\(binary):/usr/bin:/bin", "DATABASE_URL": database.url])
-                    let status = ChildProcess.wait(pid)
-                    #expect(status == 0 || (status == 1 && command.hasPrefix("webhooky doctor")), "\(file): \(command)\n\(ChildProcess.readFile(output) ?? "")")
+                for command in DocsTests.commands(in: block) {
+                    let (status, output) = try DocsTests.run(command, databaseURL: database.url)
+                    #expect(status == 0 || (status == 1 && command.hasPrefix("webhooky doctor")), "\(file): \(command)\n\(output)")
                     ran += 1
                 }
             }
         }
         #expect(ran >= 6)
+    }
+
+    @Test("admin.md read top to bottom: each command works where it stands, after the SQL above it only")
+    func adminRecipesInOrder() throws {
+        let database = try AdminDatabase()
+        let receiver = try LoopbackReceiver()
+        let worker = RunningWorker(database.workerConfiguration())
+        defer { worker.stop() }
+        var ran = 0
+        for block in try DocsTests.fencedBlocks(in: "admin.md") {
+            _ = try database.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state IN ('pending', 'sending')", timeout: .seconds(10)) { $0 == "0" }
+            switch block.language {
+            case "sql":
+                let sql = block.text.replacingOccurrences(of: "https://erp.example.com", with: receiver.baseURL)
+                    .replacingOccurrences(of: "https://mailer.example.com", with: receiver.baseURL)
+                try database.connection.execute(sql)
+            case "sh":
+                for command in DocsTests.commands(in: block.text) {
+                    let (status, output) = try DocsTests.run(command, databaseURL: database.url)
+                    #expect(status == 0 || (status == 1 && command.hasPrefix("webhooky doctor")), "admin.md: \(command)\n\(output)")
+                    ran += 1
+                }
+            default:
+                continue
+            }
+        }
+        #expect(ran >= 3)
     }
 }
