@@ -98,6 +98,43 @@ import Testing
         #expect(events == ["customer.credit_changed", "customer.tier_changed"])
     }
 
+    @Test("README names every row webhooky.settings takes, and its example of one is accepted")
+    func readmeNamesTheSettings() throws {
+        let database = try AdminDatabase()
+        let file = try String(contentsOf: DocsTests.docs.appendingPathComponent("../README.md"), encoding: .utf8)
+        let named = DocsTests.settingsNamed(in: file.replacingOccurrences(of: "\n  ", with: " "))
+        // The schema's own list, from the hint of a name that is no setting.
+        let known = DocsTests.knownSettings(database.connection)
+        #expect(!known.isEmpty)
+        let examples = named.filter { $0.hasPrefix("INSERT INTO webhooky.settings") }
+        #expect(examples.count == 1)
+        #expect(named.subtracting(examples) == known)
+        for example in examples { _ = try database.connection.execute(example) }
+    }
+
+    /// The code spans of README's sentence on `webhooky.settings`, up to its `;`.
+    static func settingsNamed(in readme: String) -> Set<String> {
+        guard let start = readme.range(of: "rows of `webhooky.settings` change them: ") else { return [] }
+        let sentence = readme[start.upperBound...].prefix { $0 != ";" }
+        let pieces = sentence.components(separatedBy: "`")
+        var named: Set<String> = []
+        for index in pieces.indices where index % 2 == 1 { named.insert(pieces[index]) }
+        return named
+    }
+
+    /// The names in the hint of `webhooky.settings`' check: "Settings: a, b, c. For example: ...".
+    static func knownSettings(_ connection: Connection) -> Set<String> {
+        var hint = ""
+        do {
+            _ = try connection.execute("INSERT INTO webhooky.settings VALUES ('no_such_setting', '1')")
+        } catch {
+            hint = error.hint ?? ""
+        }
+        guard let start = hint.range(of: "Settings: ") else { return [] }
+        let list = hint[start.upperBound...].prefix { $0 != "." }
+        return Set(list.components(separatedBy: ", "))
+    }
+
     @Test("every webhooky command shown in the docs runs (preview, status, doctor, migrate, --help)")
     func commandsRun() throws {
         let database = try AdminDatabase()
