@@ -33,7 +33,7 @@ enum MigrateCommand {
         do {
             connection = try Connection(conninfo: Help.databaseURL(arguments), applicationName: "webhooky migrate")
         } catch {
-            Help.fail("cannot connect to the database: \(error.message)")
+            Help.fail("cannot connect to the database: \(error.message)\n\(CommandDatabase.connectionHint)")
             return 3
         }
         let migrator = Migrator(connection: connection)

@@ -81,7 +81,7 @@ enum RunCommand {
             try worker.run()
             return 0
         } catch {
-            Help.fail(error.message)
+            Help.fail(error.code == .databaseUnavailable ? "\(error.message)\n\(CommandDatabase.connectionHint)" : error.message)
             return error.exitStatus
         }
     }

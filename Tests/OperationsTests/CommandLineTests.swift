@@ -58,6 +58,15 @@ import Testing
         #expect(missing.errors == "webhooky: error: the webhooky schema is not installed in database \(empty.name); run \"webhooky migrate\" first (or point --database-url at the right database)\n")
     }
 
+    @Test("run and migrate, too, say what to check when the database cannot be reached", arguments: ["run", "migrate", "migrate --dry-run"])
+    func unreachableDatabaseSaysWhatToCheck(command: String) throws {
+        let arguments = command.split(separator: " ").map(String.init)
+        let unreachable = try CommandProcess.run(arguments + ["--database-url", "host=/nonexistent-socket-dir port=1"])
+        #expect(unreachable.status == 3)
+        #expect(unreachable.errors.contains("cannot connect to the database: "), "\(unreachable.errors)")
+        #expect(unreachable.errors.contains("Check --database-url or DATABASE_URL"), "\(unreachable.errors)")
+    }
+
     @Test func unknownCommandsAreNamed() throws {
         let outcome = try CommandProcess.run(["stats"])
         #expect(outcome.status == 2)
