@@ -61,7 +61,7 @@ enum RunCommand {
         130 a second SIGTERM or SIGINT (stopped at once, without waiting for requests).
 
         Examples:
-          webhooky run --database-url postgresql://webhooky@db.internal/shop
+          webhooky run --database-url postgresql://webhooky_run@db.internal/shop
           DATABASE_URL='host=/run/postgresql dbname=shop' webhooky run --max-in-flight 512
           webhooky run --retry-schedule 10s,1m,10m --log-level notice
         """

@@ -83,7 +83,7 @@ import Testing
         #expect(count >= 15)
         #expect(try database.value("SELECT count(*) FROM webhooky.deliveries WHERE is_test") == "3")
         #expect(receiver.requests.count >= 4, "the tests and the redelivery were sent")
-        #expect(try database.value("SELECT count(*) FROM pg_roles WHERE rolname IN ('webhooky', 'integrator')") == "2")
+        #expect(try database.value("SELECT count(*) FROM pg_roles WHERE rolname IN ('webhooky_run', 'integrator')") == "2")
     }
 
     @Test("README's example on the reference domain records the two events its comments promise")
@@ -133,6 +133,22 @@ import Testing
         guard let start = hint.range(of: "Settings: ") else { return [] }
         let list = hint[start.upperBound...].prefix { $0 != "." }
         return Set(list.components(separatedBy: ", "))
+    }
+
+    @Test("the worker's login role is named alike in README, dba.md, run --help and deploy/webhooky.env.example")
+    func workerRoleIsNamedAlike() throws {
+        let root = DocsTests.docs.deletingLastPathComponent()
+        let env = try String(contentsOf: root.appendingPathComponent("deploy/webhooky.env.example"), encoding: .utf8)
+        let url = try #require(env.split(separator: "\n").first { $0.hasPrefix("DATABASE_URL=") })
+        let user = String(url.dropFirst("DATABASE_URL=postgresql://".count).prefix { $0 != "@" })
+        #expect(user == "webhooky_run")
+        for file in ["README.md", "docs/dba.md"] {
+            let text = try String(contentsOf: root.appendingPathComponent(file), encoding: .utf8)
+            #expect(text.contains("CREATE ROLE \(user) LOGIN"), "\(file) creates another login role for the worker than the env example uses")
+            #expect(!text.contains("postgresql://webhooky@"), "\(file) connects the worker as another role")
+        }
+        let help = try CommandProcess.run(["run", "--help"]).output
+        #expect(!help.contains("postgresql://webhooky@"), "run --help connects as another role")
     }
 
     @Test("every webhooky command shown in the docs runs (preview, status, doctor, migrate, --help)")
