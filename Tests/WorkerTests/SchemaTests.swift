@@ -33,6 +33,20 @@ import Worker
         #expect(throws: Never.self) { try migrator.requireCurrent() }
     }
 
+    @Test("every function, table and view of the schema has a COMMENT ON, as the README says (\\df+ webhooky.* lists them)")
+    func everyObjectSaysWhatItIs() throws {
+        let connection = try TestCluster.newDatabase().connect()
+        let uncommented = try connection.column("""
+            SELECT p.oid::regprocedure::text FROM pg_proc p
+             WHERE p.pronamespace = 'webhooky'::regnamespace AND obj_description(p.oid, 'pg_proc') IS NULL
+            UNION ALL
+            SELECT c.oid::regclass::text FROM pg_class c
+             WHERE c.relnamespace = 'webhooky'::regnamespace AND c.relkind IN ('r', 'v', 'm') AND obj_description(c.oid, 'pg_class') IS NULL
+             ORDER BY 1
+            """)
+        #expect(uncommented == [])
+    }
+
     @Test("a superuser upgrading the database owner's installation migrates as that owner: every object keeps one owner, and the owner's prune and grant_roles still work")
     func upgradeByASuperuserKeepsTheOwner() throws {
         let database = try TestCluster.newEmptyDatabase()
