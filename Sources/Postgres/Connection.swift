@@ -22,8 +22,8 @@ public final class Connection {
     ///     UTF-8 (a database in WIN1250 or LATIN2 would otherwise send its own bytes).
     ///   - applicationName: Shown in `pg_stat_activity` unless the connection string sets
     ///     `application_name`. Default `webhooky`.
-    /// - Throws: ``PostgresError/Code/connectionFailed`` with libpq's message (which never
-    ///   contains the password).
+    /// - Throws: ``PostgresError/Code/connectionFailed`` with libpq's message, without any
+    ///   piece of the password (see ``describeConnectionFailure(_:conninfo:)``).
     public init(conninfo: String, applicationName: String = "webhooky") throws(PostgresError) {
         try Connection.checkSyntax(of: conninfo)
         // Keywords are processed in order and a later one wins, so everything placed before
@@ -52,7 +52,7 @@ public final class Connection {
             throw PostgresError(code: .connectionFailed, message: "out of memory while connecting")
         }
         guard PQstatus(connection) == CONNECTION_OK else {
-            let message = Connection.trimmedMessage(PQerrorMessage(connection))
+            let message = Connection.describeConnectionFailure(Connection.trimmedMessage(PQerrorMessage(connection)), conninfo: conninfo)
             PQfinish(connection)
             throw PostgresError(code: .connectionFailed, message: message)
         }
@@ -84,43 +84,6 @@ public final class Connection {
             message += " (a database name alone is written dbname=NAME, or as a URL: postgresql:///NAME)"
         }
         throw PostgresError(code: .connectionFailed, message: message)
-    }
-
-    /// libpq's message about a connection string it cannot parse, with any quoted part that may
-    /// be a value shown as `"…"`.
-    static func describeSyntaxError(_ detail: String) -> String {
-        // These quote a keyword, which is never a secret: a misspelt one is the usual mistake.
-        for prefix in ["invalid connection option \"", "invalid URI query parameter: \""] where detail.hasPrefix(prefix) {
-            let name = detail.dropFirst(prefix.count).prefix(while: { $0 != "\"" })
-            if (1...40).contains(name.count), name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) {
-                return "\(prefix)\(name)\" (a misspelt keyword? the list: https://www.postgresql.org/docs/15/libpq-connect.html#LIBPQ-PARAMKEYWORDS)"
-            }
-        }
-        return redactQuoted(detail)
-    }
-
-    /// `text` with everything between double quotes replaced by `…`, but a quoted `=`.
-    static func redactQuoted(_ text: String) -> String {
-        var result = ""
-        var quoted: String? = nil
-        for character in text {
-            if character == "\"" {
-                if let inside = quoted {
-                    result += (inside == "=" ? inside : "…") + "\""
-                    quoted = nil
-                } else {
-                    result.append(character)
-                    quoted = ""
-                }
-            } else if quoted != nil {
-                quoted?.append(character)
-            } else {
-                result.append(character)
-            }
-        }
-        // An unclosed quote: what followed it stays hidden.
-        if quoted != nil { result += "…" }
-        return result
     }
 
     private static func trimmed(_ text: String) -> String {

@@ -103,6 +103,27 @@ import Testing
         }
     }
 
+    @Test("a URL whose password holds an @ or a / that is not percent-encoded: libpq takes a piece of it for the host, the port or the database, and quotes that back; it is hidden",
+          arguments: [
+              // libpq ends the user information at the first @: "ssW0rdPiece@localhost" is the host.
+              ("postgresql://postgres:p@ssW0rdPiece@localhost:1/postgres", "could not translate host name \"…\" to address"),
+              // libpq looks for user information only before the first /: "pa55" is the port.
+              ("postgresql://postgres:pa55/W0rdPiece@localhost/postgres", "invalid integer value \"…\" for connection option \"port\""),
+          ])
+    func aPasswordSplitByLibpqIsNotShown(url: String, shown: String) throws {
+        do {
+            _ = try Connection(conninfo: url)
+            Issue.record("connected with \(url)")
+        } catch {
+            #expect(error.code == .connectionFailed)
+            #expect(error.message.contains(shown), "\(error.message)")
+            #expect(error.message.hasSuffix("(in a postgresql:// URL a password's @ is written %40 and its / %2F)"), "\(error.message)")
+            for piece in ["ssW0rdPiece", "pa55", "W0rdPiece"] {
+                #expect(!error.message.contains(piece), "\(error.message)")
+            }
+        }
+    }
+
     @Test func aLostConnectionIsReportedAsSuch() throws {
         let database = try TestCluster.newEmptyDatabase()
         let victim = try database.connect()
