@@ -68,7 +68,9 @@ public struct URLTemplate: Sendable, Hashable {
         }
         if let origin = fixedOrigin, let port = URLTemplate.port(ofOrigin: origin), !port.isEmpty,
            !(port.count <= 5 && port.allSatisfy(\.isASCII) && port.allSatisfy(\.isNumber) && (1...65_535).contains(Int(port) ?? 0)) {
-            throw TemplateError(.invalidURL, "URL has port \(port.prefix(12)); a port is a number from 1 to 65535")
+            // Not quoted: when a user name or password holds a / ? or # (not percent-encoded), the
+            // "port" is the part of the password before it.
+            throw TemplateError(.invalidURL, "URL has a port that is not a number from 1 to 65535 (a user name or password in a URL writes / ? # @ as %2F %3F %23 %40)")
         }
     }
 

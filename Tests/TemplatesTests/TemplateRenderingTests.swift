@@ -114,10 +114,12 @@ func isValidJSONForFoundation(_ text: String) -> Bool {
         ("http://h/ř", "URL contains a non-ASCII character; percent-encode it (a space as %20)"),
         ("http://h/{x}", "URL contains '{'; percent-encode it (a space as %20)"),
         ("http://h/\n", "URL contains a control character; percent-encode it (a space as %20)"),
-        ("http://127.0.0.1:99999/x", "URL has port 99999; a port is a number from 1 to 65535"),
-        ("https://user:pw@h:0/", "URL has port 0; a port is a number from 1 to 65535"),
-        ("https://[::1]:8o8o/?id=#customer.id#", "URL has port 8o8o; a port is a number from 1 to 65535"),
-        ("http://h:+80/", "URL has port +80; a port is a number from 1 to 65535"),
+        ("http://127.0.0.1:99999/x", "URL has a port that is not a number from 1 to 65535 (a user name or password in a URL writes / ? # @ as %2F %3F %23 %40)"),
+        ("https://user:pw@h:0/", "URL has a port that is not a number from 1 to 65535 (a user name or password in a URL writes / ? # @ as %2F %3F %23 %40)"),
+        ("https://[::1]:8o8o/?id=#customer.id#", "URL has a port that is not a number from 1 to 65535 (a user name or password in a URL writes / ? # @ as %2F %3F %23 %40)"),
+        ("http://h:+80/", "URL has a port that is not a number from 1 to 65535 (a user name or password in a URL writes / ? # @ as %2F %3F %23 %40)"),
+        // A password with a / that is not percent-encoded: the "port" is a piece of it, not quoted.
+        ("https://api:k3yPart/rest@h/", "URL has a port that is not a number from 1 to 65535 (a user name or password in a URL writes / ? # @ as %2F %3F %23 %40)"),
     ])
     func invalidURLsAreRefusedWithAReason(url: String, message: String) {
         #expect(throws: TemplateError(.invalidURL, message)) { try URLTemplate(url) }

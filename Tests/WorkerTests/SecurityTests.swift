@@ -460,6 +460,43 @@ import Glibc
         #expect(try shop.connection.query("SELECT secret, previous_secret, previous_secret_expires_at <= now() FROM webhooky.webhooks WHERE id = $1", [id]).rows == [[new, old, "t"]])
     }
 
+    @Test("a webhook refused when it is saved is refused without its secrets: a NULL in a required column showed the whole row (secret, previous secret, Authorization, the URL's key), a password with a / its first part as the port")
+    func refusalsShowNoSecrets() throws {
+        let shop = try Shop()
+        let secret = try #require(shop.column("SELECT webhooky.new_secret()").first ?? nil)
+        let url = "https://erp.example/x?apikey=K3yInTheUrl"
+        let headers = #"{"Authorization": "Bearer T0kenInAHeader"}"#
+        let id = String(try shop.addWebhook(url: url, headers: headers, secret: secret, name: "ERP"))
+        let previous = try #require(shop.column("SELECT webhooky.rotate_secret($1)", [id]).first ?? nil)
+        let hidden = [secret, previous ?? "", "K3yInTheUrl", "T0kenInAHeader", "k3yPart"]
+        func refusal(_ sql: String, _ parameters: [String?]) -> PostgresError? {
+            do {
+                try shop.connection.query(sql, parameters)
+                Issue.record("accepted: \(sql)")
+                return nil
+            } catch {
+                let text = error.description
+                for value in hidden { #expect(!text.contains(value), "\(text)") }
+                return error
+            }
+        }
+        let insert = "INSERT INTO webhooky.webhooks (name, event, url, headers, secret) VALUES ($1, 'customer.credit_changed', $2, $3::jsonb, $4)"
+        let noName = refusal(insert, [nil, url, headers, secret])
+        #expect(noName?.message.hasSuffix(": name must not be NULL") == true, "\(String(describing: noName))")
+        #expect(noName?.sqlState == "23502")
+        #expect(noName?.detail == nil)
+        let noURL = refusal(insert, ["ERP", nil, headers, secret])
+        #expect(noURL?.message.hasSuffix(#" "ERP": url must not be NULL"#) == true, "\(String(describing: noURL))")
+        let notEnabled = refusal("UPDATE webhooky.webhooks SET enabled = NULL WHERE id = $1", [id])
+        #expect(notEnabled?.message == #"webhook \#(id) "ERP": enabled must not be NULL"#)
+        // libcurl's authority, like the check's, ends at the /: "k3yPart" reads as the port.
+        let slash = refusal("UPDATE webhooky.webhooks SET url = $2 WHERE id = $1", [id, "https://api:k3yPart/rest@erp.example/"])
+        #expect(slash?.message == #"webhook \#(id) "ERP": URL has a port that is not a number from 1 to 65535"#)
+        #expect(slash?.hint?.contains("%2F") == true)
+        // An UPDATE that leaves updated_at to check_webhook still works.
+        try shop.connection.query("UPDATE webhooky.webhooks SET updated_at = NULL, enabled = false WHERE id = $1", [id])
+    }
+
     @Test("a rendered request larger than its limits ends dead with the reason")
     func renderedLimits() throws {
         let shop = try Shop()
