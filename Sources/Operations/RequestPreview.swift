@@ -46,7 +46,8 @@ public struct RequestPreview: Sendable {
     ///   cannot make a request for this payload, with the reason), or ``PostgresError``.
     public static func load(_ connection: Connection, webhookID: Int64, payload: PreviewPayload, timestamp: Int) throws -> RequestPreview {
         let rows = try connection.query("""
-            SELECT w.id, w.revision, w.name, w.url, w.body, w.headers::text, w.secret, w.event, w.enabled, w.account_id, t.sample::text
+            SELECT w.id, w.revision, w.name, w.url, w.body, w.headers::text, w.secret, w.event, w.enabled, w.account_id, t.sample::text,
+                   w.previous_secret, extract(epoch FROM w.previous_secret_expires_at)
               FROM webhooky.webhooks w LEFT JOIN webhooky.event_types t ON t.name = w.event
              WHERE w.id = $1
             """, [String(webhookID)])
@@ -95,7 +96,9 @@ public struct RequestPreview: Sendable {
         let webhook: Webhook
         do {
             webhook = try Webhook(id: webhookID, revision: Int(rows[0, 1] ?? "1") ?? 1, name: name, url: rows[0, 3] ?? "",
-                                  body: rows[0, 4], headersJSON: rows[0, 5] ?? "{}", secret: rows[0, 6])
+                                  body: rows[0, 4], headersJSON: rows[0, 5] ?? "{}", secret: rows[0, 6],
+                                  // While a rotated secret's overlap lasts, the worker signs with both.
+                                  previousSecret: rows[0, 11], previousSecretExpiresAt: rows[0, 12].flatMap(Double.init))
         } catch {
             throw OperationsError(.cannotRender, "\(label) cannot be used: \(error.message)",
                                   hint: "Correct the row with UPDATE webhooky.webhooks SET ... WHERE id = \(webhookID); until then the worker ends its deliveries dead.")

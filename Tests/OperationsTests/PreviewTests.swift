@@ -115,6 +115,26 @@ import Testing
         #expect(preview.headers.map(\.name) == sent.map(\.name))
     }
 
+    @Test("while a rotated secret's overlap lasts, preview signs with both secrets, as the worker does: it showed the new secret's signature alone")
+    func previewSignsWithBothSecretsDuringTheOverlap() throws {
+        let database = try AdminDatabase()
+        let (webhook, old) = try PreviewTests.addSecretiveWebhook(database, baseURL: "https://erp.example")
+        let new = try #require(try database.value("SELECT webhooky.rotate_secret($1, interval '1 hour')", [String(webhook)]))
+        let outcome = try database.run(["preview", String(webhook)])
+        #expect(outcome.status == 0, "\(outcome.errors)")
+        let preview = Printed(outcome.output)
+        let header = try #require(preview.header("webhook-signature"))
+        let signatures = header.split(separator: " ").map(String.init)
+        #expect(signatures.count == 2, "\(header)")
+        let timestamp = try #require(preview.header("webhook-timestamp"))
+        // The new secret's signature first, then the old one's; each verifies with its own secret alone.
+        for (signature, secret) in zip(signatures, [new, old]) {
+            #expect(WebhookSignature.verify(id: "msg_preview", timestamp: timestamp, body: Array((preview.body ?? "").utf8),
+                                            header: signature, secret: try #require(SigningSecret(secret))))
+        }
+        #expect(!outcome.output.contains(String(old.dropFirst(6))) && !outcome.output.contains(String(new.dropFirst(6))))
+    }
+
     @Test("secrets are masked by default and shown with --unmask; the signing secret never is")
     func masking() throws {
         let database = try AdminDatabase()
