@@ -98,7 +98,8 @@ public struct Webhook: Sendable {
     ///   - messageID: The `webhook-id`, the same for every attempt of the delivery.
     ///   - timestamp: Seconds since 1970 for `webhook-timestamp` (and the signature).
     ///   While a rotated secret's overlap lasts, the signature header carries one signature per
-    ///   secret (space-separated), the new one first.
+    ///   secret (space-separated), the new one first. A webhook that follows redirects also
+    ///   gets the signature of an empty body, for a 303's `GET` without it.
     /// - Throws: ``TemplateError`` when the request cannot be made (a rendered URL without a
     ///   host, a header value with a line break, a part larger than `limits` allow).
     public func request(payload: JSONValue, messageID: String, timestamp: Int, limits: RequestLimits = .standard) throws(TemplateError) -> RenderedRequest {
@@ -119,7 +120,10 @@ public struct Webhook: Sendable {
             var secrets = [secret]
             if let previousSecret, let expires = previousSecretExpiresAt, Double(timestamp) < expires { secrets.append(previousSecret) }
             let signature = WebhookSignature.sign(id: messageID, timestamp: timestamp, body: Array((request.body ?? "").utf8), secrets: secrets)
-            headers.append(.init(name: "webhook-signature", value: signature, staysWithOrigin: false))
+            // A followed 303 fetches its Location with a GET without the body: signed as such.
+            let withoutBody = maximumRedirects > 0 && request.body != nil
+                ? WebhookSignature.sign(id: messageID, timestamp: timestamp, body: [], secrets: secrets) : nil
+            headers.append(.init(name: "webhook-signature", value: signature, staysWithOrigin: false, valueWithoutBody: withoutBody))
         }
         request.headers = headers
         return request

@@ -62,13 +62,18 @@ public struct HTTPHeader: Sendable, Hashable {
     /// every hop needs, such as a signature or `Content-Type`. `Authorization` and `Cookie`
     /// stay with the origin whatever this says.
     public var staysWithOrigin: Bool
+    /// The value to send instead once a 303 has turned the request into a `GET` without its
+    /// body: a signature over the body would not verify without it. `nil` (the default): the
+    /// same value.
+    public var valueWithoutBody: String?
 
     /// A header line `name: value`, which by default (`staysWithOrigin` `true`) is not sent
     /// to another origin that a redirect leads to.
-    public init(name: String, value: String, staysWithOrigin: Bool = true) {
+    public init(name: String, value: String, staysWithOrigin: Bool = true, valueWithoutBody: String? = nil) {
         self.name = name
         self.value = value
         self.staysWithOrigin = staysWithOrigin
+        self.valueWithoutBody = valueWithoutBody
     }
 }
 

@@ -67,6 +67,12 @@ struct RedirectChain {
         if status == 303 && request.method != "GET" && request.method != "HEAD" {
             next.method = "GET"
             next.body = nil
+            for index in next.headers.indices {
+                if let value = next.headers[index].valueWithoutBody {
+                    next.headers[index].value = value
+                    next.headers[index].valueWithoutBody = nil
+                }
+            }
         }
         if to.origin == nil || to.origin != origin {
             next.headers.removeAll { $0.staysWithOrigin || RedirectChain.alwaysStaysWithOrigin($0.name) }

@@ -70,12 +70,16 @@ public struct RenderedRequest: Sendable, Hashable {
         /// secret (`webhook-id`, `webhook-timestamp`, `webhook-signature`, `Content-Type`), are
         /// `false`.
         public var staysWithOrigin: Bool
+        /// The value to send instead when a followed 303 turns the request into a `GET`
+        /// without its body (the signature over an empty body); `nil`: the same value.
+        public var valueWithoutBody: String?
 
         /// A header line, which by default (`staysWithOrigin` `true`) goes to the URL's origin only.
-        public init(name: String, value: String, staysWithOrigin: Bool = true) {
+        public init(name: String, value: String, staysWithOrigin: Bool = true, valueWithoutBody: String? = nil) {
             self.name = name
             self.value = value
             self.staysWithOrigin = staysWithOrigin
+            self.valueWithoutBody = valueWithoutBody
         }
     }
 

@@ -587,7 +587,9 @@ final class Dispatcher {
                     tag: nextTag,
                     method: rendered.method,
                     url: rendered.url,
-                    headers: rendered.headers.map { HTTPHeader(name: $0.name, value: $0.value, staysWithOrigin: $0.staysWithOrigin) },
+                    headers: rendered.headers.map {
+                        HTTPHeader(name: $0.name, value: $0.value, staysWithOrigin: $0.staysWithOrigin, valueWithoutBody: $0.valueWithoutBody)
+                    },
                     body: rendered.body.map { Array($0.utf8) },
                     maximumRedirects: webhook.maximumRedirects,
                     endpoint: endpoint

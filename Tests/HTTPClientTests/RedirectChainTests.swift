@@ -69,6 +69,22 @@ import Testing
         #expect(followed.body == (keepsBody ? body.map { Array($0.utf8) } : nil))
     }
 
+    @Test("a header's value without the body replaces its value when a 303 drops the body, and only then")
+    func valueWithoutBody() throws {
+        var signed = request("http://hooks.example/a")
+        signed.headers = [HTTPHeader(name: "webhook-signature", value: "v1,over-the-body", staysWithOrigin: false, valueWithoutBody: "v1,over-nothing"),
+                          HTTPHeader(name: "X-Plain", value: "p")]
+        for status in [301, 302, 307, 308] {
+            var chain = RedirectChain(startedAt: 0, started: .now)
+            let kept = try #require(next(&chain, signed, status, to: "/b"))
+            #expect(kept.headers.map(\.value) == ["v1,over-the-body", "p"], "\(status)")
+        }
+        var chain = RedirectChain(startedAt: 0, started: .now)
+        let fetched = try #require(next(&chain, signed, 303, to: "/b"))
+        #expect(fetched.headers.map(\.value) == ["v1,over-nothing", "p"])
+        #expect(fetched.headers.map(\.valueWithoutBody) == [nil, nil])
+    }
+
     @Test("no redirect: not a 3xx, no or an empty Location, or a request that follows none")
     func notARedirect() {
         var chain = RedirectChain(startedAt: 0, started: .now)

@@ -695,4 +695,27 @@ import Glibc
         let comment = try #require(shop.column("SELECT col_description('webhooky.webhooks'::regclass, attnum) FROM pg_attribute WHERE attrelid = 'webhooky.webhooks'::regclass AND attname = 'follow_redirects'").first ?? nil)
         #expect(comment.contains("301, 302, 307 and 308 keep the POST and its body; 303 turns it into a GET without body"), "\(comment)")
     }
+
+    @Test("a 303 that a signed webhook follows: the GET without the body carries the signature of an empty body, which verifies")
+    func seeOtherIsSignedWithoutTheBody() throws {
+        let shop = try Shop()
+        let result = try LoopbackReceiver()
+        let own = try LoopbackReceiver { _, _ in .respond(status: 303, headers: [.init(name: "Location", value: result.baseURL + "/result")]) }
+        let secret = try #require(shop.column("SELECT webhooky.new_secret()").first ?? nil)
+        let id = try shop.addWebhook(url: own.baseURL + "/start", body: ##"{"credit": #customer.credit#}"##, secret: secret)
+        try shop.connection.query("UPDATE webhooky.webhooks SET follow_redirects = true WHERE id = $1", [String(id)])
+        let worker = RunningWorker(shop.workerConfiguration())
+        defer { worker.stop() }
+        try shop.setCredit("5")
+        #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries") { $0 == "succeeded" } == "succeeded")
+        let posted = try #require(own.requests.first)
+        let fetched = try #require(result.requests.first)
+        #expect(posted.method == "POST" && fetched.method == "GET" && fetched.body.isEmpty)
+        let key = try #require(Data(base64Encoded: String(secret.dropFirst(6))))
+        for (request, body) in [(posted, Array(#"{"credit": 5.00}"#.utf8)), (fetched, [])] {
+            let id = request.header("webhook-id") ?? "", timestamp = request.header("webhook-timestamp") ?? ""
+            let expected = "v1," + Data(IndependentHMAC.hmacSHA256(key: Array(key), message: Array("\(id).\(timestamp).".utf8) + body)).base64EncodedString()
+            #expect(request.header("webhook-signature") == expected, "\(request.method)")
+        }
+    }
 }
