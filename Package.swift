@@ -75,7 +75,7 @@ let package = Package(
         ),
         .testTarget(
             name: "OperationsTests",
-            dependencies: ["Operations", "Worker", "Schema", "Postgres", "TestSupport", "LoopbackReceiver", "StandardWebhooks", "Templates", "Delivery", "HTTPClient"]
+            dependencies: ["Operations", "Worker", "Schema", "Postgres", "TestSupport", "LoopbackReceiver", "StandardWebhooks", "Templates", "Delivery", "HTTPClient", "LocalPostgres"]
         ),
     ]
 )

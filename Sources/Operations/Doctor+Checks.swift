@@ -58,6 +58,42 @@ extension Doctor {
         }
     }
 
+    /// The group roles of `webhooky.role_grants` and one privilege each has once
+    /// `webhooky.grant_roles()` ran for it.
+    static let groupRoles: [(role: String, probe: String)] = [
+        ("webhooky_worker", "has_table_privilege('webhooky_worker', 'webhooky.deliveries', 'UPDATE')"),
+        ("webhooky_admin", "has_table_privilege('webhooky_admin', 'webhooky.webhooks', 'INSERT')"),
+        ("webhooky_emitter", "has_function_privilege('webhooky_emitter', 'webhooky.emit(text, jsonb, text)', 'EXECUTE')"),
+        ("webhooky_tenant", "has_table_privilege('webhooky_tenant', 'webhooky.webhooks', 'SELECT')"),
+    ]
+
+    /// Whether the group roles exist (a migration by a role without CREATEROLE could not create
+    /// them, and the README's `CREATE ROLE ... IN ROLE webhooky_worker` then fails) and have
+    /// their privileges (roles created by hand afterwards have none until
+    /// `webhooky.grant_roles()` runs). WARN, with the statements that fix it.
+    func rolesCheck(_ connection: Connection) throws(PostgresError) -> DoctorCheck {
+        let existing = Set(try connection.query("""
+            SELECT rolname FROM pg_roles WHERE rolname IN ('webhooky_worker', 'webhooky_admin', 'webhooky_emitter', 'webhooky_tenant')
+            """).rows.compactMap { $0[0] })
+        let missing = Self.groupRoles.map(\.role).filter { !existing.contains($0) }
+        if !missing.isEmpty {
+            return DoctorCheck(.warn, "roles", "Webhooky's group role\(missing.count == 1 ? "" : "s") \(missing.joined(separator: ", ")) \(missing.count == 1 ? "does" : "do") not exist", details: [
+                "The role that migrated could not create them (that needs CREATEROLE), so GRANT webhooky_... TO a login role fails.",
+                "A role with CREATEROLE runs: " + missing.map { "CREATE ROLE \($0) NOLOGIN;" }.joined(separator: " ")
+                    + " Then the schema's owner runs: SELECT webhooky.grant_roles();",
+            ])
+        }
+        let probes = Self.groupRoles.map(\.probe).joined(separator: ", ")
+        let granted = try connection.query("SELECT \(probes)").rows.first ?? []
+        let bare = zip(Self.groupRoles.map(\.role), granted).filter { $0.1 != "t" }.map(\.0)
+        guard bare.isEmpty else {
+            return DoctorCheck(.warn, "roles", "group role\(bare.count == 1 ? "" : "s") \(bare.joined(separator: ", ")) \(bare.count == 1 ? "lacks its" : "lack their") privileges", details: [
+                "Created after the schema was installed? The schema's owner runs: SELECT webhooky.grant_roles();",
+            ])
+        }
+        return DoctorCheck(.ok, "roles", "webhooky_worker, webhooky_admin, webhooky_emitter and webhooky_tenant exist, with their privileges")
+    }
+
     /// The schema's objects that belong to another role than the one that installed it (the
     /// owner of `webhooky.migrations`), with the statement that gives each back: a statement
     /// per object, a superuser (or both owners) runs them.

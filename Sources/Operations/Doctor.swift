@@ -78,7 +78,7 @@ public struct Doctor: Sendable {
     }
 
     /// Runs every check on `connection` and returns the findings in order: connection,
-    /// schema, privileges, owner, workers, backlog, NOTIFY queue, dead deliveries, webhooks, events,
+    /// schema, privileges, roles, owner, workers, backlog, NOTIFY queue, dead deliveries, webhooks, events,
     /// triggers.
     /// When the schema does not match this binary the checks that read it are left out.
     public func examine(_ connection: Connection) -> [DoctorCheck] {
@@ -94,6 +94,7 @@ public struct Doctor: Sendable {
         } else {
             checks.append(check("privileges") { () throws(PostgresError) in try privilegesCheck(connection, tenant: tenant) })
         }
+        checks.append(check("roles", tenant: tenant) { () throws(PostgresError) in try rolesCheck(connection) })
         checks.append(check("owner", tenant: tenant) { () throws(PostgresError) in try ownerCheck(connection) })
         checks.append(check("workers", tenant: tenant) { () throws(PostgresError) in try workersCheck(connection) })
         checks.append(check("backlog", tenant: tenant) { () throws(PostgresError) in try backlogCheck(connection) })

@@ -13,6 +13,8 @@ enum DoctorCommand {
           connection     server version, database, role
           schema         the schema version against this binary's
           privileges     whether the role can run the worker and do admin work
+          roles          the group roles webhooky_worker, _admin, _emitter and _tenant
+                         exist and have their privileges
           owner          objects of the schema that belong to another role than its
                          installer (with the statements that give them back)
           workers        workers with a heartbeat in the last 30 s (none: FAIL)

@@ -1,6 +1,8 @@
 import Foundation
+import LocalPostgres
 import LoopbackReceiver
 import Postgres
+import Schema
 import TestSupport
 import Testing
 
@@ -52,13 +54,43 @@ import Testing
 
         let outcome = try database.run(["doctor"])
         #expect(outcome.status == 0, "\(outcome.output)\(outcome.errors)")
-        for topic in ["connection", "schema", "privileges", "owner", "workers", "backlog", "NOTIFY queue", "dead", "webhooks", "settings", "variables", "events", "triggers"] {
+        for topic in ["connection", "schema", "privileges", "roles", "owner", "workers", "backlog", "NOTIFY queue", "dead", "webhooks", "settings", "variables", "events", "triggers"] {
             #expect(StatusAndDoctorTests.finding(outcome.output, topic)?.hasPrefix("OK ") == true, "\(topic): \(outcome.output)")
         }
         #expect(StatusAndDoctorTests.finding(outcome.output, "workers")?.hasSuffix("1 worker alive") == true)
         #expect(outcome.output.contains("test-worker-\(database.database.name) on "))
         #expect(StatusAndDoctorTests.finding(outcome.output, "privileges")?.contains("can run the worker and do admin work") == true)
         #expect(outcome.output.hasSuffix("All is well.\n"))
+    }
+
+    @Test("doctor: group roles that a migration without CREATEROLE could not create, then roles created by hand without their privileges, are a WARN with the statements that fix them")
+    func missingGroupRoles() throws {
+        // A cluster of its own: the shared one has the roles, and they are the cluster's.
+        let cluster = try LocalCluster(name: "roles")
+        defer { cluster.destroy() }
+        let superuser = try Connection(conninfo: cluster.conninfo())
+        try superuser.execute("CREATE ROLE shop_owner LOGIN")
+        try superuser.execute("CREATE DATABASE shop OWNER shop_owner")
+        let url = cluster.conninfo(database: "shop").replacingOccurrences(of: "user=postgres", with: "user=shop_owner")
+        try Migrator(connection: try Connection(conninfo: url)).migrate()
+        func roles() throws -> [String] {
+            let outcome = try CommandProcess.run(["doctor", "--database-url", url])
+            let lines = outcome.output.split(separator: "\n", omittingEmptySubsequences: false)
+            guard let index = lines.firstIndex(where: { $0.dropFirst(6).hasPrefix("roles") }) else { return [outcome.output] }
+            return [String(lines[index])] + lines[(index + 1)...].prefix { $0.hasPrefix("      ") }.map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        #expect(try roles() == [
+            "WARN  roles         Webhooky's group roles webhooky_worker, webhooky_admin, webhooky_emitter, webhooky_tenant do not exist",
+            "The role that migrated could not create them (that needs CREATEROLE), so GRANT webhooky_... TO a login role fails.",
+            "A role with CREATEROLE runs: CREATE ROLE webhooky_worker NOLOGIN; CREATE ROLE webhooky_admin NOLOGIN; CREATE ROLE webhooky_emitter NOLOGIN; CREATE ROLE webhooky_tenant NOLOGIN; Then the schema's owner runs: SELECT webhooky.grant_roles();",
+        ])
+        try superuser.execute("CREATE ROLE webhooky_worker NOLOGIN; CREATE ROLE webhooky_admin NOLOGIN; CREATE ROLE webhooky_emitter NOLOGIN; CREATE ROLE webhooky_tenant NOLOGIN")
+        #expect(try roles() == [
+            "WARN  roles         group roles webhooky_worker, webhooky_admin, webhooky_emitter, webhooky_tenant lack their privileges",
+            "Created after the schema was installed? The schema's owner runs: SELECT webhooky.grant_roles();",
+        ])
+        try Connection(conninfo: url).execute("SELECT webhooky.grant_roles()")
+        #expect(try roles() == ["OK    roles         webhooky_worker, webhooky_admin, webhooky_emitter and webhooky_tenant exist, with their privileges"])
     }
 
     @Test("doctor: webhooky.settings rows saved before migration 0026 checked them: a limit that is not a whole number (every webhook save fails) is a FAIL, a name that is no setting a WARN, each with the statement that fixes it")
