@@ -36,6 +36,9 @@ enum MigrateCommand {
             Help.fail("cannot connect to the database: \(error.message)\n\(CommandDatabase.connectionHint)")
             return 3
         }
+        // The migrations' notices (the group roles it could not create, say) among its own
+        // lines, not as libpq's raw "NOTICE:  ..." on standard error.
+        connection.onNotice { print(MigrateCommand.noticeLines($0)) }
         let migrator = Migrator(connection: connection)
         var role = "?"
         do {
@@ -79,5 +82,17 @@ enum MigrateCommand {
             Help.fail("\(error)")
             return 5
         }
+    }
+
+    /// A server notice as migrate prints it: `notice: ...`, and its `HINT`/`DETAIL` lines
+    /// indented below it (`hint: ...`).
+    static func noticeLines(_ message: String) -> String {
+        message.split(separator: "\n").map { line -> String in
+            guard let colon = line.firstIndex(of: ":"), line[..<colon].allSatisfy({ $0.isUppercase }), !line[..<colon].isEmpty else {
+                return "  " + line.drop(while: { $0 == " " })
+            }
+            let label = line[..<colon].lowercased(), text = line[line.index(after: colon)...].drop(while: { $0 == " " })
+            return ["notice", "warning"].contains(label) ? "\(label): \(text)" : "  \(label): \(text)"
+        }.joined(separator: "\n")
     }
 }

@@ -63,7 +63,7 @@ import Testing
         #expect(outcome.output.hasSuffix("All is well.\n"))
     }
 
-    @Test("doctor: group roles that a migration without CREATEROLE could not create, then roles created by hand without their privileges, are a WARN with the statements that fix them")
+    @Test("migrate says, among its lines, that it could not create the group roles; doctor warns about them until they exist, and then until they have their privileges, with the statements that fix it")
     func missingGroupRoles() throws {
         // A cluster of its own: the shared one has the roles, and they are the cluster's.
         let cluster = try LocalCluster(name: "roles")
@@ -72,7 +72,12 @@ import Testing
         try superuser.execute("CREATE ROLE shop_owner LOGIN")
         try superuser.execute("CREATE DATABASE shop OWNER shop_owner")
         let url = cluster.conninfo(database: "shop").replacingOccurrences(of: "user=postgres", with: "user=shop_owner")
-        try Migrator(connection: try Connection(conninfo: url)).migrate()
+        let migrated = try CommandProcess.run(["migrate", "--database-url", url])
+        #expect(migrated.status == 0, "\(migrated.errors)")
+        // The migration's notices come among its lines, not as libpq's raw NOTICE on stderr.
+        #expect(migrated.output.contains("\nnotice: could not create the roles webhooky_worker, webhooky_admin and webhooky_emitter (that needs CREATEROLE); create them, then run SELECT webhooky.grant_roles()\n"), "\(migrated.output)")
+        #expect(migrated.output.contains("\nnotice: could not create the role webhooky_tenant (that needs CREATEROLE)"), "\(migrated.output)")
+        #expect(!migrated.errors.contains("NOTICE"), "\(migrated.errors)")
         func roles() throws -> [String] {
             let outcome = try CommandProcess.run(["doctor", "--database-url", url])
             let lines = outcome.output.split(separator: "\n", omittingEmptySubsequences: false)
