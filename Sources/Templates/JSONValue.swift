@@ -34,8 +34,12 @@ public struct JSONObject: Sendable, Hashable {
     }
 
     /// The value of `key`; with duplicate keys the last one wins, as in PostgreSQL's `jsonb`.
+    ///
+    /// Keys are compared byte for byte, as PostgreSQL compares them: Swift's `==` holds
+    /// canonically equivalent strings equal, so a key `"\u{212A}YC"` (KELVIN SIGN) would be
+    /// taken for `"KYC"`, and a payload carrying both would render the wrong one.
     public subscript(key: String) -> JSONValue? {
-        members.last(where: { $0.key == key })?.value
+        members.last(where: { $0.key.utf8.elementsEqual(key.utf8) })?.value
     }
 }
 

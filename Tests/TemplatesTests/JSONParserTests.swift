@@ -33,6 +33,17 @@ import Templates
         #expect(object["b"] == .number("3"))
     }
 
+    @Test("a key is found by its exact bytes, as PostgreSQL finds it: a canonically equivalent key (KELVIN SIGN for K) is another key")
+    func keysAreMatchedByteForByte() throws {
+        // The order jsonb::text gives them: the shorter key first.
+        let payload = try JSONParser.parse(#"{"K": "real", "KYC": {"ok": "yes"}, "\u212A": "forged", "\u212AYC": {"ok": "forged"}}"#)
+        #expect(payload.value(at: ["K"]) == .string("real"))
+        #expect(payload.value(at: ["\u{212A}"]) == .string("forged"))
+        #expect(try URLTemplate("https://erp.example/?k=#K#&kyc=#KYC.ok#").render(payload) == "https://erp.example/?k=real&kyc=yes")
+        #expect(try BodyTemplate(##"{"k": #K#, "kyc": "#KYC.ok#"}"##).render(payload) == #"{"k": "real", "kyc": "yes"}"#)
+        #expect(try JSONParser.parse(#"{"\u212A": 1}"#).value(at: ["K"]) == nil)
+    }
+
     @Test(arguments: [
         ("", "unexpected end of text, expected a value", 1, 1),
         ("{\"a\": }", "unexpected character, expected a value (object, array, string, number, true, false or null)", 1, 7),
