@@ -105,7 +105,7 @@ public struct RequestPreview: Sendable {
         }
         let parsed: JSONValue
         do {
-            parsed = try JSONParser.parse(payloadText)
+            parsed = try JSONParser.parsePayload(payloadText)
         } catch {
             throw OperationsError(.invalidInput, "the payload is not valid JSON: \(error)")
         }
@@ -132,7 +132,7 @@ public struct RequestPreview: Sendable {
     static func normalizedPayload(_ text: String, connection: Connection) throws -> String {
         let value: JSONValue
         do {
-            value = try JSONParser.parse(text)
+            value = try JSONParser.parsePayload(text)
         } catch {
             throw OperationsError(.invalidInput, "the payload is not valid JSON: \(error)",
                                   hint: "Quote it for the shell, e.g. --payload '{\"customer\": {\"id\": 1001, \"email\": \"a@example.cz\"}}', or read it from a file with --payload @payload.json.")

@@ -18,10 +18,26 @@ public enum JSONParser {
     public static let maximumDepth = 512
 
     /// Parses `text` as one JSON value surrounded by optional white space.
+    ///
+    /// - Throws: ``JSONSyntaxError``, also for nesting deeper than ``maximumDepth``.
     public static func parse(_ text: String) throws(JSONSyntaxError) -> JSONValue {
+        try parse(text, keepingDeepValuesAsText: false)
+    }
+
+    /// Parses an event's payload (as `jsonb::text` prints it) like ``parse(_:)``, except that
+    /// an object or array nested deeper than ``maximumDepth`` is not refused: it is read without
+    /// recursion (its brackets, strings, numbers and literals checked) and kept as its compact
+    /// JSON text, ``JSONValue/unparsed(_:)``, which renders exactly as the same value parsed
+    /// would. `jsonb` takes thousands of levels, so a deep part of a payload must not keep the
+    /// rest of it from being delivered; no variable reaches into the deep part.
+    public static func parsePayload(_ text: String) throws(JSONSyntaxError) -> JSONValue {
+        try parse(text, keepingDeepValuesAsText: true)
+    }
+
+    private static func parse(_ text: String, keepingDeepValuesAsText: Bool) throws(JSONSyntaxError) -> JSONValue {
         var text = text
         let result: Result<JSONValue, JSONSyntaxError> = text.withUTF8 { bytes in
-            var scanner = Scanner(bytes: bytes)
+            var scanner = Scanner(bytes: bytes, keepsDeepValuesAsText: keepingDeepValuesAsText)
             do throws(JSONSyntaxError) {
                 scanner.skipWhitespace()
                 let value = try scanner.parseValue(depth: 0)
@@ -38,10 +54,14 @@ public enum JSONParser {
 
 private struct Scanner {
     let bytes: UnsafeBufferPointer<UInt8>
+    /// Whether an object or array deeper than the maximum depth becomes `.unparsed` text
+    /// instead of an error.
+    let keepsDeepValuesAsText: Bool
     var index = 0
 
-    init(bytes: UnsafeBufferPointer<UInt8>) {
+    init(bytes: UnsafeBufferPointer<UInt8>, keepsDeepValuesAsText: Bool) {
         self.bytes = bytes
+        self.keepsDeepValuesAsText = keepsDeepValuesAsText
     }
 
     func error(_ reason: String, at offset: Int? = nil) -> JSONSyntaxError {
@@ -77,6 +97,9 @@ private struct Scanner {
 
     mutating func parseValue(depth: Int) throws(JSONSyntaxError) -> JSONValue {
         guard let byte = current else { throw error("unexpected end of text, expected a value") }
+        if keepsDeepValuesAsText, depth >= JSONParser.maximumDepth, byte == UInt8(ascii: "{") || byte == UInt8(ascii: "[") {
+            return .unparsed(try compactText())
+        }
         switch byte {
         case UInt8(ascii: "{"): return try parseObject(depth: depth + 1)
         case UInt8(ascii: "["): return try parseArray(depth: depth + 1)
@@ -87,6 +110,40 @@ private struct Scanner {
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return .number(try parseNumber())
         default: throw error("unexpected character, expected a value (object, array, string, number, true, false or null)")
         }
+    }
+
+    /// Reads the object or array at `index` without recursion and returns it as compact JSON
+    /// text, as ``JSONValue/write(to:)`` writes it: no white space outside strings, strings
+    /// escaped anew. Brackets must match, and strings, numbers and literals be well formed;
+    /// where the commas and colons stand is not checked (the text comes from `jsonb`).
+    mutating func compactText() throws(JSONSyntaxError) -> String {
+        var closers: [UInt8] = []
+        var text = ""
+        repeat {
+            guard let byte = current else { throw error("unexpected end of text, expected '\(Character(Unicode.Scalar(closers.last ?? 0)))'") }
+            switch byte {
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                closers.append(byte == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]"))
+                text.unicodeScalars.append(Unicode.Scalar(byte))
+                index += 1
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                guard byte == closers.last else { throw error("unexpected '\(Character(Unicode.Scalar(byte)))'") }
+                closers.removeLast()
+                text.unicodeScalars.append(Unicode.Scalar(byte))
+                index += 1
+            case UInt8(ascii: ","), UInt8(ascii: ":"):
+                text.unicodeScalars.append(Unicode.Scalar(byte))
+                index += 1
+            case UInt8(ascii: " "), UInt8(ascii: "\n"), UInt8(ascii: "\r"), UInt8(ascii: "\t"):
+                index += 1
+            case UInt8(ascii: "\""):
+                JSONValue.writeQuoted(try parseString(), to: &text)
+            default:
+                // A number or a literal (anything else is refused here).
+                try parseValue(depth: 0).write(to: &text)
+            }
+        } while !closers.isEmpty
+        return text
     }
 
     mutating func parseLiteral(_ literal: StaticString) throws(JSONSyntaxError) {

@@ -11,6 +11,10 @@ public enum JSONValue: Sendable, Hashable {
     case string(String)
     case array([JSONValue])
     case object(JSONObject)
+    /// An object or array nested deeper than ``JSONParser/maximumDepth`` in a payload read with
+    /// ``JSONParser/parsePayload(_:)``: its compact JSON text, rendered as it is. No variable
+    /// reaches into it.
+    case unparsed(String)
 }
 
 /// A JSON object whose members keep their order.
@@ -64,6 +68,7 @@ extension JSONValue {
         case .number(let text): return text
         case .string(let text): return text
         case .array, .object: return jsonText
+        case .unparsed(let text): return text
         }
     }
 
@@ -78,7 +83,7 @@ extension JSONValue {
         switch self {
         case .null: output += "null"
         case .bool(let value): output += value ? "true" : "false"
-        case .number(let text): output += text
+        case .number(let text), .unparsed(let text): output += text
         case .string(let text): JSONValue.writeQuoted(text, to: &output)
         case .array(let elements):
             output += "["

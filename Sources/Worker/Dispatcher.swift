@@ -569,7 +569,7 @@ final class Dispatcher {
             do {
                 let webhook = try webhooks.webhook(for: delivery).get()
                 machine.followsRedirects = webhook.maximumRedirects > 0
-                let payload = try JSONParser.parse(delivery.payload)
+                let payload = try JSONParser.parsePayload(delivery.payload)
                 let rendered = try webhook.request(payload: payload, messageID: messageIDs.messageID(deliveryID: delivery.id), timestamp: timestamp,
                                                    limits: configuration.requestLimits)
                 // A fixed origin (the usual case) was keyed once, when the webhook was parsed.

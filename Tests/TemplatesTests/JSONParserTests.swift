@@ -76,6 +76,30 @@ import Templates
         #expect(throws: Never.self) { try JSONParser.parse(fine) }
     }
 
+    @Test("a payload deeper than the maximum depth is read without recursion: the deep part is kept as compact JSON text, written as parsed values are")
+    func deepPayloadPartIsKeptAsText() throws {
+        let levels = 100_000
+        let spaced = #"{"id": 7, "deep": "# + String(repeating: #"{"a b": [ "#, count: levels) + #""x\"y\u00e9\/", 1.50e3, true, null"#
+            + String(repeating: " ] }", count: levels) + "}"
+        let payload = try JSONParser.parsePayload(spaced)
+        #expect(payload.value(at: ["id"]) == .number("7"))
+        let compact = #"{"id":7,"deep":"# + String(repeating: #"{"a b":["#, count: levels) + #""x\"yé/",1.50e3,true,null"#
+            + String(repeating: "]}", count: levels) + "}"
+        #expect(payload.jsonText == compact)
+        #expect(try BodyTemplate("#deep#").render(payload).utf8.count == compact.utf8.count - #"{"id":7,"deep":}"#.utf8.count)
+        // Below the maximum depth nothing changes.
+        let shallow = #"{"a": [1, {"b": "c"}]}"#
+        #expect(try JSONParser.parsePayload(shallow) == JSONParser.parse(shallow))
+        // parse(_:) still refuses it.
+        #expect(throws: JSONSyntaxError.self) { try JSONParser.parse(spaced) }
+    }
+
+    @Test(arguments: ["}", "]]", "}]", " 1.", " tru]]", #" "x]]"#, "]] 1"])
+    func malformedDeepPayloadIsRefused(end: String) {
+        let text = String(repeating: "[", count: 600) + "[" + end
+        #expect(throws: JSONSyntaxError.self) { try JSONParser.parsePayload(text) }
+    }
+
     @Test func serialisationRoundTrips() throws {
         let text = #"{"a":[1,2.50,"x\"y\\z\n"],"b":{"c":null,"d":true,"e":"ř😀"},"f":-0.0}"#
         #expect(try JSONParser.parse(text).jsonText == text)

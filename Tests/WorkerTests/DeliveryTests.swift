@@ -62,6 +62,29 @@ import Worker
         #expect(request.bodyText.contains(#""price": 12345678901234.56"#) || request.bodyText.contains(#""price":12345678901234.56"#))
     }
 
+    @Test("a payload nested deeper than the parser's 512 levels (jsonb takes thousands) is delivered; the deep part renders as its JSON text")
+    func deeplyNestedPayload() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver()
+        try shop.connection.execute("INSERT INTO webhooky.event_types (name, description) VALUES ('tree.changed', 'A tree changed')")
+        try shop.addWebhook(event: "tree.changed", url: receiver.baseURL + "/trees/#tree.id#", body: ##"{"id": #tree.id#, "nodes": #tree.nodes#, "text": "#tree.nodes#"}"##)
+        let worker = RunningWorker(shop.workerConfiguration())
+        defer { worker.stop() }
+
+        // The innermost value: a string whose spaces and escapes are its own.
+        let inner = #""a b, \"c\": \\ \u0001""#
+        let nodes = String(repeating: #"{"n": ["#, count: 400) + inner + String(repeating: "]}", count: 400)
+        try shop.connection.query("SELECT webhooky.emit('tree.changed', $1::jsonb)", [#"{"tree": {"id": 9007199254740993, "nodes": \#(nodes)}}"#])
+
+        let request = try #require(receiver.waitForRequests(1).first)
+        #expect(request.target == "/trees/9007199254740993")
+        // As every object or array value renders: compact JSON, the same text at every depth.
+        let compact = String(repeating: #"{"n":["#, count: 400) + inner + String(repeating: "]}", count: 400)
+        let escaped = compact.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+        #expect(request.bodyText == #"{"id": 9007199254740993, "nodes": \#(compact), "text": "\#(escaped)"}"#)
+        #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries") { $0 == "succeeded" } == "succeeded")
+    }
+
     @Test func eventsCommittedWhileNoWorkerRunsAreDeliveredWhenItStarts() throws {
         let shop = try Shop()
         let receiver = try LoopbackReceiver()
