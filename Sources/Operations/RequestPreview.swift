@@ -154,7 +154,8 @@ public struct RequestPreview: Sendable {
 
     /// The request as text: `METHOD URL`, the headers one per line (`User-Agent` first, as
     /// the HTTP client sends it, when `userAgent` is given and the webhook sets none of its own:
-    /// libcurl then sends only the webhook's), and the body after a blank line.
+    /// libcurl then sends only the webhook's), and the body after a blank line. A header whose
+    /// value is blank (spaces and tabs only) is printed `Name:`, as it is sent: empty.
     /// Secrets in the URL and headers are hidden (see ``Redaction``) unless `unmask` is true;
     /// the body is shown as it is. The signing secret is never part of it.
     ///
@@ -166,7 +167,9 @@ public struct RequestPreview: Sendable {
         }
         for header in request.headers {
             let value = unmask ? header.value : Redaction.headerValue(name: header.name, value: header.value)
-            lines.append(value.isEmpty ? "\(header.name):" : "\(header.name): \(value)")
+            // A value of only spaces and tabs goes out empty (see the HTTP client's Transfer).
+            let blank = value.allSatisfy { $0 == " " || $0 == "\t" }
+            lines.append(blank ? "\(header.name):" : "\(header.name): \(value)")
         }
         if let body = request.body {
             lines.append("")

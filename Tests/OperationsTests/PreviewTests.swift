@@ -115,6 +115,28 @@ import Testing
         #expect(preview.headers.map(\.name) == sent.map(\.name))
     }
 
+    @Test("a header value that renders blank (spaces, a variable the payload lacks) goes out empty, and preview prints it so: it printed the spaces")
+    func previewPrintsABlankHeaderAsSent() throws {
+        let database = try AdminDatabase()
+        let receiver = try LoopbackReceiver()
+        let webhook = try database.addWebhook(url: receiver.baseURL + "/blank",
+                                              headers: #"{"X-Blank": "  ", "X-Missing": " #customer.nickname# ", "X-Kept": " a "}"#)
+
+        let outcome = try database.run(["preview", String(webhook)])
+        #expect(outcome.status == 0, "\(outcome.errors)")
+        let lines = outcome.output.split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines.contains("X-Blank:"), "\(outcome.output)")
+        #expect(lines.contains("X-Missing:"), "\(outcome.output)")
+        #expect(lines.contains("X-Kept:  a "), "a value with text is printed as it is, spaces and all")
+
+        let worker = RunningWorker(database.workerConfiguration())
+        defer { worker.stop() }
+        _ = try database.value("SELECT webhooky.send_test($1)", [String(webhook)])
+        let received = try #require(receiver.waitForRequests(1).first)
+        let sent = Dictionary(uniqueKeysWithValues: received.headers.filter { $0.name.hasPrefix("X-") }.map { ($0.name, $0.value) })
+        #expect(sent == ["X-Blank": "", "X-Missing": "", "X-Kept": "a "])
+    }
+
     @Test("while a rotated secret's overlap lasts, preview signs with both secrets, as the worker does: it showed the new secret's signature alone")
     func previewSignsWithBothSecretsDuringTheOverlap() throws {
         let database = try AdminDatabase()
