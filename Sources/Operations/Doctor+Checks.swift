@@ -427,7 +427,10 @@ extension Doctor {
     /// A trigger function that calls `webhooky.emit` with the caller's search_path, while every
     /// role may create objects in a schema (public, in a database created before PostgreSQL 15),
     /// is a WARN: a function created there can be taken for a built-in one (`jsonb_build_object`)
-    /// and run with the rights of whoever changes the table.
+    /// and run with the rights of whoever changes the table. The finding gives the `ALTER
+    /// FUNCTION ... SET search_path` that fixes it, and says to write the schema of the
+    /// function's own tables and functions first (the ALTER alone breaks a function that finds
+    /// them through the caller's search_path, and with it every change of its table).
     func triggerConditionsCheck(_ connection: Connection) throws(PostgresError) -> DoctorCheck {
         let result = try connection.query("""
             SELECT t.tgrelid::regclass::text, t.tgname, e.name
@@ -456,7 +459,12 @@ extension Doctor {
         let details = (0..<open.rowCount).map { row in
             "Function \(open[row, 0] ?? "?") (trigger \(open[row, 1] ?? "?")) calls webhooky.emit with the caller's search_path: "
                 + "ALTER FUNCTION \(open[row, 0] ?? "?") SET search_path = pg_catalog, pg_temp;"
-        }
+        } + [
+            // The ALTER alone would break a function that finds its own tables or functions
+            // through the caller's search_path: every change of its table would then fail.
+            "Before the ALTER, write the schema of every table and function of your own that the function uses (shop.order_payload(NEW), not order_payload(NEW)): "
+                + "with that search_path it finds only built-ins and what it names with a schema, and a name it no longer finds makes every change of its table fail.",
+        ]
         return DoctorCheck(.warn, "triggers", open.rowCount == 1
                            ? "1 trigger function may run another role's code: every role may create objects in \(schemas)"
                            : "\(open.rowCount) trigger functions may run another role's code: every role may create objects in \(schemas)",

@@ -377,6 +377,47 @@ import Testing
         #expect(StatusAndDoctorTests.finding(try database.run(["doctor"]).output, "triggers")?.hasPrefix("OK    triggers") == true)
     }
 
+    @Test("doctor: the search_path fix for a trigger function says to write the schema of the function's own names first: the ALTER alone makes a function that finds its helper through the caller's search_path fail, and every change of its table with it")
+    func triggerSearchPathFixQualifiesOwnNamesFirst() throws {
+        let database = try AdminDatabase()
+        try database.connection.execute("""
+            INSERT INTO ellity.eshops (id, name) VALUES ('eshop-1', 'My shop');
+            INSERT INTO ellity.customers (id, eshop_id, email, credit) VALUES (1001, 'eshop-1', 'jana@example.cz', 250);
+            CREATE FUNCTION public.loose_payload(c ellity.customers) RETURNS jsonb LANGUAGE sql
+                AS $$ SELECT jsonb_build_object('customer', jsonb_build_object('id', c.id)) $$;
+            CREATE FUNCTION ellity.loose_credit_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                PERFORM webhooky.emit('customer.credit_changed', loose_payload(NEW), NEW.eshop_id);
+                RETURN NULL;
+            END $$;
+            CREATE TRIGGER loose_credit_changed AFTER UPDATE OF credit ON ellity.customers
+                FOR EACH ROW EXECUTE FUNCTION ellity.loose_credit_changed();
+            GRANT CREATE ON SCHEMA public TO PUBLIC;
+            """)
+        let open = try database.run(["doctor"])
+        #expect(StatusAndDoctorTests.finding(open.output, "triggers")?.hasPrefix("WARN  triggers") == true, "\(open.output)")
+        #expect(open.output.contains("Before the ALTER, write the schema of every table and function of your own that the function uses (shop.order_payload(NEW), not order_payload(NEW)): with that search_path it finds only built-ins and what it names with a schema, and a name it no longer finds makes every change of its table fail."),
+                "\(open.output)")
+        // Why: the ALTER alone, and the business transaction fails.
+        try database.connection.execute("ALTER FUNCTION ellity.loose_credit_changed() SET search_path = pg_catalog, pg_temp")
+        do {
+            try database.connection.execute("UPDATE ellity.customers SET credit = 300 WHERE id = 1001")
+            Issue.record("the trigger found loose_payload without its schema")
+        } catch {
+            #expect(error.message.contains("function loose_payload(ellity.customers) does not exist"), "\(error.message)")
+        }
+        // As the finding says: the schema written out, then the ALTER.
+        try database.connection.execute("""
+            CREATE OR REPLACE FUNCTION ellity.loose_credit_changed() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+            BEGIN
+                PERFORM webhooky.emit('customer.credit_changed', public.loose_payload(NEW), NEW.eshop_id);
+                RETURN NULL;
+            END $$;
+            UPDATE ellity.customers SET credit = 300 WHERE id = 1001;
+            """)
+        #expect(StatusAndDoctorTests.finding(try database.run(["doctor"]).output, "triggers")?.hasPrefix("OK    triggers") == true)
+    }
+
     @Test("doctor: an unreachable database, a schema of another version, a role without privileges")
     func cannotCheck() throws {
         let unreachable = try CommandProcess.run(["doctor", "--database-url", "host=/nonexistent-socket-dir port=1 connect_timeout=2"])
