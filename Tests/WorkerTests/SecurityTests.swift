@@ -460,6 +460,39 @@ import Glibc
         #expect(try shop.connection.query("SELECT secret, previous_secret, previous_secret_expires_at <= now() FROM webhooky.webhooks WHERE id = $1", [id]).rows == [[new, old, "t"]])
     }
 
+    @Test("a redelivery while another transaction moves the webhook to another account waits for the move: it read the old account, and the event of one account was left pending for the other's URL")
+    func aRedeliveryWaitsForAMoveUnderWay() throws {
+        let shop = try Shop()
+        let webhook = String(try shop.addWebhook(url: "https://erp.example/all"))  // every account
+        try shop.setCredit("5")  // shop-42's customer
+        try shop.connection.execute("""
+            INSERT INTO webhooky.deliveries (event_id, webhook_id, state, attempts, last_error, completed_at)
+            SELECT id, \(webhook), 'dead', 1, 'HTTP 500', now() FROM webhooky.events;
+            UPDATE webhooky.events SET fanned_out = true;
+            """)
+        let theirs = try #require(shop.column("SELECT id FROM webhooky.deliveries").first ?? nil)
+        // An admin gives the webhook to shop-7, not yet committed; another admin redelivers meanwhile.
+        let mover = try shop.database.connect()
+        try mover.execute("BEGIN")
+        try mover.query("UPDATE webhooky.webhooks SET account_id = 'shop-7' WHERE id = $1", [webhook])
+        try shop.connection.execute("SET lock_timeout = '300ms'")
+        for redelivery in ["SELECT webhooky.redeliver(\(theirs))", "SELECT webhooky.redeliver_webhook(\(webhook), now() - interval '1 day')"] {
+            do {
+                try shop.connection.execute(redelivery)
+                Issue.record("did not wait for the move: \(redelivery)")
+            } catch {
+                #expect(error.sqlState == "55P03", "\(redelivery): \(error)")  // lock_not_available: it waits
+            }
+        }
+        try mover.execute("COMMIT")
+        try shop.connection.execute("RESET lock_timeout")
+        #expect(try shop.column("SELECT state FROM webhooky.deliveries WHERE id = $1", [theirs]) == ["dead"])
+        // Once the move committed, the account it moved to is read.
+        #expect(throws: PostgresError.self) { try shop.connection.query("SELECT webhooky.redeliver($1)", [theirs]) }
+        #expect(try shop.column("SELECT webhooky.redeliver_webhook($1, now() - interval '1 day')", [webhook]) == ["0"])
+        #expect(try shop.column("SELECT state FROM webhooky.deliveries WHERE id = $1", [theirs]) == ["dead"])
+    }
+
     @Test("a webhook refused when it is saved is refused without its secrets: a NULL in a required column showed the whole row (secret, previous secret, Authorization, the URL's key), a password with a / its first part as the port")
     func refusalsShowNoSecrets() throws {
         let shop = try Shop()
