@@ -219,7 +219,8 @@ extension Doctor {
     /// Deliveries that ended dead in the last 24 hours, per webhook; any is a WARN.
     func deadCheck(_ connection: Connection) throws(PostgresError) -> DoctorCheck {
         let result = try connection.query("""
-            SELECT d.webhook_id, CASE WHEN d.last_error = 'webhook deleted' THEN NULL ELSE coalesce(w.name, '') END, count(*), bool_or(w.id IS NULL)
+            SELECT d.webhook_id, CASE WHEN d.last_error = 'webhook deleted' THEN NULL ELSE coalesce(w.name, '') END, count(*), bool_or(w.id IS NULL),
+                   to_char(date_trunc('second', min(d.created_at)) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS+00')
               FROM webhooky.deliveries d LEFT JOIN webhooky.webhooks w ON w.id = d.webhook_id
              WHERE d.state = 'dead' AND d.completed_at > now() - interval '24 hours'
              GROUP BY 1, 2 ORDER BY count(*) DESC, d.webhook_id
@@ -227,6 +228,8 @@ extension Doctor {
         var total = 0
         var details: [String] = []
         var withDeletedWebhooks = 0
+        // When the first of them was created (UTC, to the second, rounded down), of those whose webhook is still there.
+        var firstCreated: String?
         for row in 0..<result.rowCount {
             let count = result[row, 2].flatMap { Int($0) } ?? 0
             guard let name = result[row, 1] else {
@@ -236,6 +239,7 @@ extension Doctor {
                 continue
             }
             total += count
+            if result[row, 3] != "t", let created = result[row, 4], firstCreated.map({ created < $0 }) ?? true { firstCreated = created }
             let label = result[row, 3] == "t" ? " (deleted since)" : name.isEmpty ? "" : " \"\(name)\""
             details.append("webhook \(result[row, 0] ?? "?")\(label): \(TextFormatting.count(count))")
         }
@@ -243,8 +247,13 @@ extension Doctor {
             : "\(total == 0 ? "" : "; ")\(TextFormatting.count(withDeletedWebhooks)) ended with \(withDeletedWebhooks == 1 ? "its deleted webhook" : "their deleted webhooks")"
         guard total > 0 else { return DoctorCheck(.ok, "dead", "no delivery gave up in the last 24 h" + (deletedNote.isEmpty ? "" : " (\(deletedNote))")) }
         details.append("Why: SELECT id, webhook_id, last_status, last_error FROM webhooky.deliveries WHERE state = 'dead' ORDER BY completed_at DESC LIMIT 20;")
-        // By creation time: a delivery dies some 52 h after it was created (the retry schedule).
-        details.append("Once the endpoint works, send them again: SELECT webhooky.redeliver_webhook(WEBHOOK_ID, now() - interval '3 days');")
+        // redeliver_webhook goes by creation time, and a delivery dies long after it was created
+        // (52 h with the default retry schedule, more with a longer one, or after a backlog or a
+        // pause): since when the first of them was created, not a fixed age (3 days missed those
+        // that died 20-24 h ago), and a time, not an age, so that it holds when run later.
+        if let firstCreated {
+            details.append("Once the endpoint works, send them again: SELECT webhooky.redeliver_webhook(WEBHOOK_ID, '\(firstCreated)');")
+        }
         return DoctorCheck(.warn, "dead", "\(TextFormatting.count(total)) \(total == 1 ? "delivery" : "deliveries") gave up (dead) in the last 24 h" + deletedNote, details: details)
     }
 

@@ -249,7 +249,30 @@ import Testing
         #expect(outcome.output.contains(#"webhook \#(failing) "ERP": 4 failed attempts in a row for 2h; last: HTTP 503 (gave up after 12 attempts). Watch it with webhooky tail --webhook \#(failing)"#))
         #expect(outcome.output.contains(#"webhook \#(paused) "Paused" is disabled by hand"#))
         #expect(StatusAndDoctorTests.finding(outcome.output, "dead") == "WARN  dead          1 delivery gave up (dead) in the last 24 h")
-        #expect(outcome.output.contains("SELECT webhooky.redeliver_webhook(WEBHOOK_ID, now() - interval '3 days');"))
+        #expect(outcome.output.contains("Once the endpoint works, send them again: SELECT webhooky.redeliver_webhook(WEBHOOK_ID, '"))
+    }
+
+    @Test("doctor: the redelivery it suggests for the deliveries that died in the last 24 h sends all of them, also those created more than 3 days ago")
+    func deadRedeliverySuggestionSendsThemAll() throws {
+        let database = try AdminDatabase()
+        let webhook = try database.addWebhook(url: "https://erp.example.com/x", name: "ERP")
+        // With the default retry schedule a delivery dies some 52 h after it was created: one that
+        // died 22 h ago was created 74 h ago. Another was created after a long backlog, 5 days ago.
+        let died = try database.addDelivery(webhook: webhook, state: "dead", attempts: 12)
+        let late = try database.addDelivery(webhook: webhook, state: "dead", attempts: 12)
+        try database.connection.query("""
+            UPDATE webhooky.deliveries SET created_at = now() - CASE WHEN id = $1 THEN interval '74 hours' ELSE interval '5 days' END,
+                                           completed_at = now() - interval '22 hours'
+            """, [String(died)])
+        let outcome = try database.run(["doctor"])
+        #expect(StatusAndDoctorTests.finding(outcome.output, "dead") == "WARN  dead          2 deliveries gave up (dead) in the last 24 h")
+        let prefix = "Once the endpoint works, send them again: "
+        let line = try #require(outcome.output.split(separator: "\n").first { $0.contains(prefix) }, "\(outcome.output)")
+        // Before: SELECT webhooky.redeliver_webhook(WEBHOOK_ID, now() - interval '3 days'); which sent neither.
+        let statement = String(line[line.range(of: prefix)!.upperBound...]).replacing("WEBHOOK_ID", with: String(webhook))
+        #expect(try database.value(statement) == "2", "\(statement)")
+        #expect(try database.column("SELECT state FROM webhooky.deliveries WHERE id IN ($1, $2) ORDER BY id", [String(died), String(late)])
+                == ["pending", "pending"])
     }
 
     @Test("doctor: deliveries that ended dead with their deleted webhook are counted apart, without a redelivery hint")
