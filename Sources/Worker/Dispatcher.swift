@@ -3,6 +3,7 @@ import Glibc
 import HTTPClient
 import Log
 import Postgres
+import Schema
 import Templates
 
 /// The worker's main loop, on its own thread: claims due deliveries, renders them, hands them
@@ -118,6 +119,11 @@ final class Dispatcher {
     /// worker started with the same `--worker-id`): the dispatcher stops then, as on a stop
     /// request, rather than share the id's claims with it.
     private(set) var workerIDTakenBy: WorkerRow?
+    /// Why the database's schema is no longer this binary's, once a heartbeat found it so (a
+    /// newer binary's `webhooky migrate` ran while this worker ran, or an older schema was
+    /// restored): the dispatcher stops then, as on a stop request, rather than go on with
+    /// statements and rules of another version.
+    private(set) var schemaMismatch: String?
     /// The `started_at` of this worker's row: which start of a worker with this id the row
     /// belongs to. It fences the heartbeat, `wants_wakeup` and the row's removal. `nil` until
     /// a heartbeat registers the worker when the start-up check could not.
@@ -759,6 +765,20 @@ final class Dispatcher {
                                              listening: configuration.listen, wantsWakeup: wantsWakeup, startedAt: startedAt) {
             case .written(let start):
                 startedAt = start
+                // The start checked the version; a migration may have run since.
+                do {
+                    try Migrator(connection: connection).requireCurrent()
+                } catch let error as SchemaError {
+                    logger.error("the schema is no longer this binary's; stopping", [
+                        "error": error.message, "hint": "start the webhooky binary that matches it (the one that migrated)",
+                    ])
+                    schemaMismatch = error.message
+                    return beginStopping()
+                } catch let error as PostgresError {
+                    databaseFailed(error)
+                } catch {
+                    logger.error("cannot check the schema version", ["error": "\(error)"])
+                }
             case .heldBy(let other):
                 logger.error("another worker took over this worker id; stopping", [
                     "worker": configuration.workerID, "other_host": other.host, "other_pid": other.pid, "other_started_at": other.startedAt,

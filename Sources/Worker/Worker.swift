@@ -112,6 +112,9 @@ public final class Worker: Sendable {
         if let other = dispatcher.workerIDTakenBy {
             throw .workerIDTakenOver(configuration.workerID, by: other)
         }
+        if let mismatch = dispatcher.schemaMismatch {
+            throw WorkerError(.schemaMismatch, "\(mismatch) (found while the worker ran; it stopped)")
+        }
     }
 
     /// Checks that the connection's role has every privilege the worker needs (those of

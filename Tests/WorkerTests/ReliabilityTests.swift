@@ -840,6 +840,26 @@ import Worker
         #expect(refused.status == 4)
     }
 
+    @Test("a newer binary's migration while a worker runs: the worker stops at its next heartbeat, as on SIGTERM (the request in flight finishes and is recorded), and exits with status 4, which the unit does not restart")
+    func aSchemaUpgradedUnderARunningWorkerStopsIt() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver { _, _ in .respond(status: 200, delay: .seconds(2)) }
+        defer { receiver.stop() }
+        try shop.addWebhook(url: receiver.baseURL + "/upgrade")
+        let worker = try CommandProcess(["run", "--database-url", shop.database.conninfo, "--allow-network", "127.0.0.0/8"])
+        worker.waitForErrors { $0.contains("worker started") }
+        try shop.setCredit("1")
+        #expect(receiver.waitForRequests(1, timeout: .seconds(20)).count == 1)
+        let newer = Migrations.latestVersion + 1
+        try shop.connection.execute("INSERT INTO webhooky.migrations (version, name) VALUES (\(newer), 'a_newer_binary')")
+        let outcome = worker.wait(timeout: .seconds(20))
+        #expect(outcome.status == 4, "\(outcome.errors)")
+        #expect(outcome.errors.contains("error    the schema is no longer this binary's; stopping error=\"the database's Webhooky schema is version \(newer), newer than this webhooky binary (\(Migrations.latestVersion)); upgrade webhooky\""), "\(outcome.errors)")
+        #expect(outcome.errors.hasSuffix("webhooky: error: the database's Webhooky schema is version \(newer), newer than this webhooky binary (\(Migrations.latestVersion)); upgrade webhooky (found while the worker ran; it stopped)\n"), "\(outcome.errors)")
+        #expect(try shop.deliveryStates() == [["succeeded", "1", "200"]])
+        #expect(receiver.requests.count == 1)
+    }
+
     @Test("migrate as a role that may not read the schema: status 1 and whom to migrate as, not 5 (a migration failed), as nothing was applied")
     func migrateWithoutPrivilegesSaysWhomToMigrateAs() throws {
         let database = try TestCluster.newDatabase()
