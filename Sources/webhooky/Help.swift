@@ -39,7 +39,7 @@ enum Help {
         3 database unreachable; 4 schema missing, older or newer than this binary; 5 a
         migration failed (rolled back), or (run) another live worker has this --worker-id;
         6 (run) another worker took this --worker-id over while this one ran; 7 (run) this
-        role lacks the worker's privileges; 130 (run) a second SIGTERM or SIGINT.
+        role lacks the worker's privileges; 130 (run) a second SIGTERM, SIGINT or SIGHUP.
         Recipes: docs/admin.md (webhooks, tests, redelivery) and docs/dba.md (install, roles,
         triggers, retention, workers).
         """

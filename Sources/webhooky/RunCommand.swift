@@ -12,7 +12,8 @@ enum RunCommand {
 
         Runs the worker: LISTENs for new events, claims due deliveries, renders and sends them,
         retries failures, and records every attempt in webhooky.deliveries and webhooky.attempts.
-        Stops cleanly on SIGTERM or SIGINT (a second signal stops at once).
+        Stops cleanly on SIGTERM, SIGINT or SIGHUP (a second signal stops at once; there is
+        nothing to reload: restart it to change options).
 
         Options (defaults in brackets):
           --database-url URL          libpq connection string or URI [DATABASE_URL, else PG* variables]
@@ -59,7 +60,7 @@ enum RunCommand {
         7s for its heartbeat); 6 another worker took this --worker-id over while this one ran
         (found at a heartbeat; restart it: the restart checks again); 7 this role lacks the
         worker's privileges (GRANT webhooky_worker TO it);
-        130 a second SIGTERM or SIGINT (stopped at once, without waiting for requests).
+        130 a second SIGTERM, SIGINT or SIGHUP (stopped at once, without waiting for requests).
 
         Examples:
           webhooky run --database-url postgresql://webhooky_run@db.internal/shop
@@ -155,8 +156,10 @@ enum RunCommand {
     }
 }
 
-/// Turns SIGTERM and SIGINT into a call of `onStop`; a second signal, of either kind, exits at
-/// once (status 130).
+/// Turns SIGTERM, SIGINT and SIGHUP into a call of `onStop`; a second signal, of any of these
+/// kinds, exits at once (status 130). SIGHUP would otherwise end the process at once, holding its
+/// claims until their lease runs out: a closed terminal or ssh session sends it, and so does an
+/// operator used to reloading daemons with it (the worker has no configuration to reload).
 final class SignalHandler {
     /// Signals received so far, of both kinds; read and written only on the handlers' queue.
     private final class Count: @unchecked Sendable {
@@ -168,7 +171,7 @@ final class SignalHandler {
     init(onStop: @escaping @Sendable () -> Void) {
         let queue = DispatchQueue(label: "webhooky-signals")
         let count = Count()
-        for number in [SIGTERM, SIGINT] {
+        for number in [SIGTERM, SIGINT, SIGHUP] {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
             source.setEventHandler {  // holds its source: both live as long as the process

@@ -6,7 +6,7 @@ import Glibc
 // 2 usage error; 3 database unreachable or login refused; 4 schema missing, older or newer than
 // this binary; 5 a migration failed, or (run) another live worker has this --worker-id; 6 (run)
 // another worker took this --worker-id over while this one ran; 7 (run) the role lacks the
-// worker's privileges; 130 (run) a second SIGTERM or SIGINT.
+// worker's privileges; 130 (run) a second SIGTERM, SIGINT or SIGHUP.
 
 signal(SIGPIPE, SIG_IGN)
 var arguments = Array(CommandLine.arguments.dropFirst())

@@ -141,7 +141,7 @@ import Worker
         #expect(rows == [["succeeded", "1", "1"], ["succeeded", "1", "1"]], "state, attempts and attempts rows: \(rows)")
     }
 
-    @Test("a second stop signal exits at once (status 130), whichever kind each is", arguments: [(SIGTERM, SIGINT), (SIGINT, SIGTERM), (SIGTERM, SIGTERM)])
+    @Test("a second stop signal exits at once (status 130), whichever kind each is", arguments: [(SIGTERM, SIGINT), (SIGINT, SIGTERM), (SIGTERM, SIGTERM), (SIGHUP, SIGTERM), (SIGTERM, SIGHUP)])
     func secondSignalExitsAtOnce(first: Int32, second: Int32) throws {
         let shop = try Shop()
         let receiver = try LoopbackReceiver { _, _ in .hang }
@@ -156,6 +156,29 @@ import Worker
         worker.send(second)
         #expect(worker.wait() == 130)
         #expect(ContinuousClock.now - started < .seconds(5), "it waited for the 20 s grace period")
+    }
+
+    @Test("SIGHUP (a closed terminal or ssh session, an operator's reload habit) stops the worker as SIGTERM does: the request in flight finishes and is recorded, nothing else is held, status 0")
+    func hangupStopsCleanly() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver { _, _ in .respond(status: 200, delay: .seconds(2)) }
+        defer { receiver.stop() }
+        try shop.addWebhook(url: receiver.baseURL + "/hangup")
+        let worker = try CommandProcess(["run", "--database-url", shop.database.conninfo, "--worker-id", "hangup", "--allow-network", "127.0.0.0/8",
+                                         "--max-in-flight-per-endpoint", "1"])
+        try shop.setCredit("1")
+        try shop.setCredit("2")
+        #expect(receiver.waitForRequests(1, timeout: .seconds(20)).count == 1)
+        worker.send(SIGHUP)
+        let outcome = worker.wait(timeout: .seconds(20))
+        #expect(outcome.status == 0, "\(outcome.errors)")
+        #expect(outcome.errors.contains("stopping: finishing requests in flight in_flight=1"), "\(outcome.errors)")
+        #expect(outcome.errors.contains("worker stopped worker=hangup"), "\(outcome.errors)")
+        // The second event's delivery waited for room (one per endpoint): pending, or not made yet.
+        let states = try shop.column("SELECT state || ' ' || attempts || ' ' || coalesce(claimed_by, '-') FROM webhooky.deliveries ORDER BY id")
+        #expect(states == ["succeeded 1 -", "pending 0 -"] || states == ["succeeded 1 -"], "\(states)")
+        #expect(try shop.column("SELECT count(*) FROM webhooky.events") == ["2"])
+        #expect(receiver.requests.count == 1)
     }
 
     @Test("three workers: each delivery sent exactly once; stopping or killing one loses nothing")
