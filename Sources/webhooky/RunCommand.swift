@@ -77,7 +77,7 @@ enum RunCommand {
             return Arguments.reportUsageError(error, command: "run", usage: usage)
         }
         let worker = Worker(configuration: configuration)
-        let signals = SignalHandler { worker.stop() }
+        let signals = SignalHandler(logger: configuration.logger, lease: configuration.leaseDuration) { worker.stop() }
         defer { withExtendedLifetime(signals) {} }
         do {
             try worker.run()
@@ -168,16 +168,24 @@ final class SignalHandler {
 
     private var sources: [any DispatchSourceSignal] = []
 
-    init(onStop: @escaping @Sendable () -> Void) {
+    /// With a `logger` (the worker's), each signal is logged by name: the first as the reason
+    /// of the stop, a second with what becomes of the requests in flight (sent again once
+    /// `lease` has run out).
+    init(logger: Logger? = nil, lease: Duration = .zero, onStop: @escaping @Sendable () -> Void) {
         let queue = DispatchQueue(label: "webhooky-signals")
         let count = Count()
-        for number in [SIGTERM, SIGINT, SIGHUP] {
+        for (number, name) in [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT"), (SIGHUP, "SIGHUP")] {
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
             source.setEventHandler {  // holds its source: both live as long as the process
                 // Signals that came together arrive as one event: `data` counts them.
                 count.received += max(1, Int(source.data))
-                if count.received > 1 { _exit(130) }
+                if count.received > 1 {
+                    logger?.warning("second stop signal: exiting at once, without waiting for requests in flight or recording them; "
+                                   + "what this worker holds is sent again once its lease has run out", ["signal": name, "lease": lease.shortDescription])
+                    _exit(130)
+                }
+                logger?.notice("stop requested", ["signal": name])
                 onStop()
             }
             source.resume()

@@ -156,6 +156,10 @@ import Worker
         worker.send(second)
         #expect(worker.wait() == 130)
         #expect(ContinuousClock.now - started < .seconds(5), "it waited for the 20 s grace period")
+        let names = [SIGTERM: "SIGTERM", SIGINT: "SIGINT", SIGHUP: "SIGHUP"]
+        #expect(worker.log.contains("notice   stop requested signal=\(names[first] ?? "?")\n"), "\(worker.log)")
+        #expect(worker.log.hasSuffix("warning  second stop signal: exiting at once, without waiting for requests in flight or recording them; "
+                                     + "what this worker holds is sent again once its lease has run out signal=\(names[second] ?? "?") lease=60s\n"), "\(worker.log)")
     }
 
     @Test("SIGHUP (a closed terminal or ssh session, an operator's reload habit) stops the worker as SIGTERM does: the request in flight finishes and is recorded, nothing else is held, status 0")
