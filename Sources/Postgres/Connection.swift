@@ -66,7 +66,7 @@ public final class Connection {
     /// Parses the connection string without connecting. libpq's own message quotes the part it
     /// could not parse, which may be a password, so the message here shows quoted text as `"…"`,
     /// except an option's name (`invalid connection option "sslmod"`) and a quoted `=`.
-    static func checkSyntax(of conninfo: String) throws(PostgresError) {
+    public static func checkSyntax(of conninfo: String) throws(PostgresError) {
         var error: UnsafeMutablePointer<CChar>? = nil
         let options = PQconninfoParse(conninfo, &error)
         if let options {

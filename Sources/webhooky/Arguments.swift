@@ -1,3 +1,6 @@
+import Glibc
+import Postgres
+
 /// Command-line options of one command: `--name value`, `--name=value` and `--flag`.
 struct Arguments {
     /// A problem with what was typed, reported with the command's usage; exit status 2.
@@ -70,6 +73,28 @@ struct Arguments {
             } else {
                 throw UsageError(description: "unknown option --\(name) for \"webhooky \(command)\"")
             }
+        }
+        if options.contains("database-url") { try checkDatabaseURL() }
+    }
+
+    /// Refuses a connection string that libpq cannot parse (`--database-url`, else
+    /// `DATABASE_URL`) as a bad option, status 2: connecting again cannot help (a supervisor
+    /// restarts on status 3, database unreachable). libpq's message hides what it quotes (a
+    /// password, maybe).
+    private func checkDatabaseURL() throws(UsageError) {
+        let source: String
+        let url: String
+        if let value = values["database-url"] {
+            (source, url) = ("--database-url", value)
+        } else if let value = getenv("DATABASE_URL") {
+            (source, url) = ("DATABASE_URL", String(cString: value))
+        } else {
+            return  // libpq's PG* variables: checked when it connects
+        }
+        do {
+            try Connection.checkSyntax(of: url)
+        } catch {
+            throw UsageError(description: "\(source): \(error.message)")
         }
     }
 
