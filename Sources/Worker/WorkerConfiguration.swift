@@ -28,7 +28,8 @@ public struct WorkerConfiguration: Sendable {
     public var maximumInFlightPerEndpoint: Int = 64
     /// How long new events wait for room when their endpoint is full before their deliveries
     /// are created `pending` in the webhook's queue (which costs the database a second write
-    /// per delivery, but lets events of other webhooks behind them go first). Default 20 ms.
+    /// per delivery, but lets events of other webhooks behind them go first): events of other
+    /// webhooks behind them wait as long (`webhooky run` takes at most 1 s). Default 20 ms.
     public var fanOutPatience: Duration = .milliseconds(20)
     /// When the worker stays awake, looking for new events every ``awakeCheckInterval`` instead
     /// of asking emitting transactions for a NOTIFY (which takes a database-wide lock at their

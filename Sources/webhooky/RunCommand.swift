@@ -33,7 +33,8 @@ enum RunCommand {
           --stay-awake-above N        events/s above which the worker looks for events itself every
                                       millisecond instead of asking for a NOTIFY per commit; 0 never [2500]
           --fan-out-patience DURATION how long new events wait for room at their full endpoint before
-                                      their deliveries queue as pending (one more write each) [20ms]
+                                      their deliveries queue as pending (one more write each); other
+                                      webhooks' events behind them wait as long, so at most 1s [20ms]
           --outcome-gathering DURATION  how long an attempt's outcome waits to be written together
                                       with others, at most 1s (sending never waits for it); 0ms: as
                                       soon as the dispatcher hands it over [5ms]
@@ -123,7 +124,14 @@ enum RunCommand {
         if let value = try arguments.duration("lease") { configuration.leaseDuration = value }
         if let value = try arguments.duration("poll-interval") { configuration.pollInterval = value }
         if let value = try arguments.integer("stay-awake-above", in: 0...10_000_000) { configuration.awakeAboveEventsPerSecond = Double(value) }
-        if let value = try arguments.duration("fan-out-patience") { configuration.fanOutPatience = value }
+        if let value = try arguments.duration("fan-out-patience") {
+            // Every event behind a full endpoint's waits too, whatever its webhooks: longer would
+            // let one slow endpoint hold all the others back.
+            guard value <= .seconds(1) else {
+                throw Arguments.UsageError(description: "--fan-out-patience must be at most 1s, not \"\(arguments.string("fan-out-patience") ?? "")\" (the events of other webhooks behind a full endpoint's wait as long)")
+            }
+            configuration.fanOutPatience = value
+        }
         if let value = try arguments.duration("outcome-gathering") {
             // Longer would only keep finished deliveries unrecorded (and sent again after a crash).
             guard value <= .seconds(1) else {

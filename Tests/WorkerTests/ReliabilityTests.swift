@@ -960,6 +960,8 @@ import Worker
             (["run", "--retry-schedule", "5s,1e300d"], "--retry-schedule must be durations separated by commas, such as 5s,30s,2m,1h; \"1e300d\" is not a duration"),
             (["run", "--stay-awake-above", "-5"], "--stay-awake-above must be a whole number from 0 to 10000000, not \"-5\""),
             (["run", "--fan-out-patience", "a while"], "--fan-out-patience must be a duration"),
+            // 1h held every webhook's events behind a slow endpoint's for an hour each.
+            (["run", "--fan-out-patience", "2s"], "--fan-out-patience must be at most 1s, not \"2s\" (the events of other webhooks behind a full endpoint's wait as long)"),
             (["run", "--outcome-gathering", "briefly"], "--outcome-gathering must be a duration"),
             (["run", "--outcome-gathering", "2m"], "--outcome-gathering must be at most 1s, not \"2m\""),
             // 0 made every request time out unsent ("Operation timed out after 0 milliseconds"), so
