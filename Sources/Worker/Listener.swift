@@ -31,6 +31,8 @@ final class Listener {
         // Whether the next wake-up is about due deliveries too: a NOTIFY other than an
         // emitter's, or a (re)connection (set there), after which notifications may have been missed.
         var deliveriesDue = false
+        // Whether a connection was lost or refused since the last one: its return is logged.
+        var failedSinceConnected = false
         while true {
             if shouldStop() { action = machine.stop() }
             switch action {
@@ -41,10 +43,16 @@ final class Listener {
                     try opened.listen(Listener.channel)
                     connection = opened
                     deliveriesDue = true
-                    logger.debug("listening for notifications", ["channel": Listener.channel])
+                    if failedSinceConnected {
+                        logger.notice("listener reconnected to the database; listening again", ["channel": Listener.channel])
+                        failedSinceConnected = false
+                    } else {
+                        logger.debug("listening for notifications", ["channel": Listener.channel])
+                    }
                     action = machine.connected()
                 } catch {
                     logger.warning("listener cannot connect; retrying", ["error": error.message])
+                    failedSinceConnected = true
                     action = machine.failed(using: &random)
                 }
             case .wakeDispatcherAndListen:
@@ -62,6 +70,7 @@ final class Listener {
                     action = notifications.isEmpty ? machine.idle() : machine.notified()
                 } catch {
                     logger.warning("listener lost its connection; reconnecting", ["error": error.message])
+                    failedSinceConnected = true
                     connection = nil
                     action = machine.failed(using: &random)
                 }

@@ -135,6 +135,8 @@ final class OutcomeRecorder: Sendable {
         /// How many of the batch's first outcomes a statement may have written without its
         /// end being seen (the connection was lost): looked up before they are written again.
         var unsure = 0
+        // Whether the connection was lost since the last one opened: its return is logged.
+        var lostConnection = false
         /// When the first outcome of the batch being gathered was taken.
         var gatheringSince: ContinuousClock.Instant?
         /// Whether the held outcomes had their last try of a finishing recorder.
@@ -190,6 +192,10 @@ final class OutcomeRecorder: Sendable {
                     current = try Dispatcher.openSession(configuration, applicationName: "webhooky recorder", logger: logger,
                                                          lockTimeout: OutcomeRecorder.lockWait)
                     connection = current
+                    if lostConnection {
+                        logger.notice("recording outcomes: reconnected to the database", ["unwritten": batch.count])
+                        lostConnection = false
+                    }
                     state.withLock { $0.canceller = current.makeCanceller() }
                     planRenewal = PlanRenewal(now: .now)
                 }
@@ -224,6 +230,7 @@ final class OutcomeRecorder: Sendable {
                     logger.error("recording outcomes failed; trying again", ["error": error.message, "retry_in": delay.shortDescription])
                 } else {
                     logger.error("recording outcomes: lost the database connection; will reconnect", ["error": error.message, "retry_in": delay.shortDescription])
+                    lostConnection = true
                     connection = nil
                     state.withLock { $0.canceller = nil }
                 }

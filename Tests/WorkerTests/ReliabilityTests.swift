@@ -95,6 +95,9 @@ import Worker
         #expect(receiver.waitForRequests(2, timeout: .seconds(20)).count == 2, "and it carries on")
         #expect(worker.log.contains("lost the database connection"))
         #expect(worker.log.contains("reconnected to the database"))
+        // Each part that said it lost the database says when it has it back.
+        #expect(worker.log.contains("recording outcomes: reconnected to the database"), "\(worker.log)")
+        #expect(worker.log.contains("listener reconnected to the database; listening again"), "\(worker.log)")
         worker.send(SIGTERM)
         #expect(worker.wait() == 0)
     }
