@@ -142,13 +142,17 @@ struct Arguments {
         return result
     }
 
-    /// A duration of at most ``longestDuration``; `nil` for anything else (also a larger one,
-    /// which would overflow).
+    /// A duration of at most ``longestDuration``: digits with an optional decimal fraction and
+    /// a unit (`ms`, `s`, `m`, `h`, `d`; none is seconds); `nil` for anything else (a larger one,
+    /// which would overflow, and what `Double` reads besides: `0x10`, `1e3`, `+5`, ` 5`).
     static func parseDuration(_ text: String) -> Duration? {
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86_400)]
-        let (number, seconds): (Double?, Double) = units.first { text.hasSuffix($0.0) }
-            .map { (Double(text.dropLast($0.0.count)), $0.1) } ?? (Double(text), 1)
-        guard let number, number >= 0, number * seconds <= longestDuration else { return nil }
+        let unit = units.first { text.hasSuffix($0.0) }
+        let digits = unit.map { text.dropLast($0.0.count) } ?? Substring(text)
+        let parts = digits.split(separator: ".", omittingEmptySubsequences: false)
+        guard (1...2).contains(parts.count), parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy { $0 >= "0" && $0 <= "9" } }) else { return nil }
+        let seconds = unit?.1 ?? 1
+        guard let number = Double(digits), number * seconds <= longestDuration else { return nil }
         return .milliseconds(Int64((number * seconds * 1000).rounded()))
     }
 

@@ -959,6 +959,10 @@ import Worker
             (["run", "--lease", "soon"], "--lease must be a duration such as 500ms, 5s, 2m, 1h or 1d (at most 100 years), not \"soon\""),
             // Too large to represent: it trapped on an integer overflow.
             (["run", "--lease", "1e20s"], "--lease must be a duration such as 500ms, 5s, 2m, 1h or 1d (at most 100 years), not \"1e20s\""),
+            // Double reads these too: a hexadecimal 16 s, an exponent's 1000 s.
+            (["run", "--lease", "0x10"], "--lease must be a duration such as 500ms, 5s, 2m, 1h or 1d (at most 100 years), not \"0x10\""),
+            (["run", "--request-timeout", "1e3"], "--request-timeout must be a duration such as 500ms, 5s, 2m, 1h or 1d (at most 100 years), not \"1e3\""),
+            (["run", "--poll-interval", ".5s"], "--poll-interval must be a duration such as 500ms, 5s, 2m, 1h or 1d (at most 100 years), not \".5s\""),
             (["tail", "--since", "1e17d"], "--since must be a duration such as 500ms, 5s, 2m, 1h or 1d (at most 100 years), not \"1e17d\""),
             (["run", "--retry-schedule", "5s,1e300d"], "--retry-schedule must be durations separated by commas, such as 5s,30s,2m,1h; \"1e300d\" is not a duration"),
             (["run", "--stay-awake-above", "-5"], "--stay-awake-above must be a whole number from 0 to 10000000, not \"-5\""),
