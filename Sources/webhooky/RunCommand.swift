@@ -43,8 +43,8 @@ enum RunCommand {
           --disable-after-failures N  disable a webhook after N failed attempts in a row... [10]
           --disable-after DURATION    ...that span at least this long with no success [5d]
           --no-auto-disable           never disable a failing webhook (410 Gone still disables)
-          --keep-succeeded DURATION   delete succeeded deliveries this long after success [7d]
-          --keep-dead DURATION        delete dead deliveries this long after they died [30d]
+          --keep-succeeded DURATION   delete succeeded deliveries this long after success, at least 1s [7d]
+          --keep-dead DURATION        delete dead deliveries this long after they died, at least 1s [30d]
           --no-prune                  keep all history (prune by hand: SELECT * FROM webhooky.prune())
           --log-level LEVEL           trace, debug, info, notice, warning, error, critical [info];
                                       info sums up successful deliveries every 10 s, debug adds a
@@ -105,11 +105,23 @@ enum RunCommand {
         if let value = try arguments.integer("batch-size", in: 1...10_000) { configuration.batchSize = value }
         if let value = try arguments.integer("max-in-flight", in: 1...100_000) { configuration.maximumInFlight = value }
         if let value = try arguments.integer("max-in-flight-per-endpoint", in: 1...10_000) { configuration.maximumInFlightPerEndpoint = value }
+        // An option that a switch turns off would be silently ignored: say so instead.
+        for (option, switchOff) in [("keep-succeeded", "no-prune"), ("keep-dead", "no-prune"),
+                                    ("disable-after-failures", "no-auto-disable"), ("disable-after", "no-auto-disable")]
+        where arguments.has(switchOff) && arguments.string(option) != nil {
+            throw Arguments.UsageError(description: "--\(option) has no effect with --\(switchOff): leave one of them out")
+        }
         if let value = try arguments.integer("disable-after-failures", in: 1...1_000_000) { configuration.autoDisable?.failures = value }
         if let value = try arguments.duration("disable-after") { configuration.autoDisable?.period = value }
         if arguments.has("no-auto-disable") { configuration.autoDisable = nil }
-        if let value = try arguments.duration("keep-succeeded") { configuration.retention?.succeeded = value }
-        if let value = try arguments.duration("keep-dead") { configuration.retention?.dead = value }
+        for option in ["keep-succeeded", "keep-dead"] {
+            guard let value = try arguments.duration(option) else { continue }
+            // Pruning goes by whole seconds: 500ms would have been 0, history deleted at once.
+            guard value >= .seconds(1) else {
+                throw Arguments.UsageError(description: "--\(option) must be at least 1s, not \"\(arguments.string(option) ?? "")\" (history is kept for whole seconds)")
+            }
+            if option == "keep-succeeded" { configuration.retention?.succeeded = value } else { configuration.retention?.dead = value }
+        }
         if arguments.has("no-prune") { configuration.retention = nil }
         if let list = arguments.string("allow-network") {
             do {

@@ -976,6 +976,12 @@ import Worker
             (["run", "--request-timeout", "0"], "--request-timeout must be at least 1ms, not \"0\" (there is no unlimited timeout)"),
             (["run", "--connect-timeout", "0ms"], "--connect-timeout must be at least 1ms, not \"0ms\" (there is no unlimited timeout)"),
             (["run", "--worker-id", ""], "--worker-id must name the worker, not be empty; leave it out for the default, hostname:pid"),
+            // 500ms was pruned as 0 s: succeeded history deleted as soon as it was written.
+            (["run", "--keep-succeeded", "500ms"], "--keep-succeeded must be at least 1s, not \"500ms\" (history is kept for whole seconds)"),
+            (["run", "--keep-dead", "0"], "--keep-dead must be at least 1s, not \"0\""),
+            // Silently ignored before.
+            (["run", "--no-prune", "--keep-dead", "90d"], "--keep-dead has no effect with --no-prune: leave one of them out"),
+            (["run", "--disable-after", "1h", "--no-auto-disable"], "--disable-after has no effect with --no-auto-disable: leave one of them out"),
             (["run", "--worker-id", "  "], "--worker-id must name the worker, not be empty"),
         ]
         for (arguments, message) in cases {
