@@ -41,7 +41,10 @@ public struct DemoRun {
         let db = try Connection(conninfo: conninfo, applicationName: "webhooky demo")
 
         out.step("Installing the webhooky schema (what `webhooky migrate` does)")
-        try Migrator(connection: db).migrate { out.detail("applied sql/\($0.fileName)") }
+        let applied = try Migrator(connection: db).migrate()
+        if let first = applied.first, let last = applied.last {
+            out.detail("applied \(applied.count) migrations, sql/\(first.fileName) to sql/\(last.fileName): schema version \(last.version)")
+        }
         out.step("Installing the reference shop (sql/examples/ellity.sql): tables and two triggers")
         try db.execute(Migrations.referenceDomain)
         try db.execute("""

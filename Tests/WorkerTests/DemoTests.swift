@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import LocalPostgres
+import Schema
 import TestSupport
 import Testing
 
@@ -16,6 +17,9 @@ import Testing
         #expect(output.contains(#""credit":"1250.50""#))
         #expect(output.contains("authentic ✓"))
         #expect(output.contains("succeeded"))
+        // The schema in one line, not one per migration (there are dozens).
+        #expect(output.contains("applied \(Migrations.all.count) migrations, sql/0001_core.sql to sql/\(Migrations.all.last?.fileName ?? "?"): schema version \(Migrations.latestVersion)"), "\(output)")
+        #expect(!output.contains("applied sql/0002"))
         let folder = try #require(output.split(separator: "\n").first { $0.contains("data and socket in ") }?
             .components(separatedBy: "data and socket in ").last)
         #expect(!FileManager.default.fileExists(atPath: folder), "the demo's cluster folder must be removed")
