@@ -95,8 +95,13 @@ import Worker
         #expect(receiver.waitForRequests(2, timeout: .seconds(20)).count == 2, "and it carries on")
         #expect(worker.log.contains("lost the database connection"))
         #expect(worker.log.contains("reconnected to the database"))
-        // Each part that said it lost the database says when it has it back.
+        // Each part that said it lost the database says when it has it back (the listener's
+        // next try may be up to its longest backoff, 10 s, after the outage).
         #expect(worker.log.contains("recording outcomes: reconnected to the database"), "\(worker.log)")
+        let listenerBackBy = ContinuousClock.now + .seconds(15)
+        while !worker.log.contains("listener reconnected to the database") && ContinuousClock.now < listenerBackBy {
+            Thread.sleep(forTimeInterval: 0.1)
+        }
         #expect(worker.log.contains("listener reconnected to the database; listening again"), "\(worker.log)")
         worker.send(SIGTERM)
         #expect(worker.wait() == 0)
