@@ -43,7 +43,9 @@ public struct JSONObject: Sendable, Hashable {
     /// canonically equivalent strings equal, so a key `"\u{212A}YC"` (KELVIN SIGN) would be
     /// taken for `"KYC"`, and a payload carrying both would render the wrong one.
     public subscript(key: String) -> JSONValue? {
-        members.last(where: { $0.key.utf8.elementsEqual(key.utf8) })?.value
+        // `==` first: it rejects most keys at once (equal bytes are always canonically equal),
+        // and only a key it takes for equal has its bytes compared.
+        members.last(where: { $0.key == key && $0.key.utf8.elementsEqual(key.utf8) })?.value
     }
 }
 
