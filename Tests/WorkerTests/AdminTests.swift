@@ -363,6 +363,34 @@ import Worker
         ])
     }
 
+    @Test("the health view's oldest pending age counts a redelivered delivery from its redelivery, not from its creation days ago")
+    func redeliveredDeliveriesWaitFromTheirRedelivery() throws {
+        let shop = try Shop()
+        let webhook = String(try shop.addWebhook(url: "https://erp.example/x"))
+        try shop.setCredit("5")
+        try shop.setCredit("6")
+        try shop.connection.query("UPDATE webhooky.webhooks SET enabled = false WHERE id = $1", [webhook])  // nothing is sent meanwhile
+        // A delivery that died three days ago, and one pending for two hours.
+        try shop.connection.query("""
+            INSERT INTO webhooky.deliveries (event_id, webhook_id, state, attempts, created_at, completed_at)
+            SELECT id, $1, CASE WHEN id = (SELECT min(id) FROM webhooky.events) THEN 'dead' ELSE 'pending' END, 1,
+                   now() - CASE WHEN id = (SELECT min(id) FROM webhooky.events) THEN interval '3 days' ELSE interval '2 hours' END,
+                   CASE WHEN id = (SELECT min(id) FROM webhooky.events) THEN now() - interval '1 day' END
+              FROM webhooky.events
+            """, [webhook])
+        try shop.connection.execute("UPDATE webhooky.events SET fanned_out = true")
+        let oldest = "SELECT extract(epoch FROM oldest_pending_age)::integer / 60 FROM webhooky.health"
+        #expect(try shop.column(oldest) == ["120"])
+        let dead = try #require(shop.column("SELECT id FROM webhooky.deliveries WHERE state = 'dead'").first ?? nil)
+        try shop.connection.query("SELECT webhooky.redeliver($1)", [dead])
+        #expect(try shop.column(oldest) == ["120"], "the redelivered one waits from now, the other still from two hours ago")
+        try shop.connection.query("DELETE FROM webhooky.deliveries WHERE id <> $1", [dead])
+        #expect(try shop.column(oldest) == ["0"])
+        try shop.connection.query("UPDATE webhooky.deliveries SET state = 'dead', completed_at = now() WHERE id = $1", [dead])
+        #expect(try shop.column("SELECT webhooky.redeliver_webhook($1, now() - interval '4 days')", [webhook]) == ["1"])
+        #expect(try shop.column(oldest) == ["0"])
+    }
+
     @Test("the health view's p50/p95 leave out the rows of attempts whose lease ran out; last_error still shows one")
     func healthTimingsLeaveOutExpiredLeases() throws {
         let shop = try Shop()
