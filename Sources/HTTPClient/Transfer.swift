@@ -330,8 +330,8 @@ final class Transfer {
     private static let onConnectionReady: curl_prereq_callback = { context, _, _, remotePort, localPort in
         guard let context else { return Int32(CURL_PREREQFUNC_OK) }
         let transfer = Unmanaged<Transfer>.fromOpaque(context).takeUnretainedValue()
-        // A connection this hop opened is new; https is left alone (see ConnectionSockets).
-        guard !transfer.openedConnection, transfer.request.url.utf8.starts(with: "http:".utf8) else { return Int32(CURL_PREREQFUNC_OK) }
+        // A connection this hop opened is new.
+        guard !transfer.openedConnection, transfer.looksAtItsConnection else { return Int32(CURL_PREREQFUNC_OK) }
         let key = ConnectionSockets.key(localPort: Int(localPort), remotePort: Int(remotePort))
         guard let socket = transfer.connections.socketDueForALook(key, now: .now), ConnectionSockets.isStale(socket) else {
             return Int32(CURL_PREREQFUNC_OK)
@@ -341,9 +341,14 @@ final class Transfer {
         return Int32(CURL_PREREQFUNC_ABORT)
     }
 
+    /// Whether a kept-alive connection is looked at before this hop uses it (see
+    /// ``ConnectionSockets``): `http` only; `https` is left alone.
+    private var looksAtItsConnection: Bool { request.url.utf8.starts(with: "http:".utf8) }
+
     /// The socket and ``ConnectionSockets/key(localPort:remotePort:)`` of the connection the
-    /// transfer used, once it has ended (`nil` when it had none).
+    /// transfer used, once it has ended (`nil` when it had none, or is not looked at again).
     var usedConnection: (socket: Int32, key: Int)? {
+        guard looksAtItsConnection else { return nil }
         var socket = curl_socket_t(-1)
         var localPort = 0
         var remotePort = 0

@@ -72,10 +72,10 @@ extension Doctor {
     /// their privileges (roles created by hand afterwards have none until
     /// `webhooky.grant_roles()` runs). WARN, with the statements that fix it.
     func rolesCheck(_ connection: Connection) throws(PostgresError) -> DoctorCheck {
-        let existing = Set(try connection.query("""
-            SELECT rolname FROM pg_roles WHERE rolname IN ('webhooky_worker', 'webhooky_admin', 'webhooky_emitter', 'webhooky_tenant')
-            """).rows.compactMap { $0[0] })
-        let missing = Self.groupRoles.map(\.role).filter { !existing.contains($0) }
+        let roles = Self.groupRoles.map(\.role)
+        let existing = Set(try connection.query("SELECT rolname FROM pg_roles WHERE rolname = ANY ($1::name[])",
+                                                ["{" + roles.joined(separator: ",") + "}"]).rows.compactMap { $0[0] })
+        let missing = roles.filter { !existing.contains($0) }
         if !missing.isEmpty {
             return DoctorCheck(.warn, "roles", "Webhooky's group role\(missing.count == 1 ? "" : "s") \(missing.joined(separator: ", ")) \(missing.count == 1 ? "does" : "do") not exist", details: [
                 "The role that migrated could not create them (that needs CREATEROLE), so GRANT webhooky_... TO a login role fails.",
@@ -85,13 +85,13 @@ extension Doctor {
         }
         let probes = Self.groupRoles.map(\.probe).joined(separator: ", ")
         let granted = try connection.query("SELECT \(probes)").rows.first ?? []
-        let bare = zip(Self.groupRoles.map(\.role), granted).filter { $0.1 != "t" }.map(\.0)
+        let bare = zip(roles, granted).filter { $0.1 != "t" }.map(\.0)
         guard bare.isEmpty else {
             return DoctorCheck(.warn, "roles", "group role\(bare.count == 1 ? "" : "s") \(bare.joined(separator: ", ")) \(bare.count == 1 ? "lacks its" : "lack their") privileges", details: [
                 "Created after the schema was installed? The schema's owner runs: SELECT webhooky.grant_roles();",
             ])
         }
-        return DoctorCheck(.ok, "roles", "webhooky_worker, webhooky_admin, webhooky_emitter and webhooky_tenant exist, with their privileges")
+        return DoctorCheck(.ok, "roles", "\(roles.dropLast().joined(separator: ", ")) and \(roles.last ?? "") exist, with their privileges")
     }
 
     /// The schema's objects that belong to another role than the one that installed it (the

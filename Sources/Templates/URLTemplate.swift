@@ -9,10 +9,16 @@ public struct URLTemplate: Sendable, Hashable {
     /// The template as the admin wrote it.
     public let source: String
     let pieces: [TemplatePiece]
+    /// Whether no variable stands in the host (``fixedOrigin`` is not `nil`): then the parse
+    /// checked the host once, and a rendered URL cannot lose it.
+    private let hostIsFixed: Bool
 
     /// The URL up to the end of its host and port when no variable stands in them (the usual
     /// case), e.g. `https://erp.example.com:8443`; `nil` when a variable is part of the host.
-    public var fixedOrigin: String? {
+    public var fixedOrigin: String? { URLTemplate.fixedOrigin(of: pieces) }
+
+    /// ``fixedOrigin`` of a template made of `pieces`.
+    private static func fixedOrigin(of pieces: [TemplatePiece]) -> String? {
         guard case .text(let head) = pieces.first else { return nil }
         guard let schemeEnd = head.firstRange(of: "://") else { return nil }
         let rest = head[schemeEnd.upperBound...]
@@ -60,13 +66,15 @@ public struct URLTemplate: Sendable, Hashable {
                 throw TemplateError(.invalidURL, "URL contains \(URLTemplate.describe(byte)); percent-encode it (a space as %20)")
             }
         }
+        let origin = URLTemplate.fixedOrigin(of: pieces)
         self.source = source
         self.pieces = pieces
+        self.hostIsFixed = origin != nil
         // A user name or a port with nothing between them and the path: `https://user@/x`.
-        if let origin = fixedOrigin, URLTemplate.hasEmptyHost(origin) {
+        if let origin, URLTemplate.hasEmptyHost(origin) {
             throw TemplateError(.invalidURL, "URL has no host after \(source.prefix(schemeLength))")
         }
-        if let origin = fixedOrigin, let port = URLTemplate.port(ofOrigin: origin), !port.isEmpty,
+        if let origin, let port = URLTemplate.port(ofOrigin: origin), !port.isEmpty,
            !(port.count <= 5 && port.allSatisfy(\.isASCII) && port.allSatisfy(\.isNumber) && (1...65_535).contains(Int(port) ?? 0)) {
             // Not quoted: when a user name or password holds a / ? or # (not percent-encoded), the
             // "port" is the part of the password before it.
@@ -106,7 +114,7 @@ public struct URLTemplate: Sendable, Hashable {
                 }
             }
         }
-        if URLTemplate.hasEmptyHost(output) {
+        if !hostIsFixed, URLTemplate.hasEmptyHost(output) {
             throw TemplateError(.invalidURL, "rendered URL has an empty host (a host variable the event does not carry?)")
         }
         return output

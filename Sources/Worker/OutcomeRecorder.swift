@@ -308,7 +308,9 @@ final class OutcomeRecorder: Sendable {
                 _ = publish(held, writing: group.count - index - 1 + held.count)
             }
         }
-        for webhookID in Set(group.map(\.webhookID)).subtracting(stillHeld) { held.released(webhookID, logger: logger) }
+        if !held.webhooks.isEmpty {
+            for webhookID in Set(group.map(\.webhookID)).subtracting(stillHeld) { held.released(webhookID, logger: logger) }
+        }
         return .written
     }
 
