@@ -82,11 +82,13 @@ extension EndpointLineTests {
         let stopped = worker.stop()
         #expect(stopped.stoppedInTime)
         #expect(receiver.requests.count == 32, "nothing was sent after the stop began")
-        #expect(try shop.connection.query("""
+        let counts = try shop.connection.query("""
             SELECT count(*) FILTER (WHERE state = 'succeeded'), count(*) FILTER (WHERE state = 'pending' AND attempts = 0),
                    (SELECT count(*) FROM webhooky.attempts)
               FROM webhooky.deliveries
-            """).rows == [["32", "2", "32"]], "the two in flight finished; the two in line are pending again, never attempted")
+            """).rows
+        let states = try shop.deliveryStates()
+        #expect(counts == [["32", "2", "32"]], "the two in flight finished; the two in line are pending again, never attempted; deliveries: \(states)")
     }
 }
 
