@@ -530,6 +530,33 @@ import Glibc
         try shop.connection.query("UPDATE webhooky.webhooks SET updated_at = NULL, enabled = false WHERE id = $1", [id])
     }
 
+    @Test("a body template that is not JSON is refused with the line, the character and the kind of token found, never its text: PostgreSQL's message quoted the token and its DETAIL the line up to it, a literal API key in the body included", arguments: [
+        (#"{"apiKey" "sk_live_4eC39HqLyjWDarjtT1zdp7dc"}"#, #"line 1, character 44: expected ":", found a string"#),
+        (#"{"token": sk_live_4eC39HqLyjWDarjtT1zdp7dc}"#, "line 1, character 42: found a word that is not JSON (text takes double quotes)"),
+        (#"{"key": "sk_live_4eC39", "credit": #customer.credit# "email": 1}"#, #"line 1, character 60: expected "," or "}", found a string"#),
+        // Longer than PostgreSQL's context (about 50 characters, then it starts with "...").
+        (#"{"key": "sk_live_4eC39HqLyjWDarjtT1zdp7dc-abcdefghij", "credit": #customer.credit# "email": 1}"#,
+         #"line 1, character 90: expected "," or "}", found a string"#),
+        ("{\"email\": \"#customer.email#\",\n \"key\": \"sk_live_4eC39\", \"credit\": #customer.credit#, #customer.id#}",
+         "line 2, character 55: expected string, found a placeholder"),
+        ("{\"key\": 'sk_live_4eC39'}", "line 1, character 9: found text in single quotes (JSON strings take double quotes)"),
+    ])
+    func bodyRefusalsQuoteNoText(body: String, place: String) throws {
+        let shop = try Shop()
+        do {
+            try shop.addWebhook(url: "https://erp.example/x", body: body, name: "ERP")
+            Issue.record("accepted: \(body)")
+        } catch let error as PostgresError {
+            #expect(error.message.hasPrefix("webhook "))
+            #expect(error.message.hasSuffix(#" "ERP": body is not valid JSON at \#(place)"#), "\(error.message)")
+            #expect(error.sqlState == "23514")
+            #expect(error.detail == nil)
+            #expect(!error.description.contains("sk_live"), "\(error.description)")
+            #expect(!error.description.contains("4eC39"), "\(error.description)")
+        }
+        #expect(try shop.column("SELECT count(*) FROM webhooky.webhooks") == ["0"])
+    }
+
     @Test("a rendered request larger than its limits ends dead with the reason")
     func renderedLimits() throws {
         let shop = try Shop()
