@@ -377,6 +377,10 @@ extension Doctor {
     }
 
     /// Event types with enabled webhooks whose last event is overdue against their usual pace (WARN).
+    /// The pace is that of an event type's last events (at most 1,000 among the newest
+    /// ``paceScanEvents``); when fewer than ``paceMinimumEvents`` are left, those that
+    /// `webhooky.prune` deleted count too (`webhooky.event_pace`), so a trigger dropped longer ago
+    /// than the retention is still noticed.
     func eventsCheck(_ connection: Connection) throws(PostgresError) -> DoctorCheck {
         let result = try connection.query("""
             WITH types AS (
@@ -390,13 +394,21 @@ extension Doctor {
                        SELECT e.created_at FROM webhooky.events e
                         WHERE e.event = t.event AND NOT e.is_test AND e.id > (SELECT floor FROM scan)
                         ORDER BY e.id DESC LIMIT 1000) e
+            ), live AS (
+                SELECT t.event, count(r.created_at) AS n, min(r.created_at) AS first_at, max(r.created_at) AS last_at, max(r.gap) AS longest
+                  FROM types t LEFT JOIN recent r ON r.event = t.event
+                 GROUP BY t.event
+            ), paced AS (
+                -- Too few events left (webhooky.prune deleted the older ones): those it deleted count too.
+                SELECT l.event, l.n + coalesce(p.events, 0) AS n,
+                       least(l.first_at, p.first_at) AS first_at, greatest(l.last_at, p.last_at) AS last_at,
+                       greatest(l.longest, p.longest_gap, l.first_at - p.last_at) AS longest
+                  FROM live l LEFT JOIN webhooky.event_pace p ON p.event = l.event AND l.n < $2
             )
-            SELECT t.event, count(r.created_at), extract(epoch FROM now() - max(r.created_at)),
-                   extract(epoch FROM max(r.created_at) - min(r.created_at)) / nullif(count(r.created_at) - 1, 0),
-                   extract(epoch FROM max(r.gap))
-              FROM types t LEFT JOIN recent r ON r.event = t.event
-             GROUP BY t.event ORDER BY t.event
-            """, [String(paceScanEvents)])
+            SELECT event, n, extract(epoch FROM now() - last_at),
+                   extract(epoch FROM last_at - first_at) / nullif(n - 1, 0), extract(epoch FROM longest)
+              FROM paced ORDER BY event
+            """, [String(paceScanEvents), String(paceMinimumEvents)])
         var overdue: [(event: String, text: String)] = []
         var judged = 0
         for row in 0..<result.rowCount {

@@ -335,6 +335,49 @@ import Testing
         #expect(!dropped.output.contains("customer.credit_changed"), "no enabled webhook wants it any more")
     }
 
+    @Test("doctor: an event type whose events webhooky.prune deleted is still judged by their pace (webhooky.event_pace): once retention had taken them it said \"too few events yet\", however long ago the trigger was dropped")
+    func prunedEventsKeepTheirPace() throws {
+        let database = try AdminDatabase()
+        let webhook = try database.addWebhook(url: "https://erp.example.com/x")
+        // 30 credit changes a minute apart 9 days ago, delivered then, and 3 tests a day later
+        // (tests do not count: with them the last would be 8 days ago, and 33 events).
+        try database.connection.execute("""
+            WITH e AS (
+                INSERT INTO webhooky.events (event, payload, webhook_ids, fanned_out, created_at, is_test)
+                SELECT 'customer.credit_changed', '{}', ARRAY[\(webhook)::bigint], true, t, test
+                  FROM (SELECT now() - interval '9 days' - n * interval '1 minute', false FROM generate_series(29, 0, -1) n
+                        UNION ALL
+                        SELECT now() - interval '8 days' - n * interval '1 minute', true FROM generate_series(2, 0, -1) n) x(t, test)
+                 ORDER BY t
+                RETURNING id, created_at)
+            INSERT INTO webhooky.deliveries (event_id, webhook_id, state, attempts, created_at, completed_at)
+            SELECT id, \(webhook), 'succeeded', 1, created_at, created_at FROM e ORDER BY id;
+            ALTER TABLE ellity.customers DISABLE TRIGGER customer_credit_changed;
+            """)
+        for _ in 0..<5 where try database.value("SELECT deliveries + attempts + events FROM webhooky.prune()") != "0" {}
+        #expect(try database.column("SELECT count(*) FROM webhooky.events") == ["0"])
+        #expect(try database.column("""
+            SELECT format('%s %s %s %s', event, events, longest_gap, last_at - first_at) FROM webhooky.event_pace
+            """) == ["customer.credit_changed 30 00:01:00 00:29:00"])
+
+        let outcome = try database.run(["doctor"])
+        #expect(outcome.status == 1)
+        #expect(StatusAndDoctorTests.finding(outcome.output, "events") == "WARN  events        1 event type has had no event for unusually long",
+                "\(outcome.output)")
+        #expect(outcome.output.contains("customer.credit_changed: none for 9d, though one came every 1m on average over its last 30 events: has a trigger been dropped?"))
+        #expect(outcome.output.contains("Trigger customer_credit_changed on ellity.customers is DISABLED"))
+
+        // Ten events of its own since: their pace alone counts again (one a second, the last just now).
+        try database.connection.execute("""
+            ALTER TABLE ellity.customers ENABLE TRIGGER customer_credit_changed;
+            INSERT INTO webhooky.events (event, payload, fanned_out, created_at)
+            SELECT 'customer.credit_changed', '{}', true, now() - n * interval '1 second' FROM generate_series(9, 0, -1) n;
+            """)
+        let again = try database.run(["doctor"])
+        #expect(StatusAndDoctorTests.finding(again.output, "events") == "OK    events        every event type with enabled webhooks had an event at its usual pace",
+                "\(again.output)")
+    }
+
     @Test("doctor: events that stop every night are not overdue tonight, only when the silence is clearly longer than the longest one among them")
     func quietNights() throws {
         let database = try AdminDatabase()
