@@ -311,6 +311,26 @@ import Worker
         #expect(try shop.column("SELECT count(*) FROM webhooky.deliveries WHERE state = 'pending' AND retry_base = 12") == ["6"])
     }
 
+    @Test("redeliver_webhook, the bulk resend after an outage, leaves dead test deliveries out (it sent their sample payloads to the receiver as if they were missed events); redeliver sends one again on purpose")
+    func bulkRedeliveryLeavesTestsOut() throws {
+        let shop = try Shop()
+        let webhook = try shop.addWebhook(url: "https://erp.example/x")
+        try shop.connection.query("""
+            INSERT INTO webhooky.events (event, payload, webhook_ids, fanned_out, created_at, is_test)
+            SELECT 'customer.credit_changed', '{}', ARRAY[$1::bigint], true, now() - n * interval '1 hour', n > 2 FROM generate_series(1, 4) n
+            """, [String(webhook)])
+        try shop.connection.query("""
+            INSERT INTO webhooky.deliveries (event_id, webhook_id, state, attempts, created_at, completed_at, is_test)
+            SELECT id, $1, 'dead', 12, created_at, created_at, is_test FROM webhooky.events ORDER BY id
+            """, [String(webhook)])
+        #expect(try shop.column("SELECT webhooky.redeliver_webhook($1, now() - interval '1 day', include_succeeded => true)", [String(webhook)]) == ["2"])
+        #expect(try shop.column("SELECT format('%s %s', is_test, state) FROM webhooky.deliveries ORDER BY id")
+                == ["f pending", "f pending", "t dead", "t dead"])
+        let test = try #require(shop.column("SELECT min(id) FROM webhooky.deliveries WHERE is_test").first ?? nil)
+        try shop.connection.query("SELECT webhooky.redeliver($1)", [test])
+        #expect(try shop.column("SELECT state FROM webhooky.deliveries WHERE id = $1", [test]) == ["pending"])
+    }
+
     @Test("redeliver_webhook refuses a missing end of its time range and a range that ends before it starts, saying what to pass: it sent nothing and answered 0, as if nothing had died")
     func redeliverWebhookRefusesNonsense() throws {
         let shop = try Shop()
