@@ -216,18 +216,22 @@ extension Doctor {
         return DoctorCheck(.ok, "NOTIFY queue", "\(percent) full")
     }
 
-    /// Deliveries that ended dead in the last 24 hours, per webhook; any is a WARN.
+    /// Deliveries that ended dead in the last 24 hours, per webhook; any is a WARN. Those that
+    /// ended with their deleted webhook and those of tests (`webhooky.send_test`, which
+    /// `redeliver_webhook` leaves out) are only counted apart.
     func deadCheck(_ connection: Connection) throws(PostgresError) -> DoctorCheck {
         let result = try connection.query("""
             SELECT d.webhook_id, CASE WHEN d.last_error = 'webhook deleted' THEN NULL ELSE coalesce(w.name, '') END, count(*), bool_or(w.id IS NULL),
-                   to_char(date_trunc('second', min(d.created_at)) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS+00')
+                   to_char(date_trunc('second', min(d.created_at)) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS+00'), d.is_test
               FROM webhooky.deliveries d LEFT JOIN webhooky.webhooks w ON w.id = d.webhook_id
              WHERE d.state = 'dead' AND d.completed_at > now() - interval '24 hours'
-             GROUP BY 1, 2 ORDER BY count(*) DESC, d.webhook_id
+             GROUP BY 1, 2, d.is_test ORDER BY count(*) DESC, d.webhook_id
             """)
         var total = 0
         var details: [String] = []
         var withDeletedWebhooks = 0
+        // Tests (webhooky.send_test) are counted apart: redeliver_webhook does not send them again.
+        var tests = 0
         // When the first of them was created (UTC, to the second, rounded down), of those whose webhook is still there.
         var firstCreated: String?
         for row in 0..<result.rowCount {
@@ -238,13 +242,21 @@ extension Doctor {
                 withDeletedWebhooks += count
                 continue
             }
+            guard result[row, 5] != "t" else {
+                tests += count
+                continue
+            }
             total += count
             if result[row, 3] != "t", let created = result[row, 4], firstCreated.map({ created < $0 }) ?? true { firstCreated = created }
             let label = result[row, 3] == "t" ? " (deleted since)" : name.isEmpty ? "" : " \"\(name)\""
             details.append("webhook \(result[row, 0] ?? "?")\(label): \(TextFormatting.count(count))")
         }
-        let deletedNote = withDeletedWebhooks == 0 ? ""
-            : "\(total == 0 ? "" : "; ")\(TextFormatting.count(withDeletedWebhooks)) ended with \(withDeletedWebhooks == 1 ? "its deleted webhook" : "their deleted webhooks")"
+        var notes: [String] = []
+        if withDeletedWebhooks > 0 {
+            notes.append("\(TextFormatting.count(withDeletedWebhooks)) ended with \(withDeletedWebhooks == 1 ? "its deleted webhook" : "their deleted webhooks")")
+        }
+        if tests > 0 { notes.append("\(TextFormatting.count(tests)) test \(tests == 1 ? "delivery" : "deliveries") not counted") }
+        let deletedNote = notes.isEmpty ? "" : (total == 0 ? "" : "; ") + notes.joined(separator: "; ")
         guard total > 0 else { return DoctorCheck(.ok, "dead", "no delivery gave up in the last 24 h" + (deletedNote.isEmpty ? "" : " (\(deletedNote))")) }
         details.append("Why: SELECT id, webhook_id, last_status, last_error FROM webhooky.deliveries WHERE state = 'dead' ORDER BY completed_at DESC LIMIT 20;")
         // redeliver_webhook goes by creation time, and a delivery dies long after it was created

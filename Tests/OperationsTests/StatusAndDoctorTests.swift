@@ -275,6 +275,30 @@ import Testing
                 == ["pending", "pending"])
     }
 
+    @Test("doctor: dead test deliveries are counted apart, and the redelivery it suggests (which leaves tests out) starts at the first real one")
+    func deadTestsCountedApart() throws {
+        let database = try AdminDatabase()
+        let webhook = try database.addWebhook(url: "https://erp.example.com/x", name: "ERP")
+        let test = try database.addDelivery(webhook: webhook, state: "dead", attempts: 1)
+        try database.connection.query("""
+            UPDATE webhooky.deliveries SET is_test = true, created_at = now() - interval '6 days' WHERE id = $1;
+            """, [String(test)])
+        try database.connection.query("UPDATE webhooky.events SET is_test = true")
+        let onlyTest = try database.run(["doctor"])
+        #expect(StatusAndDoctorTests.finding(onlyTest.output, "dead") == "OK    dead          no delivery gave up in the last 24 h (1 test delivery not counted)",
+                "\(onlyTest.output)")
+
+        let real = try database.addDelivery(webhook: webhook, state: "dead", attempts: 12)
+        try database.connection.query("UPDATE webhooky.deliveries SET created_at = now() - interval '3 days' WHERE id = $1", [String(real)])
+        let both = try database.run(["doctor"])
+        #expect(StatusAndDoctorTests.finding(both.output, "dead") == "WARN  dead          1 delivery gave up (dead) in the last 24 h; 1 test delivery not counted")
+        #expect(both.output.contains("webhook \(webhook) \"ERP\": 1\n"), "\(both.output)")
+        let expected = try #require(try database.value("""
+            SELECT to_char(date_trunc('second', created_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS+00') FROM webhooky.deliveries WHERE id = $1
+            """, [String(real)]))
+        #expect(both.output.contains("SELECT webhooky.redeliver_webhook(WEBHOOK_ID, '\(expected)');"), "\(both.output)")
+    }
+
     @Test("doctor: deliveries that ended dead with their deleted webhook are counted apart, without a redelivery hint")
     func deadWithDeletedWebhooks() throws {
         let database = try AdminDatabase()
