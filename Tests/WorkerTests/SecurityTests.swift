@@ -557,6 +557,42 @@ import Glibc
         #expect(try shop.column("SELECT count(*) FROM webhooky.webhooks") == ["0"])
     }
 
+    @Test("a body refusal names the right character and quotes nothing where migration 0041 did not: a string token holding ', but found \"' (its greedy pattern quoted what came before), PostgreSQL's context text found earlier on a long line (it named the earlier place), a control character (it named the one before)", arguments: [
+        (#"{"apiKey" "sk_live_4eC39, but found "}"#, #"line 1, character 37: expected ":", found a string"#),
+        // Three strings of 61 characters: the context (the last 50 bytes) ends each of them.
+        (#"["sk_live_4eC39HqLyjWDarjtT1zdp7dc-abcdefghijklmnopqrstuvwxyz", "sk_live_4eC39HqLyjWDarjtT1zdp7dc-abcdefghijklmnopqrstuvwxyz" "sk_live_4eC39HqLyjWDarjtT1zdp7dc-abcdefghijklmnopqrstuvwxyz"]"#,
+         #"line 1, character 187: expected "," or "]", found a string"#),
+        // The same strings, the last one not closed: the error is at the end of the body.
+        (#"["sk_live_4eC39HqLyjWDarjtT1zdp7dc-abcdefghijklmnopqrstuvwxyz", "sk_live_4eC39HqLyjWDarjtT1zdp7dc-abcdefghijklmnopqrstuvwxyz", "sk_live_4eC39HqLyjWDarjtT1zdp7dc-abcdefghijklmnopqrstuvwxyz"#,
+         "line 1, character 187: found a string without its closing double quote"),
+        ("{\"key\": \"sk_live_4eC39\tx\"}", "line 1, character 23: character with value 0x09 must be escaped"),
+        (#"{"key": "sk_live_4eC39\x"}"#, "line 1, character 24: invalid escape sequence in a string"),
+    ])
+    func bodyRefusalsQuoteNoTextAnywhere(body: String, place: String) throws {
+        let shop = try Shop()
+        do {
+            try shop.addWebhook(url: "https://erp.example/x", body: body, name: "ERP")
+            Issue.record("accepted: \(body)")
+        } catch let error as PostgresError {
+            #expect(error.message.hasSuffix(#" "ERP": body is not valid JSON at \#(place)"#), "\(error.message)")
+            #expect(error.sqlState == "23514")
+            #expect(!error.description.contains("sk_live"), "\(error.description)")
+        }
+        #expect(try shop.column("SELECT count(*) FROM webhooky.webhooks") == ["0"])
+    }
+
+    @Test("PostgreSQL's JSON error worded in another language (lc_messages) is not passed on: it quotes the body's token")
+    func bodyRefusalInAnotherLanguage() throws {
+        let shop = try Shop()
+        // PostgreSQL 15's German for 'Expected ":", but found ""sk_live_4eC39"".' and its context.
+        let detail = #"Erwartete »:«, aber »"sk_live_4eC39"« gefunden."#
+        let context = #"JSON-Daten, Zeile 1: {"apiKey" "sk_live_4eC39"..."#
+        #expect(try shop.column("SELECT webhooky.json_error_reason($1)", [detail]) == ["syntax error"])
+        #expect(try shop.column("SELECT webhooky.body_json_error($1, $2, $3)", [#"{"apiKey" "sk_live_4eC39"}"#, detail, context]) == [": syntax error"])
+        // Escape sequences: no character of the body either.
+        #expect(try shop.column("SELECT webhooky.json_error_reason($1)", [#"Escape sequence "\s" is invalid."#]) == ["invalid escape sequence in a string"])
+    }
+
     @Test("a rendered request larger than its limits ends dead with the reason")
     func renderedLimits() throws {
         let shop = try Shop()
