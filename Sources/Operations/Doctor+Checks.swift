@@ -392,8 +392,11 @@ extension Doctor {
     /// The pace is that of an event type's last events (at most 1,000 among the newest
     /// ``paceScanEvents``); when fewer than ``paceMinimumEvents`` are left, those that
     /// `webhooky.prune` deleted count too (`webhooky.event_pace`), so a trigger dropped longer ago
-    /// than the retention is still noticed.
-    func eventsCheck(_ connection: Connection) throws(PostgresError) -> DoctorCheck {
+    /// than the retention is still noticed. Not for a `tenant`'s role: it may not read them, and
+    /// they are every account's; its own events left are its pace.
+    func eventsCheck(_ connection: Connection, tenant: Bool = false) throws(PostgresError) -> DoctorCheck {
+        let pruned = tenant ? "(SELECT NULL::text, NULL::bigint, NULL::timestamptz, NULL::timestamptz, NULL::interval) AS p (event, events, first_at, last_at, longest_gap)"
+            : "webhooky.event_pace p"
         let result = try connection.query("""
             WITH types AS (
                 SELECT DISTINCT w.event FROM webhooky.webhooks w WHERE w.enabled
@@ -415,7 +418,7 @@ extension Doctor {
                 SELECT l.event, l.n + coalesce(p.events, 0) AS n,
                        least(l.first_at, p.first_at) AS first_at, greatest(l.last_at, p.last_at) AS last_at,
                        greatest(l.longest, p.longest_gap, l.first_at - p.last_at) AS longest
-                  FROM live l LEFT JOIN webhooky.event_pace p ON p.event = l.event AND l.n < $2
+                  FROM live l LEFT JOIN \(pruned) ON p.event = l.event AND l.n < $2
             )
             SELECT event, n, extract(epoch FROM now() - last_at),
                    extract(epoch FROM last_at - first_at) / nullif(n - 1, 0), extract(epoch FROM longest)

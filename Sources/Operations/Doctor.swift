@@ -103,7 +103,7 @@ public struct Doctor: Sendable {
         checks.append(check("webhooks", tenant: tenant) { () throws(PostgresError) in try webhooksCheck(connection) })
         checks.append(check("settings", tenant: tenant) { () throws(PostgresError) in try settingsCheck(connection) })
         checks.append(check("variables", tenant: tenant) { () throws(PostgresError) in try templateVariablesCheck(connection) })
-        checks.append(check("events", tenant: tenant) { () throws(PostgresError) in try eventsCheck(connection) })
+        checks.append(check("events", tenant: tenant) { () throws(PostgresError) in try eventsCheck(connection, tenant: tenant) })
         checks.append(check("triggers", tenant: tenant) { () throws(PostgresError) in try triggerConditionsCheck(connection) })
         return checks
     }
