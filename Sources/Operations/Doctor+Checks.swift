@@ -392,11 +392,14 @@ extension Doctor {
     /// The pace is that of an event type's last events (at most 1,000 among the newest
     /// ``paceScanEvents``); when fewer than ``paceMinimumEvents`` are left, those that
     /// `webhooky.prune` deleted count too (`webhooky.event_pace`), so a trigger dropped longer ago
-    /// than the retention is still noticed. Not for a `tenant`'s role: it may not read them, and
+    /// than the retention is still noticed. The silence counts from the last event, or from when
+    /// a webhook made the type wanted again (`event_pace.wanted_since`), whichever is later. Not
+    /// for a `tenant`'s role: it may not read them, and
     /// they are every account's; its own events left are its pace.
     func eventsCheck(_ connection: Connection, tenant: Bool = false) throws(PostgresError) -> DoctorCheck {
-        let pruned = tenant ? "(SELECT NULL::text, NULL::bigint, NULL::timestamptz, NULL::timestamptz, NULL::interval) AS p (event, events, first_at, last_at, longest_gap)"
-            : "webhooky.event_pace p"
+        let pace = tenant ? "(SELECT NULL::text, NULL::bigint, NULL::timestamptz, NULL::timestamptz, NULL::interval, NULL::timestamptz) AS %@ (event, events, first_at, last_at, longest_gap, wanted_since)"
+            : "webhooky.event_pace %@"
+        let (pruned, wanted) = (pace.replacing("%@", with: "p"), pace.replacing("%@", with: "s"))
         let result = try connection.query("""
             WITH types AS (
                 SELECT DISTINCT w.event FROM webhooky.webhooks w WHERE w.enabled
@@ -415,12 +418,15 @@ extension Doctor {
                  GROUP BY t.event
             ), paced AS (
                 -- Too few events left (webhooky.prune deleted the older ones): those it deleted count too.
+                -- No event is recorded while no enabled webhook wants the type: the silence counts
+                -- from when one wanted it again at the earliest.
                 SELECT l.event, l.n + coalesce(p.events, 0) AS n,
                        least(l.first_at, p.first_at) AS first_at, greatest(l.last_at, p.last_at) AS last_at,
-                       greatest(l.longest, p.longest_gap, l.first_at - p.last_at) AS longest
+                       greatest(l.longest, p.longest_gap, l.first_at - p.last_at) AS longest, s.wanted_since
                   FROM live l LEFT JOIN \(pruned) ON p.event = l.event AND l.n < $2
+                  LEFT JOIN \(wanted) ON s.event = l.event
             )
-            SELECT event, n, extract(epoch FROM now() - last_at),
+            SELECT event, n, extract(epoch FROM now() - greatest(last_at, wanted_since)),
                    extract(epoch FROM last_at - first_at) / nullif(n - 1, 0), extract(epoch FROM longest)
               FROM paced ORDER BY event
             """, [String(paceScanEvents), String(paceMinimumEvents)])

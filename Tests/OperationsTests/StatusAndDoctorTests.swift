@@ -332,6 +332,7 @@ import Testing
             SELECT 'order.paid', '{}', true, now() - n * interval '1 minute' FROM generate_series(29, 0, -1) n;
             ALTER TABLE ellity.customers DISABLE TRIGGER customer_credit_changed;
             """)
+        try database.wantedForAMonth()
         let outcome = try database.run(["doctor"])
         #expect(outcome.status == 1)
         #expect(StatusAndDoctorTests.finding(outcome.output, "events") == "WARN  events        1 event type has had no event for unusually long")
@@ -351,6 +352,7 @@ import Testing
             INSERT INTO webhooky.events (event, payload, fanned_out, created_at)
             SELECT 'order.refunded', '{}', true, now() - interval '5 hours' - n * interval '1 hour' FROM generate_series(29, 0, -1) n;
             """)
+        try database.wantedForAMonth()
         let dropped = try database.run(["doctor"])
         #expect(dropped.output.contains("order.shipped: none for 2h, though one came every 5m on average over its last 30 events: has a trigger been dropped?"),
                 "\(dropped.output)")
@@ -384,6 +386,7 @@ import Testing
             SELECT format('%s %s %s %s', event, events, longest_gap, last_at - first_at) FROM webhooky.event_pace
             """) == ["customer.credit_changed 30 00:01:00 00:29:00"])
 
+        try database.wantedForAMonth()
         let outcome = try database.run(["doctor"])
         #expect(outcome.status == 1)
         #expect(StatusAndDoctorTests.finding(outcome.output, "events") == "WARN  events        1 event type has had no event for unusually long",
@@ -402,6 +405,37 @@ import Testing
                 "\(again.output)")
     }
 
+    @Test("doctor: an event type wanted again after weeks without an enabled webhook is not overdue at once (no event was recorded meanwhile); its silence counts from when a webhook wanted it again")
+    func wantedAgainAfterAPause() throws {
+        let database = try AdminDatabase()
+        let first = try database.addWebhook(url: "https://erp.example.com/x")
+        try database.wantedForAMonth()
+        // A change a minute for 30 minutes, 10 days ago; then the webhook was disabled.
+        try database.connection.execute("""
+            INSERT INTO webhooky.events (event, payload, fanned_out, created_at)
+            SELECT 'customer.credit_changed', '{}', true, now() - interval '10 days' - n * interval '1 minute' FROM generate_series(29, 0, -1) n;
+            """)
+        try database.connection.query("UPDATE webhooky.webhooks SET enabled = false WHERE id = $1", [String(first)])
+        #expect(try database.value("SELECT now() - wanted_since > interval '29 days' FROM webhooky.event_pace") == "t", "disabling changes nothing")
+        try database.connection.query("UPDATE webhooky.webhooks SET enabled = true WHERE id = $1", [String(first)])
+        #expect(try database.value("SELECT now() - wanted_since < interval '1 minute' FROM webhooky.event_pace") == "t", "wanted again now")
+        let again = try database.run(["doctor"])
+        #expect(StatusAndDoctorTests.finding(again.output, "events") == "OK    events        every event type with enabled webhooks had an event at its usual pace",
+                "\(again.output)")
+
+        // Wanted again 3 hours ago: overdue since then. A second webhook for the same event, or
+        // the first one disabled while the second stays, does not make it wanted again.
+        try database.connection.execute("UPDATE webhooky.event_pace SET wanted_since = now() - interval '3 hours'")
+        let second = try database.addWebhook(url: "https://erp.example.com/y")
+        try database.connection.query("UPDATE webhooky.webhooks SET enabled = false WHERE id = $1", [String(first)])
+        try database.connection.query("UPDATE webhooky.webhooks SET enabled = true WHERE id = $1", [String(first)])
+        #expect(second > first)
+        let late = try database.run(["doctor"])
+        #expect(StatusAndDoctorTests.finding(late.output, "events") == "WARN  events        1 event type has had no event for unusually long")
+        #expect(late.output.contains("customer.credit_changed: none for 3h, though one came every 1m on average over its last 30 events: has a trigger been dropped?"),
+                "\(late.output)")
+    }
+
     @Test("doctor: events that stop every night are not overdue tonight, only when the silence is clearly longer than the longest one among them")
     func quietNights() throws {
         let database = try AdminDatabase()
@@ -418,6 +452,7 @@ import Testing
             INSERT INTO webhooky.events (event, payload, fanned_out, created_at)
             SELECT 'order.shipped', '{}', true, created_at - interval '17 hours' FROM webhooky.events WHERE event = 'order.paid' ORDER BY id;
             """)
+        try database.wantedForAMonth()
         let outcome = try database.run(["doctor"])
         #expect(!outcome.output.contains("order.paid: none"), "\(outcome.output)")
         #expect(outcome.output.contains("order.shipped: none for 1d 1h, though one came every 8m 50s on average over its last 218 events, longer than the longest silence among them (14h): has a trigger been dropped?"),
