@@ -71,6 +71,8 @@ public final class HTTPClient: Sendable {
     private final class Inbox: Sendable {
         struct State {
             var requests: [HTTPRequest] = []
+            /// Tags of requests to take out of their line unsent (see ``HTTPClient/cancelWaiting(tags:)``).
+            var cancelTags: Set<Int64> = []
             /// Set by ``HTTPClient/stopStarting()``: nothing more starts.
             var startsNothing = false
             var stopping = false
@@ -104,9 +106,10 @@ public final class HTTPClient: Sendable {
             loop.run { inbox.state.withLock { state in
                 defer {
                     state.requests.removeAll(keepingCapacity: true)
+                    state.cancelTags.removeAll()
                     state.woken = false
                 }
-                return (state.requests, state.startsNothing, state.stopping)
+                return (state.requests, state.cancelTags, state.startsNothing, state.stopping)
             } }
             multi.finishedSignal.signal()
         }
@@ -124,6 +127,20 @@ public final class HTTPClient: Sendable {
         }
         // The thread takes requests after every wake-up it consumes, so a wake-up still
         // pending covers these too.
+        if !alreadyWoken { multi.wakeUp() }
+    }
+
+    /// Takes the requests tagged `tags` that still wait for their turn out of their line: they
+    /// finish with ``HTTPError/Code/cancelled`` (never sent). Those already started go on; a tag
+    /// of no waiting request is ignored. For requests that should no longer go out as they were
+    /// made (their webhook changed).
+    public func cancelWaiting(tags: Set<Int64>) {
+        guard !tags.isEmpty else { return }
+        let alreadyWoken = inbox.state.withLock { state in
+            state.cancelTags.formUnion(tags)
+            defer { state.woken = true }
+            return state.woken
+        }
         if !alreadyWoken { multi.wakeUp() }
     }
 

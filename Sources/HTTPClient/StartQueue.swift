@@ -128,6 +128,25 @@ struct StartQueue {
         return removed
     }
 
+    /// Takes the waiting requests that `shouldRemove` picks out of their lines (the others keep
+    /// their order; running ones stay counted). A line left without waiting requests keeps its
+    /// turn, if it has one, which is skipped.
+    mutating func removeWaiting(where shouldRemove: (HTTPRequest) -> Bool) -> [HTTPRequest] {
+        var removed: [HTTPRequest] = []
+        for endpoint in Array(lines.keys) {
+            var kept = FIFO<HTTPRequest>()
+            var line = lines[endpoint]!
+            while !line.waiting.isEmpty {
+                let request = line.waiting.removeFirst()
+                if shouldRemove(request) { removed.append(request) } else { kept.append(request) }
+            }
+            line.waiting = kept
+            lines[endpoint] = line.running == 0 && line.waiting.isEmpty && !line.hasTurn ? nil : line
+        }
+        waitingCount -= removed.count
+        return removed
+    }
+
     /// Puts the endpoint's line among the turns when its first request may start (it has one,
     /// and the endpoint has room), unless it is there already.
     private mutating func giveTurnIfReady(_ endpoint: String?) {

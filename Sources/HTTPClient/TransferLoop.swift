@@ -23,13 +23,14 @@ final class TransferLoop {
         self.queue = StartQueue(totalLimit: configuration.maximumConcurrentRequests, endpointLimit: configuration.maximumRequestsPerEndpoint)
     }
 
-    /// Runs until `take` reports stopping; `take` hands over newly queued requests, and whether
-    /// to start nothing more.
-    func run(take: () -> (requests: [HTTPRequest], startsNothing: Bool, stopping: Bool)) {
+    /// Runs until `take` reports stopping; `take` hands over newly queued requests, the tags of
+    /// waiting requests to cancel, and whether to start nothing more.
+    func run(take: () -> (requests: [HTTPRequest], cancelTags: Set<Int64>, startsNothing: Bool, stopping: Bool)) {
         var finished: [HTTPResult] = []
         while true {
-            let (requests, startsNothing, stopping) = take()
+            let (requests, cancelTags, startsNothing, stopping) = take()
             for request in requests { queue.enqueue(request) }
+            if !cancelTags.isEmpty { cancelWaiting(tags: cancelTags, into: &finished) }
             if startsNothing { cancelWaiting(into: &finished) }
             if stopping {
                 cancelAll(into: &finished)
@@ -138,6 +139,13 @@ final class TransferLoop {
     private func giveUpLine(of endpoint: String, into finished: inout [HTTPResult]) {
         for request in queue.removeWaiting(of: endpoint) {
             finished.append(Transfer.failure(request, HTTPError(code: .cancelled, message: "not sent: a request to the same endpoint ahead of it got no answer")))
+        }
+    }
+
+    /// The waiting requests tagged `tags` end unsent (``HTTPError/Code/cancelled``).
+    private func cancelWaiting(tags: Set<Int64>, into finished: inout [HTTPResult]) {
+        for request in queue.removeWaiting(where: { tags.contains($0.tag) }) {
+            finished.append(Transfer.failure(request, HTTPError(code: .cancelled, message: "not sent: taken back before its turn")))
         }
     }
 

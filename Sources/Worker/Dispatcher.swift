@@ -197,6 +197,7 @@ final class Dispatcher {
             noteHeldWebhooks()
             if news.deliveriesDue { claimAfterNotifyAt = claimAfterNotifyAt ?? .now + Dispatcher.claimAfterNotify }
             if news.stopRequested && stopDeadline == nil { beginStopping() }
+            takeBackLine(of: news.changedWebhooks)
             for result in news.results { finish(result) }
 
             if connection == nil { reconnectIfDue() }
@@ -613,6 +614,19 @@ final class Dispatcher {
         // requests it led to.
         logBuffer.flush()
         http.send(requests)
+    }
+
+    /// Takes the deliveries of `changed` webhooks (disabled, edited, moved or deleted since they
+    /// were claimed) that wait in the HTTP client's line out of it: they come back cancelled and
+    /// are given back unsent (see ``finish(_:)``), so that none goes out as the webhook was before
+    /// the change committed. A disabled webhook's then wait pending; an edited one's are claimed
+    /// again (the NOTIFY also makes the worker claim within ``claimAfterNotify``) and rendered
+    /// with the new revision; those the change ended (a delete, a move) stay as it left them.
+    /// Requests already started go on: they were in flight when the change committed.
+    private func takeBackLine(of changed: Set<Int64>) {
+        guard !changed.isEmpty else { return }
+        let tags = Set(inFlight.compactMap { changed.contains($0.value.webhookID) ? $0.key : nil })
+        http.cancelWaiting(tags: tags)
     }
 
     // MARK: Outcomes

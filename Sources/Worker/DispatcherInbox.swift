@@ -14,6 +14,8 @@ final class DispatcherInbox: Sendable {
         var notified = false
         /// Whether a notification said deliveries may be due now (not only new events).
         var deliveriesDue = false
+        /// Webhooks whose row changed (updated or deleted; see ``Listener/webhookChangedPrefix``).
+        var changedWebhooks: Set<Int64> = []
         var stopRequested = false
     }
 
@@ -53,11 +55,12 @@ final class DispatcherInbox: Sendable {
     }
 
     /// A NOTIFY arrived (or the listener reconnected); `deliveriesDue`: not only about new
-    /// events (see ``Listener/eventPayload``).
-    func postNotification(deliveriesDue: Bool = false) {
+    /// events (see ``Listener/eventPayload``); `changedWebhooks`: webhooks whose row changed.
+    func postNotification(deliveriesDue: Bool = false, changedWebhooks: Set<Int64> = []) {
         update { news in
             news.notified = true
             news.deliveriesDue = news.deliveriesDue || deliveriesDue
+            news.changedWebhooks.formUnion(changedWebhooks)
         }
     }
 

@@ -11,6 +11,14 @@ final class Listener {
     /// admin functions, enabling a webhook and a stopping worker send an empty one) also means
     /// that deliveries may be due now.
     static let eventPayload = "event"
+    /// How the NOTIFY of a change of a webhook row begins (migration 0046): `webhook <id>`.
+    static let webhookChangedPrefix = "webhook "
+
+    /// The webhook whose row changed, if `payload` is such a NOTIFY's.
+    static func changedWebhook(_ payload: String) -> Int64? {
+        guard payload.hasPrefix(webhookChangedPrefix) else { return nil }
+        return Int64(payload.dropFirst(webhookChangedPrefix.count))
+    }
 
     private let conninfo: String
     private let inbox: DispatcherInbox
@@ -31,6 +39,8 @@ final class Listener {
         // Whether the next wake-up is about due deliveries too: a NOTIFY other than an
         // emitter's, or a (re)connection (set there), after which notifications may have been missed.
         var deliveriesDue = false
+        // Webhooks whose row changed since the last wake-up.
+        var changedWebhooks: Set<Int64> = []
         // Whether a connection was lost or refused since the last one: its return is logged.
         var failedSinceConnected = false
         while true {
@@ -56,8 +66,9 @@ final class Listener {
                     action = machine.failed(using: &random)
                 }
             case .wakeDispatcherAndListen:
-                inbox.postNotification(deliveriesDue: deliveriesDue)
+                inbox.postNotification(deliveriesDue: deliveriesDue, changedWebhooks: changedWebhooks)
                 deliveriesDue = false
+                changedWebhooks = []
                 action = .listen
             case .listen:
                 guard let current = connection else {
@@ -67,6 +78,9 @@ final class Listener {
                 do {
                     let notifications = try current.waitForNotifications(timeout: .milliseconds(500))
                     if notifications.contains(where: { $0.payload != Listener.eventPayload }) { deliveriesDue = true }
+                    for notification in notifications {
+                        if let id = Listener.changedWebhook(notification.payload) { changedWebhooks.insert(id) }
+                    }
                     action = notifications.isEmpty ? machine.idle() : machine.notified()
                 } catch {
                     logger.warning("listener lost its connection; reconnecting", ["error": error.message])

@@ -96,6 +96,24 @@ import Testing
         #expect(queue.running == 0 && queue.waitingCount == 0)
     }
 
+    @Test("taking chosen waiting requests out of every line keeps the others in order, with their turns; a line left empty has its turn skipped and works on")
+    func removeChosenWaiting() {
+        var queue = StartQueue(totalLimit: 10, endpointLimit: 1)
+        for (tag, endpoint) in [(1, "a"), (2, "b"), (3, "a"), (4, "b"), (5, "a"), (6, "b")] { queue.enqueue(request(Int64(tag), endpoint)) }
+        #expect(startable(&queue) == [1, 2])
+        #expect(queue.removeWaiting(where: { [3, 4, 6].contains($0.tag) }).map(\.tag).sorted() == [3, 4, 6])
+        #expect(queue.waitingCount == 1 && queue.running == 2)
+        queue.finished(request(1, "a"))
+        queue.finished(request(2, "b"))
+        #expect(startable(&queue) == [5], "a's 5 kept its place; b has nothing left")
+        queue.enqueue(request(7, "b"))
+        #expect(startable(&queue) == [7], "b's line works on")
+        #expect(queue.removeWaiting(where: { _ in true }).isEmpty)
+        queue.finished(request(5, "a"))
+        queue.finished(request(7, "b"))
+        #expect(queue.running == 0 && queue.waitingCount == 0)
+    }
+
     @Test("many endpoints with a line of one each: every request starts, each endpoint in order, and each finished request lets its endpoint's next start")
     func manyEndpoints() {
         var queue = StartQueue(totalLimit: 10_000, endpointLimit: 1)

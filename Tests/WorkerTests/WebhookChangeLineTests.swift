@@ -1,0 +1,72 @@
+import Foundation
+import HTTPClient
+import LoopbackReceiver
+import Postgres
+import Testing
+import TestSupport
+@testable import Worker
+
+/// What an admin's change of a webhook does to its deliveries that a worker claimed and keeps
+/// waiting in its HTTP client's line (see `EndpointLineTests`): they are not sent after the
+/// change committed, they go back to the webhook's queue.
+@Suite(.timeLimit(.minutes(10))) struct WebhookChangeLineTests {
+    @Test("a webhook disabled, deleted or edited while deliveries of it wait in the worker's line: none of them goes out as it was after the change committed; disabled, they wait and go after it is enabled again; edited, they go with the new revision; deleted, they end dead",
+          arguments: ["disable", "delete", "edit"])
+    func changeTakesTheLineBack(change: String) throws {
+        let shop = try Shop()
+        try shop.addCustomers(40)
+        let receiver = try LoopbackReceiver { _, number in
+            if number > 30 { Thread.sleep(forTimeInterval: 1.5) }  // quick, then slow
+            return .ok
+        }
+        let webhook = try shop.addWebhook(url: receiver.baseURL + "/old")
+        var configuration = shop.workerConfiguration()
+        configuration.maximumInFlightPerEndpoint = 2
+        configuration.http.requestTimeout = .seconds(15)  // the line needs a lease of 2 x 15 + 2 s
+        let worker = RunningWorker(configuration)
+        defer { worker.stop() }
+        try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id BETWEEN 100001 AND 100030")
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") { $0 == "30" } == "30")
+        try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id BETWEEN 100031 AND 100040")
+        // Two slow requests running, two more claimed and waiting in line.
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'sending'") { $0 == "4" } == "4")
+        #expect(receiver.waitForRequests(32, timeout: .seconds(5)).count == 32)
+
+        switch change {
+        case "disable": try shop.connection.query("UPDATE webhooky.webhooks SET enabled = false WHERE id = $1", [String(webhook)])
+        case "delete": try shop.connection.query("SELECT webhooky.delete_webhook($1)", [String(webhook)])
+        default: try shop.connection.query("UPDATE webhooky.webhooks SET url = $2 WHERE id = $1", [String(webhook), receiver.baseURL + "/new"])
+        }
+        let committedAt = Date().timeIntervalSince1970
+        // The two in flight end 1.5 s after they began; what waited in line would follow them.
+        Thread.sleep(forTimeInterval: 3.5)
+        // A notification takes a moment to reach the worker: what it started within 0.2 s was
+        // as good as in flight when the change committed.
+        let late = receiver.requests.filter { $0.receivedAt > committedAt + 0.2 && (change == "edit" ? $0.target == "/old" : true) }
+        #expect(late.isEmpty, "sent as the webhook was before the change, after it committed: \(late.map { $0.header("webhook-id") ?? "?" })")
+
+        switch change {
+        case "disable":
+            let states = try shop.deliveryStates()
+            #expect(try shop.column("SELECT count(*) FROM webhooky.deliveries WHERE state = 'pending'") == ["8"], "\(states)")
+            try shop.connection.query("UPDATE webhooky.webhooks SET enabled = true WHERE id = $1", [String(webhook)])
+            #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'", timeout: .seconds(30)) { $0 == "40" } == "40")
+            #expect(Set(receiver.requests.compactMap { $0.header("webhook-id") }).count == 40, "every delivery arrived")
+        case "delete":
+            let states = try shop.deliveryStates()
+            // The two in flight ended dead with the delete (their answers came too late to count);
+            // the events not fanned out yet when it was deleted got no delivery.
+            #expect(try shop.column("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") == ["30"], "\(states)")
+            #expect(try shop.column("SELECT count(*) FROM webhooky.deliveries WHERE state <> 'succeeded' AND (state <> 'dead' OR last_error <> 'webhook deleted')") == ["0"],
+                    "\(states)")
+            #expect(receiver.requests.count == 32)
+        default:
+            #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'", timeout: .seconds(30)) { $0 == "40" } == "40")
+            let arrived = receiver.requests
+            #expect(Set(arrived.compactMap { $0.header("webhook-id") }).count == 40, "every delivery arrived")
+            #expect(arrived.filter { $0.target == "/new" }.count == 8, "what had not gone out went to the new URL")
+        }
+        #expect(try shop.column("SELECT count(*) FROM webhooky.attempts") == [String(change == "delete" ? 32 : 40)],
+                "a delivery taken out of the line made no attempt")
+    }
+}
