@@ -623,6 +623,17 @@ enum DeliveryStore {
         }
     }
 
+    /// The current revision of each of webhooks `ids` (a row missing from the answer was deleted).
+    static func revisions(_ connection: Connection, ids: [Int64]) throws(PostgresError) -> [Int64: Int] {
+        let result = try connection.query(prepared: "webhooky_webhook_revisions",
+                                          "SELECT w.id, w.revision FROM webhooky.webhooks w WHERE w.id = ANY ($1::bigint[])", [arrayLiteral(ids)])
+        var revisions: [Int64: Int] = [:]
+        for row in 0..<result.rowCount {
+            if let id = result[row, 0].flatMap({ Int64($0) }), let revision = result[row, 1].flatMap({ Int($0) }) { revisions[id] = revision }
+        }
+        return revisions
+    }
+
     /// A PostgreSQL array literal of integers: `{1,2,3}`.
     static func arrayLiteral<Number: BinaryInteger>(_ numbers: [Number]) -> String {
         "{" + numbers.map { String($0) }.joined(separator: ",") + "}"

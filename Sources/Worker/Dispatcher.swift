@@ -15,6 +15,8 @@ final class Dispatcher {
         let deliveryID: Int64
         var machine: DeliveryStateMachine
         let webhookID: Int64
+        /// The revision of the webhook its request was rendered from.
+        let revision: Int
         let endpoint: String
     }
 
@@ -108,6 +110,8 @@ final class Dispatcher {
     /// Whether a refresh of `webhooky.wanted_events` was refused (said once in the log).
     private var refreshRefused = false
     private var nextPoll: ContinuousClock.Instant = .now
+    /// Whether this turn checks the webhooks of the requests in flight (see ``checkLine()``).
+    private var lineCheckDue = false
     private var nextReap: ContinuousClock.Instant = .now
     /// No database work before this instant: after a lost connection (reconnect then) or a
     /// failing statement (try again then), growing with each failure in a row.
@@ -209,6 +213,7 @@ final class Dispatcher {
             // attempt, which the give-back done later would then give back while its request is
             // in flight (and it would be sent twice). One refused (a lock wait) changed nothing.
             if databaseUsable && releaseMayHaveCommitted { releaseUnsent() }
+            if databaseUsable && stopDeadline == nil && lineCheckDue { checkLine() }
             if databaseUsable && stopDeadline == nil { claimAndSend() }
             if databaseUsable && stopDeadline == nil { fanOutAndSend() }
             submitOutcomes()
@@ -272,6 +277,7 @@ final class Dispatcher {
             lookFromTheStart()
             claimAfter.removeAll()
             nextPoll = now + configuration.pollInterval
+            lineCheckDue = true
             quickEndpoints.forget(unusedSince: now - .seconds(60))
             allowance.forget(unusedSince: now - .seconds(60))
         }
@@ -601,7 +607,8 @@ final class Dispatcher {
                     maximumRedirects: webhook.maximumRedirects,
                     endpoint: endpoint
                 ))
-                inFlight[nextTag] = InFlight(deliveryID: delivery.id, machine: machine, webhookID: delivery.webhookID, endpoint: endpoint)
+                inFlight[nextTag] = InFlight(deliveryID: delivery.id, machine: machine, webhookID: delivery.webhookID, revision: webhook.revision,
+                                             endpoint: endpoint)
                 nextTag += 1
             } catch {
                 // The request cannot be made: the delivery ends dead with the reason.
@@ -627,6 +634,27 @@ final class Dispatcher {
         guard !changed.isEmpty else { return }
         let tags = Set(inFlight.compactMap { changed.contains($0.value.webhookID) ? $0.key : nil })
         http.cancelWaiting(tags: tags)
+    }
+
+    /// The backstop of ``takeBackLine(of:)``, once per poll: a worker that does not listen
+    /// (`--no-listen`, behind a transaction-mode pooler), or whose listener lost the NOTIFY of a
+    /// change while it reconnected, would otherwise send what waits in line as the webhook was.
+    /// The requests in flight whose webhook has another revision now (any UPDATE of the row
+    /// makes one: a pause, an edit, a move) or was deleted are taken out of the line (those
+    /// already started go on); a paused webhook's tests, claimed again with the new revision,
+    /// stay.
+    private func checkLine() {
+        lineCheckDue = false
+        guard let connection, !inFlight.isEmpty else { return }
+        let current: [Int64: Int]
+        do {
+            current = try DeliveryStore.revisions(connection, ids: Array(Set(inFlight.values.map(\.webhookID))))
+        } catch {
+            databaseFailed(error)
+            return
+        }
+        let stale = inFlight.compactMap { tag, entry in current[entry.webhookID] == entry.revision ? nil : tag }
+        if !stale.isEmpty { http.cancelWaiting(tags: Set(stale)) }
     }
 
     // MARK: Outcomes

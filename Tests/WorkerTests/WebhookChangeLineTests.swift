@@ -10,9 +10,9 @@ import TestSupport
 /// waiting in its HTTP client's line (see `EndpointLineTests`): they are not sent after the
 /// change committed, they go back to the webhook's queue.
 @Suite(.timeLimit(.minutes(10))) struct WebhookChangeLineTests {
-    @Test("a webhook disabled, deleted or edited while deliveries of it wait in the worker's line: none of them goes out as it was after the change committed; disabled, they wait and go after it is enabled again; edited, they go with the new revision; deleted, they end dead",
-          arguments: ["disable", "delete", "edit"])
-    func changeTakesTheLineBack(change: String) throws {
+    @Test("a webhook disabled, deleted or edited while deliveries of it wait in the worker's line: none of them goes out as it was after the change committed; disabled, they wait and go after it is enabled again; edited, they go with the new revision; deleted, they end dead. A worker that does not listen finds the change when it polls",
+          arguments: ["disable", "delete", "edit"], [true, false])
+    func changeTakesTheLineBack(change: String, listen: Bool) throws {
         let shop = try Shop()
         try shop.addCustomers(40)
         let receiver = try LoopbackReceiver { _, number in
@@ -23,6 +23,8 @@ import TestSupport
         var configuration = shop.workerConfiguration()
         configuration.maximumInFlightPerEndpoint = 2
         configuration.http.requestTimeout = .seconds(15)  // the line needs a lease of 2 x 15 + 2 s
+        // Without LISTEN (--no-listen) the worker finds the change when it polls (every 200 ms here).
+        configuration.listen = listen
         let worker = RunningWorker(configuration)
         defer { worker.stop() }
         try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id BETWEEN 100001 AND 100030")
