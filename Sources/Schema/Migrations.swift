@@ -65,6 +65,7 @@ public enum Migrations {
         Migration(version: 44, name: "body_errors_exact_place", sql: String(decoding: PackageResources._044_body_errors_exact_place_sql, as: UTF8.self)),
         Migration(version: 45, name: "event_pace_wanted_since", sql: String(decoding: PackageResources._045_event_pace_wanted_since_sql, as: UTF8.self)),
         Migration(version: 46, name: "webhook_changes_reach_the_line", sql: String(decoding: PackageResources._046_webhook_changes_reach_the_line_sql, as: UTF8.self)),
+        Migration(version: 47, name: "workers_read_event_pace", sql: String(decoding: PackageResources._047_workers_read_event_pace_sql, as: UTF8.self)),
     ]
 
     /// The schema version this binary works with: the highest migration it knows.

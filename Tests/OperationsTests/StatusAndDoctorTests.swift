@@ -569,6 +569,8 @@ import Testing
         #expect(StatusAndDoctorTests.finding(worker.output, "privileges")
                 == "OK    privileges    role \(role) can run the worker (for admin work as well: GRANT webhooky_admin TO \(role);)")
         #expect(worker.output.contains("FAIL  workers       no worker alive"), "a worker's role may read what the doctor needs")
+        #expect(StatusAndDoctorTests.finding(worker.output, "events") == "OK    events        no enabled webhooks, so no events are expected",
+                "it reads webhooky.event_pace too (0042 left the worker's role out)")
 
         try database.connection.execute("REVOKE webhooky_worker FROM \(role); GRANT USAGE ON SCHEMA webhooky TO \(role); GRANT SELECT ON webhooky.migrations TO \(role)")
         let partial = try CommandProcess.run(["doctor", "--database-url", database.url.replacingOccurrences(of: "user=postgres", with: "user=\(role)")])
