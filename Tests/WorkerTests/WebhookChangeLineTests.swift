@@ -59,8 +59,11 @@ import TestSupport
             // The two in flight ended dead with the delete (their answers came too late to count);
             // the events not fanned out yet when it was deleted got no delivery.
             #expect(try shop.column("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") == ["30"], "\(states)")
-            #expect(try shop.column("SELECT count(*) FROM webhooky.deliveries WHERE state <> 'succeeded' AND (state <> 'dead' OR last_error <> 'webhook deleted')") == ["0"],
-                    "\(states)")
+            // (A fan-out that ran while the delete committed may have made pending deliveries for
+            // it, which its trigger could not see: the worker ends those dead when it next reaps,
+            // within a quarter of the lease, and never sends them.)
+            #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state <> 'succeeded' AND (state <> 'dead' OR last_error <> 'webhook deleted')",
+                                     timeout: .seconds(30)) { $0 == "0" } == "0", "\(states)")
             #expect(receiver.requests.count == 32)
         default:
             #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'", timeout: .seconds(30)) { $0 == "40" } == "40")
