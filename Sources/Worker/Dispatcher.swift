@@ -424,7 +424,13 @@ final class Dispatcher {
             // there (for events of transactions that committed out of id order).
             wantsFanOut = fanOutAfter != 0
             lookFromTheStart()
-            fanOutHold = nil
+            // After a whole batch taken because the patience ran out, the hold stays, still out
+            // of patience: the next fan-out goes on with only what fits once the held endpoint
+            // (or the worker) has room again, and takes a whole batch at once while it is still
+            // full. Ended here, each new event of a webhook whose endpoint stays full (a dead one
+            // that shares the event type of a quick one) would wait the whole patience again,
+            // and every other webhook's delivery of it with it.
+            if next.onlyWhatFits { fanOutHold = nil }
         }
         if fanOut.pending > 0 { wantsClaim = true }
         // Deliveries left pending because their endpoint was at its limit: claim them as soon as

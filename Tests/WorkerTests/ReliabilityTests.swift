@@ -550,6 +550,42 @@ import Worker
         #expect(slow.waitForRequests(6, timeout: .seconds(20)).count == 6, "the held-back credit changes go out as the slow endpoint frees room")
     }
 
+    @Test("a dead endpoint that stays full holds each new event of its type back once, not every time: a quick webhook of the same event gets the later events at once")
+    func fullEndpointCostsThePatienceOnce() throws {
+        let shop = try Shop()
+        try shop.addCustomers(10)
+        let dead = try LoopbackReceiver { _, _ in .hang }
+        defer { dead.stop() }
+        let quick = try LoopbackReceiver()
+        defer { quick.stop() }
+        try shop.addWebhook(url: dead.baseURL + "/dead")
+        try shop.addWebhook(url: quick.baseURL + "/quick")  // the same event type
+        var configuration = shop.workerConfiguration(retry: [.seconds(60)])
+        configuration.http.requestTimeout = .seconds(60)    // the dead endpoint stays full for the whole test
+        configuration.fanOutPatience = .seconds(1)          // long enough to tell from a busy machine's pause
+        configuration.shutdownGracePeriod = .milliseconds(200)
+        let worker = RunningWorker(configuration)
+        defer { worker.stop(timeout: .seconds(30)) }
+
+        // Ten events: the dead endpoint takes the 8 a new endpoint may have, the fan-out stops
+        // at the ninth and, once the patience ran out, leaves its and the tenth's delivery pending.
+        try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id BETWEEN 100001 AND 100010")
+        #expect(quick.waitForRequests(10, timeout: .seconds(10)).count == 10)
+        #expect(dead.waitForRequests(8, timeout: .seconds(5)).count == 8)
+
+        // The endpoint is still full: the patience is spent, each new event goes out at once.
+        var waits: [Duration] = []
+        for credit in 1...5 {
+            let started = ContinuousClock.now
+            try shop.setCredit(String(credit))
+            #expect(quick.waitForRequests(10 + credit, timeout: .seconds(10)).count == 10 + credit)
+            waits.append(ContinuousClock.now - started)
+        }
+        #expect(waits.allSatisfy { $0 < .milliseconds(500) }, "the quick webhook's deliveries waited \(waits) behind the full endpoint (patience 1 s)")
+        #expect(dead.requests.count == 8)
+        #expect(try shop.connection.query("SELECT count(*) FROM webhooky.deliveries WHERE webhook_id = 1 AND state = 'pending'").scalar == "7")
+    }
+
     @Test("a stream of events wakes the worker once or so: while events come fast enough, it looks for them itself and committing transactions send no NOTIFY")
     func aStreamOfEventsSendsOneNotify() throws {
         let shop = try Shop()
