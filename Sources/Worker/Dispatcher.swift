@@ -629,20 +629,20 @@ final class Dispatcher {
         http.send(requests)
     }
 
-    /// Takes the deliveries of `changed` webhooks (disabled, edited, moved or deleted since they
-    /// were claimed) that wait in the HTTP client's line out of it: they come back cancelled and
-    /// are given back unsent (see ``finish(_:)``), so that none goes out as the webhook was before
-    /// the change committed. A disabled webhook's then wait pending; an edited one's are claimed
-    /// again (the NOTIFY also makes the worker claim within ``claimAfterNotify``) and rendered
-    /// with the new revision; those the change ended (a delete, a move) stay as it left them.
-    /// Requests already started go on: they were in flight when the change committed.
+    /// A NOTIFY said that webhooks `changed` (disabled, edited, moved or deleted): their
+    /// deliveries that wait in the HTTP client's line are taken out of it this turn, by
+    /// ``checkLine()``, and given back unsent (see ``finish(_:)``), so that none goes out as the
+    /// webhook was before the change committed. The revision the database has decides, not the
+    /// notification, which any role may send. A disabled webhook's deliveries then wait pending;
+    /// an edited one's are claimed again (the NOTIFY also makes the worker claim within
+    /// ``claimAfterNotify``) and rendered with the new revision; those the change ended (a
+    /// delete, a move) stay as it left them. Requests already started go on: they were in flight
+    /// when the change committed.
     private func takeBackLine(of changed: Set<Int64>) {
-        guard !changed.isEmpty else { return }
-        let tags = Set(inFlight.compactMap { changed.contains($0.value.webhookID) ? $0.key : nil })
-        http.cancelWaiting(tags: tags)
+        if !changed.isEmpty && inFlight.values.contains(where: { changed.contains($0.webhookID) }) { lineCheckDue = true }
     }
 
-    /// The backstop of ``takeBackLine(of:)``, once per poll: a worker that does not listen
+    /// What ``takeBackLine(of:)`` asks for, and once per poll: a worker that does not listen
     /// (`--no-listen`, behind a transaction-mode pooler), or whose listener lost the NOTIFY of a
     /// change while it reconnected, would otherwise send what waits in line as the webhook was.
     /// The requests in flight whose webhook has another revision now (any UPDATE of the row

@@ -14,25 +14,8 @@ import TestSupport
           arguments: ["disable", "delete", "edit"], [true, false])
     func changeTakesTheLineBack(change: String, listen: Bool) throws {
         let shop = try Shop()
-        try shop.addCustomers(40)
-        let receiver = try LoopbackReceiver { _, number in
-            if number > 30 { Thread.sleep(forTimeInterval: 1.5) }  // quick, then slow
-            return .ok
-        }
-        let webhook = try shop.addWebhook(url: receiver.baseURL + "/old")
-        var configuration = shop.workerConfiguration()
-        configuration.maximumInFlightPerEndpoint = 2
-        configuration.http.requestTimeout = .seconds(15)  // the line needs a lease of 2 x 15 + 2 s
-        // Without LISTEN (--no-listen) the worker finds the change when it polls (every 200 ms here).
-        configuration.listen = listen
-        let worker = RunningWorker(configuration)
+        let (receiver, webhook, worker) = try WebhookChangeLineTests.twoInLine(shop, listen: listen)
         defer { worker.stop() }
-        try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id BETWEEN 100001 AND 100030")
-        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") { $0 == "30" } == "30")
-        try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id BETWEEN 100031 AND 100040")
-        // Two slow requests running, two more claimed and waiting in line.
-        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'sending'") { $0 == "4" } == "4")
-        #expect(receiver.waitForRequests(32, timeout: .seconds(5)).count == 32)
 
         switch change {
         case "disable": try shop.connection.query("UPDATE webhooky.webhooks SET enabled = false WHERE id = $1", [String(webhook)])
@@ -73,5 +56,42 @@ import TestSupport
         }
         #expect(try shop.column("SELECT count(*) FROM webhooky.attempts") == [String(change == "delete" ? 32 : 40)],
                 "a delivery taken out of the line made no attempt")
+    }
+
+    @Test("a NOTIFY of a webhook change that did not happen (any role may send one) takes nothing out of the line: the revision in the database decides")
+    func notificationWithoutChangeTakesNothing() throws {
+        let shop = try Shop()
+        let (receiver, webhook, worker) = try WebhookChangeLineTests.twoInLine(shop, listen: true)
+        defer { worker.stop() }
+        let claims = "SELECT id, attempts, lease_expires_at FROM webhooky.deliveries WHERE state = 'sending' ORDER BY id"
+        let before = try shop.connection.query(claims).rows
+        try shop.connection.execute("NOTIFY webhooky, 'webhook \(webhook)'")
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(try shop.connection.query(claims).rows == before, "the two in line were given back and claimed again")
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'", timeout: .seconds(30)) { $0 == "40" } == "40")
+        #expect(Set(receiver.requests.compactMap { $0.header("webhook-id") }).count == 40)
+    }
+
+    /// A worker whose webhook's endpoint (limit 2) answered 30 requests quickly and then turned
+    /// slow (1.5 s): two requests running, two more claimed and waiting in line, 6 events after them.
+    static func twoInLine(_ shop: Shop, listen: Bool) throws -> (LoopbackReceiver, Int64, RunningWorker) {
+        try shop.addCustomers(40)
+        let receiver = try LoopbackReceiver { _, number in
+            if number > 30 { Thread.sleep(forTimeInterval: 1.5) }  // quick, then slow
+            return .ok
+        }
+        let webhook = try shop.addWebhook(url: receiver.baseURL + "/old")
+        var configuration = shop.workerConfiguration()
+        configuration.maximumInFlightPerEndpoint = 2
+        configuration.http.requestTimeout = .seconds(15)  // the line needs a lease of 2 x 15 + 2 s
+        // Without LISTEN (--no-listen) the worker finds a change when it polls (every 200 ms here).
+        configuration.listen = listen
+        let worker = RunningWorker(configuration)
+        try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id BETWEEN 100001 AND 100030")
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") { $0 == "30" } == "30")
+        try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id BETWEEN 100031 AND 100040")
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'sending'") { $0 == "4" } == "4")
+        #expect(receiver.waitForRequests(32, timeout: .seconds(5)).count == 32)
+        return (receiver, webhook, worker)
     }
 }
