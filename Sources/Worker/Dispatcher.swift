@@ -556,8 +556,8 @@ final class Dispatcher {
 
     /// The share each webhook may still take, for the webhooks whose share is not the
     /// statements' default (what a new endpoint may have, ``EndpointAllowance/initial``): those
-    /// with requests in flight, and those whose endpoint has earned more or holds requests of
-    /// another webhook. Its endpoint's budget minus what that endpoint (or the webhook itself)
+    /// with requests in flight, and those whose endpoint has earned more, was cut below it (it
+    /// did not answer) or holds requests of another webhook. Its endpoint's budget minus what that endpoint (or the webhook itself)
     /// already holds.
     private func webhookRooms() -> [Int64: Int] {
         var rooms: [Int64: Int] = [:]
@@ -567,8 +567,8 @@ final class Dispatcher {
         // A webhook whose URL template varies its origin: its own share (its claims cannot know
         // the endpoint, nor what that earned).
         for id in webhooks.templatedIDs where rooms[id] == nil { rooms[id] = endpointLimit }
-        // The webhooks of the endpoints that hold requests or have earned more than the default.
-        for endpoint in Set(endpointLoad.keys).union(allowance.endpointsAboveInitial) {
+        // The webhooks of the endpoints that hold requests or may have more or fewer than the default.
+        for endpoint in Set(endpointLoad.keys).union(allowance.endpointsNotAtInitial) {
             let load = endpointLoad[endpoint, default: 0]
             let budget = budget(of: endpoint)
             guard load > 0 || budget != allowance.initial else { continue }

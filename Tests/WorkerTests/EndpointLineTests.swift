@@ -182,26 +182,38 @@ extension EndpointLineTests {
         #expect(allowance.allowed("a") == 9)
         for _ in 0..<100 { allowance.answered("a", after: .milliseconds(5), now: now) }
         #expect(allowance.allowed("a") == 64 && allowance.allowed("b") == 8)
-        #expect(allowance.endpointsAboveInitial == ["a"])
+        #expect(allowance.endpointsNotAtInitial == ["a"])
         // An endpoint that turns slow gives it back, an answer at a time.
         for _ in 0..<10 { allowance.answered("a", after: .seconds(3), now: now) }
         #expect(allowance.allowed("a") == 54)
         for _ in 0..<100 { allowance.answered("a", after: .seconds(3), now: now) }
-        #expect(allowance.allowed("a") == 8 && allowance.endpointsAboveInitial.isEmpty)
+        #expect(allowance.allowed("a") == 8 && allowance.endpointsNotAtInitial.isEmpty)
         #expect(EndpointAllowance(limit: 5, answeredWithin: .seconds(1)).initial == 1)
     }
 
-    @Test("a request without an answer halves what the endpoint may have in flight, never below where it started")
+    @Test("a request without an answer halves what the endpoint may have in flight, down to 1: endpoints that hang or are down hold one request each once their first ones ended unanswered, however many there are (each kept 8 before, and 32 of them filled a worker)")
     func halvedByRequestsWithoutAnswer() {
         let now = ContinuousClock.now
         var allowance = EndpointAllowance(limit: 64, answeredWithin: .seconds(2))
         for _ in 0..<56 { allowance.answered("a", after: .milliseconds(5), now: now) }
         allowance.unanswered("a", now: now)
         #expect(allowance.allowed("a") == 32)
-        for _ in 0..<5 { allowance.unanswered("a", now: now) }
+        for _ in 0..<2 { allowance.unanswered("a", now: now) }
         #expect(allowance.allowed("a") == 8)
+        for _ in 0..<3 { allowance.unanswered("a", now: now) }
+        #expect(allowance.allowed("a") == 1)
+        allowance.unanswered("a", now: now)
+        #expect(allowance.allowed("a") == 1, "never none: the endpoint is tried again, one request at a time")
         allowance.unanswered("never-answered", now: now)
-        #expect(allowance.allowed("never-answered") == 8)
+        #expect(allowance.allowed("never-answered") == 4)
+        #expect(Set(allowance.endpointsNotAtInitial) == ["a", "never-answered"], "the statements are told: their default is 8")
+        // Answers bring it back: a slow one towards the eighth, a quick one beyond it.
+        for _ in 0..<3 { allowance.answered("a", after: .seconds(3), now: now) }
+        #expect(allowance.allowed("a") == 4)
+        for _ in 0..<10 { allowance.answered("a", after: .seconds(3), now: now) }
+        #expect(allowance.allowed("a") == 8)
+        for _ in 0..<4 { allowance.answered("a", after: .milliseconds(5), now: now) }
+        #expect(allowance.allowed("a") == 12)
     }
 
     @Test("endpoints unused for a minute are forgotten, and start again at an eighth")
@@ -212,5 +224,12 @@ extension EndpointLineTests {
         allowance.answered("new", after: .milliseconds(5), now: start + .seconds(61))
         allowance.forget(unusedSince: start + .seconds(1))
         #expect(allowance.count == 1 && allowance.allowed("old") == 8 && allowance.allowed("new") == 9)
+        // One held below the eighth (it did not answer) is remembered for an hour: a dead
+        // endpoint's retries, minutes apart, do not each start with 8 again.
+        for _ in 0..<3 { allowance.unanswered("dead", now: start) }
+        allowance.forget(unusedSince: start + .seconds(600))
+        #expect(allowance.allowed("dead") == 1 && allowance.allowed("new") == 8)
+        allowance.forget(unusedSince: start + .seconds(3601))
+        #expect(allowance.allowed("dead") == 8 && allowance.count == 0)
     }
 }

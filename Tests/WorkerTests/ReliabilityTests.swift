@@ -550,6 +550,47 @@ import Worker
         #expect(slow.waitForRequests(6, timeout: .seconds(20)).count == 6, "the held-back credit changes go out as the slow endpoint frees room")
     }
 
+    @Test("many dead endpoints do not fill the worker: once their first requests ended unanswered each holds one request, and a quick endpoint's events go at once (each kept an eighth of the per-endpoint limit, and enough of them took every request a worker may have)")
+    func deadEndpointsHoldOneEach() throws {
+        let shop = try Shop()
+        try shop.addCustomers(10)
+        var dead: [LoopbackReceiver] = []
+        for number in 0..<10 {
+            let receiver = try LoopbackReceiver { _, _ in .hang }
+            dead.append(receiver)
+            try shop.addWebhook(url: receiver.baseURL + "/dead\(number)")
+        }
+        defer { for receiver in dead { receiver.stop() } }
+        let quick = try LoopbackReceiver()
+        defer { quick.stop() }
+        try shop.addWebhook(event: "customer.tier_changed", url: quick.baseURL + "/quick")
+        var configuration = shop.workerConfiguration(retry: Array(repeating: .milliseconds(200), count: 40))
+        configuration.maximumInFlight = 32
+        configuration.maximumInFlightPerEndpoint = 64  // a new endpoint may have 8
+        configuration.http.requestTimeout = .seconds(1)
+        configuration.shutdownGracePeriod = .milliseconds(200)
+        let worker = RunningWorker(configuration)
+        defer { worker.stop(timeout: .seconds(30)) }
+
+        // Ten credit changes: ten deliveries for each dead endpoint, 8 of them at once would be
+        // 80, more than twice the worker's 32; each retried 200 ms after its timeout.
+        try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id BETWEEN 100001 AND 100010")
+        #expect(dead.allSatisfy { $0.waitForRequests(1, timeout: .seconds(5)).count >= 1 })
+        Thread.sleep(forTimeInterval: 3)  // the first requests timed out (1 s), and the next
+        var waits: [Double] = []
+        for round in 0..<5 {
+            let committed = Date().timeIntervalSince1970
+            try shop.setTier(round % 2 == 0 ? 2 : 1)
+            let arrived = quick.waitForRequests(round + 1, timeout: .seconds(5))
+            #expect(arrived.count == round + 1)
+            if let last = arrived.last { waits.append(last.receivedAt - committed) }
+            Thread.sleep(forTimeInterval: 0.3)
+        }
+        #expect(waits.count == 5 && waits.allSatisfy { $0 < 0.5 }, "the quick endpoint's events waited \(waits.map { String(format: "%.3f", $0) }) s")
+        let held = try shop.column("SELECT count(*) FROM webhooky.deliveries WHERE state = 'sending'")
+        #expect(held.first.flatMap { $0.flatMap { Int($0) } }.map { $0 <= 12 } == true, "requests held by the dead endpoints: \(held)")
+    }
+
     @Test("a dead endpoint that stays full holds each new event of its type back once, not every time: a quick webhook of the same event gets the later events at once")
     func fullEndpointCostsThePatienceOnce() throws {
         let shop = try Shop()
