@@ -648,10 +648,13 @@ final class Dispatcher {
     /// The requests in flight whose webhook has another revision now (any UPDATE of the row
     /// makes one: a pause, an edit, a move) or was deleted are taken out of the line (those
     /// already started go on); a paused webhook's tests, claimed again with the new revision,
-    /// stay.
+    /// stay. A check that fails stays due: it is made again as soon as the database may be used
+    /// (a change's NOTIFY comes once, and the next poll may be long after the line has gone out).
     private func checkLine() {
-        lineCheckDue = false
-        guard let connection, !inFlight.isEmpty else { return }
+        guard let connection, !inFlight.isEmpty else {
+            lineCheckDue = false
+            return
+        }
         let current: [Int64: Int]
         do {
             current = try DeliveryStore.revisions(connection, ids: Array(Set(inFlight.values.map(\.webhookID))))
@@ -659,6 +662,7 @@ final class Dispatcher {
             databaseFailed(error)
             return
         }
+        lineCheckDue = false
         let stale = inFlight.compactMap { tag, entry in current[entry.webhookID] == entry.revision ? nil : tag }
         if !stale.isEmpty { http.cancelWaiting(tags: Set(stale)) }
     }

@@ -72,16 +72,41 @@ import TestSupport
         #expect(Set(receiver.requests.compactMap { $0.header("webhook-id") }).count == 40)
     }
 
+    @Test("a revision check asked for by a NOTIFY that fails (the connection lost) is made again once the database is back, not only at the next poll")
+    func failedCheckIsMadeAgain() throws {
+        let shop = try Shop()
+        let logs = LogCapture()
+        // A long poll interval: the check at the poll cannot stand in for the one that failed.
+        let (receiver, webhook, worker) = try WebhookChangeLineTests.twoInLine(shop, listen: true, pollInterval: .seconds(30), logs: logs)
+        defer { worker.stop() }
+        Thread.sleep(forTimeInterval: 0.7)  // past the fan-out of the events behind the line and the looks for stragglers after it
+        // The dispatcher's connection dies; its next statement is the check the change's NOTIFY asks for.
+        try shop.connection.execute("""
+            SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND application_name = 'webhooky worker'
+            """)
+        try shop.connection.query("UPDATE webhooky.webhooks SET url = $2 WHERE id = $1", [String(webhook), receiver.baseURL + "/new"])
+        let committedAt = Date().timeIntervalSince1970
+        #expect(logs.waitForLine { $0.contains("lost the database connection") }, "the check did not fail: the test proves nothing")
+        Thread.sleep(forTimeInterval: 3)
+        let late = receiver.requests.filter { $0.receivedAt > committedAt + 0.2 && $0.target == "/old" }
+        #expect(late.isEmpty, "sent as the webhook was before the change, after it committed: \(late.map { $0.header("webhook-id") ?? "?" })")
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'", timeout: .seconds(30)) { $0 == "40" } == "40")
+        #expect(receiver.requests.filter { $0.target == "/new" }.count == 8, "what had not gone out went to the new URL")
+    }
+
     /// A worker whose webhook's endpoint (limit 2) answered 30 requests quickly and then turned
     /// slow (1.5 s): two requests running, two more claimed and waiting in line, 6 events after them.
-    static func twoInLine(_ shop: Shop, listen: Bool) throws -> (LoopbackReceiver, Int64, RunningWorker) {
+    static func twoInLine(_ shop: Shop, listen: Bool, pollInterval: Duration = .milliseconds(200),
+                          logs: LogCapture? = nil) throws -> (LoopbackReceiver, Int64, RunningWorker) {
         try shop.addCustomers(40)
         let receiver = try LoopbackReceiver { _, number in
             if number > 30 { Thread.sleep(forTimeInterval: 1.5) }  // quick, then slow
             return .ok
         }
         let webhook = try shop.addWebhook(url: receiver.baseURL + "/old")
-        var configuration = shop.workerConfiguration()
+        var configuration = shop.workerConfiguration(logs: logs)
+        configuration.pollInterval = pollInterval
         configuration.maximumInFlightPerEndpoint = 2
         configuration.http.requestTimeout = .seconds(15)  // the line needs a lease of 2 x 15 + 2 s
         // Without LISTEN (--no-listen) the worker finds a change when it polls (every 200 ms here).
