@@ -393,13 +393,14 @@ extension Doctor {
     /// ``paceScanEvents``); when fewer than ``paceMinimumEvents`` are left, those that
     /// `webhooky.prune` deleted count too (`webhooky.event_pace`), so a trigger dropped longer ago
     /// than the retention is still noticed. The silence counts from the last event, or from when
-    /// a webhook made the type wanted again (`event_pace.wanted_since`), whichever is later. Not
-    /// for a `tenant`'s role: it may not read them, and
-    /// they are every account's; its own events left are its pace.
+    /// a webhook made the type wanted again (the type's newest note in `webhooky.event_wanted`),
+    /// whichever is later. Not for a `tenant`'s role: it may not read them, and they are every
+    /// account's; its own events left are its pace.
     func eventsCheck(_ connection: Connection, tenant: Bool = false) throws(PostgresError) -> DoctorCheck {
-        let pace = tenant ? "(SELECT NULL::text, NULL::bigint, NULL::timestamptz, NULL::timestamptz, NULL::interval, NULL::timestamptz) AS %@ (event, events, first_at, last_at, longest_gap, wanted_since)"
-            : "webhooky.event_pace %@"
-        let (pruned, wanted) = (pace.replacing("%@", with: "p"), pace.replacing("%@", with: "s"))
+        let pruned = tenant ? "(SELECT NULL::text, NULL::bigint, NULL::timestamptz, NULL::timestamptz, NULL::interval) AS p (event, events, first_at, last_at, longest_gap)"
+            : "webhooky.event_pace p"
+        let wanted = tenant ? "(SELECT NULL::text, NULL::timestamptz) AS s (event, wanted_since)"
+            : "(SELECT event, max(wanted_since) AS wanted_since FROM webhooky.event_wanted GROUP BY event) s"
         let result = try connection.query("""
             WITH types AS (
                 SELECT DISTINCT w.event FROM webhooky.webhooks w WHERE w.enabled

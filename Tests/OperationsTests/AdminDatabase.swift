@@ -66,10 +66,10 @@ struct AdminDatabase {
     /// Records a delivery (with its event, of the webhook's account) of `webhook` directly, as the worker would have, and
     /// returns its id.
     /// Says that every event type with a webhook has been wanted for 30 days: webhooky doctor's
-    /// events check counts a silence from when its first webhook came (`event_pace.wanted_since`),
+    /// events check counts a silence from when its first webhook came (`webhooky.event_wanted`),
     /// and events written into the past for a test came before the test's webhooks.
     func wantedForAMonth() throws {
-        try connection.execute("UPDATE webhooky.event_pace SET wanted_since = now() - interval '30 days'")
+        try connection.execute("UPDATE webhooky.event_wanted SET wanted_since = now() - interval '30 days'")
     }
 
     func addDelivery(webhook: Int64, state: String = "pending", attempts: Int = 0) throws -> Int64 {

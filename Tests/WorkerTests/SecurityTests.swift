@@ -182,6 +182,32 @@ import Glibc
         #expect(try shop.column("SELECT count(*) FROM webhooky.webhooks WHERE id = $1", [theirs]) == ["0"])
     }
 
+    @Test("a tenant's open transaction that enables a webhook holds no lock that another account's webhooks or the worker's prune wait for: the note of when its event type was wanted again (0045) upserted the type's shared row of webhooky.event_pace with the owner's rights")
+    func wantedAgainHoldsNoSharedLock() throws {
+        let shop = try Shop()
+        let (a, b, _) = try tenants(shop)
+        // Old events of a type no enabled webhook wants now: the next prune deletes them and
+        // adds them to webhooky.event_pace.
+        try shop.connection.execute("""
+            UPDATE webhooky.webhooks SET enabled = false WHERE event = 'customer.tier_changed';
+            INSERT INTO webhooky.events (event, account_id, payload, fanned_out, created_at)
+            SELECT 'customer.tier_changed', 'shop-42', '{}', true, now() - interval '40 days' + n * interval '1 minute' FROM generate_series(1, 5) n;
+            """)
+        // Tenant a makes the type wanted again, and keeps its transaction open.
+        try a.execute("BEGIN")
+        try a.query("INSERT INTO webhooky.webhooks (event, url) VALUES ('customer.tier_changed', 'https://a.example/')")
+        defer { _ = try? a.execute("ROLLBACK") }
+        // Neither another account's webhook for the same type nor the worker's prune waits for it.
+        try b.query("SET lock_timeout = '2s'")
+        #expect(throws: Never.self) {
+            try b.query("INSERT INTO webhooky.webhooks (event, url) VALUES ('customer.tier_changed', 'https://b.example/')")
+        }
+        try shop.connection.query("SET lock_timeout = '2s'")
+        #expect(throws: Never.self) { try shop.connection.query("SELECT * FROM webhooky.prune()") }
+        try shop.connection.query("RESET lock_timeout")
+        #expect(try shop.column("SELECT events::text FROM webhooky.event_pace WHERE event = 'customer.tier_changed'") == ["5"])
+    }
+
     @Test("no role can fire the schema's owner-rights trigger functions from a table of its own (a temporary one) at another account's rows")
     func ownerRightsTriggerFunctionsStayOnWebhooks() throws {
         let shop = try Shop()
