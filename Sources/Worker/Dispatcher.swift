@@ -201,7 +201,7 @@ final class Dispatcher {
             noteHeldWebhooks()
             if news.deliveriesDue { claimAfterNotifyAt = claimAfterNotifyAt ?? .now + Dispatcher.claimAfterNotify }
             if news.stopRequested && stopDeadline == nil { beginStopping() }
-            takeBackLine(of: news.changedWebhooks)
+            if news.webhooksChanged { takeBackLine() }
             for result in news.results { finish(result) }
 
             if connection == nil { reconnectIfDue() }
@@ -629,20 +629,21 @@ final class Dispatcher {
         http.send(requests)
     }
 
-    /// A NOTIFY said that webhooks `changed` (disabled, edited, moved or deleted): their
-    /// deliveries that wait in the HTTP client's line are taken out of it this turn, by
-    /// ``checkLine()``, and given back unsent (see ``finish(_:)``), so that none goes out as the
-    /// webhook was before the change committed. The revision the database has decides, not the
-    /// notification, which any role may send. A disabled webhook's deliveries then wait pending;
-    /// an edited one's are claimed again (the NOTIFY also makes the worker claim within
+    /// A NOTIFY said that a webhook changed (was disabled, edited, moved or deleted; it does
+    /// not say which, see ``Listener/webhookChangedPayload``): the deliveries waiting in the HTTP
+    /// client's line that were rendered from another revision than the database's are taken out
+    /// of it this turn, by ``checkLine()``, and given back unsent (see ``finish(_:)``), so that
+    /// none goes out as the webhook was before the change committed. The revisions decide, not
+    /// the notification, which any role may send. A disabled webhook's deliveries then wait
+    /// pending; an edited one's are claimed again (the NOTIFY also makes the worker claim within
     /// ``claimAfterNotify``) and rendered with the new revision; those the change ended (a
-    /// delete, a move) stay as it left them. Requests already started go on: they were in flight
-    /// when the change committed.
-    private func takeBackLine(of changed: Set<Int64>) {
-        if !changed.isEmpty && inFlight.values.contains(where: { changed.contains($0.webhookID) }) { lineCheckDue = true }
+    /// delete, a move) stay as it left them. Requests already started go on: they were in
+    /// flight when the change committed.
+    private func takeBackLine() {
+        if !inFlight.isEmpty { lineCheckDue = true }
     }
 
-    /// What ``takeBackLine(of:)`` asks for, and once per poll: a worker that does not listen
+    /// What ``takeBackLine()`` asks for, and once per poll: a worker that does not listen
     /// (`--no-listen`, behind a transaction-mode pooler), or whose listener lost the NOTIFY of a
     /// change while it reconnected, would otherwise send what waits in line as the webhook was.
     /// The requests in flight whose webhook has another revision now (any UPDATE of the row

@@ -14,8 +14,8 @@ final class DispatcherInbox: Sendable {
         var notified = false
         /// Whether a notification said deliveries may be due now (not only new events).
         var deliveriesDue = false
-        /// Webhooks whose row changed (updated or deleted; see ``Listener/webhookChangedPrefix``).
-        var changedWebhooks: Set<Int64> = []
+        /// Whether a webhook's row changed (updated or deleted; see ``Listener/webhookChangedPayload``).
+        var webhooksChanged = false
         var stopRequested = false
     }
 
@@ -55,12 +55,12 @@ final class DispatcherInbox: Sendable {
     }
 
     /// A NOTIFY arrived (or the listener reconnected); `deliveriesDue`: not only about new
-    /// events (see ``Listener/eventPayload``); `changedWebhooks`: webhooks whose row changed.
-    func postNotification(deliveriesDue: Bool = false, changedWebhooks: Set<Int64> = []) {
+    /// events (see ``Listener/eventPayload``); `webhooksChanged`: a webhook's row changed.
+    func postNotification(deliveriesDue: Bool = false, webhooksChanged: Bool = false) {
         update { news in
             news.notified = true
             news.deliveriesDue = news.deliveriesDue || deliveriesDue
-            news.changedWebhooks.formUnion(changedWebhooks)
+            news.webhooksChanged = news.webhooksChanged || webhooksChanged
         }
     }
 

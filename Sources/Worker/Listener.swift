@@ -11,13 +11,14 @@ final class Listener {
     /// admin functions, enabling a webhook and a stopping worker send an empty one) also means
     /// that deliveries may be due now.
     static let eventPayload = "event"
-    /// How the NOTIFY of a change of a webhook row begins (migration 0046): `webhook <id>`.
-    static let webhookChangedPrefix = "webhook "
+    /// The payload of the NOTIFY of a change of a webhook row (migration 0049; `webhook <id>` in
+    /// 0046-0048): no id, which every role that may LISTEN would see. The worker checks the
+    /// revisions of the webhooks it has in flight (``Dispatcher`` `checkLine`).
+    static let webhookChangedPayload = "webhook"
 
-    /// The webhook whose row changed, if `payload` is such a NOTIFY's.
-    static func changedWebhook(_ payload: String) -> Int64? {
-        guard payload.hasPrefix(webhookChangedPrefix) else { return nil }
-        return Int64(payload.dropFirst(webhookChangedPrefix.count))
+    /// Whether `payload` is such a NOTIFY's.
+    static func saysWebhooksChanged(_ payload: String) -> Bool {
+        payload == webhookChangedPayload || payload.hasPrefix(webhookChangedPayload + " ")
     }
 
     private let conninfo: String
@@ -39,8 +40,8 @@ final class Listener {
         // Whether the next wake-up is about due deliveries too: a NOTIFY other than an
         // emitter's, or a (re)connection (set there), after which notifications may have been missed.
         var deliveriesDue = false
-        // Webhooks whose row changed since the last wake-up.
-        var changedWebhooks: Set<Int64> = []
+        // Whether a webhook's row changed since the last wake-up.
+        var webhooksChanged = false
         // Whether a connection was lost or refused since the last one: its return is logged.
         var failedSinceConnected = false
         while true {
@@ -66,9 +67,9 @@ final class Listener {
                     action = machine.failed(using: &random)
                 }
             case .wakeDispatcherAndListen:
-                inbox.postNotification(deliveriesDue: deliveriesDue, changedWebhooks: changedWebhooks)
+                inbox.postNotification(deliveriesDue: deliveriesDue, webhooksChanged: webhooksChanged)
                 deliveriesDue = false
-                changedWebhooks = []
+                webhooksChanged = false
                 action = .listen
             case .listen:
                 guard let current = connection else {
@@ -78,9 +79,7 @@ final class Listener {
                 do {
                     let notifications = try current.waitForNotifications(timeout: .milliseconds(500))
                     if notifications.contains(where: { $0.payload != Listener.eventPayload }) { deliveriesDue = true }
-                    for notification in notifications {
-                        if let id = Listener.changedWebhook(notification.payload) { changedWebhooks.insert(id) }
-                    }
+                    if notifications.contains(where: { Listener.saysWebhooksChanged($0.payload) }) { webhooksChanged = true }
                     action = notifications.isEmpty ? machine.idle() : machine.notified()
                 } catch {
                     logger.warning("listener lost its connection; reconnecting", ["error": error.message])

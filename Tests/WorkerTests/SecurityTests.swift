@@ -527,7 +527,7 @@ import Glibc
         let headers = #"{"Authorization": "Bearer T0kenInAHeader"}"#
         let id = String(try shop.addWebhook(url: url, headers: headers, secret: secret, name: "ERP"))
         let previous = try #require(shop.column("SELECT webhooky.rotate_secret($1)", [id]).first ?? nil)
-        let hidden = [secret, previous ?? "", "K3yInTheUrl", "T0kenInAHeader", "k3yPart"]
+        let hidden = [secret, previous, "K3yInTheUrl", "T0kenInAHeader", "k3yPart"]
         func refusal(_ sql: String, _ parameters: [String?]) -> PostgresError? {
             do {
                 try shop.connection.query(sql, parameters)
@@ -554,6 +554,23 @@ import Glibc
         #expect(slash?.hint?.contains("%2F") == true)
         // An UPDATE that leaves updated_at to check_webhook still works.
         try shop.connection.query("UPDATE webhooky.webhooks SET updated_at = NULL, enabled = false WHERE id = $1", [id])
+    }
+
+    @Test("the NOTIFY of a webhook's change names no webhook: any role may LISTEN, and with 'webhook <id>' a tenant saw the ids and moments of other accounts' edits, deletes and the worker's disabling")
+    func webhookChangeNoticeNamesNoWebhook() throws {
+        let shop = try Shop()
+        let id = String(try shop.addWebhook(url: "https://erp.example/x", name: "another account's"))
+        let listener = try Connection(conninfo: shop.database.conninfo)
+        try listener.listen("webhooky")
+        try shop.connection.query("UPDATE webhooky.webhooks SET name = 'edited' WHERE id = $1", [id])
+        try shop.connection.query("DELETE FROM webhooky.webhooks WHERE id = $1", [id])
+        var payloads: [String] = []
+        let deadline = ContinuousClock.now + .seconds(5)
+        while payloads.filter({ $0 == "webhook" }).count < 2 && ContinuousClock.now < deadline {
+            payloads += try listener.waitForNotifications(timeout: .milliseconds(200)).map(\.payload)
+        }
+        #expect(payloads.filter { $0 == "webhook" }.count == 2, "\(payloads)")
+        #expect(!payloads.contains { $0.contains(id) }, "\(payloads)")
     }
 
     @Test("a body template that is not JSON is refused with the line, the character and the kind of token found, never its text: PostgreSQL's message quoted the token and its DETAIL the line up to it, a literal API key in the body included", arguments: [
