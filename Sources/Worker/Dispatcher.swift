@@ -327,8 +327,9 @@ final class Dispatcher {
         var webhookID: Int64?
         /// Since when the fan-out has made no progress.
         var since: ContinuousClock.Instant
-        /// The worker's free capacity then: a hold on it ends only when it has grown (an event
-        /// with more deliveries than the worker can ever take at once waits for the patience).
+        /// The worker's free capacity then: a hold on it ends when it has grown (an event with
+        /// more deliveries than the worker can ever take at once waits for the patience), or
+        /// after the whole batch the patience let through (unlike a webhook's hold).
         var capacity: Int
     }
 
@@ -424,13 +425,17 @@ final class Dispatcher {
             // there (for events of transactions that committed out of id order).
             wantsFanOut = fanOutAfter != 0
             lookFromTheStart()
-            // After a whole batch taken because the patience ran out, the hold stays, still out
-            // of patience: the next fan-out goes on with only what fits once the held endpoint
-            // (or the worker) has room again, and takes a whole batch at once while it is still
-            // full. Ended here, each new event of a webhook whose endpoint stays full (a dead one
-            // that shares the event type of a quick one) would wait the whole patience again,
-            // and every other webhook's delivery of it with it.
-            if next.onlyWhatFits { fanOutHold = nil }
+            // After a whole batch taken because the patience ran out, a webhook's hold stays,
+            // still out of patience: the next fan-out goes on with only what fits once the held
+            // endpoint has room again, and takes a whole batch at once while it is still full.
+            // Ended here, each new event of a webhook whose endpoint stays full (a dead one that
+            // shares the event type of a quick one) would wait the whole patience again, and
+            // every other webhook's delivery of it with it. A hold on the worker's own capacity
+            // ends: it ends otherwise only when the worker has more room than when it was set,
+            // which never comes when that was all of it (an event with more deliveries than
+            // the worker may have in flight), and every later fan-out would take a whole batch
+            // with the full statement, never wait for room, until a reconnect.
+            if next.onlyWhatFits || fanOutHold?.webhookID == nil { fanOutHold = nil }
         }
         if fanOut.pending > 0 { wantsClaim = true }
         // Deliveries left pending because their endpoint was at its limit: claim them as soon as

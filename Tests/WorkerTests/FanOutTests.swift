@@ -1,4 +1,7 @@
+import Foundation
+import LocalPostgres
 import Log
+import LoopbackReceiver
 import Postgres
 import TestSupport
 import Testing
@@ -140,5 +143,56 @@ import Testing
         // Room for five each: all of it.
         let all = try #require(try DeliveryStore.fanOutFitting(connection, events: 10, after: 0, workerID: "w1", lease: .seconds(60), room: 4, rooms: [a: 5, b: 5], capacity: 256))
         #expect(all.events == 6 && all.claimed.count == 10)
+    }
+
+    /// How many times the server ran each fan-out statement (`execute webhooky_fan_out...` lines
+    /// of a cluster logging every statement) in `log` after its first `from` bytes.
+    static func fanOutStatements(in log: String, from: Int) -> (full: Int, fitting: Int) {
+        let text = String(decoding: log.utf8.dropFirst(from), as: UTF8.self)
+        return (text.components(separatedBy: "execute webhooky_fan_out:").count - 1,
+                text.components(separatedBy: "execute webhooky_fan_out_fitting:").count - 1)
+    }
+
+    @Test("an event with more deliveries than the worker may have in flight holds the fan-out once: once it is taken whole, the next fan-outs use the short statement again (the hold on the worker's capacity lasted until a reconnect, every fan-out taking the full statement)")
+    func workerCapacityHoldEndsAfterAWholeBatch() throws {
+        let cluster = try LocalCluster(name: "fanout-statements", settings: ["log_statement": "all"])
+        defer { cluster.destroy() }
+        let shop = try Shop(database: TestDatabase.create(in: cluster))
+        var receivers: [LoopbackReceiver] = []
+        defer { for receiver in receivers { receiver.stop() } }
+        for number in 0..<5 {
+            let receiver = try LoopbackReceiver()
+            receivers.append(receiver)
+            try shop.addWebhook(url: receiver.baseURL + "/credit\(number)", name: "credit \(number)")
+        }
+        let tier = try LoopbackReceiver()
+        defer { tier.stop() }
+        try shop.addWebhook(event: "customer.tier_changed", url: tier.baseURL + "/tier", name: "tier")
+        var configuration = shop.workerConfiguration()
+        configuration.maximumInFlight = 4  // one fewer than the five deliveries of a credit change
+        let worker = RunningWorker(configuration)
+        defer { worker.stop() }
+
+        // Five deliveries for a worker that may have four in flight: the fan-out stops for the
+        // worker's capacity, its patience runs out, and it takes the event whole (four claimed,
+        // one pending for the claim statement).
+        try shop.setCredit("1")
+        #expect(receivers.allSatisfy { $0.waitForRequests(1).count == 1 })
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") { $0 == "5" } == "5")
+        let mark = (ChildProcess.readFile(cluster.logPath) ?? "").utf8.count
+        #expect(FanOutTests.fanOutStatements(in: ChildProcess.readFile(cluster.logPath) ?? "", from: 0).full >= 1,
+                "the first event was taken by the full statement")
+
+        // Three tier changes, one delivery each, one at a time: each fits, and so does every
+        // fan-out of the polls meanwhile (200 ms apart).
+        for (number, id) in [2, 1, 2].enumerated() {
+            try shop.setTier(id)
+            #expect(tier.waitForRequests(number + 1).count == number + 1)
+            #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") { $0 == String(6 + number) } == String(6 + number))
+        }
+        Thread.sleep(forTimeInterval: 0.5)
+        let statements = FanOutTests.fanOutStatements(in: ChildProcess.readFile(cluster.logPath) ?? "", from: mark)
+        #expect(statements.full == 0 && statements.fitting >= 3,
+                "fan-outs after the first event: \(statements.full) with the full statement, \(statements.fitting) with the short one")
     }
 }
