@@ -24,7 +24,8 @@
 struct EndpointAllowance {
     /// The most requests an endpoint may have in flight (the worker's per-endpoint limit).
     let limit: Int
-    /// What an endpoint starts with, and the least it keeps: an eighth of ``limit``, at least 1.
+    /// What an endpoint starts with (an eighth of ``limit``, at least 1), and where slow answers
+    /// move it; requests without an answer take it below, down to 1.
     let initial: Int
     /// An answer within this earns one more request.
     let answeredWithin: Duration

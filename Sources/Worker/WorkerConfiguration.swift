@@ -18,8 +18,9 @@ public struct WorkerConfiguration: Sendable {
     /// Requests in flight at once, over all endpoints. Default 256.
     public var maximumInFlight: Int = 256
     /// Requests in flight at once to one endpoint (`scheme://host:port`): a slow or dead
-    /// endpoint can hold at most this many of ``maximumInFlight``, and one that has not answered
-    /// an eighth of it (an endpoint earns the rest by answering: `EndpointAllowance`). For an
+    /// endpoint can hold at most this many of ``maximumInFlight``; a new endpoint may have an
+    /// eighth of it and earns the rest by answering, and one whose requests end without an
+    /// answer is cut by half each time, down to 1 (`EndpointAllowance`). For an
     /// endpoint that has earned all of it and whose
     /// last 16 requests each ended within 50 ms, as many deliveries again wait in line in the HTTP client (never
     /// more than this many at once are sent), so the endpoint is not idle while the next
