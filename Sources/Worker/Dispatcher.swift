@@ -562,8 +562,8 @@ final class Dispatcher {
     /// The share each webhook may still take, for the webhooks whose share is not the
     /// statements' default (what a new endpoint may have, ``EndpointAllowance/initial``): those
     /// with requests in flight, and those whose endpoint has earned more, was cut below it (it
-    /// did not answer) or holds requests of another webhook. Its endpoint's budget minus what that endpoint (or the webhook itself)
-    /// already holds.
+    /// did not answer) or holds requests of another webhook. Its endpoint's budget minus what
+    /// that endpoint (or the webhook itself) already holds.
     private func webhookRooms() -> [Int64: Int] {
         var rooms: [Int64: Int] = [:]
         for (id, load) in webhookLoad where load > 0 {
