@@ -60,15 +60,16 @@ public struct RetryPolicy: Sendable, Hashable {
         return delay
     }
 
-    /// Parses a `Retry-After` value: a number of seconds (`120`) or an HTTP date
-    /// (`Wed, 21 Oct 2015 07:28:00 GMT`, a four-digit year) relative to `now` (seconds since
-    /// 1970). Returns `nil` for anything else or a date in the past. Whatever an endpoint
+    /// Parses a `Retry-After` value: a number of seconds (`120`) or an HTTP date relative to
+    /// `now` (seconds since 1970) in any of the three forms RFC 9110 has recipients accept
+    /// (`Wed, 21 Oct 2015 07:28:00 GMT`, `Wednesday, 21-Oct-15 07:28:00 GMT`, `Wed Oct 21
+    /// 07:28:00 2015`). Returns `nil` for anything else or a date in the past. Whatever an endpoint
     /// sends, the result is finite and at most a year (``delay(afterFailedAttempt:retryAfter:using:)``
     /// caps it further at ``maximumRetryAfter``).
     public static func parseRetryAfter(_ value: String, now: Double) -> Duration? {
         let trimmed = value.trimmingSpaces()
         if let seconds = Int(trimmed), seconds >= 0 { return .seconds(min(seconds, longestRetryAfterSeconds)) }
-        guard let date = HTTPDate.parse(trimmed), now.isFinite, date > now else { return nil }
+        guard now.isFinite, let date = HTTPDate.parse(trimmed, now: now), date > now else { return nil }
         return .milliseconds(Int64(min(date - now, Double(longestRetryAfterSeconds)) * 1000))
     }
 
@@ -82,22 +83,48 @@ extension String {
     }
 }
 
-/// IMF-fixdate parsing (`Sun, 06 Nov 1994 08:49:37 GMT`), the form RFC 9110 requires senders
-/// to use, without Foundation's date formatters.
+/// HTTP date parsing without Foundation's date formatters: IMF-fixdate (`Sun, 06 Nov 1994
+/// 08:49:37 GMT`), the form RFC 9110 requires senders to use, and the two obsolete forms it
+/// requires recipients to accept, RFC 850 (`Sunday, 06-Nov-94 08:49:37 GMT`) and asctime
+/// (`Sun Nov  6 08:49:37 1994`).
 enum HTTPDate {
     static let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
-    /// Seconds since 1970, or `nil` when `text` is not an IMF-fixdate.
-    static func parse(_ text: String) -> Double? {
+    /// Seconds since 1970, or `nil` when `text` is none of the three forms. `now` (seconds
+    /// since 1970) places an RFC 850 date's two-digit year: in `now`'s century, or the one
+    /// before when that would be more than 50 years after `now` (RFC 9110, 5.6.7).
+    static func parse(_ text: String, now: Double) -> Double? {
         let parts = text.split(separator: " ")
-        // A four-digit year, as IMF-fixdate has: a larger one would overflow the arithmetic below.
-        guard parts.count == 6, parts[5] == "GMT", let day = Int(parts[1]), let month = months.firstIndex(of: String(parts[2])),
-              parts[3].count == 4, let year = Int(parts[3]), year >= 0 else { return nil }
-        let clock = parts[4].split(separator: ":").compactMap { Int($0) }
-        guard clock.count == 3, (1...31).contains(day), (0...23).contains(clock[0]), (0...59).contains(clock[1]), (0...60).contains(clock[2]) else {
+        switch parts.count {
+        case 6 where parts[5] == "GMT":  // IMF-fixdate
+            // A four-digit year, as IMF-fixdate has: a larger one would overflow the arithmetic below.
+            guard parts[3].count == 4, let year = Int(parts[3]) else { return nil }
+            return seconds(year: year, month: parts[2], day: parts[1], clock: parts[4])
+        case 4 where parts[3] == "GMT" && parts[0].hasSuffix(","):  // RFC 850
+            let date = parts[1].split(separator: "-", omittingEmptySubsequences: false)
+            guard date.count == 3, date[2].count == 2, let twoDigits = Int(date[2]), now.isFinite, abs(now) < 1e12 else { return nil }
+            let thisYear = 1970 + Int((now / 86_400 / 365.2425).rounded(.down))
+            var year = thisYear - thisYear % 100 + twoDigits
+            if year > thisYear + 50 { year -= 100 }
+            return seconds(year: year, month: date[1], day: date[0], clock: parts[2])
+        case 5:  // asctime: the day padded with a space, which the split drops
+            guard parts[0].count == 3, parts[4].count == 4, let year = Int(parts[4]) else { return nil }
+            return seconds(year: year, month: parts[1], day: parts[2], clock: parts[3])
+        default:
             return nil
         }
-        return Double(daysSinceEpoch(year: year, month: month + 1, day: day) * 86_400 + clock[0] * 3600 + clock[1] * 60 + clock[2])
+    }
+
+    /// Seconds since 1970 of a civil date and `HH:MM:SS` time (UTC), or `nil` when out of range.
+    private static func seconds(year: Int, month: Substring, day: Substring, clock: Substring) -> Double? {
+        guard year >= 0, let monthIndex = months.firstIndex(of: String(month)), day.count <= 2, let day = Int(day) else { return nil }
+        let time = clock.split(separator: ":", omittingEmptySubsequences: false)
+        let fields = time.compactMap { $0.count == 2 ? Int($0) : nil }
+        guard time.count == 3, fields.count == 3, (1...31).contains(day), (0...23).contains(fields[0]), (0...59).contains(fields[1]),
+              (0...60).contains(fields[2]) else {
+            return nil
+        }
+        return Double(daysSinceEpoch(year: year, month: monthIndex + 1, day: day) * 86_400 + fields[0] * 3600 + fields[1] * 60 + fields[2])
     }
 
     /// Days from 1970-01-01 to the given civil date (proleptic Gregorian calendar).

@@ -49,6 +49,21 @@ import Testing
         #expect(RetryPolicy.parseRetryAfter("-5", now: now) == nil)
     }
 
+    @Test("Retry-After in the two obsolete HTTP date forms that RFC 9110 has recipients accept, RFC 850 and asctime (only IMF-fixdate was read, the others ignored)")
+    func retryAfterParsesObsoleteDateForms() {
+        let now = 1_445_412_400.0  // Wed, 21 Oct 2015 07:26:40 GMT
+        #expect(RetryPolicy.parseRetryAfter("Wednesday, 21-Oct-15 07:28:00 GMT", now: now) == .seconds(80))
+        #expect(RetryPolicy.parseRetryAfter("Wed Oct 21 07:28:00 2015", now: now) == .seconds(80))
+        #expect(RetryPolicy.parseRetryAfter("Sun Nov  1 07:26:40 2015", now: now) == .seconds(11 * 86_400), "the day padded with a space")
+        // A two-digit year more than 50 years ahead is the century before: 2094 would be, so 1994 (past: none).
+        #expect(RetryPolicy.parseRetryAfter("Sunday, 06-Nov-94 08:49:37 GMT", now: now) == nil)
+        #expect(RetryPolicy.parseRetryAfter("Friday, 31-Dec-65 23:59:59 GMT", now: now) == .seconds(366 * 86_400), "2065, capped at a year")
+        for malformed in ["Wednesday, 21-Oct-2015 07:28:00 GMT", "Wednesday, 21-Oct-15 7:28:00 GMT", "Wed Oct 21 07:28:00 15",
+                          "Wed Oct 21 07:28 2015", "Wed Foo 21 07:28:00 2015", "Wednesday 21-Oct-15 07:28:00 GMT", "Wed, 21 Oct 2015 07:28:00 UTC"] {
+            #expect(RetryPolicy.parseRetryAfter(malformed, now: now) == nil, "\(malformed)")
+        }
+    }
+
     @Test("whatever Retry-After an endpoint sends, the delay is finite: no overflow, no crash")
     func hostileRetryAfterIsBounded() {
         let now = 1_445_412_400.0
