@@ -201,7 +201,7 @@ final class Dispatcher {
             noteHeldWebhooks()
             if news.deliveriesDue { claimAfterNotifyAt = claimAfterNotifyAt ?? .now + Dispatcher.claimAfterNotify }
             if news.stopRequested && stopDeadline == nil { beginStopping() }
-            if news.webhooksChanged { takeBackLine() }
+            if news.webhooksChanged { lineCheckDue = true }  // see checkLine()
             for result in news.results { finish(result) }
 
             if connection == nil { reconnectIfDue() }
@@ -634,27 +634,18 @@ final class Dispatcher {
         http.send(requests)
     }
 
-    /// A NOTIFY said that a webhook changed (was disabled, edited, moved or deleted; it does
-    /// not say which, see ``Listener/webhookChangedPayload``): the deliveries waiting in the HTTP
-    /// client's line that were rendered from another revision than the database's are taken out
-    /// of it this turn, by ``checkLine()``, and given back unsent (see ``finish(_:)``), so that
-    /// none goes out as the webhook was before the change committed. The revisions decide, not
-    /// the notification, which any role may send. A disabled webhook's deliveries then wait
-    /// pending; an edited one's are claimed again (the NOTIFY also makes the worker claim within
-    /// ``claimAfterNotify``) and rendered with the new revision; those the change ended (a
-    /// delete, a move) stay as it left them. Requests already started go on: they were in
-    /// flight when the change committed.
-    private func takeBackLine() {
-        if !inFlight.isEmpty { lineCheckDue = true }
-    }
-
-    /// What ``takeBackLine()`` asks for, and once per poll: a worker that does not listen
-    /// (`--no-listen`, behind a transaction-mode pooler), or whose listener lost the NOTIFY of a
-    /// change while it reconnected, would otherwise send what waits in line as the webhook was.
-    /// The requests in flight whose webhook has another revision now (any UPDATE of the row
-    /// makes one: a pause, an edit, a move) or was deleted are taken out of the line (those
-    /// already started go on); a paused webhook's tests, claimed again with the new revision,
-    /// stay. A check that fails stays due: it is made again as soon as the database may be used
+    /// Takes out of the HTTP client's line the deliveries whose webhook changed since their
+    /// request was rendered, so that none goes out as the webhook was before the change
+    /// committed: those whose webhook has another revision now (any UPDATE of the row makes one:
+    /// a pause, an edit, a move) or was deleted. They come back cancelled and are given back
+    /// unsent (see ``finish(_:)``): a paused webhook's then wait pending, an edited one's are
+    /// claimed again with the new revision, those a delete or move ended stay as it left them;
+    /// a paused webhook's tests, claimed again with the new revision, stay. Requests already
+    /// started go on. Made when a NOTIFY says a webhook changed (it does not say which, see
+    /// ``Listener/webhookChangedPayload``; any role may send one, so the revisions decide), and
+    /// once per poll: a worker that does not listen (`--no-listen`, behind a transaction-mode
+    /// pooler), or whose listener lost the NOTIFY while it reconnected, would otherwise send
+    /// what waits in line as the webhook was. A check that fails stays due: it is made again as soon as the database may be used
     /// (a change's NOTIFY comes once, and the next poll may be long after the line has gone out).
     private func checkLine() {
         guard let connection, !inFlight.isEmpty else {

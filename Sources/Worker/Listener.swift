@@ -11,15 +11,10 @@ final class Listener {
     /// admin functions, enabling a webhook and a stopping worker send an empty one) also means
     /// that deliveries may be due now.
     static let eventPayload = "event"
-    /// The payload of the NOTIFY of a change of a webhook row (migration 0049; `webhook <id>` in
-    /// 0046-0048): no id, which every role that may LISTEN would see. The worker checks the
-    /// revisions of the webhooks it has in flight (``Dispatcher`` `checkLine`).
+    /// The payload of the NOTIFY of a change of a webhook row (migration 0049): no id, which
+    /// every role that may LISTEN would see. The worker checks the revisions of the webhooks it
+    /// has in flight (``Dispatcher`` `checkLine`).
     static let webhookChangedPayload = "webhook"
-
-    /// Whether `payload` is such a NOTIFY's.
-    static func saysWebhooksChanged(_ payload: String) -> Bool {
-        payload == webhookChangedPayload || payload.hasPrefix(webhookChangedPayload + " ")
-    }
 
     private let conninfo: String
     private let inbox: DispatcherInbox
@@ -79,7 +74,7 @@ final class Listener {
                 do {
                     let notifications = try current.waitForNotifications(timeout: .milliseconds(500))
                     if notifications.contains(where: { $0.payload != Listener.eventPayload }) { deliveriesDue = true }
-                    if notifications.contains(where: { Listener.saysWebhooksChanged($0.payload) }) { webhooksChanged = true }
+                    if notifications.contains(where: { $0.payload == Listener.webhookChangedPayload }) { webhooksChanged = true }
                     action = notifications.isEmpty ? machine.idle() : machine.notified()
                 } catch {
                     logger.warning("listener lost its connection; reconnecting", ["error": error.message])
