@@ -642,10 +642,10 @@ final class Dispatcher {
     /// claimed again with the new revision, those a delete or move ended stay as it left them;
     /// a paused webhook's tests, claimed again with the new revision, stay. Requests already
     /// started go on. Made when a NOTIFY says a webhook changed (it does not say which, see
-    /// ``Listener/webhookChangedPayload``; any role may send one, so the revisions decide), and
-    /// once per poll: a worker that does not listen (`--no-listen`, behind a transaction-mode
-    /// pooler), or whose listener lost the NOTIFY while it reconnected, would otherwise send
-    /// what waits in line as the webhook was. A check that fails stays due: it is made again as soon as the database may be used
+    /// ``Listener/webhookChangedPayload``; any role may send one, so the revisions decide), when
+    /// the listener has connected again (a NOTIFY sent meanwhile never reached it), and once per
+    /// poll: a worker that does not listen (`--no-listen`, behind a transaction-mode pooler)
+    /// would otherwise send what waits in line as the webhook was. A check that fails stays due: it is made again as soon as the database may be used
     /// (a change's NOTIFY comes once, and the next poll may be long after the line has gone out).
     private func checkLine() {
         guard let connection, !inFlight.isEmpty else {

@@ -35,7 +35,8 @@ final class Listener {
         // Whether the next wake-up is about due deliveries too: a NOTIFY other than an
         // emitter's, or a (re)connection (set there), after which notifications may have been missed.
         var deliveriesDue = false
-        // Whether a webhook's row changed since the last wake-up.
+        // Whether a webhook's row may have changed since the last wake-up: a NOTIFY of a change,
+        // or a (re)connection (one may have been missed while the listener was not connected).
         var webhooksChanged = false
         // Whether a connection was lost or refused since the last one: its return is logged.
         var failedSinceConnected = false
@@ -49,6 +50,7 @@ final class Listener {
                     try opened.listen(Listener.channel)
                     connection = opened
                     deliveriesDue = true
+                    webhooksChanged = true
                     if failedSinceConnected {
                         logger.notice("listener reconnected to the database; listening again", ["channel": Listener.channel])
                         failedSinceConnected = false

@@ -1,5 +1,6 @@
 import Foundation
 import HTTPClient
+import LocalPostgres
 import LoopbackReceiver
 import Postgres
 import Testing
@@ -100,6 +101,36 @@ import TestSupport
         let late = receiver.requests.filter { $0.receivedAt > committedAt + 0.2 && $0.target == "/old" }
         #expect(late.isEmpty, "sent as the webhook was before the change, after it committed: \(late.map { $0.header("webhook-id") ?? "?" })")
         #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'", timeout: .seconds(30)) { $0 == "40" } == "40")
+        #expect(receiver.requests.filter { $0.target == "/new" }.count == 8, "what had not gone out went to the new URL")
+    }
+
+    @Test("a webhook change whose NOTIFY came while the listener was reconnecting (so it never reached the worker) takes the line back when the listener is connected again, not only at the next poll")
+    func reconnectedListenerChecksTheLine() throws {
+        let shop = try Shop()
+        let logs = LogCapture()
+        // A long poll interval: the check at the poll cannot stand in for the one after the
+        // reconnection. Slow requests of 6 s: the line still waits when the listener is back.
+        let (receiver, webhook, worker) = try WebhookChangeLineTests.twoInLine(shop, listen: true, pollInterval: .seconds(30), logs: logs, slow: 6)
+        defer { worker.stop() }
+        Thread.sleep(forTimeInterval: 0.7)  // past the fan-out of the events behind the line and the looks for stragglers after it
+        // The listener loses its connection and cannot connect again until the change has committed.
+        let admin = try Connection(conninfo: shop.database.cluster.conninfo())
+        try admin.execute("ALTER DATABASE \"\(shop.database.name)\" ALLOW_CONNECTIONS false")
+        defer { _ = try? admin.execute("ALTER DATABASE \"\(shop.database.name)\" ALLOW_CONNECTIONS true") }
+        try shop.connection.execute("""
+            SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND application_name = 'webhooky listener'
+            """)
+        #expect(logs.waitForLine { $0.contains("listener cannot connect") }, "the listener did not fail to reconnect: the test proves nothing")
+        try shop.connection.query("UPDATE webhooky.webhooks SET url = $2 WHERE id = $1", [String(webhook), receiver.baseURL + "/new"])
+        try admin.execute("ALTER DATABASE \"\(shop.database.name)\" ALLOW_CONNECTIONS true")
+        #expect(logs.waitForLine { $0.contains("listener reconnected") })
+        let reconnectedAt = Date().timeIntervalSince1970
+        Thread.sleep(forTimeInterval: 6.5)  // past the end of the two slow requests, when the line would go out
+        let late = receiver.requests.filter { $0.receivedAt > reconnectedAt + 0.2 && $0.target == "/old" }
+        #expect(late.isEmpty, "sent as the webhook was before the change, after the listener was back: \(late.map { $0.header("webhook-id") ?? "?" })")
+        // (Eight more slow requests, two at a time: 24 s.)
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'", timeout: .seconds(60)) { $0 == "40" } == "40")
         #expect(receiver.requests.filter { $0.target == "/new" }.count == 8, "what had not gone out went to the new URL")
     }
 
