@@ -623,6 +623,28 @@ enum DeliveryStore {
         }
     }
 
+    /// The enabled webhooks whose last attempt got no answer (no HTTP status: a timeout, a
+    /// refused or broken connection, a failed DNS lookup or TLS handshake, a request cut off at
+    /// a worker's stop) and ended within `within` of now, with how long ago it ended. One look
+    /// per webhook at the newest of its attempts (`attempts_webhook_time`).
+    static func unansweredWebhooks(_ connection: Connection, within: Duration) throws(PostgresError) -> [(id: Int64, endedAgo: Duration)] {
+        let result = try connection.query("""
+            SELECT w.id, (extract(epoch FROM now() - last.ended_at) * 1000)::bigint
+              FROM webhooky.webhooks w
+              CROSS JOIN LATERAL (
+                    SELECT a.status, a.started_at + a.duration_ms * interval '1 millisecond' AS ended_at
+                      FROM webhooky.attempts a
+                     WHERE a.webhook_id = w.id
+                     ORDER BY a.started_at DESC
+                     LIMIT 1) last
+             WHERE w.enabled AND last.status IS NULL AND last.ended_at > now() - $1::bigint * interval '1 millisecond'
+            """, [String(milliseconds(within))])
+        return (0..<result.rowCount).compactMap { row in
+            guard let id = result[row, 0].flatMap({ Int64($0) }), let ago = result[row, 1].flatMap({ Int64($0) }) else { return nil }
+            return (id, .milliseconds(max(0, ago)))
+        }
+    }
+
     /// The current revision of each of webhooks `ids` (a row missing from the answer was deleted).
     static func revisions(_ connection: Connection, ids: [Int64]) throws(PostgresError) -> [Int64: Int] {
         let result = try connection.query(prepared: "webhooky_webhook_revisions",

@@ -62,6 +62,9 @@ final class Dispatcher {
     private var quickEndpoints: QuickEndpoints
     /// How many requests each endpoint has earned by answering (see ``budget(of:)``).
     private var allowance: EndpointAllowance
+    /// Whether the endpoints that got no answer before this worker started are in
+    /// ``allowance`` (see ``recallUnansweredEndpoints()``).
+    private var unansweredRecalled = false
     /// When the current turn of the loop began (the time of the results it handles).
     private var turnStarted: ContinuousClock.Instant = .now
     /// Webhooks with due deliveries that their endpoint's limit held back (a claim cut short by
@@ -214,6 +217,7 @@ final class Dispatcher {
             // in flight (and it would be sent twice). One refused (a lock wait) changed nothing.
             if databaseUsable && releaseMayHaveCommitted { releaseUnsent() }
             if databaseUsable && stopDeadline == nil && lineCheckDue { checkLine() }
+            if databaseUsable && !unansweredRecalled { recallUnansweredEndpoints() }
             if databaseUsable && stopDeadline == nil { claimAndSend() }
             if databaseUsable && stopDeadline == nil { fanOutAndSend() }
             submitOutcomes()
@@ -499,6 +503,30 @@ final class Dispatcher {
         }
         wantsClaim = claimed.count == limit
         send(claimed)
+    }
+
+    /// Before its first claim: the endpoints whose last request, within the hour
+    /// (``EndpointAllowance/unansweredMemory``) before this worker started, got no answer (the
+    /// attempts on record say so, whichever worker made them) may have 1 request in flight, as
+    /// if this worker had seen them fail. Otherwise each would start at
+    /// ``EndpointAllowance/initial``, and after a restart amid an outage 32 dead endpoints (by
+    /// default) would take all the worker's requests until their first timeouts. A statement
+    /// that fails with the connection still up (say, an old role without SELECT on
+    /// `webhooky.attempts`) is not tried again: the endpoints then start as new ones.
+    private func recallUnansweredEndpoints() {
+        guard let connection else { return }
+        do {
+            let unanswered = try DeliveryStore.unansweredWebhooks(connection, within: EndpointAllowance.unansweredMemory)
+            try webhooks.load(ids: Set(unanswered.map(\.id)), from: connection)
+            let now = ContinuousClock.now
+            for (id, endedAgo) in unanswered {
+                if let endpoint = webhooks.endpoint(of: id) { allowance.recallUnanswered(endpoint, endedAt: now - endedAgo) }
+            }
+        } catch {
+            guard !error.isTransient, connection.isConnected else { return databaseFailed(error) }
+            logger.warning("cannot read which endpoints did not answer before this start; they start as new ones", ["error": error.description])
+        }
+        unansweredRecalled = true
     }
 
     /// Whether a finished request to `endpoint` (of webhook `webhookID`) makes room for a

@@ -20,7 +20,10 @@
 /// Endpoints with no request for a minute are forgotten (``forget(unusedSince:)``) and start
 /// again at ``initial``, so the table holds only endpoints in use; one held below ``initial``
 /// (it did not answer) is remembered for an hour since its last request, so that a dead
-/// endpoint's retries, minutes apart, do not each start at ``initial`` again.
+/// endpoint's retries, minutes apart, do not each start at ``initial`` again. A worker that
+/// starts recalls, from the attempts on record, the endpoints whose last request within that
+/// hour got no answer (``recallUnanswered(_:endedAt:)``): they start at 1, so that a restart
+/// amid an outage does not give every dead endpoint ``initial`` again.
 struct EndpointAllowance {
     /// The most requests an endpoint may have in flight (the worker's per-endpoint limit).
     let limit: Int
@@ -61,6 +64,15 @@ struct EndpointAllowance {
     /// A request to `endpoint` ended without an answer, at `now`: half as many, at least 1.
     mutating func unanswered(_ endpoint: String, now: ContinuousClock.Instant) {
         endpoints[endpoint] = (max(1, allowed(endpoint) / 2), now)
+    }
+
+    /// `endpoint`'s last request, made before this worker started, ended without an answer at
+    /// `ended` (the attempts on record say so): unless this worker knows better already, it may
+    /// have 1 in flight, as after requests of its own that got no answer. It earns more by
+    /// answering (one per quick answer: it doubles with each round of answers).
+    mutating func recallUnanswered(_ endpoint: String, endedAt ended: ContinuousClock.Instant) {
+        guard endpoints[endpoint] == nil else { return }
+        endpoints[endpoint] = (1, ended)
     }
 
     /// How long an endpoint held below ``initial`` is remembered after its last request.

@@ -18,9 +18,14 @@ struct WebhookCache {
         for delivery in deliveries where entries[delivery.webhookID]?.revision != delivery.webhookRevision {
             missing.insert(delivery.webhookID)
         }
-        guard !missing.isEmpty else { return }
-        let rows = try DeliveryStore.webhooks(connection, ids: Array(missing))
-        for id in missing.subtracting(rows.map(\.id)) {
+        try load(ids: missing, from: connection)
+    }
+
+    /// Reads and parses webhooks `ids` as they are now; those deleted are forgotten.
+    mutating func load(ids: Set<Int64>, from connection: Connection) throws(PostgresError) {
+        guard !ids.isEmpty else { return }
+        let rows = try DeliveryStore.webhooks(connection, ids: Array(ids))
+        for id in ids.subtracting(rows.map(\.id)) {
             forget(id)
         }
         for row in rows {

@@ -232,4 +232,20 @@ extension EndpointLineTests {
         allowance.forget(unusedSince: start + .seconds(3601))
         #expect(allowance.allowed("dead") == 8 && allowance.count == 0)
     }
+
+    @Test("an endpoint whose last request before the start got no answer starts at 1, remembered for an hour from that request; one this worker knows already keeps what it knows; answers earn it back")
+    func recalledUnanswered() {
+        let start = ContinuousClock.now
+        var allowance = EndpointAllowance(limit: 64, answeredWithin: .seconds(2))
+        allowance.answered("known", after: .milliseconds(5), now: start)
+        allowance.recallUnanswered("known", endedAt: start - .seconds(10))
+        allowance.recallUnanswered("dead", endedAt: start - .seconds(3000))
+        allowance.recallUnanswered("down", endedAt: start - .seconds(60))
+        #expect(allowance.allowed("known") == 9 && allowance.allowed("dead") == 1 && allowance.allowed("down") == 1)
+        #expect(Set(allowance.endpointsNotAtInitial) == ["known", "dead", "down"])
+        allowance.forget(unusedSince: start + .seconds(700))
+        #expect(allowance.allowed("dead") == 8 && allowance.allowed("down") == 1, "an hour after its last request, not after the start")
+        for _ in 0..<3 { allowance.answered("down", after: .milliseconds(5), now: start) }
+        #expect(allowance.allowed("down") == 4)
+    }
 }

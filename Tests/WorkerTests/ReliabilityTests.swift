@@ -553,27 +553,13 @@ import Worker
     @Test("many dead endpoints do not fill the worker: once their first requests ended unanswered each holds one request, and a quick endpoint's events go at once (each kept an eighth of the per-endpoint limit, and enough of them took every request a worker may have)")
     func deadEndpointsHoldOneEach() throws {
         let shop = try Shop()
-        try shop.addCustomers(10)
-        var dead: [LoopbackReceiver] = []
-        for number in 0..<10 {
-            let receiver = try LoopbackReceiver { _, _ in .hang }
-            dead.append(receiver)
-            try shop.addWebhook(url: receiver.baseURL + "/dead\(number)")
-        }
-        defer { for receiver in dead { receiver.stop() } }
-        let quick = try LoopbackReceiver()
-        defer { quick.stop() }
-        try shop.addWebhook(event: "customer.tier_changed", url: quick.baseURL + "/quick")
-        var configuration = shop.workerConfiguration(retry: Array(repeating: .milliseconds(200), count: 40))
-        configuration.maximumInFlight = 32
-        configuration.maximumInFlightPerEndpoint = 64  // a new endpoint may have 8
-        configuration.http.requestTimeout = .seconds(1)
-        configuration.shutdownGracePeriod = .milliseconds(200)
+        let (dead, quick, configuration) = try ReliabilityTests.deadEndpoints(10, shop, requestTimeout: .seconds(1))
+        defer { for receiver in dead + [quick] { receiver.stop() } }
         let worker = RunningWorker(configuration)
         defer { worker.stop(timeout: .seconds(30)) }
 
-        // Ten credit changes: ten deliveries for each dead endpoint, 8 of them at once would be
-        // 80, more than twice the worker's 32; each retried 200 ms after its timeout.
+        // Ten credit changes: ten deliveries for each dead endpoint, 3 of them at once would be
+        // 30 of the worker's 32 (the held count below tells); each retried 200 ms after its timeout.
         try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id BETWEEN 100001 AND 100010")
         #expect(dead.allSatisfy { $0.waitForRequests(1, timeout: .seconds(5)).count >= 1 })
         Thread.sleep(forTimeInterval: 3)  // the first requests timed out (1 s), and the next
@@ -589,6 +575,59 @@ import Worker
         #expect(waits.count == 5 && waits.allSatisfy { $0 < 0.5 }, "the quick endpoint's events waited \(waits.map { String(format: "%.3f", $0) }) s")
         let held = try shop.column("SELECT count(*) FROM webhooky.deliveries WHERE state = 'sending'")
         #expect(held.first.flatMap { $0.flatMap { Int($0) } }.map { $0 <= 12 } == true, "requests held by the dead endpoints: \(held)")
+    }
+
+    @Test("a worker that starts while endpoints are dead knows them from their last attempts (within the hour): each holds one request from the start, and a quick endpoint's events go at once (each started at an eighth of the per-endpoint limit again, and enough of them took every request the worker may have until their first timeouts)")
+    func restartedWorkerRecallsDeadEndpoints() throws {
+        let shop = try Shop()
+        var (dead, quick, configuration) = try ReliabilityTests.deadEndpoints(12, shop, requestTimeout: .milliseconds(500))
+        defer { for receiver in dead + [quick] { receiver.stop() } }
+
+        // The first worker: ten deliveries for each of the twelve dead endpoints, whose requests time out.
+        let first = RunningWorker(configuration)
+        try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id BETWEEN 100001 AND 100010")
+        #expect(try shop.waitFor("SELECT count(DISTINCT webhook_id) FROM webhooky.attempts WHERE status IS NULL", timeout: .seconds(10)) { $0 == "12" } == "12")
+        first.stop(timeout: .seconds(30))
+
+        // A second worker, with a longer timeout: 3 requests for each of the twelve would be 36,
+        // more than its 32, and none would end for 4 s.
+        configuration.http.requestTimeout = .seconds(4)
+        let second = RunningWorker(configuration)
+        defer { second.stop(timeout: .seconds(30)) }
+        #expect(try shop.waitFor("SELECT count(*) >= 12 FROM webhooky.deliveries WHERE state = 'sending'", timeout: .seconds(10)) { $0 == "t" } == "t",
+                "the second worker sent nothing")
+        Thread.sleep(forTimeInterval: 0.3)  // what it claims at once, it has claimed
+        let committed = Date().timeIntervalSince1970
+        try shop.setTier(2)
+        let arrived = quick.waitForRequests(1, timeout: .seconds(10))
+        #expect(arrived.count == 1)
+        let waited = (arrived.first?.receivedAt ?? .infinity) - committed
+        #expect(waited < 1, "the quick endpoint's event waited \(String(format: "%.3f", waited)) s behind the dead endpoints")
+        let held = try shop.column("SELECT count(*) FROM webhooky.deliveries WHERE state = 'sending' AND webhook_id <> (SELECT max(id) FROM webhooky.webhooks)")
+        #expect(held == ["12"], "requests in flight to the dead endpoints: \(held), the quick one waited \(String(format: "%.3f", waited)) s")
+    }
+
+    /// `count` endpoints that never answer, each with a webhook of `customer.credit_changed`, ten
+    /// customers (ids 100001-100010) whose credit changes make ten deliveries for each, a quick
+    /// endpoint with a webhook of `customer.tier_changed`, and a worker configuration of 32
+    /// requests in flight (a new endpoint may have 3: an eighth of three quarters of 32) that
+    /// retries 40 times, 200 ms apart.
+    static func deadEndpoints(_ count: Int, _ shop: Shop, requestTimeout: Duration) throws -> ([LoopbackReceiver], LoopbackReceiver, WorkerConfiguration) {
+        try shop.addCustomers(10)
+        var dead: [LoopbackReceiver] = []
+        for number in 0..<count {
+            let receiver = try LoopbackReceiver { _, _ in .hang }
+            dead.append(receiver)
+            try shop.addWebhook(url: receiver.baseURL + "/dead\(number)")
+        }
+        let quick = try LoopbackReceiver()
+        try shop.addWebhook(event: "customer.tier_changed", url: quick.baseURL + "/quick")
+        var configuration = shop.workerConfiguration(retry: Array(repeating: .milliseconds(200), count: 40))
+        configuration.maximumInFlight = 32
+        configuration.maximumInFlightPerEndpoint = 64
+        configuration.http.requestTimeout = requestTimeout
+        configuration.shutdownGracePeriod = .milliseconds(200)
+        return (dead, quick, configuration)
     }
 
     @Test("a dead endpoint that stays full holds each new event of its type back once, not every time: a quick webhook of the same event gets the later events at once")
