@@ -140,9 +140,12 @@ public struct HTTPError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let tlsFailure = Code(rawValue: "tls_failure")
         /// The connection broke while sending or receiving (reset, closed, empty reply).
         public static let connectionBroken = Code(rawValue: "connection_broken")
-        /// The URL is malformed or its scheme is not http/https, or a redirect led to such a URL
-        /// or from https to http; retrying cannot help.
+        /// The URL is malformed or its scheme is not http/https; retrying cannot help.
         public static let invalidURL = Code(rawValue: "invalid_url")
+        /// The server answered with a redirect that is not followed: its `Location` cannot be
+        /// parsed, or leads to a scheme other than http and https, or from https to http. The
+        /// server may be set right, as after any other failed answer.
+        public static let redirectRefused = Code(rawValue: "redirect_refused")
         /// More redirects than the request's ``HTTPRequest/maximumRedirects``.
         public static let tooManyRedirects = Code(rawValue: "too_many_redirects")
         /// The address the host name resolved to (or a redirect led to) is private or internal

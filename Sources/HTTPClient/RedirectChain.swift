@@ -46,15 +46,15 @@ struct RedirectChain {
         }
         guard let url = CurlURL(), url.set(request.url, flags: CurlURL.requestFlags), let from = url.parts(),
               url.set(location, flags: CurlURL.redirectFlags), let to = url.parts() else {
-            return .fail(HTTPError(code: .invalidURL, message: "The redirect target URL could not be parsed"))
+            return .fail(HTTPError(code: .redirectRefused, message: "The redirect target URL could not be parsed"))
         }
         if followed == 0 { origin = from.origin }
         secure = secure || from.scheme == "https"
         guard to.scheme == "https" || to.scheme == "http" else {
-            return .fail(HTTPError(code: .invalidURL, message: "refused to follow a redirect to a URL that is not http or https"))
+            return .fail(HTTPError(code: .redirectRefused, message: "refused to follow a redirect to a URL that is not http or https"))
         }
         guard !secure || to.scheme == "https" else {
-            return .fail(HTTPError(code: .invalidURL, message: "refused to follow a redirect from https to http"))
+            return .fail(HTTPError(code: .redirectRefused, message: "refused to follow a redirect from https to http"))
         }
         followed += 1
         var next = request

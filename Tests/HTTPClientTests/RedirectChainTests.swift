@@ -101,16 +101,16 @@ import Testing
         var chain = RedirectChain(startedAt: 0, started: .now)
         for location in ["ftp://hooks.example/x", "file:///etc/passwd", "gopher://hooks.example/"] {
             #expect(error(&chain, request("http://hooks.example/a"), to: location)
-                    == HTTPError(code: .invalidURL, message: "refused to follow a redirect to a URL that is not http or https"))
+                    == HTTPError(code: .redirectRefused, message: "refused to follow a redirect to a URL that is not http or https"))
         }
         #expect(error(&chain, request("https://hooks.example/a"), to: "http://hooks.example/b")
-                == HTTPError(code: .invalidURL, message: "refused to follow a redirect from https to http"))
-        #expect(error(&chain, request("http://hooks.example/a"), to: "http://[::1")?.code == .invalidURL)
+                == HTTPError(code: .redirectRefused, message: "refused to follow a redirect from https to http"))
+        #expect(error(&chain, request("http://hooks.example/a"), to: "http://[::1")?.code == .redirectRefused)
 
         var upgraded = RedirectChain(startedAt: 0, started: .now)
         let secure = try #require(next(&upgraded, request("http://hooks.example/a"), to: "https://hooks.example/b"))
         #expect(error(&upgraded, secure, to: "http://hooks.example/c")
-                == HTTPError(code: .invalidURL, message: "refused to follow a redirect from https to http"))
+                == HTTPError(code: .redirectRefused, message: "refused to follow a redirect from https to http"))
 
         var limited = RedirectChain(startedAt: 0, started: .now)
         var current = request("http://hooks.example/0", maximumRedirects: 2)

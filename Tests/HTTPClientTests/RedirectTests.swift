@@ -189,7 +189,7 @@ import Testing
         defer { client.shutdown() }
         client.send([HTTPRequest(tag: 1, method: "GET", url: "https://127.0.0.1:\(server.port)/redirect", maximumRedirects: 5)])
         let error = try failure(of: results)
-        #expect(error.code == .invalidURL)
+        #expect(error.code == .redirectRefused)
         #expect(error.message == "refused to follow a redirect from https to http")
         #expect(plain.connectionsAccepted == 0)
     }
@@ -207,7 +207,7 @@ import Testing
         defer { client.shutdown() }
         client.send([HTTPRequest(tag: 1, method: "GET", url: receiver.baseURL + "/start", maximumRedirects: 5)])
         let error = try failure(of: results)
-        #expect(error.code == .invalidURL)
+        #expect(error.code == .redirectRefused)
         #expect(error.message == "refused to follow a redirect from https to http")
         #expect(receiver.requests.map(\.target) == ["/start"])
     }

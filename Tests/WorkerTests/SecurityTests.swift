@@ -763,6 +763,24 @@ import Glibc
                 "without follow_redirects a redirect is a failed attempt")
     }
 
+    @Test("a redirect the worker does not follow (to another scheme, from https to http, a Location it cannot parse) is a failed attempt, retried like any other answer that is not 2xx (the endpoint may be set right), not the end of the delivery")
+    func refusedRedirectIsRetried() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver { _, number in
+            number == 1 ? .respond(status: 302, headers: [.init(name: "Location", value: "ftp://127.0.0.1/moved")]) : .ok
+        }
+        let webhook = try shop.addWebhook(url: receiver.baseURL + "/hook", body: "{}")
+        try shop.connection.query("UPDATE webhooky.webhooks SET follow_redirects = true WHERE id = $1", [String(webhook)])
+        let worker = RunningWorker(shop.workerConfiguration(retry: [.milliseconds(100)]))
+        defer { worker.stop() }
+        try shop.setCredit("2")
+        #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries") { $0 == "succeeded" || $0 == "dead" } == "succeeded")
+        #expect(try shop.connection.query("SELECT attempt, status, error FROM webhooky.attempts ORDER BY attempt").rows == [
+            ["1", nil, "refused to follow a redirect to a URL that is not http or https"], ["2", "200", nil],
+        ])
+        #expect(receiver.requests.map(\.target) == ["/hook", "/hook"])
+    }
+
     @Test("a webhook that follows redirects and gets a 3xx without a Location is not told that redirects are not followed")
     func aRedirectWithoutLocationSaysSo() throws {
         let shop = try Shop()
