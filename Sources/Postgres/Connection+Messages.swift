@@ -24,10 +24,16 @@ extension Connection {
     /// integer value "pa" for connection option "port"`. Such a URL's password is taken as
     /// everything between the first `:` and the last `@`; a quoted text that contains one of
     /// its parts between `@` and `/` is hidden, and the message says how to write the URL.
+    /// A piece may be split again at a `:` (what follows it in the host part becomes the port:
+    /// `p@ss:w0rd@db` gives the port `w0rd@db`), and may itself be as short as one letter, so
+    /// every quoted text is hidden but a connection option's name (`"port"`), which libpq's
+    /// messages quote from their own text.
     /// Any other message is returned as it is (libpq never quotes a password it parsed).
     static func describeConnectionFailure(_ message: String, conninfo: String) -> String {
         guard let pieces = passwordPiecesOfSplitURL(conninfo) else { return message }
-        let hidden = redactQuoted(message) { quoted in pieces.contains { quoted.contains($0) } }
+        let hidden = redactQuoted(message) { quoted in
+            !optionNames.contains(quoted) || pieces.contains { $0.split(separator: ":").contains { $0 == quoted } }
+        }
         guard hidden != message else { return message }
         return hidden + " (in a postgresql:// URL a password's @ is written %40 and its / %2F)"
     }

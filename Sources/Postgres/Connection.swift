@@ -63,6 +63,20 @@ public final class Connection {
         PQfinish(handle)
     }
 
+    /// The names of libpq's connection options (`host`, `port`, `dbname`...), as
+    /// `PQconndefaults` lists them.
+    static let optionNames: Set<String> = {
+        guard let options = PQconndefaults() else { return [] }
+        defer { PQconninfoFree(options) }
+        var names: Set<String> = []
+        var index = 0
+        while let name = options[index].keyword {
+            names.insert(String(cString: name))
+            index += 1
+        }
+        return names
+    }()
+
     /// Parses the connection string without connecting. libpq's own message quotes the part it
     /// could not parse, which may be a password, so the message here shows quoted text as `"…"`,
     /// except an option's name (`invalid connection option "sslmod"`) and a quoted `=`.

@@ -109,6 +109,10 @@ import Testing
               ("postgresql://postgres:p@ssW0rdPiece@localhost:1/postgres", "could not translate host name \"…\" to address"),
               // libpq looks for user information only before the first /: "pa55" is the port.
               ("postgresql://postgres:pa55/W0rdPiece@localhost/postgres", "invalid integer value \"…\" for connection option \"port\""),
+              // A piece split again at a ":": "W0rdPiece@localhost" is the port.
+              ("postgresql://postgres:p@ss:W0rdPiece@localhost/postgres", "invalid integer value \"…\" for connection option \"port\""),
+              // ... or "pa55@W0rdPiece:x": the host "W0rdPiece", the port "x@localhost".
+              ("postgresql://postgres:pa55@W0rdPiece:x@localhost/postgres", "invalid integer value \"…\" for connection option \"port\""),
           ])
     func aPasswordSplitByLibpqIsNotShown(url: String, shown: String) throws {
         do {
@@ -118,7 +122,7 @@ import Testing
             #expect(error.code == .connectionFailed)
             #expect(error.message.contains(shown), "\(error.message)")
             #expect(error.message.hasSuffix("(in a postgresql:// URL a password's @ is written %40 and its / %2F)"), "\(error.message)")
-            for piece in ["ssW0rdPiece", "pa55", "W0rdPiece"] {
+            for piece in ["ssW0rdPiece", "pa55", "W0rdPiece", "x@localhost"] {
                 #expect(!error.message.contains(piece), "\(error.message)")
             }
         }
