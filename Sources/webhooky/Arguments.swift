@@ -1,7 +1,8 @@
 import Glibc
 import Postgres
 
-/// Command-line options of one command: `--name value`, `--name=value` and `--flag`.
+/// Command-line options of one command: `--name value`, `--name=value` and `--flag`. An option
+/// that takes a value may be given once; a switch given twice is the switch.
 struct Arguments {
     /// A problem with what was typed, reported with the command's usage; exit status 2.
     struct UsageError: Error, CustomStringConvertible {
@@ -68,6 +69,12 @@ struct Arguments {
                     guard index < arguments.count else { throw UsageError(description: "--\(name) needs a value") }
                     value = arguments[index]
                     index += 1
+                }
+                // The last one would win in silence: `--allow-network A --allow-network B`
+                // would allow only B, `--event 1 --event 2` preview event 2.
+                if let earlier = values[name] {
+                    throw UsageError(description: "--\(name) is given twice (\"\(earlier)\" and \"\(value ?? "")\"); give it once"
+                                     + (name == "allow-network" || name == "mask-parameters" ? ", with its values separated by commas" : ""))
                 }
                 values[name] = value
             } else {

@@ -67,6 +67,22 @@ import Testing
         #expect(unreachable.errors.contains("Check --database-url or DATABASE_URL"), "\(unreachable.errors)")
     }
 
+    @Test("an option given twice is refused (exit 2), not the last one taken in silence",
+          arguments: [
+              (["run", "--allow-network", "10.20.0.0/16", "--allow-network", "127.0.0.0/8"],
+               "--allow-network is given twice (\"10.20.0.0/16\" and \"127.0.0.0/8\"); give it once, with its values separated by commas"),
+              (["preview", "1", "--event", "1", "--event=2"], "--event is given twice (\"1\" and \"2\"); give it once"),
+              (["tail", "--since", "1h", "--webhook", "3", "--since", "2h"], "--since is given twice (\"1h\" and \"2h\"); give it once"),
+          ])
+    func repeatedOptionsAreRefused(arguments: [String], error: String) throws {
+        let outcome = try CommandProcess.run(arguments)
+        #expect(outcome.status == 2)
+        #expect(outcome.errors.hasPrefix("webhooky: error: \(error)\nUsage: webhooky \(arguments[0])"), "\(outcome.errors)")
+        // A switch given twice is still the switch.
+        let twice = try CommandProcess.run(["migrate", "--dry-run", "--dry-run", "--database-url", "host=/nonexistent-socket-dir port=1"])
+        #expect(twice.status == 3, "\(twice.errors)")
+    }
+
     @Test func unknownCommandsAreNamed() throws {
         let outcome = try CommandProcess.run(["stats"])
         #expect(outcome.status == 2)
