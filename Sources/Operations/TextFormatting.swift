@@ -47,13 +47,59 @@ public enum TextFormatting {
         return value < 0 ? "-" + result : result
     }
 
-    /// `text` cut to at most `limit` characters, ending in `…` when cut; line breaks become
-    /// spaces so that one value stays on one line, and other control characters `?` (a name
-    /// someone chose must not send escape sequences to the admin's terminal).
+    /// `text` cut to at most `limit` columns of a terminal (see ``width(_:)``), ending in `…`
+    /// when cut; line breaks become spaces so that one value stays on one line, and other
+    /// control characters `?` (a name someone chose must not send escape sequences to the
+    /// admin's terminal).
     public static func shortened(_ text: String, to limit: Int) -> String {
         let flat = printable(text)
-        guard flat.count > limit else { return flat }
-        return String(flat.prefix(max(0, limit - 1))) + "…"
+        guard width(flat) > limit else { return flat }
+        var result = ""
+        var used = 0
+        for character in flat {
+            let columns = width(character)
+            guard used + columns <= limit - 1 else { break }
+            result.append(character)
+            used += columns
+        }
+        return result + "…"
+    }
+
+    /// How many columns of a terminal `text` takes: 2 for each wide character (CJK, Hangul,
+    /// fullwidth forms, emoji), 0 for marks and other characters that print nothing of their
+    /// own, 1 for the rest. `count` counts characters, so a table of Japanese or emoji names
+    /// padded by it would lose its columns.
+    public static func width(_ text: String) -> Int {
+        text.reduce(0) { $0 + width($1) }
+    }
+
+    /// The columns one character (a grapheme cluster) takes; see ``width(_:)``.
+    static func width(_ character: Character) -> Int {
+        let scalars = character.unicodeScalars
+        guard let first = scalars.first else { return 0 }
+        // An emoji shown as one (U+FE0F asks for that) is wide, whatever follows it.
+        if first.properties.isEmojiPresentation || (scalars.count > 1 && scalars.contains("\u{FE0F}") && first.properties.isEmoji) {
+            return 2
+        }
+        switch first.properties.generalCategory {
+        case .nonspacingMark, .enclosingMark, .format, .control: return first.value == 0x00AD ? 1 : 0
+        default: break
+        }
+        return isWide(first.value) ? 2 : 1
+    }
+
+    /// East Asian Wide and Fullwidth code points (Unicode's EastAsianWidth.txt, W and F, in
+    /// the ranges that matter for text).
+    private static func isWide(_ value: UInt32) -> Bool {
+        switch value {
+        case 0x1100...0x115F, 0x231A...0x231B, 0x2329...0x232A, 0x2E80...0x303E, 0x3041...0x33FF, 0x3400...0x4DBF,
+             0x4E00...0x9FFF, 0xA000...0xA4CF, 0xA960...0xA97F, 0xAC00...0xD7A3, 0xF900...0xFAFF, 0xFE10...0xFE19,
+             0xFE30...0xFE6F, 0xFF00...0xFF60, 0xFFE0...0xFFE6, 0x1F300...0x1F64F, 0x1F900...0x1F9FF,
+             0x20000...0x2FFFD, 0x30000...0x3FFFD:
+            return true
+        default:
+            return false
+        }
     }
 
     /// `text` on one line and safe to print: line breaks and tabs become spaces, other control
@@ -66,10 +112,10 @@ public enum TextFormatting {
         })
     }
 
-    /// `text` padded with spaces to `width` characters (on the right, or on the left when
-    /// `right` is true, for numbers).
+    /// `text` padded with spaces to `width` columns of a terminal (on the right, or on the
+    /// left when `right` is true, for numbers).
     public static func padded(_ text: String, to width: Int, right: Bool = false) -> String {
-        let padding = String(repeating: " ", count: max(0, width - text.count))
+        let padding = String(repeating: " ", count: max(0, width - TextFormatting.width(text)))
         return right ? padding + text : text + padding
     }
 

@@ -28,10 +28,10 @@ public struct TextTable: Sendable {
     /// `paint` may colour a cell (given its row and column index) after it has been padded,
     /// so that escape codes do not upset the alignment.
     public func render(paint: (_ row: Int, _ column: Int, _ padded: String) -> String = { _, _, text in text }) -> String {
-        var widths = columns.map(\.title.count)
+        var widths = columns.map { TextFormatting.width($0.title) }
         for row in rows {
             for (index, cell) in row.enumerated() where index < widths.count {
-                widths[index] = max(widths[index], cell.count)
+                widths[index] = max(widths[index], TextFormatting.width(cell))
             }
         }
         func line(_ cells: [String], row: Int?) -> String {

@@ -37,6 +37,24 @@ import Testing
         #expect(table.render() == "ID  NAME\n 7  ERP\n12  Mailer")
     }
 
+    @Test("columns are counted as a terminal shows them: CJK and emoji take two, marks none")
+    func displayWidth() {
+        #expect(TextFormatting.width("ERP") == 3)
+        #expect(TextFormatting.width("日本語のショップ") == 16)
+        #expect(TextFormatting.width("한국어") == 6)
+        #expect(TextFormatting.width("Ｆｕｌｌ") == 8)
+        #expect(TextFormatting.width("🎉 👍🏽 👨‍👩‍👧 ❤️") == 11)
+        #expect(TextFormatting.width("e\u{301}čeština") == 8)
+        #expect(TextFormatting.padded("日本", to: 6) == "日本  ")
+        #expect(TextFormatting.padded("日本", to: 6, right: true) == "  日本")
+        // Cut to the columns, not the characters: 9 columns of text and the ellipsis.
+        #expect(TextFormatting.shortened("日本語のショップ連携", to: 10) == "日本語の…")
+        #expect(TextFormatting.shortened("日本語", to: 6) == "日本語")
+        var table = TextTable(columns: [.init("ID", rightAligned: true), .init("NAME"), .init("ENABLED")])
+        table.rows = [["1", "ERP", "yes"], ["2", "日本語", "yes"], ["3", "🎉 hook", "no"]]
+        #expect(table.render() == "ID  NAME     ENABLED\n 1  ERP      yes\n 2  日本語   yes\n 3  🎉 hook  no")
+    }
+
     @Test("colour only when asked for")
     func colours() {
         #expect(TerminalStyle.plain.bad("dead") == "dead")

@@ -1,6 +1,7 @@
 import Foundation
 import LocalPostgres
 import LoopbackReceiver
+import Operations
 import Postgres
 import Schema
 import TestSupport
@@ -40,6 +41,26 @@ import Testing
 
         let empty = try AdminDatabase().run(["status"])
         #expect(empty.output.hasPrefix("no webhooks yet"))
+    }
+
+    @Test("status: names in Japanese, Korean or with emoji keep the columns in line (a terminal shows them two columns wide)")
+    func statusWithWideNames() throws {
+        let database = try AdminDatabase()
+        let names = ["ERP credit sync", "日本語のショップ連携", "한국어 가게", "emoji 🎉🎉 hook", "Ｆｕｌｌｗｉｄｔｈ 名前がとても長いウェブフック"]
+        for name in names { _ = try database.addWebhook(url: "https://erp.example.com/credit", name: name) }
+        let outcome = try database.run(["status"])
+        #expect(outcome.status == 0, "\(outcome.errors)")
+        let lines = outcome.output.split(separator: "\n").map(String.init)
+        #expect(lines.count == names.count + 1, "\(outcome.output)")
+        // Each row's "yes" starts in the column of the title ENABLED, counted as a terminal does.
+        let column = TextFormatting.width(String(lines[0].prefix(upTo: lines[0].range(of: "ENABLED")!.lowerBound)))
+        for line in lines.dropFirst() {
+            let before = line.prefix(upTo: line.range(of: "  yes  ")!.lowerBound) + "  "
+            #expect(TextFormatting.width(String(before)) == column, "\(outcome.output)")
+        }
+        #expect(lines[2].contains("  日本語のショップ連携          yes"), "\(outcome.output)")
+        // A long name is cut at 28 columns, not 28 characters (56 columns).
+        #expect(lines[5].contains("  Ｆｕｌｌｗｉｄｔｈ 名前がと…  yes"), "\(outcome.output)")
     }
 
     @Test("doctor: all OK on a healthy database with a running worker; exit status 0")
