@@ -359,6 +359,32 @@ import Worker
         #expect(try shop.column("SELECT webhooky.redeliver_webhook($1, now() - interval '1 day')", [webhook]) == ["1"])
     }
 
+    @Test("send_test with both a payload and from_event, and variables with a negative recent_events, are refused saying what to pass: the first tested with the payload and ignored the event, the second failed with 'LIMIT must not be negative' and a page of SQL")
+    func adminFunctionsRefuseConflictingArguments() throws {
+        let shop = try Shop()
+        let webhook = String(try shop.addWebhook(url: "https://erp.example/x"))
+        try shop.setCredit("5")
+        let event = try #require(shop.column("SELECT max(id) FROM webhooky.events").first ?? nil)
+        let before = try shop.column("SELECT count(*) FROM webhooky.deliveries")
+        for (statement, parameters, message) in [
+            ("SELECT webhooky.send_test($1, '{\"customer\": {\"id\": 7}}', from_event => $2)", [webhook, event],
+             "webhooky.send_test: give a payload or from_event, not both"),
+            ("SELECT * FROM webhooky.variables('customer.credit_changed', -1)", [],
+             "webhooky.variables: recent_events must be 0 or more, not -1"),
+        ] as [(String, [String?], String)] {
+            do {
+                try shop.connection.query(statement, parameters)
+                Issue.record("\(statement) was accepted")
+            } catch {
+                #expect(error.message == message)
+                #expect(error.sqlState == "22023")
+                #expect(error.hint?.isEmpty == false)
+            }
+        }
+        #expect(try shop.column("SELECT count(*) FROM webhooky.deliveries") == before, "no test delivery was made")
+        #expect(try shop.column("SELECT variable FROM webhooky.variables('customer.credit_changed', 0) WHERE variable = 'customer.id'") == ["customer.id"])
+    }
+
     @Test("the health view: one row per webhook with its backlog, outcomes, failures and timings")
     func healthView() throws {
         let shop = try Shop()
