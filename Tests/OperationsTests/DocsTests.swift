@@ -98,6 +98,19 @@ import Testing
         #expect(events == ["customer.credit_changed", "customer.tier_changed"])
     }
 
+    @Test("README's exit statuses of the worker put a malformed connection string under the status run exits with (2, which systemd does not restart), not under 3")
+    func readmeExitStatusOfAMalformedConnectionString() throws {
+        let run = try CommandProcess.run(["run", "--database-url", "host='unterminated"])
+        #expect(run.status == 2, "\(run.errors)")
+        let readme = try String(contentsOf: DocsTests.docs.appendingPathComponent("../README.md"), encoding: .utf8)
+        let start = try #require(readme.range(of: "- **Exit status**: "))
+        let rest = readme[start.upperBound...]
+        let paragraph = rest[..<(rest.range(of: "\n- ")?.lowerBound ?? rest.endIndex)].replacingOccurrences(of: "\n ", with: "")
+        let items = paragraph.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+        let item = try #require(items.first { $0.contains("malformed connection") }, "\(paragraph)")
+        #expect(item.hasPrefix("\(run.status) "), "\(item)")
+    }
+
     @Test("README names every row webhooky.settings takes, and its example of one is accepted")
     func readmeNamesTheSettings() throws {
         let database = try AdminDatabase()
