@@ -555,11 +555,13 @@ final class Dispatcher {
     ///
     /// With `earned` false (a webhook whose URL template varies its origin: its claims cannot
     /// know which endpoint, or what it earned, before the URL is rendered), ``endpointLimit``
-    /// whatever the endpoint earned (and the line when it is quick); `nil`: such a webhook's
-    /// own share.
+    /// (and the line when it is quick), unless the endpoint did not answer (held below
+    /// ``EndpointAllowance/initial``): then what it earned, like any other, and what goes
+    /// beyond it is given back, due a second later; `nil`: such a webhook's own share.
     private func budget(of endpoint: String?, earned: Bool = true) -> Int {
         guard let endpoint else { return endpointLimit }
-        let allowed = earned ? allowance.allowed(endpoint) : endpointLimit
+        let earnedSoFar = allowance.allowed(endpoint)
+        let allowed = earned || earnedSoFar < allowance.initial ? earnedSoFar : endpointLimit
         guard allowed >= endpointLimit, quickEndpoints.contains(endpoint) else { return allowed }
         return max(endpointLimit, min(2 * configuration.maximumInFlightPerEndpoint, configuration.maximumInFlight * 3 / 4))
     }
@@ -576,11 +578,22 @@ final class Dispatcher {
         heldWebhooks = held
     }
 
+    /// What webhook `id` has in flight that counts against its own share: all of it, except,
+    /// for a webhook whose URL template varies its origin, its requests to endpoints that did
+    /// not answer (held below ``EndpointAllowance/initial``, each to what it earned, see
+    /// ``budget(of:earned:)``): a dead host holds its own requests, not its webhook's share,
+    /// which the webhook's other hosts would otherwise wait for until those requests time out.
+    private func countedLoad(of id: Int64) -> Int {
+        let load = webhookLoad[id, default: 0]
+        guard load > 0, webhooks.templatedIDs.contains(id) else { return load }
+        return inFlight.values.reduce(0) { $0 + ($1.webhookID == id && allowance.allowed($1.endpoint) >= allowance.initial ? 1 : 0) }
+    }
+
     /// The share one webhook may still take now (see ``webhookRooms()``).
     private func room(of webhookID: Int64) -> Int {
         if heldWebhooks.contains(webhookID) { return 0 }
         let endpoint = webhooks.endpoint(of: webhookID)
-        var room = budget(of: endpoint) - webhookLoad[webhookID, default: 0]
+        var room = budget(of: endpoint) - countedLoad(of: webhookID)
         if let endpoint, let load = endpointLoad[endpoint] {
             room = min(room, budget(of: endpoint) - load)
         }
@@ -594,11 +607,12 @@ final class Dispatcher {
     /// that endpoint (or the webhook itself) already holds.
     private func webhookRooms() -> [Int64: Int] {
         var rooms: [Int64: Int] = [:]
-        for (id, load) in webhookLoad where load > 0 {
-            rooms[id] = max(0, budget(of: webhooks.endpoint(of: id)) - load)
+        for id in webhookLoad.keys {
+            rooms[id] = max(0, budget(of: webhooks.endpoint(of: id)) - countedLoad(of: id))
         }
         // A webhook whose URL template varies its origin: its own share (its claims cannot know
-        // the endpoint, nor what that earned).
+        // the endpoint, nor what that earned; ``send(_:)`` holds a host that did not answer to
+        // what it earned).
         for id in webhooks.templatedIDs where rooms[id] == nil { rooms[id] = endpointLimit }
         // The webhooks of the endpoints that hold requests or may have more or fewer than the default.
         for endpoint in Set(endpointLoad.keys).union(allowance.endpointsNotAtInitial) {

@@ -426,6 +426,38 @@ import Worker
         #expect(try shop.column("SELECT count(*) FROM public.claimed_later") == ["8"])
     }
 
+    @Test("a webhook whose URL template varies its host: a host that does not answer holds what it earned of its own requests (down to 1), not the webhook's whole share, so the webhook's other hosts get their events at once (before, the dead host's retries filled the share again and again, and every host of the webhook waited for their timeouts)")
+    func deadTemplatedHostHoldsOnlyItsOwn() throws {
+        let shop = try Shop()
+        let dead = try LoopbackReceiver { _, _ in .hang }
+        defer { dead.stop() }
+        let quick = try LoopbackReceiver()
+        defer { quick.stop() }
+        try shop.connection.execute("""
+            INSERT INTO webhooky.event_types (name, description, sample) VALUES ('port.test', 'a port per event', '{"port": "1"}')
+            """)
+        try shop.addWebhook(event: "port.test", url: "http://127.0.0.1:#port#/t")
+        var configuration = shop.workerConfiguration(retry: Array(repeating: .milliseconds(100), count: 100))
+        configuration.maximumInFlightPerEndpoint = 16  // a new endpoint may have 2, the webhook 16
+        configuration.http.requestTimeout = .seconds(2)
+        configuration.shutdownGracePeriod = .milliseconds(200)
+        let worker = RunningWorker(configuration)
+        defer { worker.stop(timeout: .seconds(30)) }
+        func emit(_ receiver: LoopbackReceiver, _ count: Int) throws {
+            let port = String(receiver.baseURL.split(separator: ":").last ?? "")
+            try shop.connection.query("SELECT webhooky.emit('port.test', json_build_object('port', $1::text)::jsonb, 'shop-42') FROM generate_series(1, $2::int)",
+                                      [port, String(count)])
+        }
+        // Forty events for the dead host: more than the webhook's share, each retried 100 ms after its timeout.
+        try emit(dead, 40)
+        #expect(dead.waitForRequests(1, timeout: .seconds(5)).count >= 1)
+        Thread.sleep(forTimeInterval: 2.5)  // the first requests timed out, and the next went out
+        let waits = try ReliabilityTests.waitsForFive(at: quick, pause: 0.4) { _ in try emit(quick, 1) }
+        #expect(waits.count == 5 && waits.allSatisfy { $0 < 0.5 }, "the quick host's events waited \(waits.map { String(format: "%.3f", $0) }) s")
+        let held = try shop.column("SELECT count(*) FROM webhooky.deliveries WHERE state = 'sending'")
+        #expect(held.first.flatMap { $0.flatMap { Int($0) } }.map { $0 <= 2 } == true, "requests held by the dead host: \(held)")
+    }
+
     @Test("a large backlog of one webhook drains steadily without starving another webhook's new events")
     func backlogDoesNotStarveNewEvents() throws {
         let shop = try Shop()
@@ -563,15 +595,7 @@ import Worker
         try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id BETWEEN 100001 AND 100010")
         #expect(dead.allSatisfy { $0.waitForRequests(1, timeout: .seconds(5)).count >= 1 })
         Thread.sleep(forTimeInterval: 3)  // the first requests timed out (1 s), and the next
-        var waits: [Double] = []
-        for round in 0..<5 {
-            let committed = Date().timeIntervalSince1970
-            try shop.setTier(round % 2 == 0 ? 2 : 1)
-            let arrived = quick.waitForRequests(round + 1, timeout: .seconds(5))
-            #expect(arrived.count == round + 1)
-            if let last = arrived.last { waits.append(last.receivedAt - committed) }
-            Thread.sleep(forTimeInterval: 0.3)
-        }
+        let waits = try ReliabilityTests.waitsForFive(at: quick, pause: 0.3) { round in try shop.setTier(round % 2 == 0 ? 2 : 1) }
         #expect(waits.count == 5 && waits.allSatisfy { $0 < 0.5 }, "the quick endpoint's events waited \(waits.map { String(format: "%.3f", $0) }) s")
         let held = try shop.column("SELECT count(*) FROM webhooky.deliveries WHERE state = 'sending'")
         #expect(held.first.flatMap { $0.flatMap { Int($0) } }.map { $0 <= 12 } == true, "requests held by the dead endpoints: \(held)")
@@ -605,6 +629,21 @@ import Worker
         #expect(waited < 1, "the quick endpoint's event waited \(String(format: "%.3f", waited)) s behind the dead endpoints")
         let held = try shop.column("SELECT count(*) FROM webhooky.deliveries WHERE state = 'sending' AND webhook_id <> (SELECT max(id) FROM webhooky.webhooks)")
         #expect(held == ["12"], "requests in flight to the dead endpoints: \(held), the quick one waited \(String(format: "%.3f", waited)) s")
+    }
+
+    /// Commits five events for `receiver` (`commit(round)`), `pause` seconds apart, and returns
+    /// how long each took from its commit to its arrival.
+    static func waitsForFive(at receiver: LoopbackReceiver, pause: Double, commit: (Int) throws -> Void) throws -> [Double] {
+        var waits: [Double] = []
+        for round in 0..<5 {
+            let committed = Date().timeIntervalSince1970
+            try commit(round)
+            let arrived = receiver.waitForRequests(round + 1, timeout: .seconds(10))
+            #expect(arrived.count == round + 1)
+            if let last = arrived.last { waits.append(last.receivedAt - committed) }
+            Thread.sleep(forTimeInterval: pause)
+        }
+        return waits
     }
 
     /// `count` endpoints that never answer, each with a webhook of `customer.credit_changed`, ten
