@@ -203,6 +203,30 @@ import Worker
         #expect(try shop.column("SELECT prosecdef FROM pg_proc WHERE oid = 'webhooky.on_webhook_change'::regproc") == ["t"])
     }
 
+    @Test("a webhook disabled by Webhooky sends its deliveries waiting for a retry as soon as it is enabled again")
+    func enablingSendsDeliveriesWaitingForARetry() throws {
+        let shop = try Shop()
+        let fixed = Atomic(false)
+        let receiver = try LoopbackReceiver { _, _ in fixed.load(ordering: .relaxed) ? .ok : .status(410) }
+        let webhook = try shop.addWebhook(url: receiver.baseURL + "/gone")
+        let worker = RunningWorker(shop.workerConfiguration(retry: [.seconds(3600)]))
+        defer { worker.stop() }
+        try shop.setCredit("2")
+        // 410 Gone: the webhook is disabled, its delivery waits for a retry an hour away.
+        #expect(try shop.waitFor("SELECT enabled::text FROM webhooky.webhooks WHERE id = \(webhook)") { $0 == "false" } == "false")
+        #expect(try shop.waitFor("SELECT attempts::text || ' ' || state FROM webhooky.deliveries") { $0 == "1 pending" } == "1 pending")
+        #expect(try shop.column("SELECT (next_attempt_at > now() + interval '30 minutes')::text FROM webhooky.deliveries") == ["true"])
+
+        // The endpoint works again; the admin does what doctor says: enable the webhook.
+        fixed.store(true, ordering: .relaxed)
+        let started = ContinuousClock.now
+        try shop.connection.query("UPDATE webhooky.webhooks SET enabled = true WHERE id = $1", [String(webhook)])
+        #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries", timeout: .seconds(5)) { $0 == "succeeded" } == "succeeded",
+                "the delivery still waits for its retry after the webhook was enabled")
+        #expect(ContinuousClock.now - started < .seconds(3))
+        #expect(receiver.requests.count == 2)
+    }
+
     @Test("redeliver: a dead delivery goes out again with the same webhook-id and a fresh schedule")
     func redeliverOne() throws {
         let shop = try Shop()
