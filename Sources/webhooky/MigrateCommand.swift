@@ -23,7 +23,9 @@ enum MigrateCommand {
         Examples:
           webhooky migrate --database-url postgresql://admin@db.internal/shop
           webhooky migrate --dry-run
-          for f in sql/0*.sql; do psql -X -v ON_ERROR_STOP=1 -f "$f" || break; done   # by hand
+          for f in sql/0*.sql; do psql -X -v ON_ERROR_STOP=1 -f "$f" || break; done
+                               # by hand, a new installation only: an upgrade by hand starts
+                               # after the version installed (docs/dba.md, "Install")
         """
 
     static func main(_ rawArguments: [String]) -> Int32 {
