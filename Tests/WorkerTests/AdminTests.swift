@@ -261,6 +261,44 @@ import Worker
         }
     }
 
+    @Test("redeliver of a pending delivery says what holds it back: its disabled webhook, or the time of its next retry")
+    func redeliverOfAPendingDeliverySaysWhy() throws {
+        let shop = try Shop()
+        let webhook = try shop.addWebhook(url: "https://erp.example/x")
+        try shop.setCredit("8")  // no worker: the delivery is created by hand
+        let id = try #require(shop.column("""
+            INSERT INTO webhooky.deliveries (event_id, webhook_id) SELECT id, \(webhook) FROM webhooky.events RETURNING id
+            """).first ?? nil)
+        try shop.connection.query("UPDATE webhooky.webhooks SET enabled = false WHERE id = $1", [String(webhook)])
+        do {
+            try shop.connection.query("SELECT webhooky.redeliver($1)", [id])
+            Issue.record("redelivered a pending delivery")
+        } catch {
+            #expect(error.message == "webhooky.redeliver: delivery \(id) is pending, held while its webhook \(webhook) is disabled; it will be sent once the webhook is enabled")
+            #expect(error.hint == "Enable the webhook (its pending deliveries are then due at once): UPDATE webhooky.webhooks SET enabled = true WHERE id = \(webhook);")
+        }
+
+        try shop.connection.query("UPDATE webhooky.webhooks SET enabled = true WHERE id = $1", [String(webhook)])
+        try shop.connection.query("UPDATE webhooky.deliveries SET attempts = 3, next_attempt_at = now() + interval '3 hours 5 minutes' WHERE id = $1", [id])
+        do {
+            try shop.connection.query("SELECT webhooky.redeliver($1)", [id])
+            Issue.record("redelivered a pending delivery")
+        } catch {
+            #expect(error.message == "webhooky.redeliver: delivery \(id) is pending; it will be sent without being redelivered")
+            #expect(error.hint?.hasPrefix("It waits for its next retry, due at ") == true, "\(error.hint ?? "no hint")")
+            #expect(error.hint?.contains("(in 03:0") == true, "\(error.hint ?? "no hint")")
+        }
+
+        try shop.connection.query("UPDATE webhooky.deliveries SET next_attempt_at = now() WHERE id = $1", [id])
+        do {
+            try shop.connection.query("SELECT webhooky.redeliver($1)", [id])
+            Issue.record("redelivered a pending delivery")
+        } catch {
+            #expect(error.hint == "It is due now: a worker sends it within moments.")
+        }
+        #expect(try shop.connection.query("SELECT state FROM webhooky.deliveries WHERE id = $1", [id]).rows == [["pending"]])
+    }
+
     @Test("redeliver of a delivery whose webhook was deleted says so, instead of that the delivery does not exist")
     func redeliverOfADeletedWebhooksDelivery() throws {
         let shop = try Shop()
