@@ -578,22 +578,11 @@ final class Dispatcher {
         heldWebhooks = held
     }
 
-    /// What webhook `id` has in flight that counts against its own share: all of it, except,
-    /// for a webhook whose URL template varies its origin, its requests to endpoints that did
-    /// not answer (held below ``EndpointAllowance/initial``, each to what it earned, see
-    /// ``budget(of:earned:)``): a dead host holds its own requests, not its webhook's share,
-    /// which the webhook's other hosts would otherwise wait for until those requests time out.
-    private func countedLoad(of id: Int64) -> Int {
-        let load = webhookLoad[id, default: 0]
-        guard load > 0, webhooks.templatedIDs.contains(id) else { return load }
-        return inFlight.values.reduce(0) { $0 + ($1.webhookID == id && allowance.allowed($1.endpoint) >= allowance.initial ? 1 : 0) }
-    }
-
     /// The share one webhook may still take now (see ``webhookRooms()``).
     private func room(of webhookID: Int64) -> Int {
         if heldWebhooks.contains(webhookID) { return 0 }
         let endpoint = webhooks.endpoint(of: webhookID)
-        var room = budget(of: endpoint) - countedLoad(of: webhookID)
+        var room = budget(of: endpoint) - webhookLoad[webhookID, default: 0]
         if let endpoint, let load = endpointLoad[endpoint] {
             room = min(room, budget(of: endpoint) - load)
         }
@@ -607,12 +596,13 @@ final class Dispatcher {
     /// that endpoint (or the webhook itself) already holds.
     private func webhookRooms() -> [Int64: Int] {
         var rooms: [Int64: Int] = [:]
-        for id in webhookLoad.keys {
-            rooms[id] = max(0, budget(of: webhooks.endpoint(of: id)) - countedLoad(of: id))
+        for (id, load) in webhookLoad {
+            rooms[id] = max(0, budget(of: webhooks.endpoint(of: id)) - load)
         }
         // A webhook whose URL template varies its origin: its own share (its claims cannot know
         // the endpoint, nor what that earned; ``send(_:)`` holds a host that did not answer to
-        // what it earned).
+        // what it earned, within the share: however many of its hosts are dead, together they
+        // hold no more than the share, and the worker's other webhooks keep the rest).
         for id in webhooks.templatedIDs where rooms[id] == nil { rooms[id] = endpointLimit }
         // The webhooks of the endpoints that hold requests or may have more or fewer than the default.
         for endpoint in Set(endpointLoad.keys).union(allowance.endpointsNotAtInitial) {

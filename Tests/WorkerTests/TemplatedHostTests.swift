@@ -1,0 +1,86 @@
+import Foundation
+import Glibc
+import HTTPClient
+import LoopbackReceiver
+import Postgres
+import Synchronization
+import TestSupport
+import Testing
+import Worker
+
+/// A webhook whose URL template varies its host (say, each account's own shop domain): what its
+/// hosts that do not answer may hold, and what their deliveries cost meanwhile.
+@Suite(.timeLimit(.minutes(5))) struct TemplatedHostTests {
+    /// Adds event `port.test` and a webhook of it whose URL takes its port from the event
+    /// (`http://127.0.0.1:#port#/t`: each port its own endpoint); returns its id.
+    static func addPortWebhook(_ shop: Shop) throws -> Int64 {
+        try shop.connection.execute("""
+            INSERT INTO webhooky.event_types (name, description, sample) VALUES ('port.test', 'a port per event', '{"port": "1"}')
+            """)
+        return try shop.addWebhook(event: "port.test", url: "http://127.0.0.1:#port#/t")
+    }
+
+    /// Commits `count` events of `port.test` for `port`.
+    static func emit(_ shop: Shop, port: String, _ count: Int) throws {
+        try shop.connection.query("SELECT webhooky.emit('port.test', json_build_object('port', $1::text)::jsonb, 'shop-42') FROM generate_series(1, $2::int)",
+                                  [port, String(count)])
+    }
+
+    /// A port on 127.0.0.1 that takes connections (the kernel's backlog) and never answers.
+    final class SilentPort {
+        let socket: Int32
+        let port: String
+        init() throws {
+            let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            self.socket = socket
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let bound = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) == 0 && getsockname(socket, $0, &length) == 0 }
+            }
+            try #require(bound && listen(socket, 64) == 0)
+            port = String(UInt16(bigEndian: address.sin_port))
+        }
+        deinit { close(socket) }
+    }
+
+    @Test("a webhook whose URL template varies its host holds at most its share however many of its hosts are dead: the worker's other webhooks keep the rest (its dead hosts' requests did not count against its share, so sixty dead hosts at 1 each took nearly every request of the worker)")
+    func deadHostsTogetherHoldAtMostTheShare() throws {
+        let shop = try Shop()
+        let templated = try Self.addPortWebhook(shop)
+        let dead = try (0..<60).map { _ in try SilentPort() }
+        let quick = try LoopbackReceiver()
+        defer { quick.stop() }
+        try shop.connection.execute("INSERT INTO webhooky.event_types (name, description, sample) VALUES ('quick.test', 'a quick endpoint', '{}')")
+        try shop.addWebhook(event: "quick.test", url: quick.baseURL + "/quick")
+
+        var configuration = shop.workerConfiguration(retry: Array(repeating: .milliseconds(100), count: 100))
+        configuration.maximumInFlight = 64
+        configuration.maximumInFlightPerEndpoint = 16  // the webhook's share 16, a new host 2
+        configuration.batchSize = 16
+        configuration.http.requestTimeout = .seconds(1)
+        configuration.shutdownGracePeriod = .milliseconds(200)
+        let worker = RunningWorker(configuration)
+        defer { worker.stop(timeout: .seconds(30)) }
+
+        // An event for each of sixty dead hosts, each retried 100 ms after its timeout.
+        for silent in dead { try Self.emit(shop, port: silent.port, 1) }
+        // Within a few timeouts every dead host has had its requests and is down to 1.
+        Thread.sleep(forTimeInterval: 6)
+        #expect(try shop.column("SELECT count(DISTINCT delivery_id) >= 40 FROM webhooky.attempts") == ["t"], "the dead hosts got their requests")
+        // The most requests of the webhook at once, from its attempts on record (each with its start and duration).
+        let peak = try shop.column("""
+            SELECT max((SELECT count(*) FROM webhooky.attempts b
+                         WHERE b.webhook_id = a.webhook_id AND b.started_at <= a.started_at
+                           AND b.started_at + b.duration_ms * interval '1 millisecond' > a.started_at))
+              FROM webhooky.attempts a WHERE a.webhook_id = $1
+            """, [String(templated)]).first.flatMap { $0.flatMap { Int($0) } } ?? 0
+        #expect(peak > 0 && peak <= 16, "the templated webhook had \(peak) of the worker's 64 requests at once, more than its share of 16")
+        let waits = try ReliabilityTests.waitsForFive(at: quick, pause: 0.2) { _ in
+            try shop.connection.execute("SELECT webhooky.emit('quick.test', '{}', 'shop-42')")
+        }
+        #expect(waits.count == 5 && waits.allSatisfy { $0 < 0.5 }, "the other webhook's events waited \(waits.map { String(format: "%.3f", $0) }) s")
+    }
+}
