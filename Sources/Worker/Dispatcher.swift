@@ -46,11 +46,14 @@ final class Dispatcher {
     /// get no room, none of their deliveries is claimed, until those are written, or their
     /// outcomes would pile up held too. As the recorder said at the start of this turn.
     private var heldWebhooks: Set<Int64> = []
-    /// Deliveries to give back because their endpoint was at its limit when they were sent:
-    /// due at once when the webhook's endpoint is fixed (the claim sees that it is full, and
-    /// claims them again when a request to it finishes), else due in a second (see
-    /// `claimDeferredAt`), so that a full endpoint is never claimed and given back in a loop.
-    private var deferred: [(claim: UnsentClaim, endpointKnown: Bool)] = []
+    /// Deliveries to give back because their endpoint was at its limit when they were sent,
+    /// with when they are due again: at once when the webhook's endpoint is fixed (the claim
+    /// sees that it is full, and claims them again when a request to it finishes), else (a
+    /// webhook whose URL template varies its host, whose claims cannot know the host) in a
+    /// second, or, for a host that did not answer (held below ``EndpointAllowance/initial``),
+    /// in a request timeout, when its requests in flight have ended (see `claimDeferredAt`),
+    /// so that a full endpoint is never claimed and given back in a loop.
+    private var deferred: [(claim: UnsentClaim, dueIn: Duration)] = []
     private var claimDeferredAt: ContinuousClock.Instant?
     /// When to claim after a NOTIFY about due deliveries (see ``claimAfterNotify``).
     private var claimAfterNotifyAt: ContinuousClock.Instant?
@@ -557,7 +560,7 @@ final class Dispatcher {
     /// know which endpoint, or what it earned, before the URL is rendered), ``endpointLimit``
     /// (and the line when it is quick), unless the endpoint did not answer (held below
     /// ``EndpointAllowance/initial``): then what it earned, like any other, and what goes
-    /// beyond it is given back, due a second later; `nil`: such a webhook's own share.
+    /// beyond it is given back, due a request timeout later (see ``deferred``); `nil`: such a webhook's own share.
     private func budget(of endpoint: String?, earned: Bool = true) -> Int {
         guard let endpoint else { return endpointLimit }
         let earnedSoFar = allowance.allowed(endpoint)
@@ -633,7 +636,13 @@ final class Dispatcher {
                 if endpointLoad[endpoint, default: 0] >= budget(of: endpoint, earned: webhook.endpoint != nil) {
                     // Another webhook on the same endpoint filled it meanwhile: try again when it
                     // has room.
-                    deferred.append((delivery.unsent, webhook.endpoint != nil))
+                    // A host that did not answer has room again only once one of its requests
+                    // ended, within a request timeout: its deliveries claimed again every second
+                    // meanwhile would each be claimed and given back some 15 times per timeout,
+                    // for as long as it is down.
+                    let dueIn: Duration = webhook.endpoint != nil ? .zero
+                        : allowance.allowed(endpoint) < allowance.initial ? configuration.http.requestTimeout : .seconds(1)
+                    deferred.append((delivery.unsent, dueIn))
                     if webhook.endpoint != nil { webhooksWithMoreDue.insert(delivery.webhookID) }
                     continue
                 }
@@ -795,15 +804,17 @@ final class Dispatcher {
                 unreleased.removeAll()
             }
             if !deferred.isEmpty {
-                let known = deferred.filter(\.endpointKnown).map(\.claim)
-                let unknown = deferred.filter { !$0.endpointKnown }.map(\.claim)
-                try DeliveryStore.release(connection, known, workerID: configuration.workerID)
-                try DeliveryStore.release(connection, unknown, workerID: configuration.workerID, dueIn: .seconds(1))
+                let byDelay = Dictionary(grouping: deferred, by: \.dueIn)
+                for (delay, claims) in byDelay {
+                    try DeliveryStore.release(connection, claims.map(\.claim), workerID: configuration.workerID, dueIn: delay)
+                }
                 deferred.removeAll()
                 // Due now: a claim right away takes them if their endpoint has room again, and
                 // keeps them for a finishing request if not.
-                if !known.isEmpty { wantsClaim = true }
-                if !unknown.isEmpty { claimDeferredAt = .now + .seconds(1) }
+                if byDelay[.zero] != nil { wantsClaim = true }
+                if let soonest = byDelay.keys.filter({ $0 > .zero }).min() {
+                    claimDeferredAt = min(claimDeferredAt ?? .now + soonest, .now + soonest)
+                }
             }
             releaseMayHaveCommitted = false
         } catch {

@@ -83,4 +83,39 @@ import Worker
         }
         #expect(waits.count == 5 && waits.allSatisfy { $0 < 0.5 }, "the other webhook's events waited \(waits.map { String(format: "%.3f", $0) }) s")
     }
+
+    @Test("the deliveries of a templated webhook's host that does not answer, beyond the 1 it holds, are given back until its request in flight has ended, not claimed and given back again every second for as long as it is down")
+    func deadHostsDeliveriesAreNotClaimedEverySecond() throws {
+        let shop = try Shop()
+        try Self.addPortWebhook(shop)
+        let dead = try SilentPort()
+        // Notes each give-back (`sending` -> `pending`, its attempt not counted) with its time.
+        try shop.connection.execute("""
+            CREATE TABLE public.given_back (delivery_id bigint, at timestamptz);
+            CREATE FUNCTION public.note_given_back() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN INSERT INTO public.given_back VALUES (NEW.id, clock_timestamp()); RETURN NULL; END $$;
+            CREATE TRIGGER note_given_back AFTER UPDATE ON webhooky.deliveries FOR EACH ROW
+                WHEN (OLD.state = 'sending' AND NEW.state = 'pending' AND NEW.attempts < OLD.attempts) EXECUTE FUNCTION public.note_given_back();
+            """)
+        var configuration = shop.workerConfiguration(retry: [.seconds(60)])
+        configuration.maximumInFlightPerEndpoint = 16  // the webhook's share 16, a new host 2
+        configuration.http.requestTimeout = .seconds(3)
+        configuration.shutdownGracePeriod = .milliseconds(200)
+        let worker = RunningWorker(configuration)
+        defer { worker.stop(timeout: .seconds(30)) }
+
+        // Forty events for the dead host: the first 16 time out after 3 s; then it holds 1 and
+        // the others of each claim are given back.
+        try Self.emit(shop, port: dead.port, 40)
+        #expect(try shop.waitFor("SELECT count(*) > 0 FROM public.given_back", timeout: .seconds(15)) { $0 == "t" } == "t",
+                "deliveries beyond what the dead host holds were given back")
+        Thread.sleep(forTimeInterval: 4)
+        let gaps = try shop.column("""
+            SELECT extract(epoch FROM min(at - previous))::numeric(6, 2)
+              FROM (SELECT at, lag(at) OVER (PARTITION BY delivery_id ORDER BY at) AS previous FROM public.given_back) g
+             WHERE previous IS NOT NULL
+            """)
+        let shortest = gaps.first.flatMap { $0.flatMap { Double($0) } }
+        #expect(shortest.map { $0 >= 2.5 } ?? true, "a delivery was given back again \(shortest ?? 0) s after its last give-back, before the dead host's request (3 s timeout) could end")
+    }
 }
