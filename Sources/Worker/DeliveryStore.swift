@@ -396,6 +396,10 @@ enum DeliveryStore {
            AND (id, attempts) IN (SELECT * FROM unnest($1::bigint[], $4::integer[]))
         """
 
+    /// How the error of an attempt that a worker's stop cut off begins (its shutdown grace
+    /// period was over while the request was in flight).
+    static let interruptedPrefix = "no answer: the worker stopped"
+
     /// How the error of a delivery whose lease ran out begins (see ``reapSQL``).
     static let leaseExpiredPrefix = "lease expired: "
 
@@ -624,9 +628,13 @@ enum DeliveryStore {
     }
 
     /// The enabled webhooks whose last attempt got no answer (no HTTP status: a timeout, a
-    /// refused or broken connection, a failed DNS lookup or TLS handshake, a request cut off at
-    /// a worker's stop) and ended within `within` of now, with how long ago it ended. One look
-    /// per webhook at the newest of its attempts (`attempts_webhook_time`).
+    /// refused or broken connection, a failed DNS lookup or TLS handshake) and ended within
+    /// `within` of now, with how long ago it ended. One look per webhook at the newest of its
+    /// attempts (`attempts_webhook_time`) that says something of its endpoint as it is now:
+    /// made since the webhook's row last changed (an edit may have given it another URL, or
+    /// the admin who enabled it again found the endpoint mended), and neither cut off by a
+    /// worker's stop (``interruptedPrefix``) nor written for an expired lease (a worker died):
+    /// those are the worker's doing, not the endpoint's.
     static func unansweredWebhooks(_ connection: Connection, within: Duration) throws(PostgresError) -> [(id: Int64, endedAgo: Duration)] {
         let result = try connection.query("""
             SELECT w.id, (extract(epoch FROM now() - last.ended_at) * 1000)::bigint
@@ -634,7 +642,8 @@ enum DeliveryStore {
               CROSS JOIN LATERAL (
                     SELECT a.status, a.started_at + a.duration_ms * interval '1 millisecond' AS ended_at
                       FROM webhooky.attempts a
-                     WHERE a.webhook_id = w.id
+                     WHERE a.webhook_id = w.id AND a.started_at >= w.updated_at
+                       AND NOT \(isLeaseExpiryRow("a")) AND NOT coalesce(a.error LIKE '\(interruptedPrefix)%', false)
                      ORDER BY a.started_at DESC
                      LIMIT 1) last
              WHERE w.enabled AND last.status IS NULL AND last.ended_at > now() - $1::bigint * interval '1 millisecond'

@@ -739,7 +739,7 @@ final class Dispatcher {
             return
         case .failure(let error) where error.code == .interrupted:
             // Sent, maybe received: an attempt on record, due again at once.
-            attemptResult = .interrupted("no answer: the worker stopped while the request was in flight (its shutdown grace period was over); it may have arrived, and will be sent again")
+            attemptResult = .interrupted(DeliveryStore.interruptedPrefix + " while the request was in flight (its shutdown grace period was over); it may have arrived, and will be sent again")
         case .failure(let error) where error.code == .invalidURL || error.code == .addressNotAllowed:
             // Retrying cannot help: a malformed URL, or an address the policy refuses.
             attemptResult = .unsendable(error.message)
