@@ -13,6 +13,7 @@ import Worker
 @Suite(.timeLimit(.minutes(5))) struct TemplatedHostTests {
     /// Adds event `port.test` and a webhook of it whose URL takes its port from the event
     /// (`http://127.0.0.1:#port#/t`: each port its own endpoint); returns its id.
+    @discardableResult
     static func addPortWebhook(_ shop: Shop) throws -> Int64 {
         try shop.connection.execute("""
             INSERT INTO webhooky.event_types (name, description, sample) VALUES ('port.test', 'a port per event', '{"port": "1"}')
@@ -117,5 +118,32 @@ import Worker
             """)
         let shortest = gaps.first.flatMap { $0.flatMap { Double($0) } }
         #expect(shortest.map { $0 >= 2.5 } ?? true, "a delivery was given back again \(shortest ?? 0) s after its last give-back, before the dead host's request (3 s timeout) could end")
+    }
+
+    @Test("a webhook whose URL template varies its host: a host that does not answer holds what it earned of its own requests (down to 1), not the webhook's whole share, so the webhook's other hosts get their events at once (before, the dead host's retries filled the share again and again, and every host of the webhook waited for their timeouts)")
+    func deadTemplatedHostHoldsOnlyItsOwn() throws {
+        let shop = try Shop()
+        let dead = try LoopbackReceiver { _, _ in .hang }
+        defer { dead.stop() }
+        let quick = try LoopbackReceiver()
+        defer { quick.stop() }
+        try Self.addPortWebhook(shop)
+        var configuration = shop.workerConfiguration(retry: Array(repeating: .milliseconds(100), count: 100))
+        configuration.maximumInFlightPerEndpoint = 16  // a new endpoint may have 2, the webhook 16
+        configuration.http.requestTimeout = .seconds(2)
+        configuration.shutdownGracePeriod = .milliseconds(200)
+        let worker = RunningWorker(configuration)
+        defer { worker.stop(timeout: .seconds(30)) }
+        func emit(_ receiver: LoopbackReceiver, _ count: Int) throws {
+            try Self.emit(shop, port: String(receiver.baseURL.split(separator: ":").last ?? ""), count)
+        }
+        // Forty events for the dead host: more than the webhook's share, each retried 100 ms after its timeout.
+        try emit(dead, 40)
+        #expect(dead.waitForRequests(1, timeout: .seconds(5)).count >= 1)
+        Thread.sleep(forTimeInterval: 2.5)  // the first requests timed out, and the next went out
+        let waits = try ReliabilityTests.waitsForFive(at: quick, pause: 0.4) { _ in try emit(quick, 1) }
+        #expect(waits.count == 5 && waits.allSatisfy { $0 < 0.5 }, "the quick host's events waited \(waits.map { String(format: "%.3f", $0) }) s")
+        let held = try shop.column("SELECT count(*) FROM webhooky.deliveries WHERE state = 'sending'")
+        #expect(held.first.flatMap { $0.flatMap { Int($0) } }.map { $0 <= 2 } == true, "requests held by the dead host: \(held)")
     }
 }
