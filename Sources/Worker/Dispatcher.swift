@@ -804,16 +804,19 @@ final class Dispatcher {
                 unreleased.removeAll()
             }
             if !deferred.isEmpty {
-                let byDelay = Dictionary(grouping: deferred, by: \.dueIn)
-                for (delay, claims) in byDelay {
+                // Each part is forgotten once given back: given back again after another part
+                // failed, it would give back the same delivery claimed anew meanwhile, for the same
+                // attempt, while its request is in flight (and it would be sent twice).
+                for (delay, claims) in Dictionary(grouping: deferred, by: \.dueIn).sorted(by: { $0.key < $1.key }) {
                     try DeliveryStore.release(connection, claims.map(\.claim), workerID: configuration.workerID, dueIn: delay)
-                }
-                deferred.removeAll()
-                // Due now: a claim right away takes them if their endpoint has room again, and
-                // keeps them for a finishing request if not.
-                if byDelay[.zero] != nil { wantsClaim = true }
-                if let soonest = byDelay.keys.filter({ $0 > .zero }).min() {
-                    claimDeferredAt = min(claimDeferredAt ?? .now + soonest, .now + soonest)
+                    deferred.removeAll { $0.dueIn == delay }
+                    if delay == .zero {
+                        // Due now: a claim right away takes them if their endpoint has room again,
+                        // and keeps them for a finishing request if not.
+                        wantsClaim = true
+                    } else {
+                        claimDeferredAt = min(claimDeferredAt ?? .now + delay, .now + delay)
+                    }
                 }
             }
             releaseMayHaveCommitted = false

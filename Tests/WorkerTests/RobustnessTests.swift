@@ -271,3 +271,65 @@ import Testing
         #expect(states == [["succeeded", "2", "200"]], "\(states)")
     }
 }
+
+@Suite(.timeLimit(.minutes(10))) struct GiveBackTests {
+    @Test("a give-back of deliveries whose endpoint was full, refused halfway (the part due in a second), does not give back again the part that went through, which the worker may have claimed anew and sent: each delivery is sent once")
+    func aGiveBackRefusedHalfwayIsNotRepeatedForItsFirstPart() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver()
+        defer { receiver.stop() }
+        let port = try #require(receiver.baseURL.split(separator: ":").last)
+        // The give-back of a delivery due in a second (of a webhook whose URL varies its host)
+        // is refused until another delivery of its event has been claimed again: as a statement
+        // cancelled, or refused for a while, would be.
+        try shop.connection.execute("""
+            INSERT INTO webhooky.event_types (name, description, sample) VALUES ('host.test', 'a host per event', '{"host": "127.0.0.1"}');
+            CREATE SEQUENCE public.refusals;
+            CREATE TABLE public.claimed_again (event_id bigint);
+            CREATE FUNCTION public.note_claimed_again() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN INSERT INTO public.claimed_again VALUES (NEW.event_id); RETURN NULL; END $$;
+            CREATE TRIGGER note_claimed_again AFTER UPDATE ON webhooky.deliveries FOR EACH ROW
+                WHEN (OLD.state = 'pending' AND NEW.state = 'sending') EXECUTE FUNCTION public.note_claimed_again();
+            CREATE FUNCTION public.refuse_late_give_back() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF NEW.next_attempt_at > now() + interval '500 milliseconds'
+                   AND NOT EXISTS (SELECT FROM public.claimed_again c WHERE c.event_id = NEW.event_id) THEN
+                    PERFORM nextval('public.refusals');
+                    RAISE EXCEPTION 'give-back refused for the test';
+                END IF;
+                RETURN NEW;
+            END $$;
+            CREATE TRIGGER refuse_late_give_back BEFORE UPDATE ON webhooky.deliveries FOR EACH ROW
+                WHEN (OLD.state = 'sending' AND NEW.state = 'pending' AND NEW.attempts < OLD.attempts) EXECUTE FUNCTION public.refuse_late_give_back();
+            """)
+        // Three webhooks on one endpoint, which may have one request in flight: one event's
+        // three deliveries are claimed together, one is sent, the others given back, one of
+        // them (of the templated webhook) due a second later.
+        try shop.addWebhook(event: "host.test", url: receiver.baseURL + "/a")
+        try shop.addWebhook(event: "host.test", url: receiver.baseURL + "/b")
+        try shop.addWebhook(event: "host.test", url: "http://#host#:\(port)/c")
+        var configuration = shop.workerConfiguration()
+        configuration.maximumInFlightPerEndpoint = 1
+        let worker = RunningWorker(configuration)
+        defer { worker.stop() }
+
+        // The templated webhook's delivery is given back only when another went first: an event
+        // at a time until one was.
+        var events = 0
+        while try events < 8 && (shop.column("SELECT last_value FROM public.refusals WHERE is_called")).isEmpty {
+            try shop.connection.execute("SELECT webhooky.emit('host.test', '{\"host\": \"127.0.0.1\"}', 'shop-42')")
+            events += 1
+            _ = try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") { $0 == String(3 * events) }
+        }
+        #expect(try shop.column("SELECT last_value FROM public.refusals WHERE is_called").count == 1, "no give-back was refused")
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") { $0 == String(3 * events) } == String(3 * events))
+        Thread.sleep(forTimeInterval: 1)  // anything sent twice would have arrived by now
+        let ids = receiver.requests.compactMap { $0.header("webhook-id") }
+        #expect(ids.count == 3 * events && Set(ids).count == 3 * events, "\(receiver.requests.map(\.target))")
+        let rows = try shop.connection.query("""
+            SELECT d.id, d.attempts, count(a.id) FROM webhooky.deliveries d LEFT JOIN webhooky.attempts a ON a.delivery_id = d.id
+             GROUP BY d.id HAVING d.attempts <> 1 OR count(a.id) <> 1
+            """).rows
+        #expect(rows.isEmpty, "deliveries with other than one attempt: \(rows)")
+    }
+}
