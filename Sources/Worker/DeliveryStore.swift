@@ -387,18 +387,36 @@ enum DeliveryStore {
     /// the webhook's endpoint varies with the payload). Only while the delivery is still claimed
     /// for that attempt (`$4`, one per id of `$1`), like ``recordSQL``: a claim given back late
     /// (after a lost connection) must not give back a newer claim of the same delivery, whose
-    /// request may be in flight.
+    /// request may be in flight. A delivery that the deletion of its webhook, or its move to
+    /// another account, ended `dead` while it was claimed (taken out of the worker's line
+    /// unsent) stays dead, but its unmade attempt is not counted either: its `attempts` are its
+    /// rows in `webhooky.attempts` (unless a reap wrote one for that attempt: then its lease had
+    /// run out and the attempt counts).
     static let releaseSQL = """
-        UPDATE webhooky.deliveries
-           SET state = 'pending', attempts = attempts - 1, claimed_by = NULL, lease_expires_at = NULL,
-               next_attempt_at = now() + $3 * interval '1 millisecond', updated_at = now()
-         WHERE id = ANY($1::bigint[]) AND state || '' = 'sending' AND claimed_by = $2 -- by primary key (see recordSQL)
-           AND (id, attempts) IN (SELECT * FROM unnest($1::bigint[], $4::integer[]))
+        WITH unsent AS (
+            SELECT * FROM unnest($1::bigint[], $4::integer[]) AS u(id, attempt)
+        ), given_back AS (
+            UPDATE webhooky.deliveries
+               SET state = 'pending', attempts = attempts - 1, claimed_by = NULL, lease_expires_at = NULL,
+                   next_attempt_at = now() + $3 * interval '1 millisecond', updated_at = now()
+             WHERE id = ANY($1::bigint[]) AND state || '' = 'sending' AND claimed_by = $2 -- by primary key (see recordSQL)
+               AND (id, attempts) IN (SELECT * FROM unsent)
+        )
+        UPDATE webhooky.deliveries d
+           SET attempts = d.attempts - 1, updated_at = now()
+         WHERE d.id = ANY($1::bigint[]) AND d.state || '' = 'dead' AND d.claimed_by IS NULL
+           AND d.last_error IN (\(endedByChange.map { "'\($0)'" }.joined(separator: ", ")))
+           AND (d.id, d.attempts) IN (SELECT * FROM unsent)
+           AND NOT EXISTS (SELECT FROM webhooky.attempts a WHERE a.delivery_id = d.id AND a.attempt = d.attempts)
         """
 
     /// How the error of an attempt that a worker's stop cut off begins (its shutdown grace
     /// period was over while the request was in flight).
     static let interruptedPrefix = "no answer: the worker stopped"
+
+    /// The `last_error` of a delivery that a change of its webhook ended while unfinished
+    /// (migrations 0001 and 0030): deleted, or given to another account.
+    static let endedByChange = ["webhook deleted", "webhook moved to another account: this event is not of its account"]
 
     /// How the error of a delivery whose lease ran out begins (see ``reapSQL``).
     static let leaseExpiredPrefix = "lease expired: "

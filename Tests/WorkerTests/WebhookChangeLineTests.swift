@@ -11,8 +11,8 @@ import TestSupport
 /// waiting in its HTTP client's line (see `EndpointLineTests`): they are not sent after the
 /// change committed, they go back to the webhook's queue.
 @Suite(.timeLimit(.minutes(10))) struct WebhookChangeLineTests {
-    @Test("a webhook disabled, deleted or edited while deliveries of it wait in the worker's line: none of them goes out as it was after the change committed; disabled, they wait and go after it is enabled again; edited, they go with the new revision; deleted, they end dead. A worker that does not listen finds the change when it polls",
-          arguments: ["disable", "delete", "edit"], [true, false])
+    @Test("a webhook disabled, deleted, moved to another account or edited while deliveries of it wait in the worker's line: none of them goes out as it was after the change committed; disabled, they wait and go after it is enabled again; edited, they go with the new revision; deleted or moved, they end dead, with no attempt counted. A worker that does not listen finds the change when it polls",
+          arguments: ["disable", "delete", "move", "edit"], [true, false])
     func changeTakesTheLineBack(change: String, listen: Bool) throws {
         let shop = try Shop()
         let (receiver, webhook, worker) = try WebhookChangeLineTests.twoInLine(shop, listen: listen)
@@ -21,6 +21,8 @@ import TestSupport
         switch change {
         case "disable": try shop.connection.query("UPDATE webhooky.webhooks SET enabled = false WHERE id = $1", [String(webhook)])
         case "delete": try shop.connection.query("SELECT webhooky.delete_webhook($1)", [String(webhook)])
+        // Given to another account: the deliveries of this account's events end dead.
+        case "move": try shop.connection.query("UPDATE webhooky.webhooks SET account_id = 'shop-7' WHERE id = $1", [String(webhook)])
         default: try shop.connection.query("UPDATE webhooky.webhooks SET url = $2 WHERE id = $1", [String(webhook), receiver.baseURL + "/new"])
         }
         let committedAt = Date().timeIntervalSince1970
@@ -38,7 +40,8 @@ import TestSupport
             try shop.connection.query("UPDATE webhooky.webhooks SET enabled = true WHERE id = $1", [String(webhook)])
             #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'", timeout: .seconds(30)) { $0 == "40" } == "40")
             #expect(Set(receiver.requests.compactMap { $0.header("webhook-id") }).count == 40, "every delivery arrived")
-        case "delete":
+        case "delete", "move":
+            let reason = change == "delete" ? "webhook deleted" : "webhook moved to another account: this event is not of its account"
             let states = try shop.deliveryStates()
             // The two in flight ended dead with the delete (their answers came too late to count);
             // the events not fanned out yet when it was deleted got no delivery.
@@ -46,7 +49,7 @@ import TestSupport
             // (A fan-out that ran while the delete committed may have made pending deliveries for
             // it, which its trigger could not see: the worker ends those dead when it next reaps,
             // within a quarter of the lease, and never sends them.)
-            #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state <> 'succeeded' AND (state <> 'dead' OR last_error <> 'webhook deleted')",
+            #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state <> 'succeeded' AND (state <> 'dead' OR last_error <> '\(reason)')",
                                      timeout: .seconds(30)) { $0 == "0" } == "0", "\(states)")
             #expect(receiver.requests.count == 32)
         default:
@@ -55,8 +58,13 @@ import TestSupport
             #expect(Set(arrived.compactMap { $0.header("webhook-id") }).count == 40, "every delivery arrived")
             #expect(arrived.filter { $0.target == "/new" }.count == 8, "what had not gone out went to the new URL")
         }
-        #expect(try shop.column("SELECT count(*) FROM webhooky.attempts") == [String(change == "delete" ? 32 : 40)],
+        #expect(try shop.column("SELECT count(*) FROM webhooky.attempts") == [String(change == "delete" || change == "move" ? 32 : 40)],
                 "a delivery taken out of the line made no attempt")
+        // Nor does it count one: each delivery's attempts are its rows in webhooky.attempts (the
+        // two taken out of the line, which the change ended dead, were claimed for an attempt).
+        let miscounted = "SELECT d.id, d.state, d.attempts, d.last_error FROM webhooky.deliveries d WHERE d.attempts <> (SELECT count(*) FROM webhooky.attempts a WHERE a.delivery_id = d.id)"
+        _ = try shop.waitFor("SELECT count(*) FROM (\(miscounted)) m", timeout: .seconds(5)) { $0 == "0" }
+        #expect(try shop.connection.query(miscounted).rows == [])
     }
 
     @Test("a NOTIFY of a webhook change that did not happen (any role may send one) takes nothing out of the line: the revision in the database decides")
