@@ -14,8 +14,8 @@ import Synchronization
 /// batch is being written start the next batch when that write is done.
 ///
 /// If the server refuses a batch (not a connection problem), each outcome is written on its
-/// own, so one that cannot be stored never blocks the rest; such an outcome is retried without
-/// its response body, then also without its webhook's health (and a disable), and dropped (with
+/// own, so one that cannot be stored never blocks the rest; such an outcome (one whose statement
+/// was cancelled is first written again as it is) is retried without its response body, then also without its webhook's health (and a disable), and dropped (with
 /// an error in the log; its lease will run out and it will be sent again) only if that fails too. A lost connection midway keeps only the outcomes not
 /// yet written; they are written after reconnecting, with growing backoff (``Backoff``), but
 /// first those that the statement cut off may have written are looked up and left out
@@ -333,11 +333,17 @@ final class OutcomeRecorder: Sendable {
     /// Writes one outcome that its batch could not: as it is, then without its response body,
     /// then also without its webhook's health (nor a disable), so that a failing health update
     /// cannot make the delivery repeat; drops it, saying so, only if all three are refused.
+    /// A cancelled statement (`pg_cancel_backend`, a `statement_timeout`) refuses nothing of the
+    /// outcome: the same form is tried again, up to ``cancelledRetries`` times, before a smaller one.
     /// Returns false, writing nothing, when it waited too long for a lock (the caller holds it).
     /// A lost connection is thrown (the outcome is written after reconnecting).
     private func writeAlone(_ record: AttemptRecord, on connection: Connection) throws(PostgresError) -> Bool {
         var refusal: PostgresError?
-        for (record, health) in [(record, true), (record.withoutResponseBody, true), (record.withoutResponseBody, false)] {
+        let forms = [(record, true), (record.withoutResponseBody, true), (record.withoutResponseBody, false)]
+        var form = 0
+        var cancelled = 0
+        while form < forms.count {
+            let (record, health) = forms[form]
             do {
                 logDisabled(try DeliveryStore.record(connection, [record], workerID: configuration.workerID,
                                                      autoDisable: health ? configuration.autoDisable : nil, health: health))
@@ -349,13 +355,24 @@ final class OutcomeRecorder: Sendable {
             } catch where error.sqlState == OutcomeRecorder.lockNotAvailable && connection.isConnected && !givenUp {
                 return false
             } catch where !error.isTransient && connection.isConnected && !givenUp {
+                if error.sqlState == OutcomeRecorder.queryCanceled && cancelled < OutcomeRecorder.cancelledRetries {
+                    cancelled += 1
+                    continue
+                }
                 refusal = error
+                form += 1
             }
         }
         logger.error("cannot record an attempt; dropped it (the delivery will be sent again when its lease expires)",
                      ["delivery": record.deliveryID, "error": refusal?.message ?? ""])
         return true
     }
+
+    /// SQLSTATE `query_canceled`: someone cancelled the statement, or it ran past a `statement_timeout`.
+    static let queryCanceled = "57014"
+    /// How many cancelled statements one outcome written alone takes before it is written
+    /// without its response body: 2.
+    static let cancelledRetries = 2
 
     private func logDisabled(_ result: DeliveryStore.RecordResult) {
         for (id, reason) in result.disabled {

@@ -333,3 +333,33 @@ import Testing
         #expect(rows.isEmpty, "deliveries with other than one attempt: \(rows)")
     }
 }
+
+@Suite(.timeLimit(.minutes(10))) struct CancelledOutcomeTests {
+    @Test("an outcome whose statement is cancelled (pg_cancel_backend of the recorder's connection, a statement_timeout) is written whole once the cancel is past: with its response body")
+    func cancelledOutcomeKeepsItsResponseBody() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver { _, _ in .respond(status: 200, body: "kept") }
+        defer { receiver.stop() }
+        // The recorder's first two statements are cancelled, as pg_cancel_backend would cancel
+        // them: the batch's, then the outcome's written alone.
+        try shop.connection.execute("""
+            CREATE SEQUENCE public.cancels;
+            CREATE FUNCTION public.cancel_twice() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF current_setting('application_name') = 'webhooky recorder' AND nextval('public.cancels') <= 2 THEN
+                    RAISE EXCEPTION 'canceling statement due to user request' USING ERRCODE = 'query_canceled';
+                END IF;
+                RETURN NULL;
+            END $$;
+            CREATE TRIGGER cancel_twice BEFORE INSERT ON webhooky.attempts FOR EACH STATEMENT EXECUTE FUNCTION public.cancel_twice();
+            """)
+        try shop.addWebhook(url: receiver.baseURL + "/kept")
+        let worker = RunningWorker(shop.workerConfiguration())
+        defer { worker.stop() }
+        try shop.setCredit("3")
+        #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries") { $0 == "succeeded" } == "succeeded")
+        #expect(try shop.column("SELECT last_value FROM public.cancels") == ["3"], "the two cancels happened")
+        #expect(try shop.connection.query("SELECT attempt, status, response_body FROM webhooky.attempts").rows == [["1", "200", "kept"]])
+        #expect(receiver.requests.count == 1)
+    }
+}
