@@ -84,6 +84,34 @@ import Testing
         #expect(outcome.output.hasSuffix("All is well.\n"))
     }
 
+    @Test("doctor run with the worker's login: every check is made (it read no webhooky.settings, warned 'could not check' and exited 1 whatever it found), so a health check with the worker's credentials exits 0 when all is well")
+    func healthyAsTheWorkersRole() throws {
+        let database = try AdminDatabase()
+        let role = "worker_\(getpid())_\(UInt16.random(in: 0...UInt16.max))"
+        try database.connection.execute("CREATE ROLE \(role) LOGIN IN ROLE webhooky_worker")
+        let url = database.url.replacingOccurrences(of: "user=postgres", with: "user=\(role)")
+        let worker = RunningWorker(database.workerConfiguration())
+        defer { worker.stop() }
+        _ = try database.waitFor("SELECT count(*) FROM webhooky.workers") { $0 == "1" }
+
+        let healthy = try CommandProcess.run(["doctor", "--database-url", url])
+        #expect(healthy.status == 0, "\(healthy.output)\(healthy.errors)")
+        #expect(StatusAndDoctorTests.finding(healthy.output, "settings")
+                == "OK    settings      every row of webhooky.settings is a known limit with a whole number (no row: the defaults)", "\(healthy.output)")
+        #expect(!healthy.output.contains("could not check"), "\(healthy.output)")
+
+        // It sees the rows too: one saved before migration 0026 checked them is the same finding an admin's doctor makes.
+        try database.connection.execute("""
+            ALTER TABLE webhooky.settings DISABLE TRIGGER check_setting;
+            INSERT INTO webhooky.settings VALUES ('max_url_lenght', '4096');
+            ALTER TABLE webhooky.settings ENABLE TRIGGER check_setting;
+            """)
+        let misspelt = try CommandProcess.run(["doctor", "--database-url", url])
+        #expect(misspelt.status == 1)
+        #expect(StatusAndDoctorTests.finding(misspelt.output, "settings") == "WARN  settings      webhooky.settings holds rows that are no setting (misspelt?)", "\(misspelt.output)")
+        #expect(misspelt.output.contains("max_url_lenght is no setting and changes nothing: DELETE FROM webhooky.settings WHERE name = 'max_url_lenght';"))
+    }
+
     @Test("migrate says, among its lines, that it could not create the group roles; doctor warns about them until they exist, and then until they have their privileges, with the statements that fix it")
     func missingGroupRoles() throws {
         // A cluster of its own: the shared one has the roles, and they are the cluster's.
