@@ -293,6 +293,10 @@ import Worker
         ("url", "http://127.0.0.1:99999/x", "URL has a port that is not a number from 1 to 65535"),
         ("url", "https://user:pw@x:0/", "URL has a port that is not a number from 1 to 65535"),
         ("url", "https://[::1]:8o8o/?id=#customer.id#", "URL has a port that is not a number from 1 to 65535"),
+        ("url", "https://[zz::1]/x", "URL has a host in brackets that is not an IPv6 address"),
+        ("url", "https://[192.0.2.1]/x", "URL has a host in brackets that is not an IPv6 address"),
+        ("url", "https://[2001:db8::1]x/", "URL has a host in brackets that is not an IPv6 address"),
+        ("url", "https://[2001:db8::1/x", "URL has a host in brackets that is not an IPv6 address"),
         ("headers", #"{"X": 1}"#, "header \"X\" must have a string value, not a JSON number"),
         ("headers", #"["X"]"#, "headers must be a JSON object"),
         ("headers", #"{"Bad Name": "v"}"#, "\"Bad Name\" is not a valid HTTP header name"),
@@ -324,9 +328,49 @@ import Worker
         let database = try TestCluster.newDatabase()
         let connection = try database.connect()
         for url in ["https://user:pw@erp.example:8443/x", "https://#customer.email#@erp.example/x", "https://user@#customer.email#/x",
-                    "http://#customer.email#:8080/x", "http://[::1]:8080/x", "https://erp.example:/x", "https://#customer.id#"] {
+                    "http://#customer.email#:8080/x", "http://[::1]:8080/x", "https://erp.example:/x", "https://#customer.id#",
+                    "https://[2001:DB8::1]/x", "https://[::ffff:192.0.2.1]:8443/x", "https://[fe80::1%25eth0]/x", "https://[2001:db8::#customer.id#]/x"] {
             #expect(throws: Never.self, "\(url)") {
                 try connection.query("INSERT INTO webhooky.webhooks (name, event, url) VALUES ('fine', 'customer.credit_changed', $1)", [url])
+            }
+        }
+    }
+
+    @Test("a host in brackets that is no IPv6 address (https://[zz::1]/x) is refused when saved, with a hint, not at every delivery with libcurl's 'URL using bad/illegal format'; a webhook saved with one before can still be disabled, renamed and given a URL that works")
+    func bracketedHostsMustBeIPv6Addresses() throws {
+        let database = try TestCluster.newDatabase()
+        let connection = try database.connect()
+        do {
+            try connection.query("INSERT INTO webhooky.webhooks (name, event, url) VALUES ('ERP', 'customer.credit_changed', 'https://[zz::1]/x')")
+            Issue.record("https://[zz::1]/x was accepted")
+        } catch {
+            #expect(error.sqlState == "23514")
+            #expect(error.message.hasSuffix(#" "ERP": URL has a host in brackets that is not an IPv6 address"#), "\(error.message)")
+            #expect(error.hint?.hasPrefix("Brackets hold an IPv6 address, as in https://[2001:db8::1]:8443/hooks") == true, "\(error.hint ?? "no hint")")
+        }
+        // One saved before the check (as by an older schema).
+        try connection.execute("ALTER TABLE webhooky.webhooks DISABLE TRIGGER check_webhook_url")
+        let id = try #require(try connection.query(
+            "INSERT INTO webhooky.webhooks (name, event, url) VALUES ('old', 'customer.credit_changed', 'https://[zz::1]/x') RETURNING id").scalar)
+        try connection.execute("ALTER TABLE webhooky.webhooks ENABLE TRIGGER check_webhook_url")
+        try connection.query("UPDATE webhooky.webhooks SET enabled = false, disabled_reason = 'the endpoint answered 410 Gone', disabled_at = now() WHERE id = $1", [id])
+        try connection.query("UPDATE webhooky.webhooks SET name = 'old, renamed', url = url WHERE id = $1", [id])
+        #expect(throws: PostgresError.self) {
+            try connection.query("UPDATE webhooky.webhooks SET url = 'https://[yy::1]/x' WHERE id = $1", [id])
+        }
+        try connection.query("UPDATE webhooky.webhooks SET url = 'https://[2001:db8::1]/x', enabled = true WHERE id = $1", [id])
+
+        // An admin's and a tenant's role save one too (the check runs with their rights).
+        let suffix = "\(getpid())_\(UInt16.random(in: 0...UInt16.max))"
+        try connection.execute("""
+            CREATE ROLE admin_\(suffix) LOGIN IN ROLE webhooky_admin;
+            CREATE ROLE tenant_\(suffix) LOGIN IN ROLE webhooky_tenant;
+            INSERT INTO webhooky.tenants (role_name, account_id) VALUES ('tenant_\(suffix)', 'eshop-42');
+            """)
+        for role in ["admin_\(suffix)", "tenant_\(suffix)"] {
+            let saving = try Connection(conninfo: database.conninfo.replacingOccurrences(of: "user=postgres", with: "user=\(role)"))
+            #expect(throws: Never.self, "\(role)") {
+                try saving.query("INSERT INTO webhooky.webhooks (name, event, url) VALUES ($1, 'customer.credit_changed', 'https://[2001:db8::2]:8443/x')", [role])
             }
         }
     }
