@@ -320,6 +320,47 @@ import Worker
             #expect(error.sqlState == "23514")
             #expect(error.message.contains(#" "ERP sync": "#), "\(error.message)")
             #expect(error.message.contains(message), "\(error.message)")
+            #expect(error.hint?.isEmpty == false, "no hint on what to do: \(error.message)")
+        }
+    }
+
+    @Test("a refusal of a webhook when it is saved says what to do: a reserved header, a header value with a line break or over its limit, a malformed previous_secret (which also names the webhook) had no hint; a malformed secret's hint suits the statement (it suggested an UPDATE to an INSERT)")
+    func refusalsSayWhatToDo() throws {
+        let database = try TestCluster.newDatabase()
+        let connection = try database.connect()
+        func refusal(_ sql: String, _ parameters: [String?] = []) -> PostgresError? {
+            do {
+                try connection.query(sql, parameters)
+                Issue.record("accepted: \(sql) \(parameters)")
+                return nil
+            } catch {
+                #expect(error.sqlState == "23514", "\(error)")
+                return error
+            }
+        }
+        let insert = "INSERT INTO webhooky.webhooks (name, event, url, headers, secret) VALUES ('ERP', 'customer.credit_changed', 'https://erp.example/x', $1::jsonb, $2)"
+        let reserved = refusal(insert, [#"{"Webhook-Id": "x"}"#, nil])
+        #expect(reserved?.hint?.hasPrefix("Leave it out of headers: Webhooky sends webhook-id, webhook-timestamp and webhook-signature itself") == true, "\(String(describing: reserved))")
+        let lineBreak = refusal(insert, [#"{"X-Shop": "a\r\nX-Other: b"}"#, nil])
+        #expect(lineBreak?.hint?.hasPrefix("Write the value on one line, without control characters") == true, "\(String(describing: lineBreak))")
+        let long = refusal(insert, ["{\"X-Big\": \"" + String(repeating: "v", count: 5000) + "\"}", nil])
+        #expect(long?.hint?.hasPrefix("Shorten the value, or an admin raises the limit: INSERT INTO webhooky.settings VALUES ('max_header_value_length', '8192')") == true, "\(String(describing: long))")
+        for secret in ["whsec_short", "whsec_abc"] {  // too short; not base64 at all
+            let inserted = refusal(insert, ["{}", secret])
+            #expect(inserted?.hint?.hasPrefix("Write webhooky.new_secret() as its value, e.g. INSERT INTO webhooky.webhooks") == true, "\(String(describing: inserted))")
+        }
+
+        let id = try #require(try connection.query(insert + " RETURNING id", ["{}", nil]).scalar)
+        for secret in ["whsec_short", "whsec_abc"] {
+            let updated = refusal("UPDATE webhooky.webhooks SET secret = $1 WHERE id = $2", [secret, id])
+            #expect(updated?.hint == "Generate one with: UPDATE webhooky.webhooks SET secret = webhooky.new_secret() WHERE id = \(id); (or SET secret = NULL for unsigned requests)",
+                    "\(String(describing: updated))")
+        }
+        for previous in ["whsec_short", "whsec_abc"] {
+            let refused = refusal("UPDATE webhooky.webhooks SET previous_secret = $1 WHERE id = $2", [previous, id])
+            #expect(refused?.message == "webhook \(id) \"ERP\": previous_secret must be \"whsec_\" followed by 24 to 64 bytes in base64", "\(String(describing: refused))")
+            #expect(refused?.hint == "It is the secret before the last rotation, which webhooky.rotate_secret(\(id)) sets; leave it NULL, or give it a secret in the form webhooky.new_secret() makes.",
+                    "\(String(describing: refused))")
         }
     }
 
