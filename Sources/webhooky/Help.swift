@@ -44,6 +44,16 @@ enum Help {
         triggers, retention, workers).
         """
 
+    /// `webhooky version --help`.
+    static let versionUsage = """
+        Usage: webhooky version
+
+        Prints the version of this binary and the schema version it works with. It takes no options.
+
+        Examples:
+          webhooky version
+        """
+
     /// Whether `arguments` ask for help (`--help`, `-h`); if so, `usage` has been printed.
     static func printsUsage(for arguments: [String], _ usage: String) -> Bool {
         guard arguments.contains("--help") || arguments.contains("-h") else { return false }

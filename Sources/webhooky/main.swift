@@ -37,8 +37,12 @@ if let run = commands[command] {
             status = 0
         }
     case "version", "--version":
-        print("webhooky \(Help.version) (schema version \(Help.schemaVersion))")
-        status = 0
+        // No options: one typed here is a mistake (exit 2), as for every other command.
+        let parsed = Arguments.parse(arguments, command: "version", usage: Help.versionUsage, options: [])
+        if parsed.arguments != nil {
+            print("webhooky \(Help.version) (schema version \(Help.schemaVersion))")
+        }
+        status = parsed.exitStatus
     default:
         Help.fail("unknown command \"\(command)\"; \(knownCommands)")
         status = 2

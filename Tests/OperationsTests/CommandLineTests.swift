@@ -83,6 +83,22 @@ import Testing
         #expect(twice.status == 3, "\(twice.errors)")
     }
 
+    @Test("version refuses what it does not take (exit 2, as the other commands do), and has --help",
+          arguments: [(["version", "--foo"], "unknown option --foo for \"webhooky version\""),
+                      (["--version", "extra"], "unexpected argument \"extra\" for \"webhooky version\"")])
+    func versionTakesNoArguments(arguments: [String], error: String) throws {
+        let outcome = try CommandProcess.run(arguments)
+        #expect(outcome.status == 2)
+        #expect(outcome.output.isEmpty, "\(outcome.output)")
+        #expect(outcome.errors.hasPrefix("webhooky: error: \(error)\nUsage: webhooky version\nSee: webhooky version --help"), "\(outcome.errors)")
+        let plain = try CommandProcess.run(["version"])
+        #expect(plain.status == 0)
+        #expect(plain.output.hasPrefix("webhooky "))
+        let help = try CommandProcess.run(["version", "--help"])
+        #expect(help.status == 0)
+        #expect(help.output.hasPrefix("Usage: webhooky version\n"))
+    }
+
     @Test func unknownCommandsAreNamed() throws {
         let outcome = try CommandProcess.run(["stats"])
         #expect(outcome.status == 2)
