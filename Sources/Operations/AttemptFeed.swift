@@ -7,8 +7,8 @@ public struct AttemptRow: Sendable, Hashable {
     public enum Outcome: Sendable, Hashable {
         /// The endpoint answered 2xx.
         case succeeded
-        /// It failed; the delivery is pending, the next attempt due in this many seconds
-        /// (`nil` when unknown).
+        /// It failed; the delivery is pending, the next attempt due this many seconds after the
+        /// attempt ended, as the worker chose (0 once it is due, `nil` when unknown).
         case retrying(inSeconds: Double?)
         /// It failed, and the delivery has been tried again since.
         case retried
@@ -176,7 +176,13 @@ public struct AttemptFeed: Sendable {
                     WHEN d.state = 'pending' AND NOT coalesce(w.enabled, true) AND NOT d.is_test THEN 'held'
                     WHEN d.state = 'pending' THEN 'retrying'
                     ELSE 'retried' END,
-               CASE WHEN isfinite(d.next_attempt_at) THEN extract(epoch FROM d.next_attempt_at - now()) END,
+               -- The delay the worker chose, from the attempt's end to the next, while that is
+               -- still ahead (not the time left now, which for an attempt shown from history is
+               -- less); 0 once it is due.
+               CASE WHEN isfinite(d.next_attempt_at) THEN
+                   CASE WHEN d.next_attempt_at > now()
+                        THEN extract(epoch FROM d.next_attempt_at - (a.started_at + a.duration_ms * interval '1 millisecond'))
+                        ELSE 0 END END,
                coalesce(d.is_test, false)
           FROM webhooky.attempts a
           LEFT JOIN webhooky.deliveries d ON d.id = a.delivery_id

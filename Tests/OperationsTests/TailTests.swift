@@ -97,6 +97,31 @@ import Testing
         #expect(tail.wait(timeout: .seconds(10)).status == 0)
     }
 
+    @Test("an attempt shown from before tail started says the delay the worker chose (retry in 9m 55s), not the time left when tail started (7m 59s); one whose retry is overdue says it is due")
+    func retryDelayOfEarlierAttempts() throws {
+        let database = try AdminDatabase()
+        let webhook = try database.addWebhook(url: "https://erp.example.com/x", name: "ERP")
+        // Attempt 1 started 2 min ago and took 5 s; the worker chose 9 min 55 s, of which 8 min are left.
+        let waiting = try database.addDelivery(webhook: webhook, attempts: 1)
+        let overdue = try database.addDelivery(webhook: webhook, attempts: 1)
+        try database.connection.execute("""
+            BEGIN;
+            UPDATE webhooky.deliveries SET next_attempt_at = now() + interval '8 minutes', last_status = 503 WHERE id = \(waiting);
+            UPDATE webhooky.deliveries SET next_attempt_at = now() - interval '1 minute', last_status = 503 WHERE id = \(overdue);
+            INSERT INTO webhooky.attempts (delivery_id, webhook_id, attempt, started_at, duration_ms, status, worker)
+            VALUES (\(waiting), \(webhook), 1, now() - interval '2 minutes', 5000, 503, 'w'),
+                   (\(overdue), \(webhook), 1, now() - interval '10 minutes', 5000, 503, 'w');
+            COMMIT;
+            """)
+        let tail = try CommandProcess(["tail", "--database-url", database.url])
+        let output = tail.waitForOutput { $0.split(separator: "\n").count >= 2 }
+        tail.send(SIGINT)
+        #expect(tail.wait(timeout: .seconds(10)).status == 0)
+        let waitingLine = try #require(TailTests.lines(output, delivery: waiting).first)
+        #expect(waitingLine.contains("503") && waitingLine.contains("retry in 9m 55s"), "\(waitingLine)")
+        #expect(TailTests.lines(output, delivery: overdue).first?.contains("retry due") == true, "\(output)")
+    }
+
     @Test("--since starts with the attempts of that period; a webhook that does not exist is an error")
     func since() throws {
         let database = try AdminDatabase()
