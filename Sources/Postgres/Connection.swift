@@ -77,14 +77,22 @@ public final class Connection {
         return names
     }()
 
-    /// Parses the connection string without connecting. libpq's own message quotes the part it
-    /// could not parse, which may be a password, so the message here shows quoted text as `"…"`,
-    /// except an option's name (`invalid connection option "sslmod"`) and a quoted `=`.
+    /// Parses the connection string without connecting, and checks the values of the options
+    /// libpq would refuse when connecting (``checkOptionValues(_:)``: `sslmode=bogus`, also
+    /// from `PGSSLMODE`). libpq's own message quotes the part it could not parse, which may be
+    /// a password, so the message here shows quoted text as `"…"`, except an option's name
+    /// (`invalid connection option "sslmod"`) and a quoted `=`.
     public static func checkSyntax(of conninfo: String) throws(PostgresError) {
         var error: UnsafeMutablePointer<CChar>? = nil
-        let options = PQconninfoParse(conninfo, &error)
-        if let options {
+        if let options = PQconninfoParse(conninfo, &error) {
+            var given: [String: String] = [:]
+            var index = 0
+            while let keyword = options[index].keyword {
+                if let value = options[index].val { given[String(cString: keyword)] = String(cString: value) }
+                index += 1
+            }
             PQconninfoFree(options)
+            try checkOptionValues(given)
             return
         }
         let detail = error.map { String(cString: $0) } ?? "out of memory"

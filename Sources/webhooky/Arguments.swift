@@ -85,23 +85,24 @@ struct Arguments {
     }
 
     /// Refuses a connection string that libpq cannot parse (`--database-url`, else
-    /// `DATABASE_URL`) as a bad option, status 2: connecting again cannot help (a supervisor
-    /// restarts on status 3, database unreachable). libpq's message hides what it quotes (a
-    /// password, maybe).
+    /// `DATABASE_URL`), or an option value libpq refuses before it connects (`sslmode=bogus`,
+    /// also from libpq's `PGSSLMODE`...), as a bad option, status 2: connecting again cannot
+    /// help (a supervisor restarts on status 3, database unreachable). libpq's message hides
+    /// what it quotes (a password, maybe).
     private func checkDatabaseURL() throws(UsageError) {
-        let source: String
+        let source: String?
         let url: String
         if let value = values["database-url"] {
             (source, url) = ("--database-url", value)
         } else if let value = getenv("DATABASE_URL") {
             (source, url) = ("DATABASE_URL", String(cString: value))
         } else {
-            return  // libpq's PG* variables: checked when it connects
+            (source, url) = (nil, "")  // libpq's defaults and PG* variables
         }
         do {
             try Connection.checkSyntax(of: url)
         } catch {
-            throw UsageError(description: "\(source): \(error.message)")
+            throw UsageError(description: source.map { "\($0): " + error.message } ?? error.message)
         }
     }
 

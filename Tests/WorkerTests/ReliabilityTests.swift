@@ -982,6 +982,47 @@ import Worker
         }
     }
 
+    @Test("an option value libpq refuses before it connects (sslmode=bogus, target_session_attrs=x, connect_timeout=5s, or PGSSLMODE=bogus) is a bad option, status 2, which the unit does not restart (it exited 3, database unreachable, and was restarted forever); values libpq takes still get as far as connecting", arguments: [
+        ("postgresql://postgres:s3cretPw@localhost/shop?sslmode=bogus",
+         "sslmode \"bogus\" is not a value libpq takes: it takes one of disable, allow, prefer, require, verify-ca or verify-full"),
+        ("host=/tmp password=s3cretPw target_session_attrs=x",
+         "target_session_attrs \"x\" is not a value libpq takes: it takes one of any, read-write, read-only, primary, standby or prefer-standby"),
+        ("host=/tmp password=s3cretPw connect_timeout=5s", "connect_timeout \"5s\" is not a value libpq takes: it takes a whole number of seconds"),
+        ("host=/tmp password=s3cretPw gssencmode=Prefer",
+         "gssencmode \"Prefer\" is not a value libpq takes: it takes one of disable, prefer or require"),
+    ])
+    func anOptionValueLibpqRefusesIsABadOption(url: String, message: String) throws {
+        let outcome = try run(["run", "--database-url", url])
+        #expect(outcome.status == 2)
+        #expect(outcome.output.hasPrefix("webhooky: error: --database-url: " + message + "\nUsage: webhooky run [options]\n"), "\(outcome.output)")
+        #expect(!outcome.output.contains("s3cret"))
+        for command in ["migrate", "doctor", "status", "tail", "preview"] {
+            let other = try CommandProcess.run([command], environment: ["DATABASE_URL": url], timeout: .seconds(20))
+            #expect(other.status == 2, "\(command): \(other.errors)")
+            #expect(other.errors.hasPrefix("webhooky: error: DATABASE_URL: " + message + "\nUsage: webhooky \(command) "), "\(command): \(other.errors)")
+        }
+    }
+
+    @Test("an option value from libpq's environment variables (PGSSLMODE=bogus) is a bad option too, with or without a connection string; values libpq takes (any case of a TLS version, a number with spaces) still connect")
+    func optionValuesFromTheEnvironment() throws {
+        let message = "sslmode \"bogus\" (from the environment variable PGSSLMODE) is not a value libpq takes: "
+        let alone = try CommandProcess.run(["run"], environment: ["PGSSLMODE": "bogus", "DATABASE_URL": ""], timeout: .seconds(20))
+        #expect(alone.status == 2)
+        #expect(alone.errors.hasPrefix("webhooky: error: DATABASE_URL: " + message), "\(alone.errors)")
+        let unreachable = "host=/nonexistent-socket-dir port=1"
+        let withURL = try CommandProcess.run(["status", "--database-url", unreachable], environment: ["PGSSLMODE": "bogus"], timeout: .seconds(20))
+        #expect(withURL.status == 2)
+        #expect(withURL.errors.hasPrefix("webhooky: error: --database-url: " + message), "\(withURL.errors)")
+        // The connection string's own value wins, as in libpq.
+        let overridden = try CommandProcess.run(["status", "--database-url", unreachable + " sslmode=disable"], environment: ["PGSSLMODE": "bogus"], timeout: .seconds(20))
+        #expect(overridden.status == 3, "\(overridden.errors)")
+
+        let database = try TestCluster.newDatabase()
+        let fine = try CommandProcess.run(["status", "--database-url", database.conninfo + " sslmode=prefer target_session_attrs=read-write ssl_min_protocol_version=tlsv1.2 connect_timeout=' 5 '"],
+                                          timeout: .seconds(20))
+        #expect(fine.status == 0, "\(fine.errors)")
+    }
+
     @Test func anOlderOrNewerSchemaExitsFour() throws {
         let database = try TestCluster.newEmptyDatabase()
         let connection = try database.connect()
