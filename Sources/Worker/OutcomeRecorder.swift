@@ -14,9 +14,11 @@ import Synchronization
 /// batch is being written start the next batch when that write is done.
 ///
 /// If the server refuses a batch (not a connection problem), each outcome is written on its
-/// own, so one that cannot be stored never blocks the rest; such an outcome (one whose statement
-/// was cancelled is first written again as it is) is retried without its response body, then also without its webhook's health (and a disable), and dropped (with
-/// an error in the log; its lease will run out and it will be sent again) only if that fails too. A lost connection midway keeps only the outcomes not
+/// own, so one that cannot be stored never blocks the rest; such an outcome is retried
+/// without its response body, then also without its webhook's health (and a disable), and
+/// dropped (with an error in the log; its lease will run out and it will be sent again) only
+/// if that fails too; a cancelled statement refuses nothing, and is first tried again as it
+/// was. A lost connection midway keeps only the outcomes not
 /// yet written; they are written after reconnecting, with growing backoff (``Backoff``), but
 /// first those that the statement cut off may have written are looked up and left out
 /// (``DeliveryStore/unrecorded(_:_:workerID:)``), so none is written twice (which would count a
