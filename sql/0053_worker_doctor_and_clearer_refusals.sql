@@ -14,7 +14,7 @@
 --    have a HINT: a reserved header name, a header value with a line break or over its length
 --    limit, a malformed previous_secret (whose message now names the webhook as the others do).
 --    The hint for a malformed secret suggested an UPDATE, also to an INSERT; it now suits the
---    statement. Only messages change: nothing is refused that was saved before.
+--    statement. In this part only messages change: nothing more is refused.
 --
 -- Apply with `webhooky migrate`, or: psql -X -v ON_ERROR_STOP=1 -f sql/0053_worker_doctor_and_clearer_refusals.sql
 
@@ -279,5 +279,8 @@ EXCEPTION WHEN invalid_parameter_value THEN
                             'or give it a secret in the form webhooky.new_secret() makes.', NEW.id);
 END
 $$;
+
+COMMENT ON FUNCTION webhooky.check_webhook_url() IS
+    'Trigger (before insert or update of a webhook''s URL): refuses a URL whose host is empty (also behind a user@ or before a :port), a host in brackets that is no IPv6 address, and a port that is not 1-65535; points out a #fragment, which HTTP never sends.';
 
 COMMIT;
