@@ -13,9 +13,11 @@
 /// every other endpoint waiting for their timeouts). One that answered and then hangs keeps
 /// what it had earned until those requests time out, and no more: at its first request without
 /// an answer, the deliveries waiting in its line in the HTTP client are given back unsent
-/// instead of each hanging for another timeout (see ``QuickEndpoints``). The dispatcher holds a
-/// webhook whose URL template varies its host to the full ``limit`` instead: its claims cannot
-/// know the host, nor what it earned, in advance.
+/// instead of each hanging for another timeout (see ``QuickEndpoints``). A webhook whose URL
+/// template varies its host gets the full ``limit`` for all its hosts together instead (its
+/// claims cannot know the host, nor what it earned, in advance), but a host of it held below
+/// ``initial`` (it did not answer) is held to what it earned when a request to it is made
+/// (the dispatcher's `budget(of:earned:)`).
 ///
 /// Endpoints with no request for a minute are forgotten (``forget(unusedSince:)``) and start
 /// again at ``initial``, so the table holds only endpoints in use; one held below ``initial``
