@@ -56,9 +56,18 @@ import Worker
         let started = Date().timeIntervalSince1970
         let second = RunningWorker(configuration)
         defer { second.stop(timeout: .seconds(30)) }
-        Thread.sleep(forTimeInterval: 2)  // well before the first answer (4 s)
+        // What each endpoint got from the new worker before its first request could be answered
+        // (4 s): counted from that request, not from the worker's start, which a busy machine delays.
         for (name, receiver) in [("A", slowA), ("B", slowB)] {
-            let atOnce = receiver.requests.filter { $0.receivedAt >= started && $0.receivedAt < started + 2 }.count
+            let deadline = Date().timeIntervalSince1970 + 10
+            var first: Double? = nil
+            while first == nil && Date().timeIntervalSince1970 < deadline {
+                first = receiver.requests.map(\.receivedAt).filter { $0 >= started }.min()
+                if first == nil { Thread.sleep(forTimeInterval: 0.02) }
+            }
+            let firstAt = try #require(first, "endpoint \(name) got no request from the new worker")
+            Thread.sleep(forTimeInterval: max(0, firstAt + 3 - Date().timeIntervalSince1970))
+            let atOnce = receiver.requests.filter { $0.receivedAt >= started && $0.receivedAt < firstAt + 3 }.count
             #expect(atOnce == 3, "endpoint \(name) had \(atOnce) requests at once from the new worker, not the 3 of a new endpoint")
         }
     }
