@@ -72,8 +72,10 @@ struct Arguments {
                 }
                 // The last one would win in silence: `--allow-network A --allow-network B`
                 // would allow only B, `--event 1 --event 2` preview event 2.
+                // A connection string's values are not quoted: they may hold a password.
                 if let earlier = values[name] {
-                    throw UsageError(description: "--\(name) is given twice (\"\(earlier)\" and \"\(value ?? "")\"); give it once"
+                    let both = name == "database-url" ? "" : " (\"\(earlier)\" and \"\(value ?? "")\")"
+                    throw UsageError(description: "--\(name) is given twice\(both); give it once"
                                      + (name == "allow-network" || name == "mask-parameters" ? ", with its values separated by commas" : ""))
                 }
                 values[name] = value

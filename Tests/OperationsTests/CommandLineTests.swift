@@ -73,11 +73,15 @@ import Testing
                "--allow-network is given twice (\"10.20.0.0/16\" and \"127.0.0.0/8\"); give it once, with its values separated by commas"),
               (["preview", "1", "--event", "1", "--event=2"], "--event is given twice (\"1\" and \"2\"); give it once"),
               (["tail", "--since", "1h", "--webhook", "3", "--since", "2h"], "--since is given twice (\"1h\" and \"2h\"); give it once"),
+              // A connection string may hold a password: not quoted.
+              (["status", "--database-url", "postgresql://u:s3cret@db.invalid/x", "--database-url=postgresql://u:0ther@db.invalid/x"],
+               "--database-url is given twice; give it once"),
           ])
     func repeatedOptionsAreRefused(arguments: [String], error: String) throws {
         let outcome = try CommandProcess.run(arguments)
         #expect(outcome.status == 2)
         #expect(outcome.errors.hasPrefix("webhooky: error: \(error)\nUsage: webhooky \(arguments[0])"), "\(outcome.errors)")
+        #expect(!outcome.errors.contains("s3cret") && !outcome.errors.contains("0ther"), "\(outcome.errors)")
         // A switch given twice is still the switch.
         let twice = try CommandProcess.run(["migrate", "--dry-run", "--dry-run", "--database-url", "host=/nonexistent-socket-dir port=1"])
         #expect(twice.status == 3, "\(twice.errors)")
