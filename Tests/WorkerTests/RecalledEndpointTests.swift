@@ -1,5 +1,4 @@
 import Foundation
-import Glibc
 import HTTPClient
 import LoopbackReceiver
 import Postgres
@@ -18,23 +17,13 @@ import Worker
         let slowB = try LoopbackReceiver { _, _ in .respond(status: 200, delay: .seconds(4)) }
         defer { slowB.stop() }
         // A port that refuses connections (bound, not listening).
-        let closed = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(closed) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(closed, $0, length) == 0 && getsockname(closed, $0, &length) == 0 }
-        }
-        try #require(bound)
-        let closedPort = UInt16(bigEndian: address.sin_port)
+        let closed = try LoopbackPort(listening: false)
 
         try shop.connection.execute("""
             INSERT INTO webhooky.event_types (name, description, sample) VALUES ('a.test', 'to A', '{}'), ('b.test', 'to B', '{}')
             """)
         let webhookA = try shop.addWebhook(event: "a.test", url: slowA.baseURL + "/a")
-        let webhookB = try shop.addWebhook(event: "b.test", url: "http://127.0.0.1:\(closedPort)/b")
+        let webhookB = try shop.addWebhook(event: "b.test", url: "http://127.0.0.1:\(closed.port)/b")
         var configuration = shop.workerConfiguration(retry: Array(repeating: .milliseconds(100), count: 100))
         configuration.maximumInFlight = 32
         configuration.http.requestTimeout = .seconds(20)

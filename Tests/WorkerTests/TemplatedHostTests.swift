@@ -1,5 +1,4 @@
 import Foundation
-import Glibc
 import HTTPClient
 import LoopbackReceiver
 import Postgres
@@ -27,31 +26,11 @@ import Worker
                                   [port, String(count)])
     }
 
-    /// A port on 127.0.0.1 that takes connections (the kernel's backlog) and never answers.
-    final class SilentPort {
-        let socket: Int32
-        let port: String
-        init() throws {
-            let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            self.socket = socket
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            let bound = withUnsafeMutablePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socket, $0, length) == 0 && getsockname(socket, $0, &length) == 0 }
-            }
-            try #require(bound && listen(socket, 64) == 0)
-            port = String(UInt16(bigEndian: address.sin_port))
-        }
-        deinit { close(socket) }
-    }
-
     @Test("a webhook whose URL template varies its host holds at most its share however many of its hosts are dead: the worker's other webhooks keep the rest (its dead hosts' requests did not count against its share, so sixty dead hosts at 1 each took nearly every request of the worker)")
     func deadHostsTogetherHoldAtMostTheShare() throws {
         let shop = try Shop()
         let templated = try Self.addPortWebhook(shop)
-        let dead = try (0..<60).map { _ in try SilentPort() }
+        let dead = try (0..<60).map { _ in try LoopbackPort(listening: true) }
         let quick = try LoopbackReceiver()
         defer { quick.stop() }
         try shop.connection.execute("INSERT INTO webhooky.event_types (name, description, sample) VALUES ('quick.test', 'a quick endpoint', '{}')")
@@ -93,7 +72,7 @@ import Worker
     func deadHostsDeliveriesAreNotClaimedEverySecond() throws {
         let shop = try Shop()
         try Self.addPortWebhook(shop)
-        let dead = try SilentPort()
+        let dead = try LoopbackPort(listening: true)
         // Notes each give-back (`sending` -> `pending`, its attempt not counted) with its time.
         try shop.connection.execute("""
             CREATE TABLE public.given_back (delivery_id bigint, at timestamptz);
