@@ -445,7 +445,8 @@ class Report:
     def write(self, started: float) -> Path:
         RESULTS.mkdir(parents=True, exist_ok=True)
         date = dt.date.today().isoformat()
-        suffix = ("-diagnose" if self.args.diagnose else "") + (f"-c{self.args.clients}" if self.args.clients != 1 else "")
+        suffix = (("-diagnose" if self.args.diagnose else "") + (f"-c{self.args.clients}" if self.args.clients != 1 else "")
+                  + ("-ab" if self.args.against else ""))
         path = RESULTS / f"{date}-{self.scenario}{suffix}.md"
         elapsed = time.time() - started
         md = [f"# Benchmark: {self.scenario} ({date})", ""]
@@ -575,8 +576,10 @@ class Bench:
             "PostgreSQL": f"{self.pg_version}, fsync on, synchronous_commit on, shared_buffers 1GB, max_wal_size 16GB",
             "customers": f"{self.n:,}",
             "runs per system": str(self.args.runs),
-            "baseline": "bench/baseline/worker.py (Python " + platform.python_version() + ", psycopg "
-                        + psycopg.__version__ + ", aiohttp " + aiohttp_version() + "), batch 100, 64 in flight",
+            "baseline": (f"NOT the Python baseline: the Webhooky build `{self.args.against}` (--against), on Webhooky's schema "
+                         "and data like the other column" if self.args.against else
+                         "bench/baseline/worker.py (Python " + platform.python_version() + ", psycopg "
+                         + psycopg.__version__ + ", aiohttp " + aiohttp_version() + "), batch 100, 64 in flight"),
             "Webhooky worker": (f"`webhooky run --allow-network 127.0.0.0/8 {self.args.worker_args}`" if self.args.worker_args else
                                 "`webhooky run --allow-network 127.0.0.0/8` with its defaults (batch 100, 256 in flight, 64 per endpoint)"),
             **({"DIAGNOSE": "pg_stat_statements and track_functions on: figures NOT comparable with normal runs"} if self.args.diagnose else {}),
@@ -584,7 +587,7 @@ class Bench:
 
     def template(self, system: str, pending_rounds: int = 0) -> str:
         """The template database of `system` with `pending_rounds` × N undelivered events."""
-        name = f"tpl_{system}_{pending_rounds}"
+        name = f"tpl_{self.kind(system)}_{pending_rounds}"
         if name in self.templates:
             return name
         if pending_rounds == 0:
@@ -603,7 +606,7 @@ class Bench:
     def _base_template(self, system: str, name: str) -> None:
         log(f"building {name}: schema and {self.n:,} customers")
         self.cluster.execute("postgres", f'CREATE DATABASE "{name}"')
-        if system == "webhooky":
+        if self.kind(system) == "webhooky":
             run([self.webhooky, "migrate", "--database-url", self.cluster.url(name)], quiet=True)
             self.cluster.psql(name, file=REPO / "sql" / "examples" / "ellity.sql")
             self.cluster.psql(name, file=HERE / "sql" / "data.sql", variables={"customers": self.n})
@@ -670,9 +673,10 @@ class Bench:
 
     def start_worker(self, system: str, db: str, tag: str) -> tuple[subprocess.Popen, float]:
         logfile = open(self.raw / f"{tag}.worker.log", "w")
-        if system == "webhooky":
+        if self.kind(system) == "webhooky":
             # The receiver listens on 127.0.0.1, which the worker refuses unless allowed.
-            cmd = [str(self.webhooky), "run", "--database-url", self.cluster.url(db), "--allow-network", "127.0.0.0/8",
+            binary = self.webhooky if system == "webhooky" else self.args.against
+            cmd = [str(binary), "run", "--database-url", self.cluster.url(db), "--allow-network", "127.0.0.0/8",
                    *shlex.split(self.args.worker_args)]
         else:
             cmd = [sys.executable, str(HERE / "baseline" / "worker.py"), "--dsn", self.cluster.dsn(db), "--url", self.hook_url]
@@ -689,7 +693,7 @@ class Bench:
             log(f"warning: worker exited with status {code}")
 
     def pending(self, system: str, db: str) -> int:
-        if system == "webhooky":
+        if self.kind(system) == "webhooky":
             return self.cluster.scalar(db, "SELECT count(*) FROM webhooky.deliveries WHERE state IN ('pending', 'sending')")
         return self.cluster.scalar(db, "SELECT count(*) FROM baseline.outbox WHERE state IN ('pending', 'sending')")
 
@@ -703,7 +707,7 @@ class Bench:
 
     def created_times(self, system: str, db: str) -> dict[int, int]:
         """{delivery or outbox id: event created_at in µs since 1970}."""
-        if system == "webhooky":
+        if self.kind(system) == "webhooky":
             sql = ("SELECT d.id, (extract(epoch FROM e.created_at) * 1000000)::bigint "
                    "FROM webhooky.deliveries d JOIN webhooky.events e ON e.id = d.event_id")
         else:
@@ -713,10 +717,15 @@ class Bench:
 
     def prefix(self, system: str, db: str) -> str:
         """What the system's webhook-id holds before the delivery (or outbox) id."""
-        if system != "webhooky":
+        if self.kind(system) != "webhooky":
             return "out_"
         # The installation's prefix (schema version 24 on): every delivery of a run carries it.
         return self.cluster.scalar(db, "SELECT message_id_prefix FROM webhooky.installation")
+
+    def kind(self, system: str) -> str:
+        """Which worker and schema `system` runs: "webhooky", or "baseline" (the Python worker on
+        its own schema); with --against, the baseline's place goes to that Webhooky build."""
+        return "webhooky" if system == "webhooky" or self.args.against else "baseline"
 
     def order(self, i: int) -> tuple[str, str]:
         return SYSTEMS if i % 2 == 0 else tuple(reversed(SYSTEMS))
@@ -874,7 +883,7 @@ class Bench:
             arrived_at_end = receiver.count()
             cpu_use = meter.stop()
             wal_bytes = self.cluster.wal_since(wal_start)
-            committed = self.cluster.scalar(db, "SELECT count(*) FROM webhooky.deliveries" if system == "webhooky"
+            committed = self.cluster.scalar(db, "SELECT count(*) FROM webhooky.deliveries" if self.kind(system) == "webhooky"
                                             else "SELECT count(*) FROM baseline.outbox")
             complete = receiver.wait_for(committed, timeout=max(120, committed / 500))
             hwm = proc_status_kb(worker.pid, "VmHWM")
@@ -1315,11 +1324,21 @@ def main() -> int:
                              "go quiet (0: do not wait) [30]")
     parser.add_argument("--clients", type=int, default=1, help="pgbench clients of the triggers scenario [1]")
     parser.add_argument("--worker-args", default="", help="more options for `webhooky run`, e.g. \"--log-level notice\" [none]")
+    parser.add_argument("--against", metavar="BINARY", type=Path, default=None,
+                        help="A/B of Webhooky itself: a `webhooky` binary (another commit's release build) takes the "
+                             "baseline's place, on Webhooky's schema and data; drain, flood, steady and memory only")
     parser.add_argument("--verbose", action="store_true", help="show the build output")
     parser.add_argument("--diagnose", action="store_true",
                         help="record pg_stat_statements and function timings per run in the raw folder (slows the database: "
                              "figures are not comparable with normal runs)")
     args = parser.parse_args()
+    if args.against:
+        if not (args.against.is_file() and os.access(args.against, os.X_OK)):
+            parser.error(f"--against {args.against}: not an executable file (build one: see bench/README.md, \"A/B\")")
+        if args.scenario not in ("drain", "flood", "steady", "memory"):
+            parser.error(f"--against works with drain, flood, steady and memory, not {args.scenario}")
+        args.against = args.against.resolve()
+        LABEL["baseline"] = "the --against build"
 
     if os.geteuid() != 0:
         raise SystemExit("bench/run needs root (it runs PostgreSQL as the postgres user through runuser)")
