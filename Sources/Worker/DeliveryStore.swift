@@ -1,4 +1,5 @@
 import Delivery
+import HTTPClient
 import Postgres
 import Templates
 
@@ -45,7 +46,7 @@ struct UnsentClaim {
 struct AttemptRecord {
     /// The same outcome without the response body (when the body cannot be stored).
     var withoutResponseBody: AttemptRecord {
-        AttemptRecord(deliveryID: deliveryID, webhookID: webhookID, attempt: attempt, completion: completion,
+        AttemptRecord(deliveryID: deliveryID, webhookID: webhookID, attempt: attempt, completion: completion, errorCode: errorCode,
                       startedAt: startedAt, durationMilliseconds: durationMilliseconds, responseBody: nil)
     }
 
@@ -53,6 +54,10 @@ struct AttemptRecord {
     let webhookID: Int64
     let attempt: Int
     let completion: DeliveryStateMachine.Completion
+    /// Why the attempt got no answer, as `webhooky.attempts.error_code` records it (an
+    /// ``HTTPError/Code``'s raw value, or one of ``DeliveryStore``'s own codes such as
+    /// ``DeliveryStore/invalidRequestCode``); `nil` when the endpoint answered with a status.
+    let errorCode: String?
     /// Wall clock, seconds since 1970.
     let startedAt: Double
     let durationMilliseconds: Double
@@ -312,7 +317,7 @@ enum DeliveryStore {
     static let recordSQL = """
         WITH outcome AS (
             SELECT * FROM json_to_recordset($1::json) AS o(
-                id bigint, webhook_id bigint, attempt integer, state text, retry_ms bigint, status integer, error text,
+                id bigint, webhook_id bigint, attempt integer, state text, retry_ms bigint, status integer, error text, error_code text,
                 started_at double precision, duration_ms double precision, body text, interrupted boolean)
         ), updated AS (
             UPDATE webhooky.deliveries d
@@ -331,8 +336,8 @@ enum DeliveryStore {
                AND d.state || '' = 'sending' AND d.claimed_by = $2 AND d.attempts = o.attempt
             RETURNING d.id, d.attempts
         ), attempts AS (
-            INSERT INTO webhooky.attempts (delivery_id, webhook_id, attempt, started_at, duration_ms, status, error, response_body, worker)
-            SELECT o.id, o.webhook_id, o.attempt, to_timestamp(o.started_at), o.duration_ms, o.status, o.error, o.body, $2
+            INSERT INTO webhooky.attempts (delivery_id, webhook_id, attempt, started_at, duration_ms, status, error, error_code, response_body, worker)
+            SELECT o.id, o.webhook_id, o.attempt, to_timestamp(o.started_at), o.duration_ms, o.status, o.error, o.error_code, o.body, $2
               FROM outcome o
              -- A batch written again after its acknowledgement was lost adds no second row. A
              -- delivery this statement moved on from 'sending' for this attempt has none yet (it
@@ -411,8 +416,18 @@ enum DeliveryStore {
         """
 
     /// How the error of an attempt that a worker's stop cut off begins (its shutdown grace
-    /// period was over while the request was in flight).
+    /// period was over while the request was in flight); its `error_code` is
+    /// ``HTTPError/Code/interrupted``'s.
     static let interruptedPrefix = "no answer: the worker stopped"
+
+    /// The `error_code` of an attempt whose request could not be built from its webhook and
+    /// event (a template that does not render, a header value with CR or LF, a request over
+    /// its limits): `invalid_request`. The delivery ends dead.
+    static let invalidRequestCode = "invalid_request"
+
+    /// The `error_code` of the attempts row ``reapSQL`` writes for a lease that ran out:
+    /// `lease_expired`.
+    static let leaseExpiredCode = "lease_expired"
 
     /// The `last_error` of a delivery that a change of its webhook ended while unfinished
     /// (migrations 0001 and 0030): deleted, or given to another account.
@@ -423,9 +438,11 @@ enum DeliveryStore {
 
     /// Whether the attempts row `a` is the one ``reapSQL`` wrote for an attempt whose outcome
     /// did not come in time: it does not stand for the outcome of its worker, which, back after
-    /// all, writes its own row beside it.
+    /// all, writes its own row beside it. By its `error_code` (``leaseExpiredCode``); by its
+    /// error text for a row without one (written before migration 0054, or by a worker of the
+    /// schema before, still running while it was migrated).
     static func isLeaseExpiryRow(_ a: String) -> String {
-        "(\(a).status IS NULL AND coalesce(\(a).error LIKE '\(leaseExpiredPrefix)%', false))"
+        "coalesce(\(a).error_code = '\(leaseExpiredCode)', \(a).status IS NULL AND coalesce(\(a).error LIKE '\(leaseExpiredPrefix)%', false))"
     }
 
     /// Makes deliveries whose lease ran out (their worker died or lost the database) pending
@@ -450,8 +467,8 @@ enum DeliveryStore {
              WHERE d.id = e.id
             RETURNING d.id, d.webhook_id, d.attempts, d.last_error, e.claimed_by, e.claimed_at
         ), noted AS (
-            INSERT INTO webhooky.attempts (delivery_id, webhook_id, attempt, started_at, duration_ms, error, worker)
-            SELECT r.id, r.webhook_id, r.attempts, r.claimed_at, extract(epoch FROM now() - r.claimed_at) * 1000, r.last_error, r.claimed_by
+            INSERT INTO webhooky.attempts (delivery_id, webhook_id, attempt, started_at, duration_ms, error, error_code, worker)
+            SELECT r.id, r.webhook_id, r.attempts, r.claimed_at, extract(epoch FROM now() - r.claimed_at) * 1000, r.last_error, '\(leaseExpiredCode)', r.claimed_by
               FROM reaped r
              WHERE NOT EXISTS (SELECT FROM webhooky.attempts a WHERE a.delivery_id = r.id AND a.attempt = r.attempts)
         )
@@ -583,6 +600,10 @@ enum DeliveryStore {
             if let error = record.completion.error {
                 json += ",\"error\":"
                 JSONValue.writeQuoted(error, to: &json)
+            }
+            if let code = record.errorCode {
+                json += ",\"error_code\":"
+                JSONValue.writeQuoted(code, to: &json)
             }
             json += ",\"started_at\":\(record.startedAt),\"duration_ms\":\(record.durationMilliseconds)"
             if record.completion.interrupted { json += ",\"interrupted\":true" }

@@ -666,7 +666,7 @@ final class Dispatcher {
                 // The request cannot be made: the delivery ends dead with the reason.
                 let completion = machine.finish(.unsendable("cannot build the request: \(error)"), now: wallClock(), random: &random)
                 complete(deliveryID: delivery.id, webhookID: delivery.webhookID, attempt: delivery.attempt, completion: completion,
-                         startedAt: wallClock(), duration: .zero, responseBody: nil)
+                         errorCode: DeliveryStore.invalidRequestCode, startedAt: wallClock(), duration: .zero, responseBody: nil)
             }
         }
         // What was logged before (a reconnect, the outcomes just finished) goes out before the
@@ -747,16 +747,18 @@ final class Dispatcher {
             attemptResult = .transportFailure(error.message)
         }
         let completion = entry.machine.finish(attemptResult, now: wallClock(), random: &random)
+        // An answer has its status; a failure is recorded with the HTTP client's code for it.
+        let errorCode = if case .failure(let error) = result.outcome { error.code.rawValue } else { String?.none }
         complete(deliveryID: entry.deliveryID, webhookID: entry.webhookID, attempt: entry.machine.attempt, completion: completion,
-                 startedAt: result.startedAt, duration: result.duration, responseBody: responseBody)
+                 errorCode: errorCode, startedAt: result.startedAt, duration: result.duration, responseBody: responseBody)
     }
 
     private func complete(deliveryID: Int64, webhookID: Int64, attempt: Int, completion: DeliveryStateMachine.Completion,
-                          startedAt: Double, duration: Duration, responseBody: String?) {
+                          errorCode: String?, startedAt: Double, duration: Duration, responseBody: String?) {
         let milliseconds = duration.inSeconds * 1000
         if unrecorded.isEmpty { firstUnrecordedAt = .now }
         unrecorded.append(AttemptRecord(
-            deliveryID: deliveryID, webhookID: webhookID, attempt: attempt, completion: completion,
+            deliveryID: deliveryID, webhookID: webhookID, attempt: attempt, completion: completion, errorCode: errorCode,
             startedAt: startedAt, durationMilliseconds: milliseconds, responseBody: responseBody
         ))
         let rounded = (milliseconds * 10).rounded() / 10

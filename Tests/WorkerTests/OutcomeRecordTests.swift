@@ -22,12 +22,12 @@ import Testing
 
     static func succeeded(_ delivery: ClaimedDelivery, attempt: Int = 1) -> AttemptRecord {
         AttemptRecord(deliveryID: delivery.id, webhookID: delivery.webhookID, attempt: attempt,
-                      completion: .init(state: .succeeded, status: 200), startedAt: 1_795_000_000.25, durationMilliseconds: 3.5, responseBody: "ok")
+                      completion: .init(state: .succeeded, status: 200), errorCode: nil, startedAt: 1_795_000_000.25, durationMilliseconds: 3.5, responseBody: "ok")
     }
 
     static func failed(_ delivery: ClaimedDelivery, attempt: Int = 1) -> AttemptRecord {
         AttemptRecord(deliveryID: delivery.id, webhookID: delivery.webhookID, attempt: attempt,
-                      completion: .init(state: .pending, retryIn: .seconds(60), status: 503, error: "HTTP 503"),
+                      completion: .init(state: .pending, retryIn: .seconds(60), status: 503, error: "HTTP 503"), errorCode: nil,
                       startedAt: 1_795_000_000.5 + Double(delivery.id), durationMilliseconds: 2, responseBody: nil)
     }
 
@@ -67,7 +67,7 @@ import Testing
         let delivery = claimed[0]
         // Attempt 1 failed and is written; the acknowledgement is lost, so the recorder keeps it.
         let failed = AttemptRecord(deliveryID: delivery.id, webhookID: delivery.webhookID, attempt: 1,
-                                   completion: .init(state: .pending, retryIn: .zero, status: 503, error: "HTTP 503"),
+                                   completion: .init(state: .pending, retryIn: .zero, status: 503, error: "HTTP 503"), errorCode: nil,
                                    startedAt: 1_795_000_000.25, durationMilliseconds: 3.5, responseBody: nil)
         #expect(try DeliveryStore.record(connection, [failed], workerID: "w1", autoDisable: nil).updated == 1)
         // Meanwhile the dispatcher (its own connection) claims the retry, attempt 2, and it succeeds.

@@ -8,7 +8,7 @@ import Testing
         let completion = (200...299).contains(status)
             ? DeliveryStateMachine.Completion(state: .succeeded, status: status)
             : DeliveryStateMachine.Completion(state: .pending, retryIn: .seconds(5), status: status, error: "HTTP \(status)")
-        return AttemptRecord(deliveryID: webhook * 100 + Int64(startedAt), webhookID: webhook, attempt: 1, completion: completion,
+        return AttemptRecord(deliveryID: webhook * 100 + Int64(startedAt), webhookID: webhook, attempt: 1, completion: completion, errorCode: nil,
                              startedAt: startedAt, durationMilliseconds: 1, responseBody: nil)
     }
 
@@ -32,7 +32,7 @@ import Testing
         let interrupted = AttemptRecord(
             deliveryID: 1, webhookID: 4, attempt: 1,
             completion: DeliveryStateMachine.Completion(state: .pending, retryIn: .zero, error: "stopped", interrupted: true),
-            startedAt: 20, durationMilliseconds: 1, responseBody: nil)
+            errorCode: "interrupted", startedAt: 20, durationMilliseconds: 1, responseBody: nil)
         #expect(WebhookBatchHealth.summarize([interrupted]) == "[]")
         #expect(WebhookBatchHealth.summarize([Self.record(webhook: 4, at: 10, status: 500), interrupted])
                 == #"[{"webhook_id":4,"failures":1,"first_failure":10.0,"last_success":null,"last_attempt":10.0,"gone":false}]"#)
