@@ -429,6 +429,13 @@ enum DeliveryStore {
     /// `lease_expired`.
     static let leaseExpiredCode = "lease_expired"
 
+    /// Whether the attempts row `a` is one a worker's stop cut off (see ``interruptedPrefix``).
+    /// By its `error_code` (migration 0054); by its error text for a row without one (written
+    /// before, or by a worker of the schema before, still running while it was migrated).
+    static func isInterruptedRow(_ a: String) -> String {
+        "coalesce(\(a).error_code = '\(HTTPError.Code.interrupted.rawValue)', \(a).status IS NULL AND coalesce(\(a).error LIKE '\(interruptedPrefix)%', false))"
+    }
+
     /// The `last_error` of a delivery that a change of its webhook ended while unfinished
     /// (migrations 0001 and 0030): deleted, or given to another account.
     static let endedByChange = ["webhook deleted", "webhook moved to another account: this event is not of its account"]
@@ -439,8 +446,7 @@ enum DeliveryStore {
     /// Whether the attempts row `a` is the one ``reapSQL`` wrote for an attempt whose outcome
     /// did not come in time: it does not stand for the outcome of its worker, which, back after
     /// all, writes its own row beside it. By its `error_code` (``leaseExpiredCode``); by its
-    /// error text for a row without one (written before migration 0054, or by a worker of the
-    /// schema before, still running while it was migrated).
+    /// error text for a row without one (see ``isInterruptedRow(_:)``).
     static func isLeaseExpiryRow(_ a: String) -> String {
         "coalesce(\(a).error_code = '\(leaseExpiredCode)', \(a).status IS NULL AND coalesce(\(a).error LIKE '\(leaseExpiredPrefix)%', false))"
     }
@@ -666,32 +672,39 @@ enum DeliveryStore {
         }
     }
 
-    /// The enabled webhooks whose last attempt got no answer (no HTTP status: a timeout, a
-    /// refused or broken connection, a failed DNS lookup or TLS handshake) and ended within
-    /// `within` of now, with how long ago it ended. One look per webhook at the newest of its
+    /// The enabled webhooks whose last attempt got no answer (an `error_code` of
+    /// ``HTTPError/Code/noAnswer``: a timeout, a refused or broken connection, a failed DNS
+    /// lookup or TLS handshake; not a refused redirect or address, nor a request that could not
+    /// be built) and ended within `within` of now, with how long ago it ended. An attempt
+    /// recorded before migration 0054 has no code: without an HTTP status it counts as no
+    /// answer, as it did before. One look per webhook at the newest of its
     /// attempts (`attempts_webhook_time`) that says something of its endpoint as it is now:
     /// made since the webhook's row last changed (an edit may have given it another URL, or
     /// the admin who enabled it again found the endpoint mended), and neither cut off by a
-    /// worker's stop (``interruptedPrefix``) nor written for an expired lease (a worker died):
+    /// worker's stop (``isInterruptedRow(_:)``) nor written for an expired lease (a worker died):
     /// those are the worker's doing, not the endpoint's.
     static func unansweredWebhooks(_ connection: Connection, within: Duration) throws(PostgresError) -> [(id: Int64, endedAgo: Duration)] {
         let result = try connection.query("""
             SELECT w.id, (extract(epoch FROM now() - last.ended_at) * 1000)::bigint
               FROM webhooky.webhooks w
               CROSS JOIN LATERAL (
-                    SELECT a.status, a.started_at + a.duration_ms * interval '1 millisecond' AS ended_at
+                    SELECT a.status, a.error_code, a.started_at + a.duration_ms * interval '1 millisecond' AS ended_at
                       FROM webhooky.attempts a
                      WHERE a.webhook_id = w.id AND a.started_at >= w.updated_at
-                       AND NOT \(isLeaseExpiryRow("a")) AND NOT coalesce(a.error LIKE '\(interruptedPrefix)%', false)
+                       AND NOT \(isLeaseExpiryRow("a")) AND NOT \(isInterruptedRow("a"))
                      ORDER BY a.started_at DESC
                      LIMIT 1) last
-             WHERE w.enabled AND last.status IS NULL AND last.ended_at > now() - $1::bigint * interval '1 millisecond'
+             WHERE w.enabled AND coalesce(last.error_code IN (\(noAnswerCodes)), last.status IS NULL)
+               AND last.ended_at > now() - $1::bigint * interval '1 millisecond'
             """, [String(milliseconds(within))])
         return (0..<result.rowCount).compactMap { row in
             guard let id = result[row, 0].flatMap({ Int64($0) }), let ago = result[row, 1].flatMap({ Int64($0) }) else { return nil }
             return (id, .milliseconds(max(0, ago)))
         }
     }
+
+    /// ``HTTPError/Code/noAnswer``'s codes as a list of SQL literals, for `IN (...)`.
+    static let noAnswerCodes = HTTPError.Code.noAnswer.map { "'\($0.rawValue)'" }.sorted().joined(separator: ", ")
 
     /// The current revision of each of webhooks `ids` (a row missing from the answer was deleted).
     static func revisions(_ connection: Connection, ids: [Int64]) throws(PostgresError) -> [Int64: Int] {
