@@ -12,7 +12,7 @@
 -- exactly, because only the worker writes it: the rows the lease reap writes for a worker that
 -- died ('lease expired: ...', no status) become lease_expired, and the attempts a worker's stop
 -- cut short ('no answer: the worker stopped ...', no status) become interrupted. This updates
--- those rows only (one pass over the table).
+-- those rows only (one UPDATE: one pass over the table).
 --
 -- Apply with `webhooky migrate`, or: psql -X -v ON_ERROR_STOP=1 -f sql/0054_attempt_error_codes.sql
 
@@ -32,7 +32,8 @@ COMMENT ON COLUMN webhooky.attempts.error_code IS
     'stopped or lost the database before recording the outcome). NULL also for failed attempts recorded before migration 0054, '
     'except lease_expired and interrupted, which were set from their error text.';
 
-UPDATE webhooky.attempts SET error_code = 'lease_expired' WHERE status IS NULL AND error LIKE 'lease expired: %';
-UPDATE webhooky.attempts SET error_code = 'interrupted' WHERE status IS NULL AND error LIKE 'no answer: the worker stopped%';
+UPDATE webhooky.attempts
+   SET error_code = CASE WHEN error LIKE 'lease expired: %' THEN 'lease_expired' ELSE 'interrupted' END
+ WHERE status IS NULL AND (error LIKE 'lease expired: %' OR error LIKE 'no answer: the worker stopped%');
 
 COMMIT;
