@@ -56,7 +56,8 @@ public struct Migrator {
         // (webhooky.prune calls first_id_since, grant_roles reads role_grants): so a role that
         // may act as the schema's owner migrates as that owner.
         var actsAsOwner = false
-        if !todo.isEmpty, let owner = try installedBy(), owner.isMember, !owner.isCurrentUser {
+        let owner = todo.isEmpty ? nil : try installedBy()
+        if let owner, owner.isMember, !owner.isCurrentUser {
             try connection.query("SET ROLE \(owner.quotedName)")
             actsAsOwner = true
         }
@@ -67,7 +68,12 @@ public struct Migrator {
                 try connection.execute(migration.sql)
             } catch {
                 _ = try? connection.execute("ROLLBACK")
-                throw SchemaError(.migrationFailed, "migration \(migration.fileName) failed and was rolled back: \(error)")
+                // A role that lacks a privilege is told which role to migrate as, not only
+                // PostgreSQL's "permission denied for database shop".
+                let advice = error.sqlState != "42501" ? ""
+                    : owner == nil ? "\nInstall as a role that may create schemas in this database: its owner or a superuser (docs/dba.md, \"Install\")."
+                    : "\nMigrate as the role that installed the schema (the owner of webhooky.migrations) or as a superuser."
+                throw SchemaError(.migrationFailed, "migration \(migration.fileName) failed and was rolled back: \(error)" + advice)
             }
         }
         return todo

@@ -1,4 +1,6 @@
 import Foundation
+import Postgres
+import Schema
 import TestSupport
 import Testing
 
@@ -65,6 +67,29 @@ import Testing
         #expect(unreachable.status == 3)
         #expect(unreachable.errors.contains("cannot connect to the database: "), "\(unreachable.errors)")
         #expect(unreachable.errors.contains("Check --database-url or DATABASE_URL"), "\(unreachable.errors)")
+    }
+
+    @Test("migrate as a role that lacks a privilege says which role to migrate as, not only PostgreSQL's \"permission denied\" (exit 5)")
+    func migrateWithoutPrivilegeSaysWhichRole() throws {
+        // A fresh install by a role that may not create a schema in the database.
+        let empty = try TestCluster.newEmptyDatabase()
+        let stranger = "stranger_\(getpid())_\(UInt16.random(in: 0...UInt16.max))"
+        try empty.connect().execute("CREATE ROLE \(stranger) LOGIN")
+        let install = try CommandProcess.run(["migrate", "--database-url", empty.conninfo.replacingOccurrences(of: "user=postgres", with: "user=\(stranger)")])
+        #expect(install.status == 5, "\(install.errors)")
+        #expect(install.errors.contains("migration 0001_core.sql failed and was rolled back: permission denied for database \(empty.name)"), "\(install.errors)")
+        #expect(install.errors.contains("\nInstall as a role that may create schemas in this database: its owner or a superuser (docs/dba.md, \"Install\")."), "\(install.errors)")
+
+        // An upgrade by an admin's role, which may read the schema but not change its objects.
+        let older = try TestCluster.newEmptyDatabase()
+        let superuser = try older.connect()
+        try Migrator(connection: superuser, migrations: Array(Migrations.all.dropLast())).migrate()
+        let admin = "admin_\(getpid())_\(UInt16.random(in: 0...UInt16.max))"
+        try superuser.execute("CREATE ROLE \(admin) LOGIN IN ROLE webhooky_admin")
+        let upgrade = try CommandProcess.run(["migrate", "--database-url", older.conninfo.replacingOccurrences(of: "user=postgres", with: "user=\(admin)")])
+        #expect(upgrade.status == 5, "\(upgrade.errors)")
+        #expect(upgrade.errors.contains("(SQLSTATE 42501)"), "\(upgrade.errors)")
+        #expect(upgrade.errors.contains("\nMigrate as the role that installed the schema (the owner of webhooky.migrations) or as a superuser."), "\(upgrade.errors)")
     }
 
     @Test("an option given twice is refused (exit 2), not the last one taken in silence",
