@@ -376,8 +376,10 @@ extension Doctor {
             let unknown = webhook.template.variables.filter { !names.contains($0.name) }
             guard !unknown.isEmpty else { continue }
             let list = unknown.map(\.description).joined(separator: ", ")
+            let guesses = unknown.compactMap { variable in Suggestion.closest(to: variable.name, among: names).map { "#\($0)#" } }
+            let guess = guesses.isEmpty ? "" : "; did you mean \(guesses.joined(separator: ", "))"
             problems.append("\(label) uses \(list), which \(event)'s sample and recent events do not have: "
-                + "\(unknown.count == 1 ? "it renders" : "they render") as the empty string (a misspelt name? "
+                + "\(unknown.count == 1 ? "it renders" : "they render") as the empty string (a misspelt name\(guess)? "
                 + "SELECT * FROM webhooky.variables('\(event)'); lists the names; webhooky preview \(id) shows the request)")
         }
         guard problems.isEmpty else {

@@ -109,8 +109,10 @@ public struct RequestPreview: Sendable {
         } catch {
             throw OperationsError(.invalidInput, "the payload is not valid JSON: \(error)")
         }
+        let offered = parsed.variableNames
         for variable in webhook.template.variables where variable.value(in: parsed) == nil {
-            notes.append("\(variable) is not in \(description): it renders as the empty string (a misspelt name? webhooky.variables('\(event)') lists the names)")
+            let guess = Suggestion.closest(to: variable.name, among: offered).map { "; did you mean #\($0)#" } ?? ""
+            notes.append("\(variable) is not in \(description): it renders as the empty string (a misspelt name\(guess)? webhooky.variables('\(event)') lists the names)")
         }
         do {
             let request = try webhook.request(payload: parsed, messageID: messageID, timestamp: timestamp)

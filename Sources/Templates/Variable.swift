@@ -93,3 +93,22 @@ extension TemplatePiece {
         }
     }
 }
+
+extension JSONValue {
+    /// The names of the variables this payload has a value for, as `#name#` reaches them: the
+    /// dotted path of every member of nested objects (`customer`, `customer.email`, ...), not
+    /// into arrays; keys that no variable name can spell (a space, a dash) are left out.
+    public var variableNames: [String] {
+        var names: [String] = []
+        func collect(_ value: JSONValue, under prefix: String) {
+            guard case .object(let object) = value else { return }
+            for member in object.members where Variable.isSegment(member.key.utf8) {
+                let name = prefix.isEmpty ? member.key : prefix + "." + member.key
+                if member.value != .null { names.append(name) }
+                collect(member.value, under: name)
+            }
+        }
+        collect(self, under: "")
+        return names
+    }
+}

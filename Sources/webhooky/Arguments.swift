@@ -1,4 +1,5 @@
 import Glibc
+import Operations
 import Postgres
 
 /// Command-line options of one command: `--name value`, `--name=value` and `--flag`. An option
@@ -80,7 +81,8 @@ struct Arguments {
                 }
                 values[name] = value
             } else {
-                throw UsageError(description: "unknown option --\(name) for \"webhooky \(command)\"")
+                let guess = Suggestion.didYouMean(name, among: options.union(switches)) { "--\($0)" }
+                throw UsageError(description: "unknown option --\(name) for \"webhooky \(command)\"\(guess)")
             }
         }
         if options.contains("database-url") { try checkDatabaseURL() }

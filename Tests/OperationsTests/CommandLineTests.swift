@@ -42,6 +42,17 @@ import Testing
         }
     }
 
+    @Test("a mistyped option is refused with the option that was probably meant; one far from every option gets no guess",
+          arguments: [(["migrate", "--dryrun"], "unknown option --dryrun for \"webhooky migrate\"; did you mean --dry-run?"),
+                      (["run", "--alow-network", "127.0.0.0/8"], "unknown option --alow-network for \"webhooky run\"; did you mean --allow-network?"),
+                      (["tail", "--webhok", "1"], "unknown option --webhok for \"webhooky tail\"; did you mean --webhook?"),
+                      (["status", "--verbose"], "unknown option --verbose for \"webhooky status\"\n")])
+    func mistypedOptionGetsAGuess(arguments: [String], message: String) throws {
+        let result = try CommandProcess.run(arguments)
+        #expect(result.status == 2)
+        #expect(result.errors.hasPrefix("webhooky: error: " + message), "\(result.errors)")
+    }
+
     @Test("bad options exit 2, an unreachable database 3, a database without the schema 4", arguments: ["preview 1", "tail", "status"])
     func exitStatuses(command: String) throws {
         let arguments = command.split(separator: " ").map(String.init)

@@ -1,4 +1,5 @@
 import Operations
+import Templates
 import Testing
 
 @Suite struct FormattingTests {
@@ -93,5 +94,30 @@ import Testing
             12  Mailer           no             3  6m 40s       0         2     11  410 (gave up after 12 attempts)       -       -  the endpoint answered 410 Gone
             """)
         #expect(HealthTable.text([], style: .plain).hasPrefix("no webhooks yet"))
+    }
+}
+
+@Suite struct SuggestionTests {
+    @Test("the closest known name within two edits, fewer than half the letters; swaps of neighbours count as one edit")
+    func closestName() {
+        let options = ["dry-run", "database-url", "webhook", "since", "allow-network"]
+        #expect(Suggestion.closest(to: "dryrun", among: options) == "dry-run")
+        #expect(Suggestion.closest(to: "webhok", among: options) == "webhook")
+        #expect(Suggestion.closest(to: "snice", among: options) == "since")
+        #expect(Suggestion.closest(to: "databse-url", among: options) == "database-url")
+        #expect(Suggestion.closest(to: "verbose", among: options) == nil)
+        #expect(Suggestion.closest(to: "ab", among: ["ac"]) == nil)          // 1 edit of 2 letters: not a guess
+        #expect(Suggestion.closest(to: "abc", among: ["abd"]) == "abd")
+        #expect(Suggestion.closest(to: "abc", among: ["xyz"]) == nil)
+        #expect(Suggestion.closest(to: "webhook", among: options) == nil)    // a known name is no typo of itself
+        #expect(Suggestion.closest(to: "customer.emial", among: ["customer.email", "customer.id", "customer"]) == "customer.email")
+        // Equally close: the first in sorted order.
+        #expect(Suggestion.closest(to: "cat", among: ["hat", "bat"]) == "bat")
+    }
+
+    @Test("a payload's variable names: every member of nested objects by its dotted path, not into arrays, not null ones, not keys no variable can spell")
+    func payloadVariableNames() throws {
+        let payload = try JSONParser.parse(#"{"customer": {"id": 7, "email": "a@b.c", "tags": [{"x": 1}], "gone": null, "bad key": 1}, "eshop": "e1"}"#)
+        #expect(payload.variableNames == ["customer", "customer.id", "customer.email", "customer.tags", "eshop"])
     }
 }

@@ -48,7 +48,7 @@ import Testing
         #expect(outcome.status == 0, "\(outcome.errors)")
         #expect(outcome.output.hasPrefix("POST \(receiver.baseURL)/typo?id=#customer.id\n"))
         #expect(outcome.errors.contains(
-            "webhooky: note: #customer.emial# is not in the sample of customer.credit_changed: it renders as the empty string (a misspelt name? webhooky.variables('customer.credit_changed') lists the names)\n"))
+            "webhooky: note: #customer.emial# is not in the sample of customer.credit_changed: it renders as the empty string (a misspelt name; did you mean #customer.email#? webhooky.variables('customer.credit_changed') lists the names)\n"))
         #expect(outcome.errors.contains(
             "webhooky: note: the URL's part from '#customer.id' on is a fragment, which HTTP never sends: the request goes out without it (a variable missing its closing '#'? write #name#, or a literal # as %23)\n"))
         #expect(!outcome.errors.contains("#customer.id#"), "a variable the sample has is not noted")

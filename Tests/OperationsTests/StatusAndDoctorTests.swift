@@ -198,7 +198,7 @@ import Testing
         #expect(outcome.status == 1)
         #expect(StatusAndDoctorTests.finding(outcome.output, "variables")
                 == "WARN  variables     1 of 2 enabled webhooks use variables their event does not have")
-        #expect(outcome.output.contains(##"webhook \##(typo) "CRM" uses #customer.credti#, #customer.emial#, which customer.credit_changed's sample and recent events do not have: they render as the empty string (a misspelt name? SELECT * FROM webhooky.variables('customer.credit_changed'); lists the names; webhooky preview \##(typo) shows the request)"##))
+        #expect(outcome.output.contains(##"webhook \##(typo) "CRM" uses #customer.credti#, #customer.emial#, which customer.credit_changed's sample and recent events do not have: they render as the empty string (a misspelt name; did you mean #customer.credit#, #customer.email#? SELECT * FROM webhooky.variables('customer.credit_changed'); lists the names; webhooky preview \##(typo) shows the request)"##))
         // The command it suggests runs as written, and points at the same names.
         let suggested = outcome.output.components(separatedBy: "lists the names; webhooky ").dropFirst().first?
             .components(separatedBy: " shows the request").first ?? ""
