@@ -48,6 +48,14 @@ public struct AddressPolicy: Sendable, Hashable {
         self.init(allowedNetworks: networks)
     }
 
+    /// What may be connected to, in a few words for a log line: `public only`, `public and
+    /// 10.20.0.0/16`, `all`.
+    public var summary: String {
+        if allowsAllAddresses { return "all" }
+        if allowedNetworks.isEmpty { return "public only" }
+        return "public and " + allowedNetworks.map(\.description).joined(separator: ", ")
+    }
+
     /// The default: public internet addresses only, no allow-list.
     public static let standard = AddressPolicy()
 

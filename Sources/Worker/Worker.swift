@@ -95,7 +95,12 @@ public final class Worker: Sendable {
             "worker": configuration.workerID, "listen": configuration.listen, "batch": configuration.batchSize,
             "max_in_flight": configuration.maximumInFlight, "lease": configuration.leaseDuration.shortDescription,
             "poll": configuration.pollInterval.shortDescription, "schema": Migrations.latestVersion,
+            "addresses": configuration.http.addressPolicy.summary,
         ])
+        if configuration.http.addressPolicy.allowsAllAddresses {
+            logger.warning("every address may be sent to, private and internal networks included (--allow-private-networks): for development only; "
+                           + "in production allow only the networks a webhook needs with --allow-network")
+        }
         let pruner = configuration.retention.map {
             HistoryPruner(configuration: configuration, policy: $0, logger: logger, firstRunAfter: min(.seconds(10), $0.interval))
         }

@@ -1120,6 +1120,22 @@ import Worker
                 && !refused.errors.contains("refresh_wanted_events"), "\(refused.errors)")
     }
 
+    @Test("the start-up line says which addresses may be sent to; --allow-private-networks, for development only, is a warning at start")
+    func startUpSaysWhichAddressesMayBeSentTo() throws {
+        let shop = try Shop()
+        for (options, addresses, warns) in [(["--allow-network", "127.0.0.0/8,10.20.0.0/16"], #"addresses="public and 127.0.0.0/8, 10.20.0.0/16""#, false),
+                                            ([], #"addresses="public only""#, false),
+                                            (["--allow-private-networks"], "addresses=all", true)] {
+            let worker = try CommandProcess(["run", "--database-url", shop.database.conninfo] + options)
+            let log = worker.waitForErrors { $0.contains("worker started") }
+            worker.send(SIGTERM)
+            #expect(worker.wait(timeout: .seconds(20)).status == 0, "\(worker.errors)")
+            #expect(log.contains(addresses), "\(options): \(log)")
+            #expect(worker.errors.contains("warning  every address may be sent to, private and internal networks included (--allow-private-networks): for development only") == warns,
+                    "\(options): \(worker.errors)")
+        }
+    }
+
     @Test func badOptionsExitTwo() throws {
         let cases: [(arguments: [String], message: String)] = [
             (["run", "--bogus"], "unknown option --bogus for \"webhooky run\""),
