@@ -361,6 +361,30 @@ import Worker
         }
     }
 
+    @Test("a body with a placeholder missing its closing '#' where a value stands is refused naming it and what to write ('found a word that is not JSON' suggested nothing); another word, or a '#name' where even a placeholder may not stand, keeps its message", arguments: [
+        (#"{"c": #customer.credit}"#,
+         "line 1, character 7: found a word that is not JSON (text takes double quotes); '#customer.credit' looks like a variable missing its closing '#': write #customer.credit#"),
+        ("{\"email\": \"#customer.email#\",\n \"credit\": #customer.credit, \"id\": #customer.id#}",
+         "line 2, character 12: found a word that is not JSON (text takes double quotes); '#customer.credit' looks like a variable missing its closing '#': write #customer.credit#"),
+        (#"[#customer.id#, #customer.tier.name]"#,
+         "line 1, character 17: found a word that is not JSON (text takes double quotes); '#customer.tier.name' looks like a variable missing its closing '#': write #customer.tier.name#"),
+        (#"{"c": hello}"#, "line 1, character 11: found a word that is not JSON (text takes double quotes)"),
+        (#"{"c": #1}"#, "line 1, character 7: found a word that is not JSON (text takes double quotes)"),
+        (#"{"c": 1 #customer.id}"#, "line 1, character 9: found a word that is not JSON (text takes double quotes)"),
+        (#"{#customer.id: 1}"#, "line 1, character 2: found a word that is not JSON (text takes double quotes)"),
+    ])
+    func unclosedPlaceholderInABodyIsNamed(body: String, place: String) throws {
+        let database = try TestCluster.newDatabase()
+        let connection = try database.connect()
+        do {
+            try connection.query("INSERT INTO webhooky.webhooks (name, event, url, body) VALUES ('ERP', 'customer.credit_changed', 'https://erp.example/x', $1)", [body])
+            Issue.record("accepted: \(body)")
+        } catch {
+            #expect(error.sqlState == "23514")
+            #expect(error.message.hasSuffix(#" "ERP": body is not valid JSON at \#(place)"#), "\(error.message)")
+        }
+    }
+
     @Test("a refusal of a webhook when it is saved says what to do: a reserved header, a header value with a line break or over its limit, a malformed previous_secret (which also names the webhook) had no hint; a malformed secret's hint suits the statement (it suggested an UPDATE to an INSERT)")
     func refusalsSayWhatToDo() throws {
         let database = try TestCluster.newDatabase()
