@@ -352,12 +352,16 @@ extension Doctor {
     /// Enabled webhooks whose templates use a variable that neither their event type's sample
     /// nor its recent events have (WARN): it renders as the empty string, which is usually a
     /// misspelt name. Saving the row does not catch it (the names of an event's payload are not
-    /// fixed anywhere); `webhooky preview` shows it for one webhook, this for all.
+    /// fixed anywhere); `webhooky preview` shows it for one webhook, this for all. Also text of
+    /// the body or a header that reads as a variable missing its closing `#` (`"#customer.id"`),
+    /// which is sent as written (``RequestTemplate/unclosedVariables(offered:)``).
     func templateVariablesCheck(_ connection: Connection) throws(PostgresError) -> DoctorCheck {
         let result = try connection.query("SELECT id, name, event, url, body, headers::text FROM webhooky.webhooks WHERE enabled ORDER BY id")
         var offered: [String: Set<String>] = [:]
         var problems: [String] = []
         var compared = 0
+        var flagged = 0
+        var anyUnclosed = false
         for row in 0..<result.rowCount {
             let id = result[row, 0] ?? "?"
             let event = result[row, 2] ?? ""
@@ -374,6 +378,10 @@ extension Doctor {
             guard let names = offered[event], !names.isEmpty else { continue }
             compared += 1
             let unknown = webhook.template.variables.filter { !names.contains($0.name) }
+            let unclosed = webhook.template.unclosedVariables(offered: names)
+            if !unknown.isEmpty || !unclosed.isEmpty { flagged += 1 }
+            anyUnclosed = anyUnclosed || !unclosed.isEmpty
+            problems += unclosed.map { "\(label): \($0.sentence)" }
             guard !unknown.isEmpty else { continue }
             let list = unknown.map(\.description).joined(separator: ", ")
             let guesses = unknown.compactMap { variable in Suggestion.closest(to: variable.name, among: names).map { "#\($0)#" } }
@@ -383,7 +391,8 @@ extension Doctor {
                 + "SELECT * FROM webhooky.variables('\(event)'); lists the names; webhooky preview \(id) shows the request)")
         }
         guard problems.isEmpty else {
-            return DoctorCheck(.warn, "variables", "\(problems.count) of \(result.rowCount) enabled \(result.rowCount == 1 ? "webhook uses" : "webhooks use") variables their event does not have", details: problems)
+            let what = "variables their event does not have" + (anyUnclosed ? " or a #name without its closing '#'" : "")
+            return DoctorCheck(.warn, "variables", "\(flagged) of \(result.rowCount) enabled \(result.rowCount == 1 ? "webhook uses" : "webhooks use") \(what)", details: problems)
         }
         return DoctorCheck(.ok, "variables", compared == 0
             ? "no enabled webhook to compare with its event's variables"

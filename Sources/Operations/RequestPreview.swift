@@ -114,6 +114,7 @@ public struct RequestPreview: Sendable {
             let guess = Suggestion.closest(to: variable.name, among: offered).map { "; did you mean #\($0)#" } ?? ""
             notes.append("\(variable) is not in \(description): it renders as the empty string (a misspelt name\(guess)? webhooky.variables('\(event)') lists the names)")
         }
+        notes += webhook.template.unclosedVariables(offered: Set(offered)).map(\.sentence)
         do {
             let request = try webhook.request(payload: parsed, messageID: messageID, timestamp: timestamp)
             if let hash = request.url.firstIndex(of: "#") {

@@ -28,6 +28,17 @@ public struct BodyTemplate: Sendable, Hashable {
         }
     }
 
+    /// The names written after a `#` in the body's text with no closing `#`, in order:
+    /// `customer.id` in `{"id": "#customer.id"}` (in a body that is JSON, only a string holds
+    /// them). By the rules they are sent as written, but one that reads as a variable is
+    /// probably a placeholder missing its closing `#`. `"#fff"` gives `fff` too and
+    /// `"issue #12"` nothing: which names read as variables is the caller's to judge.
+    public var unclosedNames: [String] {
+        pieces.flatMap { piece -> [String] in
+            if case .text(let text) = piece { TemplatePiece.unclosedNames(in: text) } else { [] }
+        }
+    }
+
     /// Parses and checks a body template.
     ///
     /// The template must be valid JSON when each placeholder is counted as a JSON value; the

@@ -41,6 +41,15 @@ public struct HeaderTemplate: Sendable, Hashable {
         pieces.compactMap { if case .variable(let variable) = $0 { variable } else { nil } }
     }
 
+    /// The names written after a `#` in the value's text with no closing `#`, in order:
+    /// `account.apiKey` in `Bearer #account.apiKey`, which is sent as written (see
+    /// ``BodyTemplate/unclosedNames``).
+    public var unclosedNames: [String] {
+        pieces.flatMap { piece -> [String] in
+            if case .text(let text) = piece { TemplatePiece.unclosedNames(in: text) } else { [] }
+        }
+    }
+
     /// Renders the value for `payload`.
     ///
     /// - Throws: ``TemplateError/Code/invalidHeaderValue`` when a substituted value holds CR, LF

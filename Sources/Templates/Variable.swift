@@ -79,6 +79,31 @@ extension TemplatePiece {
         return pieces
     }
 
+    /// The dotted names that follow a `#` in `text`, a template's literal text, each the longest
+    /// there (`customer.id` in `id #customer.id"`), in order. By the rules such a `#` is text:
+    /// no closing `#` makes it a placeholder (`TemplatePiece.split` took those), so a name that
+    /// reads as a variable may be one whose closing `#` was forgotten.
+    static func unclosedNames(in text: String) -> [String] {
+        let bytes = Array(text.utf8)
+        var names: [String] = []
+        var index = 0
+        while index < bytes.count {
+            defer { index += 1 }
+            guard bytes[index] == UInt8(ascii: "#") else { continue }
+            var end = index + 1
+            while end < bytes.count, Variable.isSegmentStart(bytes[end]) {
+                end += 1
+                while end < bytes.count, Variable.isSegmentContinuation(bytes[end]) { end += 1 }
+                guard end + 1 < bytes.count, bytes[end] == UInt8(ascii: "."), Variable.isSegmentStart(bytes[end + 1]) else { break }
+                end += 1
+            }
+            guard end > index + 1 else { continue }
+            names.append(String(decoding: bytes[(index + 1)..<end], as: UTF8.self))
+            index = end - 1
+        }
+        return names
+    }
+
     /// The index of the closing `#` of a placeholder opening at `start`, or `nil` if none.
     private static func placeholderEnd(in bytes: [UInt8], from start: Int) -> Int? {
         var index = start + 1

@@ -60,6 +60,29 @@ import Testing
         #expect(try #require(receiver.waitForRequests(1).first).target == "/typo?id=")
     }
 
+    @Test("preview points at a '#name' without its closing '#' in a body string or a header value, which goes out as written; a placeholder, '#fff' and 'issue #12' get no such note")
+    func previewNotesUnclosedVariables() throws {
+        let database = try AdminDatabase()
+        let webhook = try database.addWebhook(url: "https://erp.example/x",
+                                              body: ##"{"id": "#customer.id", "email": "#customer.email#", "color": "#fff", "issue": "issue #12"}"##,
+                                              headers: ##"{"X-Customer": "#customer.email", "X-Shop": "#account.eshopId#"}"##)
+        let outcome = try database.run(["preview", String(webhook)])
+        #expect(outcome.status == 0, "\(outcome.errors)")
+        #expect(outcome.output.contains(##"{"id": "#customer.id", "email": "jan.novak@example.cz", "color": "#fff""##), "sent as written: \(outcome.output)")
+        #expect(outcome.errors.contains(
+            "webhooky: note: '#customer.id' in the body has no closing '#', so it is sent as written, not as a value (a variable missing its closing '#'? write #customer.id#)\n"))
+        #expect(outcome.errors.contains(
+            "webhooky: note: '#customer.email' in header \"X-Customer\" has no closing '#', so it is sent as written, not as a value (a variable missing its closing '#'? write #customer.email#)\n"))
+        #expect(outcome.errors.components(separatedBy: "has no closing '#'").count == 3, "no note for #fff, #12 or a placeholder: \(outcome.errors)")
+
+        let closed = try database.addWebhook(url: "https://erp.example/x",
+                                             body: ##"{"id": "#customer.id#", "color": "#fff", "issue": "issue #12"}"##,
+                                             headers: ##"{"X-Shop": "#account.eshopId#"}"##)
+        let clean = try database.run(["preview", String(closed)])
+        #expect(clean.status == 0, "\(clean.errors)")
+        #expect(!clean.errors.contains("no closing '#'"), "\(clean.errors)")
+    }
+
     @Test("preview prints exactly the request the worker sends for the same webhook and payload")
     func previewIsWhatTheWorkerSends() throws {
         let database = try AdminDatabase()

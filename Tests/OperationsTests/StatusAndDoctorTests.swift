@@ -214,6 +214,21 @@ import Testing
                 == "OK    variables     every variable of the enabled webhooks is in its event's sample or recent events")
     }
 
+    @Test("doctor: a '#name' without its closing '#' in a body string or a header value (sent as written) is a WARN naming the webhook and what to write; '#fff' and 'issue #12' are not")
+    func unclosedVariables() throws {
+        let database = try AdminDatabase()
+        let unclosed = try database.addWebhook(url: "https://crm.example.com/x", body: ##"{"id":"#customer.id","color":"#fff","issue":"issue #12"}"##,
+                                               headers: ##"{"X-Customer": "#customer.email#"}"##, name: "CRM")
+        _ = try database.addWebhook(url: "https://erp.example.com/c", body: ##"{"id":"#customer.id#","color":"#fff"}"##, name: "ERP")
+
+        let outcome = try database.run(["doctor"])
+        #expect(outcome.status == 1)
+        #expect(StatusAndDoctorTests.finding(outcome.output, "variables")
+                == "WARN  variables     1 of 2 enabled webhooks use variables their event does not have or a #name without its closing '#'")
+        #expect(outcome.output.contains(##"webhook \##(unclosed) "CRM": '#customer.id' in the body has no closing '#', so it is sent as written, not as a value (a variable missing its closing '#'? write #customer.id#)"##), "\(outcome.output)")
+        #expect(!outcome.output.contains("'#fff'") && !outcome.output.contains("\"ERP\":"), "\(outcome.output)")
+    }
+
     @Test("doctor: objects of the schema that belong to another role than its installer (an upgrade run by someone else) are a WARN listing the statements that give them back; after them, OK")
     func strayOwners() throws {
         let database = try AdminDatabase()

@@ -55,4 +55,13 @@ import Testing
             .text("x "), .variable(Variable(name: "a")!), .text(" y ✓ "), .variable(Variable(name: "b")!),
         ])
     }
+
+    @Test("a name after a '#' that no closing '#' makes a placeholder is listed, the longest dotted one, in the body's strings and in header values; placeholders and a '#' without a name are not")
+    func unclosedNamesAreListed() throws {
+        let body = try BodyTemplate(###"{"id": "#customer.id", "ok": "#customer.id#", "issue": "issue #12", "color": "#fff", "cut": "#a.b.", "twice": "##g #h#", "key #k.x": #v#}"###)
+        #expect(body.unclosedNames == ["customer.id", "fff", "a.b", "g", "k.x"])
+        #expect(try BodyTemplate(##"{"id": "#customer.id#", "n": #customer.credit#, "issue": "issue #12 # #-"}"##).unclosedNames == [])
+        let header = try HeaderTemplate(name: "Authorization", value: "Bearer #account.apiKey and #account.eshopId#")
+        #expect(header.unclosedNames == ["account.apiKey"])
+    }
 }
