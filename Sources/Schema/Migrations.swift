@@ -74,6 +74,7 @@ public enum Migrations {
         Migration(version: 53, name: "worker_doctor_and_clearer_refusals", sql: String(decoding: PackageResources._053_worker_doctor_and_clearer_refusals_sql, as: UTF8.self)),
         Migration(version: 54, name: "attempt_error_codes", sql: String(decoding: PackageResources._054_attempt_error_codes_sql, as: UTF8.self)),
         Migration(version: 55, name: "unclosed_placeholder_hint", sql: String(decoding: PackageResources._055_unclosed_placeholder_hint_sql, as: UTF8.self)),
+        Migration(version: 56, name: "delivery_error_codes", sql: String(decoding: PackageResources._056_delivery_error_codes_sql, as: UTF8.self)),
     ]
 
     /// The schema version this binary works with: the highest migration it knows.

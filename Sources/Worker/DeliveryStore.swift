@@ -102,7 +102,7 @@ enum DeliveryStore {
              LIMIT $1
         ), orphans AS (
             UPDATE webhooky.deliveries d
-               SET state = 'dead', last_error = 'event deleted', completed_at = now(), updated_at = now()
+               SET state = 'dead', last_error = 'event deleted', last_error_code = '\(eventDeletedCode)', completed_at = now(), updated_at = now()
              WHERE d.id = ANY (ARRAY(SELECT due.id FROM due)) AND NOT EXISTS (SELECT 1 FROM webhooky.events e WHERE e.id = d.event_id)
         ), claimed AS (
             UPDATE webhooky.deliveries d
@@ -325,7 +325,7 @@ enum DeliveryStore {
                    -- An attempt cut short by the worker's shutdown is not one of the schedule's.
                    retry_base = d.retry_base + CASE WHEN o.interrupted THEN 1 ELSE 0 END,
                    next_attempt_at = CASE WHEN o.state = 'pending' THEN now() + o.retry_ms * interval '1 millisecond' ELSE d.next_attempt_at END,
-                   last_status = o.status, last_error = o.error,
+                   last_status = o.status, last_error = o.error, last_error_code = o.error_code,
                    claimed_by = NULL, lease_expires_at = NULL, updated_at = now(),
                    completed_at = CASE WHEN o.state <> 'pending' THEN now() END
               FROM outcome o
@@ -436,6 +436,14 @@ enum DeliveryStore {
         "coalesce(\(a).error_code = '\(HTTPError.Code.interrupted.rawValue)', \(a).status IS NULL AND coalesce(\(a).error LIKE '\(interruptedPrefix)%', false))"
     }
 
+    /// The `last_error_code` of a delivery ended dead because its webhook was deleted
+    /// (``endOrphanedSQL``, and the delete's trigger): `webhook_deleted`. No attempt has it.
+    static let webhookDeletedCode = "webhook_deleted"
+
+    /// The `last_error_code` of a delivery ended dead because its event row was gone when it
+    /// was claimed (``claimSQL``): `event_deleted`. No attempt has it.
+    static let eventDeletedCode = "event_deleted"
+
     /// The `last_error` of a delivery that a change of its webhook ended while unfinished
     /// (migrations 0001 and 0030): deleted, or given to another account.
     static let endedByChange = ["webhook deleted", "webhook moved to another account: this event is not of its account"]
@@ -468,7 +476,8 @@ enum DeliveryStore {
         ), reaped AS (
             UPDATE webhooky.deliveries d
                SET state = 'pending', claimed_by = NULL, lease_expires_at = NULL, next_attempt_at = now(), updated_at = now(), last_status = NULL,
-                   last_error = '\(leaseExpiredPrefix)the worker that claimed it (' || e.claimed_by || ') stopped or lost the database before recording the outcome'
+                   last_error = '\(leaseExpiredPrefix)the worker that claimed it (' || e.claimed_by || ') stopped or lost the database before recording the outcome',
+                   last_error_code = '\(leaseExpiredCode)'
               FROM expired e
              WHERE d.id = e.id
             RETURNING d.id, d.webhook_id, d.attempts, d.last_error, e.claimed_by, e.claimed_at
@@ -502,7 +511,7 @@ enum DeliveryStore {
              WHERE queued.webhook_id IS NOT NULL
         )
         UPDATE webhooky.deliveries d
-           SET state = 'dead', last_error = 'webhook deleted', completed_at = now(), updated_at = now()
+           SET state = 'dead', last_error = 'webhook deleted', last_error_code = '\(webhookDeletedCode)', completed_at = now(), updated_at = now()
          WHERE d.state = 'pending'
            AND d.webhook_id IN (SELECT q.webhook_id FROM queued q
                                  WHERE q.webhook_id IS NOT NULL AND NOT EXISTS (SELECT FROM webhooky.webhooks w WHERE w.id = q.webhook_id))
