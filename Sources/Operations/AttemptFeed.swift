@@ -36,6 +36,10 @@ public struct AttemptRow: Sendable, Hashable {
     public var status: Int?
     /// Why the attempt failed, as recorded.
     public var error: String?
+    /// Why the attempt failed, as a code (`attempts.error_code`: `timeout`, `connect_failure`,
+    /// ...); `nil` when the endpoint answered with a status, or for an attempt recorded before
+    /// schema version 54.
+    public var errorCode: String?
     /// How long the attempt took, in milliseconds.
     public var durationMilliseconds: Double
     /// What became of the delivery.
@@ -45,7 +49,7 @@ public struct AttemptRow: Sendable, Hashable {
 
     /// An attempt with every field given.
     public init(id: Int64, startedAt: Double, webhookID: Int64?, webhookName: String?, deliveryID: Int64, attempt: Int,
-                status: Int?, error: String?, durationMilliseconds: Double, outcome: Outcome, isTest: Bool) {
+                status: Int?, error: String?, errorCode: String? = nil, durationMilliseconds: Double, outcome: Outcome, isTest: Bool) {
         self.id = id
         self.startedAt = startedAt
         self.webhookID = webhookID
@@ -54,14 +58,15 @@ public struct AttemptRow: Sendable, Hashable {
         self.attempt = attempt
         self.status = status
         self.error = error
+        self.errorCode = errorCode
         self.durationMilliseconds = durationMilliseconds
         self.outcome = outcome
         self.isTest = isTest
     }
 
     /// One line for a terminal: time, webhook, delivery, attempt, status or `error`, duration,
-    /// outcome, and the error when it says more than the status. `today` (seconds since 1970)
-    /// decides whether the date is shown.
+    /// outcome, then the error's code in brackets (`[timeout]`) and the error when it says more
+    /// than the status. `today` (seconds since 1970) decides whether the date is shown.
     public func line(style: TerminalStyle, today: Double) -> String {
         let time = TextFormatting.clockTime(startedAt, today: today)
         let webhook = TextFormatting.shortened(
@@ -78,9 +83,9 @@ public struct AttemptRow: Sendable, Hashable {
         }
         text += "  " + paddedDuration + "  " + outcomeText(style: style)
         if isTest { text += " " + style.faint("(test)") }
-        if let error, !error.isEmpty, error != status.map({ "HTTP \($0)" }) {
-            text += "  " + TextFormatting.shortened(error, to: 120)
-        }
+        let message = error.flatMap { $0.isEmpty || $0 == status.map({ "HTTP \($0)" }) ? nil : TextFormatting.shortened($0, to: 120) }
+        let detail = [errorCode.map { "[\($0)]" }, message].compactMap { $0 }.joined(separator: " ")
+        if !detail.isEmpty { text += "  " + detail }
         return text
     }
 
@@ -183,7 +188,7 @@ public struct AttemptFeed: Sendable {
                    CASE WHEN d.next_attempt_at > now()
                         THEN extract(epoch FROM d.next_attempt_at - (a.started_at + a.duration_ms * interval '1 millisecond'))
                         ELSE 0 END END,
-               coalesce(d.is_test, false)
+               coalesce(d.is_test, false), a.error_code
           FROM webhooky.attempts a
           LEFT JOIN webhooky.deliveries d ON d.id = a.delivery_id
           LEFT JOIN webhooky.webhooks w ON w.id = coalesce(a.webhook_id, d.webhook_id)
@@ -205,7 +210,7 @@ public struct AttemptFeed: Sendable {
             return AttemptRow(
                 id: id, startedAt: result[row, 1].flatMap { Double($0) } ?? 0, webhookID: result[row, 2].flatMap { Int64($0) },
                 webhookName: result[row, 3], deliveryID: deliveryID, attempt: result[row, 5].flatMap { Int($0) } ?? 0,
-                status: result[row, 6].flatMap { Int($0) }, error: result[row, 7],
+                status: result[row, 6].flatMap { Int($0) }, error: result[row, 7], errorCode: result[row, 12],
                 durationMilliseconds: result[row, 8].flatMap { Double($0) } ?? 0, outcome: outcome, isTest: result[row, 11] == "t")
         }
     }

@@ -28,6 +28,9 @@ public struct HealthRow: Sendable, Hashable {
     public var lastStatus: Int?
     /// The last attempt's error.
     public var lastError: String?
+    /// The last attempt's error code (`timeout`, `connect_failure`, ...; see
+    /// `webhooky.attempts.error_code`); `nil` when it was answered with a status.
+    public var lastErrorCode: String?
     /// Median attempt duration over the last 24 hours, in milliseconds.
     public var p50Milliseconds: Double?
     /// 95th percentile attempt duration over the last 24 hours, in milliseconds.
@@ -36,7 +39,7 @@ public struct HealthRow: Sendable, Hashable {
     /// A row with every field given; counts default to 0 and the rest to `nil`.
     public init(webhookID: Int64, name: String, event: String, enabled: Bool, disabledReason: String? = nil, pending: Int = 0,
                 sending: Int = 0, oldestPendingSeconds: Double? = nil, succeeded24h: Int = 0, dead24h: Int = 0,
-                consecutiveFailures: Int = 0, lastStatus: Int? = nil, lastError: String? = nil,
+                consecutiveFailures: Int = 0, lastStatus: Int? = nil, lastError: String? = nil, lastErrorCode: String? = nil,
                 p50Milliseconds: Double? = nil, p95Milliseconds: Double? = nil) {
         self.webhookID = webhookID
         self.name = name
@@ -51,6 +54,7 @@ public struct HealthRow: Sendable, Hashable {
         self.consecutiveFailures = consecutiveFailures
         self.lastStatus = lastStatus
         self.lastError = lastError
+        self.lastErrorCode = lastErrorCode
         self.p50Milliseconds = p50Milliseconds
         self.p95Milliseconds = p95Milliseconds
     }
@@ -62,7 +66,8 @@ public enum HealthTable {
     public static func load(_ connection: Connection) throws(PostgresError) -> [HealthRow] {
         let result = try connection.query("""
             SELECT webhook_id, name, event, enabled, disabled_reason, pending, sending, extract(epoch FROM oldest_pending_age),
-                   succeeded_24h, dead_24h, consecutive_failures, last_status, last_error, p50_ms, p95_ms
+                   succeeded_24h, dead_24h, consecutive_failures, last_status, last_error, p50_ms, p95_ms,
+                   last_error_code
               FROM webhooky.health ORDER BY webhook_id
             """)
         return (0..<result.rowCount).compactMap { row in
@@ -72,7 +77,7 @@ public enum HealthTable {
                 webhookID: id, name: result[row, 1] ?? "", event: result[row, 2] ?? "", enabled: result[row, 3] == "t",
                 disabledReason: result[row, 4], pending: int(5), sending: int(6), oldestPendingSeconds: result[row, 7].flatMap { Double($0) },
                 succeeded24h: int(8), dead24h: int(9), consecutiveFailures: int(10), lastStatus: result[row, 11].flatMap { Int($0) },
-                lastError: result[row, 12], p50Milliseconds: result[row, 13].flatMap { Double($0) },
+                lastError: result[row, 12], lastErrorCode: result[row, 15], p50Milliseconds: result[row, 13].flatMap { Double($0) },
                 p95Milliseconds: result[row, 14].flatMap { Double($0) })
         }
     }
@@ -116,14 +121,15 @@ public enum HealthTable {
         }
     }
 
-    /// The last attempt in a few words: `200`, `503`, or the start of the error.
+    /// The last attempt in a few words: `200`, `503`, or the error's code in brackets and the
+    /// start of the error (`[timeout] Connection timed out after 5...`).
     static func lastOutcome(_ row: HealthRow) -> String {
         switch (row.lastStatus, row.lastError) {
-        case (nil, nil): "-"
+        case (nil, nil): row.lastErrorCode.map { "[\($0)]" } ?? "-"
         case (let status?, nil): String(status)
         case (let status?, let error?):
             lastOutcome(status: status, error: error)
-        case (nil, let error?): TextFormatting.shortened(error, to: 40)
+        case (nil, let error?): TextFormatting.shortened(row.lastErrorCode.map { "[\($0)] " + error } ?? error, to: 40)
         }
     }
 

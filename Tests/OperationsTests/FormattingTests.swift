@@ -73,12 +73,14 @@ import Testing
         dead.status = nil
         dead.error = "Connection refused (gave up after 12 attempts)"
         #expect(dead.line(style: .plain, today: 1_795_952_756).hasSuffix("attempt 2   error   12.3 ms  dead  Connection refused (gave up after 12 attempts)"))
+        dead.errorCode = "connect_failure"
+        #expect(dead.line(style: .plain, today: 1_795_952_756).hasSuffix("attempt 2   error   12.3 ms  dead  [connect_failure] Connection refused (gave up after 12 attempts)"))
         #expect(row.line(style: .plain, today: 1_795_952_756 + 3 * 86_400).contains("-"), "another day: the date is shown")
     }
 }
 
 @Suite struct HealthTableTests {
-    @Test("status: one aligned row per webhook; the last outcome shortened; why a webhook was disabled")
+    @Test("status: one aligned row per webhook; the last outcome shortened, a failure without a status with its code; why a webhook was disabled")
     func rows() {
         let rows = [
             HealthRow(webhookID: 1, name: "ERP credit sync", event: "customer.credit_changed", enabled: true, succeeded24h: 1234,
@@ -86,12 +88,15 @@ import Testing
             HealthRow(webhookID: 12, name: "Mailer", event: "customer.tier_changed", enabled: false, disabledReason: "the endpoint answered 410 Gone",
                       pending: 3, oldestPendingSeconds: 400, dead24h: 2, consecutiveFailures: 11, lastStatus: 410,
                       lastError: "HTTP 410 (gave up after 12 attempts)"),
+            HealthRow(webhookID: 13, name: "CRM", event: "customer.credit_changed", enabled: true, pending: 1, oldestPendingSeconds: 5,
+                      consecutiveFailures: 1, lastError: "Connection timed out after 5001 milliseconds", lastErrorCode: "timeout"),
         ]
         let text = HealthTable.text(rows, style: .plain)
         #expect(text == """
-            ID  NAME             ENABLED  PENDING  OLDEST  OK 24H  DEAD 24H  FAILS  LAST                             P50 MS  P95 MS  DISABLED BECAUSE
-             1  ERP credit sync  yes            0       -   1,234         0      0  200                                12.3      40
-            12  Mailer           no             3  6m 40s       0         2     11  410 (gave up after 12 attempts)       -       -  the endpoint answered 410 Gone
+            ID  NAME             ENABLED  PENDING  OLDEST  OK 24H  DEAD 24H  FAILS  LAST                                      P50 MS  P95 MS  DISABLED BECAUSE
+             1  ERP credit sync  yes            0       -   1,234         0      0  200                                         12.3      40
+            12  Mailer           no             3  6m 40s       0         2     11  410 (gave up after 12 attempts)                -       -  the endpoint answered 410 Gone
+            13  CRM              yes            1      5s       0         0      1  [timeout] Connection timed out after 50…       -       -
             """)
         #expect(HealthTable.text([], style: .plain).hasPrefix("no webhooks yet"))
     }

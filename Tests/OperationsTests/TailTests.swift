@@ -11,11 +11,12 @@ import Testing
     /// Records attempt `number` of `delivery` (of `webhook`) on `connection`, as the worker
     /// does; returns the attempt's id.
     @discardableResult
-    static func recordAttempt(_ connection: Connection, delivery: Int64, webhook: Int64, number: Int = 1, status: Int? = 200, error: String? = nil) throws -> Int64 {
+    static func recordAttempt(_ connection: Connection, delivery: Int64, webhook: Int64, number: Int = 1, status: Int? = 200, error: String? = nil,
+                              errorCode: String? = nil) throws -> Int64 {
         let id = try connection.query("""
-            INSERT INTO webhooky.attempts (delivery_id, webhook_id, attempt, started_at, duration_ms, status, error, worker)
-            VALUES ($1, $2, $3, now(), 12.5, $4, $5, 'test') RETURNING id
-            """, [String(delivery), String(webhook), String(number), status.map(String.init), error]).scalar
+            INSERT INTO webhooky.attempts (delivery_id, webhook_id, attempt, started_at, duration_ms, status, error, error_code, worker)
+            VALUES ($1, $2, $3, now(), 12.5, $4, $5, $6, 'test') RETURNING id
+            """, [String(delivery), String(webhook), String(number), status.map(String.init), error, errorCode]).scalar
         return Int64(id ?? "") ?? -1
     }
 
@@ -120,6 +121,25 @@ import Testing
         let waitingLine = try #require(TailTests.lines(output, delivery: waiting).first)
         #expect(waitingLine.contains("503") && waitingLine.contains("retry in 9m 55s"), "\(waitingLine)")
         #expect(TailTests.lines(output, delivery: overdue).first?.contains("retry due") == true, "\(output)")
+    }
+
+    @Test("a failed attempt's line shows its error code in brackets before the message, in the columns of the others; an answered one shows none")
+    func showsTheErrorCode() throws {
+        let database = try AdminDatabase()
+        let webhook = try database.addWebhook(url: "https://erp.example.com/x", name: "ERP")
+        let timedOut = try database.addDelivery(webhook: webhook, state: "dead", attempts: 1)
+        let answered = try database.addDelivery(webhook: webhook, state: "dead", attempts: 1)
+        try TailTests.recordAttempt(database.connection, delivery: timedOut, webhook: webhook, status: nil,
+                                    error: "Connection timed out after 5001 milliseconds (gave up after 1 attempts)", errorCode: "timeout")
+        try TailTests.recordAttempt(database.connection, delivery: answered, webhook: webhook, status: 503, error: "HTTP 503 (gave up after 1 attempts)")
+        let tail = try CommandProcess(["tail", "--database-url", database.url])
+        let output = tail.waitForOutput { $0.split(separator: "\n").count >= 2 }
+        tail.send(SIGINT)
+        #expect(tail.wait(timeout: .seconds(10)).status == 0)
+        let failed = try #require(TailTests.lines(output, delivery: timedOut).first)
+        let other = try #require(TailTests.lines(output, delivery: answered).first)
+        #expect(failed.hasSuffix("  error   12.5 ms  dead  [timeout] Connection timed out after 5001 milliseconds (gave up after 1 attempts)"), "\(failed)")
+        #expect(other.hasSuffix("  503     12.5 ms  dead  HTTP 503 (gave up after 1 attempts)"), "\(other)")
     }
 
     @Test("--since starts with the attempts of that period; a webhook that does not exist is an error")
