@@ -486,6 +486,20 @@ import Glibc
         #expect(try shop.connection.query("SELECT secret, previous_secret, previous_secret_expires_at <= now() FROM webhooky.webhooks WHERE id = $1", [id]).rows == [[new, old, "t"]])
     }
 
+    @Test("rotating again within the overlap keeps two secrets signing, the newest two (as admin.md says): the one before the first rotation stops at once")
+    func rotatingTwiceKeepsTheNewestTwo() throws {
+        let shop = try Shop()
+        let original = try #require(shop.column("SELECT webhooky.new_secret()").first ?? nil)
+        let id = String(try shop.addWebhook(url: "https://erp.example/s", body: "{}", secret: original))
+        let first = try #require(shop.column("SELECT webhooky.rotate_secret($1, interval '1 day')", [id]).first ?? nil)
+        let second = try #require(shop.column("SELECT webhooky.rotate_secret($1, interval '1 hour')", [id]).first ?? nil)
+        #expect(Set([original, first, second]).count == 3)
+        #expect(try shop.connection.query("""
+            SELECT secret, previous_secret, previous_secret_expires_at BETWEEN now() + interval '59 minutes' AND now() + interval '61 minutes'
+              FROM webhooky.webhooks WHERE id = $1
+            """, [id]).rows == [[second, first, "t"]])
+    }
+
     @Test("a redelivery while another transaction moves the webhook to another account waits for the move: it read the old account, and the event of one account was left pending for the other's URL")
     func aRedeliveryWaitsForAMoveUnderWay() throws {
         let shop = try Shop()
