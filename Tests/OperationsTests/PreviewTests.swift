@@ -83,6 +83,28 @@ import Testing
         #expect(!clean.errors.contains("no closing '#'"), "\(clean.errors)")
     }
 
+    @Test("preview's and doctor's notes on a '#name' without its closing '#' quote no text of a secret header's value (preview masks it): only a name the payload has")
+    func unclosedNoteKeepsSecretHeadersMasked() throws {
+        let database = try AdminDatabase()
+        // A literal API key that holds '#' and reads as a dotted name, and an unclosed variable
+        // in a secret header.
+        let webhook = try database.addWebhook(url: "https://erp.example/x", body: ##"{"id": "#customer.id#"}"##,
+                                              headers: ##"{"X-Api-Key": "live#k9.Zq3Lx", "Authorization": "Bearer #customer.email"}"##)
+        let outcome = try database.run(["preview", String(webhook)])
+        #expect(outcome.status == 0, "\(outcome.errors)")
+        #expect(!(outcome.output + outcome.errors).contains("k9.Zq3Lx"), "the key's text: \(outcome.output)\(outcome.errors)")
+        #expect(outcome.errors.contains(
+            "webhooky: note: header \"X-Api-Key\" has a '#name' without its closing '#' (not quoted: the header's value is secret), so it is sent as written, not as a value (a variable missing its closing '#'? write #name#)\n"),
+                "\(outcome.errors)")
+        #expect(outcome.errors.contains(
+            "webhooky: note: '#customer.email' in header \"Authorization\" has no closing '#', so it is sent as written, not as a value (a variable missing its closing '#'? write #customer.email#)\n"),
+                "a name the payload has is no secret: \(outcome.errors)")
+
+        let doctor = try database.run(["doctor"])
+        #expect(!doctor.output.contains("k9.Zq3Lx"), "\(doctor.output)")
+        #expect(doctor.output.contains("header \"X-Api-Key\" has a '#name' without its closing '#'"), "\(doctor.output)")
+    }
+
     @Test("preview prints exactly the request the worker sends for the same webhook and payload")
     func previewIsWhatTheWorkerSends() throws {
         let database = try AdminDatabase()
