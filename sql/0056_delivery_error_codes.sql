@@ -19,7 +19,10 @@
 -- ('webhook deleted', 'webhook moved to another account: ...', 'event deleted',
 -- 'lease expired: ...', 'no answer: the worker stopped ...'), or else the code of the attempts
 -- row that wrote last_error (the delivery's last attempt, with the same error and status).
--- Others keep NULL.
+-- Others keep NULL. That UPDATE writes every delivery with a last_error (the dead ones kept for
+-- retention too) while the ALTER TABLE's lock holds webhooky.deliveries: workers' writes and
+-- admins' reads of it (status, the health view) wait until the migration commits. On a large
+-- table, migrate at a quiet moment.
 --
 -- Apply with `webhooky migrate`, or: psql -X -v ON_ERROR_STOP=1 -f sql/0056_delivery_error_codes.sql
 
