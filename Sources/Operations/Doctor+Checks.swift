@@ -258,7 +258,7 @@ extension Doctor {
         if tests > 0 { notes.append("\(TextFormatting.count(tests)) test \(tests == 1 ? "delivery" : "deliveries") not counted") }
         let deletedNote = notes.isEmpty ? "" : (total == 0 ? "" : "; ") + notes.joined(separator: "; ")
         guard total > 0 else { return DoctorCheck(.ok, "dead", "no delivery gave up in the last 24 h" + (deletedNote.isEmpty ? "" : " (\(deletedNote))")) }
-        details.append("Why: SELECT id, webhook_id, last_status, last_error FROM webhooky.deliveries WHERE state = 'dead' ORDER BY completed_at DESC LIMIT 20;")
+        details.append("Why: SELECT id, webhook_id, last_status, last_error_code, last_error FROM webhooky.deliveries WHERE state = 'dead' ORDER BY completed_at DESC LIMIT 20;")
         // redeliver_webhook goes by creation time, and a delivery dies long after it was created
         // (52 h with the default retry schedule, more with a longer one, or after a backlog or a
         // pause): since when the first of them was created, not a fixed age (3 days missed those

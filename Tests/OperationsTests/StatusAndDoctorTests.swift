@@ -314,6 +314,10 @@ import Testing
         #expect(outcome.output.contains(#"webhook \#(paused) "Paused" is disabled by hand"#))
         #expect(StatusAndDoctorTests.finding(outcome.output, "dead") == "WARN  dead          1 delivery gave up (dead) in the last 24 h")
         #expect(outcome.output.contains("Once the endpoint works, send them again: SELECT webhooky.redeliver_webhook(WEBHOOK_ID, '"))
+        // The query it gives runs, and shows each dead delivery's error code too.
+        let why = try #require(outcome.output.components(separatedBy: "Why: ").dropFirst().first?.components(separatedBy: "\n").first)
+        #expect(why == "SELECT id, webhook_id, last_status, last_error_code, last_error FROM webhooky.deliveries WHERE state = 'dead' ORDER BY completed_at DESC LIMIT 20;")
+        #expect(try database.connection.query(why).rowCount == 1)
     }
 
     @Test("doctor: the redelivery it suggests for the deliveries that died in the last 24 h sends all of them, also those created more than 3 days ago")
