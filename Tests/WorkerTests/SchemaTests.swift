@@ -355,7 +355,7 @@ import Worker
             Issue.record("accepted \(column) = \(value)")
         } catch {
             #expect(error.sqlState == "23514")
-            #expect(error.message.contains(#" "ERP sync": "#), "\(error.message)")
+            #expect(error.message.hasPrefix(#"the new webhook "ERP sync": "#), "\(error.message)")
             #expect(error.message.contains(message), "\(error.message)")
             #expect(error.hint?.isEmpty == false, "no hint on what to do: \(error.message)")
         }
@@ -381,7 +381,7 @@ import Worker
             Issue.record("accepted: \(body)")
         } catch {
             #expect(error.sqlState == "23514")
-            #expect(error.message.hasSuffix(#" "ERP": body is not valid JSON at \#(place)"#), "\(error.message)")
+            #expect(error.message == #"the new webhook "ERP": body is not valid JSON at \#(place)"#, "\(error.message)")
         }
     }
 
@@ -425,6 +425,44 @@ import Worker
         }
     }
 
+    @Test("a refused INSERT names 'the new webhook', not the id the sequence handed the refused row (no webhook has it, and the next INSERT gets another); a refused UPDATE names the webhook by its id, for each check of a saved webhook", arguments: [
+        ("event", "order.unknown", "unknown event 'order.unknown'"),                                                       // check_webhook
+        ("url", "https://[zz::1]/x", "URL has a host in brackets that is not an IPv6 address"),                           // check_webhook_url
+        ("headers", "{\"X-Big\": \"" + String(repeating: "v", count: 5000) + "\"}", "header \"X-Big\" is 5000 characters long; the limit is 4096"),  // check_webhook_limits
+        ("previous_secret", "whsec_short", "previous_secret must be \"whsec_\" followed by 24 to 64 bytes in base64"),    // check_previous_secret
+        ("body", String(repeating: "[", count: 513) + String(repeating: "]", count: 513), "body is nested deeper than 512 levels"),  // check_webhook_body_depth
+        ("url", nil, "url must not be NULL"),                                                                             // check_webhook_required_columns
+    ] as [(String, String?, String)])
+    func refusedInsertsNameNoID(column: String, value: String?, message: String) throws {
+        let database = try TestCluster.newDatabase()
+        let connection = try database.connect()
+        // A sequence value that cannot be mistaken for another number in a message.
+        try connection.execute("ALTER SEQUENCE webhooky.webhooks_id_seq RESTART WITH 987654321")
+        var values: [String: String?] = ["event": "customer.credit_changed", "url": "https://erp.example/x", "headers": "{}", "previous_secret": nil, "body": nil]
+        values[column] = value
+        let insert = "INSERT INTO webhooky.webhooks (name, event, url, headers, previous_secret, body) VALUES ($1, $2, $3, $4::jsonb, $5, $6)"
+        for name in ["ERP", ""] {
+            do {
+                try connection.query(insert, [name, values["event"] ?? nil, values["url"] ?? nil, values["headers"] ?? nil, values["previous_secret"] ?? nil, values["body"] ?? nil])
+                Issue.record("accepted \(column) = \(String(describing: value))")
+            } catch {
+                let handed = try #require(try connection.query("SELECT currval('webhooky.webhooks_id_seq')").scalar)
+                #expect(try connection.query("SELECT count(*) FROM webhooky.webhooks WHERE id = $1", [handed]).scalar == "0")
+                #expect(error.message == (name.isEmpty ? "the new webhook: " : #"the new webhook "\#(name)": "#) + message, "\(error)")
+                #expect(!error.description.contains(handed), "the refused row's sequence value is named: \(error)")
+            }
+        }
+
+        let id = try #require(try connection.query("INSERT INTO webhooky.webhooks (name, event, url) VALUES ('ERP', 'customer.credit_changed', 'https://erp.example/x') RETURNING id").scalar)
+        do {
+            let cast = column == "headers" ? "::jsonb" : ""
+            try connection.query("UPDATE webhooky.webhooks SET \(column) = $2\(cast) WHERE id = $1", [id, value])
+            Issue.record("an UPDATE of \(column) = \(String(describing: value)) was accepted")
+        } catch {
+            #expect(error.message == #"webhook \#(id) "ERP": "# + message, "\(error)")
+        }
+    }
+
     @Test("a host written out, or a variable for it, after a user name or before a port is accepted when saved")
     func urlsWithAHostAreSaved() throws {
         let database = try TestCluster.newDatabase()
@@ -447,7 +485,7 @@ import Worker
             Issue.record("https://[zz::1]/x was accepted")
         } catch {
             #expect(error.sqlState == "23514")
-            #expect(error.message.hasSuffix(#" "ERP": URL has a host in brackets that is not an IPv6 address"#), "\(error.message)")
+            #expect(error.message == #"the new webhook "ERP": URL has a host in brackets that is not an IPv6 address"#, "\(error.message)")
             #expect(error.hint?.hasPrefix("Brackets hold an IPv6 address, as in https://[2001:db8::1]:8443/hooks") == true, "\(error.hint ?? "no hint")")
         }
         // One saved before the check (as by an older schema).
@@ -490,7 +528,7 @@ import Worker
             try connection.query("INSERT INTO webhooky.webhooks (name, event, url, body) VALUES ('deep', 'customer.credit_changed', 'https://x/', $1)", [deep])
             Issue.record("a body nested 513 levels deep was accepted")
         } catch {
-            #expect(error.message.hasSuffix(#" "deep": body is nested deeper than 512 levels"#))
+            #expect(error.message == #"the new webhook "deep": body is nested deeper than 512 levels"#, "\(error.message)")
         }
     }
 

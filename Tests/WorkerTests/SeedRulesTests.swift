@@ -213,8 +213,7 @@ import Worker
             Issue.record("an invalid body was accepted")
         } catch let error as PostgresError {
             #expect(error.sqlState == "23514")
-            #expect(error.message.hasPrefix("webhook "))
-            #expect(error.message.hasSuffix(#" "ERP": body is not valid JSON at line 1, character 36: expected "," or "}", found a string"#), "\(error.message)")
+            #expect(error.message == #"the new webhook "ERP": body is not valid JSON at line 1, character 36: expected "," or "}", found a string"#, "\(error.message)")
             #expect(error.detail == nil)
             #expect(error.hint?.contains("placeholder") == true)
         }
