@@ -496,14 +496,16 @@ extension Doctor {
                AND strpos(pg_get_triggerdef(t.oid), quote_literal(webhooky.event_bit(e.name)::text) || '::bigint') = 0
              ORDER BY 1, 2, 3
             """)
-        if result.rowCount > 0 {
+        let unknown = try unknownEventsInTriggers(connection)
+        if result.rowCount > 0 || !unknown.isEmpty {
             let details = (0..<result.rowCount).map { row in
                 let table = result[row, 0] ?? "?", name = result[row, 1] ?? "?", event = result[row, 2] ?? "?"
                 return "Trigger \(name) on \(table) emits \(event) but its WHEN clause does not test that event's bit, so it skips \(event) events: "
                     + "re-create it with the condition that SELECT webhooky.wanted_condition('\(event)') returns."
-            }
-            return DoctorCheck(.fail, "triggers", result.rowCount == 1 ? "1 trigger may skip its events"
-                               : "\(result.rowCount) triggers may skip their events", details: details)
+            } + unknown
+            let count = result.rowCount + unknown.count
+            return DoctorCheck(.fail, "triggers", count == 1 ? "1 trigger may skip its events"
+                               : "\(count) triggers may skip their events", details: details)
         }
         let open = try connection.query(Self.searchPathExposedSQL)
         guard open.rowCount > 0 else {
@@ -523,6 +525,33 @@ extension Doctor {
                            ? "1 trigger function may run another role's code: every role may create objects in \(schemas)"
                            : "\(open.rowCount) trigger functions may run another role's code: every role may create objects in \(schemas)",
                            details: details)
+    }
+
+    /// Trigger functions that name, in `webhooky.emit('...')` or `webhooky.has_webhooks('...')`,
+    /// an event that `webhooky.event_types` does not have (a misspelt or unregistered name):
+    /// `has_webhooks` is false for it, so such a trigger records nothing, silently. One finding
+    /// per function and name, with the registered name it probably meant.
+    private func unknownEventsInTriggers(_ connection: Connection) throws(PostgresError) -> [String] {
+        let result = try connection.query("""
+            SELECT p.oid::regprocedure::text, string_agg(DISTINCT format('%s on %s', t.tgname, t.tgrelid::regclass), ', '), m.name
+              FROM pg_trigger t
+              JOIN pg_proc p ON p.oid = t.tgfoid
+             CROSS JOIN LATERAL (SELECT DISTINCT x[1] AS name
+                                   FROM regexp_matches(p.prosrc, 'webhooky\\.(?:emit|has_webhooks)\\s*\\(\\s*''([^'']*)''', 'g') x) m
+             WHERE NOT t.tgisinternal AND NOT EXISTS (SELECT 1 FROM webhooky.event_types e WHERE e.name = m.name)
+             GROUP BY p.oid, m.name
+             ORDER BY 1, 3
+            """)
+        guard result.rowCount > 0 else { return [] }
+        let registered = try connection.query("SELECT name FROM webhooky.event_types")
+        let names = (0..<registered.rowCount).compactMap { registered[$0, 0] }
+        return (0..<result.rowCount).map { row in
+            let function = result[row, 0] ?? "?", triggers = result[row, 1] ?? "?", event = result[row, 2] ?? "?"
+            let guess = Suggestion.closest(to: event, among: names).map { " (did you mean '\($0)'?)" } ?? ""
+            return "Function \(function) (trigger \(triggers)) names event '\(event)', which webhooky.event_types does not have\(guess): "
+                + "has_webhooks is false for it and emit refuses it, so the trigger records nothing. "
+                + "Correct the name in the function, or register the event: INSERT INTO webhooky.event_types (name, description, sample) VALUES (...);"
+        }
     }
 
     /// Trigger functions that call `webhooky.emit` without a search_path of their own, with the

@@ -542,6 +542,30 @@ import Testing
         #expect(!outcome.output.contains("customer_tier_changed on"), "the tier trigger tests its own bit")
     }
 
+    @Test("doctor: a trigger function that names an event webhooky.event_types does not have (a misspelt name) is a FAIL naming the function, its trigger and the event it probably meant; has_webhooks is false for it, so nothing was recorded, silently")
+    func triggerNamingAnUnknownEvent() throws {
+        let database = try AdminDatabase()
+        try database.connection.execute("""
+            CREATE FUNCTION ellity.typo_credit_changed() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+            BEGIN
+                IF webhooky.has_webhooks('customer.credit_chnaged', NEW.eshop_id) THEN
+                    PERFORM webhooky.emit('customer.credit_chnaged', jsonb_build_object('id', NEW.id), NEW.eshop_id);
+                END IF;
+                RETURN NULL;
+            END $$;
+            CREATE TRIGGER typo_credit_changed AFTER UPDATE OF credit ON ellity.customers
+                FOR EACH ROW EXECUTE FUNCTION ellity.typo_credit_changed();
+            """)
+        let outcome = try database.run(["doctor"])
+        #expect(StatusAndDoctorTests.finding(outcome.output, "triggers") == "FAIL  triggers      1 trigger may skip its events", "\(outcome.output)")
+        #expect(outcome.output.contains("Function ellity.typo_credit_changed() (trigger typo_credit_changed on ellity.customers) names event 'customer.credit_chnaged', "
+            + "which webhooky.event_types does not have (did you mean 'customer.credit_changed'?): has_webhooks is false for it and emit refuses it, so the trigger records nothing. "
+            + "Correct the name in the function, or register the event: INSERT INTO webhooky.event_types (name, description, sample) VALUES (...);"), "\(outcome.output)")
+        // Registered, the name is no finding.
+        try database.connection.execute("INSERT INTO webhooky.event_types (name, description, sample) VALUES ('customer.credit_chnaged', 'typo, registered', '{}')")
+        #expect(StatusAndDoctorTests.finding(try database.run(["doctor"]).output, "triggers")?.hasPrefix("OK    triggers") == true)
+    }
+
     @Test("doctor: a trigger function that calls emit with the caller's search_path is a WARN while every role may create in public")
     func triggerFunctionWithTheCallersSearchPath() throws {
         let database = try AdminDatabase()
