@@ -38,10 +38,4 @@ public enum Suggestion {
         }
         return last[b.count]
     }
-
-    /// `"; did you mean X?"` for the closest of `candidates` (`X` as `spell` writes it), or
-    /// the empty string.
-    public static func didYouMean(_ name: String, among candidates: some Sequence<String>, spell: (String) -> String) -> String {
-        closest(to: name, among: candidates).map { "; did you mean \(spell($0))?" } ?? ""
-    }
 }

@@ -81,7 +81,7 @@ struct Arguments {
                 }
                 values[name] = value
             } else {
-                let guess = Suggestion.didYouMean(name, among: options.union(switches)) { "--\($0)" }
+                let guess = Suggestion.closest(to: name, among: options.union(switches)).map { "; did you mean --\($0)?" } ?? ""
                 throw UsageError(description: "unknown option --\(name) for \"webhooky \(command)\"\(guess)")
             }
         }

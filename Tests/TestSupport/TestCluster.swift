@@ -38,6 +38,14 @@ public enum TestCluster {
         try newDatabase(prefix: "e", template: "template0")
     }
 
+    /// A new database with the schema as migration `version` left it, for a test of the upgrade
+    /// from there; a connection to it.
+    public static func newDatabase(atSchemaVersion version: Int) throws -> Connection {
+        let connection = try newEmptyDatabase().connect()
+        try Migrator(connection: connection, migrations: Array(Migrations.all.prefix { $0.version <= version })).migrate()
+        return connection
+    }
+
     private static func newDatabase(prefix: String, template: String) throws -> TestDatabase {
         let cluster = try shared()
         let name = state.withLock { state in

@@ -79,9 +79,7 @@ import Testing
 
     @Test("the upgrade to schema version 54 gives the lease expiry rows and the interrupted attempts already on record their code, which their error text told exactly; the other failed attempts keep none")
     func upgradeCodesOnlyWhatTheTextTellsExactly() throws {
-        let older = try TestCluster.newEmptyDatabase()
-        let connection = try older.connect()
-        try Migrator(connection: connection, migrations: Array(Migrations.all.prefix { $0.version <= 53 })).migrate()
+        let connection = try TestCluster.newDatabase(atSchemaVersion: 53)
         try connection.execute("""
             INSERT INTO webhooky.attempts (delivery_id, webhook_id, attempt, started_at, duration_ms, status, error, worker) VALUES
                 (1, 1, 1, now(), 1, NULL, '\(DeliveryStore.leaseExpiredPrefix)the worker that claimed it (w1) stopped or lost the database before recording the outcome', 'w1'),

@@ -96,9 +96,7 @@ import Testing
 
     @Test("the upgrade to schema version 56 codes the deliveries whose code is exact: Webhooky's own texts, and the code of the attempt that wrote last_error; the others keep none")
     func upgradeCodesOnlyWhatIsExact() throws {
-        let older = try TestCluster.newEmptyDatabase()
-        let connection = try older.connect()
-        try Migrator(connection: connection, migrations: Array(Migrations.all.prefix { $0.version <= 55 })).migrate()
+        let connection = try TestCluster.newDatabase(atSchemaVersion: 55)
         try connection.execute("""
             INSERT INTO webhooky.deliveries (event_id, webhook_id, state, attempts, last_status, last_error) VALUES
                 (1, 1, 'dead', 1, NULL, 'webhook deleted'),
