@@ -389,36 +389,26 @@ import Worker
     func refusalsSayWhatToDo() throws {
         let database = try TestCluster.newDatabase()
         let connection = try database.connect()
-        func refusal(_ sql: String, _ parameters: [String?] = []) -> PostgresError? {
-            do {
-                try connection.query(sql, parameters)
-                Issue.record("accepted: \(sql) \(parameters)")
-                return nil
-            } catch {
-                #expect(error.sqlState == "23514", "\(error)")
-                return error
-            }
-        }
         let insert = "INSERT INTO webhooky.webhooks (name, event, url, headers, secret) VALUES ('ERP', 'customer.credit_changed', 'https://erp.example/x', $1::jsonb, $2)"
-        let reserved = refusal(insert, [#"{"Webhook-Id": "x"}"#, nil])
+        let reserved = Self.refusal(connection, insert, [#"{"Webhook-Id": "x"}"#, nil])
         #expect(reserved?.hint?.hasPrefix("Leave it out of headers: Webhooky sends webhook-id, webhook-timestamp and webhook-signature itself") == true, "\(String(describing: reserved))")
-        let lineBreak = refusal(insert, [#"{"X-Shop": "a\r\nX-Other: b"}"#, nil])
+        let lineBreak = Self.refusal(connection, insert, [#"{"X-Shop": "a\r\nX-Other: b"}"#, nil])
         #expect(lineBreak?.hint?.hasPrefix("Write the value on one line, without control characters") == true, "\(String(describing: lineBreak))")
-        let long = refusal(insert, ["{\"X-Big\": \"" + String(repeating: "v", count: 5000) + "\"}", nil])
+        let long = Self.refusal(connection, insert, ["{\"X-Big\": \"" + String(repeating: "v", count: 5000) + "\"}", nil])
         #expect(long?.hint?.hasPrefix("Shorten the value, or an admin raises the limit: INSERT INTO webhooky.settings VALUES ('max_header_value_length', '8192')") == true, "\(String(describing: long))")
         for secret in ["whsec_short", "whsec_abc"] {  // too short; not base64 at all
-            let inserted = refusal(insert, ["{}", secret])
+            let inserted = Self.refusal(connection, insert, ["{}", secret])
             #expect(inserted?.hint?.hasPrefix("Write webhooky.new_secret() as its value, e.g. INSERT INTO webhooky.webhooks") == true, "\(String(describing: inserted))")
         }
 
         let id = try #require(try connection.query(insert + " RETURNING id", ["{}", nil]).scalar)
         for secret in ["whsec_short", "whsec_abc"] {
-            let updated = refusal("UPDATE webhooky.webhooks SET secret = $1 WHERE id = $2", [secret, id])
+            let updated = Self.refusal(connection, "UPDATE webhooky.webhooks SET secret = $1 WHERE id = $2", [secret, id])
             #expect(updated?.hint == "Generate one with: UPDATE webhooky.webhooks SET secret = webhooky.new_secret() WHERE id = \(id); (or SET secret = NULL for unsigned requests)",
                     "\(String(describing: updated))")
         }
         for previous in ["whsec_short", "whsec_abc"] {
-            let refused = refusal("UPDATE webhooky.webhooks SET previous_secret = $1 WHERE id = $2", [previous, id])
+            let refused = Self.refusal(connection, "UPDATE webhooky.webhooks SET previous_secret = $1 WHERE id = $2", [previous, id])
             #expect(refused?.message == "webhook \(id) \"ERP\": previous_secret must be \"whsec_\" followed by 24 to 64 bytes in base64", "\(String(describing: refused))")
             #expect(refused?.hint == "It is the secret before the last rotation, which webhooky.rotate_secret(\(id)) sets; leave it NULL, or give it a secret in the form webhooky.new_secret() makes.",
                     "\(String(describing: refused))")
