@@ -63,18 +63,19 @@ enum Help {
 
     /// Prints `message` on stderr as `webhooky: error: ...`.
     static func fail(_ message: String) {
-        var text = "webhooky: error: \(message)\n"
-        text.withUTF8 { bytes in
-            guard let base = bytes.baseAddress else { return }
-            _ = write(2, base, bytes.count)
-        }
+        printOnStandardError("webhooky: error: \(message)")
     }
 
     /// Prints `message` on stderr as `webhooky: note: ...` (things worth knowing that are not
     /// part of a command's output).
     static func note(_ message: String) {
-        var text = "webhooky: note: \(message)\n"
-        text.withUTF8 { bytes in
+        printOnStandardError("webhooky: note: \(message)")
+    }
+
+    /// Prints `text` and a line break on stderr, in one `write(2)`.
+    static func printOnStandardError(_ text: String) {
+        var line = text + "\n"
+        line.withUTF8 { bytes in
             guard let base = bytes.baseAddress else { return }
             _ = write(2, base, bytes.count)
         }

@@ -10,7 +10,14 @@ import Glibc
 
 signal(SIGPIPE, SIG_IGN)
 var arguments = Array(CommandLine.arguments.dropFirst())
-let command = arguments.isEmpty ? "help" : arguments.removeFirst()
+// No command at all is a usage error (exit 2), not a request for help (exit 0): a script that
+// left the command out must not take the overview for success. The overview goes to stderr,
+// as every usage error's text does; `webhooky help` and `--help` print it on stdout.
+guard !arguments.isEmpty else {
+    Help.printOnStandardError(Help.overview)
+    exit(2)
+}
+let command = arguments.removeFirst()
 /// What an unknown command's error says.
 let knownCommands = "the commands are run, migrate, preview, tail, status, doctor, demo and version (see webhooky --help)"
 

@@ -139,6 +139,21 @@ import Testing
         #expect(help.output.hasPrefix("Usage: webhooky version\n"))
     }
 
+    @Test("no command at all is a usage error (exit 2, the overview on stderr, nothing on stdout): it printed the overview and exited 0, so a script that left the command out took it for success; help and --help still exit 0 on stdout")
+    func noCommandIsAUsageError() throws {
+        let outcome = try CommandProcess.run([])
+        #expect(outcome.status == 2)
+        #expect(outcome.output.isEmpty, "\(outcome.output)")
+        let overview = try CommandProcess.run(["--help"])
+        #expect(overview.status == 0)
+        #expect(overview.output.hasPrefix("webhooky: send HTTP webhooks"))
+        #expect(outcome.errors == overview.output)
+        let help = try CommandProcess.run(["help"])
+        #expect(help.status == 0)
+        #expect(help.output == overview.output)
+        #expect(help.errors.isEmpty && overview.errors.isEmpty)
+    }
+
     @Test func unknownCommandsAreNamed() throws {
         let outcome = try CommandProcess.run(["stats"])
         #expect(outcome.status == 2)
