@@ -478,19 +478,47 @@ import Glibc
         let old = try #require(shop.column("SELECT webhooky.new_secret()").first ?? nil)
         let id = String(try shop.addWebhook(url: "https://erp.example/s", body: "{}", secret: old))
         for (overlap, shown) in [("NULL", "NULL"), ("interval '-1 hour'", "-01:00:00")] {
-            do {
-                try shop.connection.query("SELECT webhooky.rotate_secret($1, \(overlap))", [id])
-                Issue.record("rotate_secret took an overlap of \(overlap)")
-            } catch {
-                #expect(error.message == "webhooky.rotate_secret: overlap must be an interval of 0 or more, not \(shown)")
-                #expect(error.sqlState == "22023")
-                #expect(error.hint?.isEmpty == false)
-            }
+            let refusal = overlapRefusal(shop, webhook: id, overlap: overlap)
+            #expect(refusal?.message == "webhooky.rotate_secret: overlap must be an interval of 0 or more, not \(shown)")
+            #expect(refusal?.hint?.isEmpty == false)
         }
         #expect(try shop.connection.query("SELECT secret, previous_secret FROM webhooky.webhooks WHERE id = $1", [id]).rows == [[old, nil]])
         // 0: the new secret alone from now on, as the docs' plain UPDATE does.
         let new = try #require(shop.column("SELECT webhooky.rotate_secret($1, '0')", [id]).first ?? nil)
         #expect(try shop.connection.query("SELECT secret, previous_secret, previous_secret_expires_at <= now() FROM webhooky.webhooks WHERE id = $1", [id]).rows == [[new, old, "t"]])
+    }
+
+    @Test("rotate_secret takes an overlap of up to 7 days and refuses a longer one, saying why, and keeps the secret: interval '100 years' (or '24 days' for '24 hours') kept the old, perhaps leaked, secret signing for ever")
+    func rotateSecretBoundsTheOverlap() throws {
+        let shop = try Shop()
+        let old = try #require(shop.column("SELECT webhooky.new_secret()").first ?? nil)
+        let id = String(try shop.addWebhook(url: "https://erp.example/s", body: "{}", secret: old))
+        for (overlap, shown) in [("interval '7 days 1 second'", "7 days 00:00:01"), ("interval '24 days'", "24 days")] {
+            let refusal = overlapRefusal(shop, webhook: id, overlap: overlap)
+            #expect(refusal?.message == "webhooky.rotate_secret: overlap must be at most 7 days, not \(shown)")
+            #expect(refusal?.hint == "The old secret keeps signing until the overlap ends, so a long one keeps the secret you are replacing (perhaps because it leaked) valid "
+                + "that long; pass the time the receiver needs to switch, e.g. interval '24 hours' (the default), or 0 to replace it at once.")
+        }
+        #expect(try shop.connection.query("SELECT secret, previous_secret, previous_secret_expires_at FROM webhooky.webhooks WHERE id = $1", [id]).rows == [[old, nil, nil]])
+        // Exactly 7 days is taken: the old secret signs until then.
+        let new = try #require(shop.column("SELECT webhooky.rotate_secret($1, interval '7 days')", [id]).first ?? nil)
+        #expect(try shop.connection.query("""
+            SELECT secret, previous_secret, previous_secret_expires_at BETWEEN now() + interval '7 days' - interval '1 minute' AND now() + interval '7 days'
+              FROM webhooky.webhooks WHERE id = $1
+            """, [id]).rows == [[new, old, "t"]])
+    }
+
+    /// What `webhooky.rotate_secret(id, overlap)` answers when it refuses the overlap (SQLSTATE
+    /// 22023, invalid_parameter_value); nil, and an issue, if it rotated the secret.
+    private func overlapRefusal(_ shop: Shop, webhook id: String, overlap: String) -> PostgresError? {
+        do {
+            try shop.connection.query("SELECT webhooky.rotate_secret($1, \(overlap))", [id])
+            Issue.record("rotate_secret took an overlap of \(overlap)")
+            return nil
+        } catch {
+            #expect(error.sqlState == "22023", "\(error)")
+            return error
+        }
     }
 
     @Test("rotating again within the overlap keeps two secrets signing, the newest two (as admin.md says): the one before the first rotation stops at once")
