@@ -497,15 +497,25 @@ extension Doctor {
              ORDER BY 1, 2, 3
             """)
         let unknown = try unknownEventsInTriggers(connection)
-        if result.rowCount > 0 || !unknown.isEmpty {
+        let ungranted = try connection.query(Self.writersWithoutEmitSQL)
+        if result.rowCount > 0 || !unknown.isEmpty || ungranted.rowCount > 0 {
             let details = (0..<result.rowCount).map { row in
                 let table = result[row, 0] ?? "?", name = result[row, 1] ?? "?", event = result[row, 2] ?? "?"
                 return "Trigger \(name) on \(table) emits \(event) but its WHEN clause does not test that event's bit, so it skips \(event) events: "
                     + "re-create it with the condition that SELECT webhooky.wanted_condition('\(event)') returns."
-            } + unknown
-            let count = result.rowCount + unknown.count
-            return DoctorCheck(.fail, "triggers", count == 1 ? "1 trigger may skip its events"
-                               : "\(count) triggers may skip their events", details: details)
+            } + unknown + (0..<ungranted.rowCount).map { row in
+                let role = ungranted[row, 0] ?? "?", changes = ungranted[row, 1] ?? "?", trigger = ungranted[row, 2] ?? "?"
+                return "Role \(role) may \(changes), whose trigger \(trigger) calls webhooky.emit, but may not call it: each such change fails "
+                    + "(\"permission denied for schema webhooky\" or \"for function emit\") and is rolled back. GRANT webhooky_emitter TO \(role);"
+            }
+            let skipping = result.rowCount + unknown.count
+            let roles = Set((0..<ungranted.rowCount).compactMap { ungranted[$0, 0] }).count
+            let summary = [
+                skipping == 0 ? nil : skipping == 1 ? "1 trigger may skip its events" : "\(skipping) triggers may skip their events",
+                roles == 0 ? nil : roles == 1 ? "1 role may change a table but not call webhooky.emit for its trigger"
+                    : "\(roles) roles may change a table but not call webhooky.emit for its trigger",
+            ].compactMap { $0 }.joined(separator: "; ")
+            return DoctorCheck(.fail, "triggers", summary, details: details)
         }
         let open = try connection.query(Self.searchPathExposedSQL)
         guard open.rowCount > 0 else {
@@ -568,6 +578,31 @@ extension Doctor {
            AND NOT coalesce(EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search\\_path=%'), false)
          GROUP BY p.oid, open.schemas
          ORDER BY 1
+        """
+
+    /// Login roles (not superusers) that may make a change that fires a trigger whose function
+    /// calls `webhooky.emit`, but may not call it (no `GRANT webhooky_emitter`): every such change
+    /// of theirs fails. A `SECURITY DEFINER` function calls emit as its owner, so then the owner
+    /// is the one checked. One row per role and trigger: the role, what it may do there
+    /// ("UPDATE shop.orders"), the trigger.
+    static let writersWithoutEmitSQL = """
+        WITH fired AS (
+            SELECT t.tgrelid, t.tgname, p.prosecdef, p.proowner,
+                   concat_ws(',', CASE WHEN t.tgtype & 4 <> 0 THEN 'INSERT' END, CASE WHEN t.tgtype & 8 <> 0 THEN 'DELETE' END,
+                             CASE WHEN t.tgtype & 16 <> 0 THEN 'UPDATE' END, CASE WHEN t.tgtype & 32 <> 0 THEN 'TRUNCATE' END) AS changes
+              FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+             WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' AND strpos(p.prosrc, 'webhooky.emit') > 0
+        )
+        SELECT r.rolname,
+               (SELECT string_agg(c, '/') FROM unnest(string_to_array(f.changes, ',')) c WHERE has_table_privilege(r.oid, f.tgrelid, c))
+                   || ' ' || f.tgrelid::regclass::text,
+               f.tgname
+          FROM fired f JOIN pg_roles r ON CASE WHEN f.prosecdef THEN r.oid = f.proowner
+                                               ELSE r.rolcanlogin AND has_table_privilege(r.oid, f.tgrelid, f.changes) END
+         WHERE NOT r.rolsuper AND f.changes <> ''
+           AND NOT (has_schema_privilege(r.oid, 'webhooky', 'USAGE')
+                    AND has_function_privilege(r.oid, 'webhooky.emit(text, jsonb, text)', 'EXECUTE'))
+         ORDER BY 1, 2, 3
         """
 
     /// The triggers whose function names `event` (so probably emits it), and whether they fire.

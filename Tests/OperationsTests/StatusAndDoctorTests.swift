@@ -566,6 +566,41 @@ import Testing
         #expect(StatusAndDoctorTests.finding(try database.run(["doctor"]).output, "triggers")?.hasPrefix("OK    triggers") == true)
     }
 
+    @Test("doctor: a login role that may change a table whose trigger calls webhooky.emit, but was not granted webhooky_emitter, is a FAIL with the GRANT: each of its changes fails with 'permission denied for schema webhooky', and doctor said all was well")
+    func writerWithoutTheEmitterGrant() throws {
+        let database = try AdminDatabase()
+        try database.addWebhook(url: "https://erp.example.com/credit")
+        let role = "shop_app_\(getpid())_\(UInt16.random(in: 0...UInt16.max))"
+        try database.connection.execute("""
+            CREATE ROLE \(role) LOGIN;
+            GRANT USAGE ON SCHEMA ellity TO \(role);
+            GRANT SELECT ON ALL TABLES IN SCHEMA ellity TO \(role);
+            GRANT UPDATE ON ellity.customers TO \(role);
+            INSERT INTO ellity.eshops (id, name) VALUES ('eshop-1', 'My shop');
+            INSERT INTO ellity.customer_groups (id, eshop_id, name) VALUES (1, 'eshop-1', 'Retail');
+            INSERT INTO ellity.vip_tiers (id, eshop_id, name, min_credit) VALUES (1, 'eshop-1', 'Silver', 0);
+            INSERT INTO ellity.customers (id, eshop_id, email, credit, group_id, tier_id) VALUES (1001, 'eshop-1', 'jana@example.cz', 250.00, 1, 1);
+            """)
+        defer { _ = try? database.connection.execute("DROP OWNED BY \(role); DROP ROLE \(role)") }
+        // What the application meets: its UPDATE fails.
+        let application = try Connection(conninfo: database.url.replacingOccurrences(of: "user=postgres", with: "user=\(role)"))
+        let refused = #expect(throws: PostgresError.self) { try application.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id = 1001") }
+        #expect(refused.map { "\($0)" }?.contains("permission denied for schema webhooky") == true, "\(String(describing: refused))")
+
+        let outcome = try database.run(["doctor"])
+        #expect(outcome.status == 1)
+        #expect(StatusAndDoctorTests.finding(outcome.output, "triggers")
+                == "FAIL  triggers      1 role may change a table but not call webhooky.emit for its trigger", "\(outcome.output)")
+        #expect(outcome.output.contains("Role \(role) may UPDATE ellity.customers, whose trigger customer_credit_changed calls webhooky.emit, but may not call it: "
+            + "each such change fails (\"permission denied for schema webhooky\" or \"for function emit\") and is rolled back. GRANT webhooky_emitter TO \(role);"),
+                "\(outcome.output)")
+        #expect(outcome.output.contains("Role \(role) may UPDATE ellity.customers, whose trigger customer_tier_changed calls"), "\(outcome.output)")
+
+        try database.connection.execute("GRANT webhooky_emitter TO \(role)")
+        try application.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id = 1001")
+        #expect(StatusAndDoctorTests.finding(try database.run(["doctor"]).output, "triggers")?.hasPrefix("OK    triggers") == true)
+    }
+
     @Test("doctor: a trigger function that calls emit with the caller's search_path is a WARN while every role may create in public")
     func triggerFunctionWithTheCallersSearchPath() throws {
         let database = try AdminDatabase()
