@@ -539,15 +539,18 @@ extension Doctor {
 
     /// Trigger functions that name, in `webhooky.emit('...')` or `webhooky.has_webhooks('...')`,
     /// an event that `webhooky.event_types` does not have (a misspelt or unregistered name):
-    /// `has_webhooks` is false for it, so such a trigger records nothing, silently. One finding
+    /// `has_webhooks` is false for it, so a trigger that asks it first records nothing, silently;
+    /// one that calls `emit` with it unasked makes every change that runs it fail. One finding
     /// per function and name, with the registered name it probably meant.
     private func unknownEventsInTriggers(_ connection: Connection) throws(PostgresError) -> [String] {
         let result = try connection.query("""
-            SELECT p.oid::regprocedure::text, string_agg(DISTINCT format('%s on %s', t.tgname, t.tgrelid::regclass), ', '), m.name
+            SELECT p.oid::regprocedure::text, string_agg(DISTINCT format('%s on %s', t.tgname, t.tgrelid::regclass), ', '), m.name,
+                   bool_or(m.asked)
               FROM pg_trigger t
               JOIN pg_proc p ON p.oid = t.tgfoid
-             CROSS JOIN LATERAL (SELECT DISTINCT x[1] AS name
-                                   FROM regexp_matches(p.prosrc, 'webhooky\\.(?:emit|has_webhooks)\\s*\\(\\s*''([^'']*)''', 'g') x) m
+             CROSS JOIN LATERAL (SELECT x[2] AS name, bool_or(x[1] = 'has_webhooks') AS asked
+                                   FROM regexp_matches(p.prosrc, 'webhooky\\.(emit|has_webhooks)\\s*\\(\\s*''([^'']*)''', 'g') x
+                                  GROUP BY x[2]) m
              WHERE NOT t.tgisinternal AND NOT EXISTS (SELECT 1 FROM webhooky.event_types e WHERE e.name = m.name)
              GROUP BY p.oid, m.name
              ORDER BY 1, 3
@@ -558,8 +561,10 @@ extension Doctor {
         return (0..<result.rowCount).map { row in
             let function = result[row, 0] ?? "?", triggers = result[row, 1] ?? "?", event = result[row, 2] ?? "?"
             let guess = Suggestion.closest(to: event, among: names).map { " (did you mean '\($0)'?)" } ?? ""
+            let outcome = result[row, 3] == "t" ? "has_webhooks is false for it, so the trigger records nothing, silently. "
+                : "webhooky.emit refuses it, so every change that runs the trigger fails (\"webhooky.emit: unknown event '\(event)'\") and is rolled back. "
             return "Function \(function) (trigger \(triggers)) names event '\(event)', which webhooky.event_types does not have\(guess): "
-                + "has_webhooks is false for it and emit refuses it, so the trigger records nothing. "
+                + outcome
                 + "Correct the name in the function, or register the event: INSERT INTO webhooky.event_types (name, description, sample) VALUES (...);"
         }
     }

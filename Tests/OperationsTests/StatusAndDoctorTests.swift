@@ -542,7 +542,7 @@ import Testing
         #expect(!outcome.output.contains("customer_tier_changed on"), "the tier trigger tests its own bit")
     }
 
-    @Test("doctor: a trigger function that names an event webhooky.event_types does not have (a misspelt name) is a FAIL naming the function, its trigger and the event it probably meant; has_webhooks is false for it, so nothing was recorded, silently")
+    @Test("doctor: a trigger function that names an event webhooky.event_types does not have (a misspelt name) is a FAIL naming the function, its trigger and the event it probably meant; behind has_webhooks nothing is recorded, silently; called by emit alone every change of the table fails (doctor said it recorded nothing)")
     func triggerNamingAnUnknownEvent() throws {
         let database = try AdminDatabase()
         try database.connection.execute("""
@@ -559,8 +559,22 @@ import Testing
         let outcome = try database.run(["doctor"])
         #expect(StatusAndDoctorTests.finding(outcome.output, "triggers") == "FAIL  triggers      1 trigger may skip its events", "\(outcome.output)")
         #expect(outcome.output.contains("Function ellity.typo_credit_changed() (trigger typo_credit_changed on ellity.customers) names event 'customer.credit_chnaged', "
-            + "which webhooky.event_types does not have (did you mean 'customer.credit_changed'?): has_webhooks is false for it and emit refuses it, so the trigger records nothing. "
+            + "which webhooky.event_types does not have (did you mean 'customer.credit_changed'?): has_webhooks is false for it, so the trigger records nothing, silently. "
             + "Correct the name in the function, or register the event: INSERT INTO webhooky.event_types (name, description, sample) VALUES (...);"), "\(outcome.output)")
+        // Without has_webhooks first, emit raises an error: the change fails, not the event alone.
+        try database.connection.execute("""
+            CREATE FUNCTION ellity.typo_tier_changed() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+            BEGIN
+                PERFORM webhooky.emit('customer.tier_chnaged', jsonb_build_object('id', NEW.id), NEW.eshop_id);
+                RETURN NULL;
+            END $$;
+            CREATE TRIGGER typo_tier_changed AFTER UPDATE OF tier_id ON ellity.customers
+                FOR EACH ROW EXECUTE FUNCTION ellity.typo_tier_changed();
+            """)
+        #expect(try database.run(["doctor"]).output.contains("Function ellity.typo_tier_changed() (trigger typo_tier_changed on ellity.customers) names event 'customer.tier_chnaged', "
+            + "which webhooky.event_types does not have (did you mean 'customer.tier_changed'?): webhooky.emit refuses it, so every change that runs the trigger fails "
+            + "(\"webhooky.emit: unknown event 'customer.tier_chnaged'\") and is rolled back. Correct the name"))
+        try database.connection.execute("DROP TRIGGER typo_tier_changed ON ellity.customers")
         // Registered, the name is no finding.
         try database.connection.execute("INSERT INTO webhooky.event_types (name, description, sample) VALUES ('customer.credit_chnaged', 'typo, registered', '{}')")
         #expect(StatusAndDoctorTests.finding(try database.run(["doctor"]).output, "triggers")?.hasPrefix("OK    triggers") == true)
