@@ -111,6 +111,11 @@ public struct RequestPreview: Sendable {
         }
         let offered = parsed.variableNames
         for variable in webhook.template.variables where variable.value(in: parsed) == nil {
+            guard parsed.value(at: variable.path) != .null else {
+                // There, but null: no misspelt name to guess at.
+                notes.append("\(variable) is null in \(description): it renders as the empty string (\"\" where it stands alone as a JSON value)")
+                continue
+            }
             let guess = Suggestion.closest(to: variable.name, among: offered).map { "; did you mean #\($0)#" } ?? ""
             notes.append("\(variable) is not in \(description): it renders as the empty string (a misspelt name\(guess)? webhooky.variables('\(event)') lists the names)")
         }

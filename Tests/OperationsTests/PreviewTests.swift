@@ -60,6 +60,19 @@ import Testing
         #expect(try #require(receiver.waitForRequests(1).first).target == "/typo?id=")
     }
 
+    @Test("a variable whose value is JSON null is said to be null (it renders as the empty string), not missing, and gets no did-you-mean")
+    func previewNotesNullValues() throws {
+        let database = try AdminDatabase()
+        let webhook = try database.addWebhook(url: "https://erp.example/x", body: ##"{"amount": #order.total#, "id": #order.id#}"##)
+        let outcome = try database.run(["preview", String(webhook), "--payload", ##"{"order": {"id": 5, "total": null}}"##])
+        #expect(outcome.status == 0, "\(outcome.errors)")
+        #expect(outcome.output.hasSuffix(##"{"amount": "", "id": 5}"## + "\n"), "\(outcome.output)")
+        #expect(outcome.errors.contains(
+            ##"webhooky: note: #order.total# is null in the given payload: it renders as the empty string ("" where it stands alone as a JSON value)"## + "\n"),
+            "\(outcome.errors)")
+        #expect(!outcome.errors.contains("is not in"), "\(outcome.errors)")
+    }
+
     @Test("preview points at a '#name' without its closing '#' in a body string or a header value, which goes out as written; a placeholder, '#fff' and 'issue #12' get no such note")
     func previewNotesUnclosedVariables() throws {
         let database = try AdminDatabase()
