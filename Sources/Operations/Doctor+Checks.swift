@@ -503,15 +503,18 @@ extension Doctor {
                 let table = result[row, 0] ?? "?", name = result[row, 1] ?? "?", event = result[row, 2] ?? "?"
                 return "Trigger \(name) on \(table) emits \(event) but its WHEN clause does not test that event's bit, so it skips \(event) events: "
                     + "re-create it with the condition that SELECT webhooky.wanted_condition('\(event)') returns."
-            } + unknown + (0..<ungranted.rowCount).map { row in
+            } + unknown.map(\.text) + (0..<ungranted.rowCount).map { row in
                 let role = ungranted[row, 0] ?? "?", changes = ungranted[row, 1] ?? "?", trigger = ungranted[row, 2] ?? "?"
                 return "Role \(role) may \(changes), whose trigger \(trigger) calls webhooky.emit, but may not call it: each such change fails "
                     + "(\"permission denied for schema webhooky\" or \"for function emit\") and is rolled back. GRANT webhooky_emitter TO \(role);"
             }
-            let skipping = result.rowCount + unknown.count
+            let failing = unknown.filter(\.failsChanges).count
+            let skipping = result.rowCount + unknown.count - failing
             let roles = Set((0..<ungranted.rowCount).compactMap { ungranted[$0, 0] }).count
             let summary = [
                 skipping == 0 ? nil : skipping == 1 ? "1 trigger may skip its events" : "\(skipping) triggers may skip their events",
+                failing == 0 ? nil : failing == 1 ? "1 trigger function makes every change of its table fail"
+                    : "\(failing) trigger functions make every change of their tables fail",
                 roles == 0 ? nil : roles == 1 ? "1 role may change a table but not call webhooky.emit for its trigger"
                     : "\(roles) roles may change a table but not call webhooky.emit for its trigger",
             ].compactMap { $0 }.joined(separator: "; ")
@@ -542,7 +545,10 @@ extension Doctor {
     /// `has_webhooks` is false for it, so a trigger that asks it first records nothing, silently;
     /// one that calls `emit` with it unasked makes every change that runs it fail. One finding
     /// per function and name, with the registered name it probably meant.
-    private func unknownEventsInTriggers(_ connection: Connection) throws(PostgresError) -> [String] {
+    /// Trigger functions that name an event `webhooky.event_types` does not have: the finding,
+    /// and whether the changes of its table fail (`emit` alone names it) rather than record
+    /// nothing (`has_webhooks` asks first).
+    private func unknownEventsInTriggers(_ connection: Connection) throws(PostgresError) -> [(text: String, failsChanges: Bool)] {
         let result = try connection.query("""
             SELECT p.oid::regprocedure::text, string_agg(DISTINCT format('%s on %s', t.tgname, t.tgrelid::regclass), ', '), m.name,
                    bool_or(m.asked)
@@ -561,11 +567,13 @@ extension Doctor {
         return (0..<result.rowCount).map { row in
             let function = result[row, 0] ?? "?", triggers = result[row, 1] ?? "?", event = result[row, 2] ?? "?"
             let guess = Suggestion.closest(to: event, among: names).map { " (did you mean '\($0)'?)" } ?? ""
-            let outcome = result[row, 3] == "t" ? "has_webhooks is false for it, so the trigger records nothing, silently. "
+            let failsChanges = result[row, 3] != "t"
+            let outcome = !failsChanges ? "has_webhooks is false for it, so the trigger records nothing, silently. "
                 : "webhooky.emit refuses it, so every change that runs the trigger fails (\"webhooky.emit: unknown event '\(event)'\") and is rolled back. "
-            return "Function \(function) (trigger \(triggers)) names event '\(event)', which webhooky.event_types does not have\(guess): "
+            return ("Function \(function) (trigger \(triggers)) names event '\(event)', which webhooky.event_types does not have\(guess): "
                 + outcome
-                + "Correct the name in the function, or register the event: INSERT INTO webhooky.event_types (name, description, sample) VALUES (...);"
+                + "Correct the name in the function, or register the event: INSERT INTO webhooky.event_types (name, description, sample) VALUES (...);",
+                failsChanges)
         }
     }
 
