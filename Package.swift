@@ -51,7 +51,7 @@ let package = Package(
 
         // The admin's and the DBA's commands (preview, tail, status, doctor): queries and
         // formatting, kept out of the executable so that tests can call them.
-        .target(name: "Operations", dependencies: ["Postgres", "Schema", "Delivery", "Templates"]),
+        .target(name: "Operations", dependencies: ["Postgres", "Schema", "Delivery", "Templates", "HTTPClient"]),
 
         // The command line: `webhooky run | migrate | demo | preview | tail | status | doctor`.
         .executableTarget(

@@ -138,6 +138,18 @@ public struct AddressPolicy: Sendable, Hashable {
 }
 
 extension AddressPolicy {
+    /// Why this policy would refuse every connection to `url`'s host, as far as that is known
+    /// without DNS: the host is an IP address the policy refuses, or `localhost` (a loopback
+    /// address wherever it resolves); `nil` for any other name (only connecting tells) and for
+    /// an allowed address.
+    public func refusal(ofHostIn url: String) -> String? {
+        guard let parsed = CurlURL(), parsed.set(url, flags: CurlURL.requestFlags), let host = parsed.parts()?.host?.lowercased() else { return nil }
+        let unbracketed = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        if let address = IPAddress(unbracketed) { return refusal(for: address)?.description }
+        guard host == "localhost" || host.hasSuffix(".localhost"), let loopback = IPAddress("127.0.0.1") else { return nil }
+        return refusal(for: loopback)?.message(resolvedFrom: host)
+    }
+
     /// A connection the policy refuses: the address, and why.
     public struct Refusal: Sendable, Hashable, CustomStringConvertible {
         /// The address that was refused, as resolved (e.g. `169.254.169.254`, `::ffff:10.0.0.1`).

@@ -1,4 +1,5 @@
 import Delivery
+import HTTPClient
 public import Postgres
 public import Templates
 
@@ -122,6 +123,9 @@ public struct RequestPreview: Sendable {
         notes += webhook.template.unclosedVariables(offered: Set(offered)).map(\.sentence)
         do {
             let request = try webhook.request(payload: parsed, messageID: messageID, timestamp: timestamp)
+            if let refusal = AddressPolicy.standard.refusal(ofHostIn: request.url) {
+                notes.append("a worker ends this delivery dead unless it runs with an allow-list for the address: \(refusal)")
+            }
             if let hash = request.url.firstIndex(of: "#") {
                 // Only a name-like start is shown: the rest of a URL may hold a key.
                 let start = request.url[request.url.index(after: hash)...].prefix(while: { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "." }).prefix(40)

@@ -60,6 +60,26 @@ import Testing
         #expect(try #require(receiver.waitForRequests(1).first).target == "/typo?id=")
     }
 
+    @Test("preview says when the worker would refuse the URL's host as it stands (an internal IP address, localhost) unless it runs with an allow-list; a name that must be resolved gets no such note")
+    func previewNotesInternalHosts() throws {
+        let database = try AdminDatabase()
+        let expected = [
+            "http://127.0.0.1:9/orders": "refused to connect to 127.0.0.1 (loopback address)",
+            "http://[::ffff:10.1.2.3]/orders": "refused to connect to ::ffff:10.1.2.3 (IPv4-mapped form of a private address (RFC 1918))",
+            "http://LOCALHOST:8080/orders": "refused to connect to localhost (it resolves to a loopback address)",
+        ]
+        for (url, refusal) in expected {
+            let outcome = try database.run(["preview", String(try database.addWebhook(url: url))])
+            #expect(outcome.status == 0, "\(outcome.errors)")
+            #expect(outcome.errors.contains("webhooky: note: a worker ends this delivery dead unless it runs with an allow-list for the address: \(refusal): "
+                + "private and internal networks are not allowed; allow them with an allow-list (webhooky run --allow-network CIDR)\n"), "\(url): \(outcome.errors)")
+        }
+        for url in ["https://erp.example.com/orders", "http://93.184.215.14/orders"] {
+            let outcome = try database.run(["preview", String(try database.addWebhook(url: url))])
+            #expect(!outcome.errors.contains("allow-list"), "\(url): \(outcome.errors)")
+        }
+    }
+
     @Test("a variable whose value is JSON null is said to be null (it renders as the empty string), not missing, and gets no did-you-mean")
     func previewNotesNullValues() throws {
         let database = try AdminDatabase()
