@@ -234,6 +234,8 @@ extension Doctor {
         var tests = 0
         // When the first of them was created (UTC, to the second, rounded down), of those whose webhook is still there.
         var firstCreated: String?
+        // The webhooks (still there) that have them: with one, its id stands in the redelivery.
+        var redeliverable: Set<String> = []
         for row in 0..<result.rowCount {
             let count = result[row, 2].flatMap { Int($0) } ?? 0
             guard let name = result[row, 1] else {
@@ -247,7 +249,10 @@ extension Doctor {
                 continue
             }
             total += count
-            if result[row, 3] != "t", let created = result[row, 4], firstCreated.map({ created < $0 }) ?? true { firstCreated = created }
+            if result[row, 3] != "t", let created = result[row, 4] {
+                if firstCreated.map({ created < $0 }) ?? true { firstCreated = created }
+                redeliverable.insert(result[row, 0] ?? "?")
+            }
             let label = result[row, 3] == "t" ? " (deleted since)" : name.isEmpty ? "" : " \"\(name)\""
             details.append("webhook \(result[row, 0] ?? "?")\(label): \(TextFormatting.count(count))")
         }
@@ -258,13 +263,16 @@ extension Doctor {
         if tests > 0 { notes.append("\(TextFormatting.count(tests)) test \(tests == 1 ? "delivery" : "deliveries") not counted") }
         let deletedNote = notes.isEmpty ? "" : (total == 0 ? "" : "; ") + notes.joined(separator: "; ")
         guard total > 0 else { return DoctorCheck(.ok, "dead", "no delivery gave up in the last 24 h" + (deletedNote.isEmpty ? "" : " (\(deletedNote))")) }
-        details.append("Why: SELECT id, webhook_id, last_status, last_error_code, last_error FROM webhooky.deliveries WHERE state = 'dead' ORDER BY completed_at DESC LIMIT 20;")
+        // The deliveries counted above, not those only noted apart: a webhook deleted with a
+        // backlog filled the last 20 with "webhook deleted" rows, and older ones were listed too.
+        details.append("Why: SELECT id, webhook_id, last_status, last_error_code, last_error FROM webhooky.deliveries WHERE state = 'dead' AND completed_at > now() - interval '24 hours' AND NOT is_test AND last_error IS DISTINCT FROM 'webhook deleted' ORDER BY completed_at DESC LIMIT 20;")
         // redeliver_webhook goes by creation time, and a delivery dies long after it was created
         // (52 h with the default retry schedule, more with a longer one, or after a backlog or a
         // pause): since when the first of them was created, not a fixed age (3 days missed those
         // that died 20-24 h ago), and a time, not an age, so that it holds when run later.
         if let firstCreated {
-            details.append("Once the endpoint works, send them again: SELECT webhooky.redeliver_webhook(WEBHOOK_ID, '\(firstCreated)');")
+            let webhook = redeliverable.count == 1 ? redeliverable.first! : "WEBHOOK_ID"
+            details.append("Once the endpoint works, send them again: SELECT webhooky.redeliver_webhook(\(webhook), '\(firstCreated)');")
         }
         return DoctorCheck(.warn, "dead", "\(TextFormatting.count(total)) \(total == 1 ? "delivery" : "deliveries") gave up (dead) in the last 24 h" + deletedNote, details: details)
     }

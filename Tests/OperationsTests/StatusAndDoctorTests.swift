@@ -313,11 +313,45 @@ import Testing
         #expect(outcome.output.contains(#"webhook \#(failing) "ERP": 4 failed attempts in a row for 2h; last: HTTP 503 (gave up after 12 attempts). Watch it with webhooky tail --webhook \#(failing)"#))
         #expect(outcome.output.contains(#"webhook \#(paused) "Paused" is disabled by hand"#))
         #expect(StatusAndDoctorTests.finding(outcome.output, "dead") == "WARN  dead          1 delivery gave up (dead) in the last 24 h")
-        #expect(outcome.output.contains("Once the endpoint works, send them again: SELECT webhooky.redeliver_webhook(WEBHOOK_ID, '"))
+        #expect(outcome.output.contains("Once the endpoint works, send them again: SELECT webhooky.redeliver_webhook(\(failing), '"))
         // The query it gives runs, and shows each dead delivery's error code too.
-        let why = try #require(outcome.output.components(separatedBy: "Why: ").dropFirst().first?.components(separatedBy: "\n").first)
-        #expect(why == "SELECT id, webhook_id, last_status, last_error_code, last_error FROM webhooky.deliveries WHERE state = 'dead' ORDER BY completed_at DESC LIMIT 20;")
+        let why = try #require(StatusAndDoctorTests.why(outcome.output))
+        #expect(why == "SELECT id, webhook_id, last_status, last_error_code, last_error FROM webhooky.deliveries WHERE state = 'dead' AND completed_at > now() - interval '24 hours' AND NOT is_test AND last_error IS DISTINCT FROM 'webhook deleted' ORDER BY completed_at DESC LIMIT 20;")
         #expect(try database.connection.query(why).rowCount == 1)
+    }
+
+    /// The query after doctor's "Why: ".
+    static func why(_ output: String) -> String? {
+        output.components(separatedBy: "Why: ").dropFirst().first?.components(separatedBy: "\n").first
+    }
+
+    @Test("doctor: the 'Why:' query of the dead check lists the deliveries it counts, not those of a deleted webhook, of tests or of days ago; the redelivery names the webhook when only one has them")
+    func deadWhyListsWhatItCounts() throws {
+        let database = try AdminDatabase()
+        let failing = try database.addWebhook(url: "https://erp.example.com/x", name: "ERP")
+        let counted = try database.addDelivery(webhook: failing, state: "dead", attempts: 12)
+        let old = try database.addDelivery(webhook: failing, state: "dead", attempts: 12)
+        try database.connection.query("UPDATE webhooky.deliveries SET completed_at = now() - interval '3 days' WHERE id = $1", [String(old)])
+        let test = try database.addDelivery(webhook: failing, state: "dead", attempts: 1)
+        try database.connection.query("UPDATE webhooky.deliveries SET is_test = true WHERE id = $1", [String(test)])
+        // A webhook deleted with its backlog: its deliveries end dead later than the one counted.
+        let gone = try database.addWebhook(url: "https://erp.example.com/gone", name: "Gone")
+        for _ in 0..<25 { _ = try database.addDelivery(webhook: gone, state: "pending") }
+        try database.connection.query("DELETE FROM webhooky.webhooks WHERE id = $1", [String(gone)])
+
+        let outcome = try database.run(["doctor"])
+        #expect(StatusAndDoctorTests.finding(outcome.output, "dead")
+                == "WARN  dead          1 delivery gave up (dead) in the last 24 h; 25 ended with their deleted webhooks; 1 test delivery not counted", "\(outcome.output)")
+        let why = try #require(StatusAndDoctorTests.why(outcome.output), "\(outcome.output)")
+        // Before: the 20 newest dead rows, all 'webhook deleted', and not the one the warning is about.
+        #expect(try database.column(why) == [String(counted)], "\(why)")
+        #expect(outcome.output.contains("Once the endpoint works, send them again: SELECT webhooky.redeliver_webhook(\(failing), '"), "\(outcome.output)")
+
+        let other = try database.addWebhook(url: "https://crm.example.com/x", name: "CRM")
+        let second = try database.addDelivery(webhook: other, state: "dead", attempts: 12)
+        let both = try database.run(["doctor"])
+        #expect(Set(try database.column(try #require(StatusAndDoctorTests.why(both.output)))) == [String(counted), String(second)])
+        #expect(both.output.contains("Once the endpoint works, send them again: SELECT webhooky.redeliver_webhook(WEBHOOK_ID, '"), "\(both.output)")
     }
 
     @Test("doctor: the redelivery it suggests for the deliveries that died in the last 24 h sends all of them, also those created more than 3 days ago")
@@ -364,7 +398,7 @@ import Testing
         let expected = try #require(try database.value("""
             SELECT to_char(date_trunc('second', created_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS+00') FROM webhooky.deliveries WHERE id = $1
             """, [String(real)]))
-        #expect(both.output.contains("SELECT webhooky.redeliver_webhook(WEBHOOK_ID, '\(expected)');"), "\(both.output)")
+        #expect(both.output.contains("SELECT webhooky.redeliver_webhook(\(webhook), '\(expected)');"), "\(both.output)")
     }
 
     @Test("doctor: deliveries that ended dead with their deleted webhook are counted apart, without a redelivery hint")
