@@ -314,9 +314,10 @@ extension Doctor {
             SELECT w.id, w.name, w.enabled, w.disabled_reason, coalesce(h.consecutive_failures, 0),
                    extract(epoch FROM now() - h.failing_since),
                    (SELECT count(*) FROM webhooky.deliveries d WHERE d.webhook_id = w.id AND d.state = 'pending' AND NOT d.is_test),
-                   (SELECT coalesce(a.error, 'HTTP ' || a.status) FROM webhooky.attempts a
-                     WHERE a.webhook_id = w.id ORDER BY a.started_at DESC LIMIT 1)
+                   last.error, last.error_code
               FROM webhooky.webhooks w LEFT JOIN webhooky.webhook_health h ON h.webhook_id = w.id
+              LEFT JOIN LATERAL (SELECT coalesce(a.error, 'HTTP ' || a.status) AS error, a.error_code FROM webhooky.attempts a
+                                  WHERE a.webhook_id = w.id ORDER BY a.started_at DESC LIMIT 1) last ON true
              ORDER BY w.id
             """)
         var enabled = 0, failing = 0, disabledByWebhooky = 0, disabledByHand = 0
@@ -332,12 +333,13 @@ extension Doctor {
                 guard failures > 0 else { continue }
                 failing += 1
                 let since = result[row, 5].flatMap { Double($0) }.map { " for \(TextFormatting.duration(seconds: $0))" } ?? ""
-                let last = result[row, 7].map { "; last: " + TextFormatting.shortened($0, to: 80) } ?? ""
+                // The code first, as status and tail show it: "[timeout] Operation timed out ...".
+                let last = result[row, 7].map { "; last: " + TextFormatting.shortened((result[row, 8].map { "[\($0)] " } ?? "") + $0, to: 80) } ?? ""
                 // The address policy's refusal (HTTPClient's AddressPolicy) is fixed on the workers, not the endpoint.
                 let advice = result[row, 7]?.hasPrefix("refused to connect to ") == true
                     ? "The workers refuse that address (a private or internal network): to reach it, start them with --allow-network CIDR (README, \"Security\"); otherwise fix the webhook's URL."
                     : "Watch it with webhooky tail --webhook \(id); fix the endpoint or the webhook's URL."
-                problems.append("\(label): \(failures) failed \(failures == 1 ? "attempt" : "attempts") in a row\(since)\(last). \(advice)")
+                problems.append("\(label): \(TextFormatting.count(failures)) failed \(failures == 1 ? "attempt" : "attempts") in a row\(since)\(last). \(advice)")
             } else if let reason = result[row, 3] {
                 disabledByWebhooky += 1
                 problems.append("\(label) was disabled by Webhooky: \(reason); \(TextFormatting.count(waiting)) \(waiting == 1 ? "delivery waits" : "deliveries wait"). Once the endpoint works: UPDATE webhooky.webhooks SET enabled = true WHERE id = \(id);")

@@ -354,6 +354,20 @@ import Testing
         #expect(both.output.contains("Once the endpoint works, send them again: SELECT webhooky.redeliver_webhook(WEBHOOK_ID, '"), "\(both.output)")
     }
 
+    @Test("doctor: a failing webhook's last error comes with its code, as in status and tail, and a long run of failures with a thousands separator")
+    func failingWebhookShowsTheErrorCode() throws {
+        let database = try AdminDatabase()
+        let slow = try database.addWebhook(url: "https://erp.example.com/slow", name: "Slow")
+        try database.connection.query("INSERT INTO webhooky.webhook_health (webhook_id, consecutive_failures, failing_since) VALUES ($1, 3138, now() - interval '2 hours')", [String(slow)])
+        let delivery = try database.addDelivery(webhook: slow, state: "pending", attempts: 1)
+        _ = try TailTests.recordAttempt(database.connection, delivery: delivery, webhook: slow, status: nil,
+                                        error: "Operation timed out after 2999 milliseconds with 0 bytes received", errorCode: "timeout")
+        let outcome = try database.run(["doctor"])
+        // Before: "3138 failed attempts in a row for 2h; last: Operation timed out after ..." (no code).
+        #expect(outcome.output.contains(#"webhook \#(slow) "Slow": 3,138 failed attempts in a row for 2h; last: [timeout] Operation timed out after 2999 milliseconds with 0 bytes received. Watch it with webhooky tail --webhook \#(slow)"#),
+                "\(outcome.output)")
+    }
+
     @Test("doctor: the redelivery it suggests for the deliveries that died in the last 24 h sends all of them, also those created more than 3 days ago")
     func deadRedeliverySuggestionSendsThemAll() throws {
         let database = try AdminDatabase()
