@@ -182,6 +182,33 @@ import Testing
         #expect(ran >= 6)
     }
 
+    @Test("dba.md's check_webhooky maps doctor to a Nagios plugin's statuses: a FAIL (no worker) and an unreachable database are CRITICAL (2), a WARN alone WARNING (1), all well OK (0)")
+    func nagiosCheck() throws {
+        let script = try #require(try DocsTests.blocks("sh", in: "dba.md").first { $0.contains("check_webhooky") }, "dba.md has no check_webhooky")
+        let database = try AdminDatabase()
+        let receiver = try LoopbackReceiver()
+        let webhook = try database.addWebhook(url: receiver.baseURL + "/ok", name: "ERP")
+
+        let noWorker = try DocsTests.run(script, databaseURL: database.url)
+        #expect(noWorker.status == 2, "\(noWorker.output)")
+        #expect(noWorker.output.hasPrefix("WEBHOOKY CRITICAL: FAIL workers no worker alive"), "\(noWorker.output)")
+        let unreachable = try DocsTests.run(script, databaseURL: "host=/nonexistent port=1 dbname=shop")
+        #expect(unreachable.status == 2, "\(unreachable.output)")
+        #expect(unreachable.output.hasPrefix("WEBHOOKY CRITICAL: FAIL connection cannot connect"), "\(unreachable.output)")
+
+        let worker = RunningWorker(database.workerConfiguration())
+        defer { worker.stop() }
+        _ = try database.value("SELECT webhooky.send_test($1)", [String(webhook)])
+        _ = try database.waitFor("SELECT state FROM webhooky.deliveries") { $0 == "succeeded" }
+        let healthy = try DocsTests.run(script, databaseURL: database.url)
+        #expect(healthy.status == 0 && healthy.output == "WEBHOOKY OK\n", "\(healthy.output)")
+
+        _ = try database.addDelivery(webhook: webhook, state: "dead", attempts: 12)
+        let warning = try DocsTests.run(script, databaseURL: database.url)
+        #expect(warning.status == 1, "\(warning.output)")
+        #expect(warning.output.hasPrefix("WEBHOOKY WARNING: WARN dead 1 delivery gave up"), "\(warning.output)")
+    }
+
     @Test("admin.md read top to bottom: each command works where it stands, after the SQL above it only")
     func adminRecipesInOrder() throws {
         let database = try AdminDatabase()
