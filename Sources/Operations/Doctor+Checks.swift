@@ -314,7 +314,7 @@ extension Doctor {
             SELECT w.id, w.name, w.enabled, w.disabled_reason, coalesce(h.consecutive_failures, 0),
                    extract(epoch FROM now() - h.failing_since),
                    (SELECT count(*) FROM webhooky.deliveries d WHERE d.webhook_id = w.id AND d.state = 'pending' AND NOT d.is_test),
-                   last.error, last.error_code
+                   last.error, last.error_code, w.url
               FROM webhooky.webhooks w LEFT JOIN webhooky.webhook_health h ON h.webhook_id = w.id
               LEFT JOIN LATERAL (SELECT coalesce(a.error, 'HTTP ' || a.status) AS error, a.error_code FROM webhooky.attempts a
                                   WHERE a.webhook_id = w.id ORDER BY a.started_at DESC LIMIT 1) last ON true
@@ -323,9 +323,28 @@ extension Doctor {
         var enabled = 0, failing = 0, disabledByWebhooky = 0, disabledByHand = 0
         var problems: [String] = []
         var notes: [String] = []
+        let label = { (row: Int) in "webhook \(result[row, 0] ?? "?")" + ((result[row, 1] ?? "").isEmpty ? "" : " \"\(result[row, 1] ?? "")\"") }
+        // The endpoint of each enabled webhook whose host is not templated (the worker's unit of
+        // requests in flight), to name the webhooks whose deliveries wait behind a failing one.
+        let endpoints = (0..<result.rowCount).map { row in
+            result[row, 2] == "t" ? result[row, 9].flatMap { Endpoint.key(forURL: $0) }.flatMap { $0.contains("#") ? nil : $0 } : nil
+        }
+        /// What waits behind the failing webhook in `row` on its endpoint: other enabled webhooks
+        /// with the same endpoint and pending deliveries, which get no failure of their own.
+        func sharedEndpoint(of row: Int) -> String {
+            guard let endpoint = endpoints[row] else { return "" }
+            let behind = (0..<result.rowCount).filter { other in
+                other != row && endpoints[other] == endpoint && (result[other, 6].flatMap { Int($0) } ?? 0) > 0
+            }
+            guard !behind.isEmpty else { return "" }
+            let names = behind.map { "\(label($0)) (\(TextFormatting.count(result[$0, 6].flatMap { Int($0) } ?? 0)) pending)" }
+            return " It shares its endpoint \(endpoint) with \(names.joined(separator: ", ")): while it fails, the workers send that endpoint "
+                + "one request at a time, so \(behind.count == 1 ? "those deliveries wait" : "their deliveries wait") too; pause or fix this one "
+                + "(UPDATE webhooky.webhooks SET enabled = false WHERE id = \(result[row, 0] ?? "?");) and they catch up."
+        }
         for row in 0..<result.rowCount {
             let id = result[row, 0] ?? "?"
-            let label = "webhook \(id)" + ((result[row, 1] ?? "").isEmpty ? "" : " \"\(result[row, 1] ?? "")\"")
+            let label = label(row)
             let waiting = result[row, 6].flatMap { Int($0) } ?? 0
             if result[row, 2] == "t" {
                 enabled += 1
@@ -339,7 +358,8 @@ extension Doctor {
                 let advice = result[row, 7]?.hasPrefix("refused to connect to ") == true
                     ? "The workers refuse that address (a private or internal network): to reach it, start them with --allow-network CIDR (README, \"Security\"); otherwise fix the webhook's URL."
                     : "Watch it with webhooky tail --webhook \(id); fix the endpoint or the webhook's URL."
-                problems.append("\(label): \(TextFormatting.count(failures)) failed \(failures == 1 ? "attempt" : "attempts") in a row\(since)\(last). \(advice)")
+                problems.append("\(label): \(TextFormatting.count(failures)) failed \(failures == 1 ? "attempt" : "attempts") in a row\(since)\(last). \(advice)"
+                                + sharedEndpoint(of: row))
             } else if let reason = result[row, 3] {
                 disabledByWebhooky += 1
                 problems.append("\(label) was disabled by Webhooky: \(reason); \(TextFormatting.count(waiting)) \(waiting == 1 ? "delivery waits" : "deliveries wait"). Once the endpoint works: UPDATE webhooky.webhooks SET enabled = true WHERE id = \(id);")

@@ -368,6 +368,28 @@ import Testing
                 "\(outcome.output)")
     }
 
+    @Test("doctor: a failing webhook names the enabled webhooks with pending deliveries on its endpoint (scheme://host:port), which wait behind it with no failure of their own; another host's, a templated host's and a disabled one's are not named")
+    func failingWebhookNamesWhatWaitsOnItsEndpoint() throws {
+        let database = try AdminDatabase()
+        let slow = try database.addWebhook(url: "http://hooks.example.com:8080/slow/#customer.id#", name: "Slow")
+        let good = try database.addWebhook(url: "http://HOOKS.example.com:8080/ok?id=#customer.id#", name: "Good")
+        let elsewhere = try database.addWebhook(url: "http://hooks.example.com:8081/ok", name: "Other port")
+        let templated = try database.addWebhook(url: "http://#account.eshopId#.example.com:8080/ok", name: "Templated")
+        let paused = try database.addWebhook(url: "http://hooks.example.com:8080/paused", enabled: false, name: "Paused")
+        try database.connection.query("INSERT INTO webhooky.webhook_health (webhook_id, consecutive_failures, failing_since) VALUES ($1, 40, now() - interval '10 minutes')", [String(slow)])
+        for webhook in [slow, good, good, elsewhere, templated, paused] { _ = try database.addDelivery(webhook: webhook, state: "pending", attempts: 0) }
+        let outcome = try database.run(["doctor"])
+        #expect(outcome.output.contains(#" It shares its endpoint http://hooks.example.com:8080 with webhook \#(good) "Good" (2 pending): while it fails, the workers send that endpoint "#
+            + #"one request at a time, so those deliveries wait too; pause or fix this one (UPDATE webhooky.webhooks SET enabled = false WHERE id = \#(slow);) and they catch up."#),
+                "\(outcome.output)")
+        for other in ["Other port", "Templated", "Paused"] {
+            #expect(!outcome.output.contains("\"\(other)\" ("), "\(other): \(outcome.output)")
+        }
+        // Nothing waits on its endpoint: the line ends with its advice.
+        try database.connection.query("DELETE FROM webhooky.deliveries WHERE webhook_id = $1", [String(good)])
+        #expect(!(try database.run(["doctor"]).output.contains("It shares its endpoint")))
+    }
+
     @Test("doctor: the redelivery it suggests for the deliveries that died in the last 24 h sends all of them, also those created more than 3 days ago")
     func deadRedeliverySuggestionSendsThemAll() throws {
         let database = try AdminDatabase()
