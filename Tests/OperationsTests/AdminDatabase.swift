@@ -72,6 +72,13 @@ struct AdminDatabase {
         try connection.execute("UPDATE webhooky.event_wanted SET wanted_since = now() - interval '30 days'")
     }
 
+    /// Marks `webhook` failing, as the worker's outcomes would: `failures` in a row, since `since` ago
+    /// (an SQL interval, e.g. `2 hours`).
+    func markFailing(_ webhook: Int64, failures: Int, since: String) throws {
+        try connection.query("INSERT INTO webhooky.webhook_health (webhook_id, consecutive_failures, failing_since) VALUES ($1, $2, now() - $3::interval)",
+                             [String(webhook), String(failures), since])
+    }
+
     func addDelivery(webhook: Int64, state: String = "pending", attempts: Int = 0) throws -> Int64 {
         let event = try connection.query("""
             INSERT INTO webhooky.events (event, account_id, payload, webhook_ids, fanned_out)

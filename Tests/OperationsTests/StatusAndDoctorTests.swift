@@ -175,7 +175,7 @@ import Testing
     func refusedAddress() throws {
         let database = try AdminDatabase()
         let local = try database.addWebhook(url: "http://127.0.0.1:9/hook", name: "Local")
-        try database.connection.query("INSERT INTO webhooky.webhook_health (webhook_id, consecutive_failures, failing_since) VALUES ($1, 1, now() - interval '1 minute')", [String(local)])
+        try database.markFailing(local, failures: 1, since: "1 minute")
         let dead = try database.addDelivery(webhook: local, state: "dead", attempts: 1)
         let refusal = "refused to connect to 127.0.0.1 (loopback address): private and internal networks are not allowed; allow them with an allow-list (webhooky run --allow-network CIDR)"
         try TailTests.recordAttempt(database.connection, delivery: dead, webhook: local, number: 1, status: nil, error: refusal)
@@ -301,7 +301,7 @@ import Testing
         let paused = try database.addWebhook(url: "https://erp.example.com/y", name: "Paused")
         try database.connection.query("UPDATE webhooky.webhooks SET enabled = false, disabled_reason = 'the endpoint answered 410 Gone' WHERE id = $1", [String(gone)])
         try database.connection.query("UPDATE webhooky.webhooks SET enabled = false WHERE id = $1", [String(paused)])
-        try database.connection.query("INSERT INTO webhooky.webhook_health (webhook_id, consecutive_failures, failing_since) VALUES ($1, 4, now() - interval '2 hours')", [String(failing)])
+        try database.markFailing(failing, failures: 4, since: "2 hours")
         let dead = try database.addDelivery(webhook: failing, state: "dead", attempts: 12)
         try TailTests.recordAttempt(database.connection, delivery: dead, webhook: failing, number: 12, status: 503, error: "HTTP 503 (gave up after 12 attempts)")
 
@@ -358,7 +358,7 @@ import Testing
     func failingWebhookShowsTheErrorCode() throws {
         let database = try AdminDatabase()
         let slow = try database.addWebhook(url: "https://erp.example.com/slow", name: "Slow")
-        try database.connection.query("INSERT INTO webhooky.webhook_health (webhook_id, consecutive_failures, failing_since) VALUES ($1, 3138, now() - interval '2 hours')", [String(slow)])
+        try database.markFailing(slow, failures: 3138, since: "2 hours")
         let delivery = try database.addDelivery(webhook: slow, state: "pending", attempts: 1)
         _ = try TailTests.recordAttempt(database.connection, delivery: delivery, webhook: slow, status: nil,
                                         error: "Operation timed out after 2999 milliseconds with 0 bytes received", errorCode: "timeout")
@@ -376,7 +376,7 @@ import Testing
         let elsewhere = try database.addWebhook(url: "http://hooks.example.com:8081/ok", name: "Other port")
         let templated = try database.addWebhook(url: "http://#account.eshopId#.example.com:8080/ok", name: "Templated")
         let paused = try database.addWebhook(url: "http://hooks.example.com:8080/paused", enabled: false, name: "Paused")
-        try database.connection.query("INSERT INTO webhooky.webhook_health (webhook_id, consecutive_failures, failing_since) VALUES ($1, 40, now() - interval '10 minutes')", [String(slow)])
+        try database.markFailing(slow, failures: 40, since: "10 minutes")
         for webhook in [slow, good, good, elsewhere, templated, paused] { _ = try database.addDelivery(webhook: webhook, state: "pending", attempts: 0) }
         let outcome = try database.run(["doctor"])
         #expect(outcome.output.contains(#" It shares its endpoint http://hooks.example.com:8080 with webhook \#(good) "Good" (2 pending): while it fails, the workers send that endpoint "#
