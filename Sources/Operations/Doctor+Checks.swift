@@ -574,10 +574,8 @@ extension Doctor {
     /// an event that `webhooky.event_types` does not have (a misspelt or unregistered name):
     /// `has_webhooks` is false for it, so a trigger that asks it first records nothing, silently;
     /// one that calls `emit` with it unasked makes every change that runs it fail. One finding
-    /// per function and name, with the registered name it probably meant.
-    /// Trigger functions that name an event `webhooky.event_types` does not have: the finding,
-    /// and whether the changes of its table fail (`emit` alone names it) rather than record
-    /// nothing (`has_webhooks` asks first).
+    /// per function and name, with the registered name it probably meant, and whether the changes
+    /// of its table fail (`emit` alone names it) rather than record nothing (`has_webhooks` asks first).
     private func unknownEventsInTriggers(_ connection: Connection) throws(PostgresError) -> [(text: String, failsChanges: Bool)] {
         let result = try connection.query("""
             SELECT p.oid::regprocedure::text, string_agg(DISTINCT format('%s on %s', t.tgname, t.tgrelid::regclass), ', '), m.name,
