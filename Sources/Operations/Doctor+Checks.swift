@@ -326,15 +326,19 @@ extension Doctor {
         let label = { (row: Int) in "webhook \(result[row, 0] ?? "?")" + ((result[row, 1] ?? "").isEmpty ? "" : " \"\(result[row, 1] ?? "")\"") }
         // The endpoint of each enabled webhook whose host is not templated (the worker's unit of
         // requests in flight), to name the webhooks whose deliveries wait behind a failing one.
-        let endpoints = (0..<result.rowCount).map { row in
-            result[row, 2] == "t" ? result[row, 9].flatMap { Endpoint.key(forURL: $0) }.flatMap { $0.contains("#") ? nil : $0 } : nil
+        let endpoints = (0..<result.rowCount).map { row -> String? in
+            // As the worker keys it (Webhook.endpoint): none when a variable is part of the host.
+            guard result[row, 2] == "t", let url = result[row, 9], let template = try? URLTemplate(url) else { return nil }
+            return template.fixedOrigin.flatMap(Endpoint.key(forURL:))
         }
         /// What waits behind the failing webhook in `row` on its endpoint: other enabled webhooks
-        /// with the same endpoint and pending deliveries, which get no failure of their own.
+        /// with the same endpoint and pending deliveries, which get no failure of their own (when
+        /// they fail too, the endpoint is down for all of them, and each has its own line).
         func sharedEndpoint(of row: Int) -> String {
             guard let endpoint = endpoints[row] else { return "" }
             let behind = (0..<result.rowCount).filter { other in
                 other != row && endpoints[other] == endpoint && (result[other, 6].flatMap { Int($0) } ?? 0) > 0
+                    && (result[other, 4].flatMap { Int($0) } ?? 0) == 0
             }
             guard !behind.isEmpty else { return "" }
             let names = behind.map { "\(label($0)) (\(TextFormatting.count(result[$0, 6].flatMap { Int($0) } ?? 0)) pending)" }
@@ -534,19 +538,24 @@ extension Doctor {
                 return "Trigger \(name) on \(table) emits \(event) but its WHEN clause does not test that event's bit, so it skips \(event) events: "
                     + "re-create it with the condition that SELECT webhooky.wanted_condition('\(event)') returns."
             } + unknown.map(\.text) + (0..<ungranted.rowCount).map { row in
-                let role = ungranted[row, 0] ?? "?", changes = ungranted[row, 1] ?? "?", trigger = ungranted[row, 2] ?? "?"
-                return "Role \(role) may \(changes), whose trigger \(trigger) calls webhooky.emit, but may not call it: each such change fails "
-                    + "(\"permission denied for schema webhooky\" or \"for function emit\") and is rolled back. GRANT webhooky_emitter TO \(role);"
+                let role = ungranted[row, 0] ?? "?", table = ungranted[row, 2] ?? "?", trigger = ungranted[row, 3] ?? "?"
+                let who = ungranted[row, 4] == "t"
+                    ? "Function \(ungranted[row, 5] ?? "?") runs as its owner \(role) (SECURITY DEFINER), which may not call webhooky.emit: each change that fires its trigger \(trigger) on \(table) fails "
+                    : "Role \(role) may \(ungranted[row, 1] ?? "?") \(table), whose trigger \(trigger) calls webhooky.emit, but may not call it: each such change fails "
+                // A member that does not inherit the group's rights (NOINHERIT) has it already.
+                let fix = ungranted[row, 6] == "t" ? "ALTER ROLE \(role) INHERIT; (it is a member of webhooky_emitter but does not inherit its rights)"
+                    : "GRANT webhooky_emitter TO \(role);"
+                return who + "(\"permission denied for schema webhooky\" or \"for function emit\") and is rolled back. " + fix
             }
             let failing = unknown.filter(\.failsChanges).count
             let skipping = result.rowCount + unknown.count - failing
             let roles = Set((0..<ungranted.rowCount).compactMap { ungranted[$0, 0] }).count
             let summary = [
                 skipping == 0 ? nil : skipping == 1 ? "1 trigger may skip its events" : "\(skipping) triggers may skip their events",
-                failing == 0 ? nil : failing == 1 ? "1 trigger function makes every change of its table fail"
-                    : "\(failing) trigger functions make every change of their tables fail",
-                roles == 0 ? nil : roles == 1 ? "1 role may change a table but not call webhooky.emit for its trigger"
-                    : "\(roles) roles may change a table but not call webhooky.emit for its trigger",
+                failing == 0 ? nil : failing == 1 ? "1 trigger function fails the changes that reach its webhooky.emit"
+                    : "\(failing) trigger functions fail the changes that reach their webhooky.emit",
+                roles == 0 ? nil : roles == 1 ? "1 role fires a trigger that calls webhooky.emit but may not call it"
+                    : "\(roles) roles fire a trigger that calls webhooky.emit but may not call it",
             ].compactMap { $0 }.joined(separator: "; ")
             return DoctorCheck(.fail, "triggers", summary, details: details)
         }
@@ -597,7 +606,7 @@ extension Doctor {
             let guess = Suggestion.closest(to: event, among: names).map { " (did you mean '\($0)'?)" } ?? ""
             let failsChanges = result[row, 3] != "t"
             let outcome = !failsChanges ? "has_webhooks is false for it, so the trigger records nothing, silently. "
-                : "webhooky.emit refuses it, so every change that runs the trigger fails (\"webhooky.emit: unknown event '\(event)'\") and is rolled back. "
+                : "webhooky.emit refuses it, so each change whose trigger reaches that call fails (\"webhooky.emit: unknown event '\(event)'\") and is rolled back. "
             return ("Function \(function) (trigger \(triggers)) names event '\(event)', which webhooky.event_types does not have\(guess): "
                 + outcome
                 + "Correct the name in the function, or register the event: INSERT INTO webhooky.event_types (name, description, sample) VALUES (...);",
@@ -621,29 +630,37 @@ extension Doctor {
          ORDER BY 1
         """
 
-    /// Login roles (not superusers) that may make a change that fires a trigger whose function
-    /// calls `webhooky.emit`, but may not call it (no `GRANT webhooky_emitter`): every such change
-    /// of theirs fails. A `SECURITY DEFINER` function calls emit as its owner, so then the owner
-    /// is the one checked. One row per role and trigger: the role, what it may do there
-    /// ("UPDATE shop.orders"), the trigger.
+    /// Roles that fire a trigger whose function calls `webhooky.emit` but may not call it (no
+    /// `GRANT webhooky_emitter`, or a member that does not inherit it): every such change fails.
+    /// Login roles (not superusers) that may reach the table (its schema) and make one of the
+    /// trigger's changes (INSERT and UPDATE also by a grant on some columns only); for a
+    /// `SECURITY DEFINER` function, which calls emit as its owner, the owner instead. A trigger
+    /// on a partition that PostgreSQL cloned from its parent's counts once, as the parent's.
+    /// One row per role and trigger: the role, what it may do there (`UPDATE`; `NULL` for an
+    /// owner), the table, the trigger, whether the function is `SECURITY DEFINER`, the function,
+    /// whether the role is a member of webhooky_emitter (then it does not inherit it).
     static let writersWithoutEmitSQL = """
         WITH fired AS (
-            SELECT t.tgrelid, t.tgname, p.prosecdef, p.proowner,
-                   concat_ws(',', CASE WHEN t.tgtype & 4 <> 0 THEN 'INSERT' END, CASE WHEN t.tgtype & 8 <> 0 THEN 'DELETE' END,
-                             CASE WHEN t.tgtype & 16 <> 0 THEN 'UPDATE' END, CASE WHEN t.tgtype & 32 <> 0 THEN 'TRUNCATE' END) AS changes
-              FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
-             WHERE NOT t.tgisinternal AND t.tgenabled <> 'D' AND strpos(p.prosrc, 'webhooky.emit') > 0
+            SELECT t.tgrelid, t.tgname, c.relnamespace, p.prosecdef, p.proowner, p.oid::regprocedure::text AS function,
+                   array_remove(ARRAY[CASE WHEN t.tgtype & 4 <> 0 THEN 'INSERT' END, CASE WHEN t.tgtype & 8 <> 0 THEN 'DELETE' END,
+                                      CASE WHEN t.tgtype & 16 <> 0 THEN 'UPDATE' END, CASE WHEN t.tgtype & 32 <> 0 THEN 'TRUNCATE' END], NULL) AS changes
+              FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid JOIN pg_class c ON c.oid = t.tgrelid
+             WHERE NOT t.tgisinternal AND t.tgparentid = 0 AND t.tgenabled <> 'D' AND strpos(p.prosrc, 'webhooky.emit') > 0
+        ), allowed AS (
+            SELECT f.*, r.oid AS role, r.rolname,
+                   (SELECT string_agg(k, '/') FROM unnest(f.changes) k
+                     WHERE CASE WHEN k IN ('INSERT', 'UPDATE') THEN has_any_column_privilege(r.oid, f.tgrelid, k)
+                                ELSE has_table_privilege(r.oid, f.tgrelid, k) END) AS may
+              FROM fired f JOIN pg_roles r ON CASE WHEN f.prosecdef THEN r.oid = f.proowner ELSE r.rolcanlogin END
+             WHERE NOT r.rolsuper AND cardinality(f.changes) > 0
         )
-        SELECT r.rolname,
-               (SELECT string_agg(c, '/') FROM unnest(string_to_array(f.changes, ',')) c WHERE has_table_privilege(r.oid, f.tgrelid, c))
-                   || ' ' || f.tgrelid::regclass::text,
-               f.tgname
-          FROM fired f JOIN pg_roles r ON CASE WHEN f.prosecdef THEN r.oid = f.proowner
-                                               ELSE r.rolcanlogin AND has_table_privilege(r.oid, f.tgrelid, f.changes) END
-         WHERE NOT r.rolsuper AND f.changes <> ''
-           AND NOT (has_schema_privilege(r.oid, 'webhooky', 'USAGE')
-                    AND has_function_privilege(r.oid, 'webhooky.emit(text, jsonb, text)', 'EXECUTE'))
-         ORDER BY 1, 2, 3
+        SELECT a.rolname, CASE WHEN NOT a.prosecdef THEN a.may END, a.tgrelid::regclass::text, a.tgname, a.prosecdef, a.function,
+               EXISTS (SELECT 1 FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE g.rolname = 'webhooky_emitter' AND m.member = a.role)
+          FROM allowed a
+         WHERE (a.prosecdef OR (a.may IS NOT NULL AND has_schema_privilege(a.role, a.relnamespace, 'USAGE')))
+           AND NOT (has_schema_privilege(a.role, 'webhooky', 'USAGE')
+                    AND has_function_privilege(a.role, 'webhooky.emit(text, jsonb, text)', 'EXECUTE'))
+         ORDER BY 1, 3, 4
         """
 
     /// The triggers whose function names `event` (so probably emits it), and whether they fire.

@@ -48,7 +48,7 @@ public struct DoctorCheck: Sendable, Hashable {
 /// | dead deliveries | none in the last 24 h | WARN |
 /// | webhooks | none failing or disabled by Webhooky | WARN |
 /// | events | each event type with enabled webhooks had an event within 10 times its usual gap (over its last 1,000 events), or within an hour | WARN |
-/// | triggers | every trigger whose WHEN reads `webhooky.wanted_events` tests the bit of each event it emits; every login role that may fire one that calls `webhooky.emit` may call it | FAIL |
+/// | triggers | every trigger whose WHEN reads `webhooky.wanted_events` tests the bit of each event it emits; every login role that may fire one that calls `webhooky.emit` (and every `SECURITY DEFINER` trigger function's owner) may call it | FAIL |
 public struct Doctor: Sendable {
     /// A worker whose heartbeat is older is not alive, in seconds. Default 30.
     public var heartbeatWindow: Double = 30

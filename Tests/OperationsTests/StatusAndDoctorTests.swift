@@ -376,13 +376,20 @@ import Testing
         let elsewhere = try database.addWebhook(url: "http://hooks.example.com:8081/ok", name: "Other port")
         let templated = try database.addWebhook(url: "http://#account.eshopId#.example.com:8080/ok", name: "Templated")
         let paused = try database.addWebhook(url: "http://hooks.example.com:8080/paused", enabled: false, name: "Paused")
+        // Keyed as the worker keys them: a variable in the host (or the user information) leaves no endpoint to share.
+        let partly = try database.addWebhook(url: "http://hooks-#account.eshopId#.example.com:8080/ok", name: "Partly templated")
+        let keyed = try database.addWebhook(url: "http://AKIAEXAMPLEKEY:#account.secret#@hooks.example.com:8080/ok", name: "Key in the URL")
+        // Failing itself, it has its own line: the endpoint is down for both, not held by one.
+        let failingToo = try database.addWebhook(url: "http://hooks.example.com:8080/too", name: "Failing too")
+        try database.markFailing(failingToo, failures: 3, since: "5 minutes")
         try database.markFailing(slow, failures: 40, since: "10 minutes")
-        for webhook in [slow, good, good, elsewhere, templated, paused] { _ = try database.addDelivery(webhook: webhook, state: "pending", attempts: 0) }
+        for webhook in [slow, good, good, elsewhere, templated, paused, partly, keyed, failingToo] { _ = try database.addDelivery(webhook: webhook, state: "pending", attempts: 0) }
         let outcome = try database.run(["doctor"])
         #expect(outcome.output.contains(#" It shares its endpoint http://hooks.example.com:8080 with webhook \#(good) "Good" (2 pending): while it fails, the workers send that endpoint "#
             + #"one request at a time, so those deliveries wait too; pause or fix this one (UPDATE webhooky.webhooks SET enabled = false WHERE id = \#(slow);) and they catch up."#),
                 "\(outcome.output)")
-        for other in ["Other port", "Templated", "Paused"] {
+        #expect(!outcome.output.lowercased().contains("akiaexamplekey"), "\(outcome.output)")
+        for other in ["Other port", "Templated", "Partly templated", "Key in the URL", "Paused", "Failing too"] {
             #expect(!outcome.output.contains("\"\(other)\" ("), "\(other): \(outcome.output)")
         }
         // Nothing waits on its endpoint: the line ends with its advice.
@@ -643,11 +650,11 @@ import Testing
             """)
         let both = try database.run(["doctor"]).output
         #expect(both.contains("Function ellity.typo_tier_changed() (trigger typo_tier_changed on ellity.customers) names event 'customer.tier_chnaged', "
-            + "which webhooky.event_types does not have (did you mean 'customer.tier_changed'?): webhooky.emit refuses it, so every change that runs the trigger fails "
+            + "which webhooky.event_types does not have (did you mean 'customer.tier_changed'?): webhooky.emit refuses it, so each change whose trigger reaches that call fails "
             + "(\"webhooky.emit: unknown event 'customer.tier_chnaged'\") and is rolled back. Correct the name"))
         // The headline says so too, apart from the trigger that only records nothing.
         #expect(StatusAndDoctorTests.finding(both, "triggers")
-            == "FAIL  triggers      1 trigger may skip its events; 1 trigger function makes every change of its table fail", "\(both)")
+            == "FAIL  triggers      1 trigger may skip its events; 1 trigger function fails the changes that reach its webhooky.emit", "\(both)")
         try database.connection.execute("DROP TRIGGER typo_tier_changed ON ellity.customers")
         // Registered, the name is no finding.
         try database.connection.execute("INSERT INTO webhooky.event_types (name, description, sample) VALUES ('customer.credit_chnaged', 'typo, registered', '{}')")
@@ -678,7 +685,7 @@ import Testing
         let outcome = try database.run(["doctor"])
         #expect(outcome.status == 1)
         #expect(StatusAndDoctorTests.finding(outcome.output, "triggers")
-                == "FAIL  triggers      1 role may change a table but not call webhooky.emit for its trigger", "\(outcome.output)")
+                == "FAIL  triggers      1 role fires a trigger that calls webhooky.emit but may not call it", "\(outcome.output)")
         #expect(outcome.output.contains("Role \(role) may UPDATE ellity.customers, whose trigger customer_credit_changed calls webhooky.emit, but may not call it: "
             + "each such change fails (\"permission denied for schema webhooky\" or \"for function emit\") and is rolled back. GRANT webhooky_emitter TO \(role);"),
                 "\(outcome.output)")
@@ -687,6 +694,68 @@ import Testing
         try database.connection.execute("GRANT webhooky_emitter TO \(role)")
         try application.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id = 1001")
         #expect(StatusAndDoctorTests.finding(try database.run(["doctor"]).output, "triggers")?.hasPrefix("OK    triggers") == true)
+    }
+
+    @Test("doctor: the emitter grant is checked for a role granted UPDATE on some columns only, for the owner of a SECURITY DEFINER trigger function, once for a partitioned table, and not for a role that cannot reach the table's schema; a NOINHERIT member is told to inherit")
+    func emitterGrantCornerCases() throws {
+        let database = try AdminDatabase()
+        try database.addWebhook(url: "https://erp.example.com/credit")
+        let suffix = "\(getpid())_\(UInt16.random(in: 0...UInt16.max))"
+        let (columns, owner, outsider, noinherit) = ("cols_\(suffix)", "owner_\(suffix)", "outsider_\(suffix)", "noinh_\(suffix)")
+        try database.connection.execute("""
+            CREATE SCHEMA shop_\(suffix);
+            CREATE TABLE shop_\(suffix).orders (id bigint PRIMARY KEY, paid_at timestamptz);
+            INSERT INTO shop_\(suffix).orders VALUES (1, NULL);
+            CREATE FUNCTION shop_\(suffix).order_paid() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+            BEGIN
+                PERFORM webhooky.emit('customer.credit_changed', jsonb_build_object('id', NEW.id));
+                RETURN NULL;
+            END $$;
+            CREATE TRIGGER order_paid AFTER UPDATE OF paid_at ON shop_\(suffix).orders FOR EACH ROW EXECUTE FUNCTION shop_\(suffix).order_paid();
+            CREATE TABLE shop_\(suffix).payments (id bigint, region text) PARTITION BY LIST (region);
+            CREATE TABLE shop_\(suffix).payments_eu PARTITION OF shop_\(suffix).payments FOR VALUES IN ('eu');
+            CREATE TABLE shop_\(suffix).payments_us PARTITION OF shop_\(suffix).payments FOR VALUES IN ('us');
+            CREATE TRIGGER payment_made AFTER INSERT ON shop_\(suffix).payments FOR EACH ROW EXECUTE FUNCTION shop_\(suffix).order_paid();
+            CREATE ROLE \(columns) LOGIN;
+            GRANT USAGE ON SCHEMA shop_\(suffix) TO \(columns);
+            GRANT SELECT, UPDATE (paid_at) ON shop_\(suffix).orders TO \(columns);
+            GRANT INSERT ON shop_\(suffix).payments, shop_\(suffix).payments_eu, shop_\(suffix).payments_us TO \(columns);
+            CREATE ROLE \(outsider) LOGIN;
+            GRANT UPDATE ON shop_\(suffix).orders TO \(outsider);
+            CREATE ROLE \(noinherit) LOGIN NOINHERIT IN ROLE webhooky_emitter;
+            GRANT USAGE ON SCHEMA shop_\(suffix) TO \(noinherit);
+            GRANT UPDATE ON shop_\(suffix).orders TO \(noinherit);
+            CREATE ROLE \(owner) NOLOGIN;
+            CREATE FUNCTION shop_\(suffix).order_shipped() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+            BEGIN
+                PERFORM webhooky.emit('customer.credit_changed', jsonb_build_object('id', NEW.id));
+                RETURN NULL;
+            END $$;
+            ALTER FUNCTION shop_\(suffix).order_shipped() OWNER TO \(owner);
+            CREATE TRIGGER order_shipped AFTER DELETE ON shop_\(suffix).orders FOR EACH ROW EXECUTE FUNCTION shop_\(suffix).order_shipped();
+            """)
+        defer {
+            _ = try? database.connection.execute("DROP SCHEMA shop_\(suffix) CASCADE")
+            for role in [columns, owner, outsider, noinherit] { _ = try? database.connection.execute("DROP OWNED BY \(role); DROP ROLE \(role)") }
+        }
+        // What the role with a column grant meets.
+        let application = try Connection(conninfo: database.url.replacingOccurrences(of: "user=postgres", with: "user=\(columns)"))
+        let refused = #expect(throws: PostgresError.self) { try application.execute("UPDATE shop_\(suffix).orders SET paid_at = now() WHERE id = 1") }
+        #expect(refused.map { "\($0)" }?.contains("permission denied for schema webhooky") == true, "\(String(describing: refused))")
+
+        let output = try database.run(["doctor"]).output
+        #expect(output.contains("Role \(columns) may UPDATE shop_\(suffix).orders, whose trigger order_paid calls webhooky.emit, but may not call it: "
+            + "each such change fails (\"permission denied for schema webhooky\" or \"for function emit\") and is rolled back. GRANT webhooky_emitter TO \(columns);"), "\(output)")
+        #expect(output.contains("Role \(columns) may INSERT shop_\(suffix).payments, whose trigger payment_made calls"), "\(output)")
+        #expect(!output.contains("payments_eu") && !output.contains("payments_us"), "the partitions' cloned triggers: \(output)")
+        #expect(output.contains("Function shop_\(suffix).order_shipped() runs as its owner \(owner) (SECURITY DEFINER), which may not call webhooky.emit: "
+            + "each change that fires its trigger order_shipped on shop_\(suffix).orders fails (\"permission denied for schema webhooky\" or \"for function emit\") "
+            + "and is rolled back. GRANT webhooky_emitter TO \(owner);"), "\(output)")
+        #expect(output.contains("Role \(noinherit) may UPDATE shop_\(suffix).orders, whose trigger order_paid calls webhooky.emit, but may not call it: "
+            + "each such change fails (\"permission denied for schema webhooky\" or \"for function emit\") and is rolled back. "
+            + "ALTER ROLE \(noinherit) INHERIT; (it is a member of webhooky_emitter but does not inherit its rights)"), "\(output)")
+        #expect(!output.contains("Role \(outsider)"), "no USAGE on the table's schema: its change fails before the trigger: \(output)")
+        #expect(StatusAndDoctorTests.finding(output, "triggers") == "FAIL  triggers      3 roles fire a trigger that calls webhooky.emit but may not call it", "\(output)")
     }
 
     @Test("doctor: a trigger function that calls emit with the caller's search_path is a WARN while every role may create in public")
