@@ -24,6 +24,9 @@ public struct HealthRow: Sendable, Hashable {
     public var dead24h: Int
     /// Failed attempts since the last success.
     public var consecutiveFailures: Int
+    /// How long the webhook has been failing (since the first of those failed attempts), in
+    /// seconds; `nil` when it is not failing.
+    public var failingSeconds: Double?
     /// The last attempt's HTTP status.
     public var lastStatus: Int?
     /// The last attempt's error.
@@ -39,7 +42,7 @@ public struct HealthRow: Sendable, Hashable {
     /// A row with every field given; counts default to 0 and the rest to `nil`.
     public init(webhookID: Int64, name: String, event: String, enabled: Bool, disabledReason: String? = nil, pending: Int = 0,
                 sending: Int = 0, oldestPendingSeconds: Double? = nil, succeeded24h: Int = 0, dead24h: Int = 0,
-                consecutiveFailures: Int = 0, lastStatus: Int? = nil, lastError: String? = nil, lastErrorCode: String? = nil,
+                consecutiveFailures: Int = 0, failingSeconds: Double? = nil, lastStatus: Int? = nil, lastError: String? = nil, lastErrorCode: String? = nil,
                 p50Milliseconds: Double? = nil, p95Milliseconds: Double? = nil) {
         self.webhookID = webhookID
         self.name = name
@@ -52,6 +55,7 @@ public struct HealthRow: Sendable, Hashable {
         self.succeeded24h = succeeded24h
         self.dead24h = dead24h
         self.consecutiveFailures = consecutiveFailures
+        self.failingSeconds = failingSeconds
         self.lastStatus = lastStatus
         self.lastError = lastError
         self.lastErrorCode = lastErrorCode
@@ -67,7 +71,7 @@ public enum HealthTable {
         let result = try connection.query("""
             SELECT webhook_id, name, event, enabled, disabled_reason, pending, sending, extract(epoch FROM oldest_pending_age),
                    succeeded_24h, dead_24h, consecutive_failures, last_status, last_error, p50_ms, p95_ms,
-                   last_error_code
+                   last_error_code, extract(epoch FROM now() - failing_since)
               FROM webhooky.health ORDER BY webhook_id
             """)
         return (0..<result.rowCount).compactMap { row in
@@ -76,14 +80,15 @@ public enum HealthTable {
             return HealthRow(
                 webhookID: id, name: result[row, 1] ?? "", event: result[row, 2] ?? "", enabled: result[row, 3] == "t",
                 disabledReason: result[row, 4], pending: int(5), sending: int(6), oldestPendingSeconds: result[row, 7].flatMap { Double($0) },
-                succeeded24h: int(8), dead24h: int(9), consecutiveFailures: int(10), lastStatus: result[row, 11].flatMap { Int($0) },
+                succeeded24h: int(8), dead24h: int(9), consecutiveFailures: int(10),
+                failingSeconds: result[row, 16].flatMap { Double($0) }, lastStatus: result[row, 11].flatMap { Int($0) },
                 lastError: result[row, 12], lastErrorCode: result[row, 15], p50Milliseconds: result[row, 13].flatMap { Double($0) },
                 p95Milliseconds: result[row, 14].flatMap { Double($0) })
         }
     }
 
     /// The rows as an aligned table: id, name, enabled, pending, oldest, ok and dead in 24 h,
-    /// failures in a row, last status or error (shortened), p50 and p95 in ms, why disabled.
+    /// failures in a row and for how long, last status or error (shortened), p50 and p95 in ms, why disabled.
     /// With no rows, a sentence saying how to add a webhook.
     public static func text(_ rows: [HealthRow], style: TerminalStyle) -> String {
         guard !rows.isEmpty else {
@@ -100,7 +105,7 @@ public enum HealthTable {
                 String(row.webhookID), TextFormatting.shortened(row.name, to: 28), row.enabled ? "yes" : "no",
                 TextFormatting.count(row.pending + row.sending),
                 row.oldestPendingSeconds.map { TextFormatting.duration(seconds: $0) } ?? "-",
-                TextFormatting.count(row.succeeded24h), TextFormatting.count(row.dead24h), TextFormatting.count(row.consecutiveFailures),
+                TextFormatting.count(row.succeeded24h), TextFormatting.count(row.dead24h), failures(row),
                 lastOutcome(row), row.p50Milliseconds.map { TextFormatting.formatted($0, decimals: 1) } ?? "-",
                 row.p95Milliseconds.map { TextFormatting.formatted($0, decimals: 1) } ?? "-",
                 row.disabledReason.map { TextFormatting.shortened($0, to: 60) } ?? "",
@@ -119,6 +124,13 @@ public enum HealthTable {
             default: return text
             }
         }
+    }
+
+    /// Failed attempts in a row, and for how long: `104 for 1m 4s` (`0` when the webhook is not failing).
+    static func failures(_ row: HealthRow) -> String {
+        let count = TextFormatting.count(row.consecutiveFailures)
+        guard row.consecutiveFailures > 0, let seconds = row.failingSeconds else { return count }
+        return "\(count) for \(TextFormatting.duration(seconds: seconds))"
     }
 
     /// The last attempt in a few words: `200`, `503`, or the error's code in brackets and the

@@ -80,23 +80,23 @@ import Testing
 }
 
 @Suite struct HealthTableTests {
-    @Test("status: one aligned row per webhook; the last outcome shortened, a failure without a status with its code; why a webhook was disabled")
+    @Test("status: one aligned row per webhook; failures in a row with how long they have lasted; the last outcome shortened, a failure without a status with its code; why a webhook was disabled")
     func rows() {
         let rows = [
             HealthRow(webhookID: 1, name: "ERP credit sync", event: "customer.credit_changed", enabled: true, succeeded24h: 1234,
                       lastStatus: 200, p50Milliseconds: 12.34, p95Milliseconds: 40),
             HealthRow(webhookID: 12, name: "Mailer", event: "customer.tier_changed", enabled: false, disabledReason: "the endpoint answered 410 Gone",
-                      pending: 3, oldestPendingSeconds: 400, dead24h: 2, consecutiveFailures: 11, lastStatus: 410,
+                      pending: 3, oldestPendingSeconds: 400, dead24h: 2, consecutiveFailures: 11, failingSeconds: 190_000, lastStatus: 410,
                       lastError: "HTTP 410 (gave up after 12 attempts)"),
             HealthRow(webhookID: 13, name: "CRM", event: "customer.credit_changed", enabled: true, pending: 1, oldestPendingSeconds: 5,
-                      consecutiveFailures: 1, lastError: "Connection timed out after 5001 milliseconds", lastErrorCode: "timeout"),
+                      consecutiveFailures: 1_204, failingSeconds: 64, lastError: "Connection timed out after 5001 milliseconds", lastErrorCode: "timeout"),
         ]
         let text = HealthTable.text(rows, style: .plain)
         #expect(text == """
-            ID  NAME             ENABLED  PENDING  OLDEST  OK 24H  DEAD 24H  FAILS  LAST                                      P50 MS  P95 MS  DISABLED BECAUSE
-             1  ERP credit sync  yes            0       -   1,234         0      0  200                                         12.3      40
-            12  Mailer           no             3  6m 40s       0         2     11  410 (gave up after 12 attempts)                -       -  the endpoint answered 410 Gone
-            13  CRM              yes            1      5s       0         0      1  [timeout] Connection timed out after 50…       -       -
+            ID  NAME             ENABLED  PENDING  OLDEST  OK 24H  DEAD 24H            FAILS  LAST                                      P50 MS  P95 MS  DISABLED BECAUSE
+             1  ERP credit sync  yes            0       -   1,234         0                0  200                                         12.3      40
+            12  Mailer           no             3  6m 40s       0         2     11 for 2d 4h  410 (gave up after 12 attempts)                -       -  the endpoint answered 410 Gone
+            13  CRM              yes            1      5s       0         0  1,204 for 1m 4s  [timeout] Connection timed out after 50…       -       -
             """)
         #expect(HealthTable.text([], style: .plain).hasPrefix("no webhooks yet"))
     }

@@ -29,14 +29,17 @@ import Testing
         for webhook in [good, bad, good] { _ = try database.value("SELECT webhooky.send_test($1)", [String(webhook)]) }
         _ = try database.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state IN ('succeeded', 'dead')") { $0 == "3" }
 
+        // Failing for a known time, so that the line is exact (the failures came in milliseconds).
+        try database.connection.query("UPDATE webhooky.webhook_health SET failing_since = now() - interval '2 hours' WHERE webhook_id = $1", [String(bad)])
+
         let outcome = try database.run(["status"])
         #expect(outcome.status == 0, "\(outcome.errors)")
         let lines = outcome.output.split(separator: "\n").map(String.init)
         #expect(lines.count == 4)
-        #expect(lines[0].hasPrefix("ID  NAME             ENABLED  PENDING  OLDEST  OK 24H  DEAD 24H  FAILS  LAST"))
-        #expect(lines[1].hasPrefix(" \(good)  ERP credit sync  yes            0       -       2         0      0  200"))
-        #expect(lines[2].hasPrefix(" \(bad)  Mailer           yes            0       -       0         1      2  503 (gave up after 2 attempts)"))
-        #expect(lines[3].hasPrefix(" \(gone)  Old CRM          no             0       -       0         0      0  -"))
+        #expect(lines[0].hasPrefix("ID  NAME             ENABLED  PENDING  OLDEST  OK 24H  DEAD 24H     FAILS  LAST"), "\(outcome.output)")
+        #expect(lines[1].hasPrefix(" \(good)  ERP credit sync  yes            0       -       2         0         0  200"), "\(outcome.output)")
+        #expect(lines[2].hasPrefix(" \(bad)  Mailer           yes            0       -       0         1  2 for 2h  503 (gave up after 2 attempts)"), "\(outcome.output)")
+        #expect(lines[3].hasPrefix(" \(gone)  Old CRM          no             0       -       0         0         0  -"), "\(outcome.output)")
         #expect(lines[3].hasSuffix("the endpoint answered 410 Gone"))
 
         let empty = try AdminDatabase().run(["status"])
