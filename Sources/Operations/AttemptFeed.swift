@@ -84,7 +84,7 @@ public struct AttemptRow: Sendable, Hashable {
         text += "  " + paddedDuration + "  " + outcomeText(style: style)
         if isTest { text += " " + style.faint("(test)") }
         let message = error.flatMap { $0.isEmpty || $0 == status.map({ "HTTP \($0)" }) ? nil : TextFormatting.shortened($0, to: 120) }
-        let detail = [errorCode.map { "[\($0)]" }, message].compactMap { $0 }.joined(separator: " ")
+        let detail = TextFormatting.coded(message, code: errorCode)
         if !detail.isEmpty { text += "  " + detail }
         return text
     }

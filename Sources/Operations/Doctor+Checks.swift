@@ -357,7 +357,7 @@ extension Doctor {
                 failing += 1
                 let since = result[row, 5].flatMap { Double($0) }.map { " for \(TextFormatting.duration(seconds: $0))" } ?? ""
                 // The code first, as status and tail show it: "[timeout] Operation timed out ...".
-                let last = result[row, 7].map { "; last: " + TextFormatting.shortened((result[row, 8].map { "[\($0)] " } ?? "") + $0, to: 80) } ?? ""
+                let last = result[row, 7].map { "; last: " + TextFormatting.shortened(TextFormatting.coded($0, code: result[row, 8]), to: 80) } ?? ""
                 // The address policy's refusal (HTTPClient's AddressPolicy) is fixed on the workers, not the endpoint.
                 let advice = result[row, 7]?.hasPrefix("refused to connect to ") == true
                     ? "The workers refuse that address (a private or internal network): to reach it, start them with --allow-network CIDR (README, \"Security\"); otherwise fix the webhook's URL."

@@ -137,11 +137,11 @@ public enum HealthTable {
     /// start of the error (`[timeout] Connection timed out after 5...`).
     static func lastOutcome(_ row: HealthRow) -> String {
         switch (row.lastStatus, row.lastError) {
-        case (nil, nil): row.lastErrorCode.map { "[\($0)]" } ?? "-"
+        case (nil, nil): row.lastErrorCode.map { TextFormatting.coded(nil, code: $0) } ?? "-"
         case (let status?, nil): String(status)
         case (let status?, let error?):
             lastOutcome(status: status, error: error)
-        case (nil, let error?): TextFormatting.shortened(row.lastErrorCode.map { "[\($0)] " + error } ?? error, to: 40)
+        case (nil, let error?): TextFormatting.shortened(TextFormatting.coded(error, code: row.lastErrorCode), to: 40)
         }
     }
 

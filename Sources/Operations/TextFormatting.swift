@@ -47,6 +47,12 @@ public enum TextFormatting {
         return value < 0 ? "-" + result : result
     }
 
+    /// An error as status, tail and doctor show it: its code in brackets, then its message
+    /// (`[timeout] Operation timed out ...`); either alone when the other is missing.
+    public static func coded(_ message: String?, code: String?) -> String {
+        [code.map { "[\($0)]" }, message].compactMap { $0 }.joined(separator: " ")
+    }
+
     /// `text` cut to at most `limit` columns of a terminal (see ``width(_:)``), ending in `…`
     /// when cut; line breaks become spaces so that one value stays on one line, and other
     /// control characters `?` (a name someone chose must not send escape sequences to the

@@ -15,11 +15,10 @@ enum TailCommand {
         attempt, HTTP status (or "error"), duration, and what became of the delivery
         (succeeded, retry in ..., dead), then the error when there is one: its code in
         brackets ([timeout], [connect_failure], ...; see webhooky.attempts.error_code) and
-        its message. Starts with the
-        last 20 attempts (or all of those started within --since), then polls
-        webhooky.attempts every 500 ms. Attempts that commit out of order are shown too.
-        Ctrl-C (SIGINT) or SIGTERM stops it. Colour only on a terminal, and never when
-        NO_COLOR is set.
+        its message. Starts with the last 20 attempts (or all of those started within
+        --since), then polls webhooky.attempts every 500 ms. Attempts that commit out of
+        order are shown too. Ctrl-C (SIGINT) or SIGTERM stops it. Colour only on a terminal,
+        and never when NO_COLOR is set.
 
         Options:
           --webhook ID         only this webhook's attempts
