@@ -1104,6 +1104,9 @@ class Bench:
         "record-constant": ("INSERT INTO webhooky.events (event, account_id, payload, webhook_ids) "
                             "VALUES ('customer.credit_changed', NEW.eshop_id, '{}', '{1}');",
                             "the least a trigger that records the event does: one constant row into webhooky.events"),
+        "message-constant": ("PERFORM pg_logical_emit_message(true, 'webhooky', '{\"e\":\"customer.credit_changed\"}');", "writes the event as a constant transactional logical message (pg_logical_emit_message) instead of a row: what a WAL-only record would cost"),
+        "message-payload": ("PERFORM pg_logical_emit_message(true, 'webhooky', jsonb_build_object('customer', jsonb_build_object('id', NEW.id, 'email', NEW.email, 'credit', NEW.credit), 'creditChange', jsonb_build_object('value', NEW.credit - OLD.credit, 'previous', OLD.credit), 'account', jsonb_build_object('eshopId', NEW.eshop_id))::text);", "builds a payload without the group and tier lookups and writes it as a logical message"),
+        "record-payload": ("INSERT INTO webhooky.events (event, account_id, payload, webhook_ids) VALUES ('customer.credit_changed', NEW.eshop_id, jsonb_build_object('customer', jsonb_build_object('id', NEW.id, 'email', NEW.email, 'credit', NEW.credit), 'creditChange', jsonb_build_object('value', NEW.credit - OLD.credit, 'previous', OLD.credit), 'account', jsonb_build_object('eshopId', NEW.eshop_id)), '{1}');", "builds the same payload (no lookups) and inserts it as a webhooky.events row (the baseline's trigger without NOTIFY)"),
         "reference-0": (None, "the reference domain's triggers as shipped, 0 webhooks (= cost's webhooky-0): their WHEN condition is false"),
         "reference-1": (None, "the reference domain's triggers as shipped, 1 webhook (= cost's webhooky-1)"),
     }
@@ -1129,6 +1132,11 @@ class Bench:
             trigger_defs = [r[0] for r in conn.execute(
                 "SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = 'ellity.customers'::regclass AND NOT tgisinternal ORDER BY tgname")]
         variants = list(self.TRIGGER_VARIANTS)
+        if self.args.variants:
+            unknown = [v for v in self.args.variants.split(",") if v not in self.TRIGGER_VARIANTS]
+            if unknown:
+                raise SystemExit(f"bench: unknown --variants {', '.join(unknown)}; known: {', '.join(variants)}")
+            variants = ["none"] + [v for v in self.args.variants.split(",") if v != "none"]
         values: dict[str, list[float]] = {}
         statement_values: dict[str, list[float]] = {}
         runs = []
@@ -1185,7 +1193,8 @@ class Bench:
                           "µs per UPDATE in one transaction min / median / max", "µs added vs none (medians)"], rows)
         report.raw_runs("Runs", runs)
         report.notes.append("every variant has 0 enabled webhooks except reference-1, and nothing is recorded except by "
-                            "reference-1 and record-constant (whose rows no worker sends); "
+                            "reference-1 and the record-* variants (whose rows no worker sends); the message-* variants' WAL records "
+                            "are read by nobody (wal_level replica, no slot); "
                             "the reference-* variants keep the triggers of sql/examples/ellity.sql: " + "; ".join(trigger_defs))
 
     # -- scenario: memory ---------------------------------------------------------------------
@@ -1323,6 +1332,8 @@ def main() -> int:
                         help="before each run, wait up to this many seconds for other processes on the machine to "
                              "go quiet (0: do not wait) [30]")
     parser.add_argument("--clients", type=int, default=1, help="pgbench clients of the triggers scenario [1]")
+    parser.add_argument("--variants", default="",
+                        help="the triggers scenario's variants, comma-separated (none is always run) [all]")
     parser.add_argument("--worker-args", default="", help="more options for `webhooky run`, e.g. \"--log-level notice\" [none]")
     parser.add_argument("--against", metavar="BINARY", type=Path, default=None,
                         help="A/B of Webhooky itself: a `webhooky` binary (another commit's release build) takes the "
