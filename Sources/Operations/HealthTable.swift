@@ -134,15 +134,31 @@ public enum HealthTable {
     }
 
     /// The last attempt in a few words: `200`, `503`, or the error's code in brackets and the
-    /// start of the error (`[timeout] Connection timed out after 5...`).
+    /// start of the error (`[connect_failure] hooks.example.com port 443`, see ``brief(_:)``).
     static func lastOutcome(_ row: HealthRow) -> String {
         switch (row.lastStatus, row.lastError) {
         case (nil, nil): row.lastErrorCode.map { TextFormatting.coded(nil, code: $0) } ?? "-"
         case (let status?, nil): String(status)
         case (let status?, let error?):
             lastOutcome(status: status, error: error)
-        case (nil, let error?): TextFormatting.shortened(TextFormatting.coded(error, code: row.lastErrorCode), to: 40)
+        case (nil, let error?): TextFormatting.shortened(TextFormatting.coded(brief(error), code: row.lastErrorCode), to: 56)
         }
+    }
+
+    /// libcurl's connection errors without the words their code already says, so that the host
+    /// and port fit: `Failed to connect to hooks.example.com port 443 after 3 ms: Couldn't
+    /// connect to server` is `hooks.example.com port 443`, and `Could not resolve host:
+    /// hooks.example.com` is `hooks.example.com`. A reason other than libcurl's generic one is
+    /// kept (`hooks.example.com port 443: Timeout was reached`); other errors are as recorded.
+    static func brief(_ error: String) -> String {
+        let resolve = "Could not resolve host: "
+        if error.hasPrefix(resolve) { return String(error.dropFirst(resolve.count)) }
+        let connect = "Failed to connect to "
+        guard error.hasPrefix(connect), let after = error.firstRange(of: " after ") else { return error }
+        let target = error[error.index(error.startIndex, offsetBy: connect.count)..<after.lowerBound]
+        guard let colon = error[after.upperBound...].firstRange(of: ": ") else { return String(target) }
+        let reason = error[colon.upperBound...]
+        return reason == "Couldn't connect to server" ? String(target) : "\(target): \(reason)"
     }
 
     /// `503`, or `503 (gave up after 12 attempts)`: the status, then what the error adds to it.

@@ -10,8 +10,9 @@ enum StatusCommand {
         deliveries pending and how long the oldest has waited, attempts answered 2xx (OK) and
         deliveries that gave up (DEAD) in the last 24 hours, failed attempts in a row and for
         how long (FAILS: "12 for 1h 5m"), the last status or error (shortened; an error with
-        its code first: "[timeout] ..."), median and 95th percentile duration in ms over 24
-        hours, and why Webhooky disabled it. The full view: SELECT * FROM webhooky.health;
+        its code first, a connection error with its host and port: "[connect_failure]
+        crm.example.com port 443"), median and 95th percentile duration in ms over 24 hours,
+        and why Webhooky disabled it. The full view: SELECT * FROM webhooky.health;
 
         Options:
           --database-url URL   libpq connection string or URI [DATABASE_URL, else PG* variables]

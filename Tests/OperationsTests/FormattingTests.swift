@@ -93,12 +93,36 @@ import Testing
         ]
         let text = HealthTable.text(rows, style: .plain)
         #expect(text == """
-            ID  NAME             ENABLED  PENDING  OLDEST  OK 24H  DEAD 24H            FAILS  LAST                                      P50 MS  P95 MS  DISABLED BECAUSE
-             1  ERP credit sync  yes            0       -   1,234         0                0  200                                         12.3      40
-            12  Mailer           no             3  6m 40s       0         2     11 for 2d 4h  410 (gave up after 12 attempts)                -       -  the endpoint answered 410 Gone
-            13  CRM              yes            1      5s       0         0  1,204 for 1m 4s  [timeout] Connection timed out after 50…       -       -
+            ID  NAME             ENABLED  PENDING  OLDEST  OK 24H  DEAD 24H            FAILS  LAST                                                    P50 MS  P95 MS  DISABLED BECAUSE
+             1  ERP credit sync  yes            0       -   1,234         0                0  200                                                       12.3      40
+            12  Mailer           no             3  6m 40s       0         2     11 for 2d 4h  410 (gave up after 12 attempts)                              -       -  the endpoint answered 410 Gone
+            13  CRM              yes            1      5s       0         0  1,204 for 1m 4s  [timeout] Connection timed out after 5001 milliseconds       -       -
             """)
         #expect(HealthTable.text([], style: .plain).hasPrefix("no webhooks yet"))
+    }
+
+    @Test("status: a connection error keeps its host and port in LAST; libcurl's words that the code already says are left out")
+    func connectionErrorsKeepTheirHost() {
+        /// The LAST column of a one-row table, cut out by the header's columns.
+        func last(_ error: String, _ code: String) -> String {
+            let text = HealthTable.text([HealthRow(webhookID: 1, name: "n", event: "e", enabled: true, lastError: error, lastErrorCode: code)],
+                                        style: .plain)
+            let lines = text.split(separator: "\n").map(Array.init)
+            let header = String(lines[0])
+            let start = header.distance(from: header.startIndex, to: header.firstRange(of: "LAST")!.lowerBound)
+            let end = header.distance(from: header.startIndex, to: header.firstRange(of: "P50 MS")!.lowerBound)
+            return String(lines[1][start..<end]).split(separator: "  ").first.map(String.init) ?? ""
+        }
+        #expect(last("Failed to connect to hooks.shop.example.com port 443 after 3 ms: Couldn't connect to server", "connect_failure")
+                == "[connect_failure] hooks.shop.example.com port 443")
+        #expect(last("Failed to connect to 10.1.2.3 port 8443 after 5001 ms: Timeout was reached", "timeout")
+                == "[timeout] 10.1.2.3 port 8443: Timeout was reached")
+        #expect(last("Could not resolve host: crm.internal.example", "dns_failure") == "[dns_failure] crm.internal.example")
+        // Other errors as recorded, shortened to 56 columns.
+        #expect(last("Connection timed out after 5001 milliseconds", "timeout") == "[timeout] Connection timed out after 5001 milliseconds")
+        #expect(last("Operation timed out after 10000 milliseconds with 0 out of 0 bytes received", "timeout")
+                == "[timeout] Operation timed out after 10000 milliseconds …")
+        #expect(last("Failed to connect to nowhere", "connect_failure") == "[connect_failure] Failed to connect to nowhere")
     }
 }
 

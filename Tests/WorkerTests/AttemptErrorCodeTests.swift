@@ -45,6 +45,11 @@ import Testing
             ["a timeout", nil, "timeout"], ["b refused", nil, "connect_failure"], ["c 503", "503", nil], ["d 200", "200", nil],
             ["e to ftp", nil, "redirect_refused"], ["f loop", nil, "too_many_redirects"], ["g header", nil, "invalid_request"],
         ])
+        // libcurl's words for a refused connection, which status shortens to the host and port
+        // (HealthTableTests.connectionErrorsKeepTheirHost).
+        let refused = try shop.connection.query("SELECT a.error FROM webhooky.attempts a JOIN webhooky.webhooks w ON w.id = a.webhook_id WHERE w.name = 'b refused'")
+        #expect(refused[0, 0]?.hasPrefix("Failed to connect to 127.0.0.1 port \(closed.port) after ") == true)
+        #expect(refused[0, 0]?.hasSuffix(" ms: Couldn't connect to server") == true)
     }
 
     @Test("an attempt the worker's stop cut short is on record as interrupted")
