@@ -663,6 +663,59 @@ extension Doctor {
          ORDER BY 1, 3, 4
         """
 
+    /// Enabled webhooks for one account (`account_id` set) whose event a trigger function emits
+    /// without an account: `webhooky.emit(event, payload)` (or a `NULL` account) fires only the
+    /// webhooks for every account, so these never get the event from there; and
+    /// `webhooky.has_webhooks(event)` without an account is false while no webhook for every
+    /// account wants the event, so a trigger that asks it first records nothing for them. WARN,
+    /// one line per function and event, with the webhooks and both fixes. Calls whose event is
+    /// not a literal are not judged (see ``EmitCall``).
+    func accountsCheck(_ connection: Connection) throws(PostgresError) -> DoctorCheck {
+        let webhooks = try connection.query("""
+            SELECT w.event, w.id, w.name, quote_literal(w.account_id), w.account_id IS NULL FROM webhooky.webhooks w WHERE w.enabled ORDER BY w.event, w.id
+            """)
+        var forOneAccount: [String: [(id: String, label: String)]] = [:], forEveryAccount: Set<String> = []
+        for row in 0..<webhooks.rowCount {
+            let event = webhooks[row, 0] ?? "?", id = webhooks[row, 1] ?? "?", name = webhooks[row, 2] ?? ""
+            if webhooks[row, 4] == "t" { forEveryAccount.insert(event); continue }
+            let label = "webhook \(id)" + (name.isEmpty ? "" : " \"\(name)\"") + " (account \(webhooks[row, 3] ?? "?"))"
+            forOneAccount[event, default: []].append((id, label))
+        }
+        guard !forOneAccount.isEmpty else { return DoctorCheck(.ok, "accounts", "no enabled webhook is for one account only") }
+        let functions = try connection.query("""
+            SELECT p.oid::regprocedure::text, string_agg(DISTINCT format('%s on %s', t.tgname, t.tgrelid::regclass), ', '), p.prosrc
+              FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+             WHERE NOT t.tgisinternal AND t.tgparentid = 0 AND t.tgenabled <> 'D' AND p.prosrc ~* 'webhooky\\s*\\.\\s*(emit|has_webhooks)'
+             GROUP BY p.oid, p.prosrc
+             ORDER BY 1
+            """)
+        var details: [String] = []
+        var missed: Set<String> = []
+        for row in 0..<functions.rowCount {
+            let function = functions[row, 0] ?? "?", triggers = functions[row, 1] ?? "?"
+            let calls = EmitCall.calls(in: functions[row, 2] ?? "").filter { !$0.passesAccount }
+            for event in Set(calls.compactMap(\.event)).sorted() {
+                guard let webhooks = forOneAccount[event] else { continue }
+                let emits = calls.contains { $0.function == .emit && $0.event == event }
+                // has_webhooks without an account is true while a webhook for every account wants it.
+                guard emits || !forEveryAccount.contains(event) else { continue }
+                missed.formUnion(webhooks.map(\.id))
+                let what = emits
+                    ? "emits \(event) without an account (webhooky.emit with two arguments, or NULL for the third), which fires only the webhooks for every account"
+                    : "asks webhooky.has_webhooks('\(event)') without an account, which is false while only webhooks for one account want it, so it records nothing for them"
+                let pass = emits ? "webhooky.emit('\(event)', payload, NEW.account_column::text)" : "webhooky.has_webhooks('\(event)', NEW.account_column::text)"
+                details.append("Function \(function) (trigger \(triggers)) \(what): \(webhooks.map(\.label).joined(separator: ", ")) \(webhooks.count == 1 ? "never gets" : "never get") \(event) events from it. "
+                    + "Pass the account, as the webhooks' account_id holds it: \(pass); or, when these webhooks are to get every account's events, "
+                    + "UPDATE webhooky.webhooks SET account_id = NULL WHERE id IN (\(webhooks.map(\.id).joined(separator: ", ")));")
+            }
+        }
+        guard !details.isEmpty else {
+            return DoctorCheck(.ok, "accounts", "the triggers pass an account with the events that webhooks for one account want")
+        }
+        return DoctorCheck(.warn, "accounts", missed.count == 1 ? "1 webhook for one account never gets events a trigger emits without an account"
+                           : "\(missed.count) webhooks for one account never get events a trigger emits without an account", details: details)
+    }
+
     /// The triggers whose function names `event` (so probably emits it), and whether they fire.
     private func triggers(for event: String, _ connection: Connection) throws(PostgresError) -> [String] {
         let result = try connection.query("""

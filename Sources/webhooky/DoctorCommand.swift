@@ -31,6 +31,8 @@ enum DoctorCommand {
                          gap and at least an hour: a dropped or disabled trigger?
           triggers       triggers whose WHEN clause tests another event's bit in
                          webhooky.wanted_events than the events they emit (FAIL)
+          accounts       webhooks for one account whose event a trigger emits without an
+                         account: they never get it
 
         Options:
           --database-url URL   libpq connection string or URI [DATABASE_URL, else PG* variables]

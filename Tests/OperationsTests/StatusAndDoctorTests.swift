@@ -78,7 +78,7 @@ import Testing
 
         let outcome = try database.run(["doctor"])
         #expect(outcome.status == 0, "\(outcome.output)\(outcome.errors)")
-        for topic in ["connection", "schema", "privileges", "roles", "owner", "workers", "backlog", "NOTIFY queue", "dead", "webhooks", "settings", "variables", "events", "triggers"] {
+        for topic in ["connection", "schema", "privileges", "roles", "owner", "workers", "backlog", "NOTIFY queue", "dead", "webhooks", "settings", "variables", "events", "triggers", "accounts"] {
             #expect(StatusAndDoctorTests.finding(outcome.output, topic)?.hasPrefix("OK ") == true, "\(topic): \(outcome.output)")
         }
         #expect(StatusAndDoctorTests.finding(outcome.output, "workers")?.hasSuffix("1 worker alive") == true)
@@ -620,6 +620,70 @@ import Testing
         #expect(StatusAndDoctorTests.finding(outcome.output, "triggers") == "FAIL  triggers      1 trigger may skip its events", "\(outcome.output)")
         #expect(outcome.output.contains("Trigger customer_credit_changed on ellity.customers emits customer.credit_changed but its WHEN clause does not test that event's bit, so it skips customer.credit_changed events: re-create it with the condition that SELECT webhooky.wanted_condition('customer.credit_changed') returns."))
         #expect(!outcome.output.contains("customer_tier_changed on"), "the tier trigger tests its own bit")
+    }
+
+    @Test("doctor: a webhook for one account whose event a trigger emits without an account never fires, and doctor says so (it said all was well): a WARN naming the function, the webhooks and both fixes; has_webhooks without an account too, while no webhook for every account wants the event; OK once the account is passed")
+    func accountWebhookOfAnAccountlessEvent() throws {
+        let database = try AdminDatabase()
+        let acme = try database.addWebhook(url: "https://erp.example.com/hook", name: "Acme ERP")
+        // Customer 1 of e-shop 'acme', whose credit the test changes.
+        let shop = "acme"
+        try database.connection.execute("""
+            INSERT INTO ellity.eshops VALUES ('acme', 'Acme');
+            INSERT INTO ellity.customers (id, eshop_id, email, credit) VALUES (1, 'acme', 'a@acme.example', 10);
+            """)
+        _ = try database.connection.query("UPDATE webhooky.webhooks SET account_id = $1 WHERE id = \(acme)", [shop])
+        // The reference triggers pass the e-shop: nothing to say.
+        #expect(StatusAndDoctorTests.finding(try database.run(["doctor"]).output, "accounts")
+                == "OK    accounts      the triggers pass an account with the events that webhooks for one account want")
+        try database.connection.execute("""
+            CREATE OR REPLACE FUNCTION ellity.customer_credit_changed() RETURNS trigger
+            LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+            BEGIN
+                PERFORM webhooky.emit('customer.credit_changed', ellity.customer_event_payload(NEW, OLD));  -- no account
+                RETURN NULL;
+            END
+            $$;
+            """)
+        let outcome = try database.run(["doctor"])
+        #expect(outcome.status == 1)
+        #expect(StatusAndDoctorTests.finding(outcome.output, "accounts")
+                == "WARN  accounts      1 webhook for one account never gets events a trigger emits without an account", "\(outcome.output)")
+        #expect(outcome.output.contains("Function ellity.customer_credit_changed() (trigger customer_credit_changed on ellity.customers) emits customer.credit_changed "
+            + "without an account (webhooky.emit with two arguments, or NULL for the third), which fires only the webhooks for every account: "
+            + "webhook \(acme) \"Acme ERP\" (account '\(shop)') never gets customer.credit_changed events from it. "
+            + "Pass the account, as the webhooks' account_id holds it: webhooky.emit('customer.credit_changed', payload, NEW.account_column::text); "
+            + "or, when these webhooks are to get every account's events, UPDATE webhooky.webhooks SET account_id = NULL WHERE id IN (\(acme));"), "\(outcome.output)")
+        // What doctor says is what happens: the change records nothing for the webhook.
+        try database.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id = 1")
+        #expect(try database.value("SELECT count(*) FROM webhooky.events") == "0")
+
+        // Asked first without an account, and emitted with one: nothing recorded while only the
+        // account's webhook wants it; a webhook for every account makes has_webhooks true.
+        try database.connection.execute("""
+            CREATE OR REPLACE FUNCTION ellity.customer_credit_changed() RETURNS trigger
+            LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+            BEGIN
+                IF webhooky.has_webhooks('customer.credit_changed') THEN
+                    PERFORM webhooky.emit('customer.credit_changed', ellity.customer_event_payload(NEW, OLD), NEW.eshop_id);
+                END IF;
+                RETURN NULL;
+            END
+            $$;
+            """)
+        let asked = try database.run(["doctor"]).output
+        #expect(asked.contains("Function ellity.customer_credit_changed() (trigger customer_credit_changed on ellity.customers) asks "
+            + "webhooky.has_webhooks('customer.credit_changed') without an account, which is false while only webhooks for one account want it, "
+            + "so it records nothing for them: webhook \(acme) \"Acme ERP\" (account '\(shop)') never gets customer.credit_changed events from it. "
+            + "Pass the account, as the webhooks' account_id holds it: webhooky.has_webhooks('customer.credit_changed', NEW.account_column::text);"), "\(asked)")
+        try database.addWebhook(url: "https://all.example.com/hook", name: "Every shop")
+        #expect(StatusAndDoctorTests.finding(try database.run(["doctor"]).output, "accounts")?.hasPrefix("OK    accounts") == true)
+        try database.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id = 1")
+        #expect(try database.value("SELECT webhook_ids::text FROM webhooky.events") == "{\(acme),\(acme + 1)}")
+
+        // No webhook for one account: nothing to check.
+        try database.connection.execute("UPDATE webhooky.webhooks SET account_id = NULL")
+        #expect(StatusAndDoctorTests.finding(try database.run(["doctor"]).output, "accounts") == "OK    accounts      no enabled webhook is for one account only")
     }
 
     @Test("doctor: a trigger function that names an event webhooky.event_types does not have (a misspelt name) is a FAIL naming the function, its trigger and the event it probably meant; behind has_webhooks nothing is recorded, silently; called by emit alone every change of the table fails (doctor said it recorded nothing)")
