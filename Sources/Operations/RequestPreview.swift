@@ -121,6 +121,17 @@ public struct RequestPreview: Sendable {
             notes.append("\(variable) is not in \(description): it renders as the empty string (a misspelt name\(guess)? webhooky.variables('\(event)') lists the names)")
         }
         notes += webhook.template.unclosedVariables(offered: Set(offered)).map(\.sentence)
+        for variable in webhook.template.body?.quotedAlone ?? [] {
+            // Often meant (an amount kept as text), but a receiver that expects a number gets a string.
+            let kind: String
+            switch variable.value(in: parsed) {
+            case .number(let text): kind = "the number \(text)"
+            case .bool(let value): kind = "the boolean \(value)"
+            default: continue
+            }
+            notes.append("\(variable) stands alone in quotes in the body, so \(kind) goes out as a JSON string (\"\(kind.split(separator: " ").last ?? "")\"); "
+                + "without the quotes around it, it goes out as a JSON \(kind.hasPrefix("the number") ? "number" : "boolean")")
+        }
         do {
             let request = try webhook.request(payload: parsed, messageID: messageID, timestamp: timestamp)
             if let refusal = AddressPolicy.standard.refusal(ofHostIn: request.url) {

@@ -17,6 +17,10 @@ public struct BodyTemplate: Sendable, Hashable {
     /// The template as the admin wrote it.
     public let source: String
     let pieces: [Piece]
+    /// The variables that are a whole JSON string, `"#customer.credit#"`: the value goes out as
+    /// a string whatever it is (a number `12.50` as `"12.50"`), where the same placeholder
+    /// without the quotes sends it as it is.
+    public let quotedAlone: [Variable]
 
     /// The variables the template uses, in order of appearance.
     public var variables: [Variable] {
@@ -50,13 +54,20 @@ public struct BodyTemplate: Sendable, Hashable {
         let split = TemplatePiece.split(source)
         try BodyTemplate.validate(split, source: source)
         var pieces: [Piece] = []
+        var quotedAlone: [Variable] = []
         var inString = false
         var escaped = false
+        // The last text ended with the quote that opened a string, and a variable followed it.
+        var justOpened = false
+        var openingVariable: Variable?
         for piece in split {
             switch piece {
             case .text(let text):
                 pieces.append(.text(text))
+                if let variable = openingVariable, text.utf8.first == UInt8(ascii: "\"") { quotedAlone.append(variable) }
+                openingVariable = nil
                 for byte in text.utf8 {
+                    justOpened = false
                     if inString {
                         if escaped {
                             escaped = false
@@ -67,14 +78,18 @@ public struct BodyTemplate: Sendable, Hashable {
                         }
                     } else if byte == UInt8(ascii: "\"") {
                         inString = true
+                        justOpened = true
                     }
                 }
             case .variable(let variable):
                 pieces.append(inString ? .inString(variable) : .value(variable))
+                openingVariable = inString && justOpened ? variable : nil
+                justOpened = false
             }
         }
         self.source = source
         self.pieces = pieces
+        self.quotedAlone = quotedAlone
     }
 
     /// Renders the body for `payload`; never fails and always yields valid JSON.

@@ -93,6 +93,23 @@ import Testing
         #expect(!outcome.errors.contains("is not in"), "\(outcome.errors)")
     }
 
+    @Test("preview notes a number or boolean whose placeholder stands alone in quotes: it goes out as a JSON string (the seed's \"credit\": \"#customer.credit#\" does so); not for text around the placeholder, a placeholder without quotes, or a string value")
+    func previewNotesQuotedNumbers() throws {
+        let database = try AdminDatabase()
+        let webhook = try database.addWebhook(url: "https://erp.example/x", body: ##"""
+            {"credit": "#customer.credit#", "vip": "#customer.vip#", "label": "Credit #customer.credit#", "raw": #customer.credit#, "email": "#customer.email#", "both": "#customer.credit##customer.vip#"}
+            """##)
+        let outcome = try database.run(["preview", String(webhook), "--payload", ##"{"customer": {"credit": 12.50, "vip": true, "email": "a@b.c"}}"##])
+        #expect(outcome.status == 0, "\(outcome.errors)")
+        #expect(outcome.output.hasSuffix(##"{"credit": "12.50", "vip": "true", "label": "Credit 12.50", "raw": 12.50, "email": "a@b.c", "both": "12.50true"}"## + "\n"),
+                "\(outcome.output)")
+        let notes = outcome.errors.split(separator: "\n").filter { $0.contains("stands alone in quotes") }
+        #expect(notes == [
+            ##"webhooky: note: #customer.credit# stands alone in quotes in the body, so the number 12.50 goes out as a JSON string ("12.50"); without the quotes around it, it goes out as a JSON number"##,
+            ##"webhooky: note: #customer.vip# stands alone in quotes in the body, so the boolean true goes out as a JSON string ("true"); without the quotes around it, it goes out as a JSON boolean"##,
+        ], "\(outcome.errors)")
+    }
+
     @Test("preview points at a '#name' without its closing '#' in a body string or a header value, which goes out as written; a placeholder, '#fff' and 'issue #12' get no such note")
     func previewNotesUnclosedVariables() throws {
         let database = try AdminDatabase()

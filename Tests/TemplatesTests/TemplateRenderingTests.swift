@@ -138,6 +138,13 @@ func isValidJSONForFoundation(_ text: String) -> Bool {
         }
         """
 
+    @Test("the variables that are a whole JSON string: the seed's three, not one with text or an escaped quote beside it, two side by side, or one standing alone as a value")
+    func quotedAlone() throws {
+        #expect(try BodyTemplate(Self.seedBody).quotedAlone.map(\.name) == ["account.eshopId", "customer.email", "customer.credit"])
+        let others = try BodyTemplate(##"{"a": "x #a#", "b": "#b# y", "c": "\"#c#", "d": "#d#\"", "e": #e#, "f": "#f##g#", "h": ["#h#"]}"##)
+        #expect(others.quotedAlone.map(\.name) == ["h"])
+    }
+
     @Test func seedBodyRendersWithFormattingKept() throws {
         let rendered = try BodyTemplate(Self.seedBody).render(payload())
         #expect(rendered == """
