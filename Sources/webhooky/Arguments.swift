@@ -51,7 +51,8 @@ struct Arguments {
             index += 1
             guard argument.hasPrefix("--") else {
                 guard positionals.count < allowed else {
-                    throw UsageError(description: "unexpected argument \"\(argument)\" for \"webhooky \(command)\"")
+                    throw UsageError(description: "unexpected argument \(Arguments.quoted(argument)) for \"webhooky \(command)\""
+                                     + Arguments.connectionStringAdvice(argument))
                 }
                 positionals.append(argument)
                 continue
@@ -75,12 +76,16 @@ struct Arguments {
                 // would allow only B, `--event 1 --event 2` preview event 2.
                 // A connection string's values are not quoted: they may hold a password.
                 if let earlier = values[name] {
-                    let both = name == "database-url" ? "" : " (\"\(earlier)\" and \"\(value ?? "")\")"
+                    let both = name == "database-url" ? "" : " (\(Arguments.quoted(earlier)) and \(Arguments.quoted(value ?? "")))"
                     throw UsageError(description: "--\(name) is given twice\(both); give it once"
                                      + (name == "allow-network" || name == "mask-parameters" ? ", with its values separated by commas" : ""))
                 }
                 values[name] = value
             } else {
+                // `--database-url:postgresql://user:s3cret@db/shop` is one "name".
+                guard !Arguments.mayBeConnectionString(name) else {
+                    throw UsageError(description: "unknown option --… for \"webhooky \(command)\"" + Arguments.connectionStringAdvice(name))
+                }
                 let guess = Suggestion.closest(to: name, among: options.union(switches)).map { "; did you mean --\($0)?" } ?? ""
                 throw UsageError(description: "unknown option --\(name) for \"webhooky \(command)\"\(guess)")
             }
@@ -110,6 +115,27 @@ struct Arguments {
         }
     }
 
+    /// `text` in double quotes, as errors show what was typed; `"…"` when it may be (a piece of)
+    /// a connection string, which may hold a password: it holds `=` (`password=s3cret`, what an
+    /// unquoted `--database-url $DATABASE_URL` leaves over when the shell splits it at its
+    /// spaces), `@` or `://` (`postgresql://user:s3cret@db/shop` given without `--database-url`).
+    /// The values these errors quote (numbers, ids, durations, log levels) never hold such text.
+    static func quoted(_ text: String) -> String {
+        mayBeConnectionString(text) ? "\"…\"" : "\"\(text)\""
+    }
+
+    /// What to do when `argument`, not quoted by ``quoted(_:)``, may be a connection string:
+    /// empty for any other argument.
+    static func connectionStringAdvice(_ argument: String) -> String {
+        guard mayBeConnectionString(argument) else { return "" }
+        return " (not shown: it looks like a connection string or a piece of one, which may hold a password; give the whole string "
+            + "with --database-url 'host=... dbname=...', quoted as one argument, or in DATABASE_URL)"
+    }
+
+    static func mayBeConnectionString(_ text: String) -> Bool {
+        text.contains("=") || text.contains("@") || text.contains("://")
+    }
+
     func has(_ flag: String) -> Bool { flags.contains(flag) }
 
     func string(_ name: String) -> String? { values[name] }
@@ -118,7 +144,7 @@ struct Arguments {
     func integer(_ name: String, in range: ClosedRange<Int>) throws(UsageError) -> Int? {
         guard let text = values[name] else { return nil }
         guard let value = Int(text), range.contains(value) else {
-            throw UsageError(description: "--\(name) must be a whole number from \(range.lowerBound) to \(range.upperBound), not \"\(text)\"")
+            throw UsageError(description: "--\(name) must be a whole number from \(range.lowerBound) to \(range.upperBound), not \(Arguments.quoted(text))")
         }
         return value
     }
@@ -127,7 +153,7 @@ struct Arguments {
     /// `table` says where such ids are (`webhooky.webhooks`).
     static func identifier(_ text: String, what: String, table: String) throws(UsageError) -> Int64 {
         guard let value = Int64(text), value > 0 else {
-            throw UsageError(description: "\(what) must be a positive whole number (an id from \(table)), not \"\(text)\"")
+            throw UsageError(description: "\(what) must be a positive whole number (an id from \(table)), not \(Arguments.quoted(text))")
         }
         return value
     }
@@ -136,7 +162,7 @@ struct Arguments {
     func duration(_ name: String) throws(UsageError) -> Duration? {
         guard let text = values[name] else { return nil }
         guard let duration = Arguments.parseDuration(text) else {
-            throw UsageError(description: "--\(name) must be a duration such as 500ms, 5s, 2m, 1h or 1d (at most 100 years), not \"\(text)\"")
+            throw UsageError(description: "--\(name) must be a duration such as 500ms, 5s, 2m, 1h or 1d (at most 100 years), not \(Arguments.quoted(text))")
         }
         return duration
     }
@@ -147,7 +173,7 @@ struct Arguments {
         var result: [Duration] = []
         for part in text.split(separator: ",", omittingEmptySubsequences: false) {
             guard let duration = Arguments.parseDuration(String(part)) else {
-                throw UsageError(description: "--\(name) must be durations separated by commas, such as 5s,30s,2m,1h; \"\(part)\" is not a duration")
+                throw UsageError(description: "--\(name) must be durations separated by commas, such as 5s,30s,2m,1h; \(Arguments.quoted(String(part))) is not a duration")
             }
             result.append(duration)
         }

@@ -118,7 +118,7 @@ enum RunCommand {
             guard let value = try arguments.duration(option) else { continue }
             // Pruning goes by whole seconds: 500ms would have been 0, history deleted at once.
             guard value >= .seconds(1) else {
-                throw Arguments.UsageError(description: "--\(option) must be at least 1s, not \"\(arguments.string(option) ?? "")\" (history is kept for whole seconds)")
+                throw Arguments.UsageError(description: "--\(option) must be at least 1s, not \(Arguments.quoted(arguments.string(option) ?? "")) (history is kept for whole seconds)")
             }
             if option == "keep-succeeded" { configuration.retention?.succeeded = value } else { configuration.retention?.dead = value }
         }
@@ -140,14 +140,14 @@ enum RunCommand {
             // Every event behind a full endpoint's waits too, whatever its webhooks: longer would
             // let one slow endpoint hold all the others back.
             guard value <= .seconds(1) else {
-                throw Arguments.UsageError(description: "--fan-out-patience must be at most 1s, not \"\(arguments.string("fan-out-patience") ?? "")\" (the events of other webhooks behind a full endpoint's wait as long)")
+                throw Arguments.UsageError(description: "--fan-out-patience must be at most 1s, not \(Arguments.quoted(arguments.string("fan-out-patience") ?? "")) (the events of other webhooks behind a full endpoint's wait as long)")
             }
             configuration.fanOutPatience = value
         }
         if let value = try arguments.duration("outcome-gathering") {
             // Longer would only keep finished deliveries unrecorded (and sent again after a crash).
             guard value <= .seconds(1) else {
-                throw Arguments.UsageError(description: "--outcome-gathering must be at most 1s, not \"\(arguments.string("outcome-gathering") ?? "")\"")
+                throw Arguments.UsageError(description: "--outcome-gathering must be at most 1s, not \(Arguments.quoted(arguments.string("outcome-gathering") ?? ""))")
             }
             configuration.outcomeGathering = value
         }
@@ -156,7 +156,7 @@ enum RunCommand {
         if arguments.has("no-listen") { configuration.listen = false }
         if let name = arguments.string("log-level") {
             guard let level = Logger.Level(name: name) else {
-                throw Arguments.UsageError(description: "--log-level must be one of trace, debug, info, notice, warning, error, critical; not \"\(name)\"")
+                throw Arguments.UsageError(description: "--log-level must be one of trace, debug, info, notice, warning, error, critical; not \(Arguments.quoted(name))")
             }
             configuration.logger = Logger(level: level)
         }
@@ -164,7 +164,7 @@ enum RunCommand {
         // for the connect timeout would mean its default of 300 s).
         for (name, value) in [("connect-timeout", configuration.http.connectTimeout), ("request-timeout", configuration.http.requestTimeout)]
         where value < .milliseconds(1) {
-            throw Arguments.UsageError(description: "--\(name) must be at least 1ms, not \"\(arguments.string(name) ?? "")\" (there is no unlimited timeout)")
+            throw Arguments.UsageError(description: "--\(name) must be at least 1ms, not \(Arguments.quoted(arguments.string(name) ?? "")) (there is no unlimited timeout)")
         }
         if configuration.pollInterval < .milliseconds(10) {
             throw Arguments.UsageError(description: "--poll-interval must be at least 10ms")

@@ -37,7 +37,7 @@ if let run = commands[command] {
         if let topic = arguments.first, let help = commands[topic] {
             status = help(["--help"])
         } else if let topic = arguments.first {
-            Help.fail("no help on \"\(topic)\": \(knownCommands)")
+            Help.fail("no help on \(Arguments.quoted(topic)): \(knownCommands)")
             status = 2
         } else {
             print(Help.overview)
@@ -51,7 +51,7 @@ if let run = commands[command] {
         }
         status = parsed.exitStatus
     default:
-        Help.fail("unknown command \"\(command)\"; \(knownCommands)")
+        Help.fail("unknown command \(Arguments.quoted(command))\(Arguments.connectionStringAdvice(command)); \(knownCommands)")
         status = 2
     }
 }

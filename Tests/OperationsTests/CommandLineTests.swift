@@ -123,6 +123,21 @@ import Testing
         #expect(twice.status == 3, "\(twice.errors)")
     }
 
+    @Test("a connection string typed where no option takes it is refused without being quoted: the error showed its password (a URL given without --database-url, the pieces of an unquoted --database-url $DATABASE_URL that the shell split, a value taken by the option before it)",
+          arguments: [(["status", "postgresql://admin:s3cret@db.invalid/shop"], "unexpected argument \"…\" for \"webhooky status\" (not shown: it looks like a connection string"),
+                      (["run", "--database-url", "host=db.invalid", "password=s3cret", "dbname=shop"], "unexpected argument \"…\" for \"webhooky run\" (not shown:"),
+                      (["run", "--worker-id", "--database-url", "postgresql://admin:s3cret@db.invalid/shop"], "unexpected argument \"…\" for \"webhooky run\" (not shown:"),
+                      (["preview", "postgresql://admin:s3cret@db.invalid/shop"], "WEBHOOK_ID must be a positive whole number (an id from webhooky.webhooks), not \"…\""),
+                      (["tail", "--since", "password=s3cret"], "--since must be a duration such as 500ms, 5s, 2m, 1h or 1d (at most 100 years), not \"…\""),
+                      (["doctor", "--database-url:postgresql://admin:s3cret@db.invalid/shop"], "unknown option --… for \"webhooky doctor\" (not shown:"),
+                      (["postgresql://admin:s3cret@db.invalid/shop"], "unknown command \"…\" (not shown: it looks like a connection string")])
+    func connectionStringsTypedAmissAreNotQuoted(arguments: [String], error: String) throws {
+        let outcome = try CommandProcess.run(arguments)
+        #expect(outcome.status == 2)
+        #expect(outcome.errors.hasPrefix("webhooky: error: \(error)"), "\(outcome.errors)")
+        #expect(!outcome.errors.contains("s3cret") && !outcome.output.contains("s3cret"), "\(outcome.errors)")
+    }
+
     @Test("version refuses what it does not take (exit 2, as the other commands do), and has --help",
           arguments: [(["version", "--foo"], "unknown option --foo for \"webhooky version\""),
                       (["--version", "extra"], "unexpected argument \"extra\" for \"webhooky version\"")])
