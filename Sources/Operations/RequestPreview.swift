@@ -59,7 +59,9 @@ public struct RequestPreview: Sendable {
         let name = rows[0, 2] ?? ""
         let event = rows[0, 7] ?? ""
         let enabled = rows[0, 8] == "t"
-        let label = "webhook \(webhookID)" + (name.isEmpty ? "" : " \"\(name)\"")
+        // The name is anyone's who may write the row (a tenant's, for an admin's terminal): its
+        // control characters print as ?, never as escape sequences, as in status, tail and doctor.
+        let label = "webhook \(webhookID)" + (name.isEmpty ? "" : " \"\(TextFormatting.printable(name))\"")
         var notes: [String] = []
         if !enabled {
             notes.append("\(label) is disabled: nothing is sent until it is enabled (webhooky.send_test sends a test all the same)")
@@ -87,7 +89,8 @@ public struct RequestPreview: Sendable {
                 notes.append("event \(eventID) is a \(other) event, but \(label) fires on \(event)")
             }
             if let account = rows[0, 9], found[0, 2] != account {
-                notes.append("event \(eventID) belongs to account \(found[0, 2].map { "\"\($0)\"" } ?? "none"), but \(label) fires only for account \"\(account)\"")
+                notes.append("event \(eventID) belongs to account \(found[0, 2].map { "\"\(TextFormatting.printable($0))\"" } ?? "none"), "
+                             + "but \(label) fires only for account \"\(TextFormatting.printable(account))\"")
             }
         case .json(let text):
             payloadText = try normalizedPayload(text, connection: connection)

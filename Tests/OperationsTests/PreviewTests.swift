@@ -303,6 +303,32 @@ import Testing
         #expect(disabled.errors.contains("webhook \(webhook) \"ERP\" is disabled: nothing is sent until it is enabled"))
     }
 
+    @Test("a webhook's name (which a tenant writes) and an account reach preview's notes and errors with their control characters as ?: preview printed them raw, so a name could clear the admin's screen or set its clipboard (OSC 52)")
+    func namesSendNoEscapeSequences() throws {
+        let database = try AdminDatabase()
+        let name = "ERP\u{1B}]52;c;ZWNobyBwd25lZA==\u{07}\u{1B}[2J"
+        let shown = "ERP?]52;c;ZWNobyBwd25lZA==??[2J"
+        let webhook = try database.addWebhook(url: "https://erp.example.com/x", headers: ##"{"X-Tier": "#customer.tier.name#"}"##,
+                                              enabled: false, name: name)
+        try database.connection.query("UPDATE webhooky.webhooks SET account_id = $1 WHERE id = $2", ["shop\u{1B}[8m", String(webhook)])
+        let event = try #require(try database.value("""
+            INSERT INTO webhooky.events (event, account_id, payload, webhook_ids, fanned_out)
+            VALUES ('customer.credit_changed', $1, '{"customer": {"id": 1}}', '{}', true) RETURNING id
+            """, ["other\u{9B}2J"]))
+
+        let disabled = try database.run(["preview", String(webhook), "--event", event])
+        #expect(disabled.status == 0, "\(disabled.errors)")
+        #expect(disabled.errors.contains("webhooky: note: webhook \(webhook) \"\(shown)\" is disabled: nothing is sent until it is enabled"), "\(disabled.errors)")
+        #expect(disabled.errors.contains(
+            "webhooky: note: event \(event) belongs to account \"other?2J\", but webhook \(webhook) \"\(shown)\" fires only for account \"shop?[8m\"\n"), "\(disabled.errors)")
+        let refused = try database.run(["preview", String(webhook), "--payload", #"{"customer": {"tier": {"name": "Gold\nX-Evil: 1"}}}"#])
+        #expect(refused.status == 1)
+        #expect(refused.errors.contains("webhooky: error: webhook \(webhook) \"\(shown)\" cannot render a request for the given payload: header \"X-Tier\""), "\(refused.errors)")
+        for outcome in [disabled, refused] {
+            #expect(!outcome.errors.contains("\u{1B}") && !outcome.errors.contains("\u{07}") && !outcome.errors.contains("\u{9B}"), "\(outcome.errors)")
+        }
+    }
+
     @Test("errors say what is wrong and what to do, with the documented exit status")
     func errors() throws {
         let database = try AdminDatabase()
