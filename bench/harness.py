@@ -1106,7 +1106,7 @@ class Bench:
                             "the least a trigger that records the event does: one constant row into webhooky.events"),
         "message-constant": ("PERFORM pg_logical_emit_message(true, 'webhooky', '{\"e\":\"customer.credit_changed\"}');", "writes the event as a constant transactional logical message (pg_logical_emit_message) instead of a row: what a WAL-only record would cost"),
         "message-payload": ("PERFORM pg_logical_emit_message(true, 'webhooky', jsonb_build_object('customer', jsonb_build_object('id', NEW.id, 'email', NEW.email, 'credit', NEW.credit), 'creditChange', jsonb_build_object('value', NEW.credit - OLD.credit, 'previous', OLD.credit), 'account', jsonb_build_object('eshopId', NEW.eshop_id))::text);", "builds a payload without the group and tier lookups and writes it as a logical message"),
-        "record-payload": ("INSERT INTO webhooky.events (event, account_id, payload, webhook_ids) VALUES ('customer.credit_changed', NEW.eshop_id, jsonb_build_object('customer', jsonb_build_object('id', NEW.id, 'email', NEW.email, 'credit', NEW.credit), 'creditChange', jsonb_build_object('value', NEW.credit - OLD.credit, 'previous', OLD.credit), 'account', jsonb_build_object('eshopId', NEW.eshop_id)), '{1}');", "builds the same payload (no lookups) and inserts it as a webhooky.events row (the baseline's trigger without NOTIFY)"),
+        "record-payload": ("INSERT INTO webhooky.events (event, account_id, payload, webhook_ids) VALUES ('customer.credit_changed', NEW.eshop_id, jsonb_build_object('customer', jsonb_build_object('id', NEW.id, 'email', NEW.email, 'credit', NEW.credit), 'creditChange', jsonb_build_object('value', NEW.credit - OLD.credit, 'previous', OLD.credit), 'account', jsonb_build_object('eshopId', NEW.eshop_id)), '{1}');", "builds a payload without the group and tier lookups and inserts it as a webhooky.events row"),
         "reference-0": (None, "the reference domain's triggers as shipped, 0 webhooks (= cost's webhooky-0): their WHEN condition is false"),
         "reference-1": (None, "the reference domain's triggers as shipped, 1 webhook (= cost's webhooky-1)"),
     }
@@ -1133,10 +1133,11 @@ class Bench:
                 "SELECT pg_get_triggerdef(oid) FROM pg_trigger WHERE tgrelid = 'ellity.customers'::regclass AND NOT tgisinternal ORDER BY tgname")]
         variants = list(self.TRIGGER_VARIANTS)
         if self.args.variants:
-            unknown = [v for v in self.args.variants.split(",") if v not in self.TRIGGER_VARIANTS]
+            chosen = list(dict.fromkeys(v.strip() for v in self.args.variants.split(",") if v.strip()))
+            unknown = [v for v in chosen if v not in self.TRIGGER_VARIANTS]
             if unknown:
                 raise SystemExit(f"bench: unknown --variants {', '.join(unknown)}; known: {', '.join(variants)}")
-            variants = ["none"] + [v for v in self.args.variants.split(",") if v != "none"]
+            variants = ["none"] + [v for v in chosen if v != "none"]
         values: dict[str, list[float]] = {}
         statement_values: dict[str, list[float]] = {}
         runs = []

@@ -665,52 +665,71 @@ extension Doctor {
 
     /// Enabled webhooks for one account (`account_id` set) whose event a trigger function emits
     /// without an account: `webhooky.emit(event, payload)` (or a `NULL` account) fires only the
-    /// webhooks for every account, so these never get the event from there; and
+    /// webhooks for every account, so these never get the event from that call; and
     /// `webhooky.has_webhooks(event)` without an account is false while no webhook for every
     /// account wants the event, so a trigger that asks it first records nothing for them. WARN,
-    /// one line per function and event, with the webhooks and both fixes. Calls whose event is
-    /// not a literal are not judged (see ``EmitCall``).
-    func accountsCheck(_ connection: Connection) throws(PostgresError) -> DoctorCheck {
+    /// one line per function and event, with the webhooks and the fixes (for a tenant's role,
+    /// which sees only its own webhooks, the `has_webhooks` case is not judged, and the fix is
+    /// the DBA's). Calls whose event is not a literal are not judged, and the OK line counts them
+    /// (see ``EmitCall`` for what is read).
+    func accountsCheck(_ connection: Connection, tenant: Bool) throws(PostgresError) -> DoctorCheck {
         let webhooks = try connection.query("""
             SELECT w.event, w.id, w.name, quote_literal(w.account_id), w.account_id IS NULL FROM webhooky.webhooks w WHERE w.enabled ORDER BY w.event, w.id
             """)
         var forOneAccount: [String: [(id: String, label: String)]] = [:], forEveryAccount: Set<String> = []
         for row in 0..<webhooks.rowCount {
-            let event = webhooks[row, 0] ?? "?", id = webhooks[row, 1] ?? "?", name = webhooks[row, 2] ?? ""
+            let event = webhooks[row, 0] ?? "?", id = webhooks[row, 1] ?? "?", name = TextFormatting.printable(webhooks[row, 2] ?? "")
             if webhooks[row, 4] == "t" { forEveryAccount.insert(event); continue }
-            let label = "webhook \(id)" + (name.isEmpty ? "" : " \"\(name)\"") + " (account \(webhooks[row, 3] ?? "?"))"
+            let label = "webhook \(id)" + (name.isEmpty ? "" : " \"\(name)\"") + " (account \(TextFormatting.printable(webhooks[row, 3] ?? "?")))"
             forOneAccount[event, default: []].append((id, label))
         }
         guard !forOneAccount.isEmpty else { return DoctorCheck(.ok, "accounts", "no enabled webhook is for one account only") }
         let functions = try connection.query("""
             SELECT p.oid::regprocedure::text, string_agg(DISTINCT format('%s on %s', t.tgname, t.tgrelid::regclass), ', '), p.prosrc
               FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
-             WHERE NOT t.tgisinternal AND t.tgparentid = 0 AND t.tgenabled <> 'D' AND p.prosrc ~* 'webhooky\\s*\\.\\s*(emit|has_webhooks)'
+             WHERE NOT t.tgisinternal AND t.tgparentid = 0 AND t.tgenabled <> 'D'
+               AND p.prosrc ~* '"?webhooky"?\\s*\\.\\s*"?(emit|has_webhooks)'
              GROUP BY p.oid, p.prosrc
              ORDER BY 1
             """)
         var details: [String] = []
         var missed: Set<String> = []
+        var unjudged = 0
         for row in 0..<functions.rowCount {
             let function = functions[row, 0] ?? "?", triggers = functions[row, 1] ?? "?"
-            let calls = EmitCall.calls(in: functions[row, 2] ?? "").filter { !$0.passesAccount }
-            for event in Set(calls.compactMap(\.event)).sorted() {
+            let calls = EmitCall.calls(in: functions[row, 2] ?? "")
+            unjudged += calls.filter { $0.event == nil }.count
+            for event in Set(calls.filter { !$0.passesAccount }.compactMap(\.event)).sorted() {
                 guard let webhooks = forOneAccount[event] else { continue }
-                let emits = calls.contains { $0.function == .emit && $0.event == event }
-                // has_webhooks without an account is true while a webhook for every account wants it.
-                guard emits || !forEveryAccount.contains(event) else { continue }
+                let emitCalls = calls.filter { $0.function == .emit && $0.event == event }
+                let emitsWithout = emitCalls.contains { !$0.passesAccount }
+                // has_webhooks without an account is true while a webhook for every account wants
+                // it; a tenant's role cannot see those webhooks, so it does not judge this.
+                guard emitsWithout || !(tenant || forEveryAccount.contains(event)) else { continue }
                 missed.formUnion(webhooks.map(\.id))
-                let what = emits
-                    ? "emits \(event) without an account (webhooky.emit with two arguments, or NULL for the third), which fires only the webhooks for every account"
-                    : "asks webhooky.has_webhooks('\(event)') without an account, which is false while only webhooks for one account want it, so it records nothing for them"
-                let pass = emits ? "webhooky.emit('\(event)', payload, NEW.account_column::text)" : "webhooky.has_webhooks('\(event)', NEW.account_column::text)"
-                details.append("Function \(function) (trigger \(triggers)) \(what): \(webhooks.map(\.label).joined(separator: ", ")) \(webhooks.count == 1 ? "never gets" : "never get") \(event) events from it. "
-                    + "Pass the account, as the webhooks' account_id holds it: \(pass); or, when these webhooks are to get every account's events, "
-                    + "UPDATE webhooky.webhooks SET account_id = NULL WHERE id IN (\(webhooks.map(\.id).joined(separator: ", ")));")
+                let what: String
+                if !emitsWithout {
+                    what = "asks webhooky.has_webhooks('\(event)') without an account, which is false while only webhooks for one account want it, so it records nothing for them"
+                } else if emitCalls.allSatisfy({ !$0.passesAccount }) {
+                    what = "emits \(event) without an account (webhooky.emit with two arguments, or NULL for the third), which fires only the webhooks for every account"
+                } else {
+                    what = "emits \(event) without an account in some of its calls (webhooky.emit with two arguments, or NULL for the third), which fire only the webhooks for every account"
+                }
+                let scope = emitsWithout && emitCalls.contains(where: \.passesAccount) ? "from those calls" : "from it"
+                let pass = emitsWithout ? "webhooky.emit('\(event)', payload, NEW.account_column::text)" : "webhooky.has_webhooks('\(event)', NEW.account_column::text)"
+                let fix = tenant
+                    ? "The DBA passes the account, as the webhooks' account_id holds it: \(pass)."
+                    : "Pass the account, as the webhooks' account_id holds it: \(pass); or, when these webhooks are to get every account's events, "
+                        + "UPDATE webhooky.webhooks SET account_id = NULL WHERE id IN (\(webhooks.map(\.id).joined(separator: ", ")));"
+                details.append("Function \(function) (trigger \(triggers)) \(what): \(webhooks.map(\.label).joined(separator: ", ")) "
+                    + "\(webhooks.count == 1 ? "never gets" : "never get") \(event) events \(scope). " + fix)
             }
         }
         guard !details.isEmpty else {
-            return DoctorCheck(.ok, "accounts", "the triggers pass an account with the events that webhooks for one account want")
+            let notRead = unjudged == 0 ? ""
+                : unjudged == 1 ? " (1 call names its event otherwise than as a literal and was not read)"
+                : " (\(unjudged) calls name their event otherwise than as a literal and were not read)"
+            return DoctorCheck(.ok, "accounts", "the trigger functions pass an account with the events that webhooks for one account want" + notRead)
         }
         return DoctorCheck(.warn, "accounts", missed.count == 1 ? "1 webhook for one account never gets events a trigger emits without an account"
                            : "\(missed.count) webhooks for one account never get events a trigger emits without an account", details: details)

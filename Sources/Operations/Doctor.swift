@@ -49,7 +49,7 @@ public struct DoctorCheck: Sendable, Hashable {
 /// | webhooks | none failing or disabled by Webhooky | WARN |
 /// | events | each event type with enabled webhooks had an event within 10 times its usual gap (over its last 1,000 events), or within an hour | WARN |
 /// | triggers | every trigger whose WHEN reads `webhooky.wanted_events` tests the bit of each event it emits; every login role that may fire one that calls `webhooky.emit` (and every `SECURITY DEFINER` trigger function's owner) may call it | FAIL |
-/// | accounts | no trigger function emits, or asks `has_webhooks` for, an event without an account while enabled webhooks for one account want it | WARN |
+/// | accounts | no trigger function emits an event without an account, or asks `has_webhooks` for it without one while no webhook for every account wants it, when enabled webhooks for one account want the event | WARN |
 public struct Doctor: Sendable {
     /// A worker whose heartbeat is older is not alive, in seconds. Default 30.
     public var heartbeatWindow: Double = 30
@@ -106,7 +106,7 @@ public struct Doctor: Sendable {
         checks.append(check("variables", tenant: tenant) { () throws(PostgresError) in try templateVariablesCheck(connection) })
         checks.append(check("events", tenant: tenant) { () throws(PostgresError) in try eventsCheck(connection, tenant: tenant) })
         checks.append(check("triggers", tenant: tenant) { () throws(PostgresError) in try triggerConditionsCheck(connection) })
-        checks.append(check("accounts", tenant: tenant) { () throws(PostgresError) in try accountsCheck(connection) })
+        checks.append(check("accounts", tenant: tenant) { () throws(PostgresError) in try accountsCheck(connection, tenant: tenant) })
         return checks
     }
 

@@ -2,9 +2,11 @@
 /// `webhooky doctor` needs it: the event when it is written as a literal, and whether the call
 /// passes an account.
 ///
-/// Found by a small scanner, not a parser: it skips comments (`--`, `/* */`), string literals
-/// (`'...'`, `E'...'`, dollar-quoted), quoted names, and splits a call's arguments at the commas
-/// outside parentheses and brackets. Names are matched as PL/pgSQL does, in any case.
+/// Found by a small scanner, not a parser: it skips comments (`--`, `/* */`, nested too), string
+/// literals (`'...'`, `E'...'`, dollar-quoted) and quoted names, and splits a call's arguments at
+/// the commas outside parentheses and brackets. The names are matched in any case, or quoted in
+/// lower case (`"webhooky".emit`). Not read: calls in other functions that the trigger function
+/// calls, and an event that is not a literal (`TG_ARGV[0]`, a variable, `CAST('...' AS text)`).
 struct EmitCall: Sendable, Hashable {
     /// Which of Webhooky's functions is called.
     enum Function: String, Sendable, Hashable {
@@ -29,12 +31,12 @@ struct EmitCall: Sendable, Hashable {
         var scanner = SQLScanner(source)
         var calls: [EmitCall] = []
         while !scanner.atEnd {
-            if scanner.skipNonCode() { continue }
-            if let function = scanner.webhookyFunction(), let arguments = scanner.arguments() {
-                calls.append(EmitCall(function: function, arguments: arguments))
-            } else {
-                scanner.advance()
+            // Before skipping quoted names: "webhooky".emit is one.
+            if let function = scanner.webhookyFunction() {
+                if let arguments = scanner.arguments() { calls.append(EmitCall(function: function, arguments: arguments)) }
+                continue
             }
+            if !scanner.skipNonCode() { scanner.advance() }
         }
         return calls
     }
@@ -60,26 +62,70 @@ struct EmitCall: Sendable, Hashable {
         self.passesAccount = passesAccount
     }
 
-    /// `name => value` or `name := value`, lowercased name.
+    /// `name => value` or `name := value`: the name lowercased (as written when quoted), the value.
     private static func namedArgument(_ argument: String) -> (String, String)? {
         let bytes = Array(argument.utf8)
         var end = 0
-        while end < bytes.count, SQLScanner.isIdentifier(bytes[end]) { end += 1 }
+        let quoted = bytes.first == UInt8(ascii: "\"")
+        if quoted {
+            end = 1
+            while end < bytes.count, bytes[end] != UInt8(ascii: "\"") { end += 1 }
+            guard end < bytes.count else { return nil }
+            end += 1
+        } else {
+            while end < bytes.count, SQLScanner.isIdentifier(bytes[end]) { end += 1 }
+        }
         guard end > 0 else { return nil }
         var rest = end
-        while rest < bytes.count, bytes[rest] == UInt8(ascii: " ") || bytes[rest] == UInt8(ascii: "\t") || bytes[rest] == UInt8(ascii: "\n") { rest += 1 }
+        while rest < bytes.count, SQLScanner.isSpace(bytes[rest]) { rest += 1 }
         guard rest + 1 < bytes.count, bytes[rest] == UInt8(ascii: "=") || bytes[rest] == UInt8(ascii: ":"),
               bytes[rest + 1] == UInt8(ascii: bytes[rest] == UInt8(ascii: "=") ? ">" : "=") else { return nil }
-        let name = String(decoding: bytes[..<end], as: UTF8.self).lowercased()
+        let name = quoted ? String(decoding: bytes[1..<(end - 1)], as: UTF8.self) : String(decoding: bytes[..<end], as: UTF8.self).lowercased()
         let value = String(decoding: bytes[(rest + 2)...], as: UTF8.self)
         return (name, SQLScanner.trimmed(value))
     }
 
-    /// The text of a plain string literal, with an optional cast to text: `'a''b'::text` is `a'b`.
-    private static func stringLiteral(_ argument: String) -> String? {
+    /// An argument without what does not change its value here: spaces, parentheses around it,
+    /// a cast at its end (`::text`, `:: varchar(20)`).
+    private static func bare(_ argument: String) -> Substring {
         var text = Substring(argument)
-        for cast in ["::text", "::varchar", "::character varying"] where text.lowercased().hasSuffix(cast) {
-            text = text.dropLast(cast.count)
+        while true {
+            text = Substring(SQLScanner.trimmed(String(text)))
+            if Self.isEnclosed(text) {
+                text = text.dropFirst().dropLast()
+            } else if let cast = text.ranges(of: "::").last,
+                      text[cast.upperBound...].allSatisfy({ $0.isLetter || $0.isNumber || " _.()".contains($0) }) {
+                text = text[..<cast.lowerBound]
+            } else {
+                return text
+            }
+        }
+    }
+
+    /// Whether `text` is one pair of parentheses around the rest: `('a')`, not `('a')::varchar(20)`.
+    private static func isEnclosed(_ text: Substring) -> Bool {
+        guard text.first == "(", text.last == ")" else { return false }
+        var depth = 0
+        var quoted = false
+        for (offset, character) in text.enumerated() {
+            if character == "'" { quoted.toggle() }
+            guard !quoted else { continue }
+            if character == "(" { depth += 1 }
+            if character == ")" {
+                depth -= 1
+                if depth == 0 { return offset == text.count - 1 }
+            }
+        }
+        return false
+    }
+
+    /// The text of a plain string literal: `'a''b'::text` is `a'b`; nil for any other
+    /// expression, and for an `E'...'` literal with a backslash.
+    private static func stringLiteral(_ argument: String) -> String? {
+        var text = bare(argument)
+        if text.first == "E" || text.first == "e" {
+            text = text.dropFirst()
+            guard !text.contains("\\") else { return nil }
         }
         guard text.count >= 2, text.first == "'", text.last == "'" else { return nil }
         let inner = text.dropFirst().dropLast()
@@ -100,12 +146,9 @@ struct EmitCall: Sendable, Hashable {
         return value
     }
 
-    /// `NULL`, `null::text`, `(NULL)`.
+    /// `NULL`, `null::text`, `( NULL )`, `(NULL) :: text`.
     private static func isNull(_ argument: String) -> Bool {
-        var text = Substring(argument.lowercased())
-        while text.first == "(", text.last == ")" { text = text.dropFirst().dropLast() }
-        if let cast = text.firstRange(of: "::") { text = text[..<cast.lowerBound] }
-        return text.elementsEqual("null")
+        bare(argument).lowercased() == "null"
     }
 }
 
@@ -118,7 +161,12 @@ private struct SQLScanner {
 
     var atEnd: Bool { position >= bytes.count }
 
-    mutating func advance() { position += 1 }
+    /// Moves on by `count` bytes, never past the end.
+    mutating func advance(by count: Int = 1) { position = min(position + count, bytes.count) }
+
+    static func isSpace(_ byte: UInt8) -> Bool {
+        byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r")
+    }
 
     static func isIdentifier(_ byte: UInt8) -> Bool {
         (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
@@ -130,7 +178,7 @@ private struct SQLScanner {
     }
 
     static func trimmed(_ text: String) -> String {
-        let isSpace = { (c: Character) in c == " " || c == "\t" || c == "\n" || c == "\r" }
+        let isSpace = { (c: Character) in c == " " || c == "\t" || c == "\n" || c == "\r" || c == "\r\n" }
         return String(text.drop(while: isSpace).reversed().drop(while: isSpace).reversed())
     }
 
@@ -145,18 +193,28 @@ private struct SQLScanner {
         case UInt8(ascii: "-") where byte(at: 1) == UInt8(ascii: "-"):
             while !atEnd, bytes[position] != UInt8(ascii: "\n") { advance() }
         case UInt8(ascii: "/") where byte(at: 1) == UInt8(ascii: "*"):
-            position += 2
-            while !atEnd, !(bytes[position] == UInt8(ascii: "*") && byte(at: 1) == UInt8(ascii: "/")) { advance() }
-            position = min(position + 2, bytes.count)
+            // Block comments nest in PostgreSQL.
+            var depth = 0
+            repeat {
+                if bytes[position] == UInt8(ascii: "/"), byte(at: 1) == UInt8(ascii: "*") {
+                    depth += 1
+                    advance(by: 2)
+                } else if bytes[position] == UInt8(ascii: "*"), byte(at: 1) == UInt8(ascii: "/") {
+                    depth -= 1
+                    advance(by: 2)
+                } else {
+                    advance()
+                }
+            } while depth > 0 && !atEnd
         case UInt8(ascii: "'"):
             // E'...' takes backslash escapes; a quote doubled is one quote in any literal.
             let escapes = position > 0 && Self.lowercased(bytes[position - 1]) == UInt8(ascii: "e")
                 && (position == 1 || !Self.isIdentifier(bytes[position - 2]))
             advance()
             while !atEnd {
-                if escapes, bytes[position] == UInt8(ascii: "\\") { position += 2; continue }
+                if escapes, bytes[position] == UInt8(ascii: "\\") { advance(by: 2); continue }
                 if bytes[position] == UInt8(ascii: "'") {
-                    if byte(at: 1) == UInt8(ascii: "'") { position += 2; continue }
+                    if byte(at: 1) == UInt8(ascii: "'") { advance(by: 2); continue }
                     break
                 }
                 advance()
@@ -174,34 +232,42 @@ private struct SQLScanner {
             guard end < bytes.count, bytes[end] == UInt8(ascii: "$"),
                   end == position + 1 || !(bytes[position + 1] >= UInt8(ascii: "0") && bytes[position + 1] <= UInt8(ascii: "9")) else { return false }
             let tag = bytes[position...end]
-            position = end + 1
+            advance(by: tag.count)
             while !atEnd, !bytes[position...].starts(with: tag) { advance() }
-            position = min(position + tag.count, bytes.count)
+            advance(by: tag.count)
         default:
             return false
         }
         return true
     }
 
-    /// `webhooky.emit` or `webhooky.has_webhooks` (any case, spaces around the dot) starting at
-    /// the position, followed by `(`: consumes up to and with the parenthesis.
+    /// `webhooky.emit` or `webhooky.has_webhooks` (any case, or quoted in lower case; spaces
+    /// around the dot) starting at the position, followed by `(`: consumes up to and with the
+    /// parenthesis.
     mutating func webhookyFunction() -> EmitCall.Function? {
         guard position == 0 || !Self.isIdentifier(bytes[position - 1]) else { return nil }
         var index = position
         func word(_ expected: String) -> Bool {
             let word = Array(expected.utf8)
+            if bytes[index] == UInt8(ascii: "\"") {
+                let quoted = [UInt8(ascii: "\"")] + word + [UInt8(ascii: "\"")]
+                guard bytes[index...].starts(with: quoted) else { return false }
+                index += quoted.count
+                return true
+            }
             guard index + word.count <= bytes.count,
                   zip(bytes[index..<(index + word.count)], word).allSatisfy({ Self.lowercased($0) == $1 }) else { return false }
             guard index + word.count == bytes.count || !Self.isIdentifier(bytes[index + word.count]) else { return false }
             index += word.count
             return true
         }
-        func spaces() { while index < bytes.count, [UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\n"), UInt8(ascii: "\r")].contains(bytes[index]) { index += 1 } }
+        func spaces() { while index < bytes.count, Self.isSpace(bytes[index]) { index += 1 } }
         guard word("webhooky") else { return nil }
         spaces()
         guard index < bytes.count, bytes[index] == UInt8(ascii: ".") else { return nil }
         index += 1
         spaces()
+        guard index < bytes.count else { return nil }
         let function: EmitCall.Function
         if word("emit") { function = .emit } else if word("has_webhooks") { function = .hasWebhooks } else { return nil }
         spaces()

@@ -141,7 +141,8 @@ public enum HealthTable {
         case (let status?, nil): String(status)
         case (let status?, let error?):
             lastOutcome(status: status, error: error)
-        case (nil, let error?): TextFormatting.shortened(TextFormatting.coded(brief(error), code: row.lastErrorCode), to: 56)
+        // Without its code (attempts recorded before migration 0054) the words are all there is.
+        case (nil, let error?): TextFormatting.shortened(TextFormatting.coded(row.lastErrorCode == nil ? error : brief(error), code: row.lastErrorCode), to: 56)
         }
     }
 

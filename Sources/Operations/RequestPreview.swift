@@ -124,7 +124,8 @@ public struct RequestPreview: Sendable {
             notes.append("\(variable) is not in \(description): it renders as the empty string (a misspelt name\(guess)? webhooky.variables('\(event)') lists the names)")
         }
         notes += webhook.template.unclosedVariables(offered: Set(offered)).map(\.sentence)
-        for variable in webhook.template.body?.quotedAlone ?? [] {
+        var quotedNoted: Set<Variable> = []
+        for variable in webhook.template.body?.quotedAlone ?? [] where quotedNoted.insert(variable).inserted {
             // Often meant (an amount kept as text), but a receiver that expects a number gets a string.
             let kind: String
             switch variable.value(in: parsed) {

@@ -64,7 +64,11 @@ public struct BodyTemplate: Sendable, Hashable {
             switch piece {
             case .text(let text):
                 pieces.append(.text(text))
-                if let variable = openingVariable, text.utf8.first == UInt8(ascii: "\"") { quotedAlone.append(variable) }
+                // Not an object's key ("#id#": ...), whose quotes cannot go.
+                if let variable = openingVariable, text.utf8.first == UInt8(ascii: "\""),
+                   text.utf8.dropFirst().first(where: { !RequestTemplate.isJSONWhitespace($0) }) != UInt8(ascii: ":") {
+                    quotedAlone.append(variable)
+                }
                 openingVariable = nil
                 for byte in text.utf8 {
                     justOpened = false

@@ -33,6 +33,28 @@ import Testing
             EmitCall(function: .emit, event: "it's", passesAccount: false),
             EmitCall(function: .hasWebhooks, event: "order.paid", passesAccount: true),
         ])
+        // Quoted names, nested comments, literals and NULLs in more spellings (found by a review).
+        let more = """
+            /* Before e-shops had accounts (/* 2024 */) this was:
+            PERFORM webhooky.emit('customer.credit_changed', p);
+            */
+            PERFORM "webhooky".emit(E'order.paid', p, ( NULL ));
+            PERFORM webhooky."emit"(('order.paid')::varchar(20), p, (NULL) :: text);
+            PERFORM webhooky.emit('order.paid', p, "account_id" => NULL);
+            PERFORM webhooky.emit(E'order.\\paid', p, shop);
+            PERFORM "WEBHOOKY".emit('not.ours', p);
+            """
+        #expect(EmitCall.calls(in: more) == [
+            EmitCall(function: .emit, event: "order.paid", passesAccount: false),
+            EmitCall(function: .emit, event: "order.paid", passesAccount: false),
+            EmitCall(function: .emit, event: "order.paid", passesAccount: false),
+            EmitCall(function: .emit, event: nil, passesAccount: true),
+        ])
+        // Sources cut short anywhere: no crash, no call.
+        for cut in ["webhooky.emit('a", "webhooky.emit(\"a", "webhooky.emit(E'a\\", "webhooky.emit($x$ a", "webhooky.emit(/* a", "webhooky.", "webhooky. ",
+                    "/* /* */ webhooky.emit('a', p)", "'", "E'\\", "$a$", "\""] {
+            #expect(EmitCall.calls(in: cut) == [], "\(cut)")
+        }
         // Two literals joined are no one event; a source cut short inside a call gives none.
         #expect(EmitCall.calls(in: "webhooky.emit('a' || 'b', p)") == [EmitCall(function: .emit, event: nil, passesAccount: false)])
         #expect(EmitCall.calls(in: "webhooky.emit('a', p") == [])

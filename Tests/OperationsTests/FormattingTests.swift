@@ -104,7 +104,7 @@ import Testing
     @Test("status: a connection error keeps its host and port in LAST; libcurl's words that the code already says are left out")
     func connectionErrorsKeepTheirHost() {
         /// The LAST column of a one-row table, cut out by the header's columns.
-        func last(_ error: String, _ code: String) -> String {
+        func last(_ error: String, _ code: String?) -> String {
             let text = HealthTable.text([HealthRow(webhookID: 1, name: "n", event: "e", enabled: true, lastError: error, lastErrorCode: code)],
                                         style: .plain)
             let lines = text.split(separator: "\n").map(Array.init)
@@ -123,6 +123,9 @@ import Testing
         #expect(last("Operation timed out after 10000 milliseconds with 0 out of 0 bytes received", "timeout")
                 == "[timeout] Operation timed out after 10000 milliseconds …")
         #expect(last("Failed to connect to nowhere", "connect_failure") == "[connect_failure] Failed to connect to nowhere")
+        // No code (an attempt recorded before migration 0054): libcurl's words are kept.
+        #expect(last("Failed to connect to crm.example.com port 443 after 3 ms: Couldn't connect to server", nil)
+                == "Failed to connect to crm.example.com port 443 after 3 m…")
     }
 }
 

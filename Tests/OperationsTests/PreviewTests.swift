@@ -93,15 +93,15 @@ import Testing
         #expect(!outcome.errors.contains("is not in"), "\(outcome.errors)")
     }
 
-    @Test("preview notes a number or boolean whose placeholder stands alone in quotes: it goes out as a JSON string (the seed's \"credit\": \"#customer.credit#\" does so); not for text around the placeholder, a placeholder without quotes, or a string value")
+    @Test("preview notes a number or boolean whose placeholder stands alone in quotes: it goes out as a JSON string (the seed's \"credit\": \"#customer.credit#\" does so); not for text around the placeholder, a placeholder without quotes, or a string value; once per variable")
     func previewNotesQuotedNumbers() throws {
         let database = try AdminDatabase()
         let webhook = try database.addWebhook(url: "https://erp.example/x", body: ##"""
-            {"credit": "#customer.credit#", "vip": "#customer.vip#", "label": "Credit #customer.credit#", "raw": #customer.credit#, "email": "#customer.email#", "both": "#customer.credit##customer.vip#"}
+            {"credit": "#customer.credit#", "vip": "#customer.vip#", "label": "Credit #customer.credit#", "raw": #customer.credit#, "email": "#customer.email#", "both": "#customer.credit##customer.vip#", "again": "#customer.credit#"}
             """##)
         let outcome = try database.run(["preview", String(webhook), "--payload", ##"{"customer": {"credit": 12.50, "vip": true, "email": "a@b.c"}}"##])
         #expect(outcome.status == 0, "\(outcome.errors)")
-        #expect(outcome.output.hasSuffix(##"{"credit": "12.50", "vip": "true", "label": "Credit 12.50", "raw": 12.50, "email": "a@b.c", "both": "12.50true"}"## + "\n"),
+        #expect(outcome.output.hasSuffix(##"{"credit": "12.50", "vip": "true", "label": "Credit 12.50", "raw": 12.50, "email": "a@b.c", "both": "12.50true", "again": "12.50"}"## + "\n"),
                 "\(outcome.output)")
         let notes = outcome.errors.split(separator: "\n").filter { $0.contains("stands alone in quotes") }
         #expect(notes == [

@@ -143,6 +143,8 @@ func isValidJSONForFoundation(_ text: String) -> Bool {
         #expect(try BodyTemplate(Self.seedBody).quotedAlone.map(\.name) == ["account.eshopId", "customer.email", "customer.credit"])
         let others = try BodyTemplate(##"{"a": "x #a#", "b": "#b# y", "c": "\"#c#", "d": "#d#\"", "e": #e#, "f": "#f##g#", "h": ["#h#"]}"##)
         #expect(others.quotedAlone.map(\.name) == ["h"])
+        // An object's key keeps its quotes whatever its value.
+        #expect(try BodyTemplate(##"{"#customer.id#" : {"x": "#x#"}, "#y#":1}"##).quotedAlone.map(\.name) == ["x"])
     }
 
     @Test func seedBodyRendersWithFormattingKept() throws {
