@@ -86,7 +86,9 @@ public struct Webhook: Sendable {
 
     /// The exact request for one delivery: the rendered templates plus Webhooky's headers:
     /// `Content-Type: application/json` on a `POST` (unless the webhook sets its own),
-    /// `webhook-id`, `webhook-timestamp` and, with a secret, `webhook-signature`.
+    /// `webhook-id`, `webhook-timestamp`, with a secret `webhook-signature`, and on a test
+    /// delivery (`webhooky.send_test`) `webhooky-test: true`, so that a receiver can tell a
+    /// sample payload from a real event.
     ///
     /// The webhook's custom headers stay with the URL's origin
     /// (``RenderedRequest/Header/staysWithOrigin``): a redirect to another origin does not carry
@@ -97,12 +99,14 @@ public struct Webhook: Sendable {
     ///   - payload: The event's payload.
     ///   - messageID: The `webhook-id`, the same for every attempt of the delivery.
     ///   - timestamp: Seconds since 1970 for `webhook-timestamp` (and the signature).
+    ///   - isTest: Whether the delivery is a test (adds ``testHeaderName``). Default `false`.
     ///   While a rotated secret's overlap lasts, the signature header carries one signature per
     ///   secret (space-separated), the new one first. A webhook that follows redirects also
     ///   gets the signature of an empty body, for a 303's `GET` without it.
     /// - Throws: ``TemplateError`` when the request cannot be made (a rendered URL without a
     ///   host, a header value with a line break, a part larger than `limits` allow).
-    public func request(payload: JSONValue, messageID: String, timestamp: Int, limits: RequestLimits = .standard) throws(TemplateError) -> RenderedRequest {
+    public func request(payload: JSONValue, messageID: String, timestamp: Int, isTest: Bool = false,
+                        limits: RequestLimits = .standard) throws(TemplateError) -> RenderedRequest {
         var request = try template.render(payload)
         try limits.check(request)
         var headers: [RenderedRequest.Header] = []
@@ -110,7 +114,7 @@ public struct Webhook: Sendable {
         if request.body != nil, !request.headers.contains(where: { $0.name.lowercased() == "content-type" }) {
             headers.append(.init(name: "Content-Type", value: "application/json", staysWithOrigin: false))
         }
-        for var header in request.headers {
+        for var header in request.headers where !isTest || header.name.lowercased() != Webhook.testHeaderName {
             if header.name.lowercased() == "content-type" { header.staysWithOrigin = false }
             headers.append(header)
         }
@@ -125,10 +129,18 @@ public struct Webhook: Sendable {
                 ? WebhookSignature.sign(id: messageID, timestamp: timestamp, body: [], secrets: secrets) : nil
             headers.append(.init(name: "webhook-signature", value: signature, staysWithOrigin: false, valueWithoutBody: withoutBody))
         }
+        if isTest { headers.append(.init(name: Webhook.testHeaderName, value: "true", staysWithOrigin: false)) }
         request.headers = headers
         return request
     }
 
+}
+
+extension Webhook {
+    /// The header that marks a test delivery (`webhooky.send_test`): `webhooky-test: true`.
+    /// It is not covered by the signature (Standard Webhooks signs the id, the timestamp and
+    /// the body only). On a test it replaces a webhook's own header of that name, if any.
+    public static let testHeaderName = "webhooky-test"
 }
 
 /// How the `webhook-id` of a delivery is written, the same on every retry: the installation's

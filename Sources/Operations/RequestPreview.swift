@@ -14,7 +14,7 @@ public enum PreviewPayload: Sendable, Hashable {
 }
 
 /// The exact request a webhook would send for a payload, rendered by the same code as the
-/// worker's (``Webhook/request(payload:messageID:timestamp:)``) but never sent.
+/// worker's (``Webhook/request(payload:messageID:timestamp:isTest:limits:)``) but never sent.
 ///
 /// The signing secret is used to sign and then forgotten: it is in no property and no text.
 public struct RequestPreview: Sendable {
@@ -69,6 +69,7 @@ public struct RequestPreview: Sendable {
 
         let payloadText: String
         let description: String
+        var isTest = false
         switch payload {
         case .sample:
             guard let sample = rows[0, 10] else {
@@ -78,13 +79,15 @@ public struct RequestPreview: Sendable {
             payloadText = sample
             description = "the sample of \(event)"
         case .event(let eventID):
-            let found = try connection.query("SELECT payload::text, event, account_id FROM webhooky.events WHERE id = $1", [String(eventID)])
+            let found = try connection.query("SELECT payload::text, event, account_id, is_test FROM webhooky.events WHERE id = $1", [String(eventID)])
             guard found.rowCount == 1, let text = found[0, 0] else {
                 throw OperationsError(.notFound, "there is no event \(eventID)",
                                       hint: "SELECT id, event, created_at FROM webhooky.events ORDER BY id DESC LIMIT 20; lists the latest (events go with their deliveries after the retention period).")
             }
             payloadText = text
             description = "the payload of event \(eventID)"
+            // A test's event (webhooky.send_test): its requests say so, as the worker sends them.
+            isTest = found[0, 3] == "t"
             if let other = found[0, 1], other != event {
                 notes.append("event \(eventID) is a \(other) event, but \(label) fires on \(event)")
             }
@@ -137,7 +140,7 @@ public struct RequestPreview: Sendable {
                 + "without the quotes around it, it goes out as a JSON \(kind.hasPrefix("the number") ? "number" : "boolean")")
         }
         do {
-            let request = try webhook.request(payload: parsed, messageID: messageID, timestamp: timestamp)
+            let request = try webhook.request(payload: parsed, messageID: messageID, timestamp: timestamp, isTest: isTest)
             if let refusal = AddressPolicy.standard.refusal(ofHostIn: request.url) {
                 notes.append("a worker ends this delivery dead unless it runs with an allow-list for the address: \(refusal)")
             }

@@ -15,6 +15,8 @@ struct ClaimedDelivery {
     let payload: String
     /// Attempts the current retry schedule does not count (see `deliveries.retry_base`).
     var retryBase = 0
+    /// A test delivery (`webhooky.send_test`): its request says so (`webhooky-test: true`).
+    var isTest = false
     /// Where the claim statement found it: its `next_attempt_at` (PostgreSQL's text), and id.
     var position: ClaimCursor?
 
@@ -77,7 +79,7 @@ enum DeliveryStore {
     /// webhook's queue. Each webhook listed in `$7` is read after the (next_attempt_at, id)
     /// given in `$8`/`$9` (the last delivery claimed), not from the start of the index, whose
     /// first entries may be thousands of deliveries already claimed and not yet vacuumed.
-    /// Returns each delivery's `next_attempt_at` (as text) for the next cursor.
+    /// Returns each delivery's `next_attempt_at` (as text) for the next cursor, and whether it is a test.
     static let claimSQL = """
         WITH room AS (
             SELECT w.id AS webhook_id, w.revision, w.enabled, coalesce(r.room, $5) AS room,
@@ -109,11 +111,11 @@ enum DeliveryStore {
                SET state = 'sending', attempts = d.attempts + 1, claimed_by = $2,
                    lease_expires_at = now() + $6 * interval '1 millisecond', updated_at = now()
              WHERE d.id = ANY (ARRAY(SELECT due.id FROM due)) AND EXISTS (SELECT 1 FROM webhooky.events e WHERE e.id = d.event_id)
-            RETURNING d.id, d.attempts, d.webhook_id, d.event_id, d.retry_base, d.next_attempt_at
+            RETURNING d.id, d.attempts, d.webhook_id, d.event_id, d.retry_base, d.next_attempt_at, d.is_test
         )
         SELECT c.id, c.attempts, c.webhook_id, due.revision, c.event_id,
                (SELECT e.payload::text FROM webhooky.events e WHERE e.id = c.event_id), c.retry_base,
-               c.next_attempt_at::text, (extract(epoch FROM c.next_attempt_at) * 1000000)::bigint
+               c.next_attempt_at::text, (extract(epoch FROM c.next_attempt_at) * 1000000)::bigint, c.is_test
           FROM claimed c JOIN due ON due.id = c.id
         """
 
@@ -556,7 +558,7 @@ enum DeliveryStore {
                   let eventID = result[row, 4].flatMap({ Int64($0) }),
                   let payload = result[row, 5] else { continue }
             claimed.append(ClaimedDelivery(id: id, attempt: attempt, webhookID: webhookID, webhookRevision: revision, eventID: eventID,
-                                           payload: payload, retryBase: result[row, 6].flatMap { Int($0) } ?? 0,
+                                           payload: payload, retryBase: result[row, 6].flatMap { Int($0) } ?? 0, isTest: result[row, 9] == "t",
                                            position: result[row, 7].flatMap { dueAt in
                                                result[row, 8].flatMap(Int64.init).map { ClaimCursor(dueAt: dueAt, dueAtMicroseconds: $0, id: id) }
                                            }))

@@ -630,7 +630,7 @@ final class Dispatcher {
                 machine.followsRedirects = webhook.maximumRedirects > 0
                 let payload = try JSONParser.parsePayload(delivery.payload)
                 let rendered = try webhook.request(payload: payload, messageID: messageIDs.messageID(deliveryID: delivery.id), timestamp: timestamp,
-                                                   limits: configuration.requestLimits)
+                                                   isTest: delivery.isTest, limits: configuration.requestLimits)
                 // A fixed origin (the usual case) was keyed once, when the webhook was parsed.
                 let endpoint = webhook.endpoint ?? Endpoint.key(forURL: rendered.url) ?? rendered.url
                 if endpointLoad[endpoint, default: 0] >= budget(of: endpoint, earned: webhook.endpoint != nil) {

@@ -24,7 +24,8 @@ enum PreviewCommand {
         Content-Length when it sends.
 
         Options:
-          --event EVENT_ID     render with the payload of a recorded event (webhooky.events.id)
+          --event EVENT_ID     render with the payload of a recorded event (webhooky.events.id);
+                               a test's event (webhooky.send_test) adds webhooky-test: true
           --payload JSON       render with this payload (a JSON object); @FILE reads it from a
                                file, - from standard input
           --unmask             print secret values as they are

@@ -161,14 +161,20 @@ import Testing
         let receiver = try LoopbackReceiver()
         let (webhook, secret) = try PreviewTests.addSecretiveWebhook(database, baseURL: receiver.baseURL)
 
-        let outcome = try database.run(["preview", String(webhook), "--unmask"])
-        #expect(outcome.status == 0, "\(outcome.errors)")
-        let preview = Printed(outcome.output)
-
         let worker = RunningWorker(database.workerConfiguration())
         defer { worker.stop() }
-        _ = try database.value("SELECT webhooky.send_test($1)", [String(webhook)])  // the sample payload, as preview used
+        _ = try database.value("SELECT webhooky.send_test($1)", [String(webhook)])  // the sample payload
         let received = try #require(receiver.waitForRequests(1).first)
+        let event = try #require(try database.value("SELECT max(id) FROM webhooky.events"))
+
+        // The test's own event: a test's request, marked as such (webhooky-test: true), as the worker sent it.
+        let outcome = try database.run(["preview", String(webhook), "--event", event, "--unmask"])
+        #expect(outcome.status == 0, "\(outcome.errors)")
+        let preview = Printed(outcome.output)
+        #expect(preview.header("webhooky-test") == "true")
+        let sample = try database.run(["preview", String(webhook), "--unmask"])
+        #expect(Printed(sample.output).headers.map(\.name) == preview.headers.map(\.name).filter { $0 != "webhooky-test" },
+                "the sample's preview shows a real event's request, unmarked")
 
         #expect(preview.requestLine == "\(received.method) \(receiver.baseURL)\(received.target)")
         #expect(preview.requestLine == "POST \(receiver.baseURL)/hooks/1001?apikey=k3y-s3cr3t&email=jan.novak%40example.cz")
@@ -195,14 +201,15 @@ import Testing
         let receiver = try LoopbackReceiver()
         let webhook = try database.addWebhook(url: receiver.baseURL + "/ua", headers: #"{"user-agent": "ShopBot/2"}"#)
 
-        let outcome = try database.run(["preview", String(webhook)])
-        #expect(outcome.status == 0, "\(outcome.errors)")
-        let preview = Printed(outcome.output)
-
         let worker = RunningWorker(database.workerConfiguration())
         defer { worker.stop() }
         _ = try database.value("SELECT webhooky.send_test($1)", [String(webhook)])
         let received = try #require(receiver.waitForRequests(1).first)
+
+        let event = try #require(try database.value("SELECT max(id) FROM webhooky.events"))
+        let outcome = try database.run(["preview", String(webhook), "--event", event])
+        #expect(outcome.status == 0, "\(outcome.errors)")
+        let preview = Printed(outcome.output)
 
         let sent = received.headers.filter { !["host", "accept", "content-length"].contains($0.name.lowercased()) }
         #expect(sent.filter { $0.name.lowercased() == "user-agent" }.map(\.value) == ["ShopBot/2"])

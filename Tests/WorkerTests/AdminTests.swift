@@ -23,6 +23,7 @@ import Worker
         #expect(request.target == "/t?id=1001")
         #expect(request.bodyText == #"{"tier": "Gold"}"#)
         #expect(request.header("webhook-id") == (try shop.messageID(first)))
+        #expect(request.header("webhooky-test") == "true", "the receiver can tell the sample payload from a real event")
         #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries WHERE id = \(first)") { $0 == "succeeded" } == "succeeded")
         #expect(try shop.column("SELECT is_test::text FROM webhooky.deliveries WHERE id = $1", [first]) == ["true"])
 
@@ -31,9 +32,11 @@ import Worker
         try shop.connection.execute("UPDATE webhooky.webhooks SET enabled = true")
         try shop.setCredit("5")  // a real event, then a test from it
         #expect(receiver.waitForRequests(3).count == 3)
+        #expect(receiver.requests[2].header("webhooky-test") == nil, "a real event's request is not marked")
         let event = try #require(shop.column("SELECT max(id) FROM webhooky.events WHERE NOT is_test").first ?? nil)
         try shop.connection.query("SELECT webhooky.send_test($1, from_event => $2)", [String(webhook), event])
         #expect(receiver.waitForRequests(4).last?.bodyText == #"{"tier": "Silver"}"#)
+        #expect(receiver.requests[3].header("webhooky-test") == "true")
         #expect(try shop.column("SELECT count(*) FROM webhooky.deliveries WHERE is_test") == ["3"])
 
         do {
@@ -41,6 +44,36 @@ import Worker
             Issue.record("a test of a missing webhook was accepted")
         } catch {
             #expect(error.message == "webhooky.send_test: there is no webhook 424242")
+        }
+    }
+
+    @Test("a test delivery is marked webhooky-test: true on every attempt (a retry, a redelivery) and the signature verifies as usual; a webhook's own header of that name gives way on tests and goes as written otherwise")
+    func testDeliveriesAreMarkedOnEveryAttempt() throws {
+        let shop = try Shop()
+        let answers = Mutex<[Reply]>([.status(500), .ok, .ok, .ok])
+        let receiver = try LoopbackReceiver { _, _ in answers.withLock { $0.isEmpty ? .ok : $0.removeFirst() } }
+        let (secret, key) = SignatureComplianceTests.secret(bytes: 32)
+        let webhook = try shop.addWebhook(url: receiver.baseURL + "/t", body: ##"{"id": #customer.id#}"##,
+                                          headers: #"{"Webhooky-Test": "from the webhook"}"#, secret: secret)
+        let worker = RunningWorker(shop.workerConfiguration(retry: [.milliseconds(50)]))
+        defer { worker.stop() }
+
+        let test = try #require(shop.column("SELECT webhooky.send_test($1)", [String(webhook)]).first ?? nil)
+        #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries WHERE id = \(test)") { $0 == "succeeded" } == "succeeded")
+        try shop.connection.query("SELECT webhooky.redeliver($1)", [test])
+        #expect(receiver.waitForRequests(3).count == 3)
+        try shop.setCredit("7")
+        let requests = receiver.waitForRequests(4)
+        try #require(requests.count == 4)
+        for request in requests.prefix(3) {
+            #expect(request.headers.filter { $0.name.lowercased() == "webhooky-test" }.map(\.value) == ["true"], "attempt 1 (500), its retry, the redelivery")
+            #expect(request.header("webhook-id") == (try shop.messageID(test)))
+        }
+        #expect(requests[3].headers.filter { $0.name.lowercased() == "webhooky-test" }.map(\.value) == ["from the webhook"])
+        for request in requests {
+            let timestamp = try #require(request.header("webhook-timestamp").flatMap { Int($0) })
+            #expect(request.header("webhook-signature") == SignatureComplianceTests.expected(
+                key: key, id: request.header("webhook-id") ?? "", timestamp: timestamp, body: request.body))
         }
     }
 
