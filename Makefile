@@ -27,8 +27,9 @@ release: deps
 	@echo "binary: $$($(SWIFT) build -c release --show-bin-path)/webhooky"
 
 # Installs what a fresh Debian machine with Swift, postgresql-15, libpq-dev and libssl-dev lacks:
-# libcurl's development package (and pkg-config), and the openssl command line that the TLS tests
-# use to make a throwaway CA. Uses sudo when not root.
+# libcurl's development package (and pkg-config), the openssl command line that the TLS tests
+# use to make a throwaway CA, and python3, which runs README's verify() in the docs tests. Uses
+# sudo when not root.
 deps:
 	@missing=""; \
 	pkg-config --version >/dev/null 2>&1 || missing="$$missing pkg-config"; \
@@ -36,6 +37,7 @@ deps:
 	pkg-config --exists libpq 2>/dev/null || missing="$$missing libpq-dev"; \
 	pkg-config --exists libcrypto 2>/dev/null || missing="$$missing libssl-dev"; \
 	command -v openssl >/dev/null 2>&1 || missing="$$missing openssl"; \
+	command -v python3 >/dev/null 2>&1 || missing="$$missing python3"; \
 	[ -x /usr/lib/postgresql/15/bin/initdb ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql-15"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \

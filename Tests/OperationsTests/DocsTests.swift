@@ -236,3 +236,83 @@ import Testing
         #expect(ran >= 3)
     }
 }
+
+/// README's receiver recipe, run as a receiver would run it.
+extension DocsTests {
+    /// README's Python `verify()`, unchanged.
+    static func readmeVerifier() throws -> String {
+        try #require(try DocsTests.fencedBlocks(in: "../README.md").first { $0.language == "python" && $0.text.contains("def verify(") }?.text,
+                     "README has no Python verify()")
+    }
+
+    @Test("README's Python verify() accepts the requests the worker sends (a signed POST with non-ASCII text and exact numbers, a GET over its empty body, both signatures of a rotation's overlap, headers in a plain dict as sent) and refuses another webhook's secret and a timestamp over 5 minutes old")
+    func readmeVerifierAcceptsWhatTheWorkerSends() throws {
+        let verifier = try DocsTests.readmeVerifier()
+        let database = try AdminDatabase()
+        let receiver = try LoopbackReceiver()
+        let postSecret = try #require(try database.value("SELECT webhooky.new_secret()"))
+        let getSecret = try #require(try database.value("SELECT webhooky.new_secret()"))
+        let post = try database.addWebhook(url: receiver.baseURL + "/post",
+                                           body: ##"{"email": "#customer.email#", "credit": #customer.credit#, "tier": "#customer.tier.name#"}"##,
+                                           secret: postSecret)
+        let get = try database.addWebhook(url: receiver.baseURL + "/get?id=#customer.id#", secret: getSecret)
+        let worker = RunningWorker(database.workerConfiguration())
+        defer { worker.stop() }
+        let payload = #"{"customer": {"id": 9007199254740993, "email": "žluť@example.cz", "credit": 12345678901234.56, "tier": {"name": "Gold \"Plus\"\n🎉"}}}"#
+        _ = try database.value("SELECT webhooky.send_test($1, $2::jsonb)", [String(post), payload])
+        _ = try database.value("SELECT webhooky.send_test($1, $2::jsonb)", [String(get), payload])
+        try #require(receiver.waitForRequests(2).count == 2)
+        _ = try database.value("SELECT webhooky.rotate_secret($1)", [String(post)])
+        let rotated = try #require(try database.value("SELECT secret FROM webhooky.webhooks WHERE id = $1", [String(post)]))
+        _ = try database.value("SELECT webhooky.send_test($1, $2::jsonb)", [String(post), payload])
+        let requests = receiver.waitForRequests(3)
+        try #require(requests.count == 3)
+        let byPath = Dictionary(grouping: requests, by: { $0.target.hasPrefix("/post") ? "post" : "get" })
+        let posts = try #require(byPath["post"]), gets = try #require(byPath["get"])
+        try #require(posts.count == 2 && gets.count == 1)
+        #expect(gets[0].method == "GET" && gets[0].body.isEmpty && posts[0].method == "POST")
+        #expect(posts[1].header("webhook-signature")?.split(separator: " ").count == 2, "the overlap signs with both secrets")
+
+        // Each case: a request as received, the secrets to try, what verify() must answer for each.
+        let cases: [(request: ReceivedRequest, secrets: [String], expected: [Bool])] = [
+            (posts[0], [postSecret, getSecret], [true, false]),
+            (gets[0], [getSecret, postSecret], [true, false]),
+            (posts[1], [rotated, postSecret, getSecret], [true, true, false]),
+        ]
+        let json = try JSONSerialization.data(withJSONObject: cases.map { item in
+            [
+                "headers": Dictionary(item.request.headers.map { ($0.name, $0.value) }, uniquingKeysWith: { first, _ in first }),
+                "body": Data(item.request.body).base64EncodedString(),
+                "secrets": item.secrets,
+            ] as [String: Any]
+        })
+        let folder = "/tmp/webhooky-docs-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try json.write(to: URL(fileURLWithPath: folder + "/requests.json"))
+        // Fresh as received, then with the clock 301 s past each request's timestamp.
+        try (verifier + """
+
+            import json, sys
+            for case in json.load(open(sys.argv[1])):
+                body = base64.b64decode(case["body"])
+                fresh = [verify(secret, case["headers"], body) for secret in case["secrets"]]
+                now = time.time
+                time.time = lambda: int(case["headers"]["webhook-timestamp"]) + 301
+                late = [verify(secret, case["headers"], body) for secret in case["secrets"]]
+                time.time = now
+                print(" ".join(str(v).lower() for v in fresh), "/", " ".join(str(v).lower() for v in late))
+
+            """).write(toFile: folder + "/verify.py", atomically: false, encoding: .utf8)
+        let output = folder + "/output"
+        let pid = try ChildProcess.spawn("/bin/sh", ["-c", "python3 \(folder)/verify.py \(folder)/requests.json 2>&1"], outputPath: output,
+                                         environment: ["PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"])
+        let status = ChildProcess.wait(pid)
+        let printed = ChildProcess.readFile(output) ?? ""
+        #expect(status == 0, "\(printed)")
+        let expected = cases.map { item in
+            item.expected.map(String.init).joined(separator: " ") + " / " + item.expected.map { _ in "false" }.joined(separator: " ")
+        }
+        #expect(printed.split(separator: "\n").map(String.init) == expected, "\(printed)")
+    }
+}

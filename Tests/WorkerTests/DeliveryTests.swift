@@ -123,6 +123,29 @@ import Worker
         #expect(try shop.column("SELECT webhooky.message_id(id) FROM webhooky.deliveries") == [messageID])
     }
 
+    @Test("README's receiver advice: a retry keeps its webhook-id but carries the timestamp of its own sending, so a newer event's first attempt, sent before it, has an earlier webhook-timestamp: the timestamp does not give the events' order")
+    func aRetryCarriesTheTimeOfItsOwnSending() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver { _, number in number == 1 ? .status(503) : .ok }
+        try shop.addWebhook(url: receiver.baseURL + "/c/#customer.credit#")
+        // A retry 2.5 s later falls at least 2 whole seconds after the first attempt.
+        let worker = RunningWorker(shop.workerConfiguration(retry: [.milliseconds(2500)]))
+        defer { worker.stop() }
+
+        try shop.setCredit("150.00")  // older event: 503, then its retry
+        _ = receiver.waitForRequests(1)
+        try shop.setCredit("200.00")  // newer event: at once
+        let requests = receiver.waitForRequests(3)
+        let rows = try shop.connection.query("SELECT id, state, attempts, last_status, next_attempt_at - now() FROM webhooky.deliveries").rows
+        try #require(requests.count == 3, "\(requests.map(\.target)) \(rows)")
+        #expect(requests.map(\.target) == ["/c/150.00", "/c/200.00", "/c/150.00"])
+        #expect(requests[0].header("webhook-id") == requests[2].header("webhook-id"))
+        let timestamps = requests.compactMap { $0.header("webhook-timestamp").flatMap(Int.init) }
+        try #require(timestamps.count == 3)
+        #expect(timestamps[2] >= timestamps[0] + 2, "the retry's own sending time")
+        #expect(timestamps[2] > timestamps[1], "the older event's retry carries a later timestamp than the newer event")
+    }
+
     @Test func deliveryIsDeadWhenTheScheduleIsExhausted() throws {
         let shop = try Shop()
         let receiver = try LoopbackReceiver { _, _ in .status(503, body: "down") }
