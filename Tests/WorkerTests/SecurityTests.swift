@@ -410,13 +410,20 @@ import Glibc
         #expect(try shop.connection.query("SELECT state, last_error FROM webhooky.deliveries").rows == [["dead", "webhook deleted"]])
     }
 
+    /// Each refusal says what the writer can do and that an admin raises the limit (a tenant's
+    /// role may not even read webhooky.settings; "raise max_headers in webhooky.settings" told it
+    /// to do what it cannot).
     @Test(arguments: [
-        ("url", "https://x.example/?q=" + String(repeating: "a", count: 2100), "URL is 2121 characters long; the limit is 2048"),
-        ("body", "[" + String(repeating: "1,", count: 40_000) + "1]", "body is 80003 characters long; the limit is 65536"),
-        ("headers", "{" + (1...21).map { "\"X-\($0)\": \"v\"" }.joined(separator: ",") + "}", "21 headers; the limit is 20"),
-        ("headers", "{\"X-Big\": \"" + String(repeating: "v", count: 5000) + "\"}", "header \"X-Big\" is 5000 characters long; the limit is 4096"),
+        ("url", "https://x.example/?q=" + String(repeating: "a", count: 2100), "URL is 2121 characters long; the limit is 2048",
+         "Shorten the URL, or an admin raises the limit: INSERT INTO webhooky.settings VALUES ('max_url_length', '4096') ON CONFLICT (name) DO UPDATE SET value = excluded.value"),
+        ("body", "[" + String(repeating: "1,", count: 40_000) + "1]", "body is 80003 characters long; the limit is 65536",
+         "Shorten the body template, or an admin raises the limit: INSERT INTO webhooky.settings VALUES ('max_body_length', '131072') ON CONFLICT (name) DO UPDATE SET value = excluded.value"),
+        ("headers", "{" + (1...21).map { "\"X-\($0)\": \"v\"" }.joined(separator: ",") + "}", "21 headers; the limit is 20",
+         "Send fewer headers, or an admin raises the limit: INSERT INTO webhooky.settings VALUES ('max_headers', '40') ON CONFLICT (name) DO UPDATE SET value = excluded.value"),
+        ("headers", "{\"X-Big\": \"" + String(repeating: "v", count: 5000) + "\"}", "header \"X-Big\" is 5000 characters long; the limit is 4096",
+         "Shorten the value, or an admin raises the limit: INSERT INTO webhooky.settings VALUES ('max_header_value_length', '8192') ON CONFLICT (name) DO UPDATE SET value = excluded.value"),
     ])
-    func oversizedWebhooksAreRefused(column: String, value: String, message: String) throws {
+    func oversizedWebhooksAreRefused(column: String, value: String, message: String, hint: String) throws {
         let database = try TestCluster.newDatabase()
         let connection = try database.connect()
         var values: [String: String?] = ["url": "https://x.example/", "body": nil, "headers": "{}"]
@@ -427,6 +434,7 @@ import Glibc
             Issue.record("accepted an oversized \(column)")
         } catch {
             #expect(error.message.hasSuffix(#" "big": "# + message), "\(error.message)")
+            #expect(error.hint == hint)
         }
     }
 
@@ -533,6 +541,34 @@ import Glibc
             SELECT secret, previous_secret, previous_secret_expires_at BETWEEN now() + interval '59 minutes' AND now() + interval '61 minutes'
               FROM webhooky.webhooks WHERE id = $1
             """, [id]).rows == [[second, first, "t"]])
+    }
+
+    @Test("a plain UPDATE of the secret after a rotation replaces it at once, as admin.md says: the secret before the rotation (perhaps the leaked one) went on signing until the overlap ended, and a tenant may not clear previous_secret")
+    func replacingTheSecretEndsTheOverlap() throws {
+        let shop = try Shop()
+        let (a, _, _) = try tenants(shop)
+        let original = try #require(try a.query("SELECT webhooky.new_secret()").scalar)
+        let id = try #require(try a.query("""
+            INSERT INTO webhooky.webhooks (name, event, url, secret) VALUES ('Signed', 'customer.credit_changed', 'https://erp.example/s', $1) RETURNING id
+            """, [original]).scalar)
+        try a.query("SELECT webhooky.rotate_secret($1)", [id])
+        #expect(try a.query("SELECT previous_secret FROM webhooky.webhooks WHERE id = $1", [id]).scalar == original)
+        #expect(throws: PostgresError.self) { try a.query("UPDATE webhooky.webhooks SET previous_secret = NULL WHERE id = $1", [id]) }
+        // Other edits keep the overlap; a new secret ends it, and so does no secret.
+        try a.query("UPDATE webhooky.webhooks SET name = 'Signed too' WHERE id = $1", [id])
+        #expect(try a.query("SELECT previous_secret FROM webhooky.webhooks WHERE id = $1", [id]).scalar == original)
+        let replacement = try #require(try a.query("SELECT webhooky.new_secret()").scalar)
+        try a.query("UPDATE webhooky.webhooks SET secret = $2 WHERE id = $1", [id, replacement])
+        let columns = "SELECT secret, previous_secret, previous_secret_expires_at FROM webhooky.webhooks WHERE id = $1"
+        #expect(try a.query(columns, [id]).rows == [[replacement, nil, nil]])
+        try a.query("SELECT webhooky.rotate_secret($1)", [id])
+        try a.query("UPDATE webhooky.webhooks SET secret = NULL WHERE id = $1", [id])
+        #expect(try a.query(columns, [id]).rows == [[nil, nil, nil]])
+        // An admin who sets both in one statement gets what it set.
+        let later = try #require(shop.column("SELECT webhooky.new_secret()").first ?? nil)
+        try shop.connection.query("UPDATE webhooky.webhooks SET secret = $2, previous_secret = $3, previous_secret_expires_at = 'infinity' WHERE id = $1",
+                                  [id, later, replacement])
+        #expect(try shop.connection.query(columns, [id]).rows == [[later, replacement, "infinity"]])
     }
 
     @Test("a redelivery while another transaction moves the webhook to another account waits for the move: it read the old account, and the event of one account was left pending for the other's URL")
