@@ -87,7 +87,7 @@ public struct Doctor: Sendable {
         let schema = schemaCheck(connection)
         checks.append(schema)
         guard schema.level == .ok else { return checks }
-        var tenant = (try? connection.query(Doctor.tenantOnlySQL).scalar) == "t"
+        var tenant = (try? connection.query(RolePrivileges.tenantOnlySQL).scalar) == "t"
         if tenant, let missing = Doctor.tenantWithoutAccount(connection) {
             // It sees nothing at all: that is the finding, and the other checks say why as usual.
             checks.append(missing)
@@ -151,12 +151,6 @@ public struct Doctor: Sendable {
         }
         return lines.joined(separator: "\n")
     }
-
-    /// Whether the role is a tenant's (a member of webhooky_tenant) and not an admin's.
-    static let tenantOnlySQL = """
-        SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'webhooky_tenant') AND pg_has_role('webhooky_tenant', 'MEMBER')
-           AND NOT (EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'webhooky_admin') AND pg_has_role('webhooky_admin', 'MEMBER'))
-        """
 
     /// A FAIL when the tenant's role has no account (no row in webhooky.tenants): it may see
     /// nothing; `nil` when it has one.

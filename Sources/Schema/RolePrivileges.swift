@@ -48,6 +48,13 @@ public enum RolePrivileges {
                END
         """
 
+    /// Whether the current role is a tenant's (a member of `webhooky_tenant`) and not an
+    /// admin's: `t` or `f`.
+    public static let tenantOnlySQL = """
+        SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'webhooky_tenant') AND pg_has_role('webhooky_tenant', 'MEMBER')
+           AND NOT (EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'webhooky_admin') AND pg_has_role('webhooky_admin', 'MEMBER'))
+        """
+
     /// What the worker does with a privilege it can run without.
     public enum Feature: String, Sendable {
         /// Deletes old history (`webhooky.prune`), unless told `--no-prune`.

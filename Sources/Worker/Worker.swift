@@ -151,9 +151,16 @@ public final class Worker: Sendable {
                           AND (0::oid = ANY (p.polroles) OR EXISTS (SELECT FROM unnest(p.polroles) r WHERE pg_has_role(r, 'MEMBER'))))
         """
 
-    /// The error for a role that may not run the worker, saying what it lacks and what to grant.
+    /// The error for a role that may not run the worker, saying what it lacks and what to grant;
+    /// for a tenant's role, which must not be given the worker's reach into every account,
+    /// who runs the worker instead.
     private static func notPermitted(_ connection: Connection, lacking: String) -> WorkerError {
         let role = (try? connection.query("SELECT quote_ident(current_user)").scalar).flatMap { $0 } ?? "this role"
+        if (try? connection.query(RolePrivileges.tenantOnlySQL).scalar) == "t" {
+            return WorkerError(.notPermitted, "role \(role) is a tenant's (webhooky_tenant) and may not run the worker, which sends every account's webhooks: "
+                + "the installation's worker sends this account's too, run by its operator as a role of its own (docs/dba.md, \"Roles\"). "
+                + "webhooky status and webhooky tail show how they go.")
+        }
         return WorkerError(.notPermitted, "role \(role) may not run the worker: it lacks \(lacking). "
             + "A DBA runs GRANT webhooky_worker TO \(role); (docs/dba.md, \"Roles\")")
     }

@@ -1091,6 +1091,15 @@ import Worker
             #expect(outcome.errors.contains("A DBA runs GRANT webhooky_worker TO \(role); (docs/dba.md, \"Roles\")"), "\(role): \(outcome.errors)")
             #expect(!outcome.errors.contains("worker started"), "\(role): \(outcome.errors)")
         }
+        // A tenant's role is not told to take the worker's role, which sees every account.
+        let tenant = "tenant_\(suffix)"
+        try connection.execute("CREATE ROLE \(tenant) LOGIN IN ROLE webhooky_tenant; INSERT INTO webhooky.tenants VALUES ('\(tenant)', 'shop-42')")
+        let asTenant = try CommandProcess.run(["run", "--database-url", database.conninfo + " user=\(tenant)"], timeout: .seconds(20))
+        #expect(asTenant.status == 7, "\(asTenant.errors)")
+        #expect(asTenant.errors.hasSuffix("webhooky: error: role \(tenant) is a tenant's (webhooky_tenant) and may not run the worker, which sends every account's webhooks: "
+            + "the installation's worker sends this account's too, run by its operator as a role of its own (docs/dba.md, \"Roles\"). "
+            + "webhooky status and webhooky tail show how they go.\n"), "\(asTenant.errors)")
+        #expect(!asTenant.errors.contains("GRANT"), "\(asTenant.errors)")
         // Every table privilege, but no row-level security policy names it (it is no member of
         // webhooky_worker): it would see no rows.
         let direct = "direct_\(suffix)"
