@@ -1,3 +1,4 @@
+import Glibc
 public import Postgres
 
 /// Installs and upgrades the `webhooky` schema, and checks that a database matches the binary.
@@ -7,6 +8,18 @@ public struct Migrator {
 
     private let connection: Connection
     private let migrations: [Migration]
+
+    /// How long a migration's statement waits for a lock before the migration is rolled back
+    /// (`lock_timeout`). Default 1 s. An upgrade that waited without a bound for a lock an
+    /// application's open transaction holds (`webhooky.emit` reads `webhooky.webhooks` and
+    /// writes `webhooky.events`) would make every later emit, and so every change of a table
+    /// with a Webhooky trigger, wait behind it until that transaction ended.
+    public var lockTimeout: Duration = .seconds(1)
+    /// How many times a migration that waited ``lockTimeout`` for a lock is tried in all, each
+    /// try ``lockRetryPause`` after the last, before `migrate()` gives up. Default 5.
+    public var lockTries = 5
+    /// The pause between two tries of a migration that could not take a lock. Default 2 s.
+    public var lockRetryPause: Duration = .seconds(2)
 
     /// - Parameters:
     ///   - connection: A connection with rights to create the schema (a DBA's).
@@ -42,13 +55,23 @@ public struct Migrator {
     /// ``installedBy()``; a superuser always may), the migrations run as that role
     /// (`SET ROLE`), so that every object keeps one owner.
     ///
-    /// - Parameter progress: Told about each migration before it runs.
+    /// A migration's statement waits at most ``lockTimeout`` for a lock; then the migration is
+    /// rolled back and tried again after ``lockRetryPause``, ``lockTries`` times in all.
+    ///
+    /// - Parameters:
+    ///   - progress: Told about each migration before it runs.
+    ///   - retrying: Told when a migration could not take a lock and is tried again: the
+    ///     migration, the try about to be made (from 2), and the sessions that hold locks on
+    ///     the schema's tables (see ``lockHolders()``).
     /// - Returns: The migrations applied (empty when the schema was up to date).
     /// - Throws: ``SchemaError`` (`newer`, `migrationFailed`) or ``PostgresError``.
     @discardableResult
-    public func migrate(progress: (Migration) -> Void = { _ in }) throws -> [Migration] {
+    public func migrate(progress: (Migration) -> Void = { _ in },
+                        retrying: (_ migration: Migration, _ attempt: Int, _ holders: [String]) -> Void = { _, _, _ in }) throws -> [Migration] {
         try connection.query("SELECT pg_advisory_lock(\(Migrator.lockKey))")
         defer { _ = try? connection.query("SELECT pg_advisory_unlock(\(Migrator.lockKey))") }
+        try connection.query("SET lock_timeout = '\(Migrator.text(max(lockTimeout, .milliseconds(1))))'")
+        defer { _ = try? connection.query("RESET lock_timeout") }
         let todo = try pending()
         // Objects a migration creates belong to the role that runs it. A schema installed by the
         // database owner and upgraded by a superuser (or the other way round) would belong to two
@@ -64,19 +87,65 @@ public struct Migrator {
         defer { if actsAsOwner { _ = try? connection.query("RESET ROLE") } }
         for migration in todo {
             progress(migration)
-            do {
-                try connection.execute(migration.sql)
-            } catch {
-                _ = try? connection.execute("ROLLBACK")
-                // A role that lacks a privilege is told which role to migrate as, not only
-                // PostgreSQL's "permission denied for database shop".
-                let advice = error.sqlState != "42501" ? ""
-                    : owner == nil ? "\nInstall as a role that may create schemas in this database: its owner or a superuser (docs/dba.md, \"Install\")."
-                    : "\nMigrate as the role that installed the schema (the owner of webhooky.migrations) or as a superuser."
-                throw SchemaError(.migrationFailed, "migration \(migration.fileName) failed and was rolled back: \(error)" + advice)
+            var attempt = 1
+            while !(try apply(migration, attempt: attempt, owner: owner)) {
+                attempt += 1
+                retrying(migration, attempt, (try? lockHolders()) ?? [])
+                let pause = lockRetryPause.components
+                usleep(UInt32(clamping: pause.seconds * 1_000_000 + pause.attoseconds / 1_000_000_000_000))
             }
         }
         return todo
+    }
+
+    /// Runs `migration` (its try number `attempt`); returns `false`, rolled back, when a
+    /// statement waited ``lockTimeout`` for a lock and tries are left.
+    private func apply(_ migration: Migration, attempt: Int, owner: (quotedName: String, isCurrentUser: Bool, isMember: Bool)?) throws -> Bool {
+        do {
+            try connection.execute(migration.sql)
+            return true
+        } catch {
+            _ = try? connection.execute("ROLLBACK")
+            if error.sqlState == "55P03" {  // lock_not_available: lock_timeout ran out
+                if attempt < lockTries { return false }
+                let holders = (try? lockHolders()) ?? []
+                throw SchemaError(.migrationFailed, """
+                    migration \(migration.fileName) waited \(Migrator.text(lockTimeout)) for a lock \(attempt) times and was rolled back \
+                    (nothing of it was applied): another transaction holds a table it changes, and every emit would have waited behind it
+                    """ + (holders.isEmpty ? "" : "\nSessions holding locks on the webhooky schema's tables: " + holders.joined(separator: "; "))
+                    + "\nLet that transaction end (or end it: SELECT pg_terminate_backend(pid);), then run webhooky migrate again.")
+            }
+            // A role that lacks a privilege is told which role to migrate as, not only
+            // PostgreSQL's "permission denied for database shop".
+            let advice = error.sqlState != "42501" ? ""
+                : owner == nil ? "\nInstall as a role that may create schemas in this database: its owner or a superuser (docs/dba.md, \"Install\")."
+                : "\nMigrate as the role that installed the schema (the owner of webhooky.migrations) or as a superuser."
+            throw SchemaError(.migrationFailed, "migration \(migration.fileName) failed and was rolled back: \(error)" + advice)
+        }
+    }
+
+    /// `1s`, `250ms`.
+    public static func text(_ duration: Duration) -> String {
+        let milliseconds = duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        return milliseconds % 1000 == 0 ? "\(milliseconds / 1000)s" : "\(milliseconds)ms"
+    }
+
+    /// The other sessions that hold a lock on a table of the `webhooky` schema, oldest
+    /// transaction first (at most 5): `pid 4121 (role shop_app, psql, idle in transaction,
+    /// transaction open 17s)`. Another role's state and times show only to a superuser or a
+    /// member of `pg_read_all_stats`.
+    public func lockHolders() throws(PostgresError) -> [String] {
+        try connection.query("""
+            SELECT format('pid %s (role %s%s%s%s)', a.pid, coalesce(a.usename, '?'),
+                          ', ' || nullif(a.application_name, ''), ', ' || a.state,
+                          ', transaction open ' || extract(epoch FROM now() - a.xact_start)::bigint || 's')
+              FROM pg_stat_activity a
+             WHERE a.pid <> pg_backend_pid()
+               AND a.pid IN (SELECT l.pid FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+                              WHERE l.granted AND c.relnamespace = to_regnamespace('webhooky'))
+             ORDER BY a.xact_start NULLS LAST, a.pid
+             LIMIT 5
+            """).rows.compactMap { $0[0] }
     }
 
     /// The role that installed the schema (the owner of `webhooky.migrations`), which owns

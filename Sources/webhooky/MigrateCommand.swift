@@ -10,7 +10,10 @@ enum MigrateCommand {
         lacks, each in its own transaction, in order. Applying it again changes nothing.
         Refuses a database whose schema is newer than this binary. An upgrade runs as the role
         that installed the schema (SET ROLE) when this role may act as it, as a superuser may,
-        so that every object of the schema keeps one owner.
+        so that every object of the schema keeps one owner. A statement waits at most 1s for a
+        lock (an open transaction that called webhooky.emit holds some): the migration is then
+        rolled back and tried again 2s later, 5 times in all, so that your application's
+        changes never queue behind the upgrade for longer.
 
         Options:
           --database-url URL   libpq connection string or URI [DATABASE_URL, else PG* variables]
@@ -67,7 +70,11 @@ enum MigrateCommand {
                 }
                 return 0
             }
-            let applied = try migrator.migrate { print("applying \($0.fileName) ...") }
+            let applied = try migrator.migrate(progress: { print("applying \($0.fileName) ...") }, retrying: { migration, attempt, holders in
+                print("  waited \(Migrator.text(migrator.lockTimeout)) for a lock that another transaction holds; rolled back, "
+                      + "trying \(migration.fileName) again in \(Migrator.text(migrator.lockRetryPause)) (try \(attempt) of \(migrator.lockTries))"
+                      + (holders.isEmpty ? "" : "\n  sessions holding locks on webhooky's tables: " + holders.joined(separator: "; ")))
+            })
             let current = try migrator.appliedVersions().last ?? 0
             print(applied.isEmpty ? "schema is up to date (version \(current)); nothing to do" : "done: schema version \(current)")
             return 0

@@ -2,6 +2,7 @@ import Foundation
 import LocalPostgres
 import Postgres
 import Schema
+import Synchronization
 import Templates
 import TestSupport
 import Testing
@@ -49,6 +50,61 @@ import Worker
         // deliveries have not been parked at 'infinity' since 0002.
         let nextAttempt = try connection.column("SELECT col_description('webhooky.deliveries'::regclass, attnum) FROM pg_attribute WHERE attrelid = 'webhooky.deliveries'::regclass AND attname = 'next_attempt_at'")
         #expect(nextAttempt.first??.contains("infinity") == false, "\(nextAttempt)")
+    }
+
+    @Test("an upgrade that needs a lock held by an application's open transaction gives up after 1 s per try, rolled back, so the application's emits never queue behind it for longer; once that transaction ends, the upgrade goes through")
+    func upgradeDoesNotQueueTheApplicationBehindALock() throws {
+        let database = try TestCluster.newEmptyDatabase()
+        let migrating = try database.connect()
+        // Version 24: migration 0025 recreates the row-level security policies of
+        // webhooky.webhooks and webhooky.events, which takes their ACCESS EXCLUSIVE lock.
+        try Migrator(connection: migrating, migrations: Array(Migrations.all.prefix(24))).migrate()
+        let application = try database.connect()
+        try application.execute("""
+            INSERT INTO webhooky.event_types (name) VALUES ('order.paid');
+            INSERT INTO webhooky.webhooks (name, event, url) VALUES ('ERP', 'order.paid', 'https://erp.example.com/orders')
+            """)
+        // An application transaction that emitted and is still open (a slow request, a batch job).
+        try application.execute("BEGIN")
+        try application.query("SELECT webhooky.emit('order.paid', '{}')")
+
+        let outcome = Mutex<String?>(nil)
+        let finished = DispatchSemaphore(value: 0)
+        let conninfo = database.conninfo
+        Thread {
+            defer { finished.signal() }
+            do {
+                var migrator = Migrator(connection: try Connection(conninfo: conninfo))
+                migrator.lockTries = 3
+                migrator.lockRetryPause = .milliseconds(300)
+                try migrator.migrate()
+                outcome.withLock { $0 = "applied" }
+            } catch {
+                outcome.withLock { $0 = "\(error)" }
+            }
+        }.start()
+        Thread.sleep(forTimeInterval: 0.5)  // the migration waits for its lock by now
+
+        // Another change of the application emits meanwhile. Without a lock timeout it waited
+        // behind the migration, which waited for the open transaction: for as long as that
+        // stayed open (here for ever, but for the statement timeout).
+        let other = try database.connect()
+        try other.execute("SET statement_timeout = '15s'")
+        let start = ContinuousClock.now
+        #expect(throws: Never.self) { try other.query("SELECT webhooky.emit('order.paid', '{}')") }
+        let waited = ContinuousClock.now - start
+        #expect(waited < .seconds(3), "an emit waited \(waited) behind the migration")
+
+        #expect(finished.wait(timeout: .now() + 30) == .success)
+        let message = outcome.withLock { $0 } ?? "still running"
+        #expect(message.contains("0025_history_stays_with_its_account.sql waited 1s for a lock 3 times and was rolled back"), "\(message)")
+        #expect(message.contains("pid \(try application.query("SELECT pg_backend_pid()").scalar.flatMap { $0 } ?? "?") (role"), "names the open transaction: \(message)")
+        #expect(try migrating.query("SELECT max(version) FROM webhooky.migrations").scalar == "24", "nothing of 0025 applied")
+
+        try application.execute("COMMIT")
+        #expect(try Migrator(connection: migrating).migrate().first?.version == 25)
+        #expect(try migrating.query("SELECT max(version) FROM webhooky.migrations").scalar == String(Migrations.latestVersion))
+        #expect(try migrating.query("SHOW lock_timeout").scalar == "0", "the session's own lock_timeout again")
     }
 
     @Test("a superuser upgrading the database owner's installation migrates as that owner: every object keeps one owner, and the owner's prune and grant_roles still work")
