@@ -119,6 +119,8 @@ final class Dispatcher {
     /// Whether this turn checks the webhooks of the requests in flight (see ``checkLine()``).
     private var lineCheckDue = false
     private var nextReap: ContinuousClock.Instant = .now
+    /// Which leases the next reap reads (from shortly before the last reap; all every 20th).
+    private var reapWindow = ReapWindow()
     /// No database work before this instant: after a lost connection (reconnect then) or a
     /// failing statement (try again then), growing with each failure in a row.
     private var databaseBackoffUntil: ContinuousClock.Instant = .now
@@ -831,7 +833,7 @@ final class Dispatcher {
     private func reapExpiredLeases() {
         guard let connection else { return }
         do {
-            let reaped = try DeliveryStore.reapExpiredLeases(connection)
+            let reaped = try DeliveryStore.reapExpiredLeases(connection, window: &reapWindow)
             if reaped > 0 {
                 logger.warning("took back deliveries whose lease expired", ["count": reaped])
                 wantsClaim = true

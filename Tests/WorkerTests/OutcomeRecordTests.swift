@@ -169,6 +169,37 @@ import Testing
         #expect(try DeliveryStore.reapExpiredLeases(connection) == 1)
     }
 
+    @Test("a reap reads the leases from shortly before the last reap's start, not every lease of the index (whose finished deliveries' entries stay until VACUUM): one that ran out long before is left to the full reap, the first and every 20th")
+    func reapsReadFromTheLastReap() throws {
+        let (shop, connection, claimed) = try OutcomeRecordTests.twoClaimedDeliveries()
+        var window = ReapWindow()
+        #expect(try DeliveryStore.reapExpiredLeases(connection, window: &window) == 0)
+        #expect(window.sinceFull == 1 && window.lastStart != nil)
+        // One lease ran out an hour before that reap (a row an admin's transaction held through
+        // every reap since), the other just now.
+        try shop.connection.execute("""
+            UPDATE webhooky.deliveries SET lease_expires_at = now() - interval '1 hour' WHERE id = \(claimed[0].id);
+            UPDATE webhooky.deliveries SET lease_expires_at = now() - interval '1 millisecond' WHERE id = \(claimed[1].id);
+            """)
+        #expect(try DeliveryStore.reapExpiredLeases(connection, window: &window) == 1)
+        #expect(try shop.column("SELECT id FROM webhooky.deliveries WHERE state = 'pending'") == [String(claimed[1].id)])
+        // Within the margin before the last reap's start: read.
+        try shop.connection.execute("UPDATE webhooky.deliveries SET lease_expires_at = now() - interval '4 minutes' WHERE id = \(claimed[0].id)")
+        #expect(try DeliveryStore.reapExpiredLeases(connection, window: &window) == 1)
+        // An hour old again: only the full reap takes it back.
+        try shop.connection.execute("""
+            UPDATE webhooky.deliveries SET state = 'sending', claimed_by = 'w1', lease_expires_at = now() - interval '1 hour' WHERE id = \(claimed[0].id)
+            """)
+        var reaps = window.sinceFull
+        while reaps < window.fullEvery {
+            #expect(try DeliveryStore.reapExpiredLeases(connection, window: &window) == 0)
+            reaps += 1
+        }
+        #expect(window.bound == "-infinity")
+        #expect(try DeliveryStore.reapExpiredLeases(connection, window: &window) == 1)
+        #expect(window.sinceFull == 1)
+    }
+
     @Test("the outcome of a request that was in flight when its webhook was deleted is on record as an attempt, but brings back no health row for the deleted webhook")
     func noHealthForADeletedWebhook() throws {
         let (shop, connection, claimed) = try OutcomeRecordTests.twoClaimedDeliveries()
@@ -177,5 +208,13 @@ import Testing
         #expect(try shop.column("SELECT count(*) FROM webhooky.webhook_health") == ["0"])
         #expect(try OutcomeRecordTests.attempts(shop) == [[String(claimed[0].id), "1", "503", "w1"]])
         #expect(try shop.column("SELECT state FROM webhooky.deliveries WHERE id = \(claimed[0].id)") == ["dead"], "as the delete left it")
+    }
+}
+
+extension DeliveryStore {
+    /// A reap that reads every lease, as a worker's first.
+    static func reapExpiredLeases(_ connection: Connection) throws(PostgresError) -> Int {
+        var window = ReapWindow()
+        return try reapExpiredLeases(connection, window: &window)
     }
 }

@@ -62,7 +62,7 @@ import Testing
     static let statements: [String: String] = [
         "claim": DeliveryStore.claimSQL, "claim after a cursor": DeliveryStore.claimSQL, "fan-out": DeliveryStore.fanOutSQL, "fan-out of everything": DeliveryStore.fanOutSQL,
         "fan-out that fits": DeliveryStore.fanOutFittingSQL,
-        "record": DeliveryStore.recordSQL, "recorded": DeliveryStore.recordedSQL, "release": DeliveryStore.releaseSQL, "reap": DeliveryStore.reapSQL,
+        "record": DeliveryStore.recordSQL, "recorded": DeliveryStore.recordedSQL, "release": DeliveryStore.releaseSQL, "reap": DeliveryStore.reapSQL, "reap after the last": DeliveryStore.reapSQL,
         "end orphaned": DeliveryStore.endOrphanedSQL, "heartbeat": WorkerRegistry.upsertSQL,
     ]
 
@@ -78,7 +78,8 @@ import Testing
         ]),
         ("recorded", ["{11,21}", "{1,1}", "w1"]),
         ("release", ["{11,21}", "w1", "0", "{1,1}"]),
-        ("reap", []),
+        ("reap", ["-infinity"]),
+        ("reap after the last", ["2026-01-01 00:00:00+00"]),
         ("end orphaned", []),
         ("heartbeat", ["w1", "host", "1", "1.0.0", "true", "120", "true", "2026-01-01 00:00:00+00"]),
     ] as [(String, [String])])
