@@ -9,12 +9,17 @@ public struct Migrator {
     private let connection: Connection
     private let migrations: [Migration]
 
-    /// How long a migration's statement waits for a lock before the migration is rolled back
-    /// (`lock_timeout`). Default 1 s. An upgrade that waited without a bound for a lock an
-    /// application's open transaction holds (`webhooky.emit` reads `webhooky.webhooks` and
-    /// writes `webhooky.events`) would make every later emit, and so every change of a table
-    /// with a Webhooky trigger, wait behind it until that transaction ended.
+    /// How long a migration's statement waits for each lock before the migration is rolled
+    /// back (`lock_timeout`); zero waits without a bound. Default 1 s. An upgrade that waited
+    /// without a bound for a lock an application's open transaction holds (`webhooky.emit`
+    /// reads `webhooky.webhooks` and writes `webhooky.events`) would make every later emit, and
+    /// so every change of a table with a Webhooky trigger, wait behind it until that
+    /// transaction ended.
     public var lockTimeout: Duration = .seconds(1)
+    /// A try that ran longer than this before it ran out of ``lockTimeout`` (a migration that
+    /// builds an index on a large table before it takes its lock) is not tried again: its work
+    /// would be done again each time. Default 10 s.
+    public var longestRetriedTry: Duration = .seconds(10)
     /// How many times a migration that waited ``lockTimeout`` for a lock is tried in all, each
     /// try ``lockRetryPause`` after the last, before `migrate()` gives up. Default 5.
     public var lockTries = 5
@@ -55,8 +60,9 @@ public struct Migrator {
     /// ``installedBy()``; a superuser always may), the migrations run as that role
     /// (`SET ROLE`), so that every object keeps one owner.
     ///
-    /// A migration's statement waits at most ``lockTimeout`` for a lock; then the migration is
-    /// rolled back and tried again after ``lockRetryPause``, ``lockTries`` times in all.
+    /// A migration's statement waits at most ``lockTimeout`` for each lock; then the migration
+    /// is rolled back and tried again after ``lockRetryPause``, ``lockTries`` times in all (a
+    /// try that ran longer than ``longestRetriedTry`` is not tried again).
     ///
     /// - Parameters:
     ///   - progress: Told about each migration before it runs.
@@ -70,8 +76,10 @@ public struct Migrator {
                         retrying: (_ migration: Migration, _ attempt: Int, _ holders: [String]) -> Void = { _, _, _ in }) throws -> [Migration] {
         try connection.query("SELECT pg_advisory_lock(\(Migrator.lockKey))")
         defer { _ = try? connection.query("SELECT pg_advisory_unlock(\(Migrator.lockKey))") }
-        try connection.query("SET lock_timeout = '\(Migrator.text(max(lockTimeout, .milliseconds(1))))'")
-        defer { _ = try? connection.query("RESET lock_timeout") }
+        // The session's own setting comes back afterwards (a caller's SET, not only its default).
+        let sessionLockTimeout = try connection.query("SELECT current_setting('lock_timeout')").scalar ?? "0"
+        try connection.query("SELECT set_config('lock_timeout', $1, false)", [lockTimeout <= .zero ? "0" : Migrator.text(max(lockTimeout, .milliseconds(1)))])
+        defer { _ = try? connection.query("SELECT set_config('lock_timeout', $1, false)", [sessionLockTimeout]) }
         let todo = try pending()
         // Objects a migration creates belong to the role that runs it. A schema installed by the
         // database owner and upgraded by a superuser (or the other way round) would belong to two
@@ -99,21 +107,27 @@ public struct Migrator {
     }
 
     /// Runs `migration` (its try number `attempt`); returns `false`, rolled back, when a
-    /// statement waited ``lockTimeout`` for a lock and tries are left.
+    /// statement waited ``lockTimeout`` for a lock, tries are left, and the try was short
+    /// enough to make again (``longestRetriedTry``).
     private func apply(_ migration: Migration, attempt: Int, owner: (quotedName: String, isCurrentUser: Bool, isMember: Bool)?) throws -> Bool {
+        let started = ContinuousClock.now
         do {
             try connection.execute(migration.sql)
             return true
         } catch {
             _ = try? connection.execute("ROLLBACK")
             if error.sqlState == "55P03" {  // lock_not_available: lock_timeout ran out
-                if attempt < lockTries { return false }
+                let long = ContinuousClock.now - started > longestRetriedTry
+                if attempt < lockTries && !long { return false }
                 let holders = (try? lockHolders()) ?? []
-                throw SchemaError(.migrationFailed, """
-                    migration \(migration.fileName) waited \(Migrator.text(lockTimeout)) for a lock \(attempt) times and was rolled back \
-                    (nothing of it was applied): another transaction holds a table it changes, and every emit would have waited behind it
-                    """ + (holders.isEmpty ? "" : "\nSessions holding locks on the webhooky schema's tables: " + holders.joined(separator: "; "))
-                    + "\nLet that transaction end (or end it: SELECT pg_terminate_backend(pid);), then run webhooky migrate again.")
+                let what = long
+                    ? "migration \(migration.fileName) ran \(Migrator.text(.seconds(Int((ContinuousClock.now - started).components.seconds)))) "
+                        + "and then waited \(Migrator.text(lockTimeout)) for a lock; it was rolled back (nothing of it was applied) and not tried again, since its work would be done again"
+                    : "migration \(migration.fileName) waited \(Migrator.text(lockTimeout)) for a lock \(attempt) times and was rolled back (nothing of it was applied)"
+                throw SchemaError(.migrationFailed, what + ": another transaction holds a table it changes, and every emit would have waited behind it"
+                    + (holders.isEmpty ? "" : "\nSessions holding locks on the webhooky schema's tables: " + holders.joined(separator: "; "))
+                    + "\nLet that transaction end (or end it: SELECT pg_terminate_backend(pid);), then run webhooky migrate again; "
+                    + "or, at a quiet moment, webhooky migrate --lock-timeout 0 waits for it (your application's changes queue behind the upgrade meanwhile).")
             }
             // A role that lacks a privilege is told which role to migrate as, not only
             // PostgreSQL's "permission denied for database shop".

@@ -10,14 +10,18 @@ enum MigrateCommand {
         lacks, each in its own transaction, in order. Applying it again changes nothing.
         Refuses a database whose schema is newer than this binary. An upgrade runs as the role
         that installed the schema (SET ROLE) when this role may act as it, as a superuser may,
-        so that every object of the schema keeps one owner. A statement waits at most 1s for a
-        lock (an open transaction that called webhooky.emit holds some): the migration is then
-        rolled back and tried again 2s later, 5 times in all, so that your application's
-        changes never queue behind the upgrade for longer.
+        so that every object of the schema keeps one owner. Each lock a statement waits for,
+        it waits for at most 1s (an open transaction that called webhooky.emit holds some), so
+        that your application's changes do not queue behind the upgrade for longer: the
+        migration is then rolled back and tried again 2s later, 5 times in all (not again when
+        the try ran over 10s before it: its work would be done again).
 
         Options:
-          --database-url URL   libpq connection string or URI [DATABASE_URL, else PG* variables]
-          --dry-run            print what would be applied, change nothing
+          --database-url URL     libpq connection string or URI [DATABASE_URL, else PG* variables]
+          --dry-run              print what would be applied, change nothing
+          --lock-timeout TIME    how long a statement waits for each lock (500ms, 1s, 1m); 0 waits
+                                 as long as it takes, while the application's changes queue behind
+                                 it [1s]
 
         Exit status: 0 done (or nothing to do); 1 this role may not read the schema; 2 bad
         options; 3 database unreachable; 4 schema newer than this binary; 5 a migration failed
@@ -32,8 +36,14 @@ enum MigrateCommand {
         """
 
     static func main(_ rawArguments: [String]) -> Int32 {
-        let parsed = Arguments.parse(rawArguments, command: "migrate", usage: usage, options: ["database-url"], switches: ["dry-run"])
+        let parsed = Arguments.parse(rawArguments, command: "migrate", usage: usage, options: ["database-url", "lock-timeout"], switches: ["dry-run"])
         guard let arguments = parsed.arguments else { return parsed.exitStatus }
+        let lockTimeout: Duration?
+        do {
+            lockTimeout = try arguments.duration("lock-timeout")
+        } catch {
+            return Arguments.reportUsageError(error, command: "migrate", usage: usage)
+        }
         let connection: Connection
         do {
             connection = try Connection(conninfo: Help.databaseURL(arguments), applicationName: "webhooky migrate")
@@ -44,7 +54,8 @@ enum MigrateCommand {
         // The migrations' notices (the group roles it could not create, say) among its own
         // lines, not as libpq's raw "NOTICE:  ..." on standard error.
         connection.onNotice { print(MigrateCommand.noticeLines($0)) }
-        let migrator = Migrator(connection: connection)
+        var migrator = Migrator(connection: connection)
+        if let lockTimeout { migrator.lockTimeout = lockTimeout }
         var role = "?"
         do {
             // Which database it is, as libpq picked it from the URL, DATABASE_URL or PG* variables

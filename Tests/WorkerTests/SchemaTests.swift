@@ -102,9 +102,47 @@ import Worker
         #expect(try migrating.query("SELECT max(version) FROM webhooky.migrations").scalar == "24", "nothing of 0025 applied")
 
         try application.execute("COMMIT")
+        // A caller's own lock_timeout comes back afterwards, not the session's default.
+        try migrating.execute("SET lock_timeout = '7s'")
         #expect(try Migrator(connection: migrating).migrate().first?.version == 25)
         #expect(try migrating.query("SELECT max(version) FROM webhooky.migrations").scalar == String(Migrations.latestVersion))
-        #expect(try migrating.query("SHOW lock_timeout").scalar == "0", "the session's own lock_timeout again")
+        #expect(try migrating.query("SHOW lock_timeout").scalar == "7s", "the session's own lock_timeout again")
+    }
+
+    @Test("a migration that ran long before it ran out of its lock timeout is not tried again (its work, an index built on a large table, would be done again each time), and says so; migrate --lock-timeout 0 waits for the lock instead, and a value that is no duration is a usage error")
+    func aLongTryIsNotRepeated() throws {
+        let database = try TestCluster.newEmptyDatabase()
+        let migrating = try database.connect()
+        try Migrator(connection: migrating, migrations: Array(Migrations.all.prefix(24))).migrate()
+        let application = try database.connect()
+        try application.execute("BEGIN")
+        try application.query("SELECT count(*) FROM webhooky.webhooks")  // holds a lock 0025 needs
+
+        var migrator = Migrator(connection: migrating)
+        migrator.longestRetriedTry = .zero  // every try counts as long here
+        migrator.lockTimeout = .milliseconds(200)
+        var retries = 0
+        #expect {
+            try migrator.migrate(retrying: { _, _, _ in retries += 1 })
+        } throws: { error in
+            "\(error)".contains("0025_history_stays_with_its_account.sql ran 0s and then waited 200ms for a lock; it was rolled back (nothing of it was applied) and not tried again, since its work would be done again")
+                && "\(error)".contains("webhooky migrate --lock-timeout 0 waits for it")
+        }
+        #expect(retries == 0)
+        #expect(try migrating.query("SELECT max(version) FROM webhooky.migrations").scalar == "24")
+
+        let bad = try CommandProcess.run(["migrate", "--database-url", database.conninfo, "--lock-timeout", "soon"])
+        #expect(bad.status == 2)
+        #expect(bad.errors.contains("--lock-timeout must be a duration such as 500ms, 5s, 2m, 1h or 1d"), "\(bad.errors)")
+
+        // --lock-timeout 0: the upgrade waits for the open transaction and then goes through.
+        let waiting = try CommandProcess(["migrate", "--database-url", database.conninfo, "--lock-timeout", "0"])
+        Thread.sleep(forTimeInterval: 2.5)  // longer than the default timeout and its first retry
+        try application.execute("COMMIT")
+        let outcome = waiting.wait(timeout: .seconds(60))
+        #expect(outcome.status == 0, "\(outcome.output)\(outcome.errors)")
+        #expect(!outcome.output.contains("trying"), "it waited, it did not retry: \(outcome.output)")
+        #expect(try migrating.query("SELECT max(version) FROM webhooky.migrations").scalar == String(Migrations.latestVersion))
     }
 
     @Test("a superuser upgrading the database owner's installation migrates as that owner: every object keeps one owner, and the owner's prune and grant_roles still work")
