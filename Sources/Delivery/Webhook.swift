@@ -114,7 +114,9 @@ public struct Webhook: Sendable {
         if request.body != nil, !request.headers.contains(where: { $0.name.lowercased() == "content-type" }) {
             headers.append(.init(name: "Content-Type", value: "application/json", staysWithOrigin: false))
         }
-        for var header in request.headers where !isTest || header.name.lowercased() != Webhook.testHeaderName {
+        // The webhook's own webhooky-test header (saved before migration 0062 refused it) is
+        // never sent: on a real delivery it would make the receiver drop a real event.
+        for var header in request.headers where header.name.lowercased() != Webhook.testHeaderName {
             if header.name.lowercased() == "content-type" { header.staysWithOrigin = false }
             headers.append(header)
         }
@@ -139,7 +141,8 @@ public struct Webhook: Sendable {
 extension Webhook {
     /// The header that marks a test delivery (`webhooky.send_test`): `webhooky-test: true`.
     /// It is not covered by the signature (Standard Webhooks signs the id, the timestamp and
-    /// the body only). On a test it replaces a webhook's own header of that name, if any.
+    /// the body only). A webhook's own header of that name is left out of every request
+    /// (migration 0062 refuses it; a row saved before may have it).
     public static let testHeaderName = "webhooky-test"
 }
 

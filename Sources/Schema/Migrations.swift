@@ -80,6 +80,7 @@ public enum Migrations {
         Migration(version: 59, name: "rotate_secret_overlap_bound", sql: String(decoding: PackageResources._059_rotate_secret_overlap_bound_sql, as: UTF8.self)),
         Migration(version: 60, name: "emit_names_known_events", sql: String(decoding: PackageResources._060_emit_names_known_events_sql, as: UTF8.self)),
         Migration(version: 61, name: "replaced_secret_and_limit_hints", sql: String(decoding: PackageResources._061_replaced_secret_and_limit_hints_sql, as: UTF8.self)),
+        Migration(version: 62, name: "test_header_reserved", sql: String(decoding: PackageResources._062_test_header_reserved_sql, as: UTF8.self)),
     ]
 
     /// The schema version this binary works with: the highest migration it knows.

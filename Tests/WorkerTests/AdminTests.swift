@@ -47,14 +47,19 @@ import Worker
         }
     }
 
-    @Test("a test delivery is marked webhooky-test: true on every attempt (a retry, a redelivery) and the signature verifies as usual; a webhook's own header of that name gives way on tests and goes as written otherwise")
+    @Test("a test delivery is marked webhooky-test: true on every attempt (a retry, a redelivery) and the signature verifies as usual; a webhook's own header of that name (saved before migration 0062 refused it) gives way on tests and is never sent with a real event")
     func testDeliveriesAreMarkedOnEveryAttempt() throws {
         let shop = try Shop()
         let answers = Mutex<[Reply]>([.status(500), .ok, .ok, .ok])
         let receiver = try LoopbackReceiver { _, _ in answers.withLock { $0.isEmpty ? .ok : $0.removeFirst() } }
         let (secret, key) = SignatureComplianceTests.secret(bytes: 32)
-        let webhook = try shop.addWebhook(url: receiver.baseURL + "/t", body: ##"{"id": #customer.id#}"##,
-                                          headers: #"{"Webhooky-Test": "from the webhook"}"#, secret: secret)
+        let webhook = try shop.addWebhook(url: receiver.baseURL + "/t", body: ##"{"id": #customer.id#}"##, secret: secret)
+        // A row saved before migration 0062, which refuses the header now.
+        try shop.connection.execute("""
+            ALTER TABLE webhooky.webhooks DISABLE TRIGGER check_webhook_test_header;
+            UPDATE webhooky.webhooks SET headers = '{"Webhooky-Test": "true"}' WHERE id = \(webhook);
+            ALTER TABLE webhooky.webhooks ENABLE TRIGGER check_webhook_test_header;
+            """)
         let worker = RunningWorker(shop.workerConfiguration(retry: [.milliseconds(50)]))
         defer { worker.stop() }
 
@@ -69,7 +74,7 @@ import Worker
             #expect(request.headers.filter { $0.name.lowercased() == "webhooky-test" }.map(\.value) == ["true"], "attempt 1 (500), its retry, the redelivery")
             #expect(request.header("webhook-id") == (try shop.messageID(test)))
         }
-        #expect(requests[3].headers.filter { $0.name.lowercased() == "webhooky-test" }.map(\.value) == ["from the webhook"])
+        #expect(requests[3].headers.filter { $0.name.lowercased() == "webhooky-test" }.isEmpty, "a real event never looks like a test")
         for request in requests {
             let timestamp = try #require(request.header("webhook-timestamp").flatMap { Int($0) })
             #expect(request.header("webhook-signature") == SignatureComplianceTests.expected(

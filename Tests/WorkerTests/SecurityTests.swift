@@ -438,6 +438,55 @@ import Glibc
         }
     }
 
+    @Test("a limit's hint suggests what the row needs, at least double the limit, at most what webhooky.settings takes: twice a limit of 0 changed nothing, twice 65,536 did not let a 200,005-character body in, and twice 600,000,000 was refused as a setting")
+    func raisedLimitLetsTheRowIn() throws {
+        let database = try TestCluster.newDatabase()
+        let connection = try database.connect()
+        func hint(_ body: String?, _ headers: String) -> String? {
+            do {
+                try connection.query("INSERT INTO webhooky.webhooks (name, event, url, body, headers) VALUES ('big', 'customer.credit_changed', 'https://x.example/', $1, $2::jsonb)",
+                                     [body, headers])
+                return nil
+            } catch {
+                return error.hint
+            }
+        }
+        let bodyHint = try #require(hint("[" + String(repeating: "1,", count: 100_001) + "1]", "{}"))
+        #expect(bodyHint.contains("VALUES ('max_body_length', '200005')"), "\(bodyHint)")
+        try connection.execute("INSERT INTO webhooky.settings VALUES ('max_headers', '0')")
+        let headerHint = try #require(hint(nil, #"{"X-Shop": "1"}"#))
+        #expect(headerHint.contains("VALUES ('max_headers', '1')"), "\(headerHint)")
+        // What the hint says lets the row in.
+        try connection.execute("INSERT INTO webhooky.settings VALUES ('max_headers', '1') ON CONFLICT (name) DO UPDATE SET value = excluded.value")
+        #expect(hint(nil, #"{"X-Shop": "1"}"#) == nil)
+        #expect(try connection.query("SELECT webhooky.raised_limit(600000000, 10)").scalar == "999999999")
+    }
+
+    @Test("a webhook cannot configure the webhooky-test header (its receiver would take every real event for a test, answer 2xx and drop it): refused on insert and on a change of the headers, in any case; a row saved before can still be paused")
+    func theTestHeaderIsWebhookys() throws {
+        let database = try TestCluster.newDatabase()
+        let connection = try database.connect()
+        do {
+            try connection.execute(#"INSERT INTO webhooky.webhooks (name, event, url, headers) VALUES ('ERP', 'customer.credit_changed', 'https://x.example/', '{"Webhooky-Test": "true"}')"#)
+            Issue.record("accepted a webhooky-test header")
+        } catch {
+            #expect(error.message == #"the new webhook "ERP": header "Webhooky-Test" is set by Webhooky on test deliveries and cannot be configured"#, "\(error.message)")
+            #expect(error.hint?.hasPrefix("Leave it out of headers: Webhooky sends webhooky-test: true with each test delivery") == true)
+        }
+        let id = try #require(connection.query("INSERT INTO webhooky.webhooks (name, event, url) VALUES ('ERP', 'customer.credit_changed', 'https://x.example/') RETURNING id").scalar)
+        #expect(throws: PostgresError.self) {
+            try connection.execute(#"UPDATE webhooky.webhooks SET headers = '{"X-Shop": "1", "WEBHOOKY-TEST": "yes"}' WHERE id = "# + id)
+        }
+        // Saved before migration 0062: pausing it is no change of its headers.
+        try connection.execute("""
+            ALTER TABLE webhooky.webhooks DISABLE TRIGGER check_webhook_test_header;
+            UPDATE webhooky.webhooks SET headers = '{"webhooky-test": "true"}' WHERE id = \(id);
+            ALTER TABLE webhooky.webhooks ENABLE TRIGGER check_webhook_test_header;
+            UPDATE webhooky.webhooks SET enabled = false WHERE id = \(id);
+            """)
+        #expect(try connection.query("SELECT enabled FROM webhooky.webhooks WHERE id = \(id)").scalar == "f")
+    }
+
     @Test func anAccountsWebhooksAreCapped() throws {
         let database = try TestCluster.newDatabase()
         let connection = try database.connect()
@@ -564,11 +613,20 @@ import Glibc
         try a.query("SELECT webhooky.rotate_secret($1)", [id])
         try a.query("UPDATE webhooky.webhooks SET secret = NULL WHERE id = $1", [id])
         #expect(try a.query(columns, [id]).rows == [[nil, nil, nil]])
-        // An admin who sets both in one statement gets what it set.
+        // While an overlap lasts, an admin who sets another previous secret, or another expiry,
+        // with the secret in one statement gets what it set.
+        try shop.connection.query("UPDATE webhooky.webhooks SET secret = $2 WHERE id = $1", [id, replacement])
+        try a.query("SELECT webhooky.rotate_secret($1)", [id])
+        let rotated = try #require(try a.query("SELECT secret FROM webhooky.webhooks WHERE id = $1", [id]).scalar)
+        #expect(try a.query("SELECT previous_secret FROM webhooky.webhooks WHERE id = $1", [id]).scalar == replacement)
         let later = try #require(shop.column("SELECT webhooky.new_secret()").first ?? nil)
         try shop.connection.query("UPDATE webhooky.webhooks SET secret = $2, previous_secret = $3, previous_secret_expires_at = 'infinity' WHERE id = $1",
-                                  [id, later, replacement])
-        #expect(try shop.connection.query(columns, [id]).rows == [[later, replacement, "infinity"]])
+                                  [id, later, original])
+        #expect(try shop.connection.query(columns, [id]).rows == [[later, original, "infinity"]])
+        try shop.connection.query("UPDATE webhooky.webhooks SET secret = $2, previous_secret_expires_at = '2999-01-01 00:00:00+00' WHERE id = $1",
+                                  [id, rotated])
+        #expect(try shop.connection.query("SELECT secret, previous_secret, previous_secret_expires_at = '2999-01-01 00:00:00+00' FROM webhooky.webhooks WHERE id = $1",
+                                          [id]).rows == [[rotated, original, "t"]])
     }
 
     @Test("a redelivery while another transaction moves the webhook to another account waits for the move: it read the old account, and the event of one account was left pending for the other's URL")
