@@ -24,13 +24,17 @@ LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     name text;
 BEGIN
+    -- Headers written again as they were (a whole row saved by an ORM) are no change.
+    IF TG_OP = 'UPDATE' AND NEW.headers IS NOT DISTINCT FROM OLD.headers THEN
+        RETURN NEW;
+    END IF;
     SELECT h.key INTO name FROM jsonb_object_keys(NEW.headers) h(key) WHERE lower(h.key) = 'webhooky-test' LIMIT 1;
     IF name IS NOT NULL THEN
         RAISE EXCEPTION '%: header "%" is set by Webhooky on test deliveries and cannot be configured',
                         webhooky.webhook_label(NEW.id, NEW.name, TG_OP = 'INSERT'), name
             USING ERRCODE = 'check_violation',
-                  HINT = 'Leave it out of headers: Webhooky sends webhooky-test: true with each test delivery (webhooky.send_test) and '
-                         'never with a real one, so that the receiver can tell them apart.';
+                  HINT = format('Leave it out of headers (headers - %L): Webhooky sends webhooky-test: true with each test delivery '
+                                '(webhooky.send_test) and never with a real one, so that the receiver can tell them apart.', name);
     END IF;
     RETURN NEW;
 END
@@ -38,7 +42,8 @@ $$;
 COMMENT ON FUNCTION webhooky.check_webhook_test_header() IS
     'Trigger (before insert or update of headers): refuses a webhooky-test header, which Webhooky sends on test deliveries only.';
 
--- Fires only when the headers change, so that a row saved before can still be paused or renamed.
+-- Fires only when the headers are written, and refuses only when they change, so that a row
+-- saved before can still be paused or renamed.
 CREATE TRIGGER check_webhook_test_header BEFORE INSERT OR UPDATE OF headers ON webhooky.webhooks
     FOR EACH ROW
     WHEN (jsonb_typeof(NEW.headers) = 'object')
@@ -50,6 +55,8 @@ CREATE OR REPLACE FUNCTION webhooky.raised_limit(current_limit integer, needed i
 LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
     SELECT least(greatest(current_limit::bigint * 2, coalesce(needed, 0)::bigint, 1), 999999999)::text
 $$;
+-- A tenant's refusal calls it too (where a DBA revoked EXECUTE from PUBLIC by default).
+GRANT EXECUTE ON FUNCTION webhooky.raised_limit(integer, integer) TO PUBLIC;
 COMMENT ON FUNCTION webhooky.raised_limit(integer, integer) IS
     'The value a limit''s refusal suggests: what the row needs, at least double the limit, at most 999999999.';
 

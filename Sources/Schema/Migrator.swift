@@ -16,9 +16,9 @@ public struct Migrator {
     /// so every change of a table with a Webhooky trigger, wait behind it until that
     /// transaction ended.
     public var lockTimeout: Duration = .seconds(1)
-    /// A try that ran longer than this before it ran out of ``lockTimeout`` (a migration that
-    /// builds an index on a large table before it takes its lock) is not tried again: its work
-    /// would be done again each time. Default 10 s.
+    /// A try that ran longer than this before it began the wait that ran out of ``lockTimeout``
+    /// (a migration that builds an index on a large table before it takes its lock) is not
+    /// tried again: its work would be done again each time. Default 10 s.
     public var longestRetriedTry: Duration = .seconds(10)
     /// How many times a migration that waited ``lockTimeout`` for a lock is tried in all, each
     /// try ``lockRetryPause`` after the last, before `migrate()` gives up. Default 5.
@@ -117,11 +117,13 @@ public struct Migrator {
         } catch {
             _ = try? connection.execute("ROLLBACK")
             if error.sqlState == "55P03" {  // lock_not_available: lock_timeout ran out
-                let long = ContinuousClock.now - started > longestRetriedTry
+                // The try's own work, not the wait that ended it.
+                let worked = ContinuousClock.now - started - lockTimeout
+                let long = worked > longestRetriedTry
                 if attempt < lockTries && !long { return false }
                 let holders = (try? lockHolders()) ?? []
                 let what = long
-                    ? "migration \(migration.fileName) ran \(Migrator.text(.seconds(Int((ContinuousClock.now - started).components.seconds)))) "
+                    ? "migration \(migration.fileName) ran \(Migrator.text(.seconds(max(0, worked.components.seconds)))) "
                         + "and then waited \(Migrator.text(lockTimeout)) for a lock; it was rolled back (nothing of it was applied) and not tried again, since its work would be done again"
                     : "migration \(migration.fileName) waited \(Migrator.text(lockTimeout)) for a lock \(attempt) times and was rolled back (nothing of it was applied)"
                 throw SchemaError(.migrationFailed, what + ": another transaction holds a table it changes, and every emit would have waited behind it"

@@ -469,13 +469,14 @@ enum DeliveryStore {
     /// the time from its claim (unless that worker recorded it meanwhile; if its outcome comes
     /// after all, it is written beside this row). Rows someone holds
     /// locked (an uncommitted delete of their webhook) are left for a later reap: waiting for
-    /// them would stop the dispatcher. Reads the leases from `$1` less ``ReapWindow/margin``
-    /// (`-infinity`: all); returns the count and the reap's `now()` as text.
+    /// them would stop the dispatcher. Reads the leases from `$1` (seconds since 1970) less
+    /// ``ReapWindow/margin`` (`-Infinity`: all); returns the count and the reap's `now()` in
+    /// seconds since 1970.
     static let reapSQL = """
         WITH expired AS (
             SELECT id, claimed_by, updated_at AS claimed_at FROM webhooky.deliveries
              WHERE state = 'sending' AND lease_expires_at < now()
-               AND lease_expires_at >= $1::timestamptz - interval '\(ReapWindow.margin)'
+               AND lease_expires_at >= to_timestamp($1::double precision) - interval '\(ReapWindow.margin)'
                FOR UPDATE SKIP LOCKED
         ), reaped AS (
             UPDATE webhooky.deliveries d
@@ -491,7 +492,7 @@ enum DeliveryStore {
               FROM reaped r
              WHERE NOT EXISTS (SELECT FROM webhooky.attempts a WHERE a.delivery_id = r.id AND a.attempt = r.attempts)
         )
-        SELECT (SELECT count(*) FROM reaped), now()::text
+        SELECT (SELECT count(*) FROM reaped), extract(epoch FROM now())::text
         """
 
     /// Ends `dead` ("webhook deleted") the pending deliveries of webhooks that no longer exist,
@@ -659,10 +660,16 @@ enum DeliveryStore {
     /// Takes back the expired leases that `window` says to read, moves it on, and returns how
     /// many were taken back.
     static func reapExpiredLeases(_ connection: Connection, window: inout ReapWindow) throws(PostgresError) -> Int {
-        let bound = window.bound
-        let result = try connection.query(prepared: "webhooky_reap", reapSQL, [bound])
-        if let start = result[0, 1] { window.reaped(from: bound, startedAt: start) }
-        return result[0, 0].flatMap { Int($0) } ?? 0
+        let now = ContinuousClock.now
+        let bound = window.bound(at: now)
+        do {
+            let result = try connection.query(prepared: "webhooky_reap", reapSQL, [bound])
+            if let start = result[0, 1] { window.reaped(from: bound, startedAt: start, at: now) }
+            return result[0, 0].flatMap { Int($0) } ?? 0
+        } catch {
+            window.failed()
+            throw error
+        }
     }
 
     /// Returns how many deliveries of deleted webhooks were ended (see ``endOrphanedSQL``).

@@ -119,7 +119,7 @@ final class Dispatcher {
     /// Whether this turn checks the webhooks of the requests in flight (see ``checkLine()``).
     private var lineCheckDue = false
     private var nextReap: ContinuousClock.Instant = .now
-    /// Which leases the next reap reads (from shortly before the last reap; all every 20th).
+    /// Which leases the next reap reads (from shortly before the last reap; all at least every 5 minutes).
     private var reapWindow = ReapWindow()
     /// No database work before this instant: after a lost connection (reconnect then) or a
     /// failing statement (try again then), growing with each failure in a row.
@@ -162,7 +162,9 @@ final class Dispatcher {
     static func prepareSession(_ connection: Connection, logger: Logger, lockTimeout: Duration? = nil) throws(PostgresError) {
         connection.onNotice { logger.notice("database notice", ["message": $0]) }
         let lockTimeout = lockTimeout.map { "; SET lock_timeout = \(DeliveryStore.milliseconds($0))" } ?? ""
-        try connection.execute("SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; SET jit = off" + lockTimeout)
+        // DateStyle ISO: the claim cursor's timestamp text is read back by the same session, and
+        // an abbreviated zone (DateStyle SQL, 'PST' in Asia/Manila) would be read as another one.
+        try connection.execute("SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; SET jit = off; SET DateStyle = 'ISO, MDY'" + lockTimeout)
     }
 
     /// A new connection named `applicationName` (as `pg_stat_activity` shows it), readied by
@@ -960,6 +962,7 @@ final class Dispatcher {
             // Look from the start (a cursor's timestamp text belongs to the old session), and
             // plan with the tables as they are now.
             lookFromTheStart()
+            reapWindow.failed()  // and the first reap reads every lease
             fanOutHold = nil
             claimAfter.removeAll()
             planRenewal = PlanRenewal(now: .now)

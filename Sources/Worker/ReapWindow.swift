@@ -5,31 +5,40 @@
 /// the lease index from ``margin`` before the last reap's start, not from its beginning. The
 /// index keeps an entry for every finished delivery until VACUUM (millions on a busy table with
 /// days of history), and a reap from the beginning reads them all, every quarter lease. A row
-/// a reap skipped because another transaction held it (an admin's open transaction) is found by
-/// a full reap: the first, and every ``fullEvery``-th.
+/// a reap skipped because another transaction held it (an admin's open transaction), or one
+/// whose claim stayed uncommitted longer than the margin, is found by a full reap: the first,
+/// the first after a reap failed, and one at least every ``fullEvery``.
+///
+/// Times go to and from the database as seconds since 1970 (`extract(epoch FROM now())`), never
+/// as timestamp text, whose reading depends on the session's DateStyle and TimeZone.
 struct ReapWindow: Sendable, Equatable {
-    /// Reaps from one that reads every lease to the next. Default 20 (5 minutes at the default
-    /// 60 s lease, reaped every quarter lease).
-    var fullEvery = 20
+    /// The longest time from one full reap to the next. Default 5 minutes.
+    var fullEvery: Duration = .seconds(300)
     /// How far before the last reap's start the next one reads, as PostgreSQL's interval: a
     /// claim that began before that reap commits its lease after it. Default 5 minutes.
     static let margin = "5 minutes"
-    /// The database's `now()` at the last reap, as PostgreSQL's text; nil before the first.
+    /// The database's `now()` at the last reap, in seconds since 1970 as PostgreSQL wrote them;
+    /// nil before the first, and after a reap failed.
     private(set) var lastStart: String?
-    /// Reaps since the last full one.
-    private(set) var sinceFull = 0
+    /// When the last full reap was done.
+    private(set) var lastFull: ContinuousClock.Instant?
 
-    /// The lower bound of the leases the next reap reads (before ``margin``), as PostgreSQL's
-    /// text: `-infinity` for a full reap.
-    var bound: String {
-        guard let lastStart, sinceFull < fullEvery else { return "-infinity" }
+    /// The lower bound of the leases the next reap reads at `now` (before ``margin``), in
+    /// seconds since 1970: `-Infinity` for a full reap.
+    func bound(at now: ContinuousClock.Instant) -> String {
+        guard let lastStart, let lastFull, now - lastFull < fullEvery else { return "-Infinity" }
         return lastStart
     }
 
-    /// A reap that read from `bound` and began at the database's `now()` of `start` is done.
-    /// A reap that failed is not: the next one reads from the same bound.
-    mutating func reaped(from bound: String, startedAt start: String) {
-        sinceFull = bound == "-infinity" ? 1 : sinceFull + 1
+    /// A reap that read from `bound`, done at `now`, began at the database's `start` (seconds
+    /// since 1970).
+    mutating func reaped(from bound: String, startedAt start: String, at now: ContinuousClock.Instant) {
+        if bound == "-Infinity" { lastFull = now }
         lastStart = start
+    }
+
+    /// A reap failed: the next one reads every lease.
+    mutating func failed() {
+        lastStart = nil
     }
 }

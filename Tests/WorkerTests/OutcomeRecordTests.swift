@@ -169,35 +169,39 @@ import Testing
         #expect(try DeliveryStore.reapExpiredLeases(connection) == 1)
     }
 
-    @Test("a reap reads the leases from shortly before the last reap's start, not every lease of the index (whose finished deliveries' entries stay until VACUUM): one that ran out long before is left to the full reap, the first and every 20th")
+    @Test("a reap reads the leases from shortly before the last reap's start, not every lease of the index (whose finished deliveries' entries stay until VACUUM): one that ran out long before is left to the full reap, the first, the first after a failed reap, and one every 5 minutes; whatever the session's DateStyle and TimeZone (a bound passed as timestamp text was read 16 hours off in Asia/Manila, or not at all in Asia/Jakarta)")
     func reapsReadFromTheLastReap() throws {
         let (shop, connection, claimed) = try OutcomeRecordTests.twoClaimedDeliveries()
+        // Abbreviated zones that PostgreSQL reads back as other zones ('PST' as US Pacific), or not at all ('WIB').
+        try connection.execute("SET DateStyle = 'SQL, MDY'; SET TimeZone = 'Asia/Manila'")
         var window = ReapWindow()
         #expect(try DeliveryStore.reapExpiredLeases(connection, window: &window) == 0)
-        #expect(window.sinceFull == 1 && window.lastStart != nil)
+        #expect(window.lastStart != nil && window.lastFull != nil)
         // One lease ran out an hour before that reap (a row an admin's transaction held through
         // every reap since), the other just now.
         try shop.connection.execute("""
             UPDATE webhooky.deliveries SET lease_expires_at = now() - interval '1 hour' WHERE id = \(claimed[0].id);
             UPDATE webhooky.deliveries SET lease_expires_at = now() - interval '1 millisecond' WHERE id = \(claimed[1].id);
             """)
+        try connection.execute("SET TimeZone = 'Asia/Jakarta'")
         #expect(try DeliveryStore.reapExpiredLeases(connection, window: &window) == 1)
         #expect(try shop.column("SELECT id FROM webhooky.deliveries WHERE state = 'pending'") == [String(claimed[1].id)])
         // Within the margin before the last reap's start: read.
         try shop.connection.execute("UPDATE webhooky.deliveries SET lease_expires_at = now() - interval '4 minutes' WHERE id = \(claimed[0].id)")
         #expect(try DeliveryStore.reapExpiredLeases(connection, window: &window) == 1)
-        // An hour old again: only the full reap takes it back.
+        // An hour old again: only a full reap takes it back, once its time has come.
         try shop.connection.execute("""
             UPDATE webhooky.deliveries SET state = 'sending', claimed_by = 'w1', lease_expires_at = now() - interval '1 hour' WHERE id = \(claimed[0].id)
             """)
-        var reaps = window.sinceFull
-        while reaps < window.fullEvery {
-            #expect(try DeliveryStore.reapExpiredLeases(connection, window: &window) == 0)
-            reaps += 1
-        }
-        #expect(window.bound == "-infinity")
+        #expect(try DeliveryStore.reapExpiredLeases(connection, window: &window) == 0)
+        window.fullEvery = .zero
+        #expect(window.bound(at: .now) == "-Infinity")
         #expect(try DeliveryStore.reapExpiredLeases(connection, window: &window) == 1)
-        #expect(window.sinceFull == 1)
+        // A failed reap: the next one reads every lease.
+        window.fullEvery = .seconds(300)
+        #expect(window.bound(at: .now) != "-Infinity")
+        window.failed()
+        #expect(window.bound(at: .now) == "-Infinity")
     }
 
     @Test("the outcome of a request that was in flight when its webhook was deleted is on record as an attempt, but brings back no health row for the deleted webhook")

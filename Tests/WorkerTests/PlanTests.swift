@@ -79,7 +79,7 @@ import Testing
         ("recorded", ["{11,21}", "{1,1}", "w1"]),
         ("release", ["{11,21}", "w1", "0", "{1,1}"]),
         ("reap", ["-infinity"]),
-        ("reap after the last", ["2026-01-01 00:00:00+00"]),
+        ("reap after the last", ["1767225600.123456"]),
         ("end orphaned", []),
         ("heartbeat", ["w1", "host", "1", "1.0.0", "true", "120", "true", "2026-01-01 00:00:00+00"]),
     ] as [(String, [String])])

@@ -130,10 +130,28 @@ import Worker
         }
         #expect(retries == 0)
         #expect(try migrating.query("SELECT max(version) FROM webhooky.migrations").scalar == "24")
+        // The wait that ended a try is not its work: a quick migration behind a long lock
+        // timeout is tried again.
+        migrator.longestRetriedTry = .milliseconds(200)
+        migrator.lockTimeout = .milliseconds(300)
+        migrator.lockTries = 2
+        migrator.lockRetryPause = .milliseconds(50)
+        #expect {
+            try migrator.migrate(retrying: { _, _, _ in retries += 1 })
+        } throws: { error in
+            "\(error)".contains("0025_history_stays_with_its_account.sql waited 300ms for a lock 2 times and was rolled back")
+        }
+        #expect(retries == 1)
 
         let bad = try CommandProcess.run(["migrate", "--database-url", database.conninfo, "--lock-timeout", "soon"])
         #expect(bad.status == 2)
         #expect(bad.errors.contains("--lock-timeout must be a duration such as 500ms, 5s, 2m, 1h or 1d"), "\(bad.errors)")
+        // Beyond what lock_timeout holds, or under a millisecond (which rounded to 0, no bound).
+        for value in ["30d", "0.4ms"] {
+            let outside = try CommandProcess.run(["migrate", "--database-url", database.conninfo, "--lock-timeout", value])
+            #expect(outside.status == 2)
+            #expect(outside.errors.contains("--lock-timeout must be 0 (no bound) or from 1ms to 24d, not \"\(value)\""), "\(outside.errors)")
+        }
 
         // --lock-timeout 0: the upgrade waits for the open transaction and then goes through.
         let waiting = try CommandProcess(["migrate", "--database-url", database.conninfo, "--lock-timeout", "0"])
