@@ -6,7 +6,8 @@
 -- over from trying an endpoint, or set by a tenant), and then every real event looked like a
 -- test to its receiver, which acknowledged and dropped it while the delivery showed succeeded.
 -- A webhook's headers may no longer name it (check_webhook_test_header, a trigger of its own);
--- the worker leaves such a header of a row saved before out of real deliveries.
+-- the worker leaves such a header of a row saved before out of real deliveries. send_test's
+-- comment says it sends the header.
 --
 -- The limits' hints suggested twice the limit, which changes nothing for a limit of 0, can be
 -- less than the row needs (a 200,003-character body against 65,536 was told 131,072, then
@@ -59,6 +60,9 @@ $$;
 GRANT EXECUTE ON FUNCTION webhooky.raised_limit(integer, integer) TO PUBLIC;
 COMMENT ON FUNCTION webhooky.raised_limit(integer, integer) IS
     'The value a limit''s refusal suggests: what the row needs, at least double the limit, at most 999999999.';
+
+COMMENT ON FUNCTION webhooky.send_test(bigint, jsonb, bigint) IS
+    'Queues a test delivery of a webhook (sample payload, or the given one, or a past event''s) and returns its delivery id; the worker sends it even if the webhook is disabled, with the header webhooky-test: true.';
 
 -- check_webhook_limits as in 0061; its hints suggest webhooky.raised_limit.
 CREATE OR REPLACE FUNCTION webhooky.check_webhook_limits() RETURNS trigger

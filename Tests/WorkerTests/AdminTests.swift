@@ -24,6 +24,8 @@ import Worker
         #expect(request.bodyText == #"{"tier": "Gold"}"#)
         #expect(request.header("webhook-id") == (try shop.messageID(first)))
         #expect(request.header("webhooky-test") == "true", "the receiver can tell the sample payload from a real event")
+        // \df+ says so too.
+        #expect(try shop.column("SELECT obj_description('webhooky.send_test(bigint,jsonb,bigint)'::regprocedure)").first??.hasSuffix("with the header webhooky-test: true.") == true)
         #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries WHERE id = \(first)") { $0 == "succeeded" } == "succeeded")
         #expect(try shop.column("SELECT is_test::text FROM webhooky.deliveries WHERE id = $1", [first]) == ["true"])
 
