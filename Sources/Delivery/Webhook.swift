@@ -50,6 +50,9 @@ public struct Webhook: Sendable {
                 guard case .string(let value) = member.value else {
                     throw WebhookError("header \"\(member.key)\" must have a string value")
                 }
+                // Its own webhooky-test header (saved before migration 0062 refused it) is never
+                // sent: on a real delivery it would make the receiver drop a real event.
+                guard member.key.lowercased() != Webhook.testHeaderName else { continue }
                 headers.append((member.key, value))
             }
         } catch let error as WebhookError {
@@ -114,9 +117,7 @@ public struct Webhook: Sendable {
         if request.body != nil, !request.headers.contains(where: { $0.name.lowercased() == "content-type" }) {
             headers.append(.init(name: "Content-Type", value: "application/json", staysWithOrigin: false))
         }
-        // The webhook's own webhooky-test header (saved before migration 0062 refused it) is
-        // never sent: on a real delivery it would make the receiver drop a real event.
-        for var header in request.headers where header.name.lowercased() != Webhook.testHeaderName {
+        for var header in request.headers {
             if header.name.lowercased() == "content-type" { header.staysWithOrigin = false }
             headers.append(header)
         }

@@ -130,14 +130,14 @@ public struct RequestPreview: Sendable {
         var quotedNoted: Set<Variable> = []
         for variable in webhook.template.body?.quotedAlone ?? [] where quotedNoted.insert(variable).inserted {
             // Often meant (an amount kept as text), but a receiver that expects a number gets a string.
-            let kind: String
+            let (type, text): (String, String)
             switch variable.value(in: parsed) {
-            case .number(let text): kind = "the number \(text)"
-            case .bool(let value): kind = "the boolean \(value)"
+            case .number(let number): (type, text) = ("number", number)
+            case .bool(let value): (type, text) = ("boolean", String(value))
             default: continue
             }
-            notes.append("\(variable) stands alone in quotes in the body, so \(kind) goes out as a JSON string (\"\(kind.split(separator: " ").last ?? "")\"); "
-                + "without the quotes around it, it goes out as a JSON \(kind.hasPrefix("the number") ? "number" : "boolean")")
+            notes.append("\(variable) stands alone in quotes in the body, so the \(type) \(text) goes out as a JSON string (\"\(text)\"); "
+                + "without the quotes around it, it goes out as a JSON \(type)")
         }
         do {
             let request = try webhook.request(payload: parsed, messageID: messageID, timestamp: timestamp, isTest: isTest)

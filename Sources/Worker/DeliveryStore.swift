@@ -667,7 +667,7 @@ enum DeliveryStore {
             if let start = result[0, 1] { window.reaped(from: bound, startedAt: start, at: now) }
             return result[0, 0].flatMap { Int($0) } ?? 0
         } catch {
-            window.failed()
+            window.readEveryLeaseNext()
             throw error
         }
     }

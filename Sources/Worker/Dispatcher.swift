@@ -962,7 +962,7 @@ final class Dispatcher {
             // Look from the start (a cursor's timestamp text belongs to the old session), and
             // plan with the tables as they are now.
             lookFromTheStart()
-            reapWindow.failed()  // and the first reap reads every lease
+            reapWindow.readEveryLeaseNext()
             fanOutHold = nil
             claimAfter.removeAll()
             planRenewal = PlanRenewal(now: .now)

@@ -17,6 +17,8 @@ struct ReapWindow: Sendable, Equatable {
     /// How far before the last reap's start the next one reads, as PostgreSQL's interval: a
     /// claim that began before that reap commits its lease after it. Default 5 minutes.
     static let margin = "5 minutes"
+    /// The bound of a full reap: every lease.
+    static let everyLease = "-Infinity"
     /// The database's `now()` at the last reap, in seconds since 1970 as PostgreSQL wrote them;
     /// nil before the first, and after a reap failed.
     private(set) var lastStart: String?
@@ -24,21 +26,21 @@ struct ReapWindow: Sendable, Equatable {
     private(set) var lastFull: ContinuousClock.Instant?
 
     /// The lower bound of the leases the next reap reads at `now` (before ``margin``), in
-    /// seconds since 1970: `-Infinity` for a full reap.
+    /// seconds since 1970: ``everyLease`` for a full reap.
     func bound(at now: ContinuousClock.Instant) -> String {
-        guard let lastStart, let lastFull, now - lastFull < fullEvery else { return "-Infinity" }
+        guard let lastStart, let lastFull, now - lastFull < fullEvery else { return Self.everyLease }
         return lastStart
     }
 
     /// A reap that read from `bound`, done at `now`, began at the database's `start` (seconds
     /// since 1970).
     mutating func reaped(from bound: String, startedAt start: String, at now: ContinuousClock.Instant) {
-        if bound == "-Infinity" { lastFull = now }
+        if bound == Self.everyLease { lastFull = now }
         lastStart = start
     }
 
-    /// A reap failed: the next one reads every lease.
-    mutating func failed() {
+    /// The next reap reads every lease: after a reap failed, or on a new connection.
+    mutating func readEveryLeaseNext() {
         lastStart = nil
     }
 }

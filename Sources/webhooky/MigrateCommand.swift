@@ -41,9 +41,11 @@ enum MigrateCommand {
         let lockTimeout: Duration?
         do {
             lockTimeout = try arguments.duration("lock-timeout")
-            // PostgreSQL's lock_timeout is whole milliseconds in an integer; 0 (alone) waits.
-            if let value = lockTimeout, value != .zero || arguments.string("lock-timeout")?.contains(where: { ("1"..."9").contains($0) }) == true,
-               value < .milliseconds(1) || value > .milliseconds(Int(Int32.max)) {
+            // PostgreSQL's lock_timeout is whole milliseconds in an integer; 0 waits without a
+            // bound, so a value under 1 ms (which rounds to 0) is refused, not taken as 0.
+            let text = arguments.string("lock-timeout") ?? ""
+            let zero = !text.contains(where: { ("1"..."9").contains($0) })
+            if let value = lockTimeout, !zero, value < .milliseconds(1) || value > .milliseconds(Int(Int32.max)) {
                 throw Arguments.UsageError(description: "--lock-timeout must be 0 (no bound) or from 1ms to 24d, not \(Arguments.quoted(arguments.string("lock-timeout") ?? ""))")
             }
         } catch {

@@ -200,7 +200,7 @@ import Testing
         // A failed reap: the next one reads every lease.
         window.fullEvery = .seconds(300)
         #expect(window.bound(at: .now) != "-Infinity")
-        window.failed()
+        window.readEveryLeaseNext()
         #expect(window.bound(at: .now) == "-Infinity")
     }
 
