@@ -144,6 +144,12 @@ public struct RequestPreview: Sendable {
             if let refusal = AddressPolicy.standard.refusal(ofHostIn: request.url) {
                 notes.append("a worker ends this delivery dead unless it runs with an allow-list for the address: \(refusal)")
             }
+            if request.body?.unicodeScalars.contains(where: TextFormatting.isDELOrC1) == true {
+                notes.append("the body holds control characters (U+007F to U+009F): the request below shows them as \\u escapes (the same JSON), and they go out as they are")
+            }
+            if request.headers.contains(where: { $0.value.unicodeScalars.contains(where: TextFormatting.isDELOrC1) }) {
+                notes.append("a header value holds control characters (U+0080 to U+009F): the request below shows them as ?, and they go out as they are")
+            }
             if let hash = request.url.firstIndex(of: "#") {
                 // Only a name-like start is shown: the rest of a URL may hold a key.
                 let start = request.url[request.url.index(after: hash)...].prefix(while: { $0.isLetter || $0.isNumber || $0 == "_" || $0 == "." }).prefix(40)
@@ -187,11 +193,14 @@ public struct RequestPreview: Sendable {
     /// libcurl then sends only the webhook's), and the body after a blank line. A header whose
     /// value is blank (spaces and tabs only) is printed `Name:`, as it is sent: empty.
     /// Secrets in the URL and headers are hidden (see ``Redaction``) unless `unmask` is true;
-    /// the body is shown as it is. The signing secret is never part of it.
+    /// the body is shown as it is but for DEL and C1 control characters, which are shown as
+    /// `\u` escapes (a terminal may take U+009B as an escape sequence's start; a header value
+    /// shows them as `?`). The signing secret is never part of it.
     ///
     /// - Parameter extraSecretParameters: More query parameter names to mask (lowercase).
     public func text(unmask: Bool, userAgent: String?, extraSecretParameters: Set<String> = []) -> String {
-        var lines = ["\(request.method) \(unmask ? request.url : Redaction.url(request.url, extraParameters: extraSecretParameters))"]
+        let url = unmask ? request.url : Redaction.url(request.url, extraParameters: extraSecretParameters)
+        var lines = ["\(request.method) \(TextFormatting.printable(url))"]
         if let userAgent, !request.headers.contains(where: { $0.name.lowercased() == "user-agent" }) {
             lines.append("User-Agent: \(userAgent)")
         }
@@ -199,11 +208,11 @@ public struct RequestPreview: Sendable {
             let value = unmask ? header.value : Redaction.headerValue(name: header.name, value: header.value)
             // A value of only spaces and tabs goes out empty (see the HTTP client's Transfer).
             let blank = value.allSatisfy { $0 == " " || $0 == "\t" }
-            lines.append(blank ? "\(header.name):" : "\(header.name): \(value)")
+            lines.append(blank ? "\(header.name):" : "\(header.name): \(TextFormatting.printable(value))")
         }
         if let body = request.body {
             lines.append("")
-            lines.append(body)
+            lines.append(TextFormatting.escapingDELAndC1(inJSON: body))
         }
         return lines.joined(separator: "\n")
     }

@@ -118,6 +118,26 @@ public enum TextFormatting {
         })
     }
 
+    /// Whether `scalar` is DEL or a C1 control character (U+007F to U+009F): JSON strings may
+    /// hold them as they are, and some terminals take U+009B as the start of an escape sequence.
+    public static func isDELOrC1(_ scalar: Unicode.Scalar) -> Bool {
+        (0x7F...0x9F).contains(scalar.value)
+    }
+
+    /// JSON text with DEL and C1 control characters written as `\u` escapes (`\u009b`): the
+    /// same JSON value, safe to print. Such characters can only stand inside a JSON string, where
+    /// the escape means the character itself.
+    public static func escapingDELAndC1(inJSON json: String) -> String {
+        guard json.unicodeScalars.contains(where: isDELOrC1) else { return json }
+        var shown = String.UnicodeScalarView()
+        for scalar in json.unicodeScalars {
+            guard isDELOrC1(scalar) else { shown.append(scalar); continue }
+            let hex = String(scalar.value, radix: 16)
+            shown.append(contentsOf: "\\u00\(hex)".unicodeScalars)
+        }
+        return String(shown)
+    }
+
     /// `text` padded with spaces to `width` columns of a terminal (on the right, or on the
     /// left when `right` is true, for numbers).
     public static func padded(_ text: String, to width: Int, right: Bool = false) -> String {

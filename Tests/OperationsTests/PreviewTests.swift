@@ -336,6 +336,28 @@ import Testing
         }
     }
 
+    @Test("a payload's C1 control characters (an e-shop customer may type U+009B, which some terminals take for an escape sequence's start) reach preview's request as \\u escapes in the body and ? in a header, with a note saying they go out as they are")
+    func payloadControlCharactersAreShownEscaped() throws {
+        let database = try AdminDatabase()
+        let inBody = try database.addWebhook(url: "https://erp.example.com/x", body: ##"{"name": "#customer.name#", "id": #customer.id#}"##)
+        let body = try database.run(["preview", String(inBody), "--payload", #"{"customer": {"id": 7, "name": "Jan\u009b2J\u007f\u0085Novák"}}"#])
+        #expect(body.status == 0, "\(body.errors)")
+        #expect(body.output.hasSuffix(##"{"name": "Jan\u009b2J\u007f\u0085Novák", "id": 7}"## + "\n"), "\(body.output)")
+        #expect(body.errors.contains("webhooky: note: the body holds control characters (U+007F to U+009F): the request below shows them as \\u escapes (the same JSON), and they go out as they are"),
+                "\(body.errors)")
+        #expect(!body.errors.contains("header value holds"), "\(body.errors)")
+        // DEL is refused in a header value (as every C0 character); C1 characters go out.
+        let inHeader = try database.addWebhook(url: "https://erp.example.com/x", headers: ##"{"X-Name": "#customer.name#"}"##)
+        let header = try database.run(["preview", String(inHeader), "--payload", #"{"customer": {"id": 7, "name": "Jan\u009b2J"}}"#])
+        #expect(header.status == 0, "\(header.errors)")
+        #expect(header.output.contains("\nX-Name: Jan?2J\n"), "\(header.output)")
+        #expect(header.errors.contains("webhooky: note: a header value holds control characters (U+0080 to U+009F): the request below shows them as ?, and they go out as they are"),
+                "\(header.errors)")
+        for shown in [body, header] {
+            #expect(!shown.output.unicodeScalars.contains { (0x7F...0x9F).contains($0.value) }, "\(shown.output)")
+        }
+    }
+
     @Test("errors say what is wrong and what to do, with the documented exit status")
     func errors() throws {
         let database = try AdminDatabase()
