@@ -62,18 +62,18 @@ public struct Migrator {
     ///
     /// A migration's statement waits at most ``lockTimeout`` for each lock; then the migration
     /// is rolled back and tried again after ``lockRetryPause``, ``lockTries`` times in all (a
-    /// try that ran longer than ``longestRetriedTry`` is not tried again).
+    /// try that ran longer than ``longestRetriedTry`` is not tried again). A migration ended
+    /// by a deadlock is tried again alike.
     ///
     /// - Parameters:
     ///   - progress: Told about each migration before it runs.
-    ///   - retrying: Told when a migration could not take a lock and is tried again: the
-    ///     migration, the try about to be made (from 2), and the sessions that hold locks on
-    ///     the schema's tables (see ``lockHolders()``).
+    ///   - retrying: Told when a migration could not take a lock (or was ended by a deadlock)
+    ///     and is tried again (see ``Retry``).
     /// - Returns: The migrations applied (empty when the schema was up to date).
     /// - Throws: ``SchemaError`` (`newer`, `migrationFailed`) or ``PostgresError``.
     @discardableResult
     public func migrate(progress: (Migration) -> Void = { _ in },
-                        retrying: (_ migration: Migration, _ attempt: Int, _ holders: [String]) -> Void = { _, _, _ in }) throws -> [Migration] {
+                        retrying: (Retry) -> Void = { _ in }) throws -> [Migration] {
         try connection.query("SELECT pg_advisory_lock(\(Migrator.lockKey))")
         defer { _ = try? connection.query("SELECT pg_advisory_unlock(\(Migrator.lockKey))") }
         // The session's own setting comes back afterwards (a caller's SET, not only its default).
@@ -96,9 +96,9 @@ public struct Migrator {
         for migration in todo {
             progress(migration)
             var attempt = 1
-            while !(try apply(migration, attempt: attempt, owner: owner)) {
+            while let cause = try apply(migration, attempt: attempt, owner: owner) {
                 attempt += 1
-                retrying(migration, attempt, (try? lockHolders()) ?? [])
+                retrying(Retry(migration: migration, attempt: attempt, cause: cause, holders: (try? lockHolders()) ?? []))
                 let pause = lockRetryPause.components
                 usleep(UInt32(clamping: pause.seconds * 1_000_000 + pause.attoseconds / 1_000_000_000_000))
             }
@@ -106,26 +106,32 @@ public struct Migrator {
         return todo
     }
 
-    /// Runs `migration` (its try number `attempt`); returns `false`, rolled back, when a
-    /// statement waited ``lockTimeout`` for a lock, tries are left, and the try was short
-    /// enough to make again (``longestRetriedTry``).
-    private func apply(_ migration: Migration, attempt: Int, owner: (quotedName: String, isCurrentUser: Bool, isMember: Bool)?) throws -> Bool {
+    /// Runs `migration` (its try number `attempt`); returns nil when it was applied, or why it
+    /// was rolled back to be tried again: a statement waited ``lockTimeout`` for a lock or was
+    /// ended by a deadlock, tries are left, and the try was short enough to make again
+    /// (``longestRetriedTry``).
+    private func apply(_ migration: Migration, attempt: Int, owner: (quotedName: String, isCurrentUser: Bool, isMember: Bool)?) throws -> Retry.Cause? {
         let started = ContinuousClock.now
         do {
             try connection.execute(migration.sql)
-            return true
+            return nil
         } catch {
             _ = try? connection.execute("ROLLBACK")
-            if error.sqlState == "55P03" {  // lock_not_available: lock_timeout ran out
-                // The try's own work, not the wait that ended it.
-                let worked = ContinuousClock.now - started - lockTimeout
+            // lock_not_available: lock_timeout ran out; deadlock_detected: PostgreSQL ended this
+            // transaction to let another one, which waited for a lock it held, go on.
+            let deadlock = error.sqlState == "40P01"
+            if error.sqlState == "55P03" || deadlock {
+                // The try's own work, not the wait that ended it (a deadlock's wait counts: it is
+                // at most deadlock_timeout, 1 s by default).
+                let worked = ContinuousClock.now - started - (deadlock ? .zero : lockTimeout)
                 let long = worked > longestRetriedTry
-                if attempt < lockTries && !long { return false }
+                if attempt < lockTries && !long { return deadlock ? .deadlock : .lockTimeout }
                 let holders = (try? lockHolders()) ?? []
+                let waited = (deadlock ? Retry.Cause.deadlock : .lockTimeout).sentence(lockTimeout: lockTimeout)
                 let what = long
                     ? "migration \(migration.fileName) ran \(Migrator.text(.seconds(max(0, worked.components.seconds)))) "
-                        + "and then waited \(Migrator.text(lockTimeout)) for a lock; it was rolled back (nothing of it was applied) and not tried again, since its work would be done again"
-                    : "migration \(migration.fileName) waited \(Migrator.text(lockTimeout)) for a lock \(attempt) times and was rolled back (nothing of it was applied)"
+                        + "and then \(waited); it was rolled back (nothing of it was applied) and not tried again, since its work would be done again"
+                    : "migration \(migration.fileName) \(waited) \(attempt) times and was rolled back (nothing of it was applied)"
                 throw SchemaError(.migrationFailed, what + ": another transaction holds a table it changes, and every emit would have waited behind it"
                     + (holders.isEmpty ? "" : "\nSessions holding locks on the webhooky schema's tables: " + holders.joined(separator: "; "))
                     + "\nLet that transaction end (or end it: SELECT pg_terminate_backend(pid);), then run webhooky migrate again; "

@@ -88,10 +88,12 @@ enum MigrateCommand {
                 }
                 return 0
             }
-            let applied = try migrator.migrate(progress: { print("applying \($0.fileName) ...") }, retrying: { migration, attempt, holders in
-                print("  waited \(Migrator.text(migrator.lockTimeout)) for a lock that another transaction holds; rolled back, "
-                      + "trying \(migration.fileName) again in \(Migrator.text(migrator.lockRetryPause)) (try \(attempt) of \(migrator.lockTries))"
-                      + (holders.isEmpty ? "" : "\n  sessions holding locks on webhooky's tables: " + holders.joined(separator: "; ")))
+            let applied = try migrator.migrate(progress: { print("applying \($0.fileName) ...") }, retrying: { retry in
+                let what = retry.cause == .lockTimeout ? "waited \(Migrator.text(migrator.lockTimeout)) for a lock that another transaction holds"
+                    : retry.cause.sentence(lockTimeout: migrator.lockTimeout)
+                print("  \(what); rolled back, "
+                      + "trying \(retry.migration.fileName) again in \(Migrator.text(migrator.lockRetryPause)) (try \(retry.attempt) of \(migrator.lockTries))"
+                      + (retry.holders.isEmpty ? "" : "\n  sessions holding locks on webhooky's tables: " + retry.holders.joined(separator: "; ")))
             })
             let current = try migrator.appliedVersions().last ?? 0
             print(applied.isEmpty ? "schema is up to date (version \(current)); nothing to do" : "done: schema version \(current)")

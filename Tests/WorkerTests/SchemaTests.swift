@@ -1,7 +1,7 @@
 import Foundation
 import LocalPostgres
 import Postgres
-import Schema
+@testable import Schema
 import Synchronization
 import Templates
 import TestSupport
@@ -123,7 +123,7 @@ import Worker
         migrator.lockTimeout = .milliseconds(200)
         var retries = 0
         #expect {
-            try migrator.migrate(retrying: { _, _, _ in retries += 1 })
+            try migrator.migrate(retrying: { _ in retries += 1 })
         } throws: { error in
             "\(error)".contains("0025_history_stays_with_its_account.sql ran 0s and then waited 200ms for a lock; it was rolled back (nothing of it was applied) and not tried again, since its work would be done again")
                 && "\(error)".contains("webhooky migrate --lock-timeout 0 waits for it")
@@ -137,7 +137,7 @@ import Worker
         migrator.lockTries = 2
         migrator.lockRetryPause = .milliseconds(50)
         #expect {
-            try migrator.migrate(retrying: { _, _, _ in retries += 1 })
+            try migrator.migrate(retrying: { _ in retries += 1 })
         } throws: { error in
             "\(error)".contains("0025_history_stays_with_its_account.sql waited 300ms for a lock 2 times and was rolled back")
         }
@@ -161,6 +161,59 @@ import Worker
         #expect(outcome.status == 0, "\(outcome.output)\(outcome.errors)")
         #expect(!outcome.output.contains("trying"), "it waited, it did not retry: \(outcome.output)")
         #expect(try migrating.query("SELECT max(version) FROM webhooky.migrations").scalar == String(Migrations.latestVersion))
+    }
+
+    @Test("a migration that PostgreSQL ends to break a deadlock with an application's transaction is rolled back and tried again, and says why: it failed with 'deadlock detected'")
+    func aDeadlockedMigrationIsTriedAgain() throws {
+        let database = try TestCluster.newEmptyDatabase()
+        let migrating = try database.connect()
+        try Migrator(connection: migrating).migrate()
+        try migrating.execute("CREATE TABLE public.first (x int); CREATE TABLE public.second (x int)")
+        // A migration that locks first, then second; the application's transaction locks them
+        // the other way round, so one of the two must be ended.
+        let next = Migrations.latestVersion + 1
+        let locking = Migration(version: next, name: "locks_two_tables", sql: """
+            BEGIN;
+            DO $$ BEGIN PERFORM webhooky.begin_migration(\(next), 'locks_two_tables'); END $$;
+            SET LOCAL deadlock_timeout = '100ms';  -- this one is ended, not the application's
+            LOCK TABLE public.first;
+            SELECT pg_sleep(0.5);
+            LOCK TABLE public.second;
+            COMMIT;
+            """)
+        let conninfo = database.conninfo
+        let holdsSecond = DispatchSemaphore(value: 0), finished = DispatchSemaphore(value: 0)
+        let failure = Mutex<String?>(nil)
+        Thread {
+            defer { finished.signal() }
+            do {
+                let application = try Connection(conninfo: conninfo)
+                try application.execute("BEGIN; SET LOCAL deadlock_timeout = '30s'; LOCK TABLE public.second")
+                holdsSecond.signal()
+                // Once the migration holds first, ask for it: the migration then waits for second.
+                while try application.query("""
+                    SELECT count(*) FROM pg_locks WHERE relation = 'public.first'::regclass AND granted AND pid <> pg_backend_pid()
+                    """).scalar == "0" { Thread.sleep(forTimeInterval: 0.01) }
+                try application.execute("LOCK TABLE public.first")
+                try application.execute("COMMIT")
+            } catch {
+                failure.withLock { $0 = "\(error)" }
+                holdsSecond.signal()
+            }
+        }.start()
+        holdsSecond.wait()
+
+        var migrator = Migrator(connection: migrating, migrations: Migrations.all + [locking])
+        migrator.lockRetryPause = .milliseconds(50)
+        var retries: [Migrator.Retry] = []
+        let applied = try migrator.migrate(retrying: { retries.append($0) })
+        finished.wait()
+        #expect(failure.withLock { $0 } == nil)
+        #expect(applied.map(\.version) == [next])
+        #expect(retries.map(\.attempt) == [2])
+        #expect(retries.map(\.cause) == [.deadlock])
+        #expect(Migrator.Retry.Cause.deadlock.sentence(lockTimeout: .seconds(1)) == "was ended by a deadlock with another transaction")
+        #expect(try migrating.query("SELECT max(version) FROM webhooky.migrations").scalar == String(next))
     }
 
     @Test("a superuser upgrading the database owner's installation migrates as that owner: every object keeps one owner, and the owner's prune and grant_roles still work")
