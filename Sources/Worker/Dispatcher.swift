@@ -158,13 +158,15 @@ final class Dispatcher {
     /// microseconds.
     ///
     /// With `lockTimeout`, a statement that waits longer than that for a lock fails (SQLSTATE
-    /// `55P03`) instead of waiting for as long as someone holds it.
+    /// `55P03`) instead of waiting for as long as someone holds it. A `statement_timeout` or an
+    /// `idle_session_timeout` of the role or the database does not apply (``SessionSettings``).
     static func prepareSession(_ connection: Connection, logger: Logger, lockTimeout: Duration? = nil) throws(PostgresError) {
         connection.onNotice { logger.notice("database notice", ["message": $0]) }
         let lockTimeout = lockTimeout.map { "; SET lock_timeout = \(DeliveryStore.milliseconds($0))" } ?? ""
         // DateStyle ISO: the claim cursor's timestamp text is read back by the same session, and
         // an abbreviated zone (DateStyle SQL, 'PST' in Asia/Manila) would be read as another one.
-        try connection.execute("SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; SET jit = off; SET DateStyle = 'ISO, MDY'" + lockTimeout)
+        try connection.execute("SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; SET jit = off; SET DateStyle = 'ISO, MDY'"
+                               + lockTimeout + "; " + SessionSettings.overridesSQL)
     }
 
     /// A new connection named `applicationName` (as `pg_stat_activity` shows it), readied by

@@ -47,6 +47,7 @@ final class Listener {
                 do {
                     let opened = try Connection(conninfo: conninfo, applicationName: "webhooky listener")
                     opened.onNotice { [logger] in logger.notice("database notice", ["message": $0]) }
+                    try SessionSettings.override(opened)  // an idle_session_timeout would end it between notifications
                     try opened.listen(Listener.channel)
                     connection = opened
                     deliveriesDue = true

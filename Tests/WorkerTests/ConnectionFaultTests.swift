@@ -1,0 +1,211 @@
+import Foundation
+import Glibc
+import LoopbackReceiver
+import Postgres
+import Synchronization
+import TestSupport
+import Testing
+import Worker
+
+/// What a DBA does to one of the worker's connections at a time: ends its backend
+/// (`pg_terminate_backend`), or puts a setting on the worker's role or database that every new
+/// session of it gets.
+@Suite(.timeLimit(.minutes(10))) struct ConnectionFaultTests {
+    /// The worker's connections, by the `application_name` each shows in `pg_stat_activity`,
+    /// with the log line that says it lost its connection and the one that says it is back.
+    static let connections: [(name: String, lost: String, back: String)] = [
+        ("webhooky worker", "lost the database connection; will reconnect", "reconnected to the database"),
+        ("webhooky recorder", "recording outcomes: lost the database connection", "recording outcomes: reconnected to the database"),
+        ("webhooky listener", "listener lost its connection; reconnecting", "listener reconnected to the database; listening again"),
+        ("webhooky pruner", "pruning old history failed; trying again", ""),
+    ]
+
+    @Test("pg_terminate_backend of one of the worker's connections (the dispatcher's, the recorder's, the listener's, the pruner's) while events come at a steady pace and requests are in flight: every event is sent exactly once, the worker says so in its log and is back within seconds, listening (a new event comes at once, not at the next poll)",
+          arguments: ConnectionFaultTests.connections.map(\.name))
+    func terminatedBackend(_ name: String) throws {
+        let (_, lost, back) = try #require(Self.connections.first { $0.name == name })
+        let shop = try Shop()
+        // Every prune batch takes 300 ms (a large table), so that the pruner's backend is there
+        // to be ended; it deletes nothing here (succeeded deliveries are kept an hour).
+        try shop.connection.execute("""
+            CREATE FUNCTION public.slow_prune() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                IF current_setting('application_name') = 'webhooky pruner' THEN PERFORM pg_sleep(0.3); END IF;
+                RETURN NULL;
+            END $$;
+            CREATE TRIGGER slow_prune BEFORE DELETE ON webhooky.deliveries FOR EACH STATEMENT EXECUTE FUNCTION public.slow_prune();
+            """)
+        let receiver = try LoopbackReceiver { _, _ in .respond(status: 200, body: "ok", delay: .milliseconds(80)) }
+        defer { receiver.stop() }
+        try shop.addWebhook(url: receiver.baseURL + "/c?credit=#customer.credit#")
+        let logs = LogCapture()
+        var configuration = shop.workerConfiguration(logs: logs)
+        // Only a NOTIFY brings an event within a second: the poll does not stand in for the listener.
+        configuration.pollInterval = .seconds(30)
+        var retention = RetentionPolicy(succeeded: .seconds(3600), dead: .seconds(3600))
+        retention.interval = .milliseconds(200)
+        configuration.retention = retention
+        let worker = RunningWorker(configuration)
+        defer { worker.stop() }
+        _ = try shop.waitFor("SELECT count(*) FROM webhooky.workers") { $0 == "1" }
+
+        // Events at a steady pace, 40 a second, from a connection of their own, for 3 s.
+        let emitted = Atomic(0)
+        let emitterDone = DispatchSemaphore(value: 0)
+        let conninfo = shop.database.conninfo
+        let emitter = Thread {
+            defer { emitterDone.signal() }
+            guard let connection = try? Connection(conninfo: conninfo) else { return }
+            for _ in 0..<120 {
+                _ = try? connection.query("UPDATE ellity.customers SET credit = credit + 1 WHERE id = $1", [Shop.customerID])
+                emitted.add(1, ordering: .relaxed)
+                usleep(25_000)
+            }
+        }
+        emitter.start()
+        // A second into it, with requests in flight: the backend is ended.
+        Thread.sleep(forTimeInterval: 1)
+        let victim = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1"
+        let pid = try #require(try Self.wait { try shop.connection.query(victim, [name]).scalar ?? nil }, "no backend named \(name)")
+        #expect(try shop.connection.query("SELECT pg_terminate_backend($1::int)", [pid]).scalar == "t")
+        #expect(logs.waitForLine(timeout: .seconds(15)) { $0.contains(lost) }, "the worker did not see the fault: the test proves nothing")
+        if back.isEmpty {
+            // The pruner says nothing when it has nothing to prune: it is back when it runs again.
+            let again = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1 AND pid <> $2::int"
+            #expect(try Self.wait { try shop.connection.query(again, [name, pid]).scalar == "1" ? true : nil } == true, "the pruner did not run again")
+        } else {
+            #expect(logs.waitForLine(timeout: .seconds(15)) { $0.contains(back) }, "the worker did not say it is back")
+        }
+        emitterDone.wait()
+        let count = emitted.load(ordering: .relaxed)
+        #expect(count == 120)
+
+        // Every event delivered; each request as many times as the delivery has attempts (one).
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'", timeout: .seconds(30)) { $0 == String(count) } == String(count))
+        Thread.sleep(forTimeInterval: 0.3)  // anything sent twice would have arrived by now
+        let attempts = try shop.connection.query("SELECT webhooky.message_id(id), attempts FROM webhooky.deliveries").rows
+        let sent = Dictionary(grouping: receiver.requests, by: { $0.header("webhook-id") ?? "" }).mapValues(\.count)
+        #expect(attempts.count == count)
+        for row in attempts {
+            #expect(String(sent[row[0] ?? ""] ?? 0) == row[1], "delivery \(row[0] ?? "?"): sent \(sent[row[0] ?? ""] ?? 0) times, \(row[1] ?? "?") attempts")
+        }
+        #expect(try shop.column("SELECT count(*) FROM webhooky.deliveries WHERE attempts <> 1") == ["0"], "a delivery was sent more than once")
+
+        // Back and listening: a new event comes by NOTIFY, well before the 30 s poll.
+        let before = receiver.requests.count
+        let start = ContinuousClock.now
+        try shop.setCredit("1000000")
+        #expect(receiver.waitForRequests(before + 1, timeout: .seconds(5)).count == before + 1, "the new event waited for the poll")
+        #expect(ContinuousClock.now - start < .seconds(3))
+        #expect(try shop.column("SELECT listening::text FROM webhooky.workers") == ["true"])
+
+        // One clear line per fault (and its recovery), not a stream of them.
+        let faultLines = ConnectionFaultTests.faultLines(logs)
+        #expect(faultLines.count <= 2, "\(faultLines.joined(separator: "\n"))")
+        #expect(!logs.all.contains { $0.contains(conninfo) })
+    }
+
+    /// The lines logged at `warning` or `error`.
+    static func faultLines(_ logs: LogCapture) -> [String] {
+        logs.all.filter { $0.contains(" warning ") || $0.contains(" error ") }
+    }
+
+    /// Runs `read` every 20 ms until it returns a value, for up to 10 s.
+    static func wait<T>(_ read: () throws -> T?) throws -> T? {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            if let value = try read() { return value }
+            usleep(20_000)
+        }
+        return nil
+    }
+}
+
+/// Settings a DBA may put on the worker's role or database (`ALTER ROLE ... SET`, `ALTER
+/// DATABASE ... SET`), which every new session of the worker gets.
+@Suite(.timeLimit(.minutes(10))) struct SessionSettingTests {
+    /// Sets `setting` to `value` for every new session of the shop's database.
+    static func set(_ setting: String, _ value: String, on shop: Shop) throws {
+        try shop.connection.execute("ALTER DATABASE \"\(shop.database.name)\" SET \(setting) = '\(value)'")
+    }
+
+    @Test("idle_session_timeout (PostgreSQL 14+) on the worker's database does not end its idle connections: the listener keeps listening, outcomes are written without a reconnect, and nothing is logged as lost")
+    func idleSessionTimeout() throws {
+        let shop = try Shop()
+        try Self.set("idle_session_timeout", "1s", on: shop)
+        let receiver = try LoopbackReceiver()
+        defer { receiver.stop() }
+        try shop.addWebhook(url: receiver.baseURL + "/c?credit=#customer.credit#")
+        let logs = LogCapture()
+        var configuration = shop.workerConfiguration(logs: logs)
+        configuration.pollInterval = .seconds(30)
+        let worker = RunningWorker(configuration)
+        defer { worker.stop() }
+        try shop.setCredit("1")
+        #expect(receiver.waitForRequests(1).count == 1)
+        for credit in 2...3 {
+            Thread.sleep(forTimeInterval: 2.5)  // every connection idle for longer than the timeout
+            let start = ContinuousClock.now
+            try shop.setCredit(String(credit))
+            #expect(receiver.waitForRequests(credit, timeout: .seconds(5)).count == credit)
+            #expect(ContinuousClock.now - start < .seconds(1), "the event waited")
+        }
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") { $0 == "3" } == "3")
+        let faultLines = ConnectionFaultTests.faultLines(logs)
+        #expect(faultLines.isEmpty, "\(faultLines.joined(separator: "\n"))")
+    }
+
+    @Test("idle_in_transaction_session_timeout on the worker's database: the worker never sits idle in a transaction, so nothing is cut off")
+    func idleInTransactionSessionTimeout() throws {
+        let shop = try Shop()
+        try Self.set("idle_in_transaction_session_timeout", "100ms", on: shop)
+        try shop.addCustomers(20)
+        let receiver = try LoopbackReceiver { _, _ in .respond(status: 200, body: "ok", delay: .milliseconds(150)) }
+        defer { receiver.stop() }
+        try shop.addWebhook(url: receiver.baseURL + "/c?id=#customer.id#")
+        let logs = LogCapture()
+        var configuration = shop.workerConfiguration(logs: logs)
+        var retention = RetentionPolicy(succeeded: .zero, dead: .zero)
+        retention.interval = .milliseconds(300)
+        configuration.retention = retention
+        let worker = RunningWorker(configuration)
+        defer { worker.stop() }
+        try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id BETWEEN 100001 AND 100020")
+        #expect(receiver.waitForRequests(20).count == 20)
+        // Pruned once recorded: the pruner's sessions work too.
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.events") { $0 == "0" } == "0")
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(receiver.requests.count == 20)
+        let faultLines = ConnectionFaultTests.faultLines(logs)
+        #expect(faultLines.isEmpty, "\(faultLines.joined(separator: "\n"))")
+    }
+
+    @Test("statement_timeout on the worker's database shorter than a statement of the worker (a busy server, a large batch, a DBA's trigger): the worker's own statements are not cut off, so outcomes are written and nothing is sent twice")
+    func statementTimeout() throws {
+        let shop = try Shop()
+        // Stands for a statement that takes longer than the timeout: each insert of attempts
+        // (an outcome) takes 100 ms.
+        try shop.connection.execute("""
+            CREATE FUNCTION public.slow_attempts() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN PERFORM pg_sleep(0.1); RETURN NULL; END $$;
+            CREATE TRIGGER slow_attempts BEFORE INSERT ON webhooky.attempts FOR EACH STATEMENT EXECUTE FUNCTION public.slow_attempts();
+            """)
+        try Self.set("statement_timeout", "50ms", on: shop)
+        let receiver = try LoopbackReceiver()
+        defer { receiver.stop() }
+        try shop.addWebhook(url: receiver.baseURL + "/c?credit=#customer.credit#")
+        let logs = LogCapture()
+        var configuration = shop.workerConfiguration(logs: logs)
+        configuration.leaseDuration = .seconds(3)
+        let worker = RunningWorker(configuration)
+        defer { worker.stop() }
+        try shop.setCredit("1")
+        try shop.setCredit("2")
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'", timeout: .seconds(15)) { $0 == "2" } == "2")
+        Thread.sleep(forTimeInterval: 4)  // past a lease: an outcome not written would be sent again
+        #expect(receiver.requests.count == 2, "\(receiver.requests.map(\.target))")
+        #expect(try shop.connection.query("SELECT attempt, status, response_body FROM webhooky.attempts ORDER BY id").rows == [["1", "200", "ok"], ["1", "200", "ok"]])
+        let faultLines = ConnectionFaultTests.faultLines(logs)
+        #expect(faultLines.isEmpty, "\(faultLines.joined(separator: "\n"))")
+    }
+}
