@@ -159,7 +159,9 @@ final class Dispatcher {
     ///
     /// With `lockTimeout`, a statement that waits longer than that for a lock fails (SQLSTATE
     /// `55P03`) instead of waiting for as long as someone holds it. A `statement_timeout` or an
-    /// `idle_session_timeout` of the role or the database does not apply (``SessionSettings``).
+    /// `idle_session_timeout` of the role or the database does not apply (``SessionSettings``),
+    /// and a read-only session (a standby, `default_transaction_read_only`) is refused with
+    /// SQLSTATE `25006` and what to do (``SessionSettings/requireWritable(_:)``).
     static func prepareSession(_ connection: Connection, logger: Logger, lockTimeout: Duration? = nil) throws(PostgresError) {
         connection.onNotice { logger.notice("database notice", ["message": $0]) }
         let lockTimeout = lockTimeout.map { "; SET lock_timeout = \(DeliveryStore.milliseconds($0))" } ?? ""
@@ -167,6 +169,7 @@ final class Dispatcher {
         // an abbreviated zone (DateStyle SQL, 'PST' in Asia/Manila) would be read as another one.
         try connection.execute("SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; SET jit = off; SET DateStyle = 'ISO, MDY'"
                                + lockTimeout + "; " + SessionSettings.overridesSQL)
+        try SessionSettings.requireWritable(connection)
     }
 
     /// A new connection named `applicationName` (as `pg_stat_activity` shows it), readied by
@@ -974,7 +977,8 @@ final class Dispatcher {
         } catch {
             let delay = backoff.nextDelay(using: &random)
             databaseBackoffUntil = .now + delay
-            logger.warning("cannot reach the database; retrying", ["error": error.message, "retry_in": delay.shortDescription])
+            let what = error.sqlState == SessionSettings.readOnly ? "cannot write to the database" : "cannot reach the database"
+            logger.warning("\(what); retrying", ["error": error.message, "retry_in": delay.shortDescription])
         }
     }
 

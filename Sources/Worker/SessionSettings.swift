@@ -26,3 +26,61 @@ enum SessionSettings {
         try connection.execute(overridesSQL)
     }
 }
+
+extension SessionSettings {
+    /// SQLSTATE `read_only_sql_transaction`: the session may not write.
+    static let readOnly = "25006"
+
+    /// Whether the session is read-only, whether the server is a standby, where the session's
+    /// `default_transaction_read_only` came from (`pg_settings.source`), the role and the database.
+    static let readOnlySQL = """
+        SELECT current_setting('transaction_read_only'), pg_catalog.pg_is_in_recovery(), s.source,
+               quote_ident(current_user), quote_ident(current_database())
+          FROM pg_catalog.pg_settings s WHERE s.name = 'default_transaction_read_only'
+        """
+
+    /// Throws ``readOnly`` with ``readOnlyMessage(standby:source:role:database:)`` when the session
+    /// may not write: the worker's every statement claims, records or prunes, so such a session
+    /// would only fail them one after another (a standby, as after a failover, or
+    /// `default_transaction_read_only` on the role or the database, as a DBA sets it for
+    /// maintenance). A worker that finds it at the start exits with status 3, which its unit
+    /// restarts; a connection opened while it runs is tried again with backoff. The worker does
+    /// not turn it off itself: it may be meant.
+    static func requireWritable(_ connection: Connection) throws(PostgresError) {
+        let row = try connection.query(readOnlySQL).rows.first ?? []
+        guard row.count == 5, row[0] == "on" else { return }
+        throw PostgresError(code: .statementFailed,
+                            message: readOnlyMessage(standby: row[1] == "t", source: row[2] ?? "", role: row[3] ?? "", database: row[4] ?? ""),
+                            sqlState: readOnly)
+    }
+
+    /// What a read-only session means and what to do, naming the setting and where it was set
+    /// (`source` as `pg_settings` says it: `database`, `user`, `database user`, `client`...).
+    static func readOnlyMessage(standby: Bool, source: String, role: String, database: String) -> String {
+        if standby {
+            return "the database server is a standby in recovery, where nothing can be written: the worker needs the primary "
+                + "(with several hosts in the connection string, add target_session_attrs=read-write so that libpq picks the one that takes writes)"
+        }
+        let setAt: String
+        let fix: String
+        switch source {
+        case "database":
+            setAt = "for the database"
+            fix = "ALTER DATABASE \(database) RESET default_transaction_read_only; or, for the worker's role alone, ALTER ROLE \(role) SET default_transaction_read_only = off;"
+        case "user":
+            setAt = "for the role \(role)"
+            fix = "ALTER ROLE \(role) RESET default_transaction_read_only;"
+        case "database user":
+            setAt = "for the role \(role) in this database"
+            fix = "ALTER ROLE \(role) IN DATABASE \(database) RESET default_transaction_read_only;"
+        case "client":
+            setAt = "by the connection (options in the connection string, or PGOPTIONS)"
+            fix = "take -c default_transaction_read_only=on out of it"
+        default:
+            setAt = "in the server's configuration (\(source))"
+            fix = "ALTER ROLE \(role) SET default_transaction_read_only = off;"
+        }
+        return "the worker's sessions are read-only: default_transaction_read_only is on, set \(setAt), and the worker writes its claims and outcomes. "
+            + "If that is meant (maintenance), it carries on once the setting is off again; otherwise: \(fix)"
+    }
+}

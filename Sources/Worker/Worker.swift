@@ -33,7 +33,8 @@ public final class Worker: Sendable {
     /// delivery it holds.
     ///
     /// - Throws: ``WorkerError`` when it cannot start: the database is unreachable or refuses
-    ///   the login (``WorkerError/Code/databaseUnavailable``), its schema does not match
+    ///   the login (``WorkerError/Code/databaseUnavailable``) or is read-only
+    ///   (``WorkerError/Code/databaseReadOnly``), its schema does not match
     ///   this binary (``WorkerError/Code/schemaMismatch``), its role lacks the worker's
     ///   privileges (``WorkerError/Code/notPermitted``), or another live worker has its
     ///   worker id (``WorkerError/Code/workerIDInUse``, see ``WorkerIDCheck``); and after it
@@ -61,6 +62,8 @@ public final class Worker: Sendable {
             throw WorkerError(.schemaMismatch, error.message)
         } catch let error as WorkerError {
             throw error
+        } catch let error as PostgresError where error.sqlState == SessionSettings.readOnly {
+            throw WorkerError(.databaseReadOnly, "cannot start: \(error.message)")
         } catch let error as PostgresError where error.sqlState == "42501" {
             throw Worker.notPermitted(connection, lacking: "access to the schema (\(error.message))")
         } catch {
@@ -190,6 +193,10 @@ public struct WorkerError: Error, Sendable, CustomStringConvertible {
 
         /// The database cannot be reached or refused the login. Exit status 3.
         public static let databaseUnavailable = Code(rawValue: "database_unavailable")
+        /// The worker's sessions are read-only (a standby, `default_transaction_read_only` on its
+        /// role or database): the message says why and what to do. Exit status 3, as it may pass
+        /// (a failover ends, the maintenance is over) and a supervisor should restart it.
+        public static let databaseReadOnly = Code(rawValue: "database_read_only")
         /// The `webhooky` schema is missing, older or newer than this binary. Exit status 4.
         public static let schemaMismatch = Code(rawValue: "schema_mismatch")
         /// Another live worker runs with the same worker id (`--worker-id`): this one did not
@@ -220,7 +227,7 @@ public struct WorkerError: Error, Sendable, CustomStringConvertible {
     /// The process exit status for this error.
     public var exitStatus: Int32 {
         switch code {
-        case .databaseUnavailable: 3
+        case .databaseUnavailable, .databaseReadOnly: 3
         case .schemaMismatch: 4
         case .workerIDInUse: 5
         case .workerIDTakenOver: 6

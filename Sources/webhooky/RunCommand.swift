@@ -55,7 +55,8 @@ enum RunCommand {
 
         Durations: 500ms, 5s, 2m, 1h, 1d. Exit status: 0 stopped cleanly; 1 an internal
         failure (out of memory); 2 bad options;
-        3 database unreachable or login refused; 4 schema missing or of another version
+        3 database unreachable, login refused, or read-only (a standby, or
+        default_transaction_read_only on the role or database); 4 schema missing or of another version
         (at the start, or found at a heartbeat: a newer binary migrated while this one ran);
         5 another live worker has this --worker-id (checked at the start, which may wait up to
         7s for its heartbeat); 6 another worker took this --worker-id over while this one ran

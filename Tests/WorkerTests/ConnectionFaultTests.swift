@@ -5,7 +5,7 @@ import Postgres
 import Synchronization
 import TestSupport
 import Testing
-import Worker
+@testable import Worker
 
 /// What a DBA does to one of the worker's connections at a time: ends its backend
 /// (`pg_terminate_backend`), or puts a setting on the worker's role or database that every new
@@ -207,5 +207,60 @@ import Worker
         #expect(try shop.connection.query("SELECT attempt, status, response_body FROM webhooky.attempts ORDER BY id").rows == [["1", "200", "ok"], ["1", "200", "ok"]])
         let faultLines = ConnectionFaultTests.faultLines(logs)
         #expect(faultLines.isEmpty, "\(faultLines.joined(separator: "\n"))")
+    }
+
+    @Test("default_transaction_read_only on the worker's database: the worker does not start (status 3, which the unit restarts), and says which setting and what to do")
+    func readOnlyAtStart() throws {
+        let shop = try Shop()
+        try Self.set("default_transaction_read_only", "on", on: shop)
+        let worker = try WorkerProcess(database: shop.database.conninfo, workerID: "read-only", arguments: ["--poll-interval", "200ms"])
+        let deadline = ContinuousClock.now + .seconds(15)
+        while !worker.log.contains("cannot start") && ContinuousClock.now < deadline { usleep(50_000) }
+        if !worker.log.contains("cannot start") { worker.send(SIGKILL) }  // it ran on, read-only
+        #expect(worker.wait() == 3, "\(worker.log)")
+        #expect(worker.log.contains("default_transaction_read_only is on, set for the database"), "\(worker.log)")
+        #expect(worker.log.contains("ALTER DATABASE \(shop.database.name) RESET default_transaction_read_only;"), "\(worker.log)")
+        #expect(!worker.log.contains("Check --database-url"), "not a connection problem: \(worker.log)")
+    }
+
+    @Test("a read-only session's message names where the setting comes from and what undoes it, or the standby")
+    func readOnlyMessages() {
+        let message = { (source: String) in SessionSettings.readOnlyMessage(standby: false, source: source, role: "webhooky_run", database: "shop") }
+        #expect(message("user").contains("set for the role webhooky_run, "))
+        #expect(message("user").hasSuffix("otherwise: ALTER ROLE webhooky_run RESET default_transaction_read_only;"))
+        #expect(message("database user").hasSuffix("ALTER ROLE webhooky_run IN DATABASE shop RESET default_transaction_read_only;"))
+        #expect(message("client").contains("PGOPTIONS"))
+        #expect(message("configuration file").hasSuffix("ALTER ROLE webhooky_run SET default_transaction_read_only = off;"))
+        let standby = SessionSettings.readOnlyMessage(standby: true, source: "configuration file", role: "webhooky_run", database: "shop")
+        #expect(standby.contains("standby") && standby.contains("target_session_attrs=read-write"))
+    }
+
+    @Test("default_transaction_read_only set while the worker runs, then a connection of it ended: the worker keeps what it sent, says why it cannot write (the setting) without a stream of lines, and writes everything once the setting is gone")
+    func readOnlyWhileRunning() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver()
+        defer { receiver.stop() }
+        try shop.addWebhook(url: receiver.baseURL + "/c?credit=#customer.credit#")
+        let logs = LogCapture()
+        let worker = RunningWorker(shop.workerConfiguration(logs: logs))
+        defer { worker.stop() }
+        try shop.setCredit("1")
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") { $0 == "1" } == "1")
+        try Self.set("default_transaction_read_only", "on", on: shop)
+        try shop.connection.execute("""
+            SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND application_name IN ('webhooky worker', 'webhooky recorder')
+            """)
+        try shop.setCredit("2")
+        #expect(logs.waitForLine(timeout: .seconds(10)) { $0.contains("default_transaction_read_only") }, "\(logs.all.joined(separator: "\n"))")
+        Thread.sleep(forTimeInterval: 5)
+        #expect(receiver.requests.count == 1, "nothing is claimed from a read-only session")
+        let faultLines = ConnectionFaultTests.faultLines(logs)
+        // A line per try, the tries backing off (0.25 s, 0.5 s, 1 s ...): no stream of them.
+        #expect(faultLines.count <= 10, "\(faultLines.joined(separator: "\n"))")
+        #expect(faultLines.dropFirst().allSatisfy { $0.contains("default_transaction_read_only is on") || $0.contains("pruning") }, "\(faultLines.joined(separator: "\n"))")
+        try shop.connection.execute("ALTER DATABASE \"\(shop.database.name)\" RESET default_transaction_read_only")
+        #expect(receiver.waitForRequests(2, timeout: .seconds(20)).count == 2)
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") { $0 == "2" } == "2")
     }
 }
