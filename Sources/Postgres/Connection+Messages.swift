@@ -52,6 +52,24 @@ extension Connection {
         return pieces.isEmpty ? nil : pieces
     }
 
+    /// The message of a connection the server closed: the reason the server gave before it
+    /// did (a FATAL message, in `libpqMessage` when a statement was running, else in
+    /// `fatalNotice`): `terminating connection due to administrator command (the server closed
+    /// the connection)` for `pg_terminate_backend`, not libpq's own words, which blame a crash
+    /// ("server closed the connection unexpectedly. This probably means the server terminated
+    /// abnormally"). Without a reason, `libpqMessage` as it is.
+    package static func describeLoss(_ libpqMessage: String, fatalNotice: String?) -> String {
+        guard let reason = fatalReason(in: libpqMessage) ?? fatalNotice else { return libpqMessage }
+        return reason + " (the server closed the connection)"
+    }
+
+    /// The text of the first line of `message` that is a FATAL message, without its `FATAL:`.
+    static func fatalReason(in message: String) -> String? {
+        guard let line = message.split(separator: "\n").first(where: { $0.hasPrefix("FATAL:") }) else { return nil }
+        let reason = line.dropFirst("FATAL:".count).drop { $0 == " " }
+        return reason.isEmpty ? nil : String(reason)
+    }
+
     /// `text` with everything between double quotes replaced by `…`, but a quoted `=`.
     static func redactQuoted(_ text: String) -> String {
         redactQuoted(text) { $0 != "=" }

@@ -137,14 +137,18 @@ public final class Connection {
     public var serverVersion: Int { Int(PQserverVersion(handle)) }
 
     /// Routes the server's notices and warnings (which libpq prints to stderr by default) to
-    /// `handler`.
+    /// `handler`; a FATAL message that comes while no statement runs goes into the error of
+    /// the connection's loss instead (see ``Connection/describeLoss(_:fatalNotice:)``).
     public func onNotice(_ handler: @escaping @Sendable (String) -> Void) {
         let box = NoticeBox(handler: handler)
         noticeBox = box
         PQsetNoticeProcessor(handle, { context, message in
             guard let context, let message else { return }
             let box = Unmanaged<NoticeBox>.fromOpaque(context).takeUnretainedValue()
-            box.handler(Connection.trimmedMessage(message))
+            let text = Connection.trimmedMessage(message)
+            // A FATAL message while no statement runs (pg_terminate_backend of an idle
+            // connection) is why the server is about to close it: the loss reports it.
+            if let reason = Connection.fatalReason(in: text) { box.fatal = reason } else { box.handler(text) }
         }, Unmanaged.passUnretained(box).toOpaque())
     }
 
@@ -277,8 +281,9 @@ public final class Connection {
         let sqlState = field("C")
         let primary = field("M") ?? Connection.trimmedMessage(PQresultErrorMessage(result))
         let lost = PQstatus(handle) != CONNECTION_OK
+        if lost && sqlState == nil { return connectionError() }
         return PostgresError(
-            code: lost && sqlState == nil ? .connectionLost : .statementFailed,
+            code: .statementFailed,
             message: primary.isEmpty ? Connection.trimmedMessage(PQerrorMessage(handle)) : primary,
             sqlState: sqlState,
             detail: field("D"),
@@ -286,10 +291,15 @@ public final class Connection {
         )
     }
 
+    /// The error of a connection that broke (or of a client failure), with the reason the
+    /// server gave before it closed the connection, if any (``describeLoss(_:fatalNotice:)``).
     private func connectionError() -> PostgresError {
         let message = Connection.trimmedMessage(PQerrorMessage(handle))
-        let lost = PQstatus(handle) != CONNECTION_OK
-        return PostgresError(code: lost ? .connectionLost : .clientFailure, message: message.isEmpty ? "connection to the server was lost" : message)
+        guard PQstatus(handle) != CONNECTION_OK else {
+            return PostgresError(code: .clientFailure, message: message.isEmpty ? "connection to the server was lost" : message)
+        }
+        let described = Connection.describeLoss(message, fatalNotice: noticeBox?.fatal)
+        return PostgresError(code: .connectionLost, message: described.isEmpty ? "connection to the server was lost" : described)
     }
 
     static func trimmedMessage(_ message: UnsafePointer<CChar>?) -> String {
@@ -339,5 +349,8 @@ public struct Notification: Sendable, Hashable {
 /// Holds the notice handler for libpq's C callback; retained by its ``Connection``.
 private final class NoticeBox {
     let handler: @Sendable (String) -> Void
+    /// The text of the last FATAL message the server sent while no statement ran (it closes
+    /// the connection after it), such as `terminating connection due to administrator command`.
+    var fatal: String?
     init(handler: @escaping @Sendable (String) -> Void) { self.handler = handler }
 }

@@ -141,4 +141,39 @@ import Testing
         }
         #expect(!victim.isConnected)
     }
+
+    @Test("a connection ended by pg_terminate_backend while idle says why (the server's reason), not libpq's guess of a crash: for a statement, a prepared one, a script, and a listener waiting for notifications, whose FATAL message is no notice", arguments: ["query", "prepared", "execute", "listen"])
+    func aTerminatedConnectionSaysWhy(_ how: String) throws {
+        let database = try TestCluster.newEmptyDatabase()
+        let victim = try database.connect()
+        let notices = Mutex<[String]>([])
+        victim.onNotice { message in notices.withLock { $0.append(message) } }
+        if how == "listen" { try victim.listen("somewhere") }
+        try database.connect().query("SELECT pg_terminate_backend($1)", [String(victim.backendPID)])
+        do {
+            switch how {
+            case "query": try victim.query("SELECT 1")
+            case "prepared": try victim.query(prepared: "one", "SELECT 1")
+            case "execute": try victim.execute("SELECT 1; SELECT 2")
+            default: for _ in 0..<10 { _ = try victim.waitForNotifications(timeout: .milliseconds(500)) }
+            }
+            Issue.record("a terminated connection still answered")
+        } catch {
+            #expect(error.code == .connectionLost)
+            #expect(error.isTransient)
+            #expect(error.message == "terminating connection due to administrator command (the server closed the connection)", "\(error.message)")
+        }
+        #expect(notices.withLock { $0 }.isEmpty)
+    }
+
+    @Test("a lost connection's message: the server's FATAL reason when it gave one, else libpq's words")
+    func lossMessages() {
+        let libpq = "server closed the connection unexpectedly\n\tThis probably means the server terminated abnormally\n\tbefore or while processing the request."
+        #expect(Connection.describeLoss("FATAL:  terminating connection due to idle-session timeout\n" + libpq, fatalNotice: nil)
+                == "terminating connection due to idle-session timeout (the server closed the connection)")
+        #expect(Connection.describeLoss(libpq, fatalNotice: "terminating connection due to administrator command")
+                == "terminating connection due to administrator command (the server closed the connection)")
+        #expect(Connection.describeLoss(libpq, fatalNotice: nil) == libpq)
+        #expect(Connection.describeLoss("could not receive data from server: Connection reset by peer", fatalNotice: nil) == "could not receive data from server: Connection reset by peer")
+    }
 }
