@@ -159,7 +159,8 @@ final class Dispatcher {
     ///
     /// With `lockTimeout`, a statement that waits longer than that for a lock fails (SQLSTATE
     /// `55P03`) instead of waiting for as long as someone holds it. A `statement_timeout` or an
-    /// `idle_session_timeout` of the role or the database does not apply (``SessionSettings``),
+    /// `idle_session_timeout` or another `default_transaction_isolation` of the role or the
+    /// database does not apply (``SessionSettings``),
     /// and a read-only session (a standby, `default_transaction_read_only`) is refused with
     /// SQLSTATE `25006` and what to do (``SessionSettings/requireWritable(_:)``).
     static func prepareSession(_ connection: Connection, logger: Logger, lockTimeout: Duration? = nil) throws(PostgresError) {

@@ -5,7 +5,8 @@ import Postgres
 /// new session gets.
 enum SessionSettings {
     /// Sets `statement_timeout` and `idle_session_timeout` (PostgreSQL 14 and later; on 13 it
-    /// does not exist and is left out) to 0, no limit, for the session.
+    /// does not exist and is left out) to 0, no limit, and `default_transaction_isolation` to
+    /// `read committed`, for the session.
     ///
     /// An `idle_session_timeout` ends connections that wait by design: the listener's between
     /// two notifications (a NOTIFY sent meanwhile is lost, and the listener reconnects every
@@ -17,7 +18,15 @@ enum SessionSettings {
     /// a dead link by keepalives and `tcp_user_timeout`, and a stop cancels what still runs.
     /// (`idle_in_transaction_session_timeout` is left as it is: the worker never leaves a
     /// transaction open between statements.)
+    ///
+    /// It also sets `default_transaction_isolation` to `read committed`: the worker's statements
+    /// are written for it (claims skip locked rows, outcomes are fenced by the claim), and under
+    /// `repeatable read` or `serializable` workers that share the work fail one another's
+    /// claims and outcomes ("could not serialize access", SQLSTATE `40001`), which back off and
+    /// are written one by one. The application's own transactions (its triggers' `emit`) keep
+    /// the database's setting.
     static let overridesSQL = """
+        SET default_transaction_isolation = 'read committed';
         SELECT set_config(name, '0', false) FROM pg_catalog.pg_settings WHERE name IN ('statement_timeout', 'idle_session_timeout')
         """
 

@@ -109,6 +109,41 @@ import Testing
         #expect(!logs.all.contains { $0.contains(conninfo) })
     }
 
+    @Test("pg_terminate_backend of the dispatcher's or the recorder's connection while its statement runs (waiting for a lock someone's open transaction holds: the heartbeat, an outcome): the statement is rolled back and done again after the reconnect, and each delivery is sent and recorded once",
+          arguments: [("webhooky worker", "LOCK TABLE webhooky.workers IN EXCLUSIVE MODE"),
+                      ("webhooky recorder", "SELECT FROM webhooky.webhook_health FOR UPDATE")])
+    func terminatedWhileItsStatementRuns(_ name: String, lock: String) throws {
+        let shop = try Shop()
+        let logs = LogCapture()
+        let (receiver, worker) = try ConnectionFaultTests.workerWithOneDelivery(shop, logs: logs)
+        defer { receiver.stop(); worker.stop() }
+        let admin = try shop.database.connect()
+        try admin.execute("BEGIN; \(lock)")
+        try shop.setCredit("2")  // an outcome to write, for the recorder; the dispatcher's heartbeat comes within 5 s
+        let waiting = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1 AND wait_event_type = 'Lock'"
+        let pid = try #require(try Self.wait { try shop.connection.query(waiting, [name]).scalar ?? nil }, "\(name) never waited for the lock")
+        #expect(try shop.connection.query("SELECT pg_terminate_backend($1::int)", [pid]).scalar == "t")
+        #expect(logs.waitForLine { $0.contains("terminating connection due to administrator command") }, "\(logs.all.joined(separator: "\n"))")
+        try admin.execute("ROLLBACK")
+        try shop.setCredit("3")
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'", timeout: .seconds(20)) { $0 == "3" } == "3")
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(receiver.requests.count == 3)
+        #expect(try shop.column("SELECT count(*) FROM webhooky.attempts") == ["3"])
+        #expect(try shop.column("SELECT count(*) FROM webhooky.deliveries WHERE attempts <> 1") == ["0"])
+        #expect(try shop.column("SELECT listening::text FROM webhooky.workers") == ["true"])
+    }
+
+    /// A webhook to a receiver of its own and a worker that has sent one event to it.
+    static func workerWithOneDelivery(_ shop: Shop, logs: LogCapture) throws -> (LoopbackReceiver, RunningWorker) {
+        let receiver = try LoopbackReceiver()
+        try shop.addWebhook(url: receiver.baseURL + "/c?credit=#customer.credit#")
+        let worker = RunningWorker(shop.workerConfiguration(logs: logs))
+        try shop.setCredit("1")
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") { $0 == "1" } == "1")
+        return (receiver, worker)
+    }
+
     /// The lines logged at `warning` or `error`.
     static func faultLines(_ logs: LogCapture) -> [String] {
         logs.all.filter { $0.contains(" warning ") || $0.contains(" error ") }
@@ -213,6 +248,36 @@ import Testing
         #expect(faultLines.isEmpty, "\(faultLines.joined(separator: "\n"))")
     }
 
+    @Test("default_transaction_isolation on the worker's database (repeatable read, serializable), with two workers sharing the work: each delivery is sent and recorded once, and no statement fails", arguments: ["repeatable read", "serializable"])
+    func isolationLevel(_ level: String) throws {
+        let shop = try Shop()
+        try Self.set("default_transaction_isolation", level, on: shop)
+        try shop.addCustomers(200)
+        let receiver = try LoopbackReceiver { _, _ in .respond(status: 200, body: "ok", delay: .milliseconds(20)) }
+        defer { receiver.stop() }
+        try shop.addWebhook(url: receiver.baseURL + "/a?id=#customer.id#")
+        try shop.addWebhook(url: receiver.baseURL + "/b?id=#customer.id#")
+        let logs = LogCapture()
+        var workers: [RunningWorker] = []
+        for id in ["one", "two"] {
+            var configuration = shop.workerConfiguration(logs: logs)
+            configuration.workerID = id
+            configuration.batchSize = 10
+            workers.append(RunningWorker(configuration))
+        }
+        defer { for worker in workers { worker.stop() } }
+        for first in stride(from: 100001, to: 100200, by: 20) {
+            try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id BETWEEN \(first) AND \(first + 19)")
+            usleep(50_000)
+        }
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'", timeout: .seconds(60)) { $0 == "400" } == "400")
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(receiver.requests.count == 400)
+        #expect(try shop.column("SELECT count(*) FROM webhooky.deliveries WHERE attempts <> 1") == ["0"])
+        let faultLines = ConnectionFaultTests.faultLines(logs)
+        #expect(faultLines.isEmpty, "\(faultLines.prefix(10).joined(separator: "\n"))")
+    }
+
     @Test("default_transaction_read_only on the worker's database: the worker does not start (status 3, which the unit restarts), and says which setting and what to do")
     func readOnlyAtStart() throws {
         let shop = try Shop()
@@ -242,14 +307,9 @@ import Testing
     @Test("default_transaction_read_only set while the worker runs, then a connection of it ended: the worker keeps what it sent, says why it cannot write (the setting) without a stream of lines, and writes everything once the setting is gone")
     func readOnlyWhileRunning() throws {
         let shop = try Shop()
-        let receiver = try LoopbackReceiver()
-        defer { receiver.stop() }
-        try shop.addWebhook(url: receiver.baseURL + "/c?credit=#customer.credit#")
         let logs = LogCapture()
-        let worker = RunningWorker(shop.workerConfiguration(logs: logs))
-        defer { worker.stop() }
-        try shop.setCredit("1")
-        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") { $0 == "1" } == "1")
+        let (receiver, worker) = try ConnectionFaultTests.workerWithOneDelivery(shop, logs: logs)
+        defer { receiver.stop(); worker.stop() }
         try Self.set("default_transaction_read_only", "on", on: shop)
         try shop.connection.execute("""
             SELECT pg_terminate_backend(pid) FROM pg_stat_activity
