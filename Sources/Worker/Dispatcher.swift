@@ -158,11 +158,11 @@ final class Dispatcher {
     /// microseconds.
     ///
     /// With `lockTimeout`, a statement that waits longer than that for a lock fails (SQLSTATE
-    /// `55P03`) instead of waiting for as long as someone holds it. A `statement_timeout` or an
-    /// `idle_session_timeout` or another `default_transaction_isolation` of the role or the
-    /// database does not apply (``SessionSettings``),
-    /// and a read-only session (a standby, `default_transaction_read_only`) is refused with
-    /// SQLSTATE `25006` and what to do (``SessionSettings/requireWritable(_:)``).
+    /// `55P03`) instead of waiting for as long as someone holds it. The role's or the
+    /// database's `statement_timeout`, `idle_session_timeout` and
+    /// `default_transaction_isolation` do not apply (``SessionSettings``), and a read-only
+    /// session (a standby, `default_transaction_read_only`) is refused with SQLSTATE `25006`
+    /// and what to do (``SessionSettings/requireWritable(_:)``).
     static func prepareSession(_ connection: Connection, logger: Logger, lockTimeout: Duration? = nil) throws(PostgresError) {
         connection.onNotice { logger.notice("database notice", ["message": $0]) }
         let lockTimeout = lockTimeout.map { "; SET lock_timeout = \(DeliveryStore.milliseconds($0))" } ?? ""

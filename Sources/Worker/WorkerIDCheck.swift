@@ -81,8 +81,9 @@ struct WorkerIDCheck {
     /// Makes the row of the worker's id its own, or throws ``WorkerError/Code/workerIDInUse``
     /// when another live worker holds it.
     ///
-    /// A statement that fails (no privilege on `webhooky.workers`, a read-only server, a lost
-    /// connection) does not keep the worker from starting, as it did not before this check: it
+    /// A statement that fails (no privilege on `webhooky.workers`, a lost connection; a
+    /// read-only session was refused before, see ``SessionSettings/requireWritable(_:)``)
+    /// does not keep the worker from starting, as it did not before this check: it
     /// is logged, and the worker starts and backs off like any worker whose statements fail.
     /// Its heartbeat still finds a twin once it can write.
     func run(stopRequested: () -> Bool) throws(WorkerError) -> Result {
