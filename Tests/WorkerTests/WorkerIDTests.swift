@@ -238,6 +238,7 @@ import Testing
         let unit = try String(contentsOfFile: URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("deploy/webhooky.service").path, encoding: .utf8)
         #expect(unit.contains("\nRestart=on-failure\n"))
+        #expect(unit.contains("\nStartLimitIntervalSec=0\n"), "a database down for long must not end the restarts")
         let prevented = unit.split(separator: "\n").first { $0.hasPrefix("RestartPreventExitStatus=") }?.dropFirst("RestartPreventExitStatus=".count)
             .split(separator: " ").map(String.init)
         #expect(prevented == ["2", "4", "7"])
