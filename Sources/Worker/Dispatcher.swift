@@ -168,8 +168,9 @@ final class Dispatcher {
         let lockTimeout = lockTimeout.map { "; SET lock_timeout = \(DeliveryStore.milliseconds($0))" } ?? ""
         // DateStyle ISO: the claim cursor's timestamp text is read back by the same session, and
         // an abbreviated zone (DateStyle SQL, 'PST' in Asia/Manila) would be read as another one.
-        try connection.execute("SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; SET jit = off; SET DateStyle = 'ISO, MDY'"
-                               + lockTimeout + "; " + SessionSettings.overridesSQL)
+        // The overrides first: a role's client_min_messages = debug5 sends a message for every statement.
+        try connection.execute(SessionSettings.overridesSQL
+                               + "; SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; SET jit = off; SET DateStyle = 'ISO, MDY'" + lockTimeout)
         try SessionSettings.requireWritable(connection)
     }
 

@@ -4,9 +4,10 @@ import Postgres
 /// role or database (`ALTER ROLE ... SET`, `ALTER DATABASE ... SET`, `PGOPTIONS`), which every
 /// new session gets.
 enum SessionSettings {
-    /// Sets `statement_timeout` and `idle_session_timeout` (PostgreSQL 14 and later; on 13 it
-    /// does not exist and is left out) to 0, no limit, and `default_transaction_isolation` to
-    /// `read committed`, for the session.
+    /// Sets `statement_timeout`, `idle_session_timeout` (PostgreSQL 14 and later) and
+    /// `transaction_timeout` (17 and later; a server without one leaves it out) to 0, no limit,
+    /// `default_transaction_isolation` to `read committed`, and `client_min_messages` to
+    /// `notice`, for the session.
     ///
     /// An `idle_session_timeout` ends connections that wait by design: the listener's between
     /// two notifications (a NOTIFY sent meanwhile is lost, and the listener reconnects every
@@ -25,9 +26,13 @@ enum SessionSettings {
     /// claims and outcomes ("could not serialize access", SQLSTATE `40001`), which back off and
     /// are written one by one. The application's own transactions (its triggers' `emit`) keep
     /// the database's setting.
+    ///
+    /// And `client_min_messages` back at its default, `notice`: a role's `debug1` to `debug5`
+    /// or `log` would send the worker a message for each of its statements, each a log line.
     static let overridesSQL = """
+        SET client_min_messages = notice;
         SET default_transaction_isolation = 'read committed';
-        SELECT set_config(name, '0', false) FROM pg_catalog.pg_settings WHERE name IN ('statement_timeout', 'idle_session_timeout')
+        SELECT set_config(name, '0', false) FROM pg_catalog.pg_settings WHERE name IN ('statement_timeout', 'idle_session_timeout', 'transaction_timeout')
         """
 
     /// Applies ``overridesSQL`` to `connection`.

@@ -219,6 +219,28 @@ import Testing
         #expect(faultLines.isEmpty, "\(faultLines.joined(separator: "\n"))")
     }
 
+    @Test("client_min_messages = debug5 on the worker's database (a DBA chasing a problem): the worker's log gets no line per statement, only the few of each connection's start")
+    func clientMinMessages() throws {
+        let shop = try Shop()
+        try Self.set("client_min_messages", "debug5", on: shop)
+        let receiver = try LoopbackReceiver()
+        defer { receiver.stop() }
+        try shop.addWebhook(url: receiver.baseURL + "/c?credit=#customer.credit#")
+        let logs = LogCapture()
+        let worker = RunningWorker(shop.workerConfiguration(logs: logs))
+        defer { worker.stop() }
+        try shop.setCredit("1")
+        #expect(receiver.waitForRequests(1).count == 1)
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") { $0 == "1" } == "1")
+        let notices = { logs.all.filter { $0.contains("database notice") }.count }
+        let atStart = notices()
+        for credit in 2...21 { try shop.setCredit(String(credit)) }
+        #expect(receiver.waitForRequests(21).count == 21)
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") { $0 == "21" } == "21")
+        Thread.sleep(forTimeInterval: 1)  // polls and heartbeats meanwhile
+        #expect(notices() == atStart, "\(logs.all.filter { $0.contains("database notice") }.suffix(5).joined(separator: "\n"))")
+    }
+
     @Test("statement_timeout on the worker's database shorter than a statement of the worker (a busy server, a large batch, a DBA's trigger): the worker's own statements are not cut off, so outcomes are written and nothing is sent twice")
     func statementTimeout() throws {
         let shop = try Shop()
