@@ -138,14 +138,17 @@ extension Doctor {
         ] + statements)
     }
 
-    /// Workers with a heartbeat within ``heartbeatWindow``; none is a FAIL.
+    /// Workers with a heartbeat within ``heartbeatWindow``; none is a FAIL. A worker that is
+    /// not alive but still holds claimed deliveries (killed, or cut off from the database) is
+    /// named with them and when they go out again (``StrandedClaims``).
     func workersCheck(_ connection: Connection) throws(PostgresError) -> DoctorCheck {
         let result = try connection.query("""
             SELECT id, host, version, extract(epoch FROM now() - heartbeat_at), listening
               FROM webhooky.workers ORDER BY heartbeat_at DESC, id
             """)
+        let stranded = try StrandedClaims.load(connection, heartbeatWindow: heartbeatWindow)
         var alive: [String] = []
-        var gone: [String] = []
+        var gone: [(id: String, text: String)] = []
         for row in 0..<result.rowCount {
             let age = result[row, 3].flatMap { Double($0) } ?? .infinity
             let mode = result[row, 4] == "t" ? "listening" : "polling only (--no-listen)"
@@ -153,14 +156,22 @@ extension Doctor {
             if age <= heartbeatWindow {
                 alive.append("\(who), heartbeat \(TextFormatting.duration(seconds: age)) ago, \(mode)")
             } else {
-                gone.append("\(who): last heartbeat \(TextFormatting.duration(seconds: age)) ago (stopped, or lost the database)")
+                gone.append((result[row, 0] ?? "?", "\(who): last heartbeat \(TextFormatting.duration(seconds: age)) ago (stopped, or lost the database)"))
             }
         }
-        guard !alive.isEmpty else {
-            return DoctorCheck(.fail, "workers", "no worker alive: events are recorded but nothing is sent: start webhooky run",
-                               details: gone + ["Run it next to the database, e.g. with deploy/webhooky.service: webhooky run --database-url ..."])
+        // Claims of workers without a row (it was removed as stale) are named by their id alone.
+        let listed = Set(gone.map(\.id))
+        gone += stranded.holders.filter { !listed.contains($0.worker) }.map { ($0.worker, "\($0.worker): no heartbeat row in webhooky.workers") }
+        let details = gone.map { worker in
+            stranded.holders.first { $0.worker == worker.id }.map { worker.text + "; " + StrandedClaims.fate(of: $0, anyAlive: !alive.isEmpty) } ?? worker.text
         }
-        return DoctorCheck(.ok, "workers", alive.count == 1 ? "1 worker alive" : "\(alive.count) workers alive", details: alive + gone)
+        let held = stranded.count == 0 ? ""
+            : "; \(TextFormatting.count(stranded.count)) claimed \(stranded.count == 1 ? "delivery waits" : "deliveries wait") for the lease of a worker that stopped"
+        guard !alive.isEmpty else {
+            return DoctorCheck(.fail, "workers", "no worker alive: events are recorded but nothing is sent: start webhooky run" + held,
+                               details: details + ["Run it next to the database, e.g. with deploy/webhooky.service: webhooky run --database-url ..."])
+        }
+        return DoctorCheck(.ok, "workers", (alive.count == 1 ? "1 worker alive" : "\(alive.count) workers alive") + held, details: alive + details)
     }
 
     /// Deliveries due and events not yet fanned out; WARN when the oldest waits over ``backlogWarning``.
@@ -181,6 +192,9 @@ extension Doctor {
                    (SELECT count(*) FROM pending WHERE NOT sendable),
                    (SELECT count(*) FROM webhooky.deliveries WHERE state = 'sending')
             """)
+        // Claimed by a worker that stopped: not being sent, but waiting for their lease to end.
+        // (A tenant's role may not read webhooky.workers: its backlog is shown all the same.)
+        let stranded = (try? StrandedClaims.load(connection, heartbeatWindow: heartbeatWindow).count) ?? 0
         func int(_ column: Int) -> Int { result[0, column].flatMap { Int($0) } ?? 0 }
         let due = int(0), waiting = int(2), retrying = int(4), held = int(5), sending = int(6)
         let oldest = max(result[0, 1].flatMap { Double($0) } ?? 0, result[0, 3].flatMap { Double($0) } ?? 0)
@@ -188,7 +202,8 @@ extension Doctor {
         var others: [String] = []
         if retrying > 0 { others.append("\(TextFormatting.count(retrying)) pending until their retry is due") }
         if held > 0 { others.append("\(TextFormatting.count(held)) held by disabled webhooks") }
-        if sending > 0 { others.append("\(TextFormatting.count(sending)) being sent") }
+        if sending > stranded { others.append("\(TextFormatting.count(sending - stranded)) being sent") }
+        if stranded > 0 { others.append("\(TextFormatting.count(stranded)) held by a worker that stopped until the lease ends (see workers)") }
         if !others.isEmpty { details.append("Besides: " + others.joined(separator: ", ") + ".") }
         guard due + waiting > 0 else {
             return DoctorCheck(.ok, "backlog", "nothing waiting to be sent", details: details)

@@ -273,6 +273,33 @@ import Testing
         #expect(outcome.output.hasSuffix("Needs attention: 1 failure.\n"))
     }
 
+    @Test("doctor: a worker killed with its claims (kill -9) holds them until their lease ends; doctor names it with them and when they go out again, and the backlog no longer counts them as being sent")
+    func killedWorkersClaims() throws {
+        let database = try AdminDatabase()
+        let webhook = try database.addWebhook(url: "https://erp.example.com/x")
+        try database.connection.execute("""
+            INSERT INTO webhooky.workers (id, host, pid, version, heartbeat_at, listening) VALUES
+                ('live-worker', 'db-host', 1, '1.0.0', now(), true), ('killed-worker', 'db-host', 2, '1.0.0', now() - interval '2 minutes', true)
+            """)
+        for worker in ["killed-worker", "killed-worker", "live-worker", "gone-worker"] {
+            let delivery = try database.addDelivery(webhook: webhook, state: "sending")
+            try database.connection.query("UPDATE webhooky.deliveries SET claimed_by = $1, lease_expires_at = now() + CASE $1 WHEN 'gone-worker' THEN interval '-5 seconds' ELSE interval '90 seconds' END WHERE id = $2",
+                                          [worker, String(delivery)])
+        }
+        let outcome = try database.run(["doctor"])
+        #expect(StatusAndDoctorTests.finding(outcome.output, "workers")
+                == "OK    workers       1 worker alive; 3 claimed deliveries wait for the lease of a worker that stopped")
+        #expect(outcome.output.contains("killed-worker on db-host, webhooky 1.0.0: last heartbeat 2m ago (stopped, or lost the database); holds 2 deliveries it claimed: a live worker sends them again once their lease ends, in 1m 2"))
+        #expect(outcome.output.contains("gone-worker: no heartbeat row in webhooky.workers; holds 1 delivery it claimed: its lease has ended, and a live worker takes it back at its next reap"))
+        #expect(outcome.output.contains("Besides: 1 being sent, 3 held by a worker that stopped until the lease ends (see workers)."))
+
+        try database.connection.execute("DELETE FROM webhooky.workers WHERE id = 'live-worker'")
+        let none = try database.run(["doctor"])
+        #expect(StatusAndDoctorTests.finding(none.output, "workers")
+                == "FAIL  workers       no worker alive: events are recorded but nothing is sent: start webhooky run; 4 claimed deliveries wait for the lease of a worker that stopped")
+        #expect(none.output.contains("holds 2 deliveries it claimed: they go out once a worker runs and their lease has ended, in 1m 2"))
+    }
+
     @Test("doctor: a backlog older than 5 minutes is a WARN")
     func backlog() throws {
         let database = try AdminDatabase()

@@ -54,6 +54,8 @@ import Testing
         #expect(doctor.status == 0, "\(doctor.output)\(doctor.errors)")
         #expect(doctor.output.contains("OK    privileges    role \(role) is a tenant's (webhooky_tenant): it sees and changes its own account's webhooks only\n"))
         #expect(doctor.output.contains("OK    workers       not visible to a tenant's role (permission denied for table workers)\n"))
+        // Its backlog is its own deliveries: visible, though which workers stopped is not.
+        #expect(doctor.output.contains("OK    backlog       nothing waiting to be sent\n"), "\(doctor.output)")
         // Its own events are its pace (webhooky.event_pace, every account's, is not for it).
         #expect(doctor.output.contains("OK    events        too few events yet to know their usual pace\n"), "\(doctor.output)")
         #expect(!doctor.output.contains("GRANT webhooky_"))
