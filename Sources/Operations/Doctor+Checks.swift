@@ -329,9 +329,10 @@ extension Doctor {
             SELECT w.id, w.name, w.enabled, w.disabled_reason, coalesce(h.consecutive_failures, 0),
                    extract(epoch FROM now() - h.failing_since),
                    (SELECT count(*) FROM webhooky.deliveries d WHERE d.webhook_id = w.id AND d.state = 'pending' AND NOT d.is_test),
-                   last.error, last.error_code, w.url
+                   last.error, last.error_code, w.url, last.status, w.secret IS NOT NULL,
+                   extract(epoch FROM h.failing_since - w.previous_secret_expires_at)
               FROM webhooky.webhooks w LEFT JOIN webhooky.webhook_health h ON h.webhook_id = w.id
-              LEFT JOIN LATERAL (SELECT coalesce(a.error, 'HTTP ' || a.status) AS error, a.error_code FROM webhooky.attempts a
+              LEFT JOIN LATERAL (SELECT coalesce(a.error, 'HTTP ' || a.status) AS error, a.error_code, a.status FROM webhooky.attempts a
                                   WHERE a.webhook_id = w.id ORDER BY a.started_at DESC LIMIT 1) last ON true
              ORDER BY w.id
             """)
@@ -373,10 +374,8 @@ extension Doctor {
                 let since = result[row, 5].flatMap { Double($0) }.map { " for \(TextFormatting.duration(seconds: $0))" } ?? ""
                 // The code first, as status and tail show it: "[timeout] Operation timed out ...".
                 let last = result[row, 7].map { "; last: " + TextFormatting.shortened(TextFormatting.coded($0, code: result[row, 8]), to: 80) } ?? ""
-                // The address policy's refusal (HTTPClient's AddressPolicy) is fixed on the workers, not the endpoint.
-                let advice = result[row, 7]?.hasPrefix("refused to connect to ") == true
-                    ? "The workers refuse that address (a private or internal network): to reach it, start them with --allow-network CIDR (README, \"Security\"); otherwise fix the webhook's URL."
-                    : "Watch it with webhooky tail --webhook \(id); fix the endpoint or the webhook's URL."
+                let advice = FailureAdvice(webhookID: id, lastError: result[row, 7], lastStatus: result[row, 10].flatMap { Int($0) },
+                                           signed: result[row, 11] == "t", failingAfterOverlap: result[row, 12].flatMap { Double($0) }).text
                 problems.append("\(label): \(TextFormatting.count(failures)) failed \(failures == 1 ? "attempt" : "attempts") in a row\(since)\(last). \(advice)"
                                 + sharedEndpoint(of: row))
             } else if let reason = result[row, 3] {

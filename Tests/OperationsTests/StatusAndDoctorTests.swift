@@ -398,6 +398,29 @@ import Testing
                 "\(outcome.output)")
     }
 
+    @Test("doctor: a webhook the endpoint answers 401 or 403 is told to check its credentials, and for a signed one the secret, naming a rotation whose overlap ended just before the failures began (it said: fix the endpoint or the webhook's URL)")
+    func refusedCredentials() throws {
+        let database = try AdminDatabase()
+        let rotated = try database.addWebhook(url: "https://erp.example.com/x", secret: "whsec_" + String(repeating: "QUJD", count: 8), name: "Rotated")
+        let keyed = try database.addWebhook(url: "https://crm.example.com/x?api_key=k", name: "Keyed")
+        let broken = try database.addWebhook(url: "https://api.example.com/x", name: "Broken")
+        // The overlap of a rotation ended 5 minutes before the failures began.
+        try database.connection.query("""
+            UPDATE webhooky.webhooks SET previous_secret = webhooky.new_secret(), previous_secret_expires_at = now() - interval '2 hours 5 minutes' WHERE id = $1
+            """, [String(rotated)])
+        for (webhook, status) in [(rotated, 401), (keyed, 403), (broken, 500)] {
+            try database.markFailing(webhook, failures: 6, since: "2 hours")
+            let delivery = try database.addDelivery(webhook: webhook, state: "pending", attempts: 6)
+            try TailTests.recordAttempt(database.connection, delivery: delivery, webhook: webhook, number: 6, status: status, error: "HTTP \(status)")
+        }
+        let outcome = try database.run(["doctor"])
+        #expect(outcome.output.contains(#"webhook \#(rotated) "Rotated": 6 failed attempts in a row for 2h; last: HTTP 401. The endpoint refuses the request (401): an API key or token in the webhook's URL or headers that is wrong or expired, or a receiver that checks another signing secret than the webhook's; webhooky preview \#(rotated) shows the request (keys masked). The failures began 5m after the overlap of its last webhooky.rotate_secret ended, when the previous secret stopped signing: the receiver probably still checks that one; give it the webhook's current secret.\#n"#),
+                "\(outcome.output)")
+        #expect(outcome.output.contains(#"webhook \#(keyed) "Keyed": 6 failed attempts in a row for 2h; last: HTTP 403. The endpoint refuses the request (403): an API key or token in the webhook's URL or headers that is wrong or expired; webhooky preview \#(keyed) shows the request (keys masked).\#n"#))
+        #expect(outcome.output.contains(#"webhook \#(broken) "Broken": 6 failed attempts in a row for 2h; last: HTTP 500. Watch it with webhooky tail --webhook \#(broken); fix the endpoint or the webhook's URL.\#n"#))
+        #expect(!outcome.output.contains("whsec_"))
+    }
+
     @Test("doctor: a failing webhook names the enabled webhooks with pending deliveries on its endpoint (scheme://host:port), which wait behind it with no failure of their own; another host's, a templated host's and a disabled one's are not named")
     func failingWebhookNamesWhatWaitsOnItsEndpoint() throws {
         let database = try AdminDatabase()
