@@ -372,8 +372,12 @@ extension Doctor {
                 guard failures > 0 else { continue }
                 failing += 1
                 let since = result[row, 5].flatMap { Double($0) }.map { " for \(TextFormatting.duration(seconds: $0))" } ?? ""
-                // The code first, as status and tail show it: "[timeout] Operation timed out ...".
-                let last = result[row, 7].map { "; last: " + TextFormatting.shortened(TextFormatting.coded($0, code: result[row, 8]), to: 80) } ?? ""
+                // The code first, as status and tail show it: "[timeout] Operation timed out ...";
+                // a connection error as status shortens it, so that its host and port fit:
+                // "[connect_failure] hooks.example.com port 443", not "... after 0 ms: Couldn'…".
+                let last = result[row, 7].map { error in
+                    "; last: " + TextFormatting.shortened(TextFormatting.coded(result[row, 8] == nil ? error : HealthTable.brief(error), code: result[row, 8]), to: 80)
+                } ?? ""
                 let advice = FailureAdvice(webhookID: id, lastError: result[row, 7], lastStatus: result[row, 10].flatMap { Int($0) },
                                            signed: result[row, 11] == "t", failingAfterOverlap: result[row, 12].flatMap { Double($0) }).text
                 problems.append("\(label): \(TextFormatting.count(failures)) failed \(failures == 1 ? "attempt" : "attempts") in a row\(since)\(last). \(advice)"

@@ -384,17 +384,24 @@ import Testing
         #expect(both.output.contains("Once the endpoint works, send them again: SELECT webhooky.redeliver_webhook(WEBHOOK_ID, '"), "\(both.output)")
     }
 
-    @Test("doctor: a failing webhook's last error comes with its code, as in status and tail, and a long run of failures with a thousands separator")
+    @Test("doctor: a failing webhook's last error comes with its code, as in status and tail, and a long run of failures with a thousands separator; a connection error names the host and port it cannot reach, as status does (it showed libcurl's whole sentence cut off: \"... after 0 ms: Couldn'….\")")
     func failingWebhookShowsTheErrorCode() throws {
         let database = try AdminDatabase()
         let slow = try database.addWebhook(url: "https://erp.example.com/slow", name: "Slow")
-        try database.markFailing(slow, failures: 3138, since: "2 hours")
-        let delivery = try database.addDelivery(webhook: slow, state: "pending", attempts: 1)
-        _ = try TailTests.recordAttempt(database.connection, delivery: delivery, webhook: slow, status: nil,
-                                        error: "Operation timed out after 2999 milliseconds with 0 bytes received", errorCode: "timeout")
+        let down = try database.addWebhook(url: "https://hooks.example-shop-of-long-name.com/x", name: "Down")
+        for (webhook, failures, error, code) in [
+            (slow, 3138, "Operation timed out after 2999 milliseconds with 0 bytes received", "timeout"),
+            (down, 40, "Failed to connect to hooks.example-shop-of-long-name.com port 443 after 0 ms: Couldn't connect to server", "connect_failure"),
+        ] {
+            try database.markFailing(webhook, failures: failures, since: "2 hours")
+            let delivery = try database.addDelivery(webhook: webhook, state: "pending", attempts: 1)
+            _ = try TailTests.recordAttempt(database.connection, delivery: delivery, webhook: webhook, status: nil, error: error, errorCode: code)
+        }
         let outcome = try database.run(["doctor"])
         // Before: "3138 failed attempts in a row for 2h; last: Operation timed out after ..." (no code).
         #expect(outcome.output.contains(#"webhook \#(slow) "Slow": 3,138 failed attempts in a row for 2h; last: [timeout] Operation timed out after 2999 milliseconds with 0 bytes received. Watch it with webhooky tail --webhook \#(slow)"#),
+                "\(outcome.output)")
+        #expect(outcome.output.contains(#"webhook \#(down) "Down": 40 failed attempts in a row for 2h; last: [connect_failure] hooks.example-shop-of-long-name.com port 443. Watch it with webhooky tail --webhook \#(down)"#),
                 "\(outcome.output)")
     }
 
