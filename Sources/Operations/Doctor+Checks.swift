@@ -378,7 +378,7 @@ extension Doctor {
                 let last = result[row, 7].map { error in
                     "; last: " + TextFormatting.shortened(TextFormatting.coded(result[row, 8] == nil ? error : HealthTable.brief(error), code: result[row, 8]), to: 80)
                 } ?? ""
-                let advice = FailureAdvice(webhookID: id, lastError: result[row, 7], lastStatus: result[row, 10].flatMap { Int($0) },
+                let advice = FailureAdvice(webhookID: id, lastError: result[row, 7], lastErrorCode: result[row, 8], lastStatus: result[row, 10].flatMap { Int($0) },
                                            signed: result[row, 11] == "t", failingAfterOverlap: result[row, 12].flatMap { Double($0) }).text
                 problems.append("\(label): \(TextFormatting.count(failures)) failed \(failures == 1 ? "attempt" : "attempts") in a row\(since)\(last). \(advice)"
                                 + sharedEndpoint(of: row))
