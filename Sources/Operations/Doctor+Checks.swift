@@ -211,9 +211,12 @@ extension Doctor {
         let counts = "\(TextFormatting.count(due)) \(due == 1 ? "delivery" : "deliveries") due and \(TextFormatting.count(waiting)) \(waiting == 1 ? "event" : "events") not yet fanned out"
         let age = "the oldest has waited \(TextFormatting.duration(seconds: oldest))"
         if oldest > backlogWarning {
+            let waiting = due == 0 ? [] : try WaitingWebhooks.load(connection).webhooks.map(WaitingWebhooks.line)
             return DoctorCheck(.warn, "backlog", "\(counts); \(age): the workers are not keeping up (or none runs)", details: [
-                "Start more workers (webhooky run, anywhere), and look for a slow or failing endpoint with webhooky status.",
-            ] + details)
+                "Start more workers (webhooky run, anywhere), and make a slow endpoint answer sooner: one that takes over a quarter of --request-timeout "
+                    + "gets 8 requests in flight per worker (README, \"Delivery semantics\"); webhooky tail --webhook ID shows each attempt's time"
+                    + (waiting.isEmpty ? "." : ". Waiting longest:"),
+            ] + waiting + details)
         }
         return DoctorCheck(.ok, "backlog", "\(counts); \(age)", details: details)
     }

@@ -300,7 +300,7 @@ import Testing
         #expect(none.output.contains("holds 2 deliveries it claimed: they go out once a worker runs and their lease has ended, in 1m 2"))
     }
 
-    @Test("doctor: a backlog older than 5 minutes is a WARN")
+    @Test("doctor: a backlog older than 5 minutes is a WARN that names the webhooks waiting longest with their pace of the last 5 minutes (it said only to look with webhooky status, whose 24-hour timings hide an endpoint that became slow)")
     func backlog() throws {
         let database = try AdminDatabase()
         let webhook = try database.addWebhook(url: "https://erp.example.com/x")
@@ -317,6 +317,17 @@ import Testing
         #expect(StatusAndDoctorTests.finding(outcome.output, "backlog")
                 == "WARN  backlog       30 deliveries due and 5 events not yet fanned out; the oldest has waited 12m: the workers are not keeping up (or none runs)")
         #expect(outcome.output.contains("Besides: 1 held by disabled webhooks."))
+        // Which webhooks wait, and at what pace (status's timings cover 24 hours and hide a slow endpoint).
+        #expect(outcome.output.contains(#"webhook \#(webhook) "test": 30 due, the oldest for 12m; no attempt in the last 5m\#n"#), "\(outcome.output)")
+        // It answers in 5 s: held to 8 requests in flight, 60 in 5 minutes.
+        try database.connection.query("""
+            INSERT INTO webhooky.attempts (delivery_id, webhook_id, attempt, started_at, duration_ms, status, worker)
+            SELECT (SELECT min(id) FROM webhooky.deliveries WHERE webhook_id = $1), $1, 1, now() - g * interval '4 seconds', 5000, 200, 'test'
+              FROM generate_series(1, 60) g
+            """, [String(webhook)])
+        let slow = try database.run(["doctor"])
+        #expect(slow.output.contains(#"webhook \#(webhook) "test": 30 due, the oldest for 12m; 60 attempts in the last 5m (median 5.0 s each), about 2m 30s to send the rest at that pace, not counting new ones\#n"#), "\(slow.output)")
+        #expect(slow.output.contains("make a slow endpoint answer sooner: one that takes over a quarter of --request-timeout gets 8 requests in flight per worker"))
 
         try database.connection.execute("UPDATE webhooky.deliveries SET next_attempt_at = now() - interval '10 seconds'; UPDATE webhooky.events SET created_at = now()")
         let recent = try database.run(["doctor"])
