@@ -52,7 +52,7 @@ public struct DoctorCheck: Sendable, Hashable {
 /// | accounts | no trigger function emits an event without an account, or asks `has_webhooks` for it without one while no webhook for every account wants it, when enabled webhooks for one account want the event | WARN |
 public struct Doctor: Sendable {
     /// A worker whose heartbeat is older is not alive, in seconds. Default 30.
-    public var heartbeatWindow: Double = 30
+    public var heartbeatWindow: Double = WorkerPresence.heartbeatWindow
     /// A backlog whose oldest item waits longer needs attention, in seconds. Default 300.
     public var backlogWarning: Double = 300
     /// NOTIFY queue usage (0 to 1) above which it needs attention. Default 0.5.

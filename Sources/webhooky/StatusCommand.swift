@@ -13,6 +13,7 @@ enum StatusCommand {
         its code first, a connection error with its host and port: "[connect_failure]
         crm.example.com port 443"), median and 95th percentile duration in ms over 24 hours,
         and why Webhooky disabled it. The full view: SELECT * FROM webhooky.health;
+        When no worker has a heartbeat within 30 s, a last line says so: nothing is sent.
 
         Options:
           --database-url URL   libpq connection string or URI [DATABASE_URL, else PG* variables]
@@ -33,7 +34,10 @@ enum StatusCommand {
         guard let arguments = parsed.arguments else { return parsed.exitStatus }
         do {
             let connection = try CommandDatabase.open(arguments, applicationName: "webhooky status")
-            print(HealthTable.text(try HealthTable.load(connection), style: .forStandardOutput()))
+            let style = TerminalStyle.forStandardOutput()
+            print(HealthTable.text(try HealthTable.load(connection), style: style))
+            // Not for a tenant's role, which may not read webhooky.workers.
+            if let absence = try? WorkerPresence.absence(connection) { print("\n" + style.bad(absence)) }
             return 0
         } catch let exit as CommandExit {
             return exit.status

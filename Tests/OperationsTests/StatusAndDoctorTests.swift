@@ -16,7 +16,7 @@ import Testing
         }.map(String.init)
     }
 
-    @Test("status: one row per webhook from webhooky.health")
+    @Test("status: one row per webhook from webhooky.health, and a last line when no worker is alive")
     func status() throws {
         let database = try AdminDatabase()
         let receiver = try LoopbackReceiver { request, _ in request.target == "/bad" ? .status(503, body: "down") : .ok }
@@ -42,6 +42,17 @@ import Testing
         #expect(lines[3].hasPrefix(" \(gone)  Old CRM          no             0       -       0         0         0  -"), "\(outcome.output)")
         #expect(lines[3].hasSuffix("the endpoint answered 410 Gone"))
 
+        // With the worker stopped, a last line says that nothing is sent (the table alone showed
+        // only PENDING and OLDEST growing); a worker that was killed is named by its last heartbeat.
+        #expect(worker.stop().stoppedInTime)
+        let stopped = try database.run(["status"])
+        #expect(stopped.output.hasSuffix("\n\nNo worker alive: nothing is sent. Start webhooky run; webhooky doctor says more.\n"), "\(stopped.output)")
+        try database.connection.execute("""
+            INSERT INTO webhooky.workers (id, host, pid, version, heartbeat_at, listening) VALUES ('killed', 'db-host', 1, '1.0.0', now() - interval '3 minutes', true)
+            """)
+        let killed = try database.run(["status"])
+        #expect(killed.output.hasSuffix("\n\nNo worker alive (the last heartbeat was 3m ago): nothing is sent. Start webhooky run; webhooky doctor says more.\n"), "\(killed.output)")
+
         let empty = try AdminDatabase().run(["status"])
         #expect(empty.output.hasPrefix("no webhooks yet"))
     }
@@ -53,7 +64,8 @@ import Testing
         for name in names { _ = try database.addWebhook(url: "https://erp.example.com/credit", name: name) }
         let outcome = try database.run(["status"])
         #expect(outcome.status == 0, "\(outcome.errors)")
-        let lines = outcome.output.split(separator: "\n").map(String.init)
+        // The table, then (no worker runs here) the line that says so.
+        let lines = outcome.output.split(separator: "\n").map(String.init).dropLast()
         #expect(lines.count == names.count + 1, "\(outcome.output)")
         // Each row's "yes" starts in the column of the title ENABLED, counted as a terminal does.
         let column = TextFormatting.width(String(lines[0].prefix(upTo: lines[0].range(of: "ENABLED")!.lowerBound)))

@@ -28,6 +28,8 @@ import Testing
         #expect(status.status == 0, "\(status.errors)")
         #expect(status.output.contains("own"))
         #expect(!status.output.contains("theirs"))
+        // Whether workers run is not a tenant's to see (it may not read webhooky.workers).
+        #expect(!status.output.contains("No worker alive"), "\(status.output)")
 
         let preview = try CommandProcess.run(["preview", try #require(own)] + asTenant)
         #expect(preview.status == 0, "\(preview.errors)")
