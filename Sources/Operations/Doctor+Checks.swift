@@ -209,7 +209,7 @@ extension Doctor {
             return DoctorCheck(.ok, "backlog", "nothing waiting to be sent", details: details)
         }
         let counts = "\(TextFormatting.count(due)) \(due == 1 ? "delivery" : "deliveries") due and \(TextFormatting.count(waiting)) \(waiting == 1 ? "event" : "events") not yet fanned out"
-        let age = "the oldest has waited \(TextFormatting.duration(seconds: oldest))"
+        let age = "the oldest has been due for \(TextFormatting.duration(seconds: oldest))"
         if oldest > backlogWarning {
             let waiting = due == 0 ? [] : try WaitingWebhooks.load(connection).webhooks.map(WaitingWebhooks.line)
             return DoctorCheck(.warn, "backlog", "\(counts); \(age): the workers are not keeping up (or none runs)", details: [

@@ -50,11 +50,11 @@ struct WaitingWebhooks: Sendable {
         })
     }
 
-    /// One line for `webhook`: `webhook 1 "ERP": 3,170 due, the oldest for 4m; 480 attempts in
+    /// One line for `webhook`: `webhook 1 "ERP": 3,170 due, the oldest due for 4m; 480 attempts in
     /// the last 5m (median 5.0 s each), about 33m to catch up at that pace`.
     static func line(_ webhook: Webhook) -> String {
         let label = "webhook \(webhook.id)" + (webhook.name.isEmpty ? "" : " \"\(webhook.name)\"")
-        let waiting = "\(TextFormatting.count(webhook.due)) due, the oldest for \(TextFormatting.duration(seconds: webhook.oldestSeconds))"
+        let waiting = "\(TextFormatting.count(webhook.due)) due, the oldest due for \(TextFormatting.duration(seconds: webhook.oldestSeconds))"
         let window = TextFormatting.duration(seconds: pace)
         guard webhook.recentAttempts > 0 else { return "\(label): \(waiting); no attempt in the last \(window)" }
         let median = webhook.recentMedianMilliseconds.map { " (median \(TextFormatting.milliseconds($0)) each)" } ?? ""
