@@ -333,7 +333,7 @@ extension Doctor {
                    extract(epoch FROM now() - h.failing_since),
                    (SELECT count(*) FROM webhooky.deliveries d WHERE d.webhook_id = w.id AND d.state = 'pending' AND NOT d.is_test),
                    last.error, last.error_code, w.url, last.status, w.secret IS NOT NULL,
-                   extract(epoch FROM h.failing_since - w.previous_secret_expires_at)
+                   extract(epoch FROM h.failing_since - w.previous_secret_expires_at), extract(epoch FROM now() - w.disabled_at)
               FROM webhooky.webhooks w LEFT JOIN webhooky.webhook_health h ON h.webhook_id = w.id
               LEFT JOIN LATERAL (SELECT coalesce(a.error, 'HTTP ' || a.status) AS error, a.error_code, a.status FROM webhooky.attempts a
                                   WHERE a.webhook_id = w.id ORDER BY a.started_at DESC LIMIT 1) last ON true
@@ -387,7 +387,13 @@ extension Doctor {
                                 + sharedEndpoint(of: row))
             } else if let reason = result[row, 3] {
                 disabledByWebhooky += 1
-                problems.append("\(label) was disabled by Webhooky: \(reason); \(TextFormatting.count(waiting)) \(waiting == 1 ? "delivery waits" : "deliveries wait"). Once the endpoint works: UPDATE webhooky.webhooks SET enabled = true WHERE id = \(id);")
+                // While it is disabled its events are not recorded for it: each hour it stays so
+                // is an hour of events its receiver never gets.
+                let ago = result[row, 13].flatMap { Double($0) }.map { " \(TextFormatting.duration(seconds: $0)) ago" } ?? ""
+                // 410 Gone: the receiver removed that URL; enabling it again alone sends there again.
+                let newURL = reason.hasPrefix("the endpoint answered 410") ? " (410: the receiver removed that URL; give the webhook its new one: UPDATE webhooky.webhooks SET url = '...' WHERE id = \(id);)" : ""
+                problems.append("\(label) was disabled by Webhooky\(ago): \(reason); \(TextFormatting.count(waiting)) \(waiting == 1 ? "delivery waits" : "deliveries wait"), "
+                    + "and its events since then are not recorded for it (its receiver never gets them). Once the endpoint works\(newURL): UPDATE webhooky.webhooks SET enabled = true WHERE id = \(id);")
             } else {
                 disabledByHand += 1
                 notes.append("\(label) is disabled by hand" + (waiting > 0 ? "; \(TextFormatting.count(waiting)) \(waiting == 1 ? "delivery waits" : "deliveries wait") for it" : ""))
