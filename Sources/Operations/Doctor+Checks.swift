@@ -413,12 +413,16 @@ extension Doctor {
     /// Enabled webhooks whose templates use a variable that neither their event type's sample
     /// nor its recent events have (WARN): it renders as the empty string, which is usually a
     /// misspelt name. Saving the row does not catch it (the names of an event's payload are not
-    /// fixed anywhere); `webhooky preview` shows it for one webhook, this for all. Also text of
+    /// fixed anywhere); `webhooky preview` shows it for one webhook, this for all. A variable
+    /// that only the sample has, while none of at least ``sampleOnlyMinimumEvents`` recent
+    /// events did, is one too: every request had "" for it (the trigger leaves it out). Also text of
     /// the body or a header that reads as a variable missing its closing `#` (`"#customer.id"`),
     /// which is sent as written (``RequestTemplate/unclosedVariables(offered:)``).
     func templateVariablesCheck(_ connection: Connection) throws(PostgresError) -> DoctorCheck {
         let result = try connection.query("SELECT id, name, event, url, body, headers::text FROM webhooky.webhooks WHERE enabled ORDER BY id")
-        var offered: [String: Set<String>] = [:]
+        // Per event: the names its sample or recent events have, those of them only its sample
+        // has, and how many recent events were read (webhooky.variables reads up to 100).
+        var offered: [String: (names: Set<String>, sampleOnly: Set<String>, recent: Int)] = [:]
         var problems: [String] = []
         var compared = 0
         var flagged = 0
@@ -432,17 +436,31 @@ extension Doctor {
             guard let webhook = try? Webhook(id: Int64(id) ?? 0, revision: 1, name: result[row, 1] ?? "", url: result[row, 3] ?? "",
                                              body: result[row, 4], headersJSON: result[row, 5] ?? "{}", secret: nil) else { continue }
             if offered[event] == nil {
-                let names = try connection.query("SELECT variable FROM webhooky.variables($1)", [event])
-                offered[event] = Set((0..<names.rowCount).compactMap { names[$0, 0] })
+                let names = try connection.query("SELECT variable, source = 'sample' FROM webhooky.variables($1)", [event])
+                // As webhooky.variables reads them: the event's last 100 among the latest 10,000.
+                let recent = try connection.query("""
+                    SELECT least(count(*), 100) FROM (SELECT e.event, e.is_test FROM webhooky.events e ORDER BY e.id DESC LIMIT 10000) e
+                     WHERE e.event = $1 AND NOT e.is_test
+                    """, [event]).scalar.flatMap { Int($0) } ?? 0
+                offered[event] = (Set((0..<names.rowCount).compactMap { names[$0, 0] }),
+                                  Set((0..<names.rowCount).filter { names[$0, 1] == "t" }.compactMap { names[$0, 0] }), recent)
             }
             // Without a sample or any event there is nothing to compare with.
-            guard let names = offered[event], !names.isEmpty else { continue }
+            guard let (names, sampleOnly, recent) = offered[event], !names.isEmpty else { continue }
             compared += 1
             let unknown = webhook.template.variables.filter { !names.contains($0.name) }
+            // In the sample, but in none of enough real events: every request had "" for it
+            // (the trigger does not put it in the payload, or no longer does).
+            let unsent = recent < sampleOnlyMinimumEvents ? [] : webhook.template.variables.filter { sampleOnly.contains($0.name) }
             let unclosed = webhook.template.unclosedVariables(offered: names)
-            if !unknown.isEmpty || !unclosed.isEmpty { flagged += 1 }
+            if !unknown.isEmpty || !unclosed.isEmpty || !unsent.isEmpty { flagged += 1 }
             anyUnclosed = anyUnclosed || !unclosed.isEmpty
             problems += unclosed.map { "\(label): \($0.sentence)" }
+            if !unsent.isEmpty {
+                problems.append("\(label) uses \(unsent.map(\.description).joined(separator: ", ")), which \(event)'s sample has but none of its last \(recent) events: "
+                    + "\(unsent.count == 1 ? "it was" : "they were") sent as the empty string in each (does the trigger put \(unsent.count == 1 ? "it" : "them") in the payload? "
+                    + "SELECT * FROM webhooky.variables('\(event)'); shows where each name comes from)")
+            }
             guard !unknown.isEmpty else { continue }
             let list = unknown.map(\.description).joined(separator: ", ")
             let guesses = unknown.compactMap { variable in Suggestion.closest(to: variable.name, among: names).map { "#\($0)#" } }

@@ -64,6 +64,9 @@ public struct Doctor: Sendable {
     /// ...and this many times the longest silence between those events (events that stop
     /// every night stopped as long the night before). Default 1.5.
     public var paceLongestSilenceFactor: Double = 1.5
+    /// Recent events of a type, none of which has a variable its sample has, that make a
+    /// webhook's use of that variable a finding (it was sent as ""). Default 10.
+    public var sampleOnlyMinimumEvents = 10
     /// Events of a type needed to know its pace. Default 10.
     public var paceMinimumEvents = 10
     /// The pace is read from the last 1,000 events of each type among this many latest events

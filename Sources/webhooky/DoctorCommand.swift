@@ -26,7 +26,8 @@ enum DoctorCommand {
           settings       rows of webhooky.settings that are no limit, or not a whole number
                          (FAIL: every save of a webhook fails on it)
           variables      enabled webhooks' template variables that neither the event's sample
-                         nor its recent events have (a misspelt name renders as "")
+                         nor its recent events have (a misspelt name renders as ""), or that
+                         only its sample has while its last events (10 or more) never did
           events         event types that have had no event for over 10 times their usual
                          gap and at least an hour: a dropped or disabled trigger?
           triggers       triggers whose WHEN clause tests another event's bit in

@@ -229,6 +229,28 @@ import Testing
                 == "OK    variables     every variable of the enabled webhooks is in its event's sample or recent events")
     }
 
+    @Test("doctor: a variable that the event's sample has but none of its recent real events (the trigger does not put it in the payload) is a WARN: each request had \"\" for it, and doctor said every variable was in the sample or recent events; with fewer than 10 events it is not judged")
+    func variablesOnlyTheSampleHas() throws {
+        let database = try AdminDatabase()
+        let mailer = try database.addWebhook(url: "https://mail.example.com/x?to=#customer.email#", body: ##"{"id":"#customer.id#"}"##, name: "Mailer")
+        func record(_ count: Int) throws {
+            try database.connection.query("""
+                INSERT INTO webhooky.events (event, payload, webhook_ids, fanned_out)
+                SELECT 'customer.credit_changed', jsonb_build_object('customer', jsonb_build_object('id', g, 'credit', '5.00')), ARRAY[$1::bigint], true
+                  FROM generate_series(1, $2) g
+                """, [String(mailer), String(count)])
+        }
+        try record(5)
+        let few = try database.run(["doctor"])
+        #expect(StatusAndDoctorTests.finding(few.output, "variables")
+                == "OK    variables     every variable of the enabled webhooks is in its event's sample or recent events", "\(few.output)")
+        try record(7)
+        let outcome = try database.run(["doctor"])
+        #expect(StatusAndDoctorTests.finding(outcome.output, "variables")
+                == "WARN  variables     1 of 1 enabled webhook uses variables their event does not have")
+        #expect(outcome.output.contains(##"webhook \##(mailer) "Mailer" uses #customer.email#, which customer.credit_changed's sample has but none of its last 12 events: it was sent as the empty string in each (does the trigger put it in the payload? SELECT * FROM webhooky.variables('customer.credit_changed'); shows where each name comes from)\##n"##), "\(outcome.output)")
+    }
+
     @Test("doctor: a '#name' without its closing '#' in a body string or a header value (sent as written) is a WARN naming the webhook and what to write; '#fff' and 'issue #12' are not")
     func unclosedVariables() throws {
         let database = try AdminDatabase()
