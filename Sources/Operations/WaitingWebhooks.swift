@@ -51,7 +51,8 @@ struct WaitingWebhooks: Sendable {
     }
 
     /// One line for `webhook`: `webhook 1 "ERP": 3,170 due, the oldest due for 4m; 480 attempts in
-    /// the last 5m (median 5.0 s each), about 33m to catch up at that pace`.
+    /// the last 5m (median 5.0 s each), about 33m to send the rest at that pace, not counting new
+    /// ones`; or `...; no attempt in the last 5m`.
     static func line(_ webhook: Webhook) -> String {
         let label = "webhook \(webhook.id)" + (webhook.name.isEmpty ? "" : " \"\(webhook.name)\"")
         let waiting = "\(TextFormatting.count(webhook.due)) due, the oldest due for \(TextFormatting.duration(seconds: webhook.oldestSeconds))"
