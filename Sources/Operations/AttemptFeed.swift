@@ -110,6 +110,9 @@ public struct AttemptFeed: Sendable {
     public let webhookID: Int64?
     /// The most attempts shown from history (with `since`). Default 10,000.
     public var historyLimit = 10_000
+    /// Whether the last ``start(_:since:last:now:)`` left out older attempts of its `since`
+    /// because there were more than ``historyLimit``.
+    public private(set) var historyTruncated = false
     private var window: AttemptWindow?
 
     /// A feed of every webhook's attempts, or of webhook `webhookID`'s.
@@ -129,12 +132,15 @@ public struct AttemptFeed: Sendable {
         do {
             let highest = Int64(try connection.query("SELECT coalesce(max(id), 0) FROM webhooky.attempts").scalar ?? "0") ?? 0
             var window = AttemptWindow(highest: highest, now: now)
-            let history: [AttemptRow]
+            var history: [AttemptRow]
             if let since {
                 let milliseconds = since.components.seconds * 1000 + since.components.attoseconds / 1_000_000_000_000_000
+                // One more than is shown, to know whether older ones were left out.
                 history = try AttemptFeed.rows(connection.query(
                     AttemptFeed.selectSQL + " WHERE a.started_at >= now() - $2 * interval '1 millisecond' AND ($1::bigint IS NULL OR a.webhook_id = $1) ORDER BY a.id DESC LIMIT $3",
-                    [webhookParameter, String(milliseconds), String(historyLimit)]))
+                    [webhookParameter, String(milliseconds), String(historyLimit + 1)]))
+                historyTruncated = history.count > historyLimit
+                history = Array(history.prefix(historyLimit))
             } else {
                 history = try AttemptFeed.rows(connection.query(
                     AttemptFeed.selectSQL + " WHERE ($1::bigint IS NULL OR a.webhook_id = $1) ORDER BY a.id DESC LIMIT $2",

@@ -15,8 +15,9 @@ enum TailCommand {
         attempt, HTTP status (or "error"), duration, and what became of the delivery
         (succeeded, retry in ..., dead), then the error when there is one: its code in
         brackets ([timeout], [connect_failure], ...; see webhooky.attempts.error_code) and
-        its message. Starts with the last 20 attempts (or all of those started within
-        --since), then polls webhooky.attempts every 500 ms. Attempts that commit out of
+        its message. Starts with the last 20 attempts (or those started within --since, at
+        most the last 10,000: a note says where they start), then polls webhooky.attempts
+        every 500 ms. Attempts that commit out of
         order are shown too. Ctrl-C (SIGINT) or SIGTERM stops it. Colour only on a terminal,
         and never when NO_COLOR is set.
 
@@ -87,8 +88,16 @@ enum TailCommand {
         do {
             let history = try feed.start(connection, since: since, now: elapsed())
             let scope = webhookID.map { " of webhook \($0)" } ?? ""
-            let what = since.map { "the attempts\(scope) of the last \(TextFormatting.duration(seconds: $0.inSeconds))" } ?? "the last \(history.count == 1 ? "attempt" : "\(history.count) attempts")\(scope)"
-            Help.note(history.isEmpty ? "no attempts\(scope) yet; waiting for new ones (Ctrl-C stops)" : "\(what), then new ones as they are recorded (Ctrl-C stops)")
+            let what = since.map { since in
+                let attempts = "the attempts\(scope) of the last \(TextFormatting.duration(seconds: since.inSeconds))"
+                // More than it shows: say where the cut is, not "the attempts of the last 1h".
+                guard feed.historyTruncated, let first = history.first else { return attempts }
+                return "the last \(TextFormatting.count(history.count)) of \(attempts), from \(TextFormatting.clockTime(first.startedAt, today: TextFormatting.now())) on "
+                    + "(older ones left out: narrow it with --webhook ID or a shorter --since)"
+            } ?? "the last \(history.count == 1 ? "attempt" : "\(history.count) attempts")\(scope)"
+            // With --since, none in that time is not none at all.
+            let none = "no attempts\(scope)" + (since.map { " in the last \(TextFormatting.duration(seconds: $0.inSeconds))" } ?? " yet")
+            Help.note(history.isEmpty ? "\(none); waiting for new ones (Ctrl-C stops)" : "\(what), then new ones as they are recorded (Ctrl-C stops)")
             guard show(history) else { return 0 }
         } catch {
             return CommandDatabase.report(error)

@@ -179,4 +179,31 @@ import Testing
         #expect(bad.status == 2)
         #expect(bad.errors.contains("--since must be a duration such as 500ms, 5s, 2m, 1h or 1d"))
     }
+
+    @Test("--since with more attempts than it shows (10,000) says where the cut is, not \"the attempts of the last 4h\"; with none in that time it says so, not \"no attempts yet\"")
+    func sinceWithMoreThanItShows() throws {
+        let database = try AdminDatabase()
+        let webhook = try database.addWebhook(url: "https://erp.example.com/x")
+        let delivery = try database.addDelivery(webhook: webhook, state: "succeeded", attempts: 10_005)
+        try database.connection.query("""
+            INSERT INTO webhooky.attempts (delivery_id, webhook_id, attempt, started_at, duration_ms, status, worker)
+            SELECT $1, $2, g, now() - interval '2 hours' + g * interval '100 milliseconds', 5, 200, 'w' FROM generate_series(1, 10005) g
+            """, [String(delivery), String(webhook)])
+        let tail = try CommandProcess(["tail", "--since", "4h", "--database-url", database.url])
+        let output = tail.waitForOutput { $0.split(separator: "\n").count >= 10_000 }
+        tail.send(SIGINT)
+        #expect(tail.wait(timeout: .seconds(10)).status == 0)
+        let lines = output.split(separator: "\n")
+        #expect(lines.count == 10_000)
+        #expect(lines.first?.contains("attempt 6 ") == true, "the newest 10,000: attempts 6 to 10,005")
+        let first = String(try #require(lines.first?.components(separatedBy: "  webhook ").first))
+        #expect(tail.errors.contains("the last 10,000 of the attempts of the last 4h, from \(first) on (older ones left out: narrow it with --webhook ID or a shorter --since), then new ones as they are recorded"),
+                "\(tail.errors)")
+
+        let quiet = try CommandProcess(["tail", "--since", "1m", "--database-url", database.url])
+        _ = quiet.waitForErrors { $0.contains("waiting for new ones") }
+        quiet.send(SIGINT)
+        #expect(quiet.wait(timeout: .seconds(10)).status == 0)
+        #expect(quiet.errors.contains("no attempts in the last 1m; waiting for new ones (Ctrl-C stops)"), "\(quiet.errors)")
+    }
 }
