@@ -63,9 +63,12 @@ extension Connection {
         return reason + " (the server closed the connection)"
     }
 
-    /// The text of the first line of `message` that is a FATAL message, without its `FATAL:`.
+    /// The text of `message`'s first line when it is a FATAL message, without its `FATAL:`
+    /// (libpq puts the server's message first, then its own words on the loss; a later line
+    /// may be anyone's text, such as a detail). A server whose `lc_messages` translates
+    /// `FATAL` gives nil: libpq's words stand.
     static func fatalReason(in message: String) -> String? {
-        guard let line = message.split(separator: "\n").first(where: { $0.hasPrefix("FATAL:") }) else { return nil }
+        guard let line = message.split(separator: "\n").first, line.hasPrefix("FATAL:") else { return nil }
         let reason = line.dropFirst("FATAL:".count).drop { $0 == " " }
         return reason.isEmpty ? nil : String(reason)
     }

@@ -142,13 +142,20 @@ public final class Connection {
     public func onNotice(_ handler: @escaping @Sendable (String) -> Void) {
         let box = NoticeBox(handler: handler)
         noticeBox = box
-        PQsetNoticeProcessor(handle, { context, message in
-            guard let context, let message else { return }
+        PQsetNoticeReceiver(handle, { context, result in
+            guard let context, let result else { return }
             let box = Unmanaged<NoticeBox>.fromOpaque(context).takeUnretainedValue()
-            let text = Connection.trimmedMessage(message)
             // A FATAL message while no statement runs (pg_terminate_backend of an idle
-            // connection) is why the server is about to close it: the loss reports it.
-            if let reason = Connection.fatalReason(in: text) { box.fatal = reason } else { box.handler(text) }
+            // connection) is why the server is about to close it: the loss reports it. Told by
+            // the severity field, which is never translated, not by the text (a notice's own
+            // detail may hold a line "FATAL: ...").
+            let severity = PQresultErrorField(result, Int32(UInt8(ascii: "V"))).map { String(cString: $0) }
+            if severity == "FATAL" || severity == "PANIC",
+               let primary = PQresultErrorField(result, Int32(UInt8(ascii: "M"))).map({ String(cString: $0) }), !primary.isEmpty {
+                box.fatal = primary
+            } else {
+                box.handler(Connection.trimmedMessage(PQresultErrorMessage(result)))
+            }
         }, Unmanaged.passUnretained(box).toOpaque())
     }
 

@@ -166,6 +166,28 @@ import Testing
         #expect(notices.withLock { $0 }.isEmpty)
     }
 
+    @Test("a notice whose text holds a line 'FATAL: ...' (its detail is anyone's text) is a notice like any other: it reaches the handler, and a later loss does not quote it as the server's reason")
+    func aNoticeIsNoFatalMessage() throws {
+        let database = try TestCluster.newEmptyDatabase()
+        let victim = try database.connect()
+        let notices = Mutex<[String]>([])
+        victim.onNotice { message in notices.withLock { $0.append(message) } }
+        try victim.execute(#"DO $$ BEGIN RAISE NOTICE 'progress' USING DETAIL = E'step 3\nFATAL: made up'; END $$"#)
+        #expect(notices.withLock { $0 }.count == 1)
+        #expect(notices.withLock { $0 }.first?.contains("FATAL: made up") == true, "\(notices.withLock { $0 })")
+        try victim.listen("somewhere")
+        try database.connect().query("SELECT pg_terminate_backend($1)", [String(victim.backendPID)])
+        do {
+            for _ in 0..<10 { _ = try victim.waitForNotifications(timeout: .milliseconds(500)) }
+            Issue.record("a terminated connection still answered")
+        } catch {
+            #expect(error.message == "terminating connection due to administrator command (the server closed the connection)", "\(error.message)")
+        }
+        // libpq's message of a statement's loss: only its first line can be the server's FATAL.
+        #expect(Connection.describeLoss("ERROR:  x\nDETAIL:  y\nFATAL: made up\nserver closed the connection unexpectedly", fatalNotice: nil)
+                == "ERROR:  x\nDETAIL:  y\nFATAL: made up\nserver closed the connection unexpectedly")
+    }
+
     @Test("a lost connection's message: the server's FATAL reason when it gave one, else libpq's words")
     func lossMessages() {
         let libpq = "server closed the connection unexpectedly\n\tThis probably means the server terminated abnormally\n\tbefore or while processing the request."
