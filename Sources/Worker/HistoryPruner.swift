@@ -78,7 +78,8 @@ final class HistoryPruner: Sendable {
             } catch {
                 if isStopping { break }  // cancelled by the stop (or failed meanwhile: no matter)
                 let delay = backoff.nextDelay(using: &random)
-                logger.error("pruning old history failed; trying again", ["error": error.message, "retry_in": delay.shortDescription])
+                let what = error.sqlState == SessionSettings.readOnly ? "cannot write to the database" : "failed"
+                logger.error("pruning old history \(what); trying again", ["error": error.message, "retry_in": delay.shortDescription])
                 next = .now + delay
             }
         }

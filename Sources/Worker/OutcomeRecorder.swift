@@ -231,7 +231,8 @@ final class OutcomeRecorder: Sendable {
                 } else if !error.isTransient, connection?.isConnected == true {
                     logger.error("recording outcomes failed; trying again", ["error": error.message, "retry_in": delay.shortDescription])
                 } else {
-                    logger.error("recording outcomes: lost the database connection; will reconnect", ["error": error.message, "retry_in": delay.shortDescription])
+                    let what = error.sqlState == SessionSettings.readOnly ? "cannot write to the database; retrying" : "lost the database connection; will reconnect"
+                    logger.error("recording outcomes: \(what)", ["error": error.message, "retry_in": delay.shortDescription])
                     lostConnection = true
                     connection = nil
                     state.withLock { $0.canceller = nil }

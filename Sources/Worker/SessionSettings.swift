@@ -46,10 +46,14 @@ extension SessionSettings {
     static let readOnly = "25006"
 
     /// Whether the session is read-only, whether the server is a standby, where the session's
-    /// `default_transaction_read_only` came from (`pg_settings.source`), the role and the database.
+    /// `default_transaction_read_only` came from (`pg_settings.source`), the login role (whose
+    /// `ALTER ROLE ... SET` applies) and the database. `NO LOAD BALANCE`: Pgpool-II with load
+    /// balancing would send this read-only statement to a standby, and the worker, whose writes
+    /// go to the primary, would refuse a session that can write.
     static let readOnlySQL = """
+        /*NO LOAD BALANCE*/
         SELECT current_setting('transaction_read_only'), pg_catalog.pg_is_in_recovery(), s.source,
-               quote_ident(current_user), quote_ident(current_database())
+               quote_ident(session_user), quote_ident(current_database())
           FROM pg_catalog.pg_settings s WHERE s.name = 'default_transaction_read_only'
         """
 

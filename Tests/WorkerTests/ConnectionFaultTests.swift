@@ -318,6 +318,8 @@ import Testing
     func readOnlyMessages() {
         let message = { (source: String) in SessionSettings.readOnlyMessage(standby: false, source: source, role: "webhooky_run", database: "shop") }
         #expect(message("user").contains("set for the role webhooky_run, "))
+        // Behind Pgpool-II's load balancing the check must read the primary, where the writes go.
+        #expect(SessionSettings.readOnlySQL.hasPrefix("/*NO LOAD BALANCE*/\n"))
         #expect(message("user").hasSuffix("otherwise: ALTER ROLE webhooky_run RESET default_transaction_read_only;"))
         #expect(message("database user").hasSuffix("ALTER ROLE webhooky_run IN DATABASE shop RESET default_transaction_read_only;"))
         #expect(message("client").contains("PGOPTIONS"))
@@ -345,8 +347,41 @@ import Testing
         // A line per try, the tries backing off (0.25 s, 0.5 s, 1 s ...): no stream of them.
         #expect(faultLines.count <= 10, "\(faultLines.joined(separator: "\n"))")
         #expect(faultLines.dropFirst().allSatisfy { $0.contains("default_transaction_read_only is on") || $0.contains("pruning") }, "\(faultLines.joined(separator: "\n"))")
+        // Each connection says it cannot write, none that it lost the database.
+        #expect(logs.all.filter { $0.contains("default_transaction_read_only is on") }.allSatisfy { $0.contains("cannot write to the database") },
+                "\(logs.all.filter { $0.contains("default_transaction_read_only is on") }.joined(separator: "\n"))")
         try shop.connection.execute("ALTER DATABASE \"\(shop.database.name)\" RESET default_transaction_read_only")
         #expect(receiver.waitForRequests(2, timeout: .seconds(20)).count == 2)
         #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") { $0 == "2" } == "2")
+    }
+
+    @Test("an outcome that comes while the database has gone read-only (the recorder's connection ended meanwhile), and the pruning then: each says it cannot write, not that it lost the database, and the outcome is written once the setting is gone, the request sent once")
+    func readOnlyRecorderAndPruner() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver { _, _ in .respond(status: 200, body: "ok", delay: .seconds(2)) }
+        defer { receiver.stop() }
+        try shop.addWebhook(url: receiver.baseURL + "/c?credit=#customer.credit#")
+        let logs = LogCapture()
+        var configuration = shop.workerConfiguration(logs: logs)
+        var retention = RetentionPolicy(succeeded: .seconds(3600), dead: .seconds(3600))
+        retention.interval = .milliseconds(300)
+        configuration.retention = retention
+        let worker = RunningWorker(configuration)
+        defer { worker.stop() }
+        try shop.setCredit("1")
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'sending'") { $0 == "1" } == "1")
+        try Self.set("default_transaction_read_only", "on", on: shop)
+        try shop.connection.execute("""
+            SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND application_name = 'webhooky recorder'
+            """)
+        for who in ["recording outcomes: cannot write to the database", "pruning old history cannot write to the database"] {
+            #expect(logs.waitForLine(timeout: .seconds(10)) { $0.contains(who) && $0.contains("default_transaction_read_only is on") },
+                    "\(logs.all.joined(separator: "\n"))")
+        }
+        #expect(!logs.all.contains { $0.contains("default_transaction_read_only is on") && $0.contains("lost the database") }, "\(logs.all.joined(separator: "\n"))")
+        try shop.connection.execute("ALTER DATABASE \"\(shop.database.name)\" RESET default_transaction_read_only")
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'", timeout: .seconds(20)) { $0 == "1" } == "1")
+        #expect(receiver.requests.count == 1)
     }
 }
