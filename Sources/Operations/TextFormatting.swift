@@ -109,10 +109,11 @@ public enum TextFormatting {
     }
 
     /// `text` on one line and safe to print: line breaks and tabs become spaces, other control
-    /// characters (C0, DEL, C1: terminal escape sequences start with them) become `?`.
+    /// characters (C0, DEL, C1: terminal escape sequences start with them; NEL, U+0085, too,
+    /// though Unicode counts it as a line break) become `?`.
     public static func printable(_ text: String) -> String {
         String(text.map { character -> Character in
-            if character.isNewline || character == "\t" { return " " }
+            if (character.isNewline && character != "\u{85}") || character == "\t" { return " " }
             let isControl = character.unicodeScalars.contains { $0.properties.generalCategory == .control }
             return isControl ? "?" : character
         })

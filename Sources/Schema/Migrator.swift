@@ -80,6 +80,9 @@ public struct Migrator {
         let sessionLockTimeout = try connection.query("SELECT current_setting('lock_timeout')").scalar ?? "0"
         try connection.query("SELECT set_config('lock_timeout', $1, false)", [lockTimeout <= .zero ? "0" : Migrator.text(max(lockTimeout, .milliseconds(1)))])
         defer { _ = try? connection.query("SELECT set_config('lock_timeout', $1, false)", [sessionLockTimeout]) }
+        // How long a deadlocked statement waited before PostgreSQL ended it (not the try's work).
+        let deadlockWait = Duration.milliseconds(Int(try connection.query(
+            "SELECT (extract(epoch FROM current_setting('deadlock_timeout')::interval) * 1000)::bigint").scalar.flatMap { $0 }.flatMap { Int($0) } ?? 1000))
         let todo = try pending()
         // Objects a migration creates belong to the role that runs it. A schema installed by the
         // database owner and upgraded by a superuser (or the other way round) would belong to two
@@ -96,7 +99,7 @@ public struct Migrator {
         for migration in todo {
             progress(migration)
             var attempt = 1
-            while let cause = try apply(migration, attempt: attempt, owner: owner) {
+            while let cause = try apply(migration, attempt: attempt, owner: owner, deadlockWait: deadlockWait) {
                 attempt += 1
                 retrying(Retry(migration: migration, attempt: attempt, cause: cause, holders: (try? lockHolders()) ?? []))
                 let pause = lockRetryPause.components
@@ -110,7 +113,8 @@ public struct Migrator {
     /// was rolled back to be tried again: a statement waited ``lockTimeout`` for a lock or was
     /// ended by a deadlock, tries are left, and the try was short enough to make again
     /// (``longestRetriedTry``).
-    private func apply(_ migration: Migration, attempt: Int, owner: (quotedName: String, isCurrentUser: Bool, isMember: Bool)?) throws -> Retry.Cause? {
+    private func apply(_ migration: Migration, attempt: Int, owner: (quotedName: String, isCurrentUser: Bool, isMember: Bool)?,
+                       deadlockWait: Duration) throws -> Retry.Cause? {
         let started = ContinuousClock.now
         do {
             try connection.execute(migration.sql)
@@ -121,18 +125,21 @@ public struct Migrator {
             // transaction to let another one, which waited for a lock it held, go on.
             let deadlock = error.sqlState == "40P01"
             if error.sqlState == "55P03" || deadlock {
-                // The try's own work, not the wait that ended it (a deadlock's wait counts: it is
-                // at most deadlock_timeout, 1 s by default).
-                let worked = ContinuousClock.now - started - (deadlock ? .zero : lockTimeout)
+                // The try's own work, not the wait that ended it (a deadlock is found after
+                // deadlock_timeout of waiting).
+                let worked = ContinuousClock.now - started - (deadlock ? deadlockWait : lockTimeout)
                 let long = worked > longestRetriedTry
-                if attempt < lockTries && !long { return deadlock ? .deadlock : .lockTimeout }
+                let cause: Retry.Cause = deadlock ? .deadlock : .lockTimeout
+                if attempt < lockTries && !long { return cause }
                 let holders = (try? lockHolders()) ?? []
-                let waited = (deadlock ? Retry.Cause.deadlock : .lockTimeout).sentence(lockTimeout: lockTimeout)
+                let waited = cause.sentence(lockTimeout: lockTimeout)
                 let what = long
                     ? "migration \(migration.fileName) ran \(Migrator.text(.seconds(max(0, worked.components.seconds)))) "
                         + "and then \(waited); it was rolled back (nothing of it was applied) and not tried again, since its work would be done again"
-                    : "migration \(migration.fileName) \(waited) \(attempt) times and was rolled back (nothing of it was applied)"
-                throw SchemaError(.migrationFailed, what + ": another transaction holds a table it changes, and every emit would have waited behind it"
+                    : "migration \(migration.fileName) \(waited) \(attempt == 1 ? "once" : "\(attempt) times") and was rolled back (nothing of it was applied)"
+                let why = deadlock ? "it and another transaction each waited for a lock the other held"
+                    : "another transaction holds a table it changes, and every emit would have waited behind it"
+                throw SchemaError(.migrationFailed, what + ": " + why
                     + (holders.isEmpty ? "" : "\nSessions holding locks on the webhooky schema's tables: " + holders.joined(separator: "; "))
                     + "\nLet that transaction end (or end it: SELECT pg_terminate_backend(pid);), then run webhooky migrate again; "
                     + "or, at a quiet moment, webhooky migrate --lock-timeout 0 waits for it (your application's changes queue behind the upgrade meanwhile).")

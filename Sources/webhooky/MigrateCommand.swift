@@ -89,10 +89,9 @@ enum MigrateCommand {
                 return 0
             }
             let applied = try migrator.migrate(progress: { print("applying \($0.fileName) ...") }, retrying: { retry in
-                let what = retry.cause == .lockTimeout ? "waited \(Migrator.text(migrator.lockTimeout)) for a lock that another transaction holds"
-                    : retry.cause.sentence(lockTimeout: migrator.lockTimeout)
-                print("  \(what); rolled back, "
-                      + "trying \(retry.migration.fileName) again in \(Migrator.text(migrator.lockRetryPause)) (try \(retry.attempt) of \(migrator.lockTries))"
+                let whose = retry.cause == .lockTimeout ? " that another transaction holds" : ""
+                print("  \(retry.migration.fileName) \(retry.cause.sentence(lockTimeout: migrator.lockTimeout))\(whose); rolled back, "
+                      + "trying it again in \(Migrator.text(migrator.lockRetryPause)) (try \(retry.attempt) of \(migrator.lockTries))"
                       + (retry.holders.isEmpty ? "" : "\n  sessions holding locks on webhooky's tables: " + retry.holders.joined(separator: "; ")))
             })
             let current = try migrator.appliedVersions().last ?? 0

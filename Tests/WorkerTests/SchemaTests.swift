@@ -169,18 +169,46 @@ import Worker
         let migrating = try database.connect()
         try Migrator(connection: migrating).migrate()
         try migrating.execute("CREATE TABLE public.first (x int); CREATE TABLE public.second (x int)")
-        // A migration that locks first, then second; the application's transaction locks them
-        // the other way round, so one of the two must be ended.
-        let next = Migrations.latestVersion + 1
-        let locking = Migration(version: next, name: "locks_two_tables", sql: """
+
+        var migrator = Migrator(connection: migrating, migrations: Migrations.all + [Self.lockingTwoTables(Migrations.latestVersion + 1)])
+        migrator.lockRetryPause = .milliseconds(50)
+        var retries: [Migrator.Retry] = []
+        let applied = try Self.againstADeadlock(database) { try migrator.migrate(retrying: { retries.append($0) }) }
+        #expect(applied.map(\.version) == [Migrations.latestVersion + 1])
+        #expect(retries.map(\.attempt) == [2])
+        #expect(retries.map(\.cause) == [.deadlock])
+        #expect(try migrating.query("SELECT max(version) FROM webhooky.migrations").scalar == String(Migrations.latestVersion + 1))
+
+        // Out of tries: the error says it was a deadlock, not a lock held by someone else.
+        migrator = Migrator(connection: migrating, migrations: Migrations.all + [1, 2].map { Self.lockingTwoTables(Migrations.latestVersion + $0) })
+        migrator.lockTries = 1
+        try Self.againstADeadlock(database) {
+            #expect {
+                try migrator.migrate()
+            } throws: { error in
+                "\(error)".contains("locks_two_tables.sql was ended by a deadlock with another transaction once and was rolled back (nothing of it was applied): "
+                                    + "it and another transaction each waited for a lock the other held")
+            }
+        }
+    }
+
+    /// A migration that locks table first, then second (after 0.5 s), and is the one ended
+    /// when that makes a deadlock.
+    static func lockingTwoTables(_ version: Int) -> Migration {
+        Migration(version: version, name: "locks_two_tables", sql: """
             BEGIN;
-            DO $$ BEGIN PERFORM webhooky.begin_migration(\(next), 'locks_two_tables'); END $$;
+            DO $$ BEGIN PERFORM webhooky.begin_migration(\(version), 'locks_two_tables'); END $$;
             SET LOCAL deadlock_timeout = '100ms';  -- this one is ended, not the application's
             LOCK TABLE public.first;
             SELECT pg_sleep(0.5);
             LOCK TABLE public.second;
             COMMIT;
             """)
+    }
+
+    /// Runs `migrate` while an application's transaction holds table second and, once the
+    /// migration holds first, asks for first: a deadlock.
+    static func againstADeadlock<T>(_ database: TestDatabase, _ migrate: () throws -> T) throws -> T {
         let conninfo = database.conninfo
         let holdsSecond = DispatchSemaphore(value: 0), finished = DispatchSemaphore(value: 0)
         let failure = Mutex<String?>(nil)
@@ -190,7 +218,6 @@ import Worker
                 let application = try Connection(conninfo: conninfo)
                 try application.execute("BEGIN; SET LOCAL deadlock_timeout = '30s'; LOCK TABLE public.second")
                 holdsSecond.signal()
-                // Once the migration holds first, ask for it: the migration then waits for second.
                 while try application.query("""
                     SELECT count(*) FROM pg_locks WHERE relation = 'public.first'::regclass AND granted AND pid <> pg_backend_pid()
                     """).scalar == "0" { Thread.sleep(forTimeInterval: 0.01) }
@@ -202,18 +229,10 @@ import Worker
             }
         }.start()
         holdsSecond.wait()
-
-        var migrator = Migrator(connection: migrating, migrations: Migrations.all + [locking])
-        migrator.lockRetryPause = .milliseconds(50)
-        var retries: [Migrator.Retry] = []
-        let applied = try migrator.migrate(retrying: { retries.append($0) })
+        let result = try migrate()
         finished.wait()
         #expect(failure.withLock { $0 } == nil)
-        #expect(applied.map(\.version) == [next])
-        #expect(retries.map(\.attempt) == [2])
-        #expect(retries.map(\.cause) == [.deadlock])
-        #expect(Migrator.Retry.Cause.deadlock.sentence(lockTimeout: .seconds(1)) == "was ended by a deadlock with another transaction")
-        #expect(try migrating.query("SELECT max(version) FROM webhooky.migrations").scalar == String(next))
+        return result
     }
 
     @Test("a superuser upgrading the database owner's installation migrates as that owner: every object keeps one owner, and the owner's prune and grant_roles still work")
