@@ -480,8 +480,7 @@ extension Doctor {
 
     /// Event types with enabled webhooks whose last event is overdue against their usual pace (WARN).
     /// The pace is that of an event type's last events (at most 1,000 among the newest
-    /// ``paceScanEvents``; those of one transaction, which share their time, count once, so that
-    /// a batch's thousands of events do not make its pace "every 0ms"); when fewer than ``paceMinimumEvents`` are left, those that
+    /// ``paceScanEvents``); when fewer than ``paceMinimumEvents`` are left, those that
     /// `webhooky.prune` deleted count too (`webhooky.event_pace`), so a trigger dropped longer ago
     /// than the retention is still noticed. The silence counts from the last event, or from when
     /// a webhook made the type wanted again (the type's newest note in `webhooky.event_wanted`),
@@ -501,11 +500,9 @@ extension Doctor {
                 SELECT t.event, e.created_at,
                        e.created_at - lag(e.created_at) OVER (PARTITION BY t.event ORDER BY e.created_at) AS gap
                   FROM types t CROSS JOIN LATERAL (
-                       -- The events of one transaction share their time (now()) and count once:
-                       -- a nightly batch UPDATE of 50,000 rows is one, not 50,000 a millisecond apart.
-                       SELECT DISTINCT e.created_at FROM webhooky.events e
+                       SELECT e.created_at FROM webhooky.events e
                         WHERE e.event = t.event AND NOT e.is_test AND e.id > (SELECT floor FROM scan)
-                        ORDER BY e.created_at DESC LIMIT 1000) e
+                        ORDER BY e.id DESC LIMIT 1000) e
             ), live AS (
                 SELECT t.event, count(r.created_at) AS n, min(r.created_at) AS first_at, max(r.created_at) AS last_at, max(r.gap) AS longest
                   FROM types t LEFT JOIN recent r ON r.event = t.event

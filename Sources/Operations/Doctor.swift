@@ -47,7 +47,7 @@ public struct DoctorCheck: Sendable, Hashable {
 /// | NOTIFY queue | at most 50 % full | WARN |
 /// | dead deliveries | none in the last 24 h | WARN |
 /// | webhooks | none failing or disabled by Webhooky | WARN |
-/// | events | each event type with enabled webhooks had an event within 10 times its usual gap (over its last 1,000 events; those of one transaction count once), or within an hour | WARN |
+/// | events | each event type with enabled webhooks had an event within 10 times its usual gap (over its last 1,000 events), or within an hour | WARN |
 /// | triggers | every trigger whose WHEN reads `webhooky.wanted_events` tests the bit of each event it emits; every login role that may fire one that calls `webhooky.emit` (and every `SECURITY DEFINER` trigger function's owner) may call it | FAIL |
 /// | accounts | no trigger function emits an event without an account, or asks `has_webhooks` for it without one while no webhook for every account wants it, when enabled webhooks for one account want the event | WARN |
 public struct Doctor: Sendable {

@@ -668,19 +668,12 @@ import Testing
                 "\(late.output)")
     }
 
-    @Test("doctor: events that stop every night are not overdue tonight, only when the silence is clearly longer than the longest one among them; a nightly batch (thousands of events in one transaction, which share their time) is not overdue hours after it ran (its pace was \"every 0ms on average over its last 1,000 events\": has a trigger been dropped?)")
+    @Test("doctor: events that stop every night are not overdue tonight, only when the silence is clearly longer than the longest one among them")
     func quietNights() throws {
         let database = try AdminDatabase()
-        try database.connection.execute("INSERT INTO webhooky.event_types (name) VALUES ('order.paid'), ('order.shipped'), ('order.invoiced')")
+        try database.connection.execute("INSERT INTO webhooky.event_types (name) VALUES ('order.paid'), ('order.shipped')")
         try database.addWebhook(event: "order.paid", url: "https://erp.example.com/paid")
         try database.addWebhook(event: "order.shipped", url: "https://erp.example.com/shipped")
-        try database.addWebhook(event: "order.invoiced", url: "https://erp.example.com/invoiced")
-        // Invoiced: 1,500 events a night, each night's in one transaction, for 12 nights, the last 2 hours ago.
-        try database.connection.execute("""
-            INSERT INTO webhooky.events (event, payload, fanned_out, created_at)
-            SELECT 'order.invoiced', '{}', true, now() - interval '2 hours' - night * interval '1 day'
-              FROM generate_series(11, 0, -1) night, generate_series(1, 1500) n ORDER BY night DESC
-            """)
         // Both: every 5 minutes through a 10-hour day, 14 hours of night, then another 8-hour
         // day. Paid's day ended 8 hours ago (a night like the last); shipped's 25 hours ago.
         try database.connection.execute("""
@@ -694,7 +687,6 @@ import Testing
         try database.wantedForAMonth()
         let outcome = try database.run(["doctor"])
         #expect(!outcome.output.contains("order.paid: none"), "\(outcome.output)")
-        #expect(!outcome.output.contains("order.invoiced: none"), "\(outcome.output)")
         #expect(outcome.output.contains("order.shipped: none for 1d 1h, though one came every 8m 50s on average over its last 218 events, longer than the longest silence among them (14h): has a trigger been dropped?"),
                 "\(outcome.output)")
     }
