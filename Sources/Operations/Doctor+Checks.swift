@@ -422,7 +422,7 @@ extension Doctor {
         let result = try connection.query("SELECT id, name, event, url, body, headers::text FROM webhooky.webhooks WHERE enabled ORDER BY id")
         // Per event: the names its sample or recent events have, those of them only its sample
         // has, and how many recent events were read (webhooky.variables reads up to 100).
-        var offered: [String: (names: Set<String>, sampleOnly: Set<String>, recent: Int)] = [:]
+        var offered: [String: (names: Set<String>, sampleOnly: Set<String>, notObjects: Set<String>, recent: Int)] = [:]
         var problems: [String] = []
         var compared = 0
         var flagged = 0
@@ -436,22 +436,29 @@ extension Doctor {
             guard let webhook = try? Webhook(id: Int64(id) ?? 0, revision: 1, name: result[row, 1] ?? "", url: result[row, 3] ?? "",
                                              body: result[row, 4], headersJSON: result[row, 5] ?? "{}", secret: nil) else { continue }
             if offered[event] == nil {
-                let names = try connection.query("SELECT variable, source = 'sample' FROM webhooky.variables($1)", [event])
+                let names = try connection.query("SELECT variable, source = 'sample', type FROM webhooky.variables($1)", [event])
                 // As webhooky.variables reads them: the event's last 100 among the latest 10,000.
                 let recent = try connection.query("""
                     SELECT least(count(*), 100) FROM (SELECT e.event, e.is_test FROM webhooky.events e ORDER BY e.id DESC LIMIT 10000) e
                      WHERE e.event = $1 AND NOT e.is_test
                     """, [event]).scalar.flatMap { Int($0) } ?? 0
                 offered[event] = (Set((0..<names.rowCount).compactMap { names[$0, 0] }),
-                                  Set((0..<names.rowCount).filter { names[$0, 1] == "t" }.compactMap { names[$0, 0] }), recent)
+                                  Set((0..<names.rowCount).filter { names[$0, 1] == "t" }.compactMap { names[$0, 0] }),
+                                  Set((0..<names.rowCount).filter { names[$0, 1] == "f" && names[$0, 2] != "object" }.compactMap { names[$0, 0] }), recent)
             }
             // Without a sample or any event there is nothing to compare with.
-            guard let (names, sampleOnly, recent) = offered[event], !names.isEmpty else { continue }
+            guard let (names, sampleOnly, notObjects, recent) = offered[event], !names.isEmpty else { continue }
             compared += 1
             let unknown = webhook.template.variables.filter { !names.contains($0.name) }
             // In the sample, but in none of enough real events: every request had "" for it
             // (the trigger does not put it in the payload, or no longer does).
-            let unsent = recent < sampleOnlyMinimumEvents ? [] : webhook.template.variables.filter { sampleOnly.contains($0.name) }
+            // Not when the events have an enclosing name as null or a value (the reference
+            // trigger's "tier": null for a customer without a tier): the trigger does put it in.
+            let unsent = recent < sampleOnlyMinimumEvents ? [] : webhook.template.variables.filter { variable in
+                let parts = variable.name.split(separator: ".")
+                let enclosing = (1..<max(1, parts.count)).map { parts.prefix($0).joined(separator: ".") }
+                return sampleOnly.contains(variable.name) && !enclosing.contains(where: notObjects.contains)
+            }
             let unclosed = webhook.template.unclosedVariables(offered: names)
             if !unknown.isEmpty || !unclosed.isEmpty || !unsent.isEmpty { flagged += 1 }
             anyUnclosed = anyUnclosed || !unclosed.isEmpty
@@ -459,7 +466,7 @@ extension Doctor {
             if !unsent.isEmpty {
                 problems.append("\(label) uses \(unsent.map(\.description).joined(separator: ", ")), which \(event)'s sample has but none of its last \(recent) events: "
                     + "\(unsent.count == 1 ? "it was" : "they were") sent as the empty string in each (does the trigger put \(unsent.count == 1 ? "it" : "them") in the payload? "
-                    + "SELECT * FROM webhooky.variables('\(event)'); shows where each name comes from)")
+                    + "SELECT * FROM webhooky.variables(\(TextFormatting.sqlLiteral(event))); shows where each name comes from)")
             }
             guard !unknown.isEmpty else { continue }
             let list = unknown.map(\.description).joined(separator: ", ")
@@ -467,7 +474,7 @@ extension Doctor {
             let guess = guesses.isEmpty ? "" : "; did you mean \(guesses.joined(separator: ", "))"
             problems.append("\(label) uses \(list), which \(event)'s sample and recent events do not have: "
                 + "\(unknown.count == 1 ? "it renders" : "they render") as the empty string (a misspelt name\(guess)? "
-                + "SELECT * FROM webhooky.variables('\(event)'); lists the names; webhooky preview \(id) shows the request)")
+                + "SELECT * FROM webhooky.variables(\(TextFormatting.sqlLiteral(event))); lists the names; webhooky preview \(id) shows the request)")
         }
         guard problems.isEmpty else {
             let what = "variables their event does not have" + (anyUnclosed ? " or a #name without its closing '#'" : "")

@@ -124,7 +124,7 @@ public struct RequestPreview: Sendable {
                 continue
             }
             let guess = Suggestion.closest(to: variable.name, among: offered).map { "; did you mean #\($0)#" } ?? ""
-            notes.append("\(variable) is not in \(description): it renders as the empty string (a misspelt name\(guess)? webhooky.variables('\(event)') lists the names)")
+            notes.append("\(variable) is not in \(description): it renders as the empty string (a misspelt name\(guess)? webhooky.variables(\(TextFormatting.sqlLiteral(event))) lists the names)")
         }
         notes += webhook.template.unclosedVariables(offered: Set(offered)).map(\.sentence)
         var quotedNoted: Set<Variable> = []

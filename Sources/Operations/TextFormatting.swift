@@ -119,6 +119,12 @@ public enum TextFormatting {
         })
     }
 
+    /// `text` as an SQL string literal to paste into psql: `'customer.credit_changed'`, a
+    /// quote in it doubled.
+    public static func sqlLiteral(_ text: String) -> String {
+        "'" + text.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "''") + "'"
+    }
+
     /// Whether `scalar` is DEL or a C1 control character (U+007F to U+009F): JSON strings may
     /// hold them as they are, and some terminals take U+009B as the start of an escape sequence.
     public static func isDELOrC1(_ scalar: Unicode.Scalar) -> Bool {

@@ -21,6 +21,13 @@ import Testing
         #expect(TextFormatting.shortened("line one\nline two", to: 12) == "line one li…")
     }
 
+    @Test("a name in a statement the doctor suggests is a literal psql takes as it is: a quote in it doubled")
+    func sqlLiterals() {
+        #expect(TextFormatting.sqlLiteral("customer.credit_changed") == "'customer.credit_changed'")
+        #expect(TextFormatting.sqlLiteral("o'brien's.event") == "'o''brien''s.event'")
+        #expect(TextFormatting.sqlLiteral("") == "''")
+    }
+
     @Test("names people chose cannot send escape sequences to a terminal: control characters print as ?")
     func controlCharactersArePrintedSafely() {
         #expect(TextFormatting.shortened("clip\u{1B}]52;c;ZXZpbA==\u{07}", to: 40) == "clip?]52;c;ZXZpbA==?")

@@ -232,11 +232,13 @@ import Testing
     @Test("doctor: a variable that the event's sample has but none of its recent real events (the trigger does not put it in the payload) is a WARN: each request had \"\" for it, and doctor said every variable was in the sample or recent events; with fewer than 10 events it is not judged")
     func variablesOnlyTheSampleHas() throws {
         let database = try AdminDatabase()
-        let mailer = try database.addWebhook(url: "https://mail.example.com/x?to=#customer.email#", body: ##"{"id":"#customer.id#"}"##, name: "Mailer")
+        // #customer.tier.name# is in the sample; the events have "tier": null, as the reference
+        // trigger writes it for a customer without a tier: the trigger does put it in.
+        let mailer = try database.addWebhook(url: "https://mail.example.com/x?to=#customer.email#", body: ##"{"id":"#customer.id#","tier":"#customer.tier.name#"}"##, name: "Mailer")
         func record(_ count: Int) throws {
             try database.connection.query("""
                 INSERT INTO webhooky.events (event, payload, webhook_ids, fanned_out)
-                SELECT 'customer.credit_changed', jsonb_build_object('customer', jsonb_build_object('id', g, 'credit', '5.00')), ARRAY[$1::bigint], true
+                SELECT 'customer.credit_changed', jsonb_build_object('customer', jsonb_build_object('id', g, 'credit', '5.00', 'tier', null)), ARRAY[$1::bigint], true
                   FROM generate_series(1, $2) g
                 """, [String(mailer), String(count)])
         }
