@@ -166,7 +166,7 @@ extension Doctor {
             stranded.holders.first { $0.worker == worker.id }.map { worker.text + "; " + StrandedClaims.fate(of: $0, anyAlive: !alive.isEmpty) } ?? worker.text
         }
         let held = stranded.count == 0 ? ""
-            : "; \(TextFormatting.count(stranded.count)) claimed \(stranded.count == 1 ? "delivery waits" : "deliveries wait") for the lease of a worker that stopped"
+            : "; \(TextFormatting.count(stranded.count)) claimed \(stranded.count == 1 ? "delivery is" : "deliveries are") held by a worker that stopped"
         guard !alive.isEmpty else {
             return DoctorCheck(.fail, "workers", "no worker alive: events are recorded but nothing is sent: start webhooky run" + held,
                                details: details + ["Run it next to the database, e.g. with deploy/webhooky.service: webhooky run --database-url ..."])
@@ -194,7 +194,7 @@ extension Doctor {
             """)
         // Claimed by a worker that stopped: not being sent, but waiting for their lease to end.
         // (A tenant's role may not read webhooky.workers: its backlog is shown all the same.)
-        let stranded = (try? StrandedClaims.load(connection, heartbeatWindow: heartbeatWindow).count) ?? 0
+        let stranded = try WorkerPresence.canReadWorkers(connection) ? try StrandedClaims.load(connection, heartbeatWindow: heartbeatWindow).count : 0
         func int(_ column: Int) -> Int { result[0, column].flatMap { Int($0) } ?? 0 }
         let due = int(0), waiting = int(2), retrying = int(4), held = int(5), sending = int(6)
         let oldest = max(result[0, 1].flatMap { Double($0) } ?? 0, result[0, 3].flatMap { Double($0) } ?? 0)
@@ -203,7 +203,7 @@ extension Doctor {
         if retrying > 0 { others.append("\(TextFormatting.count(retrying)) pending until their retry is due") }
         if held > 0 { others.append("\(TextFormatting.count(held)) held by disabled webhooks") }
         if sending > stranded { others.append("\(TextFormatting.count(sending - stranded)) being sent") }
-        if stranded > 0 { others.append("\(TextFormatting.count(stranded)) held by a worker that stopped until the lease ends (see workers)") }
+        if stranded > 0 { others.append("\(TextFormatting.count(stranded)) held by a worker that stopped (see workers)") }
         if !others.isEmpty { details.append("Besides: " + others.joined(separator: ", ") + ".") }
         guard due + waiting > 0 else {
             return DoctorCheck(.ok, "backlog", "nothing waiting to be sent", details: details)

@@ -7,10 +7,18 @@ public enum WorkerPresence {
     /// A worker whose heartbeat is older is not alive, in seconds. Default 30 (as `webhooky doctor`'s).
     public static let heartbeatWindow: Double = 30
 
+    /// Whether the connection's role may read `webhooky.workers` (a tenant's may not). Asked
+    /// first, so that a tenant's `watch webhooky status` does not write a "permission denied"
+    /// error into the server's log every 2 seconds.
+    public static func canReadWorkers(_ connection: Connection) throws(PostgresError) -> Bool {
+        try connection.query("SELECT has_table_privilege('webhooky.workers', 'SELECT')").scalar == "t"
+    }
+
     /// A sentence when no worker has a heartbeat within ``heartbeatWindow``, saying since when
-    /// and what to do; `nil` when one is alive. Throws when the role may not read
+    /// and what to do; `nil` when one is alive, and for a role that may not read
     /// `webhooky.workers` (a tenant's).
     public static func absence(_ connection: Connection) throws(PostgresError) -> String? {
+        guard try canReadWorkers(connection) else { return nil }
         let result = try connection.query("""
             SELECT bool_or(heartbeat_at >= now() - $1 * interval '1 second'), extract(epoch FROM now() - max(heartbeat_at))
               FROM webhooky.workers

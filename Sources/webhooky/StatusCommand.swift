@@ -37,7 +37,7 @@ enum StatusCommand {
             let style = TerminalStyle.forStandardOutput()
             print(HealthTable.text(try HealthTable.load(connection), style: style))
             // Not for a tenant's role, which may not read webhooky.workers.
-            if let absence = try? WorkerPresence.absence(connection) { print("\n" + style.bad(absence)) }
+            if let absence = try WorkerPresence.absence(connection) { print("\n" + style.bad(absence)) }
             return 0
         } catch let exit as CommandExit {
             return exit.status
