@@ -36,6 +36,8 @@ struct FailureAdvice: Sendable, Hashable {
             return "The endpoint takes longer to answer than the workers wait (webhooky run --request-timeout, 15s by default): "
                 + "it may have done the work all the same, and each retry sends the request again. Make it answer 2xx at once and do the work afterwards, "
                 + "or start the workers with a longer --request-timeout; " + watch
+        case "timeout" where lastError?.hasPrefix("Resolving timed out") == true:
+            return "The host name did not resolve within the workers' --connect-timeout (5s by default): the workers' DNS server is slow or unreachable; " + watch
         case "timeout":
             return "No connection within the workers' --connect-timeout (5s by default): the host is down, or a firewall drops the packets; " + watch
         case "connect_failure":

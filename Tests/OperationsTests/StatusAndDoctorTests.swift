@@ -445,16 +445,21 @@ import Testing
         let slow = try database.addWebhook(url: "https://erp.example.com/slow", name: "Slow")
         let down = try database.addWebhook(url: "https://hooks.example-shop-of-long-name.com/x", name: "Down")
         let dropped = try database.addWebhook(url: "https://firewalled.example.com/x", name: "Dropped")
+        let unresolved = try database.addWebhook(url: "https://slow-dns.example.com/x", name: "Unresolved")
         for (webhook, failures, error, code) in [
             (slow, 3138, "Operation timed out after 2999 milliseconds with 0 bytes received", "timeout"),
             (down, 40, "Failed to connect to hooks.example-shop-of-long-name.com port 443 after 0 ms: Couldn't connect to server", "connect_failure"),
             (dropped, 7, "Connection timed out after 5001 milliseconds", "timeout"),
+            (unresolved, 3, "Resolving timed out after 5000 milliseconds", "timeout"),
         ] {
             try database.markFailing(webhook, failures: failures, since: "2 hours")
             let delivery = try database.addDelivery(webhook: webhook, state: "pending", attempts: 1)
             _ = try TailTests.recordAttempt(database.connection, delivery: delivery, webhook: webhook, status: nil, error: error, errorCode: code)
         }
         let outcome = try database.run(["doctor"])
+        // A name that did not resolve in time is not a host that dropped the connection.
+        #expect(outcome.output.contains(#"webhook \#(unresolved) "Unresolved": 3 failed attempts in a row for 2h; last: [timeout] Resolving timed out after 5000 milliseconds. The host name did not resolve within the workers' --connect-timeout (5s by default): the workers' DNS server is slow or unreachable; watch it with webhooky tail --webhook \#(unresolved).\#n"#),
+                "\(outcome.output)")
         // Before: "3138 failed attempts in a row for 2h; last: Operation timed out after ..." (no code).
         #expect(outcome.output.contains(#"webhook \#(slow) "Slow": 3,138 failed attempts in a row for 2h; last: [timeout] Operation timed out after 2999 milliseconds with 0 bytes received. The endpoint takes longer to answer than the workers wait (webhooky run --request-timeout, 15s by default): it may have done the work all the same, and each retry sends the request again. Make it answer 2xx at once and do the work afterwards, or start the workers with a longer --request-timeout; watch it with webhooky tail --webhook \#(slow).\#n"#),
                 "\(outcome.output)")
