@@ -487,7 +487,9 @@ extension Doctor {
 
     /// Event types with enabled webhooks whose last event is overdue against their usual pace (WARN).
     /// The pace is that of an event type's last events (at most 1,000 among the newest
-    /// ``paceScanEvents``); when fewer than ``paceMinimumEvents`` are left, those that
+    /// ``paceScanEvents``), with the silence before them, so that a nightly batch of more than
+    /// 1,000 events (one transaction's share their time) is judged by the night before it, not
+    /// by its own pace; when fewer than ``paceMinimumEvents`` are left, those that
     /// `webhooky.prune` deleted count too (`webhooky.event_pace`), so a trigger dropped longer ago
     /// than the retention is still noticed. The silence counts from the last event, or from when
     /// a webhook made the type wanted again (the type's newest note in `webhooky.event_wanted`),
@@ -510,10 +512,18 @@ extension Doctor {
                        SELECT e.created_at FROM webhooky.events e
                         WHERE e.event = t.event AND NOT e.is_test AND e.id > (SELECT floor FROM scan)
                         ORDER BY e.id DESC LIMIT 1000) e
-            ), live AS (
+            ), newest AS (
                 SELECT t.event, count(r.created_at) AS n, min(r.created_at) AS first_at, max(r.created_at) AS last_at, max(r.gap) AS longest
                   FROM types t LEFT JOIN recent r ON r.event = t.event
                  GROUP BY t.event
+            ), live AS (
+                -- The silence before them, when they are one burst (a nightly batch: one
+                -- transaction's events share their time): the newest older event in the scan.
+                SELECT n.event, n.n, n.first_at, n.last_at, greatest(n.longest, n.first_at - b.created_at) AS longest
+                  FROM newest n LEFT JOIN LATERAL (
+                       SELECT e.created_at FROM webhooky.events e
+                        WHERE e.event = n.event AND NOT e.is_test AND e.id > (SELECT floor FROM scan) AND e.created_at < n.first_at
+                        ORDER BY e.id DESC LIMIT 1) b ON n.n > 0
             ), paced AS (
                 -- Too few events left (webhooky.prune deleted the older ones): those it deleted count too.
                 -- No event is recorded while no enabled webhook wants the type: the silence counts

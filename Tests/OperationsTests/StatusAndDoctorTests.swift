@@ -728,6 +728,28 @@ import Testing
                 "\(outcome.output)")
     }
 
+    @Test("doctor: a nightly batch of more events than the pace reads (one transaction's, all of the same time) is judged by the night before it, not by its own pace of 0ms: not overdue 2 hours after, overdue once a night is skipped")
+    func nightlyBatches() throws {
+        let database = try AdminDatabase()
+        try database.connection.execute("INSERT INTO webhooky.event_types (name) VALUES ('order.paid'), ('order.shipped')")
+        try database.addWebhook(event: "order.paid", url: "https://erp.example.com/paid")
+        try database.addWebhook(event: "order.shipped", url: "https://erp.example.com/shipped")
+        // 1,500 events a night for 3 nights; paid's last batch came 2 hours ago, shipped's 2 days
+        // and 2 hours ago (last night's and the night before's are missing).
+        try database.connection.execute("""
+            INSERT INTO webhooky.events (event, payload, fanned_out, created_at)
+            SELECT 'order.paid', '{}', true, now() - interval '2 hours' - night * interval '1 day'
+              FROM generate_series(2, 0, -1) night, generate_series(1, 1500) n;
+            INSERT INTO webhooky.events (event, payload, fanned_out, created_at)
+            SELECT 'order.shipped', '{}', true, created_at - interval '2 days' FROM webhooky.events WHERE event = 'order.paid' ORDER BY id;
+            """)
+        try database.wantedForAMonth()
+        let outcome = try database.run(["doctor"])
+        #expect(!outcome.output.contains("order.paid: none"), "\(outcome.output)")
+        #expect(outcome.output.contains("order.shipped: none for 2d 2h, though one came every 0ms on average over its last 1,000 events, longer than the longest silence among them (1d): has a trigger been dropped?"),
+                "\(outcome.output)")
+    }
+
     @Test("doctor: a trigger whose WHEN clause tests another event's bit is a FAIL that names it and says how to fix it")
     func triggerTestingAnotherEventsBit() throws {
         let database = try AdminDatabase()
