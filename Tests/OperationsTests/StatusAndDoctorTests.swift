@@ -705,12 +705,18 @@ import Testing
                 "\(late.output)")
     }
 
-    @Test("doctor: events that stop every night are not overdue tonight, only when the silence is clearly longer than the longest one among them")
-    func quietNights() throws {
+    /// A database with the event types order.paid and order.shipped, each with a webhook.
+    static func paidAndShipped() throws -> AdminDatabase {
         let database = try AdminDatabase()
         try database.connection.execute("INSERT INTO webhooky.event_types (name) VALUES ('order.paid'), ('order.shipped')")
         try database.addWebhook(event: "order.paid", url: "https://erp.example.com/paid")
         try database.addWebhook(event: "order.shipped", url: "https://erp.example.com/shipped")
+        return database
+    }
+
+    @Test("doctor: events that stop every night are not overdue tonight, only when the silence is clearly longer than the longest one among them")
+    func quietNights() throws {
+        let database = try StatusAndDoctorTests.paidAndShipped()
         // Both: every 5 minutes through a 10-hour day, 14 hours of night, then another 8-hour
         // day. Paid's day ended 8 hours ago (a night like the last); shipped's 25 hours ago.
         try database.connection.execute("""
@@ -730,10 +736,7 @@ import Testing
 
     @Test("doctor: a nightly batch of more events than the pace reads (one transaction's, all of the same time) is judged by the night before it, not by its own pace of 0ms: not overdue 2 hours after, overdue once a night is skipped")
     func nightlyBatches() throws {
-        let database = try AdminDatabase()
-        try database.connection.execute("INSERT INTO webhooky.event_types (name) VALUES ('order.paid'), ('order.shipped')")
-        try database.addWebhook(event: "order.paid", url: "https://erp.example.com/paid")
-        try database.addWebhook(event: "order.shipped", url: "https://erp.example.com/shipped")
+        let database = try StatusAndDoctorTests.paidAndShipped()
         // 1,500 events a night for 3 nights; paid's last batch came 2 hours ago, shipped's 2 days
         // and 2 hours ago (last night's and the night before's are missing).
         try database.connection.execute("""
