@@ -166,7 +166,7 @@ extension Doctor {
             stranded.holders.first { $0.worker == worker.id }.map { worker.text + "; " + StrandedClaims.fate(of: $0, anyAlive: !alive.isEmpty) } ?? worker.text
         }
         let held = stranded.count == 0 ? ""
-            : "; \(TextFormatting.count(stranded.count)) claimed \(stranded.count == 1 ? "delivery is" : "deliveries are") held by a worker that stopped"
+            : "; \(TextFormatting.count(stranded.count)) claimed \(stranded.count == 1 ? "delivery is" : "deliveries are") held by \(stranded.whose)"
         guard !alive.isEmpty else {
             return DoctorCheck(.fail, "workers", "no worker alive: events are recorded but nothing is sent: start webhooky run" + held,
                                details: details + ["Run it next to the database, e.g. with deploy/webhooky.service: webhooky run --database-url ..."])
@@ -192,9 +192,11 @@ extension Doctor {
                    (SELECT count(*) FROM pending WHERE NOT sendable),
                    (SELECT count(*) FROM webhooky.deliveries WHERE state = 'sending')
             """)
-        // Claimed by a worker that stopped: not being sent, but waiting for their lease to end.
-        // (A tenant's role may not read webhooky.workers: its backlog is shown all the same.)
-        let stranded = try WorkerPresence.canReadWorkers(connection) ? try StrandedClaims.load(connection, heartbeatWindow: heartbeatWindow).count : 0
+        // Claimed by a worker that stopped: not being sent, but held until their lease ends and a
+        // live worker takes them back. (A tenant's role may not read webhooky.workers: its
+        // backlog is shown all the same.)
+        let strandedClaims = try WorkerPresence.canReadWorkers(connection) ? try StrandedClaims.load(connection, heartbeatWindow: heartbeatWindow) : StrandedClaims(holders: [])
+        let stranded = strandedClaims.count
         func int(_ column: Int) -> Int { result[0, column].flatMap { Int($0) } ?? 0 }
         let due = int(0), waiting = int(2), retrying = int(4), held = int(5), sending = int(6)
         let oldest = max(result[0, 1].flatMap { Double($0) } ?? 0, result[0, 3].flatMap { Double($0) } ?? 0)
@@ -203,7 +205,7 @@ extension Doctor {
         if retrying > 0 { others.append("\(TextFormatting.count(retrying)) pending until their retry is due") }
         if held > 0 { others.append("\(TextFormatting.count(held)) held by disabled webhooks") }
         if sending > stranded { others.append("\(TextFormatting.count(sending - stranded)) being sent") }
-        if stranded > 0 { others.append("\(TextFormatting.count(stranded)) held by a worker that stopped (see workers)") }
+        if stranded > 0 { others.append("\(TextFormatting.count(stranded)) held by \(strandedClaims.whose) (see workers)") }
         if !others.isEmpty { details.append("Besides: " + others.joined(separator: ", ") + ".") }
         guard due + waiting > 0 else {
             return DoctorCheck(.ok, "backlog", "nothing waiting to be sent", details: details)
@@ -422,7 +424,7 @@ extension Doctor {
         let result = try connection.query("SELECT id, name, event, url, body, headers::text FROM webhooky.webhooks WHERE enabled ORDER BY id")
         // Per event: the names its sample or recent events have, those of them only its sample
         // has, and how many recent events were read (webhooky.variables reads up to 100).
-        var offered: [String: (names: Set<String>, sampleOnly: Set<String>, notObjects: Set<String>, recent: Int)] = [:]
+        var offered: [String: (names: Set<String>, sampleOnly: Set<String>, recent: Int)] = [:]
         var problems: [String] = []
         var compared = 0
         var flagged = 0
@@ -436,28 +438,26 @@ extension Doctor {
             guard let webhook = try? Webhook(id: Int64(id) ?? 0, revision: 1, name: result[row, 1] ?? "", url: result[row, 3] ?? "",
                                              body: result[row, 4], headersJSON: result[row, 5] ?? "{}", secret: nil) else { continue }
             if offered[event] == nil {
-                let names = try connection.query("SELECT variable, source = 'sample', type FROM webhooky.variables($1)", [event])
+                let names = try connection.query("SELECT variable, source = 'sample' FROM webhooky.variables($1)", [event])
                 // As webhooky.variables reads them: the event's last 100 among the latest 10,000.
                 let recent = try connection.query("""
                     SELECT least(count(*), 100) FROM (SELECT e.event, e.is_test FROM webhooky.events e ORDER BY e.id DESC LIMIT 10000) e
                      WHERE e.event = $1 AND NOT e.is_test
                     """, [event]).scalar.flatMap { Int($0) } ?? 0
                 offered[event] = (Set((0..<names.rowCount).compactMap { names[$0, 0] }),
-                                  Set((0..<names.rowCount).filter { names[$0, 1] == "t" }.compactMap { names[$0, 0] }),
-                                  Set((0..<names.rowCount).filter { names[$0, 1] == "f" && names[$0, 2] != "object" }.compactMap { names[$0, 0] }), recent)
+                                  Set((0..<names.rowCount).filter { names[$0, 1] == "t" }.compactMap { names[$0, 0] }), recent)
             }
             // Without a sample or any event there is nothing to compare with.
-            guard let (names, sampleOnly, notObjects, recent) = offered[event], !names.isEmpty else { continue }
+            guard let (names, sampleOnly, recent) = offered[event], !names.isEmpty else { continue }
             compared += 1
             let unknown = webhook.template.variables.filter { !names.contains($0.name) }
             // In the sample, but in none of enough real events: every request had "" for it
             // (the trigger does not put it in the payload, or no longer does).
-            // Not when the events have an enclosing name as null or a value (the reference
+            // Not when the events have an enclosing name, always as null (the reference
             // trigger's "tier": null for a customer without a tier): the trigger does put it in.
-            let unsent = recent < sampleOnlyMinimumEvents ? [] : webhook.template.variables.filter { variable in
-                let parts = variable.name.split(separator: ".")
-                let enclosing = (1..<max(1, parts.count)).map { parts.prefix($0).joined(separator: ".") }
-                return sampleOnly.contains(variable.name) && !enclosing.contains(where: notObjects.contains)
+            var unsent: [Variable] = []
+            for variable in webhook.template.variables where recent >= sampleOnlyMinimumEvents && sampleOnly.contains(variable.name) {
+                if try !Self.enclosedInNull(variable.name, event: event, connection) { unsent.append(variable) }
             }
             let unclosed = webhook.template.unclosedVariables(offered: names)
             if !unknown.isEmpty || !unclosed.isEmpty || !unsent.isEmpty { flagged += 1 }
@@ -483,6 +483,26 @@ extension Doctor {
         return DoctorCheck(.ok, "variables", compared == 0
             ? "no enabled webhook to compare with its event's variables"
             : "every variable of the enabled webhooks is in its event's sample or recent events")
+    }
+
+    /// Whether an enclosing name of `variable` (`customer.tier` of `customer.tier.name`) is in
+    /// some of `event`'s recent events (as ``variablesCheck(_:)`` reads them) and null in every
+    /// one that has it: the trigger puts it in, as null when there is nothing (a customer
+    /// without a tier), so a variable inside it that no event has is no sign of a trigger that
+    /// leaves it out. An enclosing value that is an object (without the variable), a string
+    /// or an array in any of them is no such sign.
+    static func enclosedInNull(_ variable: String, event: String, _ connection: Connection) throws(PostgresError) -> Bool {
+        let depth = variable.split(separator: ".").count - 1
+        guard depth > 0 else { return false }
+        return try connection.query("""
+            SELECT bool_or(p.nulls > 0 AND p.others = 0) FROM (
+                SELECT count(*) FILTER (WHERE jsonb_typeof(e.payload #> path.names) = 'null') AS nulls,
+                       count(*) FILTER (WHERE jsonb_typeof(e.payload #> path.names) <> 'null') AS others
+                  FROM (SELECT e.payload FROM (SELECT e.event, e.is_test, e.payload FROM webhooky.events e ORDER BY e.id DESC LIMIT 10000) e
+                         WHERE e.event = $1 AND NOT e.is_test LIMIT 100) e
+                 CROSS JOIN LATERAL (SELECT (string_to_array($2, '.'))[1:d] AS names FROM generate_series(1, $3::integer) d) path
+                 GROUP BY path.names) p
+            """, [event, variable, String(depth)]).scalar == "t"
     }
 
     /// Event types with enabled webhooks whose last event is overdue against their usual pace (WARN).

@@ -38,6 +38,9 @@ struct StrandedClaims: Sendable {
     /// How many deliveries they hold in all.
     var count: Int { holders.reduce(0) { $0 + $1.count } }
 
+    /// `a worker that stopped`, or `2 workers that stopped`.
+    var whose: String { holders.count == 1 ? "a worker that stopped" : "\(holders.count) workers that stopped" }
+
     /// What becomes of `holder`'s deliveries, for the workers finding: `holds 8 deliveries it
     /// claimed: a live worker sends them again once their lease ends, in 18s`. With no worker
     /// alive (`anyAlive` false) they wait for one.

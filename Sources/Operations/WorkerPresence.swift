@@ -11,7 +11,10 @@ public enum WorkerPresence {
     /// first, so that a tenant's `watch webhooky status` does not write a "permission denied"
     /// error into the server's log every 2 seconds.
     public static func canReadWorkers(_ connection: Connection) throws(PostgresError) -> Bool {
-        try connection.query("SELECT has_table_privilege('webhooky.workers', 'SELECT')").scalar == "t"
+        // By column: a role granted only some columns may read these two, which are all that is read.
+        try connection.query("""
+            SELECT has_column_privilege('webhooky.workers', 'id', 'SELECT') AND has_column_privilege('webhooky.workers', 'heartbeat_at', 'SELECT')
+            """).scalar == "t"
     }
 
     /// A sentence when no worker has a heartbeat within ``heartbeatWindow``, saying since when

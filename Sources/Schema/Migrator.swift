@@ -80,7 +80,8 @@ public struct Migrator {
         let sessionLockTimeout = try connection.query("SELECT current_setting('lock_timeout')").scalar ?? "0"
         try connection.query("SELECT set_config('lock_timeout', $1, false)", [lockTimeout <= .zero ? "0" : Migrator.text(max(lockTimeout, .milliseconds(1)))])
         defer { _ = try? connection.query("SELECT set_config('lock_timeout', $1, false)", [sessionLockTimeout]) }
-        // How long a deadlocked statement waited before PostgreSQL ended it (not the try's work).
+        // How long a deadlocked statement waited before PostgreSQL ended it (not the try's work);
+        // a migration that sets its own deadlock_timeout is counted with the session's.
         let deadlockWait = Duration.milliseconds(Int(try connection.query(
             "SELECT (extract(epoch FROM current_setting('deadlock_timeout')::interval) * 1000)::bigint").scalar.flatMap { $0 }.flatMap { Int($0) } ?? 1000))
         let todo = try pending()
@@ -137,10 +138,14 @@ public struct Migrator {
                     ? "migration \(migration.fileName) ran \(Migrator.text(.seconds(max(0, worked.components.seconds)))) "
                         + "and then \(waited); it was rolled back (nothing of it was applied) and not tried again, since its work would be done again"
                     : "migration \(migration.fileName) \(waited) \(attempt == 1 ? "once" : "\(attempt) times") and was rolled back (nothing of it was applied)"
-                let why = deadlock ? "it and another transaction each waited for a lock the other held"
-                    : "another transaction holds a table it changes, and every emit would have waited behind it"
-                throw SchemaError(.migrationFailed, what + ": " + why
-                    + (holders.isEmpty ? "" : "\nSessions holding locks on the webhooky schema's tables: " + holders.joined(separator: "; "))
+                let sessions = holders.isEmpty ? "" : "\nSessions holding locks on the webhooky schema's tables: " + holders.joined(separator: "; ")
+                if deadlock {
+                    // lock_timeout plays no part: a deadlock is found after deadlock_timeout whatever it is.
+                    throw SchemaError(.migrationFailed, what + ": it and another transaction each waited for a lock the other held" + sessions
+                        + "\nRun webhooky migrate again; if it keeps happening, a job of your application takes the same tables' locks in the other order: "
+                        + "migrate at a moment when it does not run.")
+                }
+                throw SchemaError(.migrationFailed, what + ": another transaction holds a table it changes, and every emit would have waited behind it" + sessions
                     + "\nLet that transaction end (or end it: SELECT pg_terminate_backend(pid);), then run webhooky migrate again; "
                     + "or, at a quiet moment, webhooky migrate --lock-timeout 0 waits for it (your application's changes queue behind the upgrade meanwhile).")
             }

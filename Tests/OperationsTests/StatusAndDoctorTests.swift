@@ -52,8 +52,7 @@ import Testing
             """)
         let killed = try database.run(["status"])
         // 3m 30s, or a few seconds more on a busy machine.
-        #expect(killed.output.contains("\n\nNo worker alive (the last heartbeat was 3m 3"), "\(killed.output)")
-        #expect(killed.output.hasSuffix("s ago): nothing is sent. Start webhooky run; webhooky doctor says more.\n"), "\(killed.output)")
+        #expect(killed.output.contains(#/\n\nNo worker alive \(the last heartbeat was 3m [3-5]\ds ago\): nothing is sent\. Start webhooky run; webhooky doctor says more\.\n$/#), "\(killed.output)")
 
         let empty = try AdminDatabase().run(["status"])
         #expect(empty.output.hasPrefix("no webhooks yet"))
@@ -253,6 +252,19 @@ import Testing
         #expect(StatusAndDoctorTests.finding(outcome.output, "variables")
                 == "WARN  variables     1 of 1 enabled webhook uses variables their event does not have")
         #expect(outcome.output.contains(##"webhook \##(mailer) "Mailer" uses #customer.email#, which customer.credit_changed's sample has but none of its last 12 events: it was sent as the empty string in each (does the trigger put it in the payload? SELECT * FROM webhooky.variables('customer.credit_changed'); shows where each name comes from)\##n"##), "\(outcome.output)")
+
+        // Not null every time: a tier object without a name, a group that is a string. Each
+        // request had "" for them all the same; which event came last does not matter.
+        try database.connection.query("""
+            INSERT INTO webhooky.events (event, payload, webhook_ids, fanned_out)
+            SELECT 'customer.credit_changed', jsonb_build_object('customer', jsonb_build_object('id', g, 'group', 'wholesale', 'tier', CASE WHEN g = 12 THEN NULL ELSE jsonb_build_object('id', 2) END)),
+                   ARRAY[$1::bigint], true
+              FROM generate_series(1, 12) g
+            """, [String(mailer)])
+        let shapes = try database.addWebhook(url: "https://crm.example.com/x", body: ##"{"group":"#customer.group.name#"}"##, name: "Shapes")
+        let mixed = try database.run(["doctor"])
+        #expect(mixed.output.contains(##"webhook \##(mailer) "Mailer" uses #customer.email#, #customer.tier.name#, which customer.credit_changed's sample has but none of its last 24 events"##), "\(mixed.output)")
+        #expect(mixed.output.contains(##"webhook \##(shapes) "Shapes" uses #customer.group.name#, which customer.credit_changed's sample has but none of its last 24 events"##), "\(mixed.output)")
     }
 
     @Test("doctor: a '#name' without its closing '#' in a body string or a header value (sent as written) is a WARN naming the webhook and what to write; '#fff' and 'issue #12' are not")
@@ -307,8 +319,7 @@ import Testing
         #expect(outcome.status == 1)
         #expect(StatusAndDoctorTests.finding(outcome.output, "workers")
                 == "FAIL  workers       no worker alive: events are recorded but nothing is sent: start webhooky run")
-        #expect(outcome.output.contains("old-worker on db-host, webhooky 1.0.0: last heartbeat 2m 3"), "\(outcome.output)")
-        #expect(outcome.output.contains("s ago (stopped, or lost the database)"), "\(outcome.output)")
+        #expect(outcome.output.contains(#/old-worker on db-host, webhooky 1\.0\.0: last heartbeat 2m [3-5]\ds ago \(stopped, or lost the database\)/#), "\(outcome.output)")
         #expect(outcome.output.hasSuffix("Needs attention: 1 failure.\n"))
     }
 
@@ -327,17 +338,17 @@ import Testing
         }
         let outcome = try database.run(["doctor"])
         #expect(StatusAndDoctorTests.finding(outcome.output, "workers")
-                == "OK    workers       1 worker alive; 3 claimed deliveries are held by a worker that stopped")
-        #expect(outcome.output.contains("killed-worker on db-host, webhooky 1.0.0: last heartbeat 2m 3"), "\(outcome.output)")
-        #expect(outcome.output.contains("s ago (stopped, or lost the database); holds 2 deliveries it claimed: a live worker sends them again once their lease ends, in 1m 2"), "\(outcome.output)")
+                == "OK    workers       1 worker alive; 3 claimed deliveries are held by 2 workers that stopped")
+        // 2m 30s, or up to half a minute more on a busy machine.
+        #expect(outcome.output.contains(#/killed-worker on db-host, webhooky 1\.0\.0: last heartbeat 2m [3-5]\ds ago \(stopped, or lost the database\); holds 2 deliveries it claimed: a live worker sends them again once their lease ends, in 1m [0-2]\ds/#), "\(outcome.output)")
         #expect(outcome.output.contains("gone-worker: no heartbeat row in webhooky.workers; holds 1 delivery it claimed: its lease has ended, and a live worker takes it back at its next reap"))
-        #expect(outcome.output.contains("Besides: 1 being sent, 3 held by a worker that stopped (see workers)."))
+        #expect(outcome.output.contains("Besides: 1 being sent, 3 held by 2 workers that stopped (see workers)."))
 
         try database.connection.execute("DELETE FROM webhooky.workers WHERE id = 'live-worker'")
         let none = try database.run(["doctor"])
         #expect(StatusAndDoctorTests.finding(none.output, "workers")
-                == "FAIL  workers       no worker alive: events are recorded but nothing is sent: start webhooky run; 4 claimed deliveries are held by a worker that stopped")
-        #expect(none.output.contains("holds 2 deliveries it claimed: they go out once a worker runs and their lease has ended, in 1m 2"))
+                == "FAIL  workers       no worker alive: events are recorded but nothing is sent: start webhooky run; 4 claimed deliveries are held by 3 workers that stopped")
+        #expect(none.output.contains(#/holds 2 deliveries it claimed: they go out once a worker runs and their lease has ended, in 1m [0-2]\ds/#), "\(none.output)")
     }
 
     @Test("doctor: a backlog older than 5 minutes is a WARN that names the webhooks waiting longest with their pace of the last 5 minutes (it said only to look with webhooky status, whose 24-hour timings hide an endpoint that became slow)")
@@ -355,12 +366,11 @@ import Testing
         let outcome = try database.run(["doctor"])
         #expect(outcome.status == 1)
         // 12m 30s, or a few seconds more on a busy machine.
-        #expect((StatusAndDoctorTests.finding(outcome.output, "backlog") ?? "").hasPrefix("WARN  backlog       30 deliveries due and 5 events not yet fanned out; the oldest has been due for 12m 3"))
-        #expect((StatusAndDoctorTests.finding(outcome.output, "backlog") ?? "").hasSuffix("s: the workers are not keeping up (or none runs)"))
+        #expect((StatusAndDoctorTests.finding(outcome.output, "backlog") ?? "").contains(
+            #/^WARN  backlog       30 deliveries due and 5 events not yet fanned out; the oldest has been due for 12m [3-5]\ds: the workers are not keeping up \(or none runs\)$/#))
         #expect(outcome.output.contains("Besides: 1 held by disabled webhooks."))
         // Which webhooks wait, and at what pace (status's timings cover 24 hours and hide a slow endpoint).
-        #expect(outcome.output.contains(#"webhook \#(webhook) "test": 30 due, the oldest due for 12m 3"#), "\(outcome.output)")
-        #expect(outcome.output.contains(#"s; no attempt in the last 5m\#n"#), "\(outcome.output)")
+        #expect(outcome.output.contains(try Regex(#"webhook \#(webhook) "test": 30 due, the oldest due for 12m [3-5]\ds; no attempt in the last 5m\n"#)), "\(outcome.output)")
         // It answers in 5 s: held to 8 requests in flight, 60 in 5 minutes.
         try database.connection.query("""
             INSERT INTO webhooky.attempts (delivery_id, webhook_id, attempt, started_at, duration_ms, status, worker)
@@ -368,8 +378,8 @@ import Testing
               FROM generate_series(1, 60) g
             """, [String(webhook)])
         let slow = try database.run(["doctor"])
-        #expect(slow.output.contains(#"webhook \#(webhook) "test": 30 due, the oldest due for 12m 3"#), "\(slow.output)")
-        #expect(slow.output.contains(#"s; 60 attempts in the last 5m (median 5.0 s each), about 2m 30s to send the rest at that pace, not counting new ones\#n"#), "\(slow.output)")
+        #expect(slow.output.contains(try Regex(#"webhook \#(webhook) "test": 30 due, the oldest due for 12m [3-5]\ds; 60 attempts in the last 5m \(median 5\.0 s each\), about 2m 30s to send the rest at that pace, not counting new ones\n"#)),
+                "\(slow.output)")
         #expect(slow.output.contains("make a slow endpoint answer sooner: one that takes over a quarter of --request-timeout gets 8 requests in flight per worker"))
 
         try database.connection.execute("UPDATE webhooky.deliveries SET next_attempt_at = now() - interval '10 seconds'; UPDATE webhooky.events SET created_at = now()")
