@@ -27,9 +27,10 @@ public final class QueryResult {
         return Int(String(cString: text)) ?? 0
     }
 
-    /// The name of column `column`.
+    /// The name of column `column` (empty outside the result).
     public func columnName(_ column: Int) -> String {
-        String(cString: PQfname(handle, Int32(column)))
+        guard column >= 0, column < columnCount, let name = PQfname(handle, Int32(column)) else { return "" }
+        return String(cString: name)
     }
 
     /// The index of the column called `name`, or `nil`.
@@ -38,16 +39,27 @@ public final class QueryResult {
         return index < 0 ? nil : Int(index)
     }
 
-    /// The value at `row`, `column` as text; `nil` for SQL `NULL`.
+    /// Whether `row`, `column` is in the result. Asked before libpq is: libpq complains of a
+    /// place outside it with a notice, which goes to the connection's notice handler (a
+    /// "database notice" line of the worker's log), through a pointer that the connection
+    /// frees when it goes.
+    private func contains(row: Int, column: Int) -> Bool {
+        row >= 0 && column >= 0 && row < rowCount && column < columnCount
+    }
+
+    /// The value at `row`, `column` as text; `nil` for SQL `NULL`, and outside the result.
     public subscript(row: Int, column: Int) -> String? {
+        guard contains(row: row, column: column) else { return nil }
         let r = Int32(row)
         let c = Int32(column)
         guard PQgetisnull(handle, r, c) == 0, let value = PQgetvalue(handle, r, c) else { return nil }
         return String(cString: value)
     }
 
-    /// The value at `row`, `column` as UTF-8 bytes without copying into a `String`; `nil` for `NULL`.
+    /// The value at `row`, `column` as UTF-8 bytes without copying into a `String`; `nil` for
+    /// `NULL`, and outside the result.
     public func withBytes<R>(row: Int, column: Int, _ body: (UnsafeBufferPointer<UInt8>?) throws -> R) rethrows -> R {
+        guard contains(row: row, column: column) else { return try body(nil) }
         let r = Int32(row)
         let c = Int32(column)
         guard PQgetisnull(handle, r, c) == 0, let value = PQgetvalue(handle, r, c) else { return try body(nil) }

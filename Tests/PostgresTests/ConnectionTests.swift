@@ -188,6 +188,23 @@ import Testing
                 == "ERROR:  x\nDETAIL:  y\nFATAL: made up\nserver closed the connection unexpectedly")
     }
 
+    @Test("reading past a result's rows or columns gives nil without asking libpq, whose complaint ('row number 0 is out of range') went to the connection's notice handler, even after the connection was gone")
+    func readingPastAResultIsNil() throws {
+        let database = try TestCluster.newEmptyDatabase()
+        var connection: Connection? = try database.connect()
+        let notices = Mutex<[String]>([])
+        connection?.onNotice { message in notices.withLock { $0.append(message) } }
+        let empty = try #require(try connection?.query("SELECT 1 AS one WHERE false"))
+        let one = try #require(try connection?.query("SELECT 'x' AS one"))
+        #expect(empty[0, 0] == nil)
+        #expect(one[0, 1] == nil && one[1, 0] == nil && one[-1, 0] == nil)
+        #expect(one.withBytes(row: 0, column: 1) { $0 == nil })
+        #expect(one.columnName(0) == "one" && one.columnName(1) == "")  // libpq gives NULL there
+        #expect(notices.withLock { $0 }.isEmpty, "\(notices.withLock { $0 })")
+        connection = nil  // the results outlive it
+        #expect(empty[0, 0] == nil && one[0, 0] == "x")
+    }
+
     @Test("a lost connection's message: the server's FATAL reason when it gave one, else libpq's words")
     func lossMessages() {
         let libpq = "server closed the connection unexpectedly\n\tThis probably means the server terminated abnormally\n\tbefore or while processing the request."
