@@ -28,6 +28,7 @@ enum DoctorCommand {
           variables      enabled webhooks' template variables that neither the event's sample
                          nor its recent events have (a misspelt name renders as ""), or that
                          only its sample has while its last events (10 or more) never did
+                         (unless they carry a name around it as null every time)
           events         event types that have had no event for over 10 times their usual
                          gap and at least an hour: a dropped or disabled trigger?
           triggers       triggers whose WHEN clause tests another event's bit in
