@@ -208,7 +208,7 @@ public struct RequestPreview: Sendable {
             let value = unmask ? header.value : Redaction.headerValue(name: header.name, value: header.value)
             // A value of only spaces and tabs goes out empty (see the HTTP client's Transfer).
             let blank = value.allSatisfy { $0 == " " || $0 == "\t" }
-            lines.append(blank ? "\(header.name):" : "\(header.name): \(TextFormatting.printable(value))")
+            lines.append(blank ? "\(header.name):" : "\(header.name): \(TextFormatting.markingDELAndC1(value))")
         }
         if let body = request.body {
             lines.append("")

@@ -131,6 +131,15 @@ public enum TextFormatting {
         (0x7F...0x9F).contains(scalar.value)
     }
 
+    /// `text` with DEL and C1 control characters as `?` and nothing else changed (a tab stays a
+    /// tab): for a header value, whose other control characters the templates already refuse.
+    public static func markingDELAndC1(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: isDELOrC1) else { return text }
+        var shown = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars { shown.append(isDELOrC1(scalar) ? "?" : scalar) }
+        return String(shown)
+    }
+
     /// JSON text with DEL and C1 control characters written as `\u` escapes (`\u009b`): the
     /// same JSON value, safe to print. Such characters can only stand inside a JSON string, where
     /// the escape means the character itself.

@@ -348,9 +348,9 @@ import Testing
         #expect(!body.errors.contains("header value holds"), "\(body.errors)")
         // DEL is refused in a header value (as every C0 character); C1 characters go out.
         let inHeader = try database.addWebhook(url: "https://erp.example.com/x", headers: ##"{"X-Name": "#customer.name#"}"##)
-        let header = try database.run(["preview", String(inHeader), "--payload", #"{"customer": {"id": 7, "name": "Jan\u009b2J\u0085"}}"#])
+        let header = try database.run(["preview", String(inHeader), "--payload", #"{"customer": {"id": 7, "name": "Jan\u009b2J\u0085\tNovák"}}"#])
         #expect(header.status == 0, "\(header.errors)")
-        #expect(header.output.contains("\nX-Name: Jan?2J?\n"), "\(header.output)")
+        #expect(header.output.contains("\nX-Name: Jan?2J?\tNovák\n"), "a tab goes out as it is, and is shown so: \(header.output)")
         #expect(header.errors.contains("webhooky: note: a header value holds control characters (U+0080 to U+009F): the request below shows them as ?, and they go out as they are"),
                 "\(header.errors)")
         for shown in [body, header] {
