@@ -381,6 +381,18 @@ import Testing
         #expect(slow.output.contains(try Regex(#"webhook \#(webhook) "test": 30 due, the oldest due for 12m [3-5]\ds; 60 attempts in the last 5m \(median 5\.0 s each\), about 2m 30s to send the rest at that pace, not counting new ones\n"#)),
                 "\(slow.output)")
         #expect(slow.output.contains("make a slow endpoint answer sooner: one that takes over a quarter of --request-timeout gets 8 requests in flight per worker"))
+        // Failed attempts send nothing: the time for the rest comes from those that succeeded.
+        let failures = """
+            INSERT INTO webhooky.attempts (delivery_id, webhook_id, attempt, started_at, duration_ms, status, worker)
+            SELECT (SELECT min(id) FROM webhooky.deliveries WHERE webhook_id = $1), $1, 2, now() - g * interval '4 seconds', 3000, 500, 'test'
+              FROM generate_series(1, 60) g
+            """
+        try database.connection.query(failures, [String(webhook)])
+        let failing = try database.run(["doctor"])
+        #expect(failing.output.contains("; 120 attempts in the last 5m (median 4.0 s each), about 2m 30s to send the rest at that pace, not counting new ones\n"), "\(failing.output)")
+        try database.connection.query("DELETE FROM webhooky.attempts WHERE webhook_id = $1 AND status = 200", [String(webhook)])
+        let none = try database.run(["doctor"])
+        #expect(none.output.contains("; 60 attempts in the last 5m (median 3.0 s each), none of them succeeded\n"), "\(none.output)")
 
         try database.connection.execute("UPDATE webhooky.deliveries SET next_attempt_at = now() - interval '10 seconds'; UPDATE webhooky.events SET created_at = now()")
         let recent = try database.run(["doctor"])
