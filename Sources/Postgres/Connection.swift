@@ -272,7 +272,7 @@ public final class Connection {
         guard let result else { throw connectionError() }
         switch PQresultStatus(result) {
         case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY, PGRES_COPY_IN, PGRES_COPY_OUT:
-            return QueryResult(taking: result)
+            return QueryResult(taking: result, keeping: noticeBox)
         default:
             let error = statementError(result)
             PQclear(result)

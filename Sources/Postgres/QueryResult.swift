@@ -6,9 +6,14 @@ import CLibPQ
 /// PostgreSQL prints it, which is what keeps money and ids exact.
 public final class QueryResult {
     private let handle: OpaquePointer
+    /// The connection's notice handler when the result was made: libpq keeps a pointer to it
+    /// with the result and may call it (a notice of its own about the result), so it lives as
+    /// long as the result does, after the connection or a later handler.
+    private let noticeHandler: AnyObject?
 
-    init(taking handle: OpaquePointer) {
+    init(taking handle: OpaquePointer, keeping noticeHandler: AnyObject? = nil) {
         self.handle = handle
+        self.noticeHandler = noticeHandler
     }
 
     deinit {
