@@ -425,6 +425,7 @@ extension Doctor {
         // Per event: the names its sample or recent events have, those of them only its sample
         // has, and how many recent events were read (webhooky.variables reads up to 100).
         var offered: [String: (names: Set<String>, sampleOnly: Set<String>, recent: Int)] = [:]
+        var nullEnclosed: [String: Bool] = [:]  // by event and variable: many webhooks share them
         var problems: [String] = []
         var compared = 0
         var flagged = 0
@@ -457,7 +458,13 @@ extension Doctor {
             // trigger's "tier": null for a customer without a tier): the trigger does put it in.
             var unsent: [Variable] = []
             for variable in webhook.template.variables where recent >= sampleOnlyMinimumEvents && sampleOnly.contains(variable.name) {
-                if try !Self.enclosedInNull(variable.name, event: event, connection) { unsent.append(variable) }
+                let key = event + "\u{0}" + variable.name
+                let excused: Bool
+                if let known = nullEnclosed[key] { excused = known } else {
+                    excused = try Self.enclosedInNull(variable.name, event: event, connection)
+                    nullEnclosed[key] = excused
+                }
+                if !excused { unsent.append(variable) }
             }
             let unclosed = webhook.template.unclosedVariables(offered: names)
             if !unknown.isEmpty || !unclosed.isEmpty || !unsent.isEmpty { flagged += 1 }
@@ -485,23 +492,24 @@ extension Doctor {
             : "every variable of the enabled webhooks is in its event's sample or recent events")
     }
 
-    /// Whether an enclosing name of `variable` (`customer.tier` of `customer.tier.name`) is in
-    /// some of `event`'s recent events (as ``variablesCheck(_:)`` reads them) and null in every
-    /// one that has it: the trigger puts it in, as null when there is nothing (a customer
-    /// without a tier), so a variable inside it that no event has is no sign of a trigger that
-    /// leaves it out. An enclosing value that is an object (without the variable), a string
-    /// or an array in any of them is no such sign.
+    /// Whether the trigger evidently puts an enclosing name of `variable` in as null when there
+    /// is nothing (the reference trigger's `"tier": null` for a customer without a tier), so
+    /// that a variable inside it which no event has is no sign of a trigger that leaves it out.
+    /// Each of `event`'s recent events (as ``variablesCheck(_:)`` reads them) is classed by the
+    /// first name along the variable's path that is not an object: true when that is null in
+    /// some and in none a string, number, boolean or array, or missing.
     static func enclosedInNull(_ variable: String, event: String, _ connection: Connection) throws(PostgresError) -> Bool {
         let depth = variable.split(separator: ".").count - 1
         guard depth > 0 else { return false }
         return try connection.query("""
-            SELECT bool_or(p.nulls > 0 AND p.others = 0) FROM (
-                SELECT count(*) FILTER (WHERE jsonb_typeof(e.payload #> path.names) = 'null') AS nulls,
-                       count(*) FILTER (WHERE jsonb_typeof(e.payload #> path.names) <> 'null') AS others
-                  FROM (SELECT e.payload FROM (SELECT e.event, e.is_test, e.payload FROM webhooky.events e ORDER BY e.id DESC LIMIT 10000) e
-                         WHERE e.event = $1 AND NOT e.is_test LIMIT 100) e
-                 CROSS JOIN LATERAL (SELECT (string_to_array($2, '.'))[1:d] AS names FROM generate_series(1, $3::integer) d) path
-                 GROUP BY path.names) p
+            SELECT count(*) FILTER (WHERE c.kind = 'null') > 0 AND count(*) FILTER (WHERE c.kind <> 'null') = 0
+              FROM (SELECT e.payload FROM (SELECT e.id, e.event, e.is_test, e.payload FROM webhooky.events e ORDER BY e.id DESC LIMIT 10000) e
+                     WHERE e.event = $1 AND NOT e.is_test ORDER BY e.id DESC LIMIT 100) e
+             CROSS JOIN LATERAL (
+                   SELECT coalesce((SELECT coalesce(jsonb_typeof(e.payload #> (string_to_array($2, '.'))[1:d]), 'missing') AS kind
+                                      FROM generate_series(1, $3::integer) d
+                                     WHERE coalesce(jsonb_typeof(e.payload #> (string_to_array($2, '.'))[1:d]), 'missing') <> 'object'
+                                     ORDER BY d LIMIT 1), 'missing') AS kind) c
             """, [event, variable, String(depth)]).scalar == "t"
     }
 
@@ -537,22 +545,26 @@ extension Doctor {
                   FROM types t LEFT JOIN recent r ON r.event = t.event
                  GROUP BY t.event
             ), live AS (
-                -- The silence before them, when they are one burst (a nightly batch: one
-                -- transaction's events share their time): the newest older event in the scan.
-                SELECT n.event, n.n, n.first_at, n.last_at, greatest(n.longest, n.first_at - b.created_at) AS longest
-                  FROM newest n LEFT JOIN LATERAL (
+                -- The silence before them, when they are all the scan read (1,000) and may be
+                -- one burst (a nightly batch: one transaction's events share their time): the
+                -- newest older event in the scan, since the type was last wanted (nothing is
+                -- recorded while no webhook wants it). Fewer than 1,000 are every event of the
+                -- type in the scan: nothing older to find, and no scan made.
+                SELECT n.event, n.n, n.first_at, n.last_at, greatest(n.longest, n.first_at - b.created_at) AS longest, s.wanted_since
+                  FROM newest n LEFT JOIN \(wanted) ON s.event = n.event
+                  LEFT JOIN LATERAL (
                        SELECT e.created_at FROM webhooky.events e
-                        WHERE e.event = n.event AND NOT e.is_test AND e.id > (SELECT floor FROM scan) AND e.created_at < n.first_at
-                        ORDER BY e.id DESC LIMIT 1) b ON n.n > 0
+                        WHERE n.n >= 1000 AND e.event = n.event AND NOT e.is_test AND e.id > (SELECT floor FROM scan)
+                          AND e.created_at < n.first_at AND e.created_at >= coalesce(s.wanted_since, '-infinity')
+                        ORDER BY e.id DESC LIMIT 1) b ON true
             ), paced AS (
                 -- Too few events left (webhooky.prune deleted the older ones): those it deleted count too.
                 -- No event is recorded while no enabled webhook wants the type: the silence counts
                 -- from when one wanted it again at the earliest.
                 SELECT l.event, l.n + coalesce(p.events, 0) AS n,
                        least(l.first_at, p.first_at) AS first_at, greatest(l.last_at, p.last_at) AS last_at,
-                       greatest(l.longest, p.longest_gap, l.first_at - p.last_at) AS longest, s.wanted_since
+                       greatest(l.longest, p.longest_gap, l.first_at - p.last_at) AS longest, l.wanted_since
                   FROM live l LEFT JOIN \(pruned) ON p.event = l.event AND l.n < $2
-                  LEFT JOIN \(wanted) ON s.event = l.event
             )
             SELECT event, n, extract(epoch FROM now() - greatest(last_at, wanted_since)),
                    extract(epoch FROM last_at - first_at) / nullif(n - 1, 0), extract(epoch FROM longest)

@@ -267,6 +267,20 @@ import Testing
         #expect(mixed.output.contains(##"webhook \##(shapes) "Shapes" uses #customer.group.name#, which customer.credit_changed's sample has but none of its last 24 events"##), "\(mixed.output)")
     }
 
+    @Test("doctor: a variable is let off as inside a null only when no recent event has a string, or anything but null, on its way: a customer that is sometimes the text 'legacy-42' and sometimes has \"tier\": null still has #customer.tier.name# sent as \"\"")
+    func nullOnlyWhereNothingElse() throws {
+        let database = try AdminDatabase()
+        let webhook = try database.addWebhook(url: "https://crm.example.com/x", body: ##"{"tier":"#customer.tier.name#"}"##, name: "Tiers")
+        try database.connection.query("""
+            INSERT INTO webhooky.events (event, payload, webhook_ids, fanned_out)
+            SELECT 'customer.credit_changed', CASE WHEN g % 2 = 0 THEN '{"customer": "legacy-42"}'::jsonb ELSE '{"customer": {"id": 1, "tier": null}}'::jsonb END,
+                   ARRAY[$1::bigint], true
+              FROM generate_series(1, 20) g
+            """, [String(webhook)])
+        let outcome = try database.run(["doctor"])
+        #expect(outcome.output.contains(##"webhook \##(webhook) "Tiers" uses #customer.tier.name#, which customer.credit_changed's sample has but none of its last 20 events"##), "\(outcome.output)")
+    }
+
     @Test("doctor: a '#name' without its closing '#' in a body string or a header value (sent as written) is a WARN naming the webhook and what to write; '#fff' and 'issue #12' are not")
     func unclosedVariables() throws {
         let database = try AdminDatabase()
@@ -773,6 +787,22 @@ import Testing
         #expect(!outcome.output.contains("order.paid: none"), "\(outcome.output)")
         #expect(outcome.output.contains("order.shipped: none for 2d 2h, though one came every 0ms on average over its last 1,000 events, longer than the longest silence among them (1d): has a trigger been dropped?"),
                 "\(outcome.output)")
+
+        // A silence while no webhook wanted the type (nothing is recorded then) is no pattern:
+        // refunded's one event of 40 days ago does not make 40 days its usual silence.
+        try database.connection.execute("""
+            INSERT INTO webhooky.event_types (name) VALUES ('order.refunded');
+            INSERT INTO webhooky.events (event, payload, fanned_out, created_at) VALUES ('order.refunded', '{}', true, now() - interval '40 days');
+            """)
+        try database.addWebhook(event: "order.refunded", url: "https://erp.example.com/refunded")
+        try database.connection.execute("""
+            UPDATE webhooky.event_wanted SET wanted_since = now() - interval '3 hours' WHERE event = 'order.refunded';
+            INSERT INTO webhooky.events (event, payload, fanned_out, created_at)
+            SELECT 'order.refunded', '{}', true, now() - interval '2 hours' FROM generate_series(1, 1500);
+            """)
+        let backfilled = try database.run(["doctor"])
+        #expect(backfilled.output.contains("order.refunded: none for 2h, though one came every 0ms on average over its last 1,000 events: has a trigger been dropped?"),
+                "\(backfilled.output)")
     }
 
     @Test("doctor: a trigger whose WHEN clause tests another event's bit is a FAIL that names it and says how to fix it")
