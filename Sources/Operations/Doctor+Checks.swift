@@ -514,9 +514,10 @@ extension Doctor {
     }
 
     /// Event types with enabled webhooks whose last event is overdue against their usual pace (WARN).
-    /// The pace is that of an event type's last events (at most 1,000 among the newest
-    /// ``paceScanEvents``), with the silence before them, so that a nightly batch of more than
-    /// 1,000 events (one transaction's share their time) is judged by the night before it, not
+    /// The pace is that of an event type's last events (at most ``paceRecentEvents``, 1,000,
+    /// among the newest ``paceScanEvents``), with the silence before them when there are as
+    /// many, so that a nightly batch of more (one transaction's share their time) is judged by
+    /// the night before it, not
     /// by its own pace; when fewer than ``paceMinimumEvents`` are left, those that
     /// `webhooky.prune` deleted count too (`webhooky.event_pace`), so a trigger dropped longer ago
     /// than the retention is still noticed. The silence counts from the last event, or from when
@@ -539,22 +540,22 @@ extension Doctor {
                   FROM types t CROSS JOIN LATERAL (
                        SELECT e.created_at FROM webhooky.events e
                         WHERE e.event = t.event AND NOT e.is_test AND e.id > (SELECT floor FROM scan)
-                        ORDER BY e.id DESC LIMIT 1000) e
+                        ORDER BY e.id DESC LIMIT $3) e
             ), newest AS (
                 SELECT t.event, count(r.created_at) AS n, min(r.created_at) AS first_at, max(r.created_at) AS last_at, max(r.gap) AS longest
                   FROM types t LEFT JOIN recent r ON r.event = t.event
                  GROUP BY t.event
             ), live AS (
-                -- The silence before them, when they are all the scan read (1,000) and may be
+                -- The silence before them, when they are all the scan read ($3) and may be
                 -- one burst (a nightly batch: one transaction's events share their time): the
                 -- newest older event in the scan, since the type was last wanted (nothing is
-                -- recorded while no webhook wants it). Fewer than 1,000 are every event of the
+                -- recorded while no webhook wants it). Fewer than $3 are every event of the
                 -- type in the scan: nothing older to find, and no scan made.
                 SELECT n.event, n.n, n.first_at, n.last_at, greatest(n.longest, n.first_at - b.created_at) AS longest, s.wanted_since
                   FROM newest n LEFT JOIN \(wanted) ON s.event = n.event
                   LEFT JOIN LATERAL (
                        SELECT e.created_at FROM webhooky.events e
-                        WHERE n.n >= 1000 AND e.event = n.event AND NOT e.is_test AND e.id > (SELECT floor FROM scan)
+                        WHERE n.n >= $3 AND e.event = n.event AND NOT e.is_test AND e.id > (SELECT floor FROM scan)
                           AND e.created_at < n.first_at AND e.created_at >= coalesce(s.wanted_since, '-infinity')
                         ORDER BY e.id DESC LIMIT 1) b ON true
             ), paced AS (
@@ -569,7 +570,7 @@ extension Doctor {
             SELECT event, n, extract(epoch FROM now() - greatest(last_at, wanted_since)),
                    extract(epoch FROM last_at - first_at) / nullif(n - 1, 0), extract(epoch FROM longest)
               FROM paced ORDER BY event
-            """, [String(paceScanEvents), String(paceMinimumEvents)])
+            """, [String(paceScanEvents), String(paceMinimumEvents), String(paceRecentEvents)])
         var overdue: [(event: String, text: String)] = []
         var judged = 0
         for row in 0..<result.rowCount {

@@ -69,9 +69,12 @@ public struct Doctor: Sendable {
     public var sampleOnlyMinimumEvents = 10
     /// Events of a type needed to know its pace. Default 10.
     public var paceMinimumEvents = 10
-    /// The pace is read from the last 1,000 events of each type among this many latest events
-    /// (so that the check never scans a large table). Default 200,000.
+    /// The pace is read from the last ``paceRecentEvents`` events of each type among this many
+    /// latest events (so that the check never scans a large table). Default 200,000.
     public var paceScanEvents = 200_000
+    /// The most events of a type the pace is read from; when there are as many, the silence
+    /// before them counts too (a nightly batch). Default 1,000.
+    public var paceRecentEvents = 1_000
 
     /// The version of this binary, shown in the schema finding.
     public let binaryVersion: String
