@@ -381,7 +381,7 @@ extension Doctor {
                 // a connection error as status shortens it, so that its host and port fit:
                 // "[connect_failure] hooks.example.com port 443", not "... after 0 ms: Couldn'…".
                 let last = result[row, 7].map { error in
-                    "; last: " + TextFormatting.shortened(TextFormatting.coded(result[row, 8] == nil ? error : HealthTable.brief(error), code: result[row, 8]), to: 80)
+                    "; last: " + (result[row, 8] == nil ? TextFormatting.shortened(error, to: 80) : HealthTable.fitted(HealthTable.brief(error), code: result[row, 8], to: 80))
                 } ?? ""
                 let advice = FailureAdvice(webhookID: id, lastError: result[row, 7], lastErrorCode: result[row, 8], lastStatus: result[row, 10].flatMap { Int($0) },
                                            signed: result[row, 11] == "t", failingAfterOverlap: result[row, 12].flatMap { Double($0) }).text

@@ -142,8 +142,22 @@ public enum HealthTable {
         case (let status?, let error?):
             lastOutcome(status: status, error: error)
         // Without its code (attempts recorded before migration 0054) the words are all there is.
-        case (nil, let error?): TextFormatting.shortened(TextFormatting.coded(row.lastErrorCode == nil ? error : brief(error), code: row.lastErrorCode), to: 56)
+        case (nil, let error?):
+            row.lastErrorCode == nil ? TextFormatting.shortened(error, to: 56) : fitted(brief(error), code: row.lastErrorCode, to: 56)
         }
+    }
+
+    /// `[code] brief` in `width` columns; a host too long for them is cut in its middle, so that
+    /// its port and the reason after it stay: `[connect_failure] hooks.example-…-name.com port 443`.
+    static func fitted(_ brief: String, code: String?, to width: Int) -> String {
+        let whole = TextFormatting.coded(brief, code: code)
+        guard TextFormatting.width(whole) > width, let port = brief.firstRange(of: " port ") else { return TextFormatting.shortened(whole, to: width) }
+        let host = String(brief[..<port.lowerBound])
+        let rest = String(brief[port.lowerBound...])
+        let room = width - TextFormatting.width(TextFormatting.coded("", code: code)) - TextFormatting.width(rest) - 1
+        guard room >= 8, host.count > room else { return TextFormatting.shortened(whole, to: width) }
+        let cut = String(host.prefix((room + 1) / 2)) + "…" + String(host.suffix(room / 2))
+        return TextFormatting.shortened(TextFormatting.coded(cut + rest, code: code), to: width)
     }
 
     /// libcurl's connection errors without the words their code already says, so that the host

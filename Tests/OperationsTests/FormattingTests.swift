@@ -125,6 +125,11 @@ import Testing
         #expect(last("Failed to connect to 10.1.2.3 port 8443 after 5001 ms: Timeout was reached", "timeout")
                 == "[timeout] 10.1.2.3 port 8443: Timeout was reached")
         #expect(last("Could not resolve host: crm.internal.example", "dns_failure") == "[dns_failure] crm.internal.example")
+        // A host too long for the column is cut in its middle: its port (and reason) stay.
+        #expect(last("Failed to connect to hooks.example-shop-of-a-rather-long-name.com port 8443 after 3 ms: Couldn't connect to server", "connect_failure")
+                == "[connect_failure] hooks.example-…long-name.com port 8443")
+        #expect(last("Failed to connect to hooks.example-shop-of-a-rather-long-name.com port 8443 after 5001 ms: Timeout was reached", "timeout")
+                == "[timeout] hooks.e…ame.com port 8443: Timeout was reached")
         // Other errors as recorded, shortened to 56 columns.
         #expect(last("Connection timed out after 5001 milliseconds", "timeout") == "[timeout] Connection timed out after 5001 milliseconds")
         #expect(last("Operation timed out after 10000 milliseconds with 0 out of 0 bytes received", "timeout")
