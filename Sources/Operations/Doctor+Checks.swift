@@ -193,9 +193,8 @@ extension Doctor {
                    (SELECT count(*) FROM webhooky.deliveries WHERE state = 'sending')
             """)
         // Claimed by a worker that stopped: not being sent, but held until their lease ends and a
-        // live worker takes them back. (A tenant's role may not read webhooky.workers: its
-        // backlog is shown all the same.)
-        let strandedClaims = try WorkerPresence.canReadWorkers(connection) ? try StrandedClaims.load(connection, heartbeatWindow: heartbeatWindow) : StrandedClaims(holders: [])
+        // live worker takes them back.
+        let strandedClaims = try StrandedClaims.load(connection, heartbeatWindow: heartbeatWindow)
         let stranded = strandedClaims.count
         func int(_ column: Int) -> Int { result[0, column].flatMap { Int($0) } ?? 0 }
         let due = int(0), waiting = int(2), retrying = int(4), held = int(5), sending = int(6)

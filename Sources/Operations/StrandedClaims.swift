@@ -19,8 +19,10 @@ struct StrandedClaims: Sendable {
     var holders: [Holder]
 
     /// Deliveries in `sending` whose worker has no heartbeat within `heartbeatWindow` seconds
-    /// (or no row in `webhooky.workers` at all), per worker.
+    /// (or no row in `webhooky.workers` at all), per worker; none for a role that may not read
+    /// `webhooky.workers` (a tenant's, whose backlog is shown all the same).
     static func load(_ connection: Connection, heartbeatWindow: Double) throws(PostgresError) -> StrandedClaims {
+        guard try WorkerPresence.canReadWorkers(connection) else { return StrandedClaims(holders: []) }
         let result = try connection.query("""
             SELECT d.claimed_by, count(*), extract(epoch FROM max(d.lease_expires_at) - now())
               FROM webhooky.deliveries d

@@ -134,22 +134,22 @@ public enum TextFormatting {
     /// `text` with DEL and C1 control characters as `?` and nothing else changed (a tab stays a
     /// tab): for a header value, whose other control characters the templates already refuse.
     public static func markingDELAndC1(_ text: String) -> String {
-        guard text.unicodeScalars.contains(where: isDELOrC1) else { return text }
-        var shown = String.UnicodeScalarView()
-        for scalar in text.unicodeScalars { shown.append(isDELOrC1(scalar) ? "?" : scalar) }
-        return String(shown)
+        replacingDELAndC1(text) { _ in "?" }
     }
 
     /// JSON text with DEL and C1 control characters written as `\u` escapes (`\u009b`): the
     /// same JSON value, safe to print. Such characters can only stand inside a JSON string, where
     /// the escape means the character itself.
     public static func escapingDELAndC1(inJSON json: String) -> String {
-        guard json.unicodeScalars.contains(where: isDELOrC1) else { return json }
+        replacingDELAndC1(json) { "\\u00" + String($0.value, radix: 16) }
+    }
+
+    /// `text` with each DEL or C1 control character replaced by `replacement(character)`.
+    private static func replacingDELAndC1(_ text: String, by replacement: (Unicode.Scalar) -> String) -> String {
+        guard text.unicodeScalars.contains(where: isDELOrC1) else { return text }
         var shown = String.UnicodeScalarView()
-        for scalar in json.unicodeScalars {
-            guard isDELOrC1(scalar) else { shown.append(scalar); continue }
-            let hex = String(scalar.value, radix: 16)
-            shown.append(contentsOf: "\\u00\(hex)".unicodeScalars)
+        for scalar in text.unicodeScalars {
+            if isDELOrC1(scalar) { shown.append(contentsOf: replacement(scalar).unicodeScalars) } else { shown.append(scalar) }
         }
         return String(shown)
     }

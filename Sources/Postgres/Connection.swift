@@ -149,9 +149,8 @@ public final class Connection {
             // connection) is why the server is about to close it: the loss reports it. Told by
             // the severity field, which is never translated, not by the text (a notice's own
             // detail may hold a line "FATAL: ...").
-            let severity = PQresultErrorField(result, Int32(UInt8(ascii: "V"))).map { String(cString: $0) }
-            if severity == "FATAL" || severity == "PANIC",
-               let primary = PQresultErrorField(result, Int32(UInt8(ascii: "M"))).map({ String(cString: $0) }), !primary.isEmpty {
+            let severity = Connection.errorField(result, "V")
+            if severity == "FATAL" || severity == "PANIC", let primary = Connection.errorField(result, "M"), !primary.isEmpty {
                 box.fatal = primary
             } else {
                 box.handler(Connection.trimmedMessage(PQresultErrorMessage(result)))
@@ -280,11 +279,14 @@ public final class Connection {
         }
     }
 
+    /// A field of an error or notice result: libpq's PG_DIAG_* codes are character constants,
+    /// which Swift does not import (`C` the SQLSTATE, `M` the message, `V` the severity...).
+    private static func errorField(_ result: OpaquePointer, _ code: Unicode.Scalar) -> String? {
+        PQresultErrorField(result, Int32(code.value)).map { String(cString: $0) }
+    }
+
     private func statementError(_ result: OpaquePointer) -> PostgresError {
-        // libpq's PG_DIAG_* codes are character constants, which Swift does not import.
-        func field(_ code: Unicode.Scalar) -> String? {
-            PQresultErrorField(result, Int32(code.value)).map { String(cString: $0) }
-        }
+        func field(_ code: Unicode.Scalar) -> String? { Connection.errorField(result, code) }
         let sqlState = field("C")
         let primary = field("M") ?? Connection.trimmedMessage(PQresultErrorMessage(result))
         let lost = PQstatus(handle) != CONNECTION_OK

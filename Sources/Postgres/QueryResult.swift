@@ -14,17 +14,19 @@ public final class QueryResult {
     init(taking handle: OpaquePointer, keeping noticeHandler: AnyObject? = nil) {
         self.handle = handle
         self.noticeHandler = noticeHandler
+        rowCount = Int(PQntuples(handle))
+        columnCount = Int(PQnfields(handle))
     }
 
     deinit {
         PQclear(handle)
     }
 
-    /// Number of rows returned.
-    public var rowCount: Int { Int(PQntuples(handle)) }
+    /// Number of rows returned (read once: every value read checks its place against it).
+    public let rowCount: Int
 
     /// Number of columns returned.
-    public var columnCount: Int { Int(PQnfields(handle)) }
+    public let columnCount: Int
 
     /// Rows affected by an `INSERT`, `UPDATE`, `DELETE`... (0 when the command reports none).
     public var affectedRows: Int {

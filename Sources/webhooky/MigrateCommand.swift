@@ -14,7 +14,8 @@ enum MigrateCommand {
         it waits for at most 1s (an open transaction that called webhooky.emit holds some), so
         that your application's changes do not queue behind the upgrade for longer: the
         migration is then rolled back and tried again 2s later, 5 times in all (not again when
-        the try ran over 10s before it: its work would be done again).
+        the try ran over 10s before it: its work would be done again); one that PostgreSQL
+        ends to break a deadlock too.
 
         Options:
           --database-url URL     libpq connection string or URI [DATABASE_URL, else PG* variables]
