@@ -125,6 +125,8 @@ final class Dispatcher {
     /// failing statement (try again then), growing with each failure in a row.
     private var databaseBackoffUntil: ContinuousClock.Instant = .now
     private var backoff = Backoff()
+    /// Which of the failed statements and reconnects are logged while the database stays down.
+    private var outage = OutageLog()
     private var random = SystemRandomNumberGenerator()
     private var stopDeadline: ContinuousClock.Instant?
     /// The other process that holds this worker's id, once a heartbeat found one (a second
@@ -461,7 +463,7 @@ final class Dispatcher {
         webhooksWithMoreDue.formUnion(fanOut.pendingWebhooks)
         planRenewal.record(fanOut.pending + fanOut.claimed.count)
         guard !fanOut.claimed.isEmpty else {
-            backoff.reset()
+            databaseWorked()
             return
         }
         do {
@@ -471,7 +473,7 @@ final class Dispatcher {
             databaseFailed(error)
             return
         }
-        backoff.reset()
+        databaseWorked()
         send(fanOut.claimed)
     }
 
@@ -498,7 +500,7 @@ final class Dispatcher {
             databaseFailed(error)
             return
         }
-        backoff.reset()
+        databaseWorked()
         planRenewal.record(claimed.count)
         // A webhook that filled its share may have more due: claim again as soon as one of its
         // requests finishes (or right away when the whole batch was used).
@@ -953,11 +955,17 @@ final class Dispatcher {
         let delay = backoff.nextDelay(using: &random)
         databaseBackoffUntil = .now + delay
         if !error.isTransient, connection?.isConnected == true {
-            logger.error("database statement failed; trying again", ["error": error.description, "retry_in": delay.shortDescription])
+            outage.log("database statement failed; trying again", error: error.description, retryIn: delay, level: .error, to: logger)
             return
         }
-        logger.error("lost the database connection; will reconnect", ["error": error.description, "retry_in": delay.shortDescription])
+        outage.log("lost the database connection; will reconnect", error: error.description, retryIn: delay, level: .error, to: logger)
         connection = nil
+    }
+
+    /// After statements that worked: the next failure starts a new backoff, and is logged.
+    private func databaseWorked() {
+        backoff.reset()
+        outage.succeeded()
     }
 
     private func reconnectIfDue() {
@@ -975,12 +983,12 @@ final class Dispatcher {
             planRenewal = PlanRenewal(now: .now)
             nextReap = .now
             nextHeartbeat = .now
-            logger.notice("reconnected to the database")
+            outage.recovered(logger).notice("reconnected to the database")
         } catch {
             let delay = backoff.nextDelay(using: &random)
             databaseBackoffUntil = .now + delay
             let what = error.sqlState == SessionSettings.readOnly ? "cannot write to the database" : "cannot reach the database"
-            logger.warning("\(what); retrying", ["error": error.message, "retry_in": delay.shortDescription])
+            outage.log("\(what); retrying", error: error.message, retryIn: delay, to: logger)
         }
     }
 

@@ -52,6 +52,7 @@ final class HistoryPruner: Sendable {
     private func run(configuration: WorkerConfiguration, policy: RetentionPolicy, logger: Logger, firstRunAfter: Duration) {
         var next = ContinuousClock.now + firstRunAfter
         var backoff = Backoff()
+        var outage = OutageLog()
         var random = SystemRandomNumberGenerator()
         while !isStopping {
             let now = ContinuousClock.now
@@ -74,12 +75,13 @@ final class HistoryPruner: Sendable {
                     logger.notice("pruned old history", ["deliveries": pruned.deliveries, "events": pruned.events])
                 }
                 backoff.reset()
+                outage.succeeded()
                 next = .now + policy.interval
             } catch {
                 if isStopping { break }  // cancelled by the stop (or failed meanwhile: no matter)
                 let delay = backoff.nextDelay(using: &random)
                 let what = error.sqlState == SessionSettings.readOnly ? "cannot write to the database" : "failed"
-                logger.error("pruning old history \(what); trying again", ["error": error.message, "retry_in": delay.shortDescription])
+                outage.log("pruning old history \(what); trying again", error: error.message, retryIn: delay, level: .error, to: logger)
                 next = .now + delay
             }
         }

@@ -40,6 +40,8 @@ final class Listener {
         var webhooksChanged = false
         // Whether a connection was lost or refused since the last one: its return is logged.
         var failedSinceConnected = false
+        // Which of the failed connects are logged while the database stays down.
+        var outage = OutageLog()
         while true {
             if shouldStop() { action = machine.stop() }
             switch action {
@@ -52,6 +54,7 @@ final class Listener {
                     connection = opened
                     deliveriesDue = true
                     webhooksChanged = true
+                    let logger = outage.recovered(logger)
                     if failedSinceConnected {
                         logger.notice("listener reconnected to the database; listening again", ["channel": Listener.channel])
                         failedSinceConnected = false
@@ -60,9 +63,11 @@ final class Listener {
                     }
                     action = machine.connected()
                 } catch {
-                    logger.warning("listener cannot connect; retrying", ["error": error.message])
                     failedSinceConnected = true
                     action = machine.failed(using: &random)
+                    if case .waitAndReconnect(let delay) = action {
+                        outage.log("listener cannot connect; retrying", error: error.message, retryIn: delay, to: logger)
+                    }
                 }
             case .wakeDispatcherAndListen:
                 inbox.postNotification(deliveriesDue: deliveriesDue, webhooksChanged: webhooksChanged)
@@ -87,21 +92,12 @@ final class Listener {
                 }
             case .waitAndReconnect(let delay):
                 connection = nil
-                let until = ContinuousClock.now + delay
-                while ContinuousClock.now < until && !shouldStop() {
-                    sleep(for: min(.milliseconds(100), until - .now))
-                }
+                _ = pause(until: .now + delay, unless: shouldStop)
                 action = machine.delayElapsed()
             case .close:
                 connection = nil
                 return
             }
         }
-    }
-
-    private func sleep(for duration: Duration) {
-        var request = timespec(tv_sec: Int(duration.components.seconds), tv_nsec: Int(duration.components.attoseconds / 1_000_000_000))
-        var remaining = timespec()
-        while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
     }
 }

@@ -139,6 +139,8 @@ final class OutcomeRecorder: Sendable {
         var unsure = 0
         // Whether the connection was lost since the last one opened: its return is logged.
         var lostConnection = false
+        // Which of the failed writes and reconnects are logged while the database stays down.
+        var outage = OutageLog()
         /// When the first outcome of the batch being gathered was taken.
         var gatheringSince: ContinuousClock.Instant?
         /// Whether the held outcomes had their last try of a finishing recorder.
@@ -195,7 +197,7 @@ final class OutcomeRecorder: Sendable {
                                                          lockTimeout: OutcomeRecorder.lockWait)
                     connection = current
                     if lostConnection {
-                        logger.notice("recording outcomes: reconnected to the database", ["unwritten": batch.count])
+                        outage.recovered(logger).notice("recording outcomes: reconnected to the database", ["unwritten": batch.count])
                         lostConnection = false
                     }
                     state.withLock { $0.canceller = current.makeCanceller() }
@@ -218,6 +220,7 @@ final class OutcomeRecorder: Sendable {
                 gatheringSince = nil  // what came meanwhile starts a new batch, and waits for more
                 planRenewal.record(count)
                 backoff.reset()
+                outage.succeeded()
                 if publish(held, writing: held.count) { onWritten() }
             } catch {
                 // What is held is written with the batch again, and looked up first like it.
@@ -229,10 +232,10 @@ final class OutcomeRecorder: Sendable {
                 if givenUp {
                     logger.error("stopping: cancelled the outcome statement, which was still running after the shutdown grace period", ["error": error.message])
                 } else if !error.isTransient, connection?.isConnected == true {
-                    logger.error("recording outcomes failed; trying again", ["error": error.message, "retry_in": delay.shortDescription])
+                    outage.log("recording outcomes failed; trying again", error: error.message, retryIn: delay, level: .error, to: logger)
                 } else {
                     let what = error.sqlState == SessionSettings.readOnly ? "cannot write to the database; retrying" : "lost the database connection; will reconnect"
-                    logger.error("recording outcomes: \(what)", ["error": error.message, "retry_in": delay.shortDescription])
+                    outage.log("recording outcomes: \(what)", error: error.message, retryIn: delay, level: .error, to: logger)
                     lostConnection = true
                     connection = nil
                     state.withLock { $0.canceller = nil }

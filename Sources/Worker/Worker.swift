@@ -42,15 +42,9 @@ public final class Worker: Sendable {
     ///   (``WorkerError/Code/workerIDTakenOver``).
     public func run() throws(WorkerError) {
         let logger = configuration.logger
-        let connection: Connection
+        guard let connection = try connectAtStart(logger: logger) else { return }
         let messageIDs: MessageIDs
         do {
-            connection = try Connection(conninfo: configuration.databaseURL, applicationName: "webhooky worker")
-        } catch {
-            throw WorkerError(.databaseUnavailable, "cannot connect to the database: \(error.message)")
-        }
-        do {
-            try Dispatcher.prepareSession(connection, logger: logger, lockTimeout: Dispatcher.lockTimeout)
             try Migrator(connection: connection).requireCurrent()
             try Worker.requirePrivileges(connection, configuration)
             guard let ids = try DeliveryStore.messageIDs(connection) else {
@@ -62,8 +56,6 @@ public final class Worker: Sendable {
             throw WorkerError(.schemaMismatch, error.message)
         } catch let error as WorkerError {
             throw error
-        } catch let error as PostgresError where error.sqlState == SessionSettings.readOnly {
-            throw WorkerError(.databaseReadOnly, "cannot start: \(error.message)")
         } catch let error as PostgresError where error.sqlState == "42501" {
             throw Worker.notPermitted(connection, lacking: "access to the schema (\(error.message))")
         } catch {
@@ -122,6 +114,41 @@ public final class Worker: Sendable {
         }
         if let mismatch = dispatcher.schemaMismatch {
             throw WorkerError(.schemaMismatch, "\(mismatch) (found while the worker ran; it stopped)")
+        }
+    }
+
+    /// Opens the dispatcher's session. While the database is unreachable, refuses connections
+    /// (starting up, too many clients) or is read-only (a standby not yet promoted), tries
+    /// again with ``Backoff`` for up to ``WorkerConfiguration/startupWait``, logging as
+    /// ``OutageLog`` says; returns nil when the worker is stopped meanwhile.
+    private func connectAtStart(logger: Logger) throws(WorkerError) -> Connection? {
+        var backoff = Backoff()
+        var outage = OutageLog()
+        var random = SystemRandomNumberGenerator()
+        let giveUpAt = configuration.startupWait.map { ContinuousClock.now + $0 }
+        while true {
+            let failure: PostgresError
+            do throws(PostgresError) {
+                let connection = try Connection(conninfo: configuration.databaseURL, applicationName: "webhooky worker")
+                try Dispatcher.prepareSession(connection, logger: logger, lockTimeout: Dispatcher.lockTimeout)
+                if outage.isFailing { outage.recovered(logger).notice("connected to the database") }
+                return connection
+            } catch {
+                failure = error
+            }
+            let readOnly = failure.sqlState == SessionSettings.readOnly
+            let delay = backoff.nextDelay(using: &random)
+            let limit = "--wait-for-database " + (configuration.startupWait?.shortDescription ?? "forever")
+            guard failure.isTransient, giveUpAt.map({ ContinuousClock.now + delay <= $0 }) ?? true else {
+                let waited = outage.isFailing ? " (tried for \(limit))" : ""
+                throw readOnly ? WorkerError(.databaseReadOnly, "cannot start\(waited): \(failure.message)")
+                               : WorkerError(.databaseUnavailable, "cannot connect to the database\(waited): \(failure.message)")
+            }
+            outage.log(readOnly ? "cannot start: the database is read-only; waiting for it to take writes (\(limit))"
+                                : "cannot connect to the database; waiting for it (\(limit))",
+                       error: failure.message, retryIn: delay, to: logger)
+            let stopping = self.stopping
+            guard pause(until: .now + delay, unless: { stopping.isSet }) else { return nil }
         }
     }
 

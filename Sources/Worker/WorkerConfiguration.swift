@@ -55,6 +55,12 @@ public struct WorkerConfiguration: Sendable {
     /// Whether to LISTEN for wake-ups. Default `true`; `false` polls only (for connection
     /// poolers in transaction mode).
     public var listen: Bool = true
+    /// How long a starting worker keeps trying a database that is unreachable, refuses
+    /// connections for now (starting up, too many clients) or is read-only (a standby), before
+    /// ``Worker/run()`` throws; `nil` tries until it connects or the worker is stopped. Retries
+    /// follow ``Backoff`` (up to 10 s apart); the first failure is logged, then one line a
+    /// minute (``OutageLog``). Default `nil`.
+    public var startupWait: Duration? = nil
     /// How long a stopping worker waits for requests in flight before it cancels and releases
     /// them. Default 10 s.
     public var shutdownGracePeriod: Duration = .seconds(10)

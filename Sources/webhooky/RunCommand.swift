@@ -40,6 +40,9 @@ enum RunCommand {
                                       soon as the dispatcher hands it over [5ms]
           --retry-schedule LIST       delays between attempts [5s,30s,2m,10m,30m,1h,2h,4h,8h,12h,24h]
           --shutdown-grace DURATION   how long a stop waits for requests in flight [10s]
+          --wait-for-database DURATION  at the start, how long to keep trying a database that is
+                                      unreachable or read-only (a standby) before exiting with
+                                      status 3; 0s exits at once [forever: a line a minute says why]
           --disable-after-failures N  disable a webhook after N failed attempts in a row... [10]
           --disable-after DURATION    ...that span at least this long with no success [5d]
           --no-auto-disable           never disable a failing webhook (410 Gone still disables)
@@ -56,7 +59,8 @@ enum RunCommand {
         Durations: 500ms, 5s, 2m, 1h, 1d. Exit status: 0 stopped cleanly; 1 an internal
         failure (out of memory); 2 bad options;
         3 database unreachable, login refused, or read-only (a standby, or
-        default_transaction_read_only on the role or database); 4 schema missing or of another version
+        default_transaction_read_only on the role or database) for longer than
+        --wait-for-database; 4 schema missing or of another version
         (at the start, or found at a heartbeat: a newer binary migrated while this one ran);
         5 another live worker has this --worker-id (checked at the start, which may wait up to
         7s for its heartbeat); 6 another worker took this --worker-id over while this one ran
@@ -94,7 +98,7 @@ enum RunCommand {
         let arguments = try Arguments(
             rawArguments, command: "run",
             options: ["database-url", "worker-id", "batch-size", "max-in-flight", "max-in-flight-per-endpoint", "connect-timeout",
-                      "request-timeout", "lease", "poll-interval", "retry-schedule", "shutdown-grace", "log-level",
+                      "request-timeout", "lease", "poll-interval", "retry-schedule", "shutdown-grace", "wait-for-database", "log-level",
                       "stay-awake-above", "fan-out-patience", "outcome-gathering",
                       "disable-after-failures", "disable-after", "keep-succeeded", "keep-dead", "allow-network"],
             switches: ["no-listen", "no-auto-disable", "no-prune", "allow-private-networks"]
@@ -153,6 +157,12 @@ enum RunCommand {
             configuration.outcomeGathering = value
         }
         if let value = try arguments.duration("shutdown-grace") { configuration.shutdownGracePeriod = value }
+        if let text = arguments.string("wait-for-database"), text != "forever" {
+            guard let value = Arguments.parseDuration(text) else {
+                throw Arguments.UsageError(description: "--wait-for-database must be a duration such as 0s, 30s, 5m or 1h, or forever; not \(Arguments.quoted(text))")
+            }
+            configuration.startupWait = value
+        }
         if let value = try arguments.durations("retry-schedule") { configuration.retryPolicy.delays = value }
         if arguments.has("no-listen") { configuration.listen = false }
         if let name = arguments.string("log-level") {

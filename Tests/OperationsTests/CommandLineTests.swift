@@ -71,7 +71,7 @@ import Testing
         #expect(missing.errors == "webhooky: error: the webhooky schema is not installed in database \(empty.name); run \"webhooky migrate\" first (or point --database-url at the right database)\n")
     }
 
-    @Test("run and migrate, too, say what to check when the database cannot be reached", arguments: ["run", "migrate", "migrate --dry-run"])
+    @Test("run and migrate, too, say what to check when the database cannot be reached", arguments: ["run --wait-for-database 0s", "migrate", "migrate --dry-run"])
     func unreachableDatabaseSaysWhatToCheck(command: String) throws {
         let arguments = command.split(separator: " ").map(String.init)
         let unreachable = try CommandProcess.run(arguments + ["--database-url", "host=/nonexistent-socket-dir port=1"])

@@ -52,6 +52,16 @@ public final class WorkerProcess: Sendable {
     /// The log so far.
     public var log: String { ChildProcess.readFile(logPath) ?? "" }
 
+    /// Reads the log every 50 ms until it contains `text`, for up to `timeout`; returns whether it did.
+    public func waitForLog(_ text: String, timeout: Duration = .seconds(15)) -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while !log.contains(text) {
+            guard ContinuousClock.now < deadline else { return false }
+            usleep(50_000)
+        }
+        return true
+    }
+
     /// CPU seconds (user + system) the process has used, from /proc.
     public var cpuSeconds: Double {
         guard let stat = ChildProcess.readFile("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return 0 }

@@ -303,18 +303,40 @@ import Testing
         #expect(faultLines.isEmpty, "\(faultLines.prefix(10).joined(separator: "\n"))")
     }
 
-    @Test("default_transaction_read_only on the worker's database: the worker does not start (status 3, which the unit restarts), and says which setting and what to do")
+    @Test("default_transaction_read_only on the worker's database for longer than --wait-for-database: the worker does not start (status 3, which the unit restarts), and says which setting and what to do")
     func readOnlyAtStart() throws {
         let shop = try Shop()
         try Self.set("default_transaction_read_only", "on", on: shop)
-        let worker = try WorkerProcess(database: shop.database.conninfo, workerID: "read-only", arguments: ["--poll-interval", "200ms"])
-        let deadline = ContinuousClock.now + .seconds(15)
-        while !worker.log.contains("cannot start") && ContinuousClock.now < deadline { usleep(50_000) }
-        if !worker.log.contains("cannot start") { worker.send(SIGKILL) }  // it ran on, read-only
+        let worker = try WorkerProcess(database: shop.database.conninfo, workerID: "read-only", arguments: ["--poll-interval", "200ms", "--wait-for-database", "1s"])
+        if !worker.waitForLog("webhooky: error: cannot start (tried for --wait-for-database 1s): ") { worker.send(SIGKILL) }  // it ran on
         #expect(worker.wait() == 3, "\(worker.log)")
         #expect(worker.log.contains("default_transaction_read_only is on, set for the database"), "\(worker.log)")
         #expect(worker.log.contains("ALTER DATABASE \(shop.database.name) RESET default_transaction_read_only;"), "\(worker.log)")
         #expect(!worker.log.contains("Check --database-url"), "not a connection problem: \(worker.log)")
+    }
+
+    @Test("default_transaction_read_only on the worker's database when it starts (a standby not yet promoted): by default it waits, with one line saying why rather than one per try, and starts once the database takes writes")
+    func readOnlyAtStartIsWaitedFor() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver()
+        defer { receiver.stop() }
+        try shop.addWebhook(url: receiver.baseURL + "/c?credit=#customer.credit#")
+        try shop.setCredit("7.00")  // committed before the setting: shop's own session is not read-only
+        try Self.set("default_transaction_read_only", "on", on: shop)
+        let worker = try WorkerProcess(database: shop.database.conninfo, workerID: "waits", arguments: ["--poll-interval", "200ms"])
+        defer { worker.send(SIGKILL) }
+        let waiting = "warning  cannot start: the database is read-only; waiting for it to take writes (--wait-for-database forever) error="
+        #expect(worker.waitForLog(waiting), "\(worker.log)")
+        Thread.sleep(forTimeInterval: 3)  // tries after 0.25, 0.5, 1 and 2 s (each ±20 %)
+        #expect(worker.log.components(separatedBy: "cannot start").count - 1 == 1, "one line, not one per try: \(worker.log)")
+        #expect(worker.log.contains("default_transaction_read_only is on, set for the database"), "\(worker.log)")
+        #expect(receiver.requests.isEmpty)
+
+        try shop.connection.execute("ALTER DATABASE \"\(shop.database.name)\" RESET default_transaction_read_only")
+        #expect(receiver.waitForRequests(1, timeout: .seconds(30)).map(\.target) == ["/c?credit=7.00"])
+        #expect(worker.log.contains("notice   connected to the database failures="), "\(worker.log)")
+        worker.send(SIGTERM)
+        #expect(worker.wait() == 0)
     }
 
     @Test("a read-only session's message names where the setting comes from and what undoes it, or the standby")

@@ -327,8 +327,11 @@ import Worker
         #expect(outcome.error?.message == "the webhooky schema is not installed in database \(database.name); run \"webhooky migrate\" first (or point --database-url at the right database)")
     }
 
-    @Test func theWorkerRefusesAnUnreachableDatabase() throws {
-        let worker = RunningWorker(WorkerConfiguration(databaseURL: "host=/nonexistent-webhooky-socket-dir dbname=x connect_timeout=2"))
+    @Test("a worker told not to wait for its database (startupWait zero) refuses one it cannot reach")
+    func theWorkerRefusesAnUnreachableDatabase() throws {
+        var configuration = WorkerConfiguration(databaseURL: "host=/nonexistent-webhooky-socket-dir dbname=x connect_timeout=2")
+        configuration.startupWait = .zero
+        let worker = RunningWorker(configuration)
         let outcome = worker.waitUntilFinished(timeout: .seconds(20))
         #expect(outcome.stoppedInTime)
         #expect(outcome.error?.code == .databaseUnavailable)

@@ -1,6 +1,6 @@
 import TestSupport
 import Testing
-import Worker
+@testable import Worker
 
 @Suite struct BackoffTests {
     @Test func doublesUpToTheCapWithJitterAndResets() {
@@ -14,6 +14,28 @@ import Worker
         }
         backoff.reset()
         #expect(backoff.nextDelay(using: &random) <= .milliseconds(300))
+    }
+}
+
+@Suite struct OutageLogTests {
+    @Test("an outage logs its first failure, the same failure again once a minute with the count so far, another reason at once; a success says how long it lasted and starts afresh")
+    func linesOfAnOutage() {
+        var log = OutageLog()
+        let start = ContinuousClock.now
+        #expect(!log.isFailing)
+        #expect(log.failed(reason: "connection refused", now: start) == .failed)
+        #expect(log.isFailing)
+        #expect(log.failed(reason: "connection refused", now: start + .seconds(10)) == nil)
+        #expect(log.failed(reason: "connection refused", now: start + .milliseconds(59_999)) == nil)
+        #expect(log.failed(reason: "connection refused", now: start + .seconds(60)) == .stillFailing(failures: 4, lasting: .seconds(60)))
+        #expect(log.failed(reason: "connection refused", now: start + .seconds(70)) == nil)
+        #expect(log.failed(reason: "the database system is starting up", now: start + .seconds(80)) == .failed)
+        #expect(log.failed(reason: "the database system is starting up", now: start + .seconds(90)) == nil)
+        #expect(log.failed(reason: "the database system is starting up", now: start + .seconds(140)) == .stillFailing(failures: 8, lasting: .seconds(140)))
+        #expect(log.succeeded(now: start + .seconds(145)) == OutageLog.Ended(failures: 8, lasted: .seconds(145)))
+        #expect(!log.isFailing)
+        #expect(log.succeeded(now: start + .seconds(146)) == nil, "nothing failed since")
+        #expect(log.failed(reason: "connection refused", now: start + .seconds(150)) == .failed, "a new outage is logged from its start")
     }
 }
 

@@ -222,8 +222,7 @@ import Testing
         // Another start with the same host and pid: only started_at differs.
         try shop.connection.execute("UPDATE webhooky.workers SET started_at = now(), heartbeat_at = now()")
         let before = try shop.connection.query("SELECT host, pid::text, started_at::text, heartbeat_at::text FROM webhooky.workers").rows
-        let deadline = ContinuousClock.now + .seconds(20)
-        while !worker.log.contains("worker stopped") && ContinuousClock.now < deadline { usleep(50_000) }
+        _ = worker.waitForLog("worker stopped", timeout: .seconds(20))
         #expect(worker.log.contains("another worker took over this worker id; stopping"), "the worker went on sharing its id\n\(worker.log)")
         // Once it logged that it stopped it exits by itself, a moment later (closing its
         // connections): a SIGKILL sent then anyway could come first on a busy machine (status
