@@ -38,7 +38,7 @@ struct ClaimCursor: Equatable, Comparable {
 }
 
 /// A delivery claimed for an attempt that was not made: what ``DeliveryStore/releaseSQL`` gives back.
-struct UnsentClaim {
+struct UnsentClaim: Hashable {
     let deliveryID: Int64
     /// The attempt it was claimed for (its `attempts` since the claim).
     let attempt: Int
@@ -647,6 +647,23 @@ enum DeliveryStore {
             }
         }
         return RecordResult(updated: Int(result[0, 0] ?? "0") ?? 0, disabled: disabled)
+    }
+
+    /// The deliveries `$1` holds claimed (`sending`) with a lease still running, each with its
+    /// attempt: after a reconnect, compared with what the worker knows it holds (see
+    /// ``Dispatcher``'s stray claims). An expired lease is the reap's.
+    static let ownClaimsSQL = """
+        SELECT id, attempts FROM webhooky.deliveries
+         WHERE state = 'sending' AND lease_expires_at > now() AND claimed_by = $1
+        """
+
+    /// The deliveries `workerID` holds claimed, each with the attempt it was claimed for.
+    static func ownClaims(_ connection: Connection, workerID: String) throws(PostgresError) -> [UnsentClaim] {
+        let result = try connection.query(prepared: "webhooky_own_claims", ownClaimsSQL, [workerID])
+        return (0..<result.rowCount).compactMap { row in
+            guard let id = result[row, 0].flatMap({ Int64($0) }), let attempt = result[row, 1].flatMap({ Int($0) }) else { return nil }
+            return UnsentClaim(deliveryID: id, attempt: attempt)
+        }
     }
 
     /// Gives back `claims` (each delivery with the attempt it was claimed for) unsent.

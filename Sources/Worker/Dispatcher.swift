@@ -42,6 +42,18 @@ final class Dispatcher {
     /// Whether a give-back of ``unreleased`` or ``deferred`` failed in a way that may have
     /// committed it (a lost connection): then it goes again before anything is claimed.
     private var releaseMayHaveCommitted = false
+    /// Whether claims this worker made may be in the database without its knowing: a claim or
+    /// fan-out whose commit the lost connection's reply never told. Checked after a reconnect
+    /// (see ``giveBackStrayClaims()``), else they would wait for their lease (60 s).
+    private var strayClaims = StrayClaimsCheck.none
+    private enum StrayClaimsCheck {
+        case none
+        /// Reconnected: a heartbeat must first show that the worker id is still this worker's
+        /// (another start may have taken it over while it was cut off: its claims are not strays).
+        case waitingForHeartbeat
+        /// Made at the first turn when the recorder has nothing unwritten.
+        case due
+    }
     /// Webhooks whose outcomes wait for a lock someone holds (see ``OutcomeRecorder``): they
     /// get no room, none of their deliveries is claimed, until those are written, or their
     /// outcomes would pile up held too. As the recorder said at the start of this turn.
@@ -234,6 +246,7 @@ final class Dispatcher {
             if databaseUsable && releaseMayHaveCommitted { releaseUnsent() }
             if databaseUsable && stopDeadline == nil && lineCheckDue { checkLine() }
             if databaseUsable && !unansweredRecalled { recallUnansweredEndpoints() }
+            if databaseUsable && stopDeadline == nil && strayClaims == .due { giveBackStrayClaims() }
             if databaseUsable && stopDeadline == nil { claimAndSend() }
             if databaseUsable && stopDeadline == nil { fanOutAndSend() }
             submitOutcomes()
@@ -878,6 +891,7 @@ final class Dispatcher {
                 // The start checked the version; a migration may have run since.
                 do {
                     try Migrator(connection: connection).requireCurrent()
+                    if strayClaims == .waitingForHeartbeat { strayClaims = .due }
                 } catch let error as SchemaError {
                     logger.error("the schema is no longer this binary's; stopping", [
                         "error": error.message, "hint": "start the webhooky binary that matches it (the one that migrated)",
@@ -904,6 +918,32 @@ final class Dispatcher {
         }
         refreshWantedEvents(connection)
         nextHeartbeat = .now + WorkerRegistry.heartbeatInterval
+    }
+
+    /// Gives back unsent the claims this worker holds in the database and knows nothing of: a
+    /// claim or fan-out that committed while the connection was lost before its answer came.
+    /// Known are the requests in flight (and in the HTTP client's line), the deliveries waiting
+    /// to be given back, and the outcomes not yet written. The recorder's are not known one by
+    /// one, so the check waits for a turn when it has written everything; until then (or if
+    /// that never comes before their lease ends) the strays wait for their lease, as they did.
+    private func giveBackStrayClaims() {
+        guard let connection, recorder.unwritten == 0 else { return }
+        var known = Set(unreleased)
+        for entry in inFlight.values { known.insert(UnsentClaim(deliveryID: entry.deliveryID, attempt: entry.machine.attempt)) }
+        for (claim, _) in deferred { known.insert(claim) }
+        for record in unrecorded { known.insert(UnsentClaim(deliveryID: record.deliveryID, attempt: record.attempt)) }
+        do {
+            let stray = try DeliveryStore.ownClaims(connection, workerID: configuration.workerID).filter { !known.contains($0) }
+            if !stray.isEmpty {
+                try DeliveryStore.release(connection, stray, workerID: configuration.workerID)
+                logger.warning("gave back deliveries claimed just before the connection was lost (their claim committed unseen); they are due now",
+                               ["count": stray.count])
+                wantsClaim = true
+            }
+            strayClaims = .none
+        } catch {
+            databaseFailed(error)
+        }
     }
 
     /// A refresh that fails (a role without the right to it) costs only time, never an
@@ -983,6 +1023,7 @@ final class Dispatcher {
             planRenewal = PlanRenewal(now: .now)
             nextReap = .now
             nextHeartbeat = .now
+            strayClaims = .waitingForHeartbeat
             outage.recovered(logger).notice("reconnected to the database")
         } catch {
             let delay = backoff.nextDelay(using: &random)

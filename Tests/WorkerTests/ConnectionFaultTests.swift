@@ -137,6 +137,39 @@ import Testing
         #expect(try shop.column("SELECT listening::text FROM webhooky.workers") == ["true"])
     }
 
+    @Test("a claim that committed while the dispatcher's connection was lost before its answer (made here by hand: a delivery claimed by the worker's id that it never saw): after the reconnect it is given back and sent at once, not after its 60 s lease; a request in flight meanwhile is neither given back nor sent twice")
+    func strayClaimAfterAReconnect() throws {
+        let shop = try Shop()
+        let logs = LogCapture()
+        let receiver = try LoopbackReceiver { request, _ in
+            request.target.hasSuffix("credit=2.00") ? .respond(status: 200, body: "slow", delay: .seconds(2)) : .ok
+        }
+        let webhook = try shop.addWebhook(url: receiver.baseURL + "/c?credit=#customer.credit#")
+        let worker = RunningWorker(shop.workerConfiguration(logs: logs))
+        defer { receiver.stop(); worker.stop() }
+        try shop.setCredit("1.00")
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") { $0 == "1" } == "1")
+        try shop.setCredit("2.00")  // in flight for 2 s
+        #expect(receiver.waitForRequests(2).count == 2)
+        let stray = try #require(try shop.connection.query("""
+            WITH event AS (
+                INSERT INTO webhooky.events (event, account_id, payload, webhook_ids, fanned_out)
+                VALUES ('customer.credit_changed', 'shop-42', '{"customer":{"credit":"3.00"}}', ARRAY[\(webhook)]::bigint[], true) RETURNING id)
+            INSERT INTO webhooky.deliveries (event_id, webhook_id, state, attempts, claimed_by, lease_expires_at)
+            SELECT id, \(webhook), 'sending', 1, 'test-worker', now() + interval '60 seconds' FROM event RETURNING id
+            """).scalar ?? nil)
+        #expect(try shop.connection.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'webhooky worker'").scalar == "t")
+        #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries WHERE id = \(stray)", timeout: .seconds(15)) { $0 == "succeeded" } == "succeeded",
+                "\(logs.all.joined(separator: "\n"))")
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") { $0 == "3" } == "3")
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(receiver.requests.map(\.target).sorted() == ["/c?credit=1.00", "/c?credit=2.00", "/c?credit=3.00"])
+        #expect(try shop.column("SELECT count(*) FROM webhooky.deliveries WHERE attempts <> 1") == ["0"])
+        #expect(try shop.column("SELECT count(*) FROM webhooky.attempts") == ["3"])
+        #expect(logs.all.filter { $0.contains("gave back deliveries claimed just before the connection was lost") && $0.contains("count=1") }.count == 1,
+                "\(logs.all.joined(separator: "\n"))")
+    }
+
     /// A webhook to a receiver of its own and a worker that has sent one event to it.
     static func workerWithOneDelivery(_ shop: Shop, logs: LogCapture) throws -> (LoopbackReceiver, RunningWorker) {
         let receiver = try LoopbackReceiver()

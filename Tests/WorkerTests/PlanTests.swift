@@ -62,7 +62,7 @@ import Testing
     static let statements: [String: String] = [
         "claim": DeliveryStore.claimSQL, "claim after a cursor": DeliveryStore.claimSQL, "fan-out": DeliveryStore.fanOutSQL, "fan-out of everything": DeliveryStore.fanOutSQL,
         "fan-out that fits": DeliveryStore.fanOutFittingSQL,
-        "record": DeliveryStore.recordSQL, "recorded": DeliveryStore.recordedSQL, "release": DeliveryStore.releaseSQL, "reap": DeliveryStore.reapSQL, "reap after the last": DeliveryStore.reapSQL,
+        "record": DeliveryStore.recordSQL, "recorded": DeliveryStore.recordedSQL, "release": DeliveryStore.releaseSQL, "own claims": DeliveryStore.ownClaimsSQL, "reap": DeliveryStore.reapSQL, "reap after the last": DeliveryStore.reapSQL,
         "end orphaned": DeliveryStore.endOrphanedSQL, "heartbeat": WorkerRegistry.upsertSQL,
     ]
 
@@ -78,6 +78,7 @@ import Testing
         ]),
         ("recorded", ["{11,21}", "{1,1}", "w1"]),
         ("release", ["{11,21}", "w1", "0", "{1,1}"]),
+        ("own claims", ["w1"]),
         ("reap", ["-infinity"]),
         ("reap after the last", ["1767225600.123456"]),
         ("end orphaned", []),
