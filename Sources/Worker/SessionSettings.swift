@@ -61,8 +61,9 @@ extension SessionSettings {
     /// may not write: the worker's every statement claims, records or prunes, so such a session
     /// would only fail them one after another (a standby, as after a failover, or
     /// `default_transaction_read_only` on the role or the database, as a DBA sets it for
-    /// maintenance). A worker that finds it at the start exits with status 3, which its unit
-    /// restarts; a connection opened while it runs is tried again with backoff. The worker does
+    /// maintenance). A worker that finds it at the start waits for it (up to
+    /// `--wait-for-database`, then status 3); a connection opened while it runs is tried again
+    /// with backoff. The worker does
     /// not turn it off itself: it may be meant.
     static func requireWritable(_ connection: Connection) throws(PostgresError) {
         let row = try connection.query(readOnlySQL).rows.first ?? []
