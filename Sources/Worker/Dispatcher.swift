@@ -1005,7 +1005,7 @@ final class Dispatcher {
     /// After statements that worked: the next failure starts a new backoff, and is logged.
     private func databaseWorked() {
         backoff.reset()
-        outage.succeeded()
+        outage.ended("database statements work again", to: logger)
     }
 
     private func reconnectIfDue() {

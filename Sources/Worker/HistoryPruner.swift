@@ -75,7 +75,7 @@ final class HistoryPruner: Sendable {
                     logger.notice("pruned old history", ["deliveries": pruned.deliveries, "events": pruned.events])
                 }
                 backoff.reset()
-                outage.succeeded()
+                outage.ended("pruning old history works again", to: logger)
                 next = .now + policy.interval
             } catch {
                 if isStopping { break }  // cancelled by the stop (or failed meanwhile: no matter)

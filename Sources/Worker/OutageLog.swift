@@ -53,7 +53,6 @@ struct OutageLog: Sendable {
 
     /// Records a success at `now` (read only after a failure); returns how the outage ended,
     /// or nil when nothing had failed.
-    @discardableResult
     mutating func succeeded(now: @autoclosure () -> ContinuousClock.Instant = .now) -> Ended? {
         guard let since else { return nil }
         let ended = Ended(failures: failures, lasted: now() - since)
@@ -76,6 +75,14 @@ extension OutageLog {
         case nil:
             break
         }
+    }
+
+    /// Records a success; when failures came before it, writes `message` as a notice with
+    /// `failures=` and `failed_for=` (for an outage that no reconnect ends: statements that
+    /// failed on a live connection, a pruning that failed).
+    mutating func ended(_ message: String, to logger: Logger) {
+        guard isFailing else { return }
+        recovered(logger).notice(message)
     }
 
     /// Records a success; returns `logger` with `failures=` and `failed_for=` added when

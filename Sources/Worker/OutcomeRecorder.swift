@@ -220,7 +220,7 @@ final class OutcomeRecorder: Sendable {
                 gatheringSince = nil  // what came meanwhile starts a new batch, and waits for more
                 planRenewal.record(count)
                 backoff.reset()
-                outage.succeeded()
+                outage.ended("recording outcomes works again", to: logger)
                 if publish(held, writing: held.count) { onWritten() }
             } catch {
                 // What is held is written with the batch again, and looked up first like it.

@@ -137,18 +137,21 @@ public final class Worker: Sendable {
                 failure = error
             }
             let readOnly = failure.sqlState == SessionSettings.readOnly
-            let delay = backoff.nextDelay(using: &random)
             let limit = "--wait-for-database " + (configuration.startupWait?.shortDescription ?? "forever")
-            guard failure.isTransient, giveUpAt.map({ ContinuousClock.now + delay <= $0 }) ?? true else {
-                let waited = outage.isFailing ? " (tried for \(limit))" : ""
+            let timedOut = giveUpAt.map { ContinuousClock.now >= $0 } ?? false
+            guard failure.isTransient, !timedOut else {
+                let waited = timedOut && outage.isFailing ? " (tried for \(limit))" : ""
                 throw readOnly ? WorkerError(.databaseReadOnly, "cannot start\(waited): \(failure.message)")
                                : WorkerError(.databaseUnavailable, "cannot connect to the database\(waited): \(failure.message)")
             }
+            // The last try is made when the wait is over, not a backoff before it.
+            let now = ContinuousClock.now
+            let retryAt = min(now + backoff.nextDelay(using: &random), giveUpAt ?? .now + .seconds(3600))
             outage.log(readOnly ? "cannot start: the database is read-only; waiting for it to take writes (\(limit))"
                                 : "cannot connect to the database; waiting for it (\(limit))",
-                       error: failure.message, retryIn: delay, to: logger)
+                       error: failure.message, retryIn: retryAt - now, to: logger)
             let stopping = self.stopping
-            guard pause(until: .now + delay, unless: { stopping.isSet }) else { return nil }
+            guard pause(until: retryAt, unless: { stopping.isSet }) else { return nil }
         }
     }
 

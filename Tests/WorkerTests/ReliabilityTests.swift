@@ -981,12 +981,12 @@ import Worker
     func wrongPasswordExitsThreeWithoutShowingIt() throws {
         let cluster = try LocalCluster(name: "password", password: "right-password")
         defer { cluster.destroy() }
-        let outcome = try run(["run", "--database-url", cluster.conninfo() + " password=Wr0ngPassw0rd", "--wait-for-database", "1s"])
+        let outcome = try run(["run", "--database-url", cluster.conninfo() + " password=Wr0ngPassw0rd", "--wait-for-database", "3s"])
         #expect(outcome.status == 3)
         let lines = outcome.output.split(separator: "\n").map(String.init)
-        #expect(lines.first?.contains(" warning  cannot connect to the database; waiting for it (--wait-for-database 1s) error=") == true, "\(outcome.output)")
+        #expect(lines.first?.contains(" warning  cannot connect to the database; waiting for it (--wait-for-database 3s) error=") == true, "\(outcome.output)")
         #expect(lines.filter { $0.contains("waiting for it") }.count == 1, "one line while it waits: \(outcome.output)")
-        #expect(outcome.output.contains("webhooky: error: cannot connect to the database (tried for --wait-for-database 1s): "), "\(outcome.output)")
+        #expect(outcome.output.contains("webhooky: error: cannot connect to the database (tried for --wait-for-database 3s): "), "\(outcome.output)")
         #expect(outcome.output.contains("password authentication failed"))
         #expect(!outcome.output.contains("Wr0ngPassw0rd"))
         let migrate = try run(["migrate", "--database-url", "postgresql://postgres:Wr0ngPassw0rd@/postgres?host=\(cluster.socketDirectory)"])

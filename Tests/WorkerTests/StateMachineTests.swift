@@ -1,3 +1,4 @@
+import Log
 import TestSupport
 import Testing
 @testable import Worker
@@ -36,6 +37,19 @@ import Testing
         #expect(!log.isFailing)
         #expect(log.succeeded(now: start + .seconds(146)) == nil, "nothing failed since")
         #expect(log.failed(reason: "connection refused", now: start + .seconds(150)) == .failed, "a new outage is logged from its start")
+    }
+
+    @Test("an outage that no reconnect ends (statements failing on a live connection) says once that it is over, with its count; a success with nothing failed says nothing")
+    func anOutageSaysItEnded() {
+        let logs = LogCapture()
+        var log = OutageLog()
+        log.ended("database statements work again", to: logs.logger())
+        log.log("database statement failed; trying again", error: "could not extend file: No space left on device", retryIn: .seconds(1), level: .error, to: logs.logger())
+        log.ended("database statements work again", to: logs.logger())
+        log.ended("database statements work again", to: logs.logger())
+        #expect(logs.all.count == 2, "\(logs.all)")
+        #expect(logs.all.first?.contains(" error    database statement failed; trying again error=\"could not extend file: No space left on device\" retry_in=1s") == true, "\(logs.all)")
+        #expect(logs.all.last?.contains(" notice   database statements work again failures=1 failed_for=") == true, "\(logs.all)")
     }
 }
 
