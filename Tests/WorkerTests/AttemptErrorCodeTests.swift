@@ -8,7 +8,7 @@ import Testing
 @testable import Worker
 
 /// `webhooky.attempts.error_code`: why each failed attempt failed, as a code an admin can query.
-@Suite(.timeLimit(.minutes(5))) struct AttemptErrorCodeTests {
+@Suite(.timeLimit(.minutes(10))) struct AttemptErrorCodeTests {
     @Test("each failed attempt is on record with the code of its failure (timeout, connect_failure, redirect_refused, too_many_redirects, invalid_request for a header that renders a line break); an attempt answered with a status, 2xx or not, has none")
     func failedAttemptsHaveTheirCode() throws {
         let shop = try Shop()

@@ -9,7 +9,7 @@ import Testing
 
 /// `webhooky.deliveries.last_error_code`: the code of a delivery's last failure, beside
 /// `last_error`, and the health view's use of the attempts' codes.
-@Suite(.timeLimit(.minutes(5))) struct DeliveryErrorCodeTests {
+@Suite(.timeLimit(.minutes(10))) struct DeliveryErrorCodeTests {
     /// `state, last_status, last_error_code` of delivery `id`.
     static func outcome(_ shop: Shop, _ id: String) throws -> [String?] {
         try shop.connection.query("SELECT state, last_status::text, last_error_code FROM webhooky.deliveries WHERE id = $1", [id]).rows.first ?? []

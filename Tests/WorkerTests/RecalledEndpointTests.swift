@@ -8,7 +8,7 @@ import Testing
 import Worker
 
 /// What a worker that starts takes from the attempts on record about the endpoints it sends to.
-@Suite(.timeLimit(.minutes(5))) struct RecalledEndpointTests {
+@Suite(.timeLimit(.minutes(10))) struct RecalledEndpointTests {
     @Test("a worker that starts recalls as unanswered only what the endpoints did: a request its predecessor's stop cut off, or one made before the webhook was edited to another URL, does not start the endpoint at 1 request (each such endpoint sent one at a time at first)")
     func recallIgnoresWhatTheWorkerOrAnEditDid() throws {
         let shop = try Shop()

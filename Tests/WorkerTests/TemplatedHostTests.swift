@@ -9,7 +9,7 @@ import Worker
 
 /// A webhook whose URL template varies its host (say, each account's own shop domain): what its
 /// hosts that do not answer may hold, and what their deliveries cost meanwhile.
-@Suite(.timeLimit(.minutes(5))) struct TemplatedHostTests {
+@Suite(.timeLimit(.minutes(10))) struct TemplatedHostTests {
     /// Adds event `port.test` and a webhook of it whose URL takes its port from the event
     /// (`http://127.0.0.1:#port#/t`: each port its own endpoint); returns its id.
     @discardableResult
