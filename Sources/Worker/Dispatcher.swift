@@ -994,11 +994,13 @@ final class Dispatcher {
     private func databaseFailed(_ error: PostgresError) {
         let delay = backoff.nextDelay(using: &random)
         databaseBackoffUntil = .now + delay
+        // The DETAIL (a lock's, a process's number) differs from one failure to the next.
+        let reason = "\(error.sqlState ?? "") \(error.message)"
         if !error.isTransient, connection?.isConnected == true {
-            outage.log("database statement failed; trying again", error: error.description, retryIn: delay, level: .error, to: logger)
+            outage.log("database statement failed; trying again", error: error.description, reason: reason, retryIn: delay, level: .error, to: logger)
             return
         }
-        outage.log("lost the database connection; will reconnect", error: error.description, retryIn: delay, level: .error, to: logger)
+        outage.log("lost the database connection; will reconnect", error: error.description, reason: reason, retryIn: delay, level: .error, to: logger)
         connection = nil
     }
 

@@ -30,10 +30,13 @@ public final class Worker: Sendable {
     }
 
     /// Runs until ``stop()`` is called, then returns after finishing or releasing every
-    /// delivery it holds.
+    /// delivery it holds. At the start it waits for a database it cannot reach yet, or that is
+    /// read-only, for up to ``WorkerConfiguration/startupWait`` (default nil: for as long as it
+    /// takes); a ``stop()`` during that wait returns at once, without an error.
     ///
-    /// - Throws: ``WorkerError`` when it cannot start: the database is unreachable or refuses
-    ///   the login (``WorkerError/Code/databaseUnavailable``) or is read-only
+    /// - Throws: ``WorkerError`` when it cannot start: the database stayed unreachable, or
+    ///   refused the login, for all of ``WorkerConfiguration/startupWait``
+    ///   (``WorkerError/Code/databaseUnavailable``) or stayed read-only
     ///   (``WorkerError/Code/databaseReadOnly``), its schema does not match
     ///   this binary (``WorkerError/Code/schemaMismatch``), its role lacks the worker's
     ///   privileges (``WorkerError/Code/notPermitted``), or another live worker has its
@@ -147,12 +150,25 @@ public final class Worker: Sendable {
             // The last try is made when the wait is over, not a backoff before it.
             let now = ContinuousClock.now
             let retryAt = min(now + backoff.nextDelay(using: &random), giveUpAt ?? .now + .seconds(3600))
+            let hint = Worker.waitingHint(for: failure.message)
             outage.log(readOnly ? "cannot start: the database is read-only; waiting for it to take writes (\(limit))"
                                 : "cannot connect to the database; waiting for it (\(limit))",
-                       error: failure.message, retryIn: retryAt - now, to: logger)
+                       error: failure.message, retryIn: retryAt - now, to: hint.map { logger.with("hint", $0) } ?? logger)
             let stopping = self.stopping
             guard pause(until: retryAt, unless: { stopping.isSet }) else { return nil }
         }
+    }
+
+    /// For a refusal that waiting mends only if someone acts meanwhile (a wrong password, a
+    /// role or database that does not exist, no `pg_hba.conf` line), what to check: in a
+    /// container the worker would otherwise wait for ever without a restart to show it. Read
+    /// from libpq's English message (a failed connection carries no SQLSTATE); nil for others.
+    static func waitingHint(for message: String) -> String? {
+        let lasting = ["password authentication failed", "does not exist", "no pg_hba.conf entry", "is not permitted to log in",
+                       "authentication failed", "password is required"]
+        guard lasting.contains(where: { message.contains($0) }) else { return nil }
+        return "this lasts until the role, password or database is mended: check --database-url (or DATABASE_URL); "
+            + "--wait-for-database 0s (or 1m) makes the worker exit with status 3 instead, for a supervisor to see"
     }
 
     /// Checks that the connection's role has every privilege the worker needs (those of

@@ -984,7 +984,9 @@ import Worker
         let outcome = try run(["run", "--database-url", cluster.conninfo() + " password=Wr0ngPassw0rd", "--wait-for-database", "3s"])
         #expect(outcome.status == 3)
         let lines = outcome.output.split(separator: "\n").map(String.init)
-        #expect(lines.first?.contains(" warning  cannot connect to the database; waiting for it (--wait-for-database 3s) error=") == true, "\(outcome.output)")
+        #expect(lines.first?.contains(" warning  cannot connect to the database; waiting for it (--wait-for-database 3s) hint=\"this lasts until the role, "
+                                      + "password or database is mended: check --database-url (or DATABASE_URL); --wait-for-database 0s (or 1m) makes the "
+                                      + "worker exit with status 3 instead, for a supervisor to see\" error=") == true, "\(outcome.output)")
         #expect(lines.filter { $0.contains("waiting for it") }.count == 1, "one line while it waits: \(outcome.output)")
         #expect(outcome.output.contains("webhooky: error: cannot connect to the database (tried for --wait-for-database 3s): "), "\(outcome.output)")
         #expect(outcome.output.contains("password authentication failed"))

@@ -39,6 +39,46 @@ import Testing
         #expect(log.failed(reason: "connection refused", now: start + .seconds(150)) == .failed, "a new outage is logged from its start")
     }
 
+    @Test("two reasons that take turns are logged once each, then once a minute between them; past 3 distinct reasons (as configured) a new one waits for the minute's line too")
+    func reasonsThatTakeTurns() {
+        var log = OutageLog()
+        log.distinctReasons = 3
+        let start = ContinuousClock.now
+        #expect(log.failed(reason: "connection refused", now: start) == .failed)
+        #expect(log.failed(reason: "the database system is starting up", now: start + .seconds(1)) == .failed)
+        #expect(log.failed(reason: "connection refused", now: start + .seconds(2)) == nil, "logged before in this outage")
+        #expect(log.failed(reason: "the database system is starting up", now: start + .seconds(3)) == nil)
+        #expect(log.failed(reason: "connection refused", now: start + .seconds(61)) == .stillFailing(failures: 5, lasting: .seconds(61)))
+        #expect(log.failed(reason: "too many clients already", now: start + .seconds(62)) == .failed, "a third reason")
+        #expect(log.failed(reason: "no route to host", now: start + .seconds(63)) == nil, "a fourth waits for the minute")
+        #expect(log.failed(reason: "no route to host", now: start + .seconds(122)) == .stillFailing(failures: 8, lasting: .seconds(122)))
+    }
+
+    @Test("a reason that leaves out the DETAIL: failures whose text differs only there make one line, which shows the first one's text")
+    func aDetailThatChangesMakesNoNewLine() {
+        let logs = LogCapture()
+        var log = OutageLog()
+        for pid in [4711, 4712, 4713] {
+            log.log("database statement failed; trying again", error: "deadlock detected (SQLSTATE 40P01)\nDETAIL: Process \(pid) waits for ShareLock",
+                    reason: "40P01 deadlock detected", retryIn: .seconds(1), level: .error, to: logs.logger())
+        }
+        #expect(logs.all.count == 1, "\(logs.all)")
+        #expect(logs.all.first?.contains("Process 4711") == true, "\(logs.all)")
+    }
+
+    @Test("the line of a start that waits for the database hints at the connection string only for refusals that waiting does not mend by itself", arguments: [
+        ("connection to server on socket \"/tmp/.s.PGSQL.5432\" failed: FATAL:  database \"shop\" does not exist", true),
+        ("connection to server at \"10.0.0.5\", port 5432 failed: FATAL:  role \"webhooky\" does not exist", true),
+        ("connection to server at \"10.0.0.5\", port 5432 failed: FATAL:  password authentication failed for user \"webhooky\"", true),
+        ("connection to server at \"10.0.0.5\", port 5432 failed: FATAL:  no pg_hba.conf entry for host \"10.0.0.9\", user \"webhooky\", database \"shop\", no encryption", true),
+        ("connection to server at \"10.0.0.5\", port 5432 failed: Connection refused\n\tIs the server running on that host and accepting TCP/IP connections?", false),
+        ("could not translate host name \"db\" to address: Name or service not known", false),
+        ("connection to server at \"10.0.0.5\", port 5432 failed: FATAL:  the database system is starting up", false),
+    ])
+    func waitingHint(message: String, hinted: Bool) {
+        #expect((Worker.waitingHint(for: message) != nil) == hinted, "\(message)")
+    }
+
     @Test("an outage that no reconnect ends (statements failing on a live connection) says once that it is over, with its count; a success with nothing failed says nothing")
     func anOutageSaysItEnded() {
         let logs = LogCapture()
