@@ -513,11 +513,7 @@ import Worker
 
     @Test("the health view's oldest pending age counts a redelivered delivery from its redelivery, not from its creation days ago")
     func redeliveredDeliveriesWaitFromTheirRedelivery() throws {
-        let shop = try Shop()
-        let webhook = String(try shop.addWebhook(url: "https://erp.example/x"))
-        try shop.setCredit("5")
-        try shop.setCredit("6")
-        try shop.connection.query("UPDATE webhooky.webhooks SET enabled = false WHERE id = $1", [webhook])  // nothing is sent meanwhile
+        let (shop, webhook) = try Self.twoEventsOfAPausedWebhook()
         // A delivery that died three days ago, and one pending for two hours.
         try shop.connection.query("""
             INSERT INTO webhooky.deliveries (event_id, webhook_id, state, attempts, created_at, completed_at)
@@ -537,6 +533,36 @@ import Worker
         try shop.connection.query("UPDATE webhooky.deliveries SET state = 'dead', completed_at = now() WHERE id = $1", [dead])
         #expect(try shop.column("SELECT webhooky.redeliver_webhook($1, now() - interval '4 days')", [webhook]) == ["1"])
         #expect(try shop.column(oldest) == ["0"])
+    }
+
+    /// A shop with one webhook and two events of it, the webhook then disabled so that no
+    /// worker would send them while a test writes their deliveries itself.
+    private static func twoEventsOfAPausedWebhook() throws -> (Shop, webhook: String) {
+        let shop = try Shop()
+        let webhook = String(try shop.addWebhook(url: "https://erp.example/x"))
+        try shop.setCredit("5")
+        try shop.setCredit("6")
+        try shop.connection.query("UPDATE webhooky.webhooks SET enabled = false WHERE id = $1", [webhook])
+        return (shop, webhook)
+    }
+
+    @Test("the health view's oldest pending age counts a claim whose lease ran out (its worker died) as waiting; a claim in hand does not count")
+    func oldestCountsClaimsWhoseLeaseRanOut() throws {
+        let (shop, webhook) = try Self.twoEventsOfAPausedWebhook()
+        // Two claims of a worker: one made 90 minutes ago whose lease ran out 30 minutes ago,
+        // one made 3 hours ago whose lease still runs.
+        try shop.connection.query("""
+            INSERT INTO webhooky.deliveries (event_id, webhook_id, state, attempts, created_at, claimed_by, lease_expires_at)
+            SELECT id, $1, 'sending', 1,
+                   now() - CASE WHEN id = (SELECT min(id) FROM webhooky.events) THEN interval '90 minutes' ELSE interval '3 hours' END, 'w1',
+                   now() + CASE WHEN id = (SELECT min(id) FROM webhooky.events) THEN interval '-30 minutes' ELSE interval '1 minute' END
+              FROM webhooky.events
+            """, [webhook])
+        try shop.connection.execute("UPDATE webhooky.events SET fanned_out = true")
+        let row = "SELECT pending, sending, extract(epoch FROM oldest_pending_age)::integer / 60 FROM webhooky.health"
+        #expect(try shop.connection.query(row).rows == [["0", "2", "90"]], "the stranded claim waits; the one in hand is not waiting")
+        try shop.connection.query("UPDATE webhooky.deliveries SET lease_expires_at = now() + interval '1 minute'")
+        #expect(try shop.connection.query(row).rows == [["0", "2", nil]], "both in hand: nothing waits")
     }
 
     @Test("the health view's p50/p95 leave out the rows of attempts whose lease ran out; last_error still shows one")
