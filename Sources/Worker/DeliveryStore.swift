@@ -56,6 +56,8 @@ struct AttemptRecord {
     let webhookID: Int64
     let attempt: Int
     let completion: DeliveryStateMachine.Completion
+    /// The claim this is the outcome of.
+    var claim: UnsentClaim { UnsentClaim(deliveryID: deliveryID, attempt: attempt) }
     /// Why the attempt got no answer, as `webhooky.attempts.error_code` records it (an
     /// ``HTTPError/Code``'s raw value, or one of ``DeliveryStore``'s own codes such as
     /// ``DeliveryStore/invalidRequestCode``); `nil` when the endpoint answered with a status.

@@ -51,7 +51,7 @@ final class Dispatcher {
         /// Reconnected: a heartbeat must first show that the worker id is still this worker's
         /// (another start may have taken it over while it was cut off: its claims are not strays).
         case waitingForHeartbeat
-        /// Made at the first turn when the recorder has nothing unwritten.
+        /// Made at the next turn with a usable connection.
         case due
     }
     /// Webhooks whose outcomes wait for a lock someone holds (see ``OutcomeRecorder``): they
@@ -923,15 +923,16 @@ final class Dispatcher {
     /// Gives back unsent the claims this worker holds in the database and knows nothing of: a
     /// claim or fan-out that committed while the connection was lost before its answer came.
     /// Known are the requests in flight (and in the HTTP client's line), the deliveries waiting
-    /// to be given back, and the outcomes not yet written. The recorder's are not known one by
-    /// one, so the check waits for a turn when it has written everything; until then (or if
-    /// that never comes before their lease ends) the strays wait for their lease, as they did.
+    /// to be given back, and the outcomes not yet written, here or in the recorder (whose list
+    /// is read before the claims are: it only shrinks meanwhile, since outcomes are handed to
+    /// it on this thread).
     private func giveBackStrayClaims() {
-        guard let connection, recorder.unwritten == 0 else { return }
+        guard let connection else { return }
         var known = Set(unreleased)
         for entry in inFlight.values { known.insert(UnsentClaim(deliveryID: entry.deliveryID, attempt: entry.machine.attempt)) }
         for (claim, _) in deferred { known.insert(claim) }
-        for record in unrecorded { known.insert(UnsentClaim(deliveryID: record.deliveryID, attempt: record.attempt)) }
+        for record in unrecorded { known.insert(record.claim) }
+        known.formUnion(recorder.claimsInHand)
         do {
             let stray = try DeliveryStore.ownClaims(connection, workerID: configuration.workerID).filter { !known.contains($0) }
             if !stray.isEmpty {

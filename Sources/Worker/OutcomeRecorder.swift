@@ -47,6 +47,10 @@ final class OutcomeRecorder: Sendable {
         var queued: [AttemptRecord] = []
         /// Taken by the thread and not yet written.
         var writing = 0
+        /// The claims of the outcomes the thread took (gathered, being written or held), as of
+        /// the last time it took some: with ``queued``, every claim whose outcome is unwritten
+        /// (and some written since, which no longer matter).
+        var inHand: [UnsentClaim] = []
         /// Set by ``finish(by:)``: write what is left, trying until then, and stop.
         var finishBy: ContinuousClock.Instant?
         /// Set by ``stopGathering()``: write what comes at once.
@@ -93,6 +97,10 @@ final class OutcomeRecorder: Sendable {
 
     /// Outcomes handed over and not written yet.
     var unwritten: Int { state.withLock { $0.queued.count + $0.writing } }
+
+    /// The claims whose outcomes were handed over and may not be written yet (a few written
+    /// ones among them): the worker holds these deliveries, though it sent them.
+    var claimsInHand: [UnsentClaim] { state.withLock { $0.queued.map(\.claim) + $0.inHand } }
 
     /// The webhooks whose outcomes wait for a lock someone holds: the dispatcher claims none of
     /// their deliveries meanwhile.
@@ -150,6 +158,14 @@ final class OutcomeRecorder: Sendable {
                 let room = OutcomeRecorder.batchLimit - batch.count
                 if room > 0 && !state.queued.isEmpty {
                     let taken = state.queued.prefix(room)
+                    // In the same hold of the lock, so that no outcome is ever in neither list: a
+                    // new batch starts the list again from what is held; a growing one adds to it
+                    // (what it had is in the list, written or moved to what is held since).
+                    if batch.isEmpty {
+                        state.inHand.removeAll(keepingCapacity: true)
+                        for record in held.records { state.inHand.append(record.claim) }
+                    }
+                    for record in taken { state.inHand.append(record.claim) }
                     batch.append(contentsOf: taken)
                     state.queued.removeFirst(taken.count)
                 }

@@ -151,14 +151,7 @@ import Testing
         #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") { $0 == "1" } == "1")
         try shop.setCredit("2.00")  // in flight for 2 s
         #expect(receiver.waitForRequests(2).count == 2)
-        let stray = try #require(try shop.connection.query("""
-            WITH event AS (
-                INSERT INTO webhooky.events (event, account_id, payload, webhook_ids, fanned_out)
-                VALUES ('customer.credit_changed', 'shop-42', '{"customer":{"credit":"3.00"}}', ARRAY[\(webhook)]::bigint[], true) RETURNING id)
-            INSERT INTO webhooky.deliveries (event_id, webhook_id, state, attempts, claimed_by, lease_expires_at)
-            SELECT id, \(webhook), 'sending', 1, 'test-worker', now() + interval '60 seconds' FROM event RETURNING id
-            """).scalar ?? nil)
-        #expect(try shop.connection.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'webhooky worker'").scalar == "t")
+        let stray = try Self.strayClaimAndALostConnection(shop, webhook: webhook)
         #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries WHERE id = \(stray)", timeout: .seconds(15)) { $0 == "succeeded" } == "succeeded",
                 "\(logs.all.joined(separator: "\n"))")
         #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") { $0 == "3" } == "3")
@@ -168,6 +161,58 @@ import Testing
         #expect(try shop.column("SELECT count(*) FROM webhooky.attempts") == ["3"])
         #expect(logs.all.filter { $0.contains("gave back deliveries claimed just before the connection was lost") && $0.contains("count=1") }.count == 1,
                 "\(logs.all.joined(separator: "\n"))")
+    }
+
+    @Test("a stray claim is given back after the reconnect even while the recorder holds an outcome it cannot write (a transaction holds that webhook's health row): the held one's delivery is not given back nor sent twice, and is recorded once the lock goes")
+    func strayClaimWhileAnOutcomeIsHeld() throws {
+        let shop = try Shop()
+        let logs = LogCapture()
+        let receiver = try LoopbackReceiver()
+        let locked = try shop.addWebhook(url: receiver.baseURL + "/locked?credit=#customer.credit#")
+        let free = try shop.addWebhook(url: receiver.baseURL + "/free?credit=#customer.credit#")
+        let worker = RunningWorker(shop.workerConfiguration(logs: logs))
+        defer { receiver.stop(); worker.stop() }
+        try shop.setCredit("1.00")
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") { $0 == "2" } == "2")
+
+        let admin = try shop.database.connect()
+        try admin.execute("BEGIN")
+        try admin.query("SELECT FROM webhooky.webhook_health WHERE webhook_id = $1 FOR UPDATE", [String(locked)])
+        try shop.setCredit("2.00")
+        let heldLine = "outcomes of a webhook wait for a lock"
+        #expect(try Self.wait { logs.all.contains { $0.contains(heldLine) } ? true : nil } == true, "\(logs.all.joined(separator: "\n"))")
+        #expect(try shop.column("SELECT state FROM webhooky.deliveries WHERE webhook_id = \(locked) ORDER BY id") == ["succeeded", "sending"])
+
+        let stray = try Self.strayClaimAndALostConnection(shop, webhook: free)
+        #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries WHERE id = \(stray)", timeout: .seconds(15)) { $0 == "succeeded" } == "succeeded",
+                "\(logs.all.joined(separator: "\n"))")
+        #expect(try shop.column("SELECT state FROM webhooky.deliveries WHERE webhook_id = \(locked) ORDER BY id") == ["succeeded", "sending"],
+                "the held outcome's delivery stays claimed")
+        #expect(logs.all.filter { $0.contains("gave back deliveries claimed just before the connection was lost") && $0.contains("count=1") }.count == 1,
+                "\(logs.all.joined(separator: "\n"))")
+
+        try admin.execute("COMMIT")
+        #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'", timeout: .seconds(15)) { $0 == "5" } == "5")
+        Thread.sleep(forTimeInterval: 0.3)
+        #expect(receiver.requests.map(\.target).sorted()
+                == ["/free?credit=1.00", "/free?credit=2.00", "/free?credit=3.00", "/locked?credit=1.00", "/locked?credit=2.00"])
+        #expect(try shop.column("SELECT count(*) FROM webhooky.deliveries WHERE attempts <> 1") == ["0"])
+        #expect(try shop.column("SELECT count(*) FROM webhooky.attempts") == ["5"])
+    }
+
+    /// Makes by hand what a claim whose commit the lost connection's answer never told leaves:
+    /// an event of `webhook` (credit 3.00) and its delivery claimed by the tests' worker id with
+    /// a 60 s lease; then ends the dispatcher's connection. Returns the delivery's id.
+    static func strayClaimAndALostConnection(_ shop: Shop, webhook: Int64) throws -> String {
+        let stray = try #require(try shop.connection.query("""
+            WITH event AS (
+                INSERT INTO webhooky.events (event, account_id, payload, webhook_ids, fanned_out)
+                VALUES ('customer.credit_changed', 'shop-42', '{"customer":{"credit":"3.00"}}', ARRAY[\(webhook)]::bigint[], true) RETURNING id)
+            INSERT INTO webhooky.deliveries (event_id, webhook_id, state, attempts, claimed_by, lease_expires_at)
+            SELECT id, \(webhook), 'sending', 1, 'test-worker', now() + interval '60 seconds' FROM event RETURNING id
+            """).scalar ?? nil)
+        #expect(try shop.connection.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'webhooky worker'").scalar == "t")
+        return stray
     }
 
     /// A webhook to a receiver of its own and a worker that has sent one event to it.
