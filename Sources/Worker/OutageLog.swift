@@ -11,7 +11,7 @@ import Log
 /// outage ended, with the same counts. Pure: the caller passes the time;
 /// ``log(_:error:reason:retryIn:level:to:)`` writes the lines.
 struct OutageLog: Sendable {
-    /// How long a failure for the same reason as the last one logged stays unlogged. Default 60 s.
+    /// How long failures for reasons already logged stay unlogged after the last line. Default 60 s.
     var repeatEvery: Duration = .seconds(60)
     /// How many reasons of one outage are logged as they first come; later new ones wait for
     /// the line every ``repeatEvery``, so that a reason with a changing text cannot flood the

@@ -164,8 +164,7 @@ public final class Worker: Sendable {
     /// container the worker would otherwise wait for ever without a restart to show it. Read
     /// from libpq's English message (a failed connection carries no SQLSTATE); nil for others.
     static func waitingHint(for message: String) -> String? {
-        let lasting = ["password authentication failed", "does not exist", "no pg_hba.conf entry", "is not permitted to log in",
-                       "authentication failed", "password is required"]
+        let lasting = ["authentication failed", "does not exist", "no pg_hba.conf entry", "is not permitted to log in", "password is required"]
         guard lasting.contains(where: { message.contains($0) }) else { return nil }
         return "this lasts until the role, password or database is mended: check --database-url (or DATABASE_URL); "
             + "--wait-for-database 0s (or 1m) makes the worker exit with status 3 instead, for a supervisor to see"
