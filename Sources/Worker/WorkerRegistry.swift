@@ -14,8 +14,10 @@ enum WorkerRegistry {
     /// the one this worker registered with (`$8`, see ``register(_:id:host:pid:version:listening:replacing:)``):
     /// host and pid do not tell processes apart (containers that share a hostname all run as
     /// pid 1). A row of another start is left alone. The statement returns one row, the
-    /// worker's row as written (`mine` true) or the other's (`mine` false) as it was when the
-    /// statement began; see ``WorkerRow``.
+    /// worker's row as written (`mine` true) or the row as it was when the statement began
+    /// (`mine` false; this worker's own, when the other's write committed while the statement
+    /// waited for the row: ``upsert(_:id:host:pid:version:listening:wantsWakeup:startedAt:)``
+    /// reads it again then); see ``WorkerRow``.
     ///
     /// Inserted again (say, after another worker removed it as stale during an outage), the
     /// row keeps this worker's `started_at`; without one (the start-up check could not run), it
@@ -46,14 +48,20 @@ enum WorkerRegistry {
     }
 
     /// Writes the heartbeat of the worker that registered with `startedAt`; returns what it
-    /// found, or `nil` when the row appeared during the statement (the next heartbeat sees it).
+    /// found, or `nil` when the row appeared or went during the statement (the next heartbeat
+    /// sees it).
     static func upsert(_ connection: Connection, id: String, host: String, pid: Int32, version: String, listening: Bool, wantsWakeup: Bool,
                        startedAt: String?) throws(PostgresError) -> Heartbeat? {
         let result = try connection.query(prepared: "webhooky_worker_upsert", upsertSQL, [
             id, host, String(pid), version, listening ? "true" : "false", String(staleAfterSeconds), wantsWakeup ? "true" : "false", startedAt,
         ])
         guard let row = WorkerRow(result) else { return nil }
-        return result[0, WorkerRow.columnCount] == "t" ? .written(startedAt: row.startedAt) : .heldBy(row)
+        if result[0, WorkerRow.columnCount] == "t" { return .written(startedAt: row.startedAt) }
+        guard let startedAt, row.startedAt == startedAt else { return .heldBy(row) }
+        // The row the statement began with was this worker's: another start committed its
+        // write while the heartbeat waited for the row. Read it again to name the other.
+        guard let now = try read(connection, id: id), now.startedAt != startedAt else { return nil }
+        return .heldBy(now)
     }
 
     /// Makes the row of `id` this process's (new `started_at`, fresh heartbeat) when it is
