@@ -82,6 +82,7 @@ public enum Migrations {
         Migration(version: 61, name: "replaced_secret_and_limit_hints", sql: String(decoding: PackageResources._061_replaced_secret_and_limit_hints_sql, as: UTF8.self)),
         Migration(version: 62, name: "test_header_reserved", sql: String(decoding: PackageResources._062_test_header_reserved_sql, as: UTF8.self)),
         Migration(version: 63, name: "oldest_counts_stranded_claims", sql: String(decoding: PackageResources._063_oldest_counts_stranded_claims_sql, as: UTF8.self)),
+        Migration(version: 64, name: "send_test_waits_for_a_move", sql: String(decoding: PackageResources._064_send_test_waits_for_a_move_sql, as: UTF8.self)),
     ]
 
     /// The schema version this binary works with: the highest migration it knows.

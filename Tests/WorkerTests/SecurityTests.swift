@@ -668,6 +668,36 @@ import Glibc
         #expect(try shop.column("SELECT state FROM webhooky.deliveries WHERE id = $1", [theirs]) == ["dead"])
     }
 
+    @Test("a tenant's test send while an admin's transaction moves the webhook to another account waits for the move, then finds no webhook of its account: it read the old account and left a test of its own event for the other account's URL")
+    func aTestSendWaitsForAMoveUnderWay() throws {
+        let shop = try Shop()
+        let (a, _, _) = try tenants(shop)
+        let webhook = try #require(a.query("INSERT INTO webhooky.webhooks (event, url) VALUES ('customer.credit_changed', 'https://shop42.example/hook') RETURNING id").scalar)
+        try shop.setCredit("5")  // shop-42's customer; no worker runs, the event waits
+        let event = try #require(try a.query("SELECT id FROM webhooky.events").scalar)
+        // An admin gives the webhook to shop-7 and a URL of its own, not yet committed.
+        let mover = try shop.database.connect()
+        try mover.execute("BEGIN")
+        try mover.query("UPDATE webhooky.webhooks SET account_id = 'shop-7', url = 'https://shop7.example/hook' WHERE id = $1", [webhook])
+        try a.execute("SET lock_timeout = '300ms'")
+        do {
+            let delivery = try a.query("SELECT webhooky.send_test($1, from_event => $2)", [webhook, event]).scalar
+            Issue.record("did not wait for the move: test delivery \(delivery ?? "?")")
+        } catch {
+            #expect(error.sqlState == "55P03", "\(error)")  // lock_not_available: it waits
+        }
+        try mover.execute("COMMIT")
+        try a.execute("RESET lock_timeout")
+        do {
+            try a.query("SELECT webhooky.send_test($1, from_event => $2)", [webhook, event])
+            Issue.record("shop-42's tenant sent a test to shop-7's webhook")
+        } catch {
+            #expect(error.message == "webhooky.send_test: there is no webhook \(webhook)")
+        }
+        #expect(try shop.column("SELECT count(*) FROM webhooky.deliveries") == ["0"])
+        #expect(try shop.column("SELECT count(*) FROM webhooky.events WHERE is_test") == ["0"])
+    }
+
     @Test("a webhook refused when it is saved is refused without its secrets: a NULL in a required column showed the whole row (secret, previous secret, Authorization, the URL's key), a password with a / its first part as the port")
     func refusalsShowNoSecrets() throws {
         let shop = try Shop()
