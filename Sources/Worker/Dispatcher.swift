@@ -58,7 +58,8 @@ final class Dispatcher {
     /// get no room, none of their deliveries is claimed, until those are written, or their
     /// outcomes would pile up held too. As the recorder said at the start of this turn.
     private var heldWebhooks: Set<Int64> = []
-    /// Deliveries to give back because their endpoint was at its limit when they were sent,
+    /// Deliveries to give back because their endpoint was at its limit when they were sent (or
+    /// their webhook changed since their claim, see ``send(_:)``: due again at once),
     /// with when they are due again: at once when the webhook's endpoint is fixed (the claim
     /// sees that it is full, and claims them again when a request to it finishes), else (a
     /// webhook whose URL template varies its host, whose claims cannot know the host) in a
@@ -650,6 +651,14 @@ final class Dispatcher {
         requests.reserveCapacity(claimed.count)
         let timestamp = Int(wallClock())
         for delivery in claimed {
+            if webhooks.changedSinceClaim(delivery) {
+                // The claim decided on a revision that a change committed since replaced (a
+                // pause, an edit, a move to another account): sent now, it would go out as the
+                // webhook is after the change, which the claim did not check. Given back, due
+                // now: claimed again as the webhook is, or left as a pause, move or delete left it.
+                deferred.append((delivery.unsent, .zero))
+                continue
+            }
             var machine = DeliveryStateMachine(attempt: delivery.attempt, retryBase: delivery.retryBase, policy: configuration.retryPolicy)
             do {
                 let webhook = try webhooks.webhook(for: delivery).get()

@@ -60,6 +60,14 @@ struct WebhookCache {
         return webhook.endpoint
     }
 
+    /// Whether webhook `delivery.webhookID` is cached at another revision than the one its claim
+    /// read: the row changed (a pause, an edit, a move) after the claim or fan-out decided on
+    /// it and before ``load(for:from:)`` read it. Not when it is not cached (deleted).
+    func changedSinceClaim(_ delivery: ClaimedDelivery) -> Bool {
+        guard let entry = entries[delivery.webhookID] else { return false }
+        return entry.revision != delivery.webhookRevision
+    }
+
     /// The webhook for `delivery`, or why it cannot be used.
     func webhook(for delivery: ClaimedDelivery) -> Result<Webhook, WebhookError> {
         guard let entry = entries[delivery.webhookID] else {

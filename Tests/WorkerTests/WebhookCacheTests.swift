@@ -39,4 +39,33 @@ import Testing
         #expect("\(error)".contains("webhook \(id) was deleted"), "\(error)")
         #expect(cache.endpoint(of: id) == nil && cache.webhooks(at: "http://127.0.0.1:9").isEmpty)
     }
+
+    @Test("a delivery claimed for a revision that a change replaced before the webhook was read (a pause and a new URL, say) is told apart: the worker gives it back instead of sending it as the webhook is after the change, which its claim did not check")
+    func aChangeAfterTheClaimIsToldApart() throws {
+        let shop = try Shop()
+        try shop.addCustomers(2)
+        let id = try shop.addWebhook(url: "http://127.0.0.1:9/before")
+        let connection = try FanOutTests.session(shop)
+        func fanOut() throws -> ClaimedDelivery? {
+            try DeliveryStore.fanOut(connection, events: 10, after: 0, workerID: "w1", lease: .seconds(60), room: 64, rooms: [:],
+                                     capacity: 256, onlyWhatFits: true).claimed.first
+        }
+        var cache = WebhookCache()
+        try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id = 100001")
+        let claimed = try #require(try fanOut())
+        // Paused and pointed elsewhere after the fan-out claimed the delivery, before the read.
+        try shop.connection.execute("UPDATE webhooky.webhooks SET enabled = false, url = 'http://127.0.0.1:10/after' WHERE id = \(id)")
+        try cache.load(for: [claimed], from: connection)
+        #expect(cache.changedSinceClaim(claimed))
+        #expect(cache.endpoint(of: id) == "http://127.0.0.1:10", "the cache holds the webhook as it is now")
+
+        // Enabled again: a delivery claimed for the revision the cache holds goes out.
+        try shop.connection.execute("UPDATE webhooky.webhooks SET enabled = true WHERE id = \(id)")
+        try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id = 100002")
+        let next = try #require(try fanOut())
+        try cache.load(for: [next], from: connection)
+        #expect(!cache.changedSinceClaim(next))
+        guard case .success(let webhook) = cache.webhook(for: next) else { Issue.record("the current revision is not usable"); return }
+        #expect(webhook.revision == next.webhookRevision)
+    }
 }
