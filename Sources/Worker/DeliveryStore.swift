@@ -401,22 +401,23 @@ enum DeliveryStore {
     /// unsent) stays dead, but its unmade attempt is not counted either: its `attempts` are its
     /// rows in `webhooky.attempts` (unless a reap wrote one for that attempt: then its lease had
     /// run out and the attempt counts).
+    ///
+    /// One UPDATE for both, so that a claim that a delete or move ends while the give-back waits
+    /// for its row (the change's transaction open) is checked again as the change left it: as
+    /// a second statement of the same snapshot, the correction found the row still `sending`,
+    /// and the attempt stayed counted.
     static let releaseSQL = """
-        WITH unsent AS (
-            SELECT * FROM unnest($1::bigint[], $4::integer[]) AS u(id, attempt)
-        ), given_back AS (
-            UPDATE webhooky.deliveries
-               SET state = 'pending', attempts = attempts - 1, claimed_by = NULL, lease_expires_at = NULL,
-                   next_attempt_at = now() + $3 * interval '1 millisecond', updated_at = now()
-             WHERE id = ANY($1::bigint[]) AND state || '' = 'sending' AND claimed_by = $2 -- by primary key (see recordSQL)
-               AND (id, attempts) IN (SELECT * FROM unsent)
-        )
         UPDATE webhooky.deliveries d
-           SET attempts = d.attempts - 1, updated_at = now()
-         WHERE d.id = ANY($1::bigint[]) AND d.state || '' = 'dead' AND d.claimed_by IS NULL
-           AND d.last_error IN (\(endedByChange.map { "'\($0)'" }.joined(separator: ", ")))
-           AND (d.id, d.attempts) IN (SELECT * FROM unsent)
-           AND NOT EXISTS (SELECT FROM webhooky.attempts a WHERE a.delivery_id = d.id AND a.attempt = d.attempts)
+           SET state = CASE WHEN d.state = 'sending' THEN 'pending' ELSE d.state END,
+               attempts = d.attempts - 1, claimed_by = NULL, lease_expires_at = NULL,
+               next_attempt_at = CASE WHEN d.state = 'sending' THEN now() + $3 * interval '1 millisecond' ELSE d.next_attempt_at END,
+               updated_at = now()
+         WHERE d.id = ANY($1::bigint[]) -- by primary key (see recordSQL)
+           AND (d.id, d.attempts) IN (SELECT * FROM unnest($1::bigint[], $4::integer[]) AS u(id, attempt))
+           AND (d.state || '' = 'sending' AND d.claimed_by = $2
+                OR d.state || '' = 'dead' AND d.claimed_by IS NULL
+                   AND d.last_error IN (\(endedByChange.map { "'\($0)'" }.joined(separator: ", ")))
+                   AND NOT EXISTS (SELECT FROM webhooky.attempts a WHERE a.delivery_id = d.id AND a.attempt = d.attempts))
         """
 
     /// How the error of an attempt that a worker's stop cut off begins (its shutdown grace

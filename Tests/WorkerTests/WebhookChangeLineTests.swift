@@ -3,6 +3,7 @@ import HTTPClient
 import LocalPostgres
 import LoopbackReceiver
 import Postgres
+import Synchronization
 import Testing
 import TestSupport
 @testable import Worker
@@ -65,6 +66,40 @@ import TestSupport
         let miscounted = "SELECT d.id, d.state, d.attempts, d.last_error FROM webhooky.deliveries d WHERE d.attempts <> (SELECT count(*) FROM webhooky.attempts a WHERE a.delivery_id = d.id)"
         _ = try shop.waitFor("SELECT count(*) FROM (\(miscounted)) m", timeout: .seconds(5)) { $0 == "0" }
         #expect(try shop.connection.query(miscounted).rows == [])
+    }
+
+    @Test("a give-back that waits for a delivery's row while the webhook's delete or move is being committed (its trigger has ended the delivery dead) leaves its unmade attempt uncounted: the correction, a second statement of the same snapshot, found the row still sending", arguments: ["delete", "move"])
+    func giveBackDuringAChangeUnderWay(change: String) throws {
+        let shop = try Shop()
+        let webhook = try shop.addWebhook(url: "http://127.0.0.1:9/hook")
+        try shop.setCredit("5")
+        let connection = try FanOutTests.session(shop)
+        let claimed = try #require(try DeliveryStore.fanOut(connection, events: 10, after: 0, workerID: "w1", lease: .seconds(60), room: 64, rooms: [:],
+                                                            capacity: 256, onlyWhatFits: true).claimed.first)
+        let changer = try shop.database.connect()
+        try changer.execute("BEGIN")
+        try changer.execute(change == "delete" ? "DELETE FROM webhooky.webhooks WHERE id = \(webhook)"
+                                               : "UPDATE webhooky.webhooks SET account_id = 'shop-7' WHERE id = \(webhook)")
+        let database = shop.database
+        let failure = Mutex<String?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        let claim = claimed.unsent
+        Thread {
+            do {
+                try DeliveryStore.release(try database.connect(), [claim], workerID: "w1")
+            } catch {
+                failure.withLock { $0 = "\(error)" }
+            }
+            done.signal()
+        }.start()
+        let waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%UPDATE webhooky.deliveries d%'"
+        #expect(try shop.waitFor(waiting) { $0 == "1" } == "1", "the give-back waits for the change's row lock")
+        try changer.execute("COMMIT")
+        #expect(done.wait(timeout: .now() + 20) == .success)
+        #expect(failure.withLock { $0 } == nil)
+        #expect(try shop.connection.query("SELECT state, attempts::text, claimed_by FROM webhooky.deliveries WHERE id = \(claimed.id)").rows
+                == [["dead", "0", nil]], "the unmade attempt is not counted")
+        #expect(try shop.column("SELECT count(*) FROM webhooky.attempts") == ["0"])
     }
 
     @Test("a NOTIFY of a webhook change that did not happen (any role may send one) takes nothing out of the line: the revision in the database decides")
