@@ -391,9 +391,10 @@ enum DeliveryStore {
         """
 
     /// Gives back deliveries this worker claimed but did not send: pending again, due after
-    /// `$3` milliseconds, the unmade attempt not counted. Used at shutdown (due at once) and
-    /// for a delivery whose endpoint was already at its limit (due at once, or a second later when
-    /// the webhook's endpoint varies with the payload). Only while the delivery is still claimed
+    /// `$3` milliseconds, the unmade attempt not counted. Used at shutdown (due at once), for a
+    /// delivery whose webhook changed between its claim and the worker's read of the webhook
+    /// (due at once), and for a delivery whose endpoint was already at its limit (due at once,
+    /// or a second later when the webhook's endpoint varies with the payload). Only while the delivery is still claimed
     /// for that attempt (`$4`, one per id of `$1`), like ``recordSQL``: a claim given back late
     /// (after a lost connection) must not give back a newer claim of the same delivery, whose
     /// request may be in flight. A delivery that the deletion of its webhook, or its move to
@@ -405,7 +406,9 @@ enum DeliveryStore {
     /// One UPDATE for both, so that a claim that a delete or move ends while the give-back waits
     /// for its row (the change's transaction open) is checked again as the change left it: as
     /// a second statement of the same snapshot, the correction found the row still `sending`,
-    /// and the attempt stayed counted.
+    /// and the attempt stayed counted. (The re-check's look for the attempt's row still reads
+    /// the statement's snapshot: a reap of that lease committed in the same moment would go
+    /// unseen, and the attempt it wrote a row for would not be counted.)
     static let releaseSQL = """
         UPDATE webhooky.deliveries d
            SET state = CASE WHEN d.state = 'sending' THEN 'pending' ELSE d.state END,

@@ -653,9 +653,10 @@ final class Dispatcher {
         for delivery in claimed {
             if webhooks.changedSinceClaim(delivery) {
                 // The claim decided on a revision that a change committed since replaced (a
-                // pause, an edit, a move to another account): sent now, it would go out as the
-                // webhook is after the change, which the claim did not check. Given back, due
-                // now: claimed again as the webhook is, or left as a pause, move or delete left it.
+                // pause, an edit, a move to another account) or deleted: sent now, it would go
+                // out as the webhook is after the change, which the claim did not check. Given
+                // back, due now: claimed again as the webhook is, or left as a pause, move or
+                // delete left it (ended dead, the unmade attempt not counted).
                 deferred.append((delivery.unsent, .zero))
                 continue
             }
@@ -832,7 +833,8 @@ final class Dispatcher {
         firstUnrecordedAt = nil
     }
 
-    /// Gives back deliveries claimed and not sent (cancelled at shutdown or behind a request without an answer, or their endpoint full).
+    /// Gives back deliveries claimed and not sent (cancelled at shutdown or behind a request
+    /// without an answer, their endpoint full, or their webhook changed since their claim).
     private func releaseUnsent() {
         guard let connection, !unreleased.isEmpty || !deferred.isEmpty else { return }
         do {

@@ -60,11 +60,11 @@ struct WebhookCache {
         return webhook.endpoint
     }
 
-    /// Whether webhook `delivery.webhookID` is cached at another revision than the one its claim
-    /// read: the row changed (a pause, an edit, a move) after the claim or fan-out decided on
-    /// it and before ``load(for:from:)`` read it. Not when it is not cached (deleted).
+    /// Whether webhook `delivery.webhookID` changed after the claim or fan-out decided on it and
+    /// before ``load(for:from:)`` read it: cached at another revision than the one the claim
+    /// read (a pause, an edit, a move), or not cached (deleted).
     func changedSinceClaim(_ delivery: ClaimedDelivery) -> Bool {
-        guard let entry = entries[delivery.webhookID] else { return false }
+        guard let entry = entries[delivery.webhookID] else { return true }
         return entry.revision != delivery.webhookRevision
     }
 

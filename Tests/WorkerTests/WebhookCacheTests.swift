@@ -37,6 +37,7 @@ import Testing
             return
         }
         #expect("\(error)".contains("webhook \(id) was deleted"), "\(error)")
+        #expect(cache.changedSinceClaim(second), "the worker gives it back instead")
         #expect(cache.endpoint(of: id) == nil && cache.webhooks(at: "http://127.0.0.1:9").isEmpty)
     }
 
@@ -59,7 +60,8 @@ import Testing
         #expect(cache.changedSinceClaim(claimed))
         #expect(cache.endpoint(of: id) == "http://127.0.0.1:10", "the cache holds the webhook as it is now")
 
-        // Enabled again: a delivery claimed for the revision the cache holds goes out.
+        // Enabled again: the next fan-out reads the new revision, and the read of the webhook
+        // after it finds that revision too.
         try shop.connection.execute("UPDATE webhooky.webhooks SET enabled = true WHERE id = \(id)")
         try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id = 100002")
         let next = try #require(try fanOut())

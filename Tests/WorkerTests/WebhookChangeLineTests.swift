@@ -68,6 +68,41 @@ import TestSupport
         #expect(try shop.connection.query(miscounted).rows == [])
     }
 
+    @Test("a webhook paused (and pointed elsewhere), moved to another account or deleted in the moment between the fan-out that claimed its delivery and the worker's first read of the webhook: the delivery is not sent as the webhook is after the change, and its unmade attempt is not counted; paused, it waits, and goes to the new URL once enabled again", arguments: ["pause", "move", "delete"])
+    func changeBetweenClaimAndRead(change: String) throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver()
+        defer { receiver.stop() }
+        let webhook = try shop.addWebhook(url: receiver.baseURL + "/before")
+        // The change commits with the fan-out that claims the delivery: the fan-out returns the
+        // revision it read before, the worker's read of the webhook finds the changed one.
+        let statement = switch change {
+        case "pause": "UPDATE webhooky.webhooks SET enabled = false, url = replace(url, '/before', '/after') WHERE id = NEW.webhook_id"
+        case "move": "UPDATE webhooky.webhooks SET account_id = 'shop-7' WHERE id = NEW.webhook_id"
+        default: "DELETE FROM webhooky.webhooks WHERE id = NEW.webhook_id"
+        }
+        try shop.connection.execute("""
+            CREATE FUNCTION public.change_on_claim() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN \(statement); RETURN NULL; END $$;
+            CREATE TRIGGER change_on_claim AFTER INSERT ON webhooky.deliveries
+                FOR EACH ROW WHEN (NEW.state = 'sending') EXECUTE FUNCTION public.change_on_claim();
+            """)
+        let worker = RunningWorker(shop.workerConfiguration())
+        defer { worker.stop() }
+        try shop.setCredit("5")  // shop-42's customer
+        let expected = change == "pause" ? "pending, 0 attempts, unclaimed" : "dead, 0 attempts, unclaimed"
+        let row = "SELECT format('%s, %s attempts, %s', state, attempts, coalesce(claimed_by, 'unclaimed')) FROM webhooky.deliveries"
+        #expect(try shop.waitFor(row) { $0 == expected } == expected)
+        Thread.sleep(forTimeInterval: 0.5)
+        #expect(receiver.requests.isEmpty, "\(receiver.requests.map(\.target))")
+        #expect(try shop.column(row) == [expected])
+        #expect(try shop.column("SELECT count(*) FROM webhooky.attempts") == ["0"])
+        guard change == "pause" else { return }
+        try shop.connection.execute("DROP TRIGGER change_on_claim ON webhooky.deliveries; UPDATE webhooky.webhooks SET enabled = true WHERE id = \(webhook)")
+        #expect(receiver.waitForRequests(1, timeout: .seconds(10)).map(\.target) == ["/after"])
+        #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries") { $0 == "succeeded" } == "succeeded")
+    }
+
     @Test("a give-back that waits for a delivery's row while the webhook's delete or move is being committed (its trigger has ended the delivery dead) leaves its unmade attempt uncounted: the correction, a second statement of the same snapshot, found the row still sending", arguments: ["delete", "move"])
     func giveBackDuringAChangeUnderWay(change: String) throws {
         let shop = try Shop()
