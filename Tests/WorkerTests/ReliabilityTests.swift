@@ -729,8 +729,10 @@ import Worker
         var notifications = 0
         while case let received = try listener.waitForNotifications(timeout: .milliseconds(200)), !received.isEmpty { notifications += received.count }
         // The first wakes it; a few more come from transactions that read `wants_wakeup` just
-        // before the worker said it was awake.
-        #expect(notifications >= 1 && notifications <= 5, "\(notifications) NOTIFYs for 200 events in a stream")
+        // before the worker said it was awake, and from pauses of this thread on a loaded
+        // machine, after which the worker waits for a NOTIFY again (6 in a CI run with the whole
+        // suite beside it). Without the feature every commit sends one: 200.
+        #expect(notifications >= 1 && notifications <= 20, "\(notifications) NOTIFYs for 200 events in a stream")
         #expect(try shop.waitFor("SELECT count(*) FROM webhooky.deliveries WHERE state = 'succeeded'") { $0 == "200" } == "200")
         // Once the stream has ended the worker waits for a NOTIFY again.
         #expect(try shop.waitFor("SELECT count(*) FROM webhooky.workers WHERE wants_wakeup", timeout: .seconds(20)) { $0 == "1" } == "1")
