@@ -394,14 +394,14 @@ enum DeliveryStore {
     /// `$3` milliseconds, the unmade attempt not counted. Used at shutdown (due at once), for a
     /// delivery whose webhook changed between its claim and the worker's read of the webhook
     /// (due at once), and for a delivery whose endpoint was already at its limit (due at once,
-    /// or a second later when the webhook's endpoint varies with the payload). Only while the delivery is still claimed
-    /// for that attempt (`$4`, one per id of `$1`), like ``recordSQL``: a claim given back late
-    /// (after a lost connection) must not give back a newer claim of the same delivery, whose
-    /// request may be in flight. A delivery that the deletion of its webhook, or its move to
-    /// another account, ended `dead` while it was claimed (taken out of the worker's line
-    /// unsent) stays dead, but its unmade attempt is not counted either: its `attempts` are its
-    /// rows in `webhooky.attempts` (unless a reap wrote one for that attempt: then its lease had
-    /// run out and the attempt counts).
+    /// or a second later when the webhook's endpoint varies with the payload). Only while the
+    /// delivery is still claimed for that attempt (`$4`, one per id of `$1`), like
+    /// ``recordSQL``: a claim given back late (after a lost connection) must not give back a
+    /// newer claim of the same delivery, whose request may be in flight. A delivery that the
+    /// deletion of its webhook, or its move to another account, ended `dead` while it was
+    /// claimed (taken out of the worker's line unsent) stays dead, but its unmade attempt is
+    /// not counted either: its `attempts` are its rows in `webhooky.attempts` (unless a reap
+    /// wrote one for that attempt: then its lease had run out and the attempt counts).
     ///
     /// One UPDATE for both, so that a claim that a delete or move ends while the give-back waits
     /// for its row (the change's transaction open) is checked again as the change left it: as
