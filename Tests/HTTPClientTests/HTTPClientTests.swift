@@ -104,16 +104,18 @@ func makeClient(_ configure: (inout HTTPClient.Configuration) -> Void = { _ in }
         let receiver = try LoopbackReceiver()
         let (client, results) = try makeClient()
         defer { client.shutdown() }
-        // Without a wake-up the thread would notice a request only after its 1 s poll timeout.
-        var slowest = Duration.zero
+        // Without a wake-up the thread would notice a request only after its 1 s poll timeout:
+        // about 950 ms every round. One round slowed by a loaded machine is not that.
+        var times: [Duration] = []
         for round in 1...10 {
             let start = ContinuousClock.now
             client.send([HTTPRequest(tag: Int64(round), method: "GET", url: receiver.baseURL + "/\(round)")])
             #expect(results.wait(for: round, timeout: 5).count == round)
-            slowest = max(slowest, ContinuousClock.now - start)
+            times.append(ContinuousClock.now - start)
             Thread.sleep(forTimeInterval: 0.05)  // the thread goes back to waiting
         }
-        #expect(slowest < .milliseconds(700), "a request to an idle client took \(slowest)")
+        let sorted = times.sorted()
+        #expect(sorted[5] < .milliseconds(300) && sorted[7] < .milliseconds(700), "requests to an idle client took \(times)")
         #expect(receiver.requests.count == 10)
     }
 

@@ -124,7 +124,7 @@ import Worker
         return (stream, receiver, tested, RunningWorker(configuration))
     }
 
-    @Test("a test delivery and a redelivery go out within a fraction of a second also while a backlog keeps every fan-out busy (the worker asking for no NOTIFY), not at its next poll nor after the backlog")
+    @Test("a test delivery and a redelivery go out at once (a fraction of a second, a few on a loaded machine) also while a backlog keeps every fan-out busy (the worker asking for no NOTIFY), not at its next poll (60 s) nor after the backlog")
     func testsAndRedeliveriesDoNotWaitForABusyWorker() throws {
         let shop = try Shop()
         let backlog = 10_000
@@ -140,18 +140,18 @@ import Worker
         var started = ContinuousClock.now
         let test = try #require(shop.column("SELECT webhooky.send_test($1)", [String(webhook)]).first ?? nil)
         #expect(receiver.waitForRequests(1, timeout: .seconds(30)).count == 1)
-        #expect(ContinuousClock.now - started < .seconds(1), "the test waited \(ContinuousClock.now - started)")
+        #expect(ContinuousClock.now - started < .seconds(5), "the test waited \(ContinuousClock.now - started)")
         #expect(stream.requests.count < backlog, "the test went out while the backlog was being sent, not after it")
         #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries WHERE id = \(test)") { $0 == "succeeded" } == "succeeded")
 
         started = ContinuousClock.now
         try shop.connection.query("SELECT webhooky.redeliver($1)", [test])
         #expect(receiver.waitForRequests(2, timeout: .seconds(30)).count == 2)
-        #expect(ContinuousClock.now - started < .seconds(1), "the redelivery waited \(ContinuousClock.now - started)")
+        #expect(ContinuousClock.now - started < .seconds(5), "the redelivery waited \(ContinuousClock.now - started)")
         #expect(stream.waitForRequests(backlog, timeout: .seconds(60)).count == backlog)
     }
 
-    @Test("test deliveries go out within a fraction of a second also while a stream of single-event transactions (one every few ms) keeps the worker between busy and idle, not at its next poll")
+    @Test("test deliveries go out at once (a fraction of a second, a few on a loaded machine) also while a stream of single-event transactions (one every few ms) keeps the worker between busy and idle, not at its next poll (60 s)")
     func testsDoNotWaitForThePollDuringAStream() throws {
         let shop = try Shop()
         let (stream, receiver, webhook, worker) = try AdminTests.workerWithTrafficAndATestedWebhook(shop)
@@ -180,7 +180,7 @@ import Worker
             slowest = max(slowest, ContinuousClock.now - started)
             Thread.sleep(forTimeInterval: 0.05)
         }
-        #expect(slowest < .seconds(1), "a test delivery waited \(slowest)")
+        #expect(slowest < .seconds(5), "a test delivery waited \(slowest)")
         #expect(stream.requests.count > 200, "the stream went on meanwhile")
     }
 
@@ -237,7 +237,7 @@ import Worker
         let started = ContinuousClock.now
         try shop.connection.query("UPDATE webhooky.webhooks SET enabled = true WHERE id = $1", [String(webhook)])
         #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries") { $0 == "succeeded" } == "succeeded")
-        #expect(ContinuousClock.now - started < .seconds(1), "the resumed delivery waited \(ContinuousClock.now - started)")
+        #expect(ContinuousClock.now - started < .seconds(5), "the resumed delivery waited \(ContinuousClock.now - started)")  // the poll: 60 s
         #expect(receiver.requests.count == 1)
         // The trigger still runs as its owner (a tenant enabling its webhook resets its health).
         #expect(try shop.column("SELECT prosecdef FROM pg_proc WHERE oid = 'webhooky.on_webhook_change'::regproc") == ["t"])

@@ -196,7 +196,9 @@ import Testing
         }
         Thread.sleep(forTimeInterval: 0.5)
         let statements = FanOutTests.fanOutStatements(in: ChildProcess.readFile(cluster.logPath) ?? "", from: mark)
-        #expect(statements.full == 0 && statements.fitting >= 3,
+        // A straggler of the first event's aftermath may still land after the mark; the hold
+        // that outlived its event made every later fan-out full (and none short).
+        #expect(statements.full <= 1 && statements.fitting >= 3,
                 "fan-outs after the first event: \(statements.full) with the full statement, \(statements.fitting) with the short one")
     }
 }

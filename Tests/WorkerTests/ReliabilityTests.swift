@@ -284,7 +284,8 @@ import Worker
         let delivered = good.waitForRequests(100, timeout: .seconds(20))
         let took = ContinuousClock.now - started
         #expect(delivered.count == 100)
-        #expect(took < .seconds(3), "the healthy endpoint's 100 deliveries took \(took) while 500 others were stuck")
+        // Seconds on a loaded machine; taken by the hanging endpoint, it would wait its 10 s timeout.
+        #expect(took < .seconds(6), "the healthy endpoint's 100 deliveries took \(took) while 500 others were stuck")
         #expect(concurrent.withLock { $0.peak } <= 8, "a hanging endpoint holds at most its share of requests in flight")
         let hugeBody = try shop.waitFor("SELECT length(response_body) FROM webhooky.attempts WHERE webhook_id = 5 LIMIT 1") { $0 != nil }
         #expect(hugeBody == "4096", "only the first 4 KiB of a huge body are read")
@@ -477,10 +478,13 @@ import Worker
         defer { worker.stop(timeout: .seconds(30)) }
         #expect(busy.waitForRequests(200, timeout: .seconds(20)).count >= 200, "the backlog is draining")
         let started = ContinuousClock.now
+        let sentBefore = busy.requests.count
         try shop.setTier(2)
         #expect(quiet.waitForRequests(1, timeout: .seconds(10)).count == 1)
         let waited = ContinuousClock.now - started
-        #expect(waited < .seconds(2), "a new event waited \(waited) behind another webhook's backlog")
+        // How much of the backlog went first tells, whatever the machine's speed: a few batches.
+        let ahead = busy.requests.count - sentBefore
+        #expect(ahead < 5_000 && waited < .seconds(5), "a new event waited \(waited) behind another webhook's backlog (\(ahead) of its requests went first)")
         #expect(busy.requests.count < 20_000, "the backlog was still there when the new event went out")
     }
 
@@ -578,7 +582,8 @@ import Worker
         try shop.setTier(2)
         #expect(quick.waitForRequests(1, timeout: .seconds(10)).count == 1)
         let waited = ContinuousClock.now - started
-        #expect(waited < .seconds(1), "the tier change waited \(waited) behind the slow endpoint's events")
+        // Behind the slow endpoint's events it would wait for its 3 s answer.
+        #expect(waited < .seconds(2), "the tier change waited \(waited) behind the slow endpoint's events")
         #expect(slow.waitForRequests(6, timeout: .seconds(20)).count == 6, "the held-back credit changes go out as the slow endpoint frees room")
     }
 
@@ -626,7 +631,8 @@ import Worker
         let arrived = quick.waitForRequests(1, timeout: .seconds(10))
         #expect(arrived.count == 1)
         let waited = (arrived.first?.receivedAt ?? .infinity) - committed
-        #expect(waited < 1, "the quick endpoint's event waited \(String(format: "%.3f", waited)) s behind the dead endpoints")
+        // Behind the dead endpoints it would wait for their 4 s timeout.
+        #expect(waited < 2.5, "the quick endpoint's event waited \(String(format: "%.3f", waited)) s behind the dead endpoints")
         let held = try shop.column("SELECT count(*) FROM webhooky.deliveries WHERE state = 'sending' AND webhook_id <> (SELECT max(id) FROM webhooky.webhooks)")
         #expect(held == ["12"], "requests in flight to the dead endpoints: \(held), the quick one waited \(String(format: "%.3f", waited)) s")
     }
