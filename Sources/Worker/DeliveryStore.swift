@@ -359,7 +359,8 @@ enum DeliveryStore {
             INSERT INTO webhooky.webhook_health AS h (webhook_id, consecutive_failures, failing_since, last_success_at, last_attempt_at)
             SELECT b.webhook_id, b.failures, to_timestamp(b.first_failure), to_timestamp(b.last_success), to_timestamp(b.last_attempt)
               FROM batch b
-             -- Not for a webhook deleted while its request was in flight (its health went with it).
+             -- Not for a webhook deleted while its request was in flight (its health went with it;
+             -- a delete that commits while this statement waits is seen by a trigger, 0065).
              WHERE EXISTS (SELECT FROM webhooky.webhooks w WHERE w.id = b.webhook_id)
             ON CONFLICT (webhook_id) DO UPDATE SET
                 consecutive_failures = CASE WHEN excluded.last_success_at IS NOT NULL THEN excluded.consecutive_failures

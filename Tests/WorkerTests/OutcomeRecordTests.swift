@@ -1,3 +1,5 @@
+import Synchronization
+import Foundation
 import Delivery
 import Postgres
 import TestSupport
@@ -211,6 +213,33 @@ import Testing
         _ = try DeliveryStore.record(connection, [OutcomeRecordTests.failed(claimed[0])], workerID: "w1", autoDisable: nil)
         #expect(try shop.column("SELECT count(*) FROM webhooky.webhook_health") == ["0"])
         #expect(try OutcomeRecordTests.attempts(shop) == [[String(claimed[0].id), "1", "503", "w1"]])
+        #expect(try shop.column("SELECT state FROM webhooky.deliveries WHERE id = \(claimed[0].id)") == ["dead"], "as the delete left it")
+    }
+
+    @Test("an outcome written while its webhook's delete is being committed (the statement waits for the deliveries the delete ends) leaves no health row for the deleted webhook: the statement still saw the webhook, and inserted one after the delete had removed it")
+    func noHealthForAWebhookDeletedDuringTheWrite() throws {
+        let (shop, _, claimed) = try OutcomeRecordTests.twoClaimedDeliveries()
+        let deleter = try shop.database.connect()
+        try deleter.execute("BEGIN; DELETE FROM webhooky.webhooks")
+        let database = shop.database
+        let failure = Mutex<String?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        let record = OutcomeRecordTests.failed(claimed[0])
+        Thread {
+            do {
+                _ = try DeliveryStore.record(try database.connect(), [record], workerID: "w1", autoDisable: nil)
+            } catch {
+                failure.withLock { $0 = "\(error)" }
+            }
+            done.signal()
+        }.start()
+        let waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'WITH outcome AS%'"
+        #expect(try shop.waitFor(waiting) { $0 == "1" } == "1", "the outcome's statement waits for the delete")
+        try deleter.execute("COMMIT")
+        #expect(done.wait(timeout: .now() + 20) == .success)
+        #expect(failure.withLock { $0 } == nil)
+        #expect(try shop.column("SELECT count(*) FROM webhooky.webhook_health") == ["0"])
+        #expect(try OutcomeRecordTests.attempts(shop) == [[String(claimed[0].id), "1", "503", "w1"]], "the attempt is on record")
         #expect(try shop.column("SELECT state FROM webhooky.deliveries WHERE id = \(claimed[0].id)") == ["dead"], "as the delete left it")
     }
 }
