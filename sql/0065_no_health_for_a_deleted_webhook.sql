@@ -26,6 +26,8 @@ BEGIN
     RETURN NULL;
 END
 $$;
+-- Owner's rights: no role may fire it from a table of its own (see migration 0011).
+REVOKE EXECUTE ON FUNCTION webhooky.drop_health_of_deleted_webhook() FROM PUBLIC;
 COMMENT ON FUNCTION webhooky.drop_health_of_deleted_webhook() IS
     'Trigger (after a health row is inserted): removes it when its webhook is gone (deleted while the outcome that inserted it was being written).';
 CREATE TRIGGER drop_health_of_deleted_webhook AFTER INSERT ON webhooky.webhook_health
