@@ -42,6 +42,12 @@ import Testing
         return connection
     }
 
+    /// The deliveries a fan-out of every waiting event claims for worker `w1` (room 64 per webhook).
+    static func claimed(_ connection: Connection) throws -> [ClaimedDelivery] {
+        try DeliveryStore.fanOut(connection, events: 10, after: 0, workerID: "w1", lease: .seconds(60), room: 64, rooms: [:],
+                                 capacity: 256, onlyWhatFits: true).claimed
+    }
+
     @Test("a batch that fits: the short statement writes and returns what the full one does")
     func fittingStatementMatchesTheFullOne() throws {
         let (full, enabled, disabled) = try FanOutTests.shopWithThreeEvents()

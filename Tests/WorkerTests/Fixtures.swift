@@ -4,7 +4,9 @@ import Foundation
 import Log
 import LoopbackReceiver
 import Postgres
+import Synchronization
 import TestSupport
+import Testing
 import Worker
 
 /// A database with the reference domain filled in: e-shop `shop-42`, group `Wholesale`,
@@ -82,6 +84,29 @@ struct Shop {
     /// Waits until `condition` holds for the first column of `sql` (a single value), polling.
     func waitFor(_ sql: String, timeout: Duration = .seconds(20), until condition: (String?) -> Bool) throws -> String? {
         try connection.waitFor(sql, timeout: timeout, until: condition)
+    }
+
+    /// Runs `work` on a connection of its own in another thread, waits until one of its
+    /// statements (its text like `pattern`) waits for a lock, commits the transaction that
+    /// `holder` keeps open, and returns what `work` came to: what a statement sees when a change
+    /// commits while it waits. `nil` (an issue recorded) when it never waited or never ended.
+    func committing<T: Sendable>(_ holder: Connection, whileWaiting pattern: String,
+                                 _ work: @escaping @Sendable (Connection) throws -> T) throws -> Result<T, any Error>? {
+        let database = self.database
+        let outcome = Mutex<Result<T, any Error>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Thread {
+            let result = Result { try work(try database.connect()) }
+            outcome.withLock { $0 = result }
+            done.signal()
+        }.start()
+        let like = pattern.replacingOccurrences(of: "'", with: "''")
+        let waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '\(like)'"
+        let waited = try waitFor(waiting) { $0 == "1" } == "1"
+        #expect(waited, "no statement like \(pattern) waited for the lock")
+        try holder.execute("COMMIT")
+        #expect(done.wait(timeout: .now() + 20) == .success, "the statement like \(pattern) did not end")
+        return waited ? outcome.withLock { $0 } : nil
     }
 
     /// A worker configuration for tests: fast polling, a short retry schedule, logs captured.

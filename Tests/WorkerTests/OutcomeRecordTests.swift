@@ -1,5 +1,3 @@
-import Synchronization
-import Foundation
 import Delivery
 import Postgres
 import TestSupport
@@ -16,10 +14,9 @@ import Testing
         _ = try shop.addWebhook(url: "http://127.0.0.1:9/hook")
         try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id BETWEEN 100001 AND 100002")
         let connection = try FanOutTests.session(shop)
-        let fanOut = try DeliveryStore.fanOut(connection, events: 10, after: 0, workerID: "w1", lease: .seconds(60), room: 64, rooms: [:],
-                                              capacity: 256, onlyWhatFits: true)
-        try #require(fanOut.claimed.count == 2)
-        return (shop, connection, fanOut.claimed)
+        let claimed = try FanOutTests.claimed(connection)
+        try #require(claimed.count == 2)
+        return (shop, connection, claimed)
     }
 
     static func succeeded(_ delivery: ClaimedDelivery, attempt: Int = 1) -> AttemptRecord {
@@ -221,23 +218,12 @@ import Testing
         let (shop, _, claimed) = try OutcomeRecordTests.twoClaimedDeliveries()
         let deleter = try shop.database.connect()
         try deleter.execute("BEGIN; DELETE FROM webhooky.webhooks")
-        let database = shop.database
-        let failure = Mutex<String?>(nil)
-        let done = DispatchSemaphore(value: 0)
         let record = OutcomeRecordTests.failed(claimed[0])
-        Thread {
-            do {
-                _ = try DeliveryStore.record(try database.connect(), [record], workerID: "w1", autoDisable: nil)
-            } catch {
-                failure.withLock { $0 = "\(error)" }
-            }
-            done.signal()
-        }.start()
-        let waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'WITH outcome AS%'"
-        #expect(try shop.waitFor(waiting) { $0 == "1" } == "1", "the outcome's statement waits for the delete")
-        try deleter.execute("COMMIT")
-        #expect(done.wait(timeout: .now() + 20) == .success)
-        #expect(failure.withLock { $0 } == nil)
+        // The outcome's statement waits for the deliveries the delete ends.
+        let written = try shop.committing(deleter, whileWaiting: "WITH outcome AS%") {
+            try DeliveryStore.record($0, [record], workerID: "w1", autoDisable: nil).updated
+        }
+        #expect(try #require(written).get() == 0, "the delete ended the delivery: no update of it")
         #expect(try shop.column("SELECT count(*) FROM webhooky.webhook_health") == ["0"])
         #expect(try OutcomeRecordTests.attempts(shop) == [[String(claimed[0].id), "1", "503", "w1"]], "the attempt is on record")
         #expect(try shop.column("SELECT state FROM webhooky.deliveries WHERE id = \(claimed[0].id)") == ["dead"], "as the delete left it")

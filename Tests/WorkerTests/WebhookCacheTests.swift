@@ -13,11 +13,7 @@ import Testing
         try shop.addCustomers(2)
         let id = try shop.addWebhook(url: "http://127.0.0.1:9/old")
         let connection = try FanOutTests.session(shop)
-        func fanOut() throws -> ClaimedDelivery {
-            let claimed = try DeliveryStore.fanOut(connection, events: 10, after: 0, workerID: "w1", lease: .seconds(60), room: 64, rooms: [:],
-                                                   capacity: 256, onlyWhatFits: true).claimed
-            return try #require(claimed.first)
-        }
+        func fanOut() throws -> ClaimedDelivery { try #require(try FanOutTests.claimed(connection).first) }
         var cache = WebhookCache()
         try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id = 100001")
         let first = try fanOut()
@@ -47,10 +43,7 @@ import Testing
         try shop.addCustomers(2)
         let id = try shop.addWebhook(url: "http://127.0.0.1:9/before")
         let connection = try FanOutTests.session(shop)
-        func fanOut() throws -> ClaimedDelivery? {
-            try DeliveryStore.fanOut(connection, events: 10, after: 0, workerID: "w1", lease: .seconds(60), room: 64, rooms: [:],
-                                     capacity: 256, onlyWhatFits: true).claimed.first
-        }
+        func fanOut() throws -> ClaimedDelivery? { try FanOutTests.claimed(connection).first }
         var cache = WebhookCache()
         try shop.connection.execute("UPDATE ellity.customers SET credit = credit + 1 WHERE id = 100001")
         let claimed = try #require(try fanOut())

@@ -3,7 +3,6 @@ import HTTPClient
 import LocalPostgres
 import LoopbackReceiver
 import Postgres
-import Synchronization
 import Testing
 import TestSupport
 @testable import Worker
@@ -108,30 +107,17 @@ import TestSupport
         let shop = try Shop()
         let webhook = try shop.addWebhook(url: "http://127.0.0.1:9/hook")
         try shop.setCredit("5")
-        let connection = try FanOutTests.session(shop)
-        let claimed = try #require(try DeliveryStore.fanOut(connection, events: 10, after: 0, workerID: "w1", lease: .seconds(60), room: 64, rooms: [:],
-                                                            capacity: 256, onlyWhatFits: true).claimed.first)
+        let claimed = try #require(try FanOutTests.claimed(FanOutTests.session(shop)).first)
         let changer = try shop.database.connect()
         try changer.execute("BEGIN")
         try changer.execute(change == "delete" ? "DELETE FROM webhooky.webhooks WHERE id = \(webhook)"
                                                : "UPDATE webhooky.webhooks SET account_id = 'shop-7' WHERE id = \(webhook)")
-        let database = shop.database
-        let failure = Mutex<String?>(nil)
-        let done = DispatchSemaphore(value: 0)
         let claim = claimed.unsent
-        Thread {
-            do {
-                try DeliveryStore.release(try database.connect(), [claim], workerID: "w1")
-            } catch {
-                failure.withLock { $0 = "\(error)" }
-            }
-            done.signal()
-        }.start()
-        let waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%UPDATE webhooky.deliveries d%'"
-        #expect(try shop.waitFor(waiting) { $0 == "1" } == "1", "the give-back waits for the change's row lock")
-        try changer.execute("COMMIT")
-        #expect(done.wait(timeout: .now() + 20) == .success)
-        #expect(failure.withLock { $0 } == nil)
+        // The give-back waits for the change's row lock.
+        let gaveBack = try shop.committing(changer, whileWaiting: "%UPDATE webhooky.deliveries d%") {
+            try DeliveryStore.release($0, [claim], workerID: "w1")
+        }
+        try #require(gaveBack).get()
         #expect(try shop.connection.query("SELECT state, attempts::text, claimed_by FROM webhooky.deliveries WHERE id = \(claimed.id)").rows
                 == [["dead", "0", nil]], "the unmade attempt is not counted")
         #expect(try shop.column("SELECT count(*) FROM webhooky.attempts") == ["0"])

@@ -292,21 +292,11 @@ import Testing
         let mine = try #require(try WorkerRegistry.register(shop.connection, id: "w1", host: "h", pid: 1, version: "v", listening: true, replacing: nil))
         let twin = try shop.database.connect()
         try twin.execute("BEGIN; UPDATE webhooky.workers SET host = 'twin-host', pid = 4242, started_at = clock_timestamp(), heartbeat_at = now() WHERE id = 'w1'")
-        let database = shop.database
-        let found = Mutex<Result<WorkerRegistry.Heartbeat?, any Error>?>(nil)
-        let done = DispatchSemaphore(value: 0)
-        Thread {
-            let result = Result { () throws -> WorkerRegistry.Heartbeat? in
-                try WorkerRegistry.upsert(try database.connect(), id: "w1", host: "h", pid: 1, version: "v", listening: true, wantsWakeup: true, startedAt: mine)
-            }
-            found.withLock { $0 = result }
-            done.signal()
-        }.start()
-        let waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO webhooky.workers%'"
-        #expect(try shop.waitFor(waiting) { $0 == "1" } == "1", "the heartbeat waits for the twin's row lock")
-        try twin.execute("COMMIT")
-        #expect(done.wait(timeout: .now() + 20) == .success)
-        guard case .heldBy(let other)? = try found.withLock({ $0 })?.get() else {
+        // The heartbeat waits for the twin's row lock.
+        let found = try shop.committing(twin, whileWaiting: "%INSERT INTO webhooky.workers%") {
+            try WorkerRegistry.upsert($0, id: "w1", host: "h", pid: 1, version: "v", listening: true, wantsWakeup: true, startedAt: mine)
+        }
+        guard case .heldBy(let other)? = try found?.get() else {
             Issue.record("the heartbeat did not find the row held by the twin"); return
         }
         #expect(other.host == "twin-host")
