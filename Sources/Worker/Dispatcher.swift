@@ -152,9 +152,10 @@ final class Dispatcher {
     /// statements and rules of another version.
     private(set) var schemaMismatch: String?
     /// The `started_at` of this worker's row: which start of a worker with this id the row
-    /// belongs to. It fences the heartbeat, `wants_wakeup` and the row's removal. `nil` until
-    /// a heartbeat registers the worker when the start-up check could not.
-    private var startedAt: String?
+    /// belongs to. It fences the heartbeat, `wants_wakeup` and the row's removal. When the
+    /// start-up check could not register the worker, it is one of the worker's own making,
+    /// which the first heartbeat that can write inserts (and replaces with the row's text).
+    private var startedAt: String
     /// How this installation writes `webhook-id` (read once, at the start).
     private let messageIDs: MessageIDs
 
@@ -206,9 +207,9 @@ final class Dispatcher {
     /// instead, and is tried again after a backoff like any failing statement.
     static let lockTimeout: Duration = .seconds(5)
 
-    /// `startedAt` is the `started_at` the worker registered its row with (see ``WorkerIDCheck``),
-    /// `nil` when it could not.
-    init(configuration: WorkerConfiguration, connection: Connection, inbox: DispatcherInbox, http: HTTPClient, startedAt: String?,
+    /// `startedAt` is the `started_at` the worker registered its row with, or made up when it
+    /// could not (see ``WorkerIDCheck``).
+    init(configuration: WorkerConfiguration, connection: Connection, inbox: DispatcherInbox, http: HTTPClient, startedAt: String,
          messageIDs: MessageIDs) {
         self.configuration = configuration
         self.startedAt = startedAt

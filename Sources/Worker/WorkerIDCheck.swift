@@ -71,9 +71,10 @@ struct WorkerIDCheck {
     /// How the check ended, when no other live worker holds the id.
     enum Result: Equatable {
         /// The row is this worker's from now on, registered with this `started_at` (which fences
-        /// its heartbeat, `wants_wakeup` and removal), or `nil` when the check could not run
-        /// (the first heartbeat that can write registers the worker).
-        case started(startedAt: String?)
+        /// its heartbeat, `wants_wakeup` and removal), or, when the check could not run, one of
+        /// the worker's own making (``WorkerRegistry/startOfOwnMaking(now:)``: the first
+        /// heartbeat that can write registers the worker with it).
+        case started(startedAt: String)
         /// A stop was requested while it watched (nothing written).
         case stopRequested
     }
@@ -94,7 +95,7 @@ struct WorkerIDCheck {
             configuration.logger.warning("cannot check whether another worker has this worker id; starting (the heartbeat checks again)", [
                 "worker": configuration.workerID, "error": error.description,
             ])
-            return .started(startedAt: nil)
+            return .started(startedAt: WorkerRegistry.startOfOwnMaking())
         }
         switch outcome {
         case .started(let startedAt): return .started(startedAt: startedAt)

@@ -1,3 +1,4 @@
+import Foundation
 import Postgres
 
 /// The worker's row in `webhooky.workers`: who it is, that it is alive, and whether it waits
@@ -19,23 +20,28 @@ enum WorkerRegistry {
     /// waited for the row: ``upsert(_:id:host:pid:version:listening:wantsWakeup:startedAt:)``
     /// reads it again then); see ``WorkerRow``.
     ///
-    /// Inserted again (say, after another worker removed it as stale during an outage), the
-    /// row keeps this worker's `started_at`; without one (the start-up check could not run), it
-    /// gets a new one, which the worker keeps from then on.
+    /// Inserted again (say, after another worker removed it as stale during an outage, or for
+    /// the first time when the start-up check could not run and the worker made up its own
+    /// start, see ``startOfOwnMaking(now:)``), the row gets this worker's `started_at`.
+    ///
+    /// The two flags after the row's columns: the row is the one written (`mine`), and, when
+    /// it is not, whether the row the statement began with had this worker's start (compared
+    /// as timestamps: a start of the worker's own making is text in another form than
+    /// PostgreSQL's).
     static let upsertSQL = """
         WITH stale AS (
             DELETE FROM webhooky.workers WHERE heartbeat_at < now() - $6 * interval '1 second' AND id <> $1
         ), beat AS (
             INSERT INTO webhooky.workers AS w (id, host, pid, version, started_at, listening, wants_wakeup)
-            VALUES ($1, $2, $3, $4, coalesce($8::timestamptz, now()), $5, $5 AND $7)
+            VALUES ($1, $2, $3, $4, $8::timestamptz, $5, $5 AND $7)
             ON CONFLICT (id) DO UPDATE
                SET version = excluded.version, heartbeat_at = now(), listening = excluded.listening, wants_wakeup = excluded.wants_wakeup
              WHERE w.started_at = $8::timestamptz
-            RETURNING \(WorkerRow.columns(of: "w")), true
+            RETURNING \(WorkerRow.columns(of: "w")), true, true
         )
         SELECT * FROM beat
         UNION ALL
-        SELECT \(WorkerRow.columns(of: "o")), false FROM webhooky.workers o WHERE id = $1 AND NOT EXISTS (SELECT FROM beat)
+        SELECT \(WorkerRow.columns(of: "o")), false, o.started_at = $8::timestamptz FROM webhooky.workers o WHERE id = $1 AND NOT EXISTS (SELECT FROM beat)
         """
 
     /// What a heartbeat found.
@@ -51,17 +57,39 @@ enum WorkerRegistry {
     /// found, or `nil` when the row appeared or went during the statement (the next heartbeat
     /// sees it).
     static func upsert(_ connection: Connection, id: String, host: String, pid: Int32, version: String, listening: Bool, wantsWakeup: Bool,
-                       startedAt: String?) throws(PostgresError) -> Heartbeat? {
+                       startedAt: String) throws(PostgresError) -> Heartbeat? {
         let result = try connection.query(prepared: "webhooky_worker_upsert", upsertSQL, [
             id, host, String(pid), version, listening ? "true" : "false", String(staleAfterSeconds), wantsWakeup ? "true" : "false", startedAt,
         ])
         guard let row = WorkerRow(result) else { return nil }
         if result[0, WorkerRow.columnCount] == "t" { return .written(startedAt: row.startedAt) }
-        guard let startedAt, row.startedAt == startedAt else { return .heldBy(row) }
+        guard result[0, WorkerRow.columnCount + 1] == "t" else { return .heldBy(row) }
         // The row the statement began with was this worker's: another start committed its
         // write while the heartbeat waited for the row. Read it again to name the other.
-        guard let now = try read(connection, id: id), now.startedAt != startedAt else { return nil }
-        return .heldBy(now)
+        let now = WorkerRow(try connection.query(
+            "SELECT \(WorkerRow.columns(of: "w")) FROM webhooky.workers w WHERE id = $1 AND started_at <> $2::timestamptz", [id, startedAt]))
+        return now.map { .heldBy($0) }
+    }
+
+    /// The `started_at` a worker gives itself when the start-up check could not register it (the
+    /// database was out of reach): this process's clock, to the microsecond, in UTC. Its first
+    /// heartbeat that can write inserts the row with it; a heartbeat whose answer was lost (the
+    /// row written, the connection gone before the reply) finds the row its own the next time,
+    /// where a start left to the database's `now()` would be unknown to the worker and read as
+    /// another worker's.
+    static func startOfOwnMaking(now: timespec = realtimeNow()) -> String {
+        var seconds = now.tv_sec
+        var time = tm()
+        gmtime_r(&seconds, &time)
+        let micro = Int(now.tv_nsec / 1_000)
+        return String(format: "%04d-%02d-%02d %02d:%02d:%02d.%06d+00", Int(time.tm_year) + 1900, Int(time.tm_mon) + 1, Int(time.tm_mday),
+                      Int(time.tm_hour), Int(time.tm_min), Int(time.tm_sec), micro)
+    }
+
+    private static func realtimeNow() -> timespec {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return now
     }
 
     /// Makes the row of `id` this process's (new `started_at`, fresh heartbeat) when it is
@@ -105,7 +133,7 @@ enum WorkerRegistry {
         SELECT pg_catalog.set_config('synchronous_commit', 'off', true)
         """
 
-    static func setWantsWakeup(_ connection: Connection, id: String, startedAt: String?, _ wants: Bool) throws(PostgresError) {
+    static func setWantsWakeup(_ connection: Connection, id: String, startedAt: String, _ wants: Bool) throws(PostgresError) {
         try connection.query(prepared: "webhooky_worker_wakeup", setWantsWakeupSQL, [id, wants ? "true" : "false", startedAt])
     }
 
@@ -121,7 +149,7 @@ enum WorkerRegistry {
     /// NOTIFY the admin functions send, see ``Listener/eventPayload``) to look for due deliveries
     /// within 50 ms: what it gave back, or recorded due again, would otherwise wait for their
     /// next poll.
-    static func removeAndHandOver(_ connection: Connection, id: String, startedAt: String?) throws(PostgresError) {
+    static func removeAndHandOver(_ connection: Connection, id: String, startedAt: String) throws(PostgresError) {
         try connection.query("""
             WITH gone AS (DELETE FROM webhooky.workers WHERE id = $1 AND started_at = $2::timestamptz)
             SELECT pg_notify('webhooky', '')

@@ -125,7 +125,7 @@ import Testing
         let shop = try Shop()
         let connection = try shop.database.connect()
         try Dispatcher.prepareSession(connection, logger: Logger(level: .error))
-        let startedAt = try WorkerRegistry.register(connection, id: "w1", host: "h", pid: 1, version: "v", listening: true, replacing: nil)
+        let startedAt = try #require(try WorkerRegistry.register(connection, id: "w1", host: "h", pid: 1, version: "v", listening: true, replacing: nil))
         #expect(try shop.column("SELECT wants_wakeup::text FROM webhooky.workers") == ["true"])
 
         try WorkerRegistry.setWantsWakeup(connection, id: "w1", startedAt: startedAt, false)

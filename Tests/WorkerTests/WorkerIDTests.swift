@@ -250,7 +250,7 @@ import Testing
         let mine = try #require(try WorkerRegistry.register(connection, id: "w1", host: "h", pid: 1, version: "v", listening: true, replacing: nil))
         #expect(try WorkerRegistry.register(connection, id: "w1", host: "h", pid: 1, version: "v", listening: true, replacing: nil) == nil,
                 "a row with the same host and pid is not this process's")
-        func heartbeat(_ startedAt: String?, wantsWakeup: Bool = true) throws -> WorkerRegistry.Heartbeat? {
+        func heartbeat(_ startedAt: String, wantsWakeup: Bool = true) throws -> WorkerRegistry.Heartbeat? {
             try WorkerRegistry.upsert(connection, id: "w1", host: "h", pid: 1, version: "v", listening: true, wantsWakeup: wantsWakeup, startedAt: startedAt)
         }
         guard case .written(let written) = try heartbeat(mine) else { Issue.record("the owner's heartbeat was not written"); return }
@@ -279,11 +279,30 @@ import Testing
         guard case .written(let again) = try heartbeat(theirs) else { Issue.record("the heartbeat did not insert the row again"); return }
         #expect(again == theirs)
         #expect(try shop.column("SELECT started_at::text FROM webhooky.workers") == [theirs])
-        // With no start yet (the start-up check could not run), the heartbeat registers one.
+        // With a start of its own making (the start-up check could not run), the heartbeat
+        // registers the worker with it; a heartbeat whose answer was lost (the row written,
+        // the reply gone) finds the row its own the next time, not another worker's.
         try shop.connection.execute("DELETE FROM webhooky.workers")
-        guard case .written(let first) = try heartbeat(nil) else { Issue.record("the heartbeat did not insert the row"); return }
+        let made = WorkerRegistry.startOfOwnMaking()
+        guard case .written(let first) = try heartbeat(made) else { Issue.record("the heartbeat did not insert the row"); return }
         #expect(try shop.column("SELECT started_at::text FROM webhooky.workers") == [first])
-        guard case .heldBy = try heartbeat(nil) else { Issue.record("a heartbeat with no start took a row it did not write"); return }
+        #expect(try shop.column("SELECT (started_at = '\(made)'::timestamptz)::text FROM webhooky.workers") == ["true"])
+        guard case .written(let second) = try heartbeat(made) else { Issue.record("the worker's own row, written with its made-up start, was taken for another's"); return }
+        #expect(second == first)
+        guard case .heldBy(let other) = try heartbeat(WorkerRegistry.startOfOwnMaking(now: timespec(tv_sec: 1, tv_nsec: 0))) else {
+            Issue.record("a heartbeat with another made-up start took a row it did not write"); return
+        }
+        #expect(other.startedAt == first)
+    }
+
+    @Test("a start of the worker's own making is this process's clock in UTC, to the microsecond, in a form PostgreSQL reads")
+    func startOfOwnMakingIsUTCToTheMicrosecond() throws {
+        #expect(WorkerRegistry.startOfOwnMaking(now: timespec(tv_sec: 1_796_203_845, tv_nsec: 7_008_999)) == "2026-12-02 09:30:45.007008+00")
+        #expect(WorkerRegistry.startOfOwnMaking(now: timespec(tv_sec: 0, tv_nsec: 0)) == "1970-01-01 00:00:00.000000+00")
+        let shop = try Shop()
+        try shop.connection.execute("SET TimeZone = 'Asia/Kolkata'")
+        #expect(try shop.column("SELECT '\(WorkerRegistry.startOfOwnMaking(now: timespec(tv_sec: 1_796_203_845, tv_nsec: 7_008_999)))'::timestamptz::text")
+                == ["2026-12-02 15:00:45.007008+05:30"])
     }
 
     @Test("a takeover that commits while the heartbeat waits for the row: the heartbeat names the other start, not this worker's own row (which its statement began with)")
