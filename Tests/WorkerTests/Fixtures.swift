@@ -109,6 +109,25 @@ struct Shop {
         return waited ? outcome.withLock { $0 } : nil
     }
 
+    /// The payloads of the NOTIFYs on channel `webhooky` that `change` (run on ``connection``)
+    /// sent, as `listener` (which LISTENs already) receives them. No time window: after the
+    /// change this connection sends a marker of its own, and PostgreSQL delivers the
+    /// notifications of different transactions in the order they committed, so everything
+    /// before the marker is the change's. `nil` (an issue recorded) when the marker never came.
+    func notifications(on listener: Connection, after change: () throws -> Void) throws -> [String]? {
+        try change()
+        let marker = "marker \(UInt64.random(in: 0...UInt64.max))"
+        try connection.query("SELECT pg_notify('webhooky', $1)", [marker])
+        var received: [String] = []
+        let deadline = ContinuousClock.now + .seconds(20)
+        while ContinuousClock.now < deadline {
+            received += try listener.waitForNotifications(timeout: .milliseconds(100)).map(\.payload)
+            if let end = received.firstIndex(of: marker) { return Array(received[..<end]) }
+        }
+        Issue.record("the marker NOTIFY did not arrive within 20 s: \(received)")
+        return nil
+    }
+
     /// A worker configuration for tests: fast polling, a short retry schedule, logs captured.
     func workerConfiguration(logs: LogCapture? = nil, retry: [Duration] = [.milliseconds(100), .milliseconds(100)]) -> WorkerConfiguration {
         var configuration = WorkerConfiguration(databaseURL: database.conninfo, workerID: "test-worker")
