@@ -156,6 +156,9 @@ final class Dispatcher {
     /// start-up check could not register the worker, it is one of the worker's own making,
     /// which the first heartbeat that can write inserts (and replaces with the row's text).
     private var startedAt: String
+    /// The server process of the dispatcher's session, the current one or the one lost last:
+    /// ended, if it still runs, before a new session does anything (see ``LostSession``).
+    private var backend: Backend
     /// How this installation writes `webhook-id` (read once, at the start).
     private let messageIDs: MessageIDs
 
@@ -179,7 +182,9 @@ final class Dispatcher {
     /// `default_transaction_isolation` do not apply (``SessionSettings``), and a read-only
     /// session (a standby, `default_transaction_read_only`) is refused with SQLSTATE `25006`
     /// and what to do (``SessionSettings/requireWritable(_:)``).
-    static func prepareSession(_ connection: Connection, logger: Logger, lockTimeout: Duration? = nil) throws(PostgresError) {
+    /// Returns the session's server process (see ``LostSession``).
+    @discardableResult
+    static func prepareSession(_ connection: Connection, logger: Logger, lockTimeout: Duration? = nil) throws(PostgresError) -> Backend {
         connection.onNotice { logger.notice("database notice", ["message": $0]) }
         let lockTimeout = lockTimeout.map { "; SET lock_timeout = \(DeliveryStore.milliseconds($0))" } ?? ""
         // DateStyle ISO: the claim cursor's timestamp text is read back by the same session, and
@@ -188,15 +193,19 @@ final class Dispatcher {
         try connection.execute(SessionSettings.overridesSQL
                                + "; SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; SET jit = off; SET DateStyle = 'ISO, MDY'" + lockTimeout)
         try SessionSettings.requireWritable(connection)
+        return try LostSession.backend(of: connection)
     }
 
     /// A new connection named `applicationName` (as `pg_stat_activity` shows it), readied by
-    /// ``prepareSession(_:logger:lockTimeout:)``.
+    /// ``prepareSession(_:logger:lockTimeout:)``, and its server process. When it replaces a
+    /// lost session (`lost`), that session's process is ended first if it still runs
+    /// (``LostSession/end(_:from:logger:patience:)``).
     static func openSession(_ configuration: WorkerConfiguration, applicationName: String, logger: Logger,
-                            lockTimeout: Duration? = nil) throws(PostgresError) -> Connection {
+                            lockTimeout: Duration? = nil, replacing lost: Backend? = nil) throws(PostgresError) -> (Connection, Backend) {
         let connection = try Connection(conninfo: configuration.databaseURL, applicationName: applicationName)
-        try prepareSession(connection, logger: logger, lockTimeout: lockTimeout)
-        return connection
+        let backend = try prepareSession(connection, logger: logger, lockTimeout: lockTimeout)
+        if let lost { try LostSession.end(lost, from: connection, logger: logger) }
+        return (connection, backend)
     }
 
     /// The longest a statement of the dispatcher waits for a lock: 5 s. Its claims and fan-outs
@@ -209,9 +218,10 @@ final class Dispatcher {
 
     /// `startedAt` is the `started_at` the worker registered its row with, or made up when it
     /// could not (see ``WorkerIDCheck``).
-    init(configuration: WorkerConfiguration, connection: Connection, inbox: DispatcherInbox, http: HTTPClient, startedAt: String,
-         messageIDs: MessageIDs) {
+    init(configuration: WorkerConfiguration, connection: Connection, backend: Backend, inbox: DispatcherInbox, http: HTTPClient,
+         startedAt: String, messageIDs: MessageIDs) {
         self.configuration = configuration
+        self.backend = backend
         self.startedAt = startedAt
         self.messageIDs = messageIDs
         self.connection = connection
@@ -1026,7 +1036,8 @@ final class Dispatcher {
     private func reconnectIfDue() {
         guard ContinuousClock.now >= databaseBackoffUntil else { return }
         do {
-            connection = try Dispatcher.openSession(configuration, applicationName: "webhooky worker", logger: logger, lockTimeout: Dispatcher.lockTimeout)
+            (connection, backend) = try Dispatcher.openSession(configuration, applicationName: "webhooky worker", logger: logger,
+                                                               lockTimeout: Dispatcher.lockTimeout, replacing: backend)
             wantsClaim = true
             wantsFanOut = true
             // Look from the start (a cursor's timestamp text belongs to the old session), and

@@ -61,7 +61,7 @@ final class HistoryPruner: Sendable {
                 continue
             }
             do throws(PostgresError) {
-                let connection = try Dispatcher.openSession(configuration, applicationName: "webhooky pruner", logger: logger)
+                let (connection, _) = try Dispatcher.openSession(configuration, applicationName: "webhooky pruner", logger: logger)
                 canceller.withLock { $0 = connection.makeCanceller() }
                 defer { canceller.withLock { $0 = nil } }
                 var pruned = (deliveries: 0, events: 0)

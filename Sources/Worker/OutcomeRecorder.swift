@@ -135,6 +135,9 @@ final class OutcomeRecorder: Sendable {
 
     private func run() {
         var connection: Connection?
+        /// The server process of the recorder's session, the current one or the one lost last
+        /// (ended before a new session looks up what the lost one wrote, see ``LostSession``).
+        var backend: Backend?
         var backoff = Backoff()
         var random = SystemRandomNumberGenerator()
         var retryAt = ContinuousClock.now
@@ -209,8 +212,8 @@ final class OutcomeRecorder: Sendable {
                 if let connection {
                     current = connection
                 } else {
-                    current = try Dispatcher.openSession(configuration, applicationName: "webhooky recorder", logger: logger,
-                                                         lockTimeout: OutcomeRecorder.lockWait)
+                    (current, backend) = try Dispatcher.openSession(configuration, applicationName: "webhooky recorder", logger: logger,
+                                                                    lockTimeout: OutcomeRecorder.lockWait, replacing: backend)
                     connection = current
                     if lostConnection {
                         outage.recovered(logger).notice("recording outcomes: reconnected to the database", ["unwritten": batch.count])

@@ -45,7 +45,7 @@ public final class Worker: Sendable {
     ///   (``WorkerError/Code/workerIDTakenOver``).
     public func run() throws(WorkerError) {
         let logger = configuration.logger
-        guard let connection = try connectAtStart(logger: logger) else { return }
+        guard let (connection, backend) = try connectAtStart(logger: logger) else { return }
         let messageIDs: MessageIDs
         do {
             try Migrator(connection: connection).requireCurrent()
@@ -104,7 +104,7 @@ public final class Worker: Sendable {
         }
         self.pruner.withLock { $0 = pruner }
         if stopping.isSet { pruner?.requestStop() }  // a stop that came before the pruner existed
-        let dispatcher = Dispatcher(configuration: configuration, connection: connection, inbox: inbox, http: http,
+        let dispatcher = Dispatcher(configuration: configuration, connection: connection, backend: backend, inbox: inbox, http: http,
                                     startedAt: startedAt, messageIDs: messageIDs)
         dispatcher.run()
         pruner?.stop()
@@ -124,7 +124,7 @@ public final class Worker: Sendable {
     /// (starting up, too many clients) or is read-only (a standby not yet promoted), tries
     /// again with ``Backoff`` for up to ``WorkerConfiguration/startupWait``, logging as
     /// ``OutageLog`` says; returns nil when the worker is stopped meanwhile.
-    private func connectAtStart(logger: Logger) throws(WorkerError) -> Connection? {
+    private func connectAtStart(logger: Logger) throws(WorkerError) -> (Connection, Backend)? {
         var backoff = Backoff()
         var outage = OutageLog()
         var random = SystemRandomNumberGenerator()
@@ -133,9 +133,9 @@ public final class Worker: Sendable {
             let failure: PostgresError
             do throws(PostgresError) {
                 let connection = try Connection(conninfo: configuration.databaseURL, applicationName: "webhooky worker")
-                try Dispatcher.prepareSession(connection, logger: logger, lockTimeout: Dispatcher.lockTimeout)
+                let backend = try Dispatcher.prepareSession(connection, logger: logger, lockTimeout: Dispatcher.lockTimeout)
                 if outage.isFailing { outage.recovered(logger).notice("connected to the database") }
-                return connection
+                return (connection, backend)
             } catch {
                 failure = error
             }

@@ -2,8 +2,9 @@ import Glibc
 
 /// A TCP port of its own on 127.0.0.1, for an endpoint that never answers: bound and
 /// `listening` (connections are taken into the kernel's backlog, no request is ever read, so a
-/// request times out), or bound only (every connection is refused). Closed when released.
-public final class LoopbackPort {
+/// request times out), or bound only (every connection is refused); or the listening socket of a
+/// relay that accepts on it (`SessionRelay`). Closed when released.
+public final class LoopbackPort: Sendable {
     public let socket: Int32
     /// The port number, as a URL writes it.
     public let port: String

@@ -1,0 +1,62 @@
+import Foundation
+import LoopbackReceiver
+import Postgres
+import TestSupport
+import Testing
+@testable import Worker
+
+/// A connection that breaks on the worker's side only (a proxy's restart) while the server's
+/// process goes on: what that process still runs must not commit behind the new session's back.
+@Suite struct LostSessionTests {
+    /// A table and trigger that hold every insert into `webhooky.attempts` (and so the outcome
+    /// statement, after its delivery's update) until ``openGate(_:)``.
+    static func closeGate(_ shop: Shop) throws {
+        try shop.connection.execute("""
+            CREATE TABLE public.gate (open boolean NOT NULL);
+            INSERT INTO public.gate VALUES (false);
+            CREATE FUNCTION public.wait_at_gate() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+                WHILE NOT (SELECT open FROM public.gate) LOOP PERFORM pg_sleep(0.01); END LOOP;
+                RETURN NEW;
+            END $$;
+            CREATE TRIGGER wait_at_gate BEFORE INSERT ON webhooky.attempts FOR EACH ROW EXECUTE FUNCTION public.wait_at_gate();
+            """)
+    }
+
+    static func openGate(_ shop: Shop) throws {
+        try shop.connection.execute("UPDATE public.gate SET open = true")
+    }
+
+    @Test("an outcome statement still running on the server when the worker's side of its connection broke is ended before the recorder looks it up and writes it again: one attempts row and one failure counted, not two")
+    func outcomeOfALostSessionIsWrittenOnce() throws {
+        let shop = try Shop()
+        let relay = try SessionRelay(to: shop.database.cluster)
+        defer { relay.close() }
+        let receiver = try LoopbackReceiver { _, _ in .respond(status: 503) }
+        let webhook = try shop.addWebhook(url: receiver.baseURL + "/hook")
+        try LostSessionTests.closeGate(shop)
+        let logs = LogCapture()
+        var configuration = shop.workerConfiguration(logs: logs, retry: [.seconds(3600)])
+        configuration.databaseURL = relay.conninfo(database: shop.database.name)
+        let worker = RunningWorker(configuration)
+        defer { worker.stop() }
+
+        try shop.setCredit("7")
+        let recording = "SELECT pid::text FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND query LIKE 'WITH outcome AS%'"
+        let first = try #require(try shop.waitFor(recording) { $0 != nil }, "the outcome statement never reached the gate")
+        relay.cutClients()
+        // The recorder reconnects, finds the outcome unwritten and writes it again, on a new process.
+        let second = try shop.waitFor(recording + " AND pid <> \(first)") { $0 != nil }
+        try #require(second != nil, "the recorder did not write the outcome again")
+        try LostSessionTests.openGate(shop)
+
+        #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries") { $0 == "pending" } == "pending")
+        #expect(try shop.waitFor("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'WITH outcome AS%' AND state = 'active'") { $0 == "0" } == "0")
+        #expect(try shop.connection.query("SELECT attempt::text, status::text FROM webhooky.attempts").rows == [["1", "503"]],
+                "the outcome was recorded twice")
+        #expect(try shop.column("SELECT consecutive_failures::text FROM webhooky.webhook_health WHERE webhook_id = $1", [String(webhook)]) == ["1"])
+        #expect(try shop.column("SELECT attempts::text FROM webhooky.deliveries") == ["1"])
+        #expect(logs.waitForLine { $0.contains("ended the lost session's server process") && $0.contains("pid=\(first)") }, "\(logs.all)")
+        #expect(receiver.requests.count == 1)
+    }
+}
