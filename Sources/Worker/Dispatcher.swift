@@ -158,7 +158,7 @@ final class Dispatcher {
     private var startedAt: String
     /// The server process of the dispatcher's session, the current one or the one lost last:
     /// ended, if it still runs, before a new session does anything (see ``LostSession``).
-    private var backend: Backend
+    private var backend: Backend?
     /// How this installation writes `webhook-id` (read once, at the start).
     private let messageIDs: MessageIDs
 
@@ -182,9 +182,9 @@ final class Dispatcher {
     /// `default_transaction_isolation` do not apply (``SessionSettings``), and a read-only
     /// session (a standby, `default_transaction_read_only`) is refused with SQLSTATE `25006`
     /// and what to do (``SessionSettings/requireWritable(_:)``).
-    /// Returns the session's server process (see ``LostSession``).
+    /// Returns the session's server process, when it can be known (see ``LostSession``).
     @discardableResult
-    static func prepareSession(_ connection: Connection, logger: Logger, lockTimeout: Duration? = nil) throws(PostgresError) -> Backend {
+    static func prepareSession(_ connection: Connection, logger: Logger, lockTimeout: Duration? = nil) throws(PostgresError) -> Backend? {
         connection.onNotice { logger.notice("database notice", ["message": $0]) }
         let lockTimeout = lockTimeout.map { "; SET lock_timeout = \(DeliveryStore.milliseconds($0))" } ?? ""
         // DateStyle ISO: the claim cursor's timestamp text is read back by the same session, and
@@ -201,7 +201,7 @@ final class Dispatcher {
     /// lost session (`lost`), that session's process is ended first if it still runs
     /// (``LostSession/end(_:from:logger:patience:)``).
     static func openSession(_ configuration: WorkerConfiguration, applicationName: String, logger: Logger,
-                            lockTimeout: Duration? = nil, replacing lost: Backend? = nil) throws(PostgresError) -> (Connection, Backend) {
+                            lockTimeout: Duration? = nil, replacing lost: Backend? = nil) throws(PostgresError) -> (Connection, Backend?) {
         let connection = try Connection(conninfo: configuration.databaseURL, applicationName: applicationName)
         let backend = try prepareSession(connection, logger: logger, lockTimeout: lockTimeout)
         if let lost { try LostSession.end(lost, from: connection, logger: logger) }
@@ -218,7 +218,7 @@ final class Dispatcher {
 
     /// `startedAt` is the `started_at` the worker registered its row with, or made up when it
     /// could not (see ``WorkerIDCheck``).
-    init(configuration: WorkerConfiguration, connection: Connection, backend: Backend, inbox: DispatcherInbox, http: HTTPClient,
+    init(configuration: WorkerConfiguration, connection: Connection, backend: Backend?, inbox: DispatcherInbox, http: HTTPClient,
          startedAt: String, messageIDs: MessageIDs) {
         self.configuration = configuration
         self.backend = backend

@@ -124,7 +124,7 @@ public final class Worker: Sendable {
     /// (starting up, too many clients) or is read-only (a standby not yet promoted), tries
     /// again with ``Backoff`` for up to ``WorkerConfiguration/startupWait``, logging as
     /// ``OutageLog`` says; returns nil when the worker is stopped meanwhile.
-    private func connectAtStart(logger: Logger) throws(WorkerError) -> (Connection, Backend)? {
+    private func connectAtStart(logger: Logger) throws(WorkerError) -> (Connection, Backend?)? {
         var backoff = Backoff()
         var outage = OutageLog()
         var random = SystemRandomNumberGenerator()

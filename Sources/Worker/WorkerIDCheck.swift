@@ -71,9 +71,9 @@ struct WorkerIDCheck {
     /// How the check ended, when no other live worker holds the id.
     enum Result: Equatable {
         /// The row is this worker's from now on, registered with this `started_at` (which fences
-        /// its heartbeat, `wants_wakeup` and removal), or, when the check could not run, one of
-        /// the worker's own making (``WorkerRegistry/startOfOwnMaking(now:)``: the first
-        /// heartbeat that can write registers the worker with it).
+        /// its heartbeat, `wants_wakeup` and removal; the worker made it up for itself, see
+        /// ``WorkerRegistry/startOfOwnMaking(now:)``), or, when the check could not run, the
+        /// start the first heartbeat that can write registers the worker with.
         case started(startedAt: String)
         /// A stop was requested while it watched (nothing written).
         case stopRequested
@@ -89,13 +89,16 @@ struct WorkerIDCheck {
     /// Its heartbeat still finds a twin once it can write.
     func run(stopRequested: () -> Bool) throws(WorkerError) -> Result {
         let outcome: Outcome
+        // Made up before the first write, so that a registration whose answer is lost is still
+        // known as this worker's.
+        let start = WorkerRegistry.startOfOwnMaking()
         do {
-            outcome = try settle(stopRequested: stopRequested)
+            outcome = try settle(start: start, stopRequested: stopRequested)
         } catch {
             configuration.logger.warning("cannot check whether another worker has this worker id; starting (the heartbeat checks again)", [
                 "worker": configuration.workerID, "error": error.description,
             ])
-            return .started(startedAt: WorkerRegistry.startOfOwnMaking())
+            return .started(startedAt: start)
         }
         switch outcome {
         case .started(let startedAt): return .started(startedAt: startedAt)
@@ -117,7 +120,7 @@ struct WorkerIDCheck {
         case alive(WorkerRow)
     }
 
-    private func settle(stopRequested: () -> Bool) throws(PostgresError) -> Outcome {
+    private func settle(start: String, stopRequested: () -> Bool) throws(PostgresError) -> Outcome {
         let logger = configuration.logger
         var lastSeen: WorkerRow?
         // Each round that fails to write found the row written by someone else meanwhile.
@@ -144,7 +147,7 @@ struct WorkerIDCheck {
                 }
             }
             let registered = try WorkerRegistry.register(connection, id: configuration.workerID, host: configuration.host, pid: pid,
-                                                         version: Worker.version, listening: configuration.listen, replacing: row)
+                                                         version: Worker.version, listening: configuration.listen, startedAt: start, replacing: row)
             guard let startedAt = registered else { continue }
             if let reason, let row {
                 logger.notice("took over the worker id from a worker that is gone", [

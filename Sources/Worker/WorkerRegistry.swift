@@ -71,12 +71,13 @@ enum WorkerRegistry {
         return now.map { .heldBy($0) }
     }
 
-    /// The `started_at` a worker gives itself when the start-up check could not register it (the
-    /// database was out of reach): this process's clock, to the microsecond, in UTC. Its first
-    /// heartbeat that can write inserts the row with it; a heartbeat whose answer was lost (the
-    /// row written, the connection gone before the reply) finds the row its own the next time,
-    /// where a start left to the database's `now()` would be unknown to the worker and read as
-    /// another worker's.
+    /// The `started_at` a worker gives itself before it registers: this process's clock, to the
+    /// microsecond, in UTC. The start-up check registers the worker with it; when the check
+    /// could not run (the database out of reach) the first heartbeat that can write inserts the
+    /// row with it. A registration or heartbeat whose answer was lost (the row written, the
+    /// connection gone before the reply) finds the row its own the next time, where a start
+    /// left to the database's `now()` would be unknown to the worker and read as another
+    /// worker's.
     static func startOfOwnMaking(now: timespec = realtimeNow()) -> String {
         var seconds = now.tv_sec
         var time = tm()
@@ -92,25 +93,30 @@ enum WorkerRegistry {
         return now
     }
 
-    /// Makes the row of `id` this process's (new `started_at`, fresh heartbeat) when it is
-    /// absent, or still the row `replacing` that the caller looked at (the same start and
-    /// heartbeat). A row with this host and pid is no exception: this process has written none
-    /// yet, so it is another's (a container's with the same hostname and pid). Returns the new
-    /// `started_at`, which fences every later write of the row, or `nil`, writing nothing, when
-    /// someone else wrote the row meanwhile.
+    /// Makes the row of `id` this process's (`started_at` = `$8`, the start the worker made up
+    /// for itself, see ``startOfOwnMaking(now:)``; fresh heartbeat) when it is absent, or still
+    /// the row `replacing` that the caller looked at (the same start and heartbeat). A row with
+    /// this host and pid is no exception: this process has written none yet, so it is another's
+    /// (a container's with the same hostname and pid). Returns the `started_at` as the row
+    /// holds it, which fences every later write of the row, or `nil`, writing nothing, when
+    /// someone else wrote the row meanwhile. A registration whose answer was lost (committed,
+    /// the connection gone before the reply) is still the worker's: its heartbeat writes with
+    /// the same start.
     static let registerSQL = """
-        INSERT INTO webhooky.workers AS w (id, host, pid, version, listening, wants_wakeup)
-        VALUES ($1, $2, $3, $4, $5, $5)
+        INSERT INTO webhooky.workers AS w (id, host, pid, version, started_at, listening, wants_wakeup)
+        VALUES ($1, $2, $3, $4, $8::timestamptz, $5, $5)
         ON CONFLICT (id) DO UPDATE
-           SET host = excluded.host, pid = excluded.pid, version = excluded.version, started_at = now(), heartbeat_at = now(),
+           SET host = excluded.host, pid = excluded.pid, version = excluded.version, started_at = excluded.started_at, heartbeat_at = now(),
                listening = excluded.listening, wants_wakeup = excluded.wants_wakeup
          WHERE w.started_at = $6::timestamptz AND w.heartbeat_at = $7::timestamptz
         RETURNING started_at
         """
 
     static func register(_ connection: Connection, id: String, host: String, pid: Int32, version: String, listening: Bool,
-                         replacing previous: WorkerRow?) throws(PostgresError) -> String? {
-        let result = try connection.query(registerSQL, [id, host, String(pid), version, listening ? "true" : "false", previous?.startedAt, previous?.heartbeatAt])
+                         startedAt: String = startOfOwnMaking(), replacing previous: WorkerRow?) throws(PostgresError) -> String? {
+        let result = try connection.query(registerSQL, [
+            id, host, String(pid), version, listening ? "true" : "false", previous?.startedAt, previous?.heartbeatAt, startedAt,
+        ])
         return result.rowCount == 1 ? result[0, 0] : nil
     }
 

@@ -38,8 +38,11 @@ public final class SessionRelay: Sendable {
             }
         }
 
-        func pumpEnded() {
+        /// `fromClient`: the client's side ended; unless by a cut, the server is told (as it
+        /// would be without the relay), so its process ends.
+        func pumpEnded(fromClient: Bool) {
             state.withLock { state in
+                if fromClient && !state.cut && !state.socketsClosed { shutdown(server, Int32(SHUT_WR)) }
                 state.pumpsEnded += 1
                 closeIfDone(&state)
             }
@@ -56,6 +59,7 @@ public final class SessionRelay: Sendable {
     /// Relays to `cluster`'s socket.
     public init(to cluster: LocalCluster) throws {
         socketPath = "\(cluster.socketDirectory)/.s.PGSQL.\(cluster.port)"
+        guard socketPath.utf8.count < MemoryLayout.size(ofValue: sockaddr_un().sun_path) else { throw SocketError(errno: ENAMETOOLONG) }
         listener = try LoopbackPort(listening: true)
         port = listener.port
         Thread { [self] in acceptConnections() }.start()
@@ -88,7 +92,7 @@ public final class SessionRelay: Sendable {
         while true {
             let client = accept(listener.socket, nil, nil)
             guard client >= 0 else {
-                if errno == EINTR { continue }
+                if errno == EINTR || errno == ECONNABORTED { continue }
                 return
             }
             guard let server = connectToServer() else { Glibc.close(client); continue }
@@ -99,23 +103,24 @@ public final class SessionRelay: Sendable {
                 return true
             }
             guard accepted else { Glibc.close(client); Glibc.close(server); continue }
-            Thread { SessionRelay.pump(from: client, to: server); pair.pumpEnded() }.start()
-            Thread { SessionRelay.pump(from: server, to: client); pair.pumpEnded() }.start()
+            Thread { SessionRelay.pump(from: client, to: server); pair.pumpEnded(fromClient: true) }.start()
+            Thread { SessionRelay.pump(from: server, to: client); pair.pumpEnded(fromClient: false) }.start()
         }
     }
 
     private func connectToServer() -> Int32? {
         let server = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard server >= 0 else { return nil }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &address.sun_path) { path in
-            for (index, byte) in socketPath.utf8.prefix(path.count - 1).enumerated() { path[index] = byte }
+            for (index, byte) in socketPath.utf8.enumerated() { path[index] = byte }
         }
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(server, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) == 0 }
         }
-        guard server >= 0, connected else {
-            if server >= 0 { Glibc.close(server) }
+        guard connected else {
+            Glibc.close(server)
             return nil
         }
         return server

@@ -27,6 +27,20 @@ import Testing
         try shop.connection.execute("UPDATE public.gate SET open = true")
     }
 
+    @Test("a session's server process is the one libpq was told of at the start, directly and through a relay that passes the start-up messages on")
+    func aSessionKnowsItsServerProcess() throws {
+        let shop = try Shop()
+        let relay = try SessionRelay(to: shop.database.cluster)
+        defer { relay.close() }
+        for conninfo in [shop.database.conninfo, relay.conninfo(database: shop.database.name)] {
+            let connection = try Connection(conninfo: conninfo)
+            let backend = try #require(try LostSession.backend(of: connection))
+            #expect(backend.pid == connection.backendPID)
+            #expect(try shop.column("SELECT backend_start = $2::timestamptz FROM pg_stat_activity WHERE pid = $1::integer",
+                                    [String(backend.pid), backend.startedAt]) == ["t"])
+        }
+    }
+
     @Test("an outcome statement still running on the server when the worker's side of its connection broke is ended before the recorder looks it up and writes it again: one attempts row and one failure counted, not two")
     func outcomeOfALostSessionIsWrittenOnce() throws {
         let shop = try Shop()

@@ -293,6 +293,13 @@ import Testing
             Issue.record("a heartbeat with another made-up start took a row it did not write"); return
         }
         #expect(other.startedAt == first)
+
+        // The start-up check registers with the start the worker made up: a registration whose
+        // answer was lost is still its own at the first heartbeat.
+        try shop.connection.execute("DELETE FROM webhooky.workers")
+        let start = WorkerRegistry.startOfOwnMaking()
+        _ = try WorkerRegistry.register(connection, id: "w1", host: "h", pid: 1, version: "v", listening: true, startedAt: start, replacing: nil)
+        guard case .written = try heartbeat(start) else { Issue.record("the worker's own registration was taken for another's"); return }
     }
 
     @Test("a start of the worker's own making is this process's clock in UTC, to the microsecond, in a form PostgreSQL reads")
