@@ -102,6 +102,9 @@ public final class HTTPClient: Sendable {
         let inbox = self.inbox
         self.multi = multi
         let thread = Thread {
+            // Named from inside: a name set before the start does not reach the OS thread on
+            // Linux (`top -H`, `perf` show it; at most 15 characters, or none is set).
+            Thread.current.name = "webhooky-http"
             let loop = TransferLoop(multi: multi, configuration: configuration, completion: completion)
             loop.run { inbox.state.withLock { state in
                 defer {
@@ -113,7 +116,6 @@ public final class HTTPClient: Sendable {
             } }
             multi.finishedSignal.signal()
         }
-        thread.name = "webhooky-http"
         thread.start()
     }
 

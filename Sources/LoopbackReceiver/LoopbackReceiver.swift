@@ -54,9 +54,9 @@ public final class LoopbackReceiver: Sendable {
         self.listener = listener
         self.responder = responder
         let thread = Thread { [state, responder] in
+            Thread.current.name = "receiver-accept"  // from inside, at most 15 characters (see HTTPClient)
             LoopbackReceiver.acceptLoop(listener: listener, state: state, responder: responder)
         }
-        thread.name = "loopback-receiver-accept"
         thread.start()
     }
 
@@ -128,6 +128,7 @@ public final class LoopbackReceiver: Sendable {
             var yes: Int32 = 1
             setsockopt(connection, Int32(IPPROTO_TCP), TCP_NODELAY, &yes, socklen_t(MemoryLayout<Int32>.size))
             let thread = Thread {
+                Thread.current.name = "receiver-conn"
                 var handler = ConnectionHandler(socket: connection, record: { request in
                     let number = state.values.withLock { values in
                         values.requests.append(request)
@@ -144,7 +145,6 @@ public final class LoopbackReceiver: Sendable {
                     close(connection)
                 }
             }
-            thread.name = "loopback-receiver-connection"
             thread.start()
         }
     }

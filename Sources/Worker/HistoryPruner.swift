@@ -23,10 +23,10 @@ final class HistoryPruner: Sendable {
     /// Starts the pruner's thread.
     init(configuration: WorkerConfiguration, policy: RetentionPolicy, logger: Logger, firstRunAfter: Duration = .seconds(10)) {
         let thread = Thread { [self] in
+            Thread.current.name = "webhooky-pruner"  // from inside, at most 15 characters (see HTTPClient)
             run(configuration: configuration, policy: policy, logger: logger, firstRunAfter: firstRunAfter)
             stopped.signal()
         }
-        thread.name = "webhooky-pruner"
         thread.start()
     }
 

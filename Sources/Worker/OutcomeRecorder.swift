@@ -76,8 +76,10 @@ final class OutcomeRecorder: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.onWritten = onWritten
-        let thread = Thread { [self] in run() }
-        thread.name = "webhooky-recorder"
+        let thread = Thread { [self] in
+            Thread.current.name = "webhooky-record"  // from inside, at most 15 characters (see HTTPClient)
+            run()
+        }
         thread.start()
     }
 

@@ -80,10 +80,10 @@ public final class Worker: Sendable {
         if configuration.listen {
             let conninfo = configuration.databaseURL
             let thread = Thread {
+                Thread.current.name = "webhooky-listen"  // from inside, at most 15 characters (see HTTPClient)
                 Listener(conninfo: conninfo, inbox: inbox, logger: logger).run { stopping.isSet }
                 listenerDone.signal()
             }
-            thread.name = "webhooky-listener"
             thread.start()
         } else {
             listenerDone.signal()

@@ -363,3 +363,26 @@ import Testing
         #expect(receiver.requests.count == 1)
     }
 }
+
+/// What an operator sees of a running worker from outside.
+@Suite struct WorkerThreadTests {
+    /// The names of this process's threads, as `top -H`, `ps -L` and `perf` show them.
+    static func threadNames() -> Set<String> {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+        return Set(tasks.compactMap { try? String(contentsOfFile: "/proc/self/task/\($0)/comm", encoding: .utf8) }
+            .map { $0.trimmingCharacters(in: .newlines) })
+    }
+
+    @Test("the worker's threads carry their names to the OS (a name set before a Foundation thread starts does not, on Linux)")
+    func threadsAreNamed() throws {
+        let shop = try Shop()
+        let receiver = try LoopbackReceiver()
+        try shop.addWebhook(url: receiver.baseURL + "/hook")
+        let worker = RunningWorker(shop.workerConfiguration())
+        defer { worker.stop() }
+        try shop.setCredit("10")
+        #expect(receiver.waitForRequests(1).count == 1)
+        let names = WorkerThreadTests.threadNames()
+        #expect(names.isSuperset(of: ["webhooky-http", "webhooky-record", "webhooky-listen", "receiver-accept"]), "\(names.sorted())")
+    }
+}
