@@ -7,8 +7,13 @@ import Postgres
 struct Backend: Sendable, Equatable {
     /// `pg_backend_pid()`.
     let pid: Int32
-    /// `pg_stat_activity.backend_start`, as the session's text (DateStyle ISO: it carries its offset).
+    /// `pg_stat_activity.backend_start`, as the session's text (DateStyle ISO: it carries its
+    /// offset); only digits, `-`, `:`, `.`, `+` and spaces (see ``LostSession/backend(of:)``).
     let startedAt: String
+    /// The session's `application_name` (`webhooky worker`, `webhooky recorder`, unless the
+    /// connection string sets its own): a process a pooler handed to another of the worker's
+    /// connections since is not taken for this one.
+    let applicationName: String
 }
 
 /// A connection can break between the worker and the server while the server's process goes
@@ -39,14 +44,17 @@ enum LostSession {
         do {
             result = try connection.query("""
                 /*NO LOAD BALANCE*/
-                SELECT pid::text, backend_start::text FROM pg_catalog.pg_stat_activity WHERE pid = pg_catalog.pg_backend_pid()
+                SELECT pid::text, backend_start::text, application_name FROM pg_catalog.pg_stat_activity WHERE pid = pg_catalog.pg_backend_pid()
                 """)
-        } catch where !error.isTransient {
+        } catch where !error.isTransient && connection.isConnected {
             return nil
         }
+        // The start is written into ``end(_:from:logger:patience:)``'s statement as a constant:
+        // only a timestamp's characters are taken.
         guard result.rowCount == 1, let pid = result[0, 0].flatMap({ Int32($0) }), pid == connection.backendPID,
-              let startedAt = result[0, 1] else { return nil }
-        return Backend(pid: pid, startedAt: startedAt)
+              let startedAt = result[0, 1], !startedAt.isEmpty, startedAt.allSatisfy({ $0.isASCII && ($0.isNumber || "-:.+ ".contains($0)) })
+        else { return nil }
+        return Backend(pid: pid, startedAt: startedAt, applicationName: result[0, 2] ?? "")
     }
 
     /// Ends `lost`'s process if it is still in a statement or a transaction (an idle one has
@@ -56,27 +64,31 @@ enum LostSession {
     /// on as it did before this check. Returns whether the process was ended.
     @discardableResult
     static func end(_ lost: Backend, from connection: Connection, logger: Logger, patience: Duration = LostSession.patience) throws(PostgresError) -> Bool {
-        // Never this session's own process: a proxy may hand the lost session's server
-        // connection, once idle, to the new one.
-        let match = """
-            /*NO LOAD BALANCE*/
-            SELECT state, wait_event_type FROM pg_catalog.pg_stat_activity
-             WHERE pid = $1::integer AND backend_start = $2::timestamptz AND pid <> pg_catalog.pg_backend_pid()
+        // One statement, the process named by constants, in the simple protocol: Pgpool-II takes
+        // any other call of pg_terminate_backend for the server's shutdown, and fails the node
+        // over; and no other process can take the pid between a look and the call. Never this
+        // session's own process: a proxy may hand the lost session's server connection, once
+        // idle, to the new one.
+        let lostProcess = """
+            FROM pg_catalog.pg_stat_activity
+             WHERE pid = \(lost.pid) AND backend_start = '\(lost.startedAt)'::timestamptz AND pid <> pg_catalog.pg_backend_pid()
             """
-        let found = try connection.query(match, [String(lost.pid), lost.startedAt])
-        guard found.rowCount > 0, found[0, 0] != "idle" else { return false }
+        let found: QueryResult
         do {
-            // The pid as a constant, in the simple protocol: Pgpool-II takes any other call
-            // of pg_terminate_backend for the server's shutdown, and fails the node over.
-            try connection.execute("/*NO LOAD BALANCE*/ SELECT pg_catalog.pg_terminate_backend(\(lost.pid))")
+            found = try connection.execute("""
+                /*NO LOAD BALANCE*/
+                SELECT state, wait_event_type, pg_catalog.pg_terminate_backend(\(lost.pid)) \(lostProcess)
+                   AND state <> 'idle' AND application_name = \(quoted(lost.applicationName))
+                """)
         } catch where error.sqlState == "42501" {
             logger.warning("cannot end the lost session's server process; a statement it still runs may commit after this session reads", [
                 "pid": lost.pid, "error": error.message,
             ])
             return false
         }
+        guard found.rowCount > 0 else { return false }
         let started = ContinuousClock.now
-        while try connection.query(match, [String(lost.pid), lost.startedAt]).rowCount > 0 {
+        while try connection.execute("/*NO LOAD BALANCE*/ SELECT 1 \(lostProcess)").rowCount > 0 {
             guard ContinuousClock.now < started + patience else {
                 throw PostgresError(code: .connectionLost, message: """
                     the lost session's server process (pid \(lost.pid)) did not end within \(patience.shortDescription) \
@@ -90,5 +102,19 @@ enum LostSession {
             "waited_ms": DeliveryStore.milliseconds(ContinuousClock.now - started),
         ])
         return true
+    }
+
+    /// `text` as an SQL escape string constant (`E'...'`, read the same whatever
+    /// `standard_conforming_strings` says): quotes doubled, backslashes too.
+    static func quoted(_ text: String) -> String {
+        var constant = "E'"
+        for character in text {
+            switch character {
+            case "'": constant += "''"
+            case "\\": constant += "\\\\"
+            default: constant.append(character)
+            }
+        }
+        return constant + "'"
     }
 }

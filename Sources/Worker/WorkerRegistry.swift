@@ -12,7 +12,7 @@ enum WorkerRegistry {
 
     /// Refreshes the worker's row (the heartbeat), or inserts it when it is gone, and removes
     /// rows of workers gone for good. The row is this worker's only while its `started_at` is
-    /// the one this worker registered with (`$8`, see ``register(_:id:host:pid:version:listening:replacing:)``):
+    /// the one this worker registered with (`$8`, see ``register(_:id:host:pid:version:listening:startedAt:replacing:)``):
     /// host and pid do not tell processes apart (containers that share a hostname all run as
     /// pid 1). A row of another start is left alone. The statement returns one row, the
     /// worker's row as written (`mine` true) or the row as it was when the statement began
@@ -46,8 +46,7 @@ enum WorkerRegistry {
 
     /// What a heartbeat found.
     enum Heartbeat {
-        /// The row is this worker's, with this `started_at` (the one it had, or a new one when
-        /// it had none).
+        /// The row is this worker's, with this `started_at` (the one it had, as the row holds it).
         case written(startedAt: String)
         /// Another start of a worker with this id holds the row (nothing was written).
         case heldBy(WorkerRow)
@@ -83,7 +82,7 @@ enum WorkerRegistry {
         var time = tm()
         gmtime_r(&seconds, &time)
         let micro = Int(now.tv_nsec / 1_000)
-        return String(format: "%04d-%02d-%02d %02d:%02d:%02d.%06d+00", Int(time.tm_year) + 1900, Int(time.tm_mon) + 1, Int(time.tm_mday),
+        return String(format: "%04ld-%02ld-%02ld %02ld:%02ld:%02ld.%06ld+00", Int(time.tm_year) + 1900, Int(time.tm_mon) + 1, Int(time.tm_mday),
                       Int(time.tm_hour), Int(time.tm_min), Int(time.tm_sec), micro)
     }
 
@@ -180,8 +179,9 @@ struct WorkerRow: Sendable {
     var heartbeatAt: String
     /// Seconds since its last heartbeat, by the database's clock.
     var heartbeatAge: Double
-    /// When its worker registered, as PostgreSQL wrote it (compared, never parsed): what tells
-    /// one start of a worker from another, which host and pid may not (containers).
+    /// When its worker registered, by the worker host's clock (``WorkerRegistry/startOfOwnMaking(now:)``),
+    /// as PostgreSQL writes it (compared, never parsed): what tells one start of a worker from
+    /// another, which host and pid may not (containers).
     var startedAt: String
 }
 

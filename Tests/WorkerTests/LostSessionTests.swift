@@ -1,4 +1,6 @@
+import Dispatch
 import Foundation
+import Log
 import LoopbackReceiver
 import Postgres
 import TestSupport
@@ -38,6 +40,46 @@ import Testing
             #expect(backend.pid == connection.backendPID)
             #expect(try shop.column("SELECT backend_start = $2::timestamptz FROM pg_stat_activity WHERE pid = $1::integer",
                                     [String(backend.pid), backend.startedAt]) == ["t"])
+        }
+    }
+
+    @Test("the lost session's process is ended only while it is in a statement or transaction, and only as the session it was (pid, start, application name); never the caller's own")
+    func onlyABusyLostProcessIsEnded() throws {
+        let shop = try Shop()
+        let caller = try Connection(conninfo: shop.database.conninfo)
+        let quiet = try Connection(conninfo: shop.database.conninfo, applicationName: "webhooky recorder")
+        let idle = try #require(try LostSession.backend(of: quiet))
+        #expect(try LostSession.end(idle, from: caller, logger: Logger(level: .error)) == false, "an idle process has nothing to commit")
+        #expect(quiet.isConnected && (try? quiet.execute("SELECT 1")) != nil)
+        #expect(try LostSession.end(try #require(try LostSession.backend(of: caller)), from: caller, logger: Logger(level: .error)) == false)
+
+        let conninfo = shop.database.conninfo
+        let sleeping = DispatchSemaphore(value: 0)
+        Thread {
+            _ = try? Connection(conninfo: conninfo, applicationName: "webhooky recorder").execute("SELECT pg_sleep(60)")
+            sleeping.signal()
+        }.start()
+        let active = "FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND query LIKE 'SELECT pg_sleep%'"
+        _ = try shop.waitFor("SELECT count(*) \(active)") { $0 == "1" }
+        let row = try shop.connection.query("SELECT pid::text, backend_start::text \(active)").rows
+        let lost = Backend(pid: try #require(row.first?[0].flatMap { Int32($0) }), startedAt: try #require(row.first?[1]), applicationName: "webhooky recorder")
+        let renamed = Backend(pid: lost.pid, startedAt: lost.startedAt, applicationName: "webhooky worker")
+        #expect(try LostSession.end(renamed, from: caller, logger: Logger(level: .error)) == false, "another connection's process")
+        let logs = LogCapture()
+        #expect(try LostSession.end(lost, from: caller, logger: logs.logger()) == true)
+        #expect(try shop.column("SELECT count(*) FROM pg_stat_activity WHERE pid = \(lost.pid)") == ["0"], "ended and gone before end returned")
+        #expect(sleeping.wait(timeout: .now() + 10) == .success)
+        #expect(logs.all.contains { $0.contains("ended the lost session's server process") && $0.contains("state=active") })
+    }
+
+    @Test("an application name is written as an SQL constant that reads back the same, whatever standard_conforming_strings says", arguments: [
+        "webhooky recorder", "it's", #"back\slash \' both"#, "ünï 🎉", "",
+    ])
+    func applicationNameConstant(name: String) throws {
+        let shop = try Shop()
+        for setting in ["on", "off"] {
+            try shop.connection.execute("SET standard_conforming_strings = \(setting); SET escape_string_warning = off")
+            #expect(try shop.connection.execute("SELECT \(LostSession.quoted(name))").scalar == name, "standard_conforming_strings \(setting)")
         }
     }
 
