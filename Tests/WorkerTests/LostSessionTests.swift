@@ -66,7 +66,7 @@ import Testing
         let renamed = Backend(pid: lost.pid, startedAt: lost.startedAt, applicationName: "webhooky worker")
         #expect(try LostSession.end(renamed, from: caller, logger: Logger(level: .error)) == false, "another connection's process")
         let logs = LogCapture()
-        #expect(try LostSession.end(lost, from: caller, logger: logs.logger()) == true)
+        #expect(try LostSession.end(lost, from: caller, logger: logs.logger(), patience: .seconds(20)) == true)
         #expect(try shop.column("SELECT count(*) FROM pg_stat_activity WHERE pid = \(lost.pid)") == ["0"], "ended and gone before end returned")
         #expect(sleeping.wait(timeout: .now() + 10) == .success)
         #expect(logs.all.contains { $0.contains("ended the lost session's server process") && $0.contains("state=active") })
