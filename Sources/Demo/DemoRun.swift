@@ -131,6 +131,7 @@ public struct DemoRun {
         if keep {
             out.step("PostgreSQL stays up. Explore with:")
             out.line("    psql '\(conninfo)'")
+            out.line("    DATABASE_URL='\(conninfo)' webhooky status    # or doctor, tail, preview 1")
             out.line("Press Ctrl-C to stop and remove everything.")
             signals.wait()
         }

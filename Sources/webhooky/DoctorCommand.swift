@@ -22,7 +22,8 @@ enum DoctorCommand {
                          has waited over 5 minutes)
           NOTIFY queue   pg_notification_queue_usage() (WARN over 50 %)
           dead           deliveries that gave up in the last 24 hours
-          webhooks       failing webhooks, and those Webhooky disabled (and why)
+          webhooks       failing webhooks, and those Webhooky disabled (and why), and the
+                         webhooks whose deliveries wait behind a failing one on its endpoint
           settings       rows of webhooky.settings that are no limit, or not a whole number
                          (FAIL: every save of a webhook fails on it)
           variables      enabled webhooks' template variables that neither the event's sample
@@ -32,7 +33,11 @@ enum DoctorCommand {
           events         event types that have had no event for over 10 times their usual
                          gap and at least an hour: a dropped or disabled trigger?
           triggers       triggers whose WHEN clause tests another event's bit in
-                         webhooky.wanted_events than the events they emit (FAIL)
+                         webhooky.wanted_events than the events they emit (FAIL), that emit
+                         an event webhooky.event_types does not have, that a role may fire
+                         without GRANT webhooky_emitter, or whose function calls
+                         webhooky.emit with the caller's search_path (with the statement
+                         that fixes each)
           accounts       webhooks for one account whose event a trigger emits without an
                          account: they never get it
 

@@ -20,7 +20,7 @@ enum MigrateCommand {
         Options:
           --database-url URL     libpq connection string or URI [DATABASE_URL, else PG* variables]
           --dry-run              print what would be applied, change nothing
-          --lock-timeout TIME    how long a statement waits for each lock (500ms, 1s, 1m); 0 waits
+          --lock-timeout DURATION how long a statement waits for each lock (500ms, 1s, 1m); 0 waits
                                  as long as it takes, while the application's changes queue behind
                                  it [1s]
 

@@ -40,4 +40,21 @@ import Testing
         let servers = try ChildProcess.run("/usr/bin/pgrep", ["-f", folder])
         #expect(servers.output.isEmpty, "\(servers.output)")
     }
+
+    @Test("demo --keep prints a psql command and a DATABASE_URL that work from another terminal (webhooky status shows the two webhooks), and Ctrl-C removes everything")
+    func aKeptDemoCanBeExplored() throws {
+        let demo = try CommandProcess(["demo", "--keep"])
+        let shown = demo.waitForOutput(timeout: .seconds(120)) { $0.contains("Press Ctrl-C") }
+        let line = try #require(shown.split(separator: "\n").first { $0.contains("DATABASE_URL='") }, "\(shown)")
+        let url = try #require(line.components(separatedBy: "DATABASE_URL='").last?.components(separatedBy: "'").first)
+        #expect(shown.contains("psql '\(url)'"))
+        let status = try CommandProcess.run(["status"], environment: ["DATABASE_URL": url])
+        #expect(status.status == 0, "\(status.output)\(status.errors)")
+        #expect(status.output.contains("ERP credit sync") && status.output.contains("E-mail tool: VIP tier"), "\(status.output)")
+        let folder = try #require(shown.split(separator: "\n").first { $0.contains("data and socket in ") }?
+            .components(separatedBy: "data and socket in ").last)
+        demo.send(SIGINT)
+        _ = demo.wait(timeout: .seconds(30))
+        #expect(!FileManager.default.fileExists(atPath: folder), "the demo's cluster folder must be removed")
+    }
 }
