@@ -446,13 +446,16 @@ final class Dispatcher {
         }
         let fanOut: DeliveryStore.FanOut
         let requested: Int
+        let started = ContinuousClock.now
         do {
             (fanOut, requested) = try runFanOut(next, on: connection)
         } catch {
             databaseFailed(error)
             return
         }
-        eventRate.found(fanOut.events, now: .now)
+        let now = ContinuousClock.now
+        eventRate.found(fanOut.events, now: now)
+        eventRate.looked(found: fanOut.events, taking: now - started)
         if fanOut.stopped {
             // Wait for room; the events before the one that did not fit are done.
             let since = fanOut.events == 0 ? fanOutHold?.since ?? .now : .now

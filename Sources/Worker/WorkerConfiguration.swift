@@ -34,8 +34,9 @@ public struct WorkerConfiguration: Sendable {
     public var fanOutPatience: Duration = .milliseconds(20)
     /// When the worker stays awake, looking for new events every ``awakeCheckInterval`` instead
     /// of asking emitting transactions for a NOTIFY (which takes a database-wide lock at their
-    /// commit): while it finds at least this many events per second (see ``EventRate``).
-    /// Default 2,500; 0 never.
+    /// commit): while it finds at least this many events per second, or enough that NOTIFYs
+    /// would hold that lock 80 % of the time by the WAL flush it measures (see ``EventRate``).
+    /// Default 2,500; 0 never (by either rule).
     public var awakeAboveEventsPerSecond: Double = 2_500
     /// How often an awake worker looks for new events. Default 1 ms.
     public var awakeCheckInterval: Duration = .milliseconds(1)

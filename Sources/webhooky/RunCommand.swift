@@ -31,7 +31,9 @@ enum RunCommand {
           --poll-interval DURATION    backstop poll when no NOTIFY arrives [1s]
           --no-listen                 poll only, no LISTEN (for transaction-mode connection poolers)
           --stay-awake-above N        events/s above which the worker looks for events itself every
-                                      millisecond instead of asking for a NOTIFY per commit; 0 never [2500]
+                                      millisecond instead of asking for a NOTIFY per commit (also
+                                      below, while NOTIFYs would hold the commit lock 80 % of the
+                                      time by the WAL flush it measures); 0 never [2500]
           --fan-out-patience DURATION how long new events wait for room at their full endpoint before
                                       their deliveries queue as pending (one more write each); other
                                       webhooks' events behind them wait as long, so at most 1s [20ms]

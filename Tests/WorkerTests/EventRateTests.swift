@@ -52,7 +52,50 @@ import Testing
     @Test("a threshold of 0 never keeps the worker awake")
     func zeroNever() {
         var rate = EventRate(awakeAbove: 0)
+        for _ in 0..<10 {
+            rate.looked(found: 1, taking: .microseconds(900))
+            rate.looked(found: 0, taking: .microseconds(100))
+        }
         let end = EventRateTests.stream(&rate, events: 50, every: .milliseconds(1), count: 100, from: .now)
         #expect(!rate.isAwake(now: end))
+    }
+
+    /// `rate` after fan-outs that wrote one event in `writing` and found none in `finding`.
+    static func timed(writing: Duration, finding: Duration?) -> EventRate {
+        var rate = EventRate()
+        for _ in 0..<20 {
+            rate.looked(found: 1, taking: writing)
+            if let finding { rate.looked(found: 0, taking: finding) }
+            rate.looked(found: 40, taking: .milliseconds(5))  // a large fan-out times its writes too: not counted
+        }
+        return rate
+    }
+
+    @Test("a slow WAL flush (0.7 ms: NOTIFYs let through about 1,400 commits a second) keeps the worker awake at 1,300 events a second, where NOTIFYs would hold the commit lock 91 % of the time")
+    func slowFlushKeepsAwake() throws {
+        var rate = EventRateTests.timed(writing: .microseconds(850), finding: .microseconds(150))
+        #expect(abs(try #require(rate.walFlush) - 0.0007) < 0.00001)
+        let end = EventRateTests.stream(&rate, events: 13, every: .milliseconds(10), count: 100, from: .now)
+        #expect(abs(rate.estimate(now: end) - 1_300) < 100)
+        #expect(rate.isAwake(now: end))
+    }
+
+    @Test("a quick WAL flush (0.3 ms) leaves 2,000 events a second to NOTIFY (the lock held 60 % of the time), and an idle worker asks for NOTIFY whatever the flush")
+    func quickFlushLeavesNotify() throws {
+        var rate = EventRateTests.timed(writing: .microseconds(450), finding: .microseconds(150))
+        #expect(abs(try #require(rate.walFlush) - 0.0003) < 0.00001)
+        let end = EventRateTests.stream(&rate, events: 1, every: .microseconds(500), count: 2_000, from: .now)
+        #expect(!rate.isAwake(now: end))
+        var slow = EventRateTests.timed(writing: .milliseconds(5), finding: .microseconds(150))
+        #expect(!slow.isAwake(now: .now), "no events: nothing to hold the lock")
+        let later = EventRateTests.stream(&slow, events: 1, every: .milliseconds(10), count: 100, from: .now)
+        #expect(!slow.isAwake(now: later), "100 events a second with a 4.85 ms flush: the lock held 49 % of the time")
+    }
+
+    @Test("until a fan-out that found nothing is timed, the whole of one that wrote counts as the flush (longer: awake sooner)")
+    func flushWithoutAnEmptyLook() throws {
+        let rate = EventRateTests.timed(writing: .microseconds(600), finding: nil)
+        #expect(abs(try #require(rate.walFlush) - 0.0006) < 0.00001)
+        #expect(EventRate().walFlush == nil)
     }
 }
