@@ -229,6 +229,17 @@ public final class Connection {
         return String(cString: quoted)
     }
 
+    /// Quotes `text` as an SQL string constant by libpq's rules for this connection (a quote
+    /// doubled; with a backslash, an `E'...'` constant whatever `standard_conforming_strings`
+    /// says), for the rare statement that must name a value as a constant rather than bind it.
+    public func quoteLiteral(_ text: String) throws(PostgresError) -> String {
+        guard let quoted = PQescapeLiteral(handle, text, text.utf8.count) else {
+            throw PostgresError(code: .clientFailure, message: Connection.trimmedMessage(PQerrorMessage(handle)))
+        }
+        defer { PQfreemem(quoted) }
+        return String(cString: quoted)
+    }
+
     /// Notifications that have already arrived, without waiting.
     public func pendingNotifications() throws(PostgresError) -> [Notification] {
         guard PQconsumeInput(handle) == 1 else { throw connectionError() }

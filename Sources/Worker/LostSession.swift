@@ -78,7 +78,7 @@ enum LostSession {
             found = try connection.execute("""
                 /*NO LOAD BALANCE*/
                 SELECT state, wait_event_type, pg_catalog.pg_terminate_backend(\(lost.pid)) \(lostProcess)
-                   AND state <> 'idle' AND application_name = \(quoted(lost.applicationName))
+                   AND state <> 'idle' AND application_name = \(try connection.quoteLiteral(lost.applicationName))
                 """)
         } catch where error.sqlState == "42501" {
             logger.warning("cannot end the lost session's server process; a statement it still runs may commit after this session reads", [
@@ -102,19 +102,5 @@ enum LostSession {
             "waited_ms": DeliveryStore.milliseconds(ContinuousClock.now - started),
         ])
         return true
-    }
-
-    /// `text` as an SQL escape string constant (`E'...'`, read the same whatever
-    /// `standard_conforming_strings` says): quotes doubled, backslashes too.
-    static func quoted(_ text: String) -> String {
-        var constant = "E'"
-        for character in text {
-            switch character {
-            case "'": constant += "''"
-            case "\\": constant += "\\\\"
-            default: constant.append(character)
-            }
-        }
-        return constant + "'"
     }
 }

@@ -65,9 +65,7 @@ enum WorkerRegistry {
         guard result[0, WorkerRow.columnCount + 1] == "t" else { return .heldBy(row) }
         // The row the statement began with was this worker's: another start committed its
         // write while the heartbeat waited for the row. Read it again to name the other.
-        let now = WorkerRow(try connection.query(
-            "SELECT \(WorkerRow.columns(of: "w")) FROM webhooky.workers w WHERE id = $1 AND started_at <> $2::timestamptz", [id, startedAt]))
-        return now.map { .heldBy($0) }
+        return try read(connection, id: id, otherThan: startedAt).map { .heldBy($0) }
     }
 
     /// The `started_at` a worker gives itself before it registers: this process's clock, to the
@@ -119,9 +117,13 @@ enum WorkerRegistry {
         return result.rowCount == 1 ? result[0, 0] : nil
     }
 
-    /// The row of `id`, if there is one.
-    static func read(_ connection: Connection, id: String) throws(PostgresError) -> WorkerRow? {
-        WorkerRow(try connection.query("SELECT \(WorkerRow.columns(of: "w")) FROM webhooky.workers w WHERE id = $1", [id]))
+    /// The row of `id`, if there is one (and, with `otherThan`, not of that start: compared as
+    /// timestamps, since a start of the worker's own making is text in another form).
+    static func read(_ connection: Connection, id: String, otherThan startedAt: String? = nil) throws(PostgresError) -> WorkerRow? {
+        WorkerRow(try connection.query("""
+            SELECT \(WorkerRow.columns(of: "w")) FROM webhooky.workers w
+             WHERE id = $1 AND w.started_at IS DISTINCT FROM $2::timestamptz
+            """, [id, startedAt]))
     }
 
     /// Sets `wants_wakeup` in a transaction that commits without waiting for the WAL flush

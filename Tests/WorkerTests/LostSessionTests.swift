@@ -72,14 +72,14 @@ import Testing
         #expect(logs.all.contains { $0.contains("ended the lost session's server process") && $0.contains("state=active") })
     }
 
-    @Test("an application name is written as an SQL constant that reads back the same, whatever standard_conforming_strings says", arguments: [
+    @Test("an application name is written as an SQL constant (libpq's PQescapeLiteral) that reads back the same, whatever standard_conforming_strings says", arguments: [
         "webhooky recorder", "it's", #"back\slash \' both"#, "ünï 🎉", "",
     ])
     func applicationNameConstant(name: String) throws {
         let shop = try Shop()
         for setting in ["on", "off"] {
             try shop.connection.execute("SET standard_conforming_strings = \(setting); SET escape_string_warning = off")
-            #expect(try shop.connection.execute("SELECT \(LostSession.quoted(name))").scalar == name, "standard_conforming_strings \(setting)")
+            #expect(try shop.connection.execute("SELECT \(try shop.connection.quoteLiteral(name))").scalar == name, "standard_conforming_strings \(setting)")
         }
     }
 
