@@ -73,7 +73,7 @@ import Testing
         #expect(try shop.connection.query("SELECT pg_terminate_backend($1::int)", [pid]).scalar == "t")
         #expect(logs.waitForLine(timeout: .seconds(15)) { $0.contains(lost) }, "the worker did not see the fault: the test proves nothing")
         // The line says why: the server's reason, not libpq's guess that it crashed; and it is the only one.
-        #expect(logs.all.contains { $0.contains(lost) && $0.contains("error=\"terminating connection due to administrator command (the server closed the connection)\"") },
+        #expect(logs.waitForLine { $0.contains(lost) && $0.contains("error=\"terminating connection due to administrator command (the server closed the connection)\"") },
                 "\(logs.all.filter { $0.contains(lost) })")
         #expect(!logs.all.contains { $0.contains("FATAL") || $0.contains("terminated abnormally") }, "\(logs.all.joined(separator: "\n"))")
         if back.isEmpty {

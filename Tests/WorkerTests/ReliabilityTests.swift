@@ -796,7 +796,7 @@ import Worker
         // Nothing of the stopped worker is left waiting (to write behind its back, or hold a
         // connection); its outcome is not recorded, and the delivery goes out again after its lease.
         #expect(try shop.waitFor("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'webhooky %'", timeout: .seconds(5)) { $0 == "0" } == "0")
-        #expect(logs.all.contains { $0.contains("outcomes not recorded") })
+        #expect(logs.waitForLine { $0.contains("outcomes not recorded") })
         try locker.execute("COMMIT")
         #expect(try shop.connection.query("SELECT state FROM webhooky.deliveries ORDER BY id").rows == [["succeeded"], ["sending"]])
     }
@@ -838,7 +838,7 @@ import Worker
         try shop.setCredit("3")
         #expect(receiver.waitForRequests(1, timeout: .seconds(15)).count == 1, "the event goes out while the lock is held")
         #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries", timeout: .seconds(15)) { $0 == "succeeded" } == "succeeded")
-        #expect(logs.all.contains { $0.contains("lock timeout") })
+        #expect(logs.waitForLine { $0.contains("lock timeout") })
         #expect(worker.stop(timeout: .seconds(15)).stoppedInTime, "the stop waited for the lock")
     }
 
@@ -898,7 +898,7 @@ import Worker
         let reason = try shop.column("SELECT disabled_reason FROM webhooky.webhooks").first ?? nil
         #expect(reason?.hasPrefix("3 failed attempts in a row since ") == true, "\(reason ?? "nil")")
         #expect(try shop.connection.query("SELECT consecutive_failures FROM webhooky.webhook_health WHERE webhook_id = $1", [String(id)]).scalar == "3")
-        #expect(logs.all.contains { $0.contains("webhook disabled") && $0.contains("webhook=\(id)") })
+        #expect(logs.waitForLine { $0.contains("webhook disabled") && $0.contains("webhook=\(id)") })
         Thread.sleep(forTimeInterval: 0.5)
         let attemptsWhileDisabled = receiver.requests.count
         #expect(attemptsWhileDisabled == 3)

@@ -179,7 +179,7 @@ import Testing
             another worker is running with --worker-id test-worker (host \(configuration.host), pid \(otherPID), started \(started); \
             its heartbeat advanced while this one waited)
             """) == true, "\(error?.message ?? "")")
-        #expect(logs.all.contains { $0.contains("waiting to see whether it is alive") && $0.contains("other_pid=\(otherPID)") }, "\(logs.all)")
+        #expect(logs.waitForLine { $0.contains("waiting to see whether it is alive") && $0.contains("other_pid=\(otherPID)") }, "\(logs.all)")
         #expect(!logs.all.contains { $0.contains("took over the worker id") }, "\(logs.all)")
         heartbeat.stop()
         #expect(try shop.connection.query("SELECT host, pid::text, started_at::text FROM webhooky.workers").rows == row, "the other's row is left alone")
