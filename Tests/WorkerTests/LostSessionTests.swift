@@ -99,7 +99,9 @@ import Testing
 
         try shop.setCredit("7")
         let recording = "SELECT pid::text FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND query LIKE 'WITH outcome AS%'"
-        let first = try #require(try shop.waitFor(recording) { $0 != nil }, "the outcome statement never reached the gate")
+        // At the gate (its pg_sleep), not merely active: a statement being parsed (the prepare
+        // of its first use) shows as active with its text too, and cut there it never runs.
+        let first = try #require(try shop.waitFor(recording + " AND wait_event = 'PgSleep'") { $0 != nil }, "the outcome statement never reached the gate")
         relay.cutClients()
         // The recorder reconnects, finds the outcome unwritten and writes it again, on a new process.
         let second = try shop.waitFor(recording + " AND pid <> \(first)") { $0 != nil }
@@ -112,13 +114,7 @@ import Testing
                 "the outcome was recorded twice")
         #expect(try shop.column("SELECT consecutive_failures::text FROM webhooky.webhook_health WHERE webhook_id = $1", [String(webhook)]) == ["1"])
         #expect(try shop.column("SELECT attempts::text FROM webhooky.deliveries") == ["1"])
-        // Known intermittent (1 run in 4 on the CI machine, not reproduced alone): the recorder
-        // reconnects without ending the lost process (no line, no patience error), and the
-        // counts above hold only because its second write timed out on the row lock. Cause not
-        // found yet; see the session note of 2026-12-02.
-        withKnownIssue("the recorder sometimes does not end its lost process", isIntermittent: true) {
-            #expect(logs.waitForLine { $0.contains("ended the lost session's server process") && $0.contains("pid=\(first)") }, "\(logs.all)")
-        }
+        #expect(logs.waitForLine { $0.contains("ended the lost session's server process") && $0.contains("pid=\(first)") }, "\(logs.all)")
         #expect(receiver.requests.count == 1)
     }
 }
