@@ -10,9 +10,9 @@ import Testing
 /// A connection that breaks on the worker's side only (a proxy's restart) while the server's
 /// process goes on: what that process still runs must not commit behind the new session's back.
 @Suite struct LostSessionTests {
-    /// A table and trigger that hold every insert into `webhooky.attempts` (and so the outcome
-    /// statement, after its delivery's update) until ``openGate(_:)``.
-    static func closeGate(_ shop: Shop) throws {
+    /// A table and trigger that hold every insert into `table` (by default `webhooky.attempts`,
+    /// and so the outcome statement, after its delivery's update) until ``openGate(_:)``.
+    static func closeGate(_ shop: Shop, on table: String = "webhooky.attempts") throws {
         try shop.connection.execute("""
             CREATE TABLE public.gate (open boolean NOT NULL);
             INSERT INTO public.gate VALUES (false);
@@ -21,12 +21,28 @@ import Testing
                 WHILE NOT (SELECT open FROM public.gate) LOOP PERFORM pg_sleep(0.01); END LOOP;
                 RETURN NEW;
             END $$;
-            CREATE TRIGGER wait_at_gate BEFORE INSERT ON webhooky.attempts FOR EACH ROW EXECUTE FUNCTION public.wait_at_gate();
+            CREATE TRIGGER wait_at_gate BEFORE INSERT ON \(table) FOR EACH ROW EXECUTE FUNCTION public.wait_at_gate();
             """)
     }
 
     static func openGate(_ shop: Shop) throws {
         try shop.connection.execute("UPDATE public.gate SET open = true")
+    }
+
+    /// A session named `webhooky recorder` in a 60 s `pg_sleep`, on a thread that signals
+    /// `ended` once its statement returns; `lost` is its process.
+    static func sleepingSession(_ shop: Shop) throws -> (lost: Backend, ended: DispatchSemaphore) {
+        let conninfo = shop.database.conninfo
+        let ended = DispatchSemaphore(value: 0)
+        Thread {
+            _ = try? Connection(conninfo: conninfo, applicationName: "webhooky recorder").execute("SELECT pg_sleep(60)")
+            ended.signal()
+        }.start()
+        let sleeping = "FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'PgSleep' AND query LIKE 'SELECT pg_sleep%'"
+        _ = try shop.waitFor("SELECT count(*) \(sleeping)") { $0 == "1" }
+        let row = try shop.connection.query("SELECT pid::text, backend_start::text \(sleeping)").rows
+        let lost = Backend(pid: try #require(row.first?[0].flatMap { Int32($0) }), startedAt: try #require(row.first?[1]), applicationName: "webhooky recorder")
+        return (lost, ended)
     }
 
     @Test("a session's server process is the one libpq was told of at the start, directly and through a relay that passes the start-up messages on")
@@ -53,16 +69,7 @@ import Testing
         #expect(quiet.isConnected && (try? quiet.execute("SELECT 1")) != nil)
         #expect(try LostSession.end(try #require(try LostSession.backend(of: caller)), from: caller, logger: Logger(level: .error)) == false)
 
-        let conninfo = shop.database.conninfo
-        let sleeping = DispatchSemaphore(value: 0)
-        Thread {
-            _ = try? Connection(conninfo: conninfo, applicationName: "webhooky recorder").execute("SELECT pg_sleep(60)")
-            sleeping.signal()
-        }.start()
-        let active = "FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND query LIKE 'SELECT pg_sleep%'"
-        _ = try shop.waitFor("SELECT count(*) \(active)") { $0 == "1" }
-        let row = try shop.connection.query("SELECT pid::text, backend_start::text \(active)").rows
-        let lost = Backend(pid: try #require(row.first?[0].flatMap { Int32($0) }), startedAt: try #require(row.first?[1]), applicationName: "webhooky recorder")
+        let (lost, sleeping) = try LostSessionTests.sleepingSession(shop)
         let renamed = Backend(pid: lost.pid, startedAt: lost.startedAt, applicationName: "webhooky worker")
         #expect(try LostSession.end(renamed, from: caller, logger: Logger(level: .error)) == false, "another connection's process")
         let logs = LogCapture()
@@ -70,6 +77,66 @@ import Testing
         #expect(try shop.column("SELECT count(*) FROM pg_stat_activity WHERE pid = \(lost.pid)") == ["0"], "ended and gone before end returned")
         #expect(sleeping.wait(timeout: .now() + 10) == .success)
         #expect(logs.all.contains { $0.contains("ended the lost session's server process") && $0.contains("state=active") })
+    }
+
+    @Test("a lost process that does not end within the patience fails the new session as a lost connection, so that it writes nothing yet")
+    func aLostProcessThatStaysIsNotWaitedForForever() throws {
+        let shop = try Shop()
+        let caller = try Connection(conninfo: shop.database.conninfo)
+        let (lost, sleeping) = try LostSessionTests.sleepingSession(shop)
+        // A stopped process takes its SIGTERM only once continued: it outlasts any patience.
+        #expect(kill(lost.pid, SIGSTOP) == 0)
+        defer { kill(lost.pid, SIGCONT) }
+        let logs = LogCapture()
+        let started = ContinuousClock.now
+        let error = #expect(throws: PostgresError.self) {
+            try LostSession.end(lost, from: caller, logger: logs.logger(), patience: .milliseconds(300))
+        }
+        #expect(ContinuousClock.now - started >= .milliseconds(300))
+        #expect(error?.code == .connectionLost)
+        #expect(error?.isTransient == true, "retried after the backoff, like any lost connection")
+        #expect(error?.message.contains("pid \(lost.pid)) did not end within 300ms") == true, "\(error?.message ?? "")")
+        #expect(!logs.all.contains { $0.contains("ended the lost session's server process") })
+        #expect(kill(lost.pid, SIGCONT) == 0)
+        #expect(try shop.waitFor("SELECT count(*) FROM pg_stat_activity WHERE pid = \(lost.pid)") { $0 == "0" } == "0",
+                "the terminated process ends once it runs again")
+        #expect(sleeping.wait(timeout: .now() + 10) == .success)
+        // The next try finds it gone: nothing to end, the session goes on.
+        #expect(try LostSession.end(lost, from: caller, logger: logs.logger()) == false)
+    }
+
+    @Test("a fan-out still running on the server when the dispatcher's connection broke is ended before the new session fans out: the event is delivered at once, not after the lost claim's lease")
+    func fanOutOfALostSessionIsEnded() throws {
+        let shop = try Shop()
+        let relay = try SessionRelay(to: shop.database.cluster)
+        defer { relay.close() }
+        let receiver = try LoopbackReceiver { _, _ in .respond(status: 204) }
+        _ = try shop.addWebhook(url: receiver.baseURL + "/hook")
+        try LostSessionTests.closeGate(shop, on: "webhooky.deliveries")
+        let logs = LogCapture()
+        var configuration = shop.workerConfiguration(logs: logs)
+        configuration.databaseURL = relay.conninfo(database: shop.database.name)
+        let worker = RunningWorker(configuration)
+        defer { worker.stop() }
+
+        try shop.setCredit("7")
+        let fanningOut = "SELECT pid::text FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'webhooky worker' AND wait_event = 'PgSleep' AND query LIKE 'WITH fresh AS%'"
+        let first = try #require(try shop.waitFor(fanningOut) { $0 != nil }, "the fan-out never reached the gate")
+        relay.cutClients()
+        // The new session fans the event out again, on a new process: the lost one is gone (without
+        // the end, the new fan-out would skip the event it holds locked, and the lost one would
+        // commit its delivery claimed for the lease's 60 s once the gate opens).
+        let second = try shop.waitFor(fanningOut + " AND pid <> \(first)") { $0 != nil }
+        try #require(second != nil, "the new session did not fan the event out again")
+        #expect(try shop.column("SELECT count(*) FROM pg_stat_activity WHERE pid = \(first)") == ["0"])
+        try LostSessionTests.openGate(shop)
+        // The dispatcher's lines are written after its statements (the fan-out waited at the gate).
+        #expect(logs.waitForLine { $0.contains("ended the lost session's server process") && $0.contains("pid=\(first)") }, "\(logs.all)")
+        #expect(receiver.waitForRequests(1, timeout: .seconds(10)).count == 1, "not delivered within 10 s")
+        #expect(try shop.waitFor("SELECT state FROM webhooky.deliveries") { $0 == "succeeded" } == "succeeded")
+        #expect(try shop.connection.query("SELECT count(*)::text, max(attempts)::text FROM webhooky.deliveries").rows == [["1", "1"]])
+        #expect(try shop.column("SELECT count(*) FROM webhooky.attempts") == ["1"])
+        #expect(receiver.requests.count == 1)
     }
 
     @Test("an application name is written as an SQL constant (libpq's PQescapeLiteral) that reads back the same, whatever standard_conforming_strings says", arguments: [
