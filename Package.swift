@@ -18,8 +18,11 @@ let package = Package(
 
         // Wrappers: the only code that touches C pointers.
         .target(name: "Postgres", dependencies: ["CLibPQ"]),
-        .target(name: "HTTPClient", dependencies: ["CCurl"]),
+        .target(name: "HTTPClient", dependencies: ["CCurl", "ThreadNames"]),
         .target(name: "StandardWebhooks", dependencies: ["CCrypto"]),
+
+        // The OS's name of a thread (`top -H`, `perf`), set from inside it.
+        .target(name: "ThreadNames"),
 
         // Pure logic, no I/O.
         .target(name: "Templates"),
@@ -36,12 +39,12 @@ let package = Package(
         // The worker: drivers that execute what the pure state machines decide.
         .target(
             name: "Worker",
-            dependencies: ["Postgres", "HTTPClient", "Delivery", "Templates", "Schema", "Log"]
+            dependencies: ["Postgres", "HTTPClient", "Delivery", "Templates", "Schema", "Log", "ThreadNames"]
         ),
 
         // Throwaway PostgreSQL clusters and loopback HTTP receivers (demo, tests, benchmarks).
         .target(name: "LocalPostgres", dependencies: ["Postgres", "Log"]),
-        .target(name: "LoopbackReceiver"),
+        .target(name: "LoopbackReceiver", dependencies: ["ThreadNames"]),
         .target(name: "Drill", dependencies: ["LocalPostgres", "LoopbackReceiver", "Postgres", "Schema"]),
         .executableTarget(name: "webhooky-drill", dependencies: ["Drill"]),
         .target(
@@ -61,10 +64,11 @@ let package = Package(
 
         .target(
             name: "TestSupport",
-            dependencies: ["LocalPostgres", "LoopbackReceiver", "Postgres", "Schema", "Log", "Worker"],
+            dependencies: ["LocalPostgres", "LoopbackReceiver", "Postgres", "Schema", "Log", "Worker", "ThreadNames"],
             path: "Tests/TestSupport"
         ),
         .testTarget(name: "TemplatesTests", dependencies: ["Templates", "TestSupport"]),
+        .testTarget(name: "ThreadNamesTests", dependencies: ["ThreadNames"]),
         .testTarget(name: "DeliveryTests", dependencies: ["Delivery", "Templates", "StandardWebhooks", "TestSupport"]),
         // LocalPostgres for ChildProcess, which runs openssl (a test CA, s_server) for the TLS tests.
         .testTarget(name: "HTTPClientTests", dependencies: ["HTTPClient", "LoopbackReceiver", "LocalPostgres"]),

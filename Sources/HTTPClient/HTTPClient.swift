@@ -1,6 +1,7 @@
 import CCurl
 import Foundation
 import Synchronization
+import ThreadNames
 
 /// An HTTP client on libcurl's multi interface: one dedicated thread drives every transfer,
 /// requests go in and results come out in batches.
@@ -102,9 +103,7 @@ public final class HTTPClient: Sendable {
         let inbox = self.inbox
         self.multi = multi
         let thread = Thread {
-            // Named from inside: a name set before the start does not reach the OS thread on
-            // Linux (`top -H`, `perf` show it; at most 15 characters, or none is set).
-            Thread.current.name = "webhooky-http"
+            nameThisThread("webhooky-http")
             let loop = TransferLoop(multi: multi, configuration: configuration, completion: completion)
             loop.run { inbox.state.withLock { state in
                 defer {

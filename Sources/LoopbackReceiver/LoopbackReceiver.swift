@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import Synchronization
+import ThreadNames
 
 /// A small HTTP/1.1 server on 127.0.0.1 that records every request and answers as told:
 /// the "other party" in the demo and in tests. One thread per connection, keep-alive supported.
@@ -54,7 +55,7 @@ public final class LoopbackReceiver: Sendable {
         self.listener = listener
         self.responder = responder
         let thread = Thread { [state, responder] in
-            Thread.current.name = "receiver-accept"  // from inside, at most 15 characters (see HTTPClient)
+            nameThisThread("receiver-accept")
             LoopbackReceiver.acceptLoop(listener: listener, state: state, responder: responder)
         }
         thread.start()
@@ -128,7 +129,7 @@ public final class LoopbackReceiver: Sendable {
             var yes: Int32 = 1
             setsockopt(connection, Int32(IPPROTO_TCP), TCP_NODELAY, &yes, socklen_t(MemoryLayout<Int32>.size))
             let thread = Thread {
-                Thread.current.name = "receiver-conn"
+                nameThisThread("receiver-conn")
                 var handler = ConnectionHandler(socket: connection, record: { request in
                     let number = state.values.withLock { values in
                         values.requests.append(request)

@@ -2,6 +2,7 @@ import Foundation
 import Log
 import Postgres
 import Synchronization
+import ThreadNames
 
 /// Deletes old history (``RetentionPolicy``) on its own thread and connection, so that pruning
 /// a large table, a second or more per batch, never holds back the dispatcher's fan-outs and
@@ -23,7 +24,7 @@ final class HistoryPruner: Sendable {
     /// Starts the pruner's thread.
     init(configuration: WorkerConfiguration, policy: RetentionPolicy, logger: Logger, firstRunAfter: Duration = .seconds(10)) {
         let thread = Thread { [self] in
-            Thread.current.name = "webhooky-pruner"  // from inside, at most 15 characters (see HTTPClient)
+            nameThisThread("webhooky-pruner")
             run(configuration: configuration, policy: policy, logger: logger, firstRunAfter: firstRunAfter)
             stopped.signal()
         }

@@ -3,6 +3,7 @@ import Foundation
 import Log
 import Postgres
 import Synchronization
+import ThreadNames
 
 /// Writes attempt outcomes on its own database connection and thread, so that the dispatcher's
 /// connection fans out and claims while outcomes are being written: PostgreSQL works on both
@@ -77,7 +78,7 @@ final class OutcomeRecorder: Sendable {
         self.logger = logger
         self.onWritten = onWritten
         let thread = Thread { [self] in
-            Thread.current.name = "webhooky-record"  // from inside, at most 15 characters (see HTTPClient)
+            nameThisThread("webhooky-record")
             run()
         }
         thread.start()

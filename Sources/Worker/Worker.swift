@@ -6,6 +6,7 @@ import Log
 import Postgres
 import Schema
 import Synchronization
+import ThreadNames
 
 /// `webhooky run`: LISTENs for wake-ups, claims due deliveries, sends them and records what
 /// happened, until ``stop()``.
@@ -80,7 +81,7 @@ public final class Worker: Sendable {
         if configuration.listen {
             let conninfo = configuration.databaseURL
             let thread = Thread {
-                Thread.current.name = "webhooky-listen"  // from inside, at most 15 characters (see HTTPClient)
+                nameThisThread("webhooky-listen")
                 Listener(conninfo: conninfo, inbox: inbox, logger: logger).run { stopping.isSet }
                 listenerDone.signal()
             }

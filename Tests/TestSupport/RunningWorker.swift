@@ -1,6 +1,7 @@
 import Foundation
 public import Log
 import Synchronization
+import ThreadNames
 public import Worker
 
 /// A worker running on its own thread for the length of a test.
@@ -14,6 +15,7 @@ public final class RunningWorker: Sendable {
         let worker = Worker(configuration: configuration)
         self.worker = worker
         let thread = Thread { [self] in
+            nameThisThread("test-worker")
             do throws(WorkerError) {
                 try worker.run()
             } catch {
@@ -21,7 +23,6 @@ public final class RunningWorker: Sendable {
             }
             finished.signal()
         }
-        thread.name = "test-worker"
         thread.start()
     }
 
