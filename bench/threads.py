@@ -3,7 +3,8 @@
 SECONDS (run it beside `bench/run drain`). For each such process, until it exits, it reads
 /proc/<pid>/task/*/schedstat every 50 ms and prints, per thread (named by the worker:
 webhooky-http, webhooky-record, ...; the dispatcher is `webhooky`), its time on a CPU, its
-time runnable but waiting for one, and its number of time slices. Stops by itself."""
+time runnable but waiting for one, and its number of time slices (as last read: a thread that
+ends before the process keeps its last figures). Stops by itself."""
 import glob
 import sys
 import time
@@ -44,12 +45,15 @@ def main():
                 continue
             done.add(pid)
             first = time.time()
+            # Each thread's last reading: one that ends before the process (at its shutdown)
+            # keeps the figures it had then.
             last, last_at = threads(pid), first
             while True:
                 sample = threads(pid)
                 if not sample:
                     break
-                last, last_at = sample, time.time()
+                last.update(sample)
+                last_at = time.time()
                 time.sleep(0.05)
             print(f'worker pid {pid}: ran {last_at - first:.2f} s', flush=True)
             for name, on_cpu, waiting, slices in sorted(last.values(), key=lambda t: -t[1]):
