@@ -46,7 +46,7 @@ let package = Package(
         .target(name: "LocalPostgres", dependencies: ["Postgres", "Log"]),
         .target(name: "LoopbackReceiver", dependencies: ["ThreadNames"]),
         .target(name: "Drill", dependencies: ["LocalPostgres", "LoopbackReceiver", "Postgres", "Schema"]),
-        .executableTarget(name: "webhooky-drill", dependencies: ["Drill"]),
+        .executableTarget(name: "webhooky-drill", dependencies: ["Drill", "Log"]),
         .target(
             name: "Demo",
             dependencies: ["Worker", "Schema", "LocalPostgres", "LoopbackReceiver", "Postgres", "Log", "HTTPClient", "StandardWebhooks"]

@@ -207,7 +207,7 @@ final class DemoSignals: @unchecked Sendable {
         guard !interrupted.exchange(true, ordering: .acquiringAndReleasing) else { return }
         if let cluster = cluster.withLock({ $0 }) {
             cluster.destroy()
-            FileHandle.standardError.write(Data("\nwebhooky demo: interrupted; PostgreSQL stopped and \(cluster.directory) removed\n".utf8))
+            Logger.writeStandardError("\nwebhooky demo: interrupted; PostgreSQL stopped and \(cluster.directory) removed\n")
         }
         exit(130)
     }

@@ -105,7 +105,7 @@ public struct FaultDrill {
             faults.append((0.3 + 0.5 * Double(restart) / Double(max(1, configuration.postgresRestarts - 1)), restart % 2 == 0 ? .restartFast : .restartImmediate))
         }
         faults.sort { $0.at < $1.at }
-        let emitSeconds = Double(configuration.emitDuration.components.seconds)
+        let emitSeconds = DrillReport.seconds(configuration.emitDuration)  // with its fraction: --duration 0.5s
         let emitStart = ContinuousClock.now
         for fault in faults {
             let due = emitStart + .milliseconds(Int64(fault.at * emitSeconds * 1000))

@@ -175,8 +175,11 @@ public struct Logger: Sendable {
         }
     }
 
-    /// One `write(2)` per call, so lines from different threads never interleave.
-    private static func writeStandardError(_ text: String) {
+    /// Writes `text` on stderr as it is (no line break added): one `write(2)` per call (more only
+    /// after a short write), so lines from different threads never interleave. A failed write
+    /// (stderr closed, a pipe whose reader is gone) loses the text and nothing else: unlike
+    /// Foundation's `FileHandle.standardError.write(_:)`, which traps on Linux.
+    public static func writeStandardError(_ text: String) {
         var text = text
         text.withUTF8 { bytes in
             guard let base = bytes.baseAddress else { return }

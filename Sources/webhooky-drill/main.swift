@@ -1,5 +1,6 @@
 import Drill
 import Foundation
+import Log
 
 // `webhooky-drill`: the fault drill (see bench/drill). Exit status 0 when nothing was lost,
 // 1 when something was, 2 on bad options.
@@ -15,7 +16,9 @@ let usage = """
     """
 
 var arguments = Array(CommandLine.arguments.dropFirst())
-let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("webhooky").path
+// Beside this executable, wherever it was started from (argv[0] is a bare name when found on PATH).
+let ownPath = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+let executable = URL(fileURLWithPath: ownPath).deletingLastPathComponent().appendingPathComponent("webhooky").path
 var configuration = FaultDrill.Configuration(workerExecutable: executable)
 var output: String? = nil
 func count(_ value: String, _ option: String, minimum: Int) -> Int {
@@ -23,7 +26,7 @@ func count(_ value: String, _ option: String, minimum: Int) -> Int {
     return number
 }
 func fail(_ message: String) -> Never {
-    FileHandle.standardError.write(Data("webhooky-drill: \(message)\n\n\(usage)\n".utf8))
+    Logger.writeStandardError("webhooky-drill: \(message)\n\n\(usage)\n")
     exit(2)
 }
 while !arguments.isEmpty {
@@ -65,6 +68,6 @@ do {
     if let output { try text.write(toFile: output, atomically: true, encoding: .utf8) }
     exit(report.lost == 0 ? 0 : 1)
 } catch {
-    FileHandle.standardError.write(Data("webhooky-drill: the drill could not run: \(error)\n".utf8))
+    Logger.writeStandardError("webhooky-drill: the drill could not run: \(error)\n")
     exit(1)
 }

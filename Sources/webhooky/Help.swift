@@ -1,4 +1,5 @@
 import Glibc
+import Log
 import Schema
 import Worker
 
@@ -74,11 +75,7 @@ enum Help {
 
     /// Prints `text` and a line break on stderr, in one `write(2)`.
     static func printOnStandardError(_ text: String) {
-        var line = text + "\n"
-        line.withUTF8 { bytes in
-            guard let base = bytes.baseAddress else { return }
-            _ = write(2, base, bytes.count)
-        }
+        Logger.writeStandardError(text + "\n")
     }
 
     /// The connection string: `--database-url`, else `DATABASE_URL`, else "" (libpq's PG* variables).

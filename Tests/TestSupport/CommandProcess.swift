@@ -21,8 +21,9 @@ public final class CommandProcess: Sendable {
     }
 
     /// Starts `webhooky arguments...` with `environment` added to the test's own (stdin is
-    /// `/dev/null`).
-    public init(_ arguments: [String], environment: [String: String] = [:]) throws {
+    /// `/dev/null`). `errorsUnread`: its stderr is a pipe whose reader is gone (`| head` that
+    /// ended), so every write there fails (EPIPE), and ``errors`` stays empty.
+    public init(_ arguments: [String], environment: [String: String] = [:], errorsUnread: Bool = false) throws {
         let unique = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         outputPath = "/tmp/webhooky-command-\(unique).out"
         errorPath = "/tmp/webhooky-command-\(unique).err"
@@ -32,7 +33,15 @@ public final class CommandProcess: Sendable {
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_addopen(&actions, 2, errorPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        var unreadPipe: [Int32] = [-1, -1]
+        if errorsUnread {
+            guard pipe(&unreadPipe) == 0 else { throw LocalPostgresError("pipe: \(String(cString: strerror(errno)))") }
+            close(unreadPipe[0])
+            posix_spawn_file_actions_adddup2(&actions, unreadPipe[1], 2)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 2, errorPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        }
+        defer { if errorsUnread { close(unreadPipe[1]) } }
         // Descriptors of the test process (sockets, the cluster's files) stay out of the child.
         for descriptor in CommandProcess.openDescriptors() where descriptor > 2 {
             let flags = fcntl(descriptor, F_GETFD)

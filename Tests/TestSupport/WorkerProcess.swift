@@ -10,10 +10,12 @@ public final class WorkerProcess: Sendable {
     /// Where its stderr (the log) and stdout go.
     public let logPath: String
 
-    /// The `webhooky` executable next to the test bundle (built by `swift build`).
+    /// The `webhooky` executable beside the running test binary (built by `swift build` into the
+    /// same folder, whatever the configuration or build path), else the debug build's.
     public static func executable() throws -> String {
+        let testBinary = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
         let candidates = [
-            Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("webhooky").path,
+            URL(fileURLWithPath: testBinary).deletingLastPathComponent().appendingPathComponent("webhooky").path,
             URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
                 .appendingPathComponent(".build/debug/webhooky").path,
         ]
