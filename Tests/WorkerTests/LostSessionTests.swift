@@ -10,9 +10,9 @@ import Testing
 /// A connection that breaks on the worker's side only (a proxy's restart) while the server's
 /// process goes on: what that process still runs must not commit behind the new session's back.
 @Suite struct LostSessionTests {
-    /// A table and trigger that hold every insert into `table` (by default `webhooky.attempts`,
-    /// and so the outcome statement, after its delivery's update) until ``openGate(_:)``.
-    static func closeGate(_ shop: Shop, on table: String = "webhooky.attempts") throws {
+    /// A table and trigger that hold every insert into `table` (`webhooky.attempts`: the outcome
+    /// statement, after its delivery's update; `webhooky.deliveries`: a fan-out) until ``openGate(_:)``.
+    static func closeGate(_ shop: Shop, on table: String) throws {
         try shop.connection.execute("""
             CREATE TABLE public.gate (open boolean NOT NULL);
             INSERT INTO public.gate VALUES (false);
@@ -27,6 +27,38 @@ import Testing
 
     static func openGate(_ shop: Shop) throws {
         try shop.connection.execute("UPDATE public.gate SET open = true")
+    }
+
+    /// A worker whose connections all go through a ``SessionRelay``, sending to a receiver that
+    /// answers `status`, with a gate on `gateOn` (see ``closeGate(_:on:)``). ``stop()`` opens the
+    /// gate first (a test that failed early leaves no statement waiting there), then stops the
+    /// worker and closes the relay.
+    struct GatedWorker {
+        let relay: SessionRelay
+        let receiver: LoopbackReceiver
+        let webhook: Int64
+        let logs: LogCapture
+        let worker: RunningWorker
+        private let shop: Shop
+
+        init(_ shop: Shop, gateOn table: String, status: Int, retry: [Duration]? = nil) throws {
+            self.shop = shop
+            relay = try SessionRelay(to: shop.database.cluster)
+            receiver = try LoopbackReceiver { _, _ in .respond(status: status) }
+            webhook = try shop.addWebhook(url: receiver.baseURL + "/hook")
+            try LostSessionTests.closeGate(shop, on: table)
+            let logs = LogCapture()
+            self.logs = logs
+            var configuration = retry.map { shop.workerConfiguration(logs: logs, retry: $0) } ?? shop.workerConfiguration(logs: logs)
+            configuration.databaseURL = relay.conninfo(database: shop.database.name)
+            worker = RunningWorker(configuration)
+        }
+
+        func stop() {
+            try? LostSessionTests.openGate(shop)
+            worker.stop()
+            relay.close()
+        }
     }
 
     /// A session named `webhooky recorder` in a 60 s `pg_sleep`, on a thread that signals
@@ -108,18 +140,9 @@ import Testing
     @Test("a fan-out still running on the server when the dispatcher's connection broke is ended before the new session fans out: the event is delivered at once, not after the lost claim's lease")
     func fanOutOfALostSessionIsEnded() throws {
         let shop = try Shop()
-        let relay = try SessionRelay(to: shop.database.cluster)
-        defer { relay.close() }
-        let receiver = try LoopbackReceiver { _, _ in .respond(status: 204) }
-        _ = try shop.addWebhook(url: receiver.baseURL + "/hook")
-        try LostSessionTests.closeGate(shop, on: "webhooky.deliveries")
-        let logs = LogCapture()
-        var configuration = shop.workerConfiguration(logs: logs)
-        configuration.databaseURL = relay.conninfo(database: shop.database.name)
-        let worker = RunningWorker(configuration)
-        defer { worker.stop() }
-        // Runs before the stop: a test that failed early leaves no statement waiting at the gate.
-        defer { try? LostSessionTests.openGate(shop) }
+        let gated = try GatedWorker(shop, gateOn: "webhooky.deliveries", status: 204)
+        defer { gated.stop() }
+        let (relay, receiver, logs) = (gated.relay, gated.receiver, gated.logs)
 
         try shop.setCredit("7")
         let fanningOut = "SELECT pid::text FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'webhooky worker' AND wait_event = 'PgSleep' AND query LIKE 'WITH fresh AS%'"
@@ -155,18 +178,9 @@ import Testing
     @Test("an outcome statement still running on the server when the worker's side of its connection broke is ended before the recorder looks it up and writes it again: one attempts row and one failure counted, not two")
     func outcomeOfALostSessionIsWrittenOnce() throws {
         let shop = try Shop()
-        let relay = try SessionRelay(to: shop.database.cluster)
-        defer { relay.close() }
-        let receiver = try LoopbackReceiver { _, _ in .respond(status: 503) }
-        let webhook = try shop.addWebhook(url: receiver.baseURL + "/hook")
-        try LostSessionTests.closeGate(shop)
-        let logs = LogCapture()
-        var configuration = shop.workerConfiguration(logs: logs, retry: [.seconds(3600)])
-        configuration.databaseURL = relay.conninfo(database: shop.database.name)
-        let worker = RunningWorker(configuration)
-        defer { worker.stop() }
-        // Runs before the stop: a test that failed early leaves no statement waiting at the gate.
-        defer { try? LostSessionTests.openGate(shop) }
+        let gated = try GatedWorker(shop, gateOn: "webhooky.attempts", status: 503, retry: [.seconds(3600)])
+        defer { gated.stop() }
+        let (relay, receiver, logs, webhook) = (gated.relay, gated.receiver, gated.logs, gated.webhook)
 
         try shop.setCredit("7")
         let recording = "SELECT pid::text FROM pg_stat_activity WHERE datname = current_database() AND state = 'active' AND query LIKE 'WITH outcome AS%'"
