@@ -209,8 +209,10 @@ func allowingLoopback() throws -> AddressPolicy {
 }
 
 /// Proxies named in the environment are never used: through one, the proxy's address would be
-/// the only one checked. Serialized because it changes the process's environment.
-@Suite(.serialized, .timeLimit(.minutes(10))) struct EnvironmentProxyTests {
+/// the only one checked. Each case runs in a child process of its own (an exit test), because
+/// changing the environment of this process would race with other suites' children, which
+/// inherit it.
+@Suite(.timeLimit(.minutes(10))) struct EnvironmentProxyTests {
     @Test(arguments: [
         ("http_proxy", "http://169.254.169.254/latest/meta-data"),
         ("ALL_PROXY", "http://169.254.169.254/latest/meta-data"),
@@ -218,25 +220,30 @@ func allowingLoopback() throws -> AddressPolicy {
         ("https_proxy", "https://169.254.169.254/latest/meta-data"),
         ("HTTPS_PROXY", "https://192.168.1.1/"),
     ])
-    func anEnvironmentProxyDoesNotBypassTheCheck(_ variable: String, _ url: String) throws {
-        // The proxy is on 127.0.0.1, which the policy allows; the target is internal.
-        let proxy = try LoopbackReceiver()
-        let names: [String] = ["http_proxy", "https_proxy", "HTTPS_PROXY", "ALL_PROXY", "all_proxy", "no_proxy", "NO_PROXY"]
-        let saved: [(String, String?)] = names.map { name in (name, getenv(name).map { String(cString: $0) }) }
-        defer {
-            for (name, value) in saved {
-                if let value { setenv(name, value, 1) } else { unsetenv(name) }
-            }
+    func anEnvironmentProxyDoesNotBypassTheCheck(_ variable: String, _ url: String) async {
+        // Exit status 2: the proxy was connected to; 3: the request was not refused for its address.
+        await #expect(processExitsWith: .success, "\(variable) set, \(url) requested") { [variable, url] in
+            exit(try Self.requestThroughEnvironmentProxy(variable: variable, url: url))
         }
-        for (name, _) in saved { unsetenv(name) }
-        setenv(variable, proxy.baseURL, 1)
+    }
 
+    /// In the child: only `variable` names a proxy (a receiver on 127.0.0.1, which the policy
+    /// allows) and `url`'s host is internal. 0 when the request was refused for its address and
+    /// the proxy never connected to; 2 when the proxy was; 3 when the request was not refused
+    /// for its address.
+    static func requestThroughEnvironmentProxy(variable: String, url: String) throws -> Int32 {
+        let proxy = try LoopbackReceiver()
+        for name in ["http_proxy", "https_proxy", "HTTPS_PROXY", "ALL_PROXY", "all_proxy", "no_proxy", "NO_PROXY"] {
+            unsetenv(name)
+        }
+        setenv(variable, proxy.baseURL, 1)
         let policy = try allowingLoopback()
         let (client, results) = try makeClient { $0.addressPolicy = policy }
         defer { client.shutdown() }
         client.send([HTTPRequest(tag: 1, method: "GET", url: url)])
-        let error = try failure(of: results)
-        #expect(error.code == .addressNotAllowed)
-        #expect(proxy.connectionsAccepted == 0, "the request went through the proxy")
+        let result = results.wait(for: 1).first
+        if proxy.connectionsAccepted != 0 { return 2 }
+        guard let result, case .failure(let error) = result.outcome, error.code == .addressNotAllowed else { return 3 }
+        return EXIT_SUCCESS
     }
 }
