@@ -82,12 +82,12 @@ public final class LoopbackReceiver: Sendable {
     /// requests received so far (check the count: fewer means the timeout passed).
     @discardableResult
     public func waitForRequests(_ count: Int, timeout: Duration = .seconds(10)) -> [ReceivedRequest] {
-        let deadline = Date().addingTimeInterval(Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18)
+        let deadline = ContinuousClock.now.advanced(by: timeout)
         state.arrived.lock()
         defer { state.arrived.unlock() }
         while true {
             let requests = state.values.withLock { $0.requests }
-            if requests.count >= count || !state.arrived.wait(until: deadline) { return requests }
+            if requests.count >= count || !state.arrived.waitBriefly(before: deadline) { return requests }
         }
     }
 

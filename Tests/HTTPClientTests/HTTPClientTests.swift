@@ -16,13 +16,13 @@ final class ResultCollector: Sendable {
         condition.unlock()
     }
 
-    func wait(for count: Int, timeout: TimeInterval = 20) -> [HTTPResult] {
-        let deadline = Date().addingTimeInterval(timeout)
+    func wait(for count: Int, timeout: Duration = .seconds(20)) -> [HTTPResult] {
+        let deadline = ContinuousClock.now.advanced(by: timeout)
         condition.lock()
         defer { condition.unlock() }
         while true {
             let current = results.withLock { $0 }
-            if current.count >= count || !condition.wait(until: deadline) { return current.sorted { $0.tag < $1.tag } }
+            if current.count >= count || !condition.waitBriefly(before: deadline) { return current.sorted { $0.tag < $1.tag } }
         }
     }
 }
@@ -110,7 +110,7 @@ func makeClient(_ configure: (inout HTTPClient.Configuration) -> Void = { _ in }
         for round in 1...10 {
             let start = ContinuousClock.now
             client.send([HTTPRequest(tag: Int64(round), method: "GET", url: receiver.baseURL + "/\(round)")])
-            #expect(results.wait(for: round, timeout: 5).count == round)
+            #expect(results.wait(for: round, timeout: .seconds(5)).count == round)
             times.append(ContinuousClock.now - start)
             Thread.sleep(forTimeInterval: 0.05)  // the thread goes back to waiting
         }
