@@ -96,27 +96,18 @@ public struct FaultDrill {
         }
         emitterThread.start()
 
-        // The chaos schedule: kills and restarts spread over the emitting time.
-        var faults: [(at: Double, action: Fault)] = []
-        for kill in 0..<configuration.workerKills {
-            faults.append((0.1 + 0.8 * Double(kill) / Double(max(1, configuration.workerKills - 1)), .killWorker))
-        }
-        for restart in 0..<configuration.postgresRestarts {
-            faults.append((0.3 + 0.5 * Double(restart) / Double(max(1, configuration.postgresRestarts - 1)), restart % 2 == 0 ? .restartFast : .restartImmediate))
-        }
-        faults.sort { $0.at < $1.at }
-        let emitSeconds = DrillReport.seconds(configuration.emitDuration)  // with its fraction: --duration 0.5s
         let emitStart = ContinuousClock.now
-        for fault in faults {
-            let due = emitStart + .milliseconds(Int64(fault.at * emitSeconds * 1000))
+        for planned in FaultDrill.schedule(workerKills: configuration.workerKills, postgresRestarts: configuration.postgresRestarts,
+                                         over: configuration.emitDuration) {
+            let due = emitStart + planned.after
             if due > .now { Thread.sleep(forTimeInterval: DrillReport.seconds(due - .now)) }
-            switch fault.action {
+            switch planned.fault {
             case .killWorker:
                 let old = supervisor.pid
                 try supervisor.killAndRestart()
                 say("SIGKILL worker \(old); started \(supervisor.pid)  (\(emitter.committed) events committed so far)")
             case .restartFast, .restartImmediate:
-                let mode: LocalCluster.StopMode = fault.action == .restartFast ? .fast : .immediate
+                let mode: LocalCluster.StopMode = planned.fault == .restartFast ? .fast : .immediate
                 try cluster.restart(mode: mode)
                 say("PostgreSQL restarted (\(mode.rawValue))  (\(emitter.committed) events committed so far)")
             }
@@ -142,7 +133,22 @@ public struct FaultDrill {
         )
     }
 
-    enum Fault { case killWorker, restartFast, restartImmediate }
+    /// A fault the drill causes.
+    public enum Fault: Equatable, Sendable { case killWorker, restartFast, restartImmediate }
+
+    /// The chaos schedule: worker kills spread from 10 % to 90 % of the emitting time, PostgreSQL
+    /// restarts (fast and immediate in turn) from 30 % to 80 %, in the order they fall due;
+    /// each with its time from the start of emitting (fractions of a second kept).
+    public static func schedule(workerKills: Int, postgresRestarts: Int, over emitting: Duration) -> [(after: Duration, fault: Fault)] {
+        var faults: [(share: Double, fault: Fault)] = []
+        for kill in 0..<workerKills {
+            faults.append((0.1 + 0.8 * Double(kill) / Double(max(1, workerKills - 1)), .killWorker))
+        }
+        for restart in 0..<postgresRestarts {
+            faults.append((0.3 + 0.5 * Double(restart) / Double(max(1, postgresRestarts - 1)), restart % 2 == 0 ? .restartFast : .restartImmediate))
+        }
+        return faults.sorted { $0.share < $1.share }.map { (emitting * $0.share, $0.fault) }
+    }
 }
 
 /// Runs one `webhooky run` process at a time and restarts it when told.

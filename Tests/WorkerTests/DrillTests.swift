@@ -23,3 +23,22 @@ import Testing
         #expect(access("/tmp/webhooky-drill-worker-\(getpid()).log", F_OK) != 0, "the drill's worker log is left behind")
     }
 }
+
+/// The drill's chaos schedule: when each fault falls due within the emitting time.
+@Suite struct FaultScheduleTests {
+    @Test func faultsAreSpreadOverTheEmittingTimeInOrder() {
+        let schedule = FaultDrill.schedule(workerKills: 3, postgresRestarts: 2, over: .seconds(10))
+        #expect(schedule.map(\.after) == [.seconds(1), .seconds(3), .seconds(5), .seconds(8), .seconds(9)])
+        #expect(schedule.map(\.fault) == [.killWorker, .restartFast, .killWorker, .restartImmediate, .killWorker])
+    }
+
+    @Test func aDurationUnderASecondKeepsItsFraction() {
+        let schedule = FaultDrill.schedule(workerKills: 1, postgresRestarts: 1, over: .milliseconds(500))
+        #expect(schedule.map(\.after) == [.milliseconds(50), .milliseconds(150)])
+        #expect(schedule.map(\.fault) == [.killWorker, .restartFast])
+    }
+
+    @Test func noFaultsWhenNoneAreAskedFor() {
+        #expect(FaultDrill.schedule(workerKills: 0, postgresRestarts: 0, over: .seconds(10)).isEmpty)
+    }
+}
