@@ -447,7 +447,7 @@ class Report:
         date = dt.date.today().isoformat()
         suffix = (("-diagnose" if self.args.diagnose else "") + (f"-c{self.args.clients}" if self.args.clients != 1 else "")
                   + ("-ab" if self.args.against else ""))
-        path = RESULTS / f"{date}-{self.scenario}{suffix}.md"
+        path = unused_path(RESULTS / f"{date}-{self.scenario}{suffix}.md")
         elapsed = time.time() - started
         md = [f"# Benchmark: {self.scenario} ({date})", ""]
         md += [f"- {k}: {v}" for k, v in self.env.items()]
@@ -475,6 +475,17 @@ class Report:
             print("  " + line)
         print(f"\nwritten: {path.relative_to(REPO)}")
         return path
+
+
+def unused_path(path: Path) -> Path:
+    """`path`, or when a file of that name exists (a run of the same scenario earlier that day),
+    the first free `<stem>-2.md`, `<stem>-3.md`...: a report never overwrites another."""
+    number = 2
+    candidate = path
+    while candidate.exists():
+        candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
+        number += 1
+    return candidate
 
 
 def fmt_cell(v) -> str:
