@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import datetime as dt
+import hashlib
 import http.client
 import math
 import os
@@ -148,6 +149,56 @@ def machine_cpu() -> tuple[float, float]:
         v = [int(x) for x in f.readline().split()[1:9]]
     user, nice, system, _idle, _iowait, irq, softirq, steal = v
     return (user + nice + system + irq + softirq) / CLK_TCK, steal / CLK_TCK
+
+
+def machine_speed(folder: Path) -> str:
+    """How fast the machine is right now, for telling a fast hour of the shared host from a slow
+    one: the median time of 300 `fdatasync`s of an 8 kB write in `folder` (the cluster's
+    filesystem, as a commit's WAL flush), and SHA-256 throughput (median of 5 passes over 32 MB,
+    one core; CPU steal lowers it), and the round trip of a byte to another process and back
+    (wake-ups and system calls, which the virtual machine makes slower on some hours: most of
+    a delivery's cost is of this kind)."""
+    probe = folder / "speed-probe"
+    flushes = []
+    fd = os.open(probe, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        block = os.urandom(8192)
+        for _ in range(300):
+            t0 = time.perf_counter()
+            os.pwrite(fd, block, 0)
+            os.fdatasync(fd)
+            flushes.append(time.perf_counter() - t0)
+    finally:
+        os.close(fd)
+        probe.unlink(missing_ok=True)
+    data = os.urandom(32 << 20)
+    passes = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        hashlib.sha256(data).digest()
+        passes.append(time.perf_counter() - t0)
+    # A byte to a child process and back over a socket pair: two wake-ups, four system calls.
+    parent, child = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:
+        parent.close()
+        while (byte := child.recv(1)):
+            child.sendall(byte)
+        os._exit(0)
+    child.close()
+    trips = []
+    try:
+        for _ in range(2000):
+            t0 = time.perf_counter()
+            parent.sendall(b"x")
+            parent.recv(1)
+            trips.append(time.perf_counter() - t0)
+    finally:
+        parent.close()
+        os.waitpid(pid, 0)
+    return (f"fdatasync of an 8 kB write {statistics.median(flushes) * 1e6:,.0f} µs (median of 300), "
+            f"a round trip to another process {statistics.median(trips) * 1e6:,.1f} µs (median of 2,000), "
+            f"SHA-256 {32 / statistics.median(passes):,.0f} MB/s on one core (median of 5), at the start")
 
 
 class Meter:
@@ -584,6 +635,7 @@ class Bench:
         return {
             "commit": f"{commit} (Webhooky's code: {code})" + (" (Sources/sql modified)" if dirty else ""),
             "machine": f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}",
+            "machine speed": machine_speed(self.cluster.root),
             "PostgreSQL": f"{self.pg_version}, fsync on, synchronous_commit on, shared_buffers 1GB, max_wal_size 16GB",
             "customers": f"{self.n:,}",
             "runs per system": str(self.args.runs),
