@@ -21,7 +21,7 @@ import Testing
     @Test func aWaitWithNoRequestsLastsItsTimeoutOnTheMonotonicClock() throws {
         let receiver = try LoopbackReceiver()
         let clock = ContinuousClock()
-        var requests: [ReceivedRequest] = [ReceivedRequest]()
+        var requests: [ReceivedRequest] = []
         let waited = clock.measure { requests = receiver.waitForRequests(1, timeout: .milliseconds(300)) }
         #expect(requests.isEmpty)
         #expect(waited >= .milliseconds(300))
