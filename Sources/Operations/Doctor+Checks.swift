@@ -520,9 +520,9 @@ extension Doctor {
     /// by its own pace; when fewer than ``paceMinimumEvents`` are left, those that
     /// `webhooky.prune` deleted count too (`webhooky.event_pace`), so a trigger dropped longer ago
     /// than the retention is still noticed. The silence counts from the last event, or from when
-    /// a webhook made the type wanted again (the type's newest note in `webhooky.event_wanted`),
-    /// whichever is later. Not for a `tenant`'s role: it may not read them, and they are every
-    /// account's; its own events left are its pace.
+    /// a webhook made the type wanted again (the type's newest note in `webhooky.event_wanted`,
+    /// written at the commit of that change), whichever is later. Not for a `tenant`'s role: it
+    /// may not read them, and they are every account's; its own events left are its pace.
     func eventsCheck(_ connection: Connection, tenant: Bool = false) throws(PostgresError) -> DoctorCheck {
         let pruned = tenant ? "(SELECT NULL::text, NULL::bigint, NULL::timestamptz, NULL::timestamptz, NULL::interval) AS p (event, events, first_at, last_at, longest_gap)"
             : "webhooky.event_pace p"

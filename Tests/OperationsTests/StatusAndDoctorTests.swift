@@ -741,6 +741,70 @@ import Testing
                 "\(late.output)")
     }
 
+    @Test("doctor: a webhook enabled in a transaction that commits after the type's only other webhook was disabled makes the type wanted again at its commit, so the pause between the two commits is not counted as silence")
+    func wantedAgainAtTheCommitOfACrossingEnable() throws {
+        let database = try AdminDatabase()
+        let first = try database.addWebhook(url: "https://erp.example.com/x")
+        let second = try database.addWebhook(url: "https://erp.example.com/y", enabled: false)
+        try database.wantedForAMonth()
+        // A change a minute for the last 30 minutes, while the first webhook was enabled.
+        try database.connection.execute("""
+            INSERT INTO webhooky.events (event, payload, fanned_out, created_at)
+            SELECT 'customer.credit_changed', '{}', true, now() - n * interval '1 minute' FROM generate_series(29, 0, -1) n;
+            """)
+        // The second is enabled in a transaction that stays open while the first is disabled;
+        // its statement still sees the first enabled.
+        let enabling = try database.database.connect()
+        try enabling.execute("BEGIN")
+        try enabling.query("UPDATE webhooky.webhooks SET enabled = true WHERE id = $1", [String(second)])
+        try database.connection.query("UPDATE webhooky.webhooks SET enabled = false WHERE id = $1", [String(first)])
+        // Three hours of that pause, in which no event could be recorded: everything so far
+        // moves three hours into the past.
+        try database.connection.execute("""
+            UPDATE webhooky.events SET created_at = created_at - interval '3 hours';
+            UPDATE webhooky.event_wanted SET wanted_since = wanted_since - interval '3 hours';
+            """)
+        try enabling.execute("COMMIT")
+        #expect(try database.value("SELECT now() - max(wanted_since) < interval '1 minute' FROM webhooky.event_wanted") == "t",
+                "the type was wanted again when the enabling transaction committed")
+        #expect(try database.value("SELECT webhook_id FROM webhooky.event_wanted ORDER BY wanted_since DESC LIMIT 1") == String(second))
+        let outcome = try database.run(["doctor"])
+        #expect(StatusAndDoctorTests.finding(outcome.output, "events") == "OK    events        every event type with enabled webhooks had an event at its usual pace",
+                "\(outcome.output)")
+
+        // Crossing the other way (enabled and committed while the first was still enabled, which
+        // was then disabled): the type was wanted all along, nothing is noted.
+        try database.connection.execute("UPDATE webhooky.event_wanted SET wanted_since = now() - interval '30 days'")
+        try database.connection.query("UPDATE webhooky.webhooks SET enabled = true WHERE id = $1", [String(first)])
+        try database.connection.query("UPDATE webhooky.webhooks SET enabled = false WHERE id = $1", [String(second)])
+        try database.connection.query("UPDATE webhooky.webhooks SET enabled = true WHERE id = $1", [String(second)])
+        try database.connection.query("UPDATE webhooky.webhooks SET enabled = false WHERE id = $1", [String(first)])
+        let notes = try database.column("SELECT webhook_id || ' ' || wanted_since FROM webhooky.event_wanted")
+        #expect(try database.value("SELECT now() - max(wanted_since) > interval '29 days' FROM webhooky.event_wanted") == "t",
+                "the type was wanted all along: \(notes)")
+    }
+
+    @Test("the note of a type wanted again is written at the commit, with the commit's time, and not when the webhook is no longer enabled by then")
+    func wantedSinceIsNotedAtTheCommit() throws {
+        let database = try AdminDatabase()
+        try database.wantedForAMonth()
+        try database.connection.execute("BEGIN")
+        let webhook = try database.addWebhook(url: "https://erp.example.com/x")
+        #expect(try database.value("SELECT count(*) FROM webhooky.event_wanted WHERE webhook_id = $1", [String(webhook)]) == "0", "not before the commit")
+        try database.connection.execute("SELECT pg_sleep(0.3)")
+        try database.connection.execute("COMMIT")
+        #expect(try database.value("SELECT clock_timestamp() - wanted_since < interval '0.25 seconds' FROM webhooky.event_wanted WHERE webhook_id = $1", [String(webhook)]) == "t",
+                "the commit's time, not the transaction's start")
+
+        // Inserted enabled, then disabled before the commit: the type was never wanted.
+        try database.connection.execute("DELETE FROM webhooky.webhooks; DELETE FROM webhooky.event_wanted")
+        try database.connection.execute("BEGIN")
+        let brief = try database.addWebhook(url: "https://erp.example.com/y")
+        try database.connection.query("UPDATE webhooky.webhooks SET enabled = false WHERE id = $1", [String(brief)])
+        try database.connection.execute("COMMIT")
+        #expect(try database.value("SELECT count(*) FROM webhooky.event_wanted") == "0")
+    }
+
     /// A database with the event types order.paid and order.shipped, each with a webhook.
     static func paidAndShipped() throws -> AdminDatabase {
         let database = try AdminDatabase()
