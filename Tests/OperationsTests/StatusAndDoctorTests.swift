@@ -784,17 +784,18 @@ import Testing
                 "the type was wanted all along: \(notes)")
     }
 
-    @Test("the note of a type wanted again is written at the commit, with the commit's time, and not when the webhook is no longer enabled by then")
-    func wantedSinceIsNotedAtTheCommit() throws {
+    @Test("the note of a type wanted again is timed at the commit, and removed when the webhook no longer wants the event by then")
+    func wantedSinceIsTimedAtTheCommit() throws {
         let database = try AdminDatabase()
         try database.wantedForAMonth()
         try database.connection.execute("BEGIN")
         let webhook = try database.addWebhook(url: "https://erp.example.com/x")
-        #expect(try database.value("SELECT count(*) FROM webhooky.event_wanted WHERE webhook_id = $1", [String(webhook)]) == "0", "not before the commit")
-        try database.connection.execute("SELECT pg_sleep(0.3)")
+        try database.connection.execute("SELECT pg_sleep(0.2)")
+        let beforeCommit = try #require(try database.value("SELECT clock_timestamp()::text"))
         try database.connection.execute("COMMIT")
-        #expect(try database.value("SELECT clock_timestamp() - wanted_since < interval '0.25 seconds' FROM webhooky.event_wanted WHERE webhook_id = $1", [String(webhook)]) == "t",
-                "the commit's time, not the transaction's start")
+        #expect(try database.value("SELECT wanted_since >= $2::timestamptz FROM webhooky.event_wanted WHERE webhook_id = $1",
+                                   [String(webhook), beforeCommit]) == "t",
+                "the commit's time, not the statement's or the transaction's start")
 
         // Inserted enabled, then disabled before the commit: the type was never wanted.
         try database.connection.execute("DELETE FROM webhooky.webhooks; DELETE FROM webhooky.event_wanted")
@@ -803,6 +804,28 @@ import Testing
         try database.connection.query("UPDATE webhooky.webhooks SET enabled = false WHERE id = $1", [String(brief)])
         try database.connection.execute("COMMIT")
         #expect(try database.value("SELECT count(*) FROM webhooky.event_wanted") == "0")
+    }
+
+    @Test("two webhooks that make their type wanted again in one transaction (one of them inside a savepoint) note it at the commit, though at the commit each sees the other enabled")
+    func twoWebhooksWantedAgainInOneTransaction() throws {
+        let database = try AdminDatabase()
+        let first = try database.addWebhook(url: "https://erp.example.com/x", enabled: false)
+        let second = try database.addWebhook(url: "https://erp.example.com/y", enabled: false)
+        try database.connection.execute("DELETE FROM webhooky.event_wanted")
+        try database.connection.execute("BEGIN; SAVEPOINT one")
+        try database.connection.query("UPDATE webhooky.webhooks SET enabled = true WHERE id = $1", [String(first)])
+        try database.connection.execute("RELEASE SAVEPOINT one")
+        try database.connection.query("UPDATE webhooky.webhooks SET enabled = true WHERE id = $1", [String(second)])
+        let beforeCommit = try #require(try database.value("SELECT clock_timestamp()::text"))
+        try database.connection.execute("COMMIT")
+        #expect(try database.column("SELECT webhook_id::text FROM webhooky.event_wanted WHERE wanted_since >= $1::timestamptz", [beforeCommit])
+                == [String(first)], "the first, which found no other enabled, retimed at the commit")
+
+        // One of two: a second webhook enabled while the first stays notes nothing.
+        try database.connection.execute("UPDATE webhooky.event_wanted SET wanted_since = now() - interval '30 days'")
+        try database.connection.query("UPDATE webhooky.webhooks SET enabled = false WHERE id = $1", [String(second)])
+        try database.connection.query("UPDATE webhooky.webhooks SET enabled = true WHERE id = $1", [String(second)])
+        #expect(try database.value("SELECT now() - max(wanted_since) > interval '29 days' FROM webhooky.event_wanted") == "t")
     }
 
     /// A database with the event types order.paid and order.shipped, each with a webhook.
