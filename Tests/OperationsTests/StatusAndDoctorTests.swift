@@ -818,14 +818,57 @@ import Testing
         try database.connection.query("UPDATE webhooky.webhooks SET enabled = true WHERE id = $1", [String(second)])
         let beforeCommit = try #require(try database.value("SELECT clock_timestamp()::text"))
         try database.connection.execute("COMMIT")
-        #expect(try database.column("SELECT webhook_id::text FROM webhooky.event_wanted WHERE wanted_since >= $1::timestamptz", [beforeCommit])
-                == [String(first)], "the first, which found no other enabled, retimed at the commit")
+        #expect(try database.column("SELECT webhook_id::text FROM webhooky.event_wanted WHERE wanted_since >= $1::timestamptz ORDER BY webhook_id", [beforeCommit])
+                == [String(first), String(second)], "each, at the commit: the other was made wanting by the same transaction")
 
         // One of two: a second webhook enabled while the first stays notes nothing.
         try database.connection.execute("UPDATE webhooky.event_wanted SET wanted_since = now() - interval '30 days'")
         try database.connection.query("UPDATE webhooky.webhooks SET enabled = false WHERE id = $1", [String(second)])
         try database.connection.query("UPDATE webhooky.webhooks SET enabled = true WHERE id = $1", [String(second)])
         #expect(try database.value("SELECT now() - max(wanted_since) > interval '29 days' FROM webhooky.event_wanted") == "t")
+    }
+
+    @Test("webhooks a single statement makes wanting their type again (a multi-row INSERT, an UPDATE of all, with the check at the commit or, after SET CONSTRAINTS ALL IMMEDIATE, at the statement) note it; the transactions' marks are removed afterwards")
+    func webhooksWantedAgainByOneStatement() throws {
+        let database = try AdminDatabase()
+        try database.connection.execute("""
+            INSERT INTO webhooky.webhooks (name, event, url) VALUES
+                ('erp', 'customer.credit_changed', 'https://erp.example.com/x'), ('mail', 'customer.credit_changed', 'https://mail.example.com/x')
+            """)
+        #expect(try database.value("SELECT count(*) FROM webhooky.event_wanted WHERE now() - wanted_since < interval '1 minute'") == "2")
+
+        for immediate in [false, true] {
+            try database.connection.execute("""
+                UPDATE webhooky.webhooks SET enabled = false;
+                UPDATE webhooky.event_wanted SET wanted_since = now() - interval '30 days';
+                """)
+            try database.connection.execute("BEGIN")
+            if immediate { try database.connection.execute("SET CONSTRAINTS ALL IMMEDIATE") }
+            try database.connection.execute("UPDATE webhooky.webhooks SET enabled = true WHERE event = 'customer.credit_changed'")
+            try database.connection.execute("COMMIT")
+            #expect(try database.value("SELECT now() - max(wanted_since) < interval '1 minute' FROM webhooky.event_wanted") == "t",
+                    "re-enabled by one UPDATE, \(immediate ? "immediate" : "deferred") check")
+        }
+        // One more change commits: the marks of the finished transactions are gone.
+        try database.addWebhook(event: "customer.tier_changed", url: "https://erp.example.com/tier")
+        #expect(try database.value("SELECT count(*) FROM webhooky.event_wanting") == "1", "only the last transaction's mark, removed by the next")
+    }
+
+    @Test("doctor: two webhooks enabled in a transaction that commits after the type's only other webhook was disabled note the type wanted again at the commit")
+    func twoWebhooksWantedAgainAcrossACrossingDisable() throws {
+        let database = try AdminDatabase()
+        let first = try database.addWebhook(url: "https://erp.example.com/x")
+        try database.connection.execute("UPDATE webhooky.event_wanted SET wanted_since = now() - interval '30 days'")
+        let enabling = try database.database.connect()
+        try enabling.execute("BEGIN")
+        try enabling.execute("""
+            INSERT INTO webhooky.webhooks (name, event, url) VALUES ('a', 'customer.credit_changed', 'https://a.example.com/');
+            INSERT INTO webhooky.webhooks (name, event, url) VALUES ('b', 'customer.credit_changed', 'https://b.example.com/');
+            """)
+        try database.connection.query("UPDATE webhooky.webhooks SET enabled = false WHERE id = $1", [String(first)])
+        let beforeCommit = try #require(try database.value("SELECT clock_timestamp()::text"))
+        try enabling.execute("COMMIT")
+        #expect(try database.value("SELECT count(*) FROM webhooky.event_wanted WHERE wanted_since >= $1::timestamptz", [beforeCommit]) == "2")
     }
 
     /// A database with the event types order.paid and order.shipped, each with a webhook.
