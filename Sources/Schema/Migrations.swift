@@ -87,6 +87,7 @@ public enum Migrations {
         Migration(version: 66, name: "wanted_since_at_commit", sql: String(decoding: PackageResources._066_wanted_since_at_commit_sql, as: UTF8.self)),
         Migration(version: 67, name: "wanted_since_within_one_transaction", sql: String(decoding: PackageResources._067_wanted_since_within_one_transaction_sql, as: UTF8.self)),
         Migration(version: 68, name: "wanted_since_of_many_at_once", sql: String(decoding: PackageResources._068_wanted_since_of_many_at_once_sql, as: UTF8.self)),
+        Migration(version: 69, name: "no_note_transaction", sql: String(decoding: PackageResources._069_no_note_transaction_sql, as: UTF8.self)),
     ]
 
     /// The schema version this binary works with: the highest migration it knows.
