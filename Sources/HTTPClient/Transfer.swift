@@ -57,7 +57,7 @@ final class Transfer {
     /// Whether the pre-request callback stopped this hop before it was sent, because its
     /// kept-alive connection was stale.
     private var stoppedOnStaleConnection = false
-    private var headerList: UnsafeMutablePointer<curl_slist>?
+    private var headerLines: HeaderLines?
     private var body: [UInt8] = []
     private var bodyTruncated = false
     private var retryAfter: String?
@@ -88,10 +88,8 @@ final class Transfer {
 
     /// Frees the header list; called when the handle is recycled.
     func releaseResources() {
-        if let headerList {
-            curl_slist_free_all(headerList)
-            self.headerList = nil
-        }
+        headerLines?.deallocate()
+        headerLines = nil
     }
 
     /// Collects the first code that is not `CURLE_OK`.
@@ -178,21 +176,10 @@ final class Transfer {
         let renamed = request.method != (body == nil ? "GET" : "POST")
         codes.add(webhooky_curl_easy_setopt_string(handle, CURLOPT_CUSTOMREQUEST, renamed ? request.method : nil))
         // "Expect:" with no value stops libcurl from waiting for a 100-continue on larger bodies.
-        // A header whose value is empty, or only spaces and tabs (which HTTP trims anyway), is
-        // written "Name;", libcurl's form for sending it empty ("Name:" would remove it).
-        for header in request.headers {
-            let blank = header.value.allSatisfy { $0 == " " || $0 == "\t" }
-            let line = blank ? "\(header.name);" : "\(header.name): \(header.value)"
-            guard let appended = curl_slist_append(headerList, line) else {
-                return HTTPError(code: .other, message: "libcurl could not build the header list (out of memory)")
-            }
-            headerList = appended
-        }
-        guard let appended = curl_slist_append(headerList, "Expect:") else {
-            return HTTPError(code: .other, message: "libcurl could not build the header list (out of memory)")
-        }
-        headerList = appended
-        codes.add(webhooky_curl_easy_setopt_list(handle, CURLOPT_HTTPHEADER, headerList))
+        releaseResources()
+        let headerLines = HeaderLines(request.headers, then: ["Expect:"])
+        self.headerLines = headerLines
+        codes.add(webhooky_curl_easy_setopt_list(handle, CURLOPT_HTTPHEADER, headerLines.list))
 
         if codes.failed != CURLE_OK {
             return HTTPError(code: Transfer.errorCode(codes.failed), message: "libcurl refused an option: \(String(cString: curl_easy_strerror(codes.failed)))")

@@ -157,12 +157,15 @@ private struct Scanner {
     mutating func parseObject(depth: Int) throws(JSONSyntaxError) -> JSONValue {
         guard depth <= JSONParser.maximumDepth else { throw error("nesting deeper than \(JSONParser.maximumDepth) levels") }
         index += 1
-        var members: [JSONObject.Member] = []
         skipWhitespace()
         if current == UInt8(ascii: "}") {
             index += 1
-            return .object(JSONObject(members))
+            return .object(JSONObject())
         }
+        // Room for the members of most objects at once; appending to an empty array would
+        // allocate again at 1, 2, 4 and 8 members.
+        var members: [JSONObject.Member] = []
+        members.reserveCapacity(8)
         while true {
             skipWhitespace()
             guard current == UInt8(ascii: "\"") else { throw error("expected a string key in double quotes") }
@@ -183,12 +186,13 @@ private struct Scanner {
     mutating func parseArray(depth: Int) throws(JSONSyntaxError) -> JSONValue {
         guard depth <= JSONParser.maximumDepth else { throw error("nesting deeper than \(JSONParser.maximumDepth) levels") }
         index += 1
-        var elements: [JSONValue] = []
         skipWhitespace()
         if current == UInt8(ascii: "]") {
             index += 1
-            return .array(elements)
+            return .array([])
         }
+        var elements: [JSONValue] = []
+        elements.reserveCapacity(4)
         while true {
             skipWhitespace()
             elements.append(try parseValue(depth: depth))

@@ -43,9 +43,19 @@ public struct JSONObject: Sendable, Hashable {
     /// canonically equivalent strings equal, so a key `"\u{212A}YC"` (KELVIN SIGN) would be
     /// taken for `"KYC"`, and a payload carrying both would render the wrong one.
     public subscript(key: String) -> JSONValue? {
-        // `==` first: it rejects most keys at once (equal bytes are always canonically equal),
-        // and only a key it takes for equal has its bytes compared.
-        members.last(where: { $0.key == key && $0.key.utf8.elementsEqual(key.utf8) })?.value
+        var key = key
+        return key.withUTF8 { wanted in
+            for member in members.reversed() where JSONObject.hasBytes(member.key, wanted) { return member.value }
+            return nil
+        }
+    }
+
+    /// Whether `text`'s UTF-8 is `bytes`, byte for byte (compared in place, not through
+    /// `String.UTF8View`, whose iteration costs several times as much).
+    private static func hasBytes(_ text: String, _ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard text.utf8.count == bytes.count else { return false }
+        var text = text
+        return text.withUTF8 { $0.elementsEqual(bytes) }
     }
 }
 
@@ -116,11 +126,10 @@ extension JSONValue {
     /// Appends `text` escaped for use inside a JSON string literal (no quotes added): `"`, `\`
     /// and control characters are escaped; everything else, emoji included, is kept as UTF-8.
     public static func writeEscaped(_ text: String, to output: inout String) {
-        var needsEscaping = false
-        for byte in text.utf8 where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
-            needsEscaping = true
-            break
-        }
+        // Looked for in the string's bytes in place (iterating `String.UTF8View` costs several
+        // times as much): most values need no escape and are appended whole.
+        var bytes = text
+        let needsEscaping = bytes.withUTF8 { $0.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") } }
         guard needsEscaping else {
             output += text
             return

@@ -16,6 +16,16 @@ import Testing
         #expect(result.columnCount == 5)
     }
 
+    @Test("parameters of every length arrive whole, an empty one empty and a missing one NULL")
+    func parametersOfEveryLengthArriveWhole() throws {
+        let connection = try TestCluster.newEmptyDatabase().connect()
+        let long = String(repeating: "žluťoučký kůň ", count: 5_000)
+        let result = try connection.query(
+            "SELECT $1::text = '', $2::text IS NULL, length($3::text), $3::text = repeat('žluťoučký kůň ', 5000), $4::text",
+            ["", nil, long, "a"])
+        #expect(result.rows == [["t", "t", "70000", "t", "a"]])
+    }
+
     @Test("a dead peer is noticed: keepalives and tcp_user_timeout by default, the DBA's own values win")
     func deadPeerTimeoutsAreSetUnlessGiven() throws {
         let database = try TestCluster.newEmptyDatabase()

@@ -33,6 +33,31 @@ import Templates
         #expect(object["b"] == .number("3"))
     }
 
+    @Test("nested objects and arrays, side by side and one in another, each keep their own members and elements")
+    func nestedContainersKeepTheirOwnEntries() throws {
+        func object(_ members: [(String, JSONValue)]) -> JSONValue {
+            .object(JSONObject(members.map { JSONObject.Member(key: $0.0, value: $0.1) }))
+        }
+        let parsed = try JSONParser.parsePayload(#"{"a": {"x": 1, "y": [1, [2, 3], {"z": 4}, []], "w": {}}, "b": [{"c": 5}, 6], "d": {}, "e": [[], [[7]]]}"#)
+        #expect(parsed == object([
+            ("a", object([("x", .number("1")), ("y", .array([.number("1"), .array([.number("2"), .number("3")]), object([("z", .number("4"))]), .array([])])),
+                          ("w", object([]))])),
+            ("b", .array([object([("c", .number("5"))]), .number("6")])),
+            ("d", object([])),
+            ("e", .array([.array([]), .array([.array([.number("7")])])])),
+        ]))
+        // More members and elements than the room made at the first object (32 and 16).
+        let many = (0..<100).map { "\"k\($0)\": [\((0..<40).map(String.init).joined(separator: ", "))]" }.joined(separator: ", ")
+        let wide = try JSONParser.parse("{\(many), \"last\": {\"n\": 0}}")
+        guard case .object(let members) = wide else {
+            Issue.record("not an object")
+            return
+        }
+        #expect(members.members.count == 101)
+        #expect(members.members[99].key == "k99" && members.members[99].value == .array((0..<40).map { .number(String($0)) }))
+        #expect(wide.value(at: ["last", "n"]) == .number("0"))
+    }
+
     @Test("a key is found by its exact bytes, as PostgreSQL finds it: a canonically equivalent key (KELVIN SIGN for K) is another key")
     func keysAreMatchedByteForByte() throws {
         // The order jsonb::text gives them: the shorter key first.
