@@ -176,7 +176,6 @@ final class Transfer {
         let renamed = request.method != (body == nil ? "GET" : "POST")
         codes.add(webhooky_curl_easy_setopt_string(handle, CURLOPT_CUSTOMREQUEST, renamed ? request.method : nil))
         // "Expect:" with no value stops libcurl from waiting for a 100-continue on larger bodies.
-        releaseResources()
         let headerLines = HeaderLines(request.headers, then: ["Expect:"])
         self.headerLines = headerLines
         codes.add(webhooky_curl_easy_setopt_list(handle, CURLOPT_HTTPHEADER, headerLines.list))

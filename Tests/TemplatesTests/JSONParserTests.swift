@@ -46,7 +46,7 @@ import Templates
             ("d", object([])),
             ("e", .array([.array([]), .array([.array([.number("7")])])])),
         ]))
-        // More members and elements than the room made at the first object (32 and 16).
+        // More members and elements than the room each object and array makes at first (8 and 4).
         let many = (0..<100).map { "\"k\($0)\": [\((0..<40).map(String.init).joined(separator: ", "))]" }.joined(separator: ", ")
         let wide = try JSONParser.parse("{\(many), \"last\": {\"n\": 0}}")
         guard case .object(let members) = wide else {

@@ -42,6 +42,19 @@ import Testing
             """).rows
     }
 
+    @Test("an attempt's start and duration are on record to the microsecond, as the worker measured them, error and body escaped")
+    func timesAndTextsAreRecordedExactly() throws {
+        let (shop, connection, claimed) = try OutcomeRecordTests.twoClaimedDeliveries()
+        let error = "HTTP 500: \"no\"\n\\ 😀"
+        let measured = AttemptRecord(deliveryID: claimed[0].id, webhookID: claimed[0].webhookID, attempt: 1,
+                                     completion: .init(state: .pending, retryIn: .seconds(60), status: 500, error: error),
+                                     errorCode: nil, startedAt: 1_795_000_000.123456, durationMilliseconds: 12.3456789, responseBody: "tab\there")
+        _ = try DeliveryStore.record(connection, [measured], workerID: "w1", autoDisable: nil)
+        #expect(try shop.connection.query(
+            "SELECT extract(epoch FROM started_at)::text, duration_ms::text, error, response_body FROM webhooky.attempts WHERE delivery_id = $1",
+            [String(claimed[0].id)]).rows == [["1795000000.123456", "12.346", error, "tab\there"]])
+    }
+
     @Test("a batch written again (its acknowledgement lost with the connection) adds no second attempts row and changes nothing")
     func batchWrittenAgainAddsNothing() throws {
         let (shop, connection, claimed) = try OutcomeRecordTests.twoClaimedDeliveries()

@@ -73,7 +73,7 @@ import Testing
         ("fan-out of everything", ["100", "w1", "{}", "{}", "64", "100", "60000", "0", "false"]),
         ("fan-out that fits", ["64", "w1", "60000", "0", "256", "8", "{1}", "{64}"]),
         ("record", [
-            #"[{"id":11,"webhook_id":1,"attempt":1,"state":"succeeded","status":200,"started_at":1.5,"duration_ms":2}]"#, "w1",
+            #"[{"id":11,"webhook_id":1,"attempt":1,"state":"succeeded","status":200,"started_us":1500000,"duration_us":2000}]"#, "w1",
             #"[{"webhook_id":1,"failures":0,"first_failure":null,"last_success":1.5,"last_attempt":1.5,"gone":false}]"#, "10", "60",
         ]),
         ("recorded", ["{11,21}", "{1,1}", "w1"]),
